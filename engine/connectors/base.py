@@ -1,0 +1,153 @@
+"""What the engine asks of a vendor and of a PSA. Each connector module implements one of these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol
+
+import httpx
+
+from engine.scenario import (
+    PsaAgreement,
+    PsaCompany,
+    PsaLine,
+    PsaName,
+    PsaProduct,
+    Subscription,
+    UsageRow,
+    VendorCompany,
+    VendorProduct,
+)
+
+
+class ServiceError(Exception):
+    """Any failure talking to a service, carrying the service's own message.
+
+    `status` is the HTTP status (None for a transport failure or timeout). `retryable` says whether
+    the same request may be sent again as is (reads only; writes are resolved by lookup instead).
+    `sent` is True when the request may have reached the service (a timeout after sending, a 5xx):
+    a write in that state must be looked up before anything is re-sent.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int | None = None,
+        details: Sequence[str] = (),
+        retryable: bool = False,
+        sent: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
+        self.service = service
+        self.message = message
+        self.status = status
+        self.details = list(details)
+        self.retryable = retryable
+        self.sent = sent
+        self.retry_after = retry_after
+        text = f"{service}: {message}"
+        if status is not None:
+            text = f"{service} (HTTP {status}): {message}"
+        if self.details:
+            text += " — " + "; ".join(self.details)
+        super().__init__(text)
+
+    @property
+    def rejected(self) -> bool:
+        """The service refused the request (validation, permissions): sending it again won't help."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
+
+
+class VendorConnector(Protocol):
+    """A source of subscriptions and usage (Pax8-shaped)."""
+
+    name: str
+
+    async def companies(self) -> list[VendorCompany]: ...
+
+    async def products(self) -> list[VendorProduct]: ...
+
+    async def subscriptions(self, *, changed_since: datetime | None = None) -> list[Subscription]:
+        """Subscriptions with their history; only those updated since `changed_since` when given."""
+        ...
+
+    async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
+        """Usage rows for the month `period` (YYYY-MM) of the given arrears/usage subscriptions."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LineWrite:
+    """One line to create in the PSA. `key` is the plan line's key: the connector stores it in a
+    field the PSA keeps and returns (documented per connector), so that a lookup finds the line
+    after a crash or a timeout."""
+
+    key: str
+    agreement_id: str
+    product_id: str
+    kind: Literal["recurring", "one_time"]
+    quantity: Decimal
+    unit_price: Decimal
+    unit_cost: Decimal
+    effective_date: date
+    end_date: date | None
+    description: str
+    subscription_id: str | None = None
+    sub_product: str | None = None
+
+
+@dataclass(frozen=True)
+class LineUpdate:
+    """Changes to an existing PSA line. Only the fields that are not None are written."""
+
+    key: str
+    line_id: str
+    agreement_id: str
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    cancelled_date: date | None = None
+    effective_date: date | None = None  # Autotask: when a quantity change takes effect
+    previous_quantity: Decimal | None = None
+
+
+class PsaConnector(Protocol):
+    """A PSA where billing lines are written (ConnectWise Manage, HaloPSA, Autotask)."""
+
+    name: PsaName
+
+    async def companies(self) -> list[PsaCompany]: ...
+
+    async def products(self) -> list[PsaProduct]: ...
+
+    async def agreements(self) -> list[PsaAgreement]: ...
+
+    async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
+        """Lines of the given agreements (all active agreements when None), with `source.key` set
+        from the key-carrying field for lines trueup wrote."""
+        ...
+
+    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+        """The line trueup wrote for `key` on that agreement, if the PSA has it."""
+        ...
+
+    async def create_line(self, write: LineWrite) -> PsaLine: ...
+
+    async def update_line(self, update: LineUpdate) -> PsaLine: ...
+
+    async def create_company(self, name: str) -> PsaCompany: ...
+
+    def create_requests(self, write: LineWrite) -> list[httpx.Request]:
+        """The exact requests `create_line` would send (for `trueup sync --dry-run`)."""
+        ...
+
+    def update_requests(self, update: LineUpdate) -> list[httpx.Request]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,92 @@
+"""The plan: every line that confirming the sync would write, and the findings that block or warn."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LineKind(StrEnum):
+    RECURRING = "recurring"
+    CANCEL = "cancel"
+    PRORATE = "prorate"
+    EXTRA_MONTHS = "extra_months"
+    ARREARS = "arrears"
+    USAGE_SUMMARY = "usage_summary"
+    USAGE = "usage"
+
+    @property
+    def one_time(self) -> bool:
+        return self in (LineKind.PRORATE, LineKind.EXTRA_MONTHS)
+
+
+KIND_ORDER = {kind: i for i, kind in enumerate(LineKind)}
+
+Action = Literal["create", "update", "cancel"]
+Severity = Literal["error", "warning"]
+
+
+class PlanLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    kind: LineKind
+    action: Action
+    subscription_id: str
+    company_id: str
+    psa_agreement_id: str
+    psa_product_id: str
+    psa_line_id: str | None = None
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    unit_cost: Decimal
+    total_price: Decimal
+    total_cost: Decimal
+    effective_date: date
+    end_date: date | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    months: int | None = None
+    sub_product: str | None = None
+    provisional: bool = Field(False, description="Usage whose period is not final yet (day-3 / day-5 rules).")
+    formula: str = Field("", description="How the figures were produced, for the operator.")
+    previous_quantity: Decimal | None = Field(None, description="Updates/cancels: what the PSA holds now.")
+    replaces_line_id: str | None = Field(
+        None, description="Create-new: the PSA line that gets cancelled the day before this one starts."
+    )
+    fingerprint: str = Field("", description="The line's values; an 'ignore this change' compares it.")
+
+    @property
+    def record_only(self) -> bool:
+        """A one-time line worth nothing: its key is recorded as synced, nothing is written to the PSA."""
+        return self.kind.one_time and self.total_price == 0 and self.total_cost == 0
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    subject: dict[str, str]
+    message: str
+    hint: str = Field("", description="What clears it.")
+
+
+class Totals(BaseModel):
+    price: Decimal
+    cost: Decimal
+    ignored: int = 0
+
+
+class Plan(BaseModel):
+    as_of: date
+    invoiced_through: date
+    lines: list[PlanLine]
+    findings: list[Finding]
+    totals: Totals
+    ignored_lines: list[PlanLine] = Field(default_factory=list, exclude=True)

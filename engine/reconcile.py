@@ -1,0 +1,123 @@
+"""The reconciliation: scenario in, plan out. The same function serves `trueup plan`, the console
+and the sync executor; it is pure (no I/O) and deterministic (same scenario, same plan)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from engine.plan import KIND_ORDER, Finding, Plan, PlanLine, Totals
+from engine.rules.arrears import arrears_lines, usage_summary_lines
+from engine.rules.backup import configuration_lines
+from engine.rules.context import Target, World
+from engine.rules.quota import company_checks, quota_lines
+from engine.rules.seats import seat_lines
+from engine.scenario import Scenario, Subscription, VendorCompany
+
+SEVERITY_ORDER = {"error": 0, "warning": 1}
+
+
+def reconcile(scenario: Scenario) -> Plan:
+    world = World(scenario)
+    lines: list[PlanLine] = []
+    quota_by_company: dict[str, list[Subscription]] = defaultdict(list)
+    for sub in scenario.vendor.subscriptions:
+        product = world.products.get(sub.product_id)
+        if product is not None and product.kind == "quota" and sub.status == "active":
+            quota_by_company[sub.company_id].append(sub)
+    blocked: set[str] = set()
+    for company_id, subs in quota_by_company.items():
+        blocked |= company_checks(world, company_id, subs)
+
+    for sub in sorted(scenario.vendor.subscriptions, key=lambda s: (s.company_id, s.id)):
+        if sub.id in blocked:
+            continue
+        company = world.companies.get(sub.company_id)
+        if company is not None and company.status == "inactive" and sub.status != "active":
+            continue
+        lines += _subscription_lines(world, sub)
+    for config in scenario.vendor.billing_configurations:
+        lines += configuration_lines(world, config)
+
+    shown, ignored = _apply_ignores(world, lines)
+    shown.sort(key=_line_order)
+    findings = [f for f in world.findings if not _finding_ignored(world, f)]
+    findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())))
+    return Plan(
+        as_of=scenario.as_of,
+        invoiced_through=world.invoiced_through,
+        lines=shown,
+        findings=findings,
+        totals=Totals(
+            price=sum((line.total_price for line in shown), Decimal(0)),
+            cost=sum((line.total_cost for line in shown), Decimal(0)),
+            ignored=len(ignored),
+        ),
+        ignored_lines=ignored,
+    )
+
+
+def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
+    product = world.products.get(sub.product_id)
+    subject = {"subscription_id": sub.id}
+    if product is None:
+        world.raise_finding("product_not_bound", subject,
+                            f"Subscription {sub.id} refers to an unknown vendor product {sub.product_id}.")
+        return []
+    if product.kind == "seat" and sub.status == "active" and not sub.history:
+        return []
+    # Checked in the order an operator fixes them: customer, product, agreement (RULES.md §8).
+    psa_company_id = world.psa_company_for(sub.company_id)
+    if psa_company_id is None:
+        return []
+    if product.kind == "endpoint_usage":
+        if not any(vendor_product == sub.product_id for vendor_product, _ in world.bindings):
+            world.binding_for(sub)  # raises product_not_bound
+            return []
+    elif world.binding_for(sub) is None:
+        return []
+    agreement = world.agreement_for(sub.company_id, psa_company_id, sub.billing_term, subject)
+    if agreement is None:
+        return []
+    target = Target(world.companies.get(sub.company_id) or VendorCompany(id=sub.company_id, name=sub.company_id),
+                    psa_company_id, agreement)
+    if product.kind == "endpoint_usage":
+        return arrears_lines(world, sub, target) if sub.status == "active" else []
+    if product.kind == "usage_summary":
+        return usage_summary_lines(world, sub, target) if sub.status == "active" else []
+    if product.kind == "quota":
+        return quota_lines(world, sub, target) if sub.status == "active" else []
+    binding = world.binding_for(sub)
+    assert binding is not None
+    price = binding.unit_price if binding.unit_price is not None else sub.unit_price
+    cost = binding.unit_cost if binding.unit_cost is not None else sub.unit_cost
+    return seat_lines(world, sub, target, binding.psa_product_id, price, cost)
+
+
+def _line_order(line: PlanLine) -> tuple[str, str, int, date, str]:
+    return (line.company_id, line.subscription_id, KIND_ORDER[line.kind], line.period_start or date.min, line.key)
+
+
+def _ignore_for(world: World, line: PlanLine):  # type: ignore[no-untyped-def]
+    return world.ignored.get(line.key) or world.ignored.get(line.subscription_id)
+
+
+def _apply_ignores(world: World, lines: list[PlanLine]) -> tuple[list[PlanLine], list[PlanLine]]:
+    shown: list[PlanLine] = []
+    ignored: list[PlanLine] = []
+    for line in lines:
+        ignore = _ignore_for(world, line)
+        if ignore is not None and (
+            ignore.mode == "until_restored" or ignore.fingerprint in (None, line.fingerprint)
+        ):
+            ignored.append(line)
+        else:
+            shown.append(line)
+    return shown, ignored
+
+
+def _finding_ignored(world: World, finding: Finding) -> bool:
+    sub_id = finding.subject.get("subscription_id")
+    ignore = world.ignored.get(sub_id) if sub_id else None
+    return ignore is not None and ignore.mode == "until_restored"

@@ -1,0 +1,302 @@
+"""The world a reconciliation runs over: the scenario indexed for lookups, the billing dates, the
+mapping resolution (company → PSA company → agreement, product → binding) and the findings raised."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from engine.money import round_cents
+from engine.months import last_of_month, next_day
+from engine.plan import Finding, PlanLine
+from engine.rules.findings import finding
+from engine.scenario import (
+    Ignore,
+    Override,
+    ProductBinding,
+    PsaAgreement,
+    PsaLine,
+    Scenario,
+    Subscription,
+    SyncedKey,
+    UsageRow,
+    VendorCompany,
+    VendorProduct,
+)
+
+# How much of a description each PSA keeps in its short description field (RULES.md §1).
+DESCRIPTION_LIMIT = {"connectwise": 50, "halopsa": 255, "autotask": 200}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a vendor company's lines go."""
+
+    company: VendorCompany
+    psa_company_id: str
+    agreement: PsaAgreement
+
+
+def _numeric_order(value: str) -> tuple[int, int | str]:
+    return (0, int(value)) if value.isdigit() else (1, value)
+
+
+class World:
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.as_of = scenario.as_of
+        settings = scenario.settings
+        self.settings = settings
+        self.invoiced_through = settings.invoiced_through or last_of_month(scenario.as_of)
+        self.first_unbilled = next_day(self.invoiced_through)  # E
+        self.month_end = last_of_month(scenario.as_of)
+        self.description_limit = DESCRIPTION_LIMIT[settings.psa]
+
+        vendor, psa, mappings = scenario.vendor, scenario.psa, scenario.mappings
+        self.companies: dict[str, VendorCompany] = {c.id: c for c in vendor.companies}
+        self.products: dict[str, VendorProduct] = {p.id: p for p in vendor.products}
+        self.subscriptions: dict[str, Subscription] = {s.id: s for s in vendor.subscriptions}
+        self.usage: dict[str, list[UsageRow]] = defaultdict(list)
+        for row in vendor.usage:
+            self.usage[row.subscription_id].append(row)
+        self.psa_companies = {c.id: c for c in psa.companies}
+        self.psa_products = {p.id: p for p in psa.products}
+        self.agreements = {a.id: a for a in psa.agreements}
+        self.agreements_by_company: dict[str, list[PsaAgreement]] = defaultdict(list)
+        for agreement in psa.agreements:
+            self.agreements_by_company[agreement.company_id].append(agreement)
+        self.lines_by_agreement: dict[str, list[PsaLine]] = defaultdict(list)
+        self.line_keys: set[str] = set()
+        for line in psa.lines:
+            self.lines_by_agreement[line.agreement_id].append(line)
+            if line.source is not None and line.source.key:
+                self.line_keys.add(line.source.key)
+        self.company_map: dict[str, list[str]] = defaultdict(list)
+        self.reverse_company_map: dict[str, list[str]] = defaultdict(list)
+        for m in mappings.companies:
+            self.company_map[m.vendor_id].append(m.psa_id)
+            self.reverse_company_map[m.psa_id].append(m.vendor_id)
+        self.bindings: dict[tuple[str, str | None], ProductBinding] = {
+            (b.vendor_product_id, b.sub_product): b for b in mappings.products
+        }
+        self.agreement_map = {m.vendor_company_id: m.psa_agreement_id for m in mappings.agreements}
+        self.synced: dict[str, SyncedKey] = {s.key: s for s in scenario.synced}
+        self.ignored: dict[str, Ignore] = {i.key: i for i in scenario.ignored}
+        self.overrides: dict[str, Override] = {o.key: o for o in scenario.overrides}
+        self.claimed_lines: set[str] = set()
+        self._findings: dict[tuple[str, str], Finding] = {}
+
+    # --- findings --------------------------------------------------------------------------------
+
+    def raise_finding(self, code: str, subject: dict[str, str], message: str) -> None:
+        key = (code, json.dumps(subject, sort_keys=True))
+        if key not in self._findings:
+            self._findings[key] = finding(code, subject, message)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self._findings.values())
+
+    # --- sync state ------------------------------------------------------------------------------
+
+    def is_synced(self, key: str) -> bool:
+        return key in self.synced or key in self.line_keys
+
+    # --- mapping resolution ----------------------------------------------------------------------
+
+    def psa_company_for(self, vendor_company_id: str) -> str | None:
+        """The one PSA company a vendor company maps to; raises the mapping findings otherwise."""
+        company = self.companies.get(vendor_company_id)
+        name = company.name if company else vendor_company_id
+        targets = self.company_map.get(vendor_company_id, [])
+        if not targets:
+            self.raise_finding(
+                "company_not_mapped",
+                {"vendor_company_id": vendor_company_id},
+                f"{name} is not mapped to a PSA company.",
+            )
+            return None
+        if len(set(targets)) > 1:
+            names = ", ".join(self._psa_company_name(t) for t in sorted(set(targets)))
+            self.raise_finding(
+                "duplicate_mapping",
+                {"vendor_company_id": vendor_company_id},
+                f"{name} is mapped to {len(set(targets))} PSA companies ({names}); it may map to one only.",
+            )
+            return None
+        psa_id = targets[0]
+        others = sorted(set(self.reverse_company_map.get(psa_id, [])) - {vendor_company_id})
+        if others:
+            self.raise_finding(
+                "duplicate_mapping",
+                {"psa_company_id": psa_id},
+                f"PSA company {self._psa_company_name(psa_id)} is the target of {len(others) + 1} vendor "
+                "companies; a PSA company may be mapped once only.",
+            )
+            return None
+        return psa_id
+
+    def _psa_company_name(self, psa_id: str) -> str:
+        company = self.psa_companies.get(psa_id)
+        return f"{company.name} ({psa_id})" if company else psa_id
+
+    def agreement_for(self, vendor_company_id: str, psa_company_id: str, term: str,
+                      subject: dict[str, str]) -> PsaAgreement | None:
+        """The agreement a subscription's lines go to (RULES.md §8): an explicit agreement mapping,
+        else the PSA company's agreements active on E whose billing period matches the term; the
+        newest when several (with a warning)."""
+        label = self._subject_label(subject)
+        explicit = self.agreement_map.get(vendor_company_id)
+        if explicit is not None:
+            agreement = self.agreements.get(explicit)
+            if agreement is None:
+                self.raise_finding("no_active_agreement", subject,
+                                   f"{label}: the mapped agreement {explicit} does not exist in the PSA.")
+                return None
+            if agreement.billing_period != term:
+                self.raise_finding("billing_period_mismatch", subject,
+                                   f"{label}: {term} subscription, but the mapped agreement "
+                                   f"'{agreement.name}' bills {agreement.billing_period}.")
+                return None
+            return agreement
+        e = self.first_unbilled
+        active = [
+            a for a in self.agreements_by_company.get(psa_company_id, [])
+            if a.start_date <= e and (a.end_date is None or a.end_date >= e)
+        ]
+        if not active:
+            company = self._psa_company_name(psa_company_id)
+            self.raise_finding("no_active_agreement", subject,
+                               f"{label}: {company} has no agreement active on {e.isoformat()}.")
+            return None
+        matching = [a for a in active if a.billing_period == term]
+        if not matching:
+            periods = ", ".join(sorted({f"'{a.name}' ({a.billing_period})" for a in active}))
+            self.raise_finding("billing_period_mismatch", subject,
+                               f"{label}: {term} subscription, but the active agreements bill otherwise: {periods}.")
+            return None
+        newest = max(matching, key=lambda a: (a.start_date, _numeric_order(a.id)))
+        if len(matching) > 1:
+            self.raise_finding(
+                "multiple_active_agreements",
+                {"vendor_company_id": vendor_company_id, "psa_agreement_id": newest.id},
+                f"{self.companies[vendor_company_id].name if vendor_company_id in self.companies else vendor_company_id}"
+                f" has {len(matching)} active {term} agreements; using the newest, '{newest.name}'.",
+            )
+        return newest
+
+    def target_for(self, vendor_company_id: str, term: str, subject: dict[str, str]) -> Target | None:
+        company = self.companies.get(vendor_company_id)
+        if company is None:
+            company = VendorCompany(id=vendor_company_id, name=vendor_company_id)
+        psa_company_id = self.psa_company_for(vendor_company_id)
+        if psa_company_id is None:
+            return None
+        agreement = self.agreement_for(vendor_company_id, psa_company_id, term, subject)
+        if agreement is None:
+            return None
+        return Target(company, psa_company_id, agreement)
+
+    def binding_for(self, subscription: Subscription, sub_product: str | None = None) -> ProductBinding | None:
+        binding = self.bindings.get((subscription.product_id, sub_product))
+        if binding is None and sub_product is not None:
+            binding = self.bindings.get((subscription.product_id, None))
+        if binding is None:
+            product = self.products.get(subscription.product_id)
+            name = product.name if product else subscription.product_id
+            what = f"{name} {sub_product}" if sub_product else name
+            self.raise_finding("product_not_bound", {"subscription_id": subscription.id},
+                               f"{what} is not bound to a PSA product.")
+        return binding
+
+    def _subject_label(self, subject: dict[str, str]) -> str:
+        sub_id = subject.get("subscription_id")
+        if sub_id and sub_id in self.subscriptions:
+            sub = self.subscriptions[sub_id]
+            product = self.products.get(sub.product_id)
+            company = self.companies.get(sub.company_id)
+            return f"{company.name if company else sub.company_id} / {product.name if product else sub.product_id}"
+        return ", ".join(subject.values())
+
+    # --- PSA lines -------------------------------------------------------------------------------
+
+    def active_lines(self, agreement_id: str, product_id: str) -> list[PsaLine]:
+        """Recurring lines of a product on an agreement whose cancelled date is empty or after the end
+        of the current month (RULES.md §1)."""
+        return [
+            line for line in self.lines_by_agreement.get(agreement_id, [])
+            if line.product_id == product_id and line.kind == "recurring"
+            and (line.cancelled_date is None or line.cancelled_date > self.month_end)
+        ]
+
+    def claim_line(self, candidates: list[PsaLine], subscription_id: str,
+                   sub_product: str | None = None) -> PsaLine | None:
+        """The PSA line that holds this subscription (and sub-product): one that names it as its source
+        first, else the most recent unclaimed line without a source."""
+        def matches_sub_product(line: PsaLine) -> bool:
+            own = line.source.sub_product if line.source else None
+            return own == sub_product or (own is None and sub_product is None)
+
+        own = [
+            line for line in candidates
+            if line.source is not None and line.source.subscription_id == subscription_id
+            and matches_sub_product(line)
+        ]
+        free = [
+            line for line in candidates
+            if line.id not in self.claimed_lines
+            and (line.source is None or (line.source.subscription_id is None and matches_sub_product(line)))
+        ]
+        pool = own or free
+        if not pool:
+            return None
+        chosen = max(pool, key=lambda line: (line.effective_date, _numeric_order(line.id)))
+        self.claimed_lines.add(chosen.id)
+        return chosen
+
+    def description(self, text: str) -> str:
+        return text[: self.description_limit]
+
+    def line_description(self, product: VendorProduct, suffix: str = "") -> str:
+        base = f"{self.settings.description_prefix} - {product.name}" if self.settings.description_prefix else product.name
+        return self.description(base) + suffix
+
+    # --- overrides -------------------------------------------------------------------------------
+
+    def effective_override(self, key: str, default: date) -> date:
+        override = self.overrides.get(key)
+        if override is None or override.effective_date is None:
+            return default
+        if override.effective_date.day != 1 or override.effective_date < self.first_unbilled:
+            self.raise_finding(
+                "override_ignored", {"key": key},
+                f"The effective date {override.effective_date.isoformat()} set on {key} is no longer valid "
+                f"(it must be the 1st of a month on or after {self.first_unbilled.isoformat()}); "
+                f"{default.isoformat()} is used.",
+            )
+            return default
+        return override.effective_date
+
+
+def money_line(*, months: int | None = None, **fields: Any) -> PlanLine:
+    """A PlanLine with totals = quantity × unit × months, rounded half-up to cents (the units are
+    already rounded where RULES.md says so), and its fingerprint."""
+    quantity: Decimal = fields["quantity"]
+    unit_price: Decimal = fields["unit_price"]
+    unit_cost: Decimal = fields["unit_cost"]
+    times = months or 1
+    fingerprint = "|".join(
+        str(v) for v in (fields["action"], quantity, unit_price, unit_cost, fields["effective_date"],
+                         fields.get("end_date"), times)
+    )
+    return PlanLine(
+        **fields,
+        months=months,
+        total_price=round_cents(quantity * unit_price * times),
+        total_cost=round_cents(quantity * unit_cost * times),
+        fingerprint=fingerprint,
+    )

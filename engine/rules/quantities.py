@@ -1,0 +1,61 @@
+"""A subscription's quantity over time, from its history rows."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from engine.scenario import HistoryRow
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The net change of one day: several history rows on the same date merge into one."""
+
+    on: date
+    before: Decimal
+    after: Decimal
+
+    @property
+    def is_increase(self) -> bool:
+        return self.after > self.before
+
+    @property
+    def is_decrease(self) -> bool:
+        return self.after < self.before
+
+
+class Timeline:
+    """Quantity in force on any date. Rows are ordered by effective date, then as given."""
+
+    def __init__(self, history: list[HistoryRow] | tuple[HistoryRow, ...], *, until: date | None = None):
+        rows = [r for r in history if until is None or r.effective_date <= until]
+        rows.sort(key=lambda r: r.effective_date)  # stable: same-day rows keep their order
+        self.dates: list[date] = []
+        self.quantities: list[Decimal] = []
+        self.changes: list[Change] = []
+        previous = ZERO
+        for row in rows:
+            quantity = ZERO if row.action == "cancel" else row.quantity
+            if self.dates and self.dates[-1] == row.effective_date:
+                self.quantities[-1] = quantity
+            else:
+                self.dates.append(row.effective_date)
+                self.quantities.append(quantity)
+        for on, quantity in zip(self.dates, self.quantities, strict=True):
+            if quantity != previous:
+                self.changes.append(Change(on, previous, quantity))
+            previous = quantity
+
+    def at(self, day: date) -> Decimal:
+        """The quantity in force at the end of `day` (changes on `day` included)."""
+        index = bisect.bisect_right(self.dates, day)
+        return self.quantities[index - 1] if index else ZERO
+
+    @property
+    def current(self) -> Decimal:
+        return self.quantities[-1] if self.quantities else ZERO

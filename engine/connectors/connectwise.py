@@ -1,0 +1,499 @@
+"""ConnectWise Manage (PSA REST `/{codebase}/apis/3.0`): companies, catalog items, agreements and
+agreement additions (shared/APIS.md §2).
+
+Authentication: `Authorization: Basic base64("{companyId}+{publicKey}:{privateKey}")` plus the
+integration's `clientId` header on every call. The codebase (`v4_6_release/`, …) is discovered with
+`GET https://{site}/login/companyinfo/{companyId}` (field `Codebase`) unless given.
+
+Reads page with `pageSize=1000` and follow the `Link` header's `rel="next"` until there is none
+(the next link must stay on the configured site: credentials are never sent elsewhere).
+
+Writes: an addition is created with `POST /finance/agreements/{id}/additions` and updated with
+`PATCH` and a JSON-patch array (`[{"op": "replace", "path": "quantity", "value": 5}]`); a cancel is a
+`replace` of `cancelledDate`. `LineUpdate.effective_date` is not written: ConnectWise keeps an
+addition's effective date (RULES.md §1), a new one is a new addition. Dates are sent as
+`yyyy-MM-ddT00:00:00Z` and read back by their date part. Amounts go out as JSON numbers written from
+the `Decimal` text (never through a float) and come back as `Decimal`.
+
+**The line key** lives in the addition's `serialNumber` (a plain string the API keeps and returns;
+max 50 characters, [spec] `Addition.serialNumber`). `KeyCodec` encodes it:
+- a key of at most 50 characters is stored as is (`<sub>:recurring`, …);
+- a longer key whose subscription id is a UUID is compacted reversibly:
+  `~` + base32(uuid bytes) (26 chars, lower case) + one letter for the kind + the rest as is, e.g.
+  `~…26…p2020-08-05` for `<uuid>:prorate:2020-08-05` (38 chars);
+- anything else becomes `#` + 32 base32 chars of its sha256 (a digest, not reversible).
+Base32 in lower case is used because ConnectWise compares strings without regard to case.
+`find_line` always matches on the encoded form, so the digest case is found after a crash too;
+`lines()` decodes the first two forms and maps digests back through the keys this connector has
+encoded or been told about (`remember_keys`); an unknown digest leaves `source.key` None. A
+serial number that is not one of these forms (an operator's real serial) is not a trueup key.
+
+Line kind: an addition is `one_time` when its trueup key is a one-time kind (`prorate`,
+`extra_months`) — trueup writes those with the period's last day as `cancelledDate`, so
+ConnectWise bills them once — and `recurring` otherwise, including additions trueup did not write
+(the catalog's `recurringFlag` is not consulted: it would cost a catalog read on every `lines()`).
+ConnectWise additions have no meter: `metered` is always False. `description` is
+`invoiceDescription` (max 6000); the addition's own `description` gets the first 50 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.http import ServiceClient, decimal_or_none, parse_date, parse_json
+from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaProduct
+
+SERVICE = "ConnectWise Manage"
+DEFAULT_CODEBASE = "v4_6_release"
+API_PREFIX = "apis/3.0"
+SERIAL_MAX = 50
+SHORT_DESCRIPTION_MAX = 50
+INVOICE_DESCRIPTION_MAX = 6000
+
+# --- JSON bodies with exact numbers ---------------------------------------------------------------
+
+_NUMBER = "\x00N:"
+_NUMBER_RE = re.compile(r'"\\u0000N:(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"')
+
+
+def _mark_numbers(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a finite amount: {value}")
+        return _NUMBER + format(value, "f")
+    if isinstance(value, Mapping):
+        return {k: _mark_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mark_numbers(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    return value
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON with every `Decimal` written as a number from its own text (`6.00`, not `6.0`)."""
+    text = json.dumps(_mark_numbers(value), ensure_ascii=False, separators=(",", ":"))
+    return _NUMBER_RE.sub(r"\1", text).encode("utf-8")
+
+
+def cw_datetime(value: date) -> str:
+    return f"{value.isoformat()}T00:00:00Z"
+
+
+# --- the line key ---------------------------------------------------------------------------------
+
+KIND_LETTERS = {
+    "recurring": "r",
+    "cancel": "c",
+    "prorate": "p",
+    "extra_months": "e",
+    "arrears": "a",
+    "usage_summary": "s",
+    "usage": "u",
+}
+LETTER_KINDS = {v: k for k, v in KIND_LETTERS.items()}
+ONE_TIME_KINDS = frozenset({"prorate", "extra_months"})
+_KEY_RE = re.compile(
+    r"^(?P<sub>[^:]+):(?P<kind>recurring|cancel|prorate|extra_months|arrears|usage_summary|usage)(?::(?P<rest>.+))?$",
+    re.DOTALL,
+)
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
+
+
+def parse_key(key: str) -> tuple[str, str, str | None] | None:
+    """(subscription id, kind, rest) of a plan key, or None when it is not one."""
+    match = _KEY_RE.match(key)
+    if not match:
+        return None
+    return match["sub"], match["kind"], match["rest"]
+
+
+def source_for(key: str | None) -> LineSource | None:
+    if key is None:
+        return None
+    parsed = parse_key(key)
+    if parsed is None:
+        return LineSource(key=key)
+    sub, kind, rest = parsed
+    return LineSource(subscription_id=sub, sub_product=rest if kind == "arrears" else None, key=key)
+
+
+def key_kind(key: str | None) -> str | None:
+    parsed = parse_key(key) if key else None
+    return parsed[1] if parsed else None
+
+
+class KeyCodec:
+    """Stores a plan key in a field of `limit` characters (see the module docstring)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._digests: dict[str, str] = {}
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return "#" + _b32(hashlib.sha256(key.encode("utf-8")).digest())[:32]
+
+    def encode(self, key: str) -> str:
+        safe = '"' not in key and "\\" not in key and not key.startswith(("~", "#"))
+        if safe and len(key) <= self.limit and parse_key(key) is not None:
+            return key
+        compact = self._compact(key) if safe else None
+        if compact is not None and len(compact) <= self.limit:
+            return compact
+        encoded = self.digest(key)
+        self._digests[encoded] = key
+        return encoded
+
+    def remember(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.encode(key)
+
+    @staticmethod
+    def _compact(key: str) -> str | None:
+        parsed = parse_key(key)
+        if parsed is None:
+            return None
+        sub, kind, rest = parsed
+        try:
+            sub_uuid = uuid.UUID(sub)
+        except ValueError:
+            return None
+        if str(sub_uuid) != sub:
+            return None
+        return "~" + _b32(sub_uuid.bytes) + KIND_LETTERS[kind] + (rest or "")
+
+    def decode(self, stored: str | None) -> str | None:
+        """The plan key a stored value stands for; None when it is not trueup's (or an unknown digest)."""
+        if not stored:
+            return None
+        stored = stored.strip()
+        if stored.startswith("#"):
+            return self._digests.get(stored.lower())
+        if stored.startswith("~"):
+            body = stored[1:]
+            if len(body) < 27 or body[26].lower() not in LETTER_KINDS:
+                return None
+            try:
+                raw = base64.b32decode(body[:26].upper() + "======")
+                sub = str(uuid.UUID(bytes=raw[:16]))
+            except (ValueError, TypeError):
+                return None
+            kind = LETTER_KINDS[body[26].lower()]
+            rest = body[27:]
+            return f"{sub}:{kind}" + (f":{rest}" if rest else "")
+        return stored if parse_key(stored) is not None else None
+
+    @staticmethod
+    def same(a: str | None, b: str) -> bool:
+        return a is not None and a.strip().lower() == b.lower()
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def cw_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
+    """`{"code", "message", "errors": [{"code", "message", "resource", "field"}]}` → message, details."""
+    try:
+        body = parse_json(response)
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        message = str(body.get("message") or body.get("code") or response.reason_phrase or "request failed")
+        if body.get("code") and body.get("message"):
+            message = f"{body['message']} ({body['code']})"
+        details: list[str] = []
+        for error in body.get("errors") or []:
+            if not isinstance(error, Mapping):
+                continue
+            text = str(error.get("message") or error.get("code") or "")
+            field = error.get("field")
+            details.append(f"{field}: {text}" if field else text)
+        return message, details
+    text = response.text.strip()
+    return (text[:500] or response.reason_phrase or "request failed"), []
+
+
+# --- the connector --------------------------------------------------------------------------------
+
+
+def _int_id(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ServiceError(SERVICE, f"{what} {value!r} is not a ConnectWise id", sent=False) from None
+
+
+def _billing_period(agreement: Mapping[str, Any]) -> Literal["monthly", "annual"]:
+    cycle = agreement.get("billingCycle") or {}
+    name = str(cycle.get("name") or "").lower() if isinstance(cycle, Mapping) else ""
+    return "annual" if ("annual" in name or "year" in name) else "monthly"
+
+
+class ConnectWiseConnector:
+    """A `PsaConnector` for ConnectWise Manage."""
+
+    name: Literal["connectwise"] = "connectwise"
+    page_size = 1000
+
+    def __init__(
+        self,
+        site: str,
+        company_id: str,
+        public_key: str,
+        private_key: str,
+        client_id: str,
+        *,
+        codebase: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Any = None,
+    ) -> None:
+        self.site = site.removeprefix("https://").removeprefix("http://").strip("/")
+        self.company_id = company_id
+        self.codebase = codebase.strip("/") if codebase else None
+        self.keys = KeyCodec(SERIAL_MAX)
+        token = base64.b64encode(f"{company_id}+{public_key}:{private_key}".encode()).decode("ascii")
+        self._client = ServiceClient(
+            SERVICE,
+            f"https://{self.site}",
+            transport=transport,
+            headers={"Authorization": f"Basic {token}", "clientId": client_id, "Accept": "application/json"},
+            error_parser=cw_error_parser,
+            sleep=sleep,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def remember_keys(self, keys: Iterable[str]) -> None:
+        """Plan keys whose digests `lines()` should map back (keys too long to store reversibly)."""
+        self.keys.remember(keys)
+
+    # --- plumbing ---
+
+    async def discover_codebase(self) -> str:
+        if self.codebase is None:
+            body = await self._client.read("GET", f"https://{self.site}/login/companyinfo/{self.company_id}")
+            codebase = body.get("Codebase") if isinstance(body, Mapping) else None
+            if not codebase:
+                raise ServiceError(SERVICE, f"no Codebase for company {self.company_id!r} on {self.site}",
+                                   status=None, sent=True)
+            self.codebase = str(codebase).strip("/")
+        return self.codebase
+
+    def _url(self, path: str) -> str:
+        return f"/{self.codebase or DEFAULT_CODEBASE}/{API_PREFIX}{path}"
+
+    async def _get_all(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        await self.discover_codebase()
+        query = dict(params or {})
+        query.update({"pageSize": str(self.page_size), "page": "1"})
+        url: str = self._url(path)
+        items: list[dict[str, Any]] = []
+        request_params: dict[str, str] | None = query
+        while True:
+            response = await self._client.read_response("GET", url, params=request_params)
+            body = parse_json(response)
+            if not isinstance(body, list):
+                raise ServiceError(SERVICE, f"GET {path}: expected a list", status=response.status_code)
+            items.extend(body)
+            following = response.links.get("next", {}).get("url")
+            if not following or not body:
+                return items
+            host = urlsplit(following).hostname
+            if host is not None and host != urlsplit(f"https://{self.site}").hostname:
+                raise ServiceError(SERVICE, f"refusing a next-page link to another host ({host})")
+            url, request_params = following, None
+
+    async def _get_one(self, path: str) -> dict[str, Any]:
+        await self.discover_codebase()
+        body = await self._client.read("GET", self._url(path))
+        if not isinstance(body, dict):
+            raise ServiceError(SERVICE, f"GET {path}: expected an object")
+        return body
+
+    # --- reads ---
+
+    async def companies(self) -> list[PsaCompany]:
+        rows = await self._get_all("/company/companies", {"conditions": "deletedFlag=false"})
+        return [PsaCompany(id=str(r["id"]), name=str(r.get("name") or "")) for r in rows]
+
+    async def products(self) -> list[PsaProduct]:
+        rows = await self._get_all("/procurement/catalog", {"conditions": "inactiveFlag=false"})
+        return [self._product(r) for r in rows]
+
+    @staticmethod
+    def _product(row: Mapping[str, Any]) -> PsaProduct:
+        return PsaProduct(
+            id=str(row["id"]),
+            name=str(row.get("description") or row.get("identifier") or ""),
+            sku=row.get("identifier"),
+            unit_price=decimal_or_none(row.get("price")),
+            unit_cost=decimal_or_none(row.get("cost")),
+        )
+
+    async def agreements(self) -> list[PsaAgreement]:
+        rows = await self._get_all("/finance/agreements", {"conditions": 'agreementStatus="Active"'})
+        return [self._agreement(r) for r in rows]
+
+    @staticmethod
+    def _agreement(row: Mapping[str, Any]) -> PsaAgreement:
+        company = row.get("company") or {}
+        start = parse_date(row.get("startDate")) or parse_date((row.get("_info") or {}).get("dateEntered"))
+        return PsaAgreement(
+            id=str(row["id"]),
+            company_id=str(company.get("id")),
+            name=str(row.get("name") or ""),
+            start_date=start or date(1900, 1, 1),
+            end_date=None if row.get("noEndingDateFlag") else parse_date(row.get("endDate")),
+            billing_period=_billing_period(row),
+        )
+
+    async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
+        if agreement_ids is None:
+            agreement_ids = [a.id for a in await self.agreements()]
+        result: list[PsaLine] = []
+        for agreement_id in agreement_ids:
+            aid = _int_id(agreement_id, "agreement")
+            rows = await self._get_all(f"/finance/agreements/{aid}/additions")
+            result.extend(self._line(r, str(aid)) for r in rows)
+        return result
+
+    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+        aid = _int_id(agreement_id, "agreement")
+        stored = self.keys.encode(key)
+        rows = await self._get_all(
+            f"/finance/agreements/{aid}/additions", {"conditions": f'serialNumber="{stored}"'}
+        )
+        found = [r for r in rows if KeyCodec.same(r.get("serialNumber"), stored)]
+        if not found:
+            return None
+        found.sort(key=lambda r: (r.get("cancelledDate") is not None, -int(r.get("id") or 0)))
+        return self._line(found[0], str(aid))
+
+    def _line(self, row: Mapping[str, Any], agreement_id: str) -> PsaLine:
+        key = self.keys.decode(row.get("serialNumber"))
+        product = row.get("product") or {}
+        effective = parse_date(row.get("effectiveDate")) or parse_date((row.get("_info") or {}).get("dateEntered"))
+        return PsaLine(
+            id=str(row["id"]),
+            agreement_id=str(row.get("agreementId") or agreement_id),
+            product_id=str(product.get("id")),
+            kind="one_time" if key_kind(key) in ONE_TIME_KINDS else "recurring",
+            quantity=decimal_or_none(row.get("quantity")) or Decimal("0"),
+            unit_price=decimal_or_none(row.get("unitPrice")) or Decimal("0"),
+            unit_cost=decimal_or_none(row.get("unitCost")) or Decimal("0"),
+            effective_date=effective or date(1900, 1, 1),
+            cancelled_date=parse_date(row.get("cancelledDate")),
+            description=str(row.get("invoiceDescription") or row.get("description") or ""),
+            metered=False,
+            source=source_for(key),
+        )
+
+    # --- writes ---
+
+    def addition_body(self, write: LineWrite) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "product": {"id": _int_id(write.product_id, "product")},
+            "billCustomer": "Billable",
+            "quantity": write.quantity,
+            "unitPrice": write.unit_price,
+            "unitCost": write.unit_cost,
+            "effectiveDate": cw_datetime(write.effective_date),
+            "serialNumber": self.keys.encode(write.key),
+            "invoiceDescription": write.description[:INVOICE_DESCRIPTION_MAX],
+            "description": write.description[:SHORT_DESCRIPTION_MAX],
+            "agreementId": _int_id(write.agreement_id, "agreement"),
+        }
+        if write.end_date is not None:
+            body["cancelledDate"] = cw_datetime(write.end_date)
+        return body
+
+    @staticmethod
+    def patch_body(update: LineUpdate) -> list[dict[str, Any]]:
+        ops: list[dict[str, Any]] = []
+        for path, value in (
+            ("quantity", update.quantity),
+            ("unitPrice", update.unit_price),
+            ("unitCost", update.unit_cost),
+        ):
+            if value is not None:
+                ops.append({"op": "replace", "path": path, "value": value})
+        if update.cancelled_date is not None:
+            ops.append({"op": "replace", "path": "cancelledDate", "value": cw_datetime(update.cancelled_date)})
+        return ops
+
+    def create_requests(self, write: LineWrite) -> list[httpx.Request]:
+        aid = _int_id(write.agreement_id, "agreement")
+        return [
+            self._client.build(
+                "POST",
+                self._url(f"/finance/agreements/{aid}/additions"),
+                content=json_bytes(self.addition_body(write)),
+                headers={"Content-Type": "application/json"},
+            )
+        ]
+
+    def update_requests(self, update: LineUpdate) -> list[httpx.Request]:
+        ops = self.patch_body(update)
+        if not ops:
+            return []
+        aid = _int_id(update.agreement_id, "agreement")
+        line_id = _int_id(update.line_id, "addition")
+        return [
+            self._client.build(
+                "PATCH",
+                self._url(f"/finance/agreements/{aid}/additions/{line_id}"),
+                content=json_bytes(ops),
+                headers={"Content-Type": "application/json"},
+            )
+        ]
+
+    async def create_line(self, write: LineWrite) -> PsaLine:
+        await self.discover_codebase()
+        (request,) = self.create_requests(write)
+        body = await self._client.write_request(request)
+        if not isinstance(body, dict):
+            raise ServiceError(SERVICE, "create addition: the response holds no addition", status=201)
+        return self._line(body, write.agreement_id)
+
+    async def update_line(self, update: LineUpdate) -> PsaLine:
+        await self.discover_codebase()
+        requests = self.update_requests(update)
+        if not requests:
+            aid = _int_id(update.agreement_id, "agreement")
+            row = await self._get_one(f"/finance/agreements/{aid}/additions/{_int_id(update.line_id, 'addition')}")
+            return self._line(row, update.agreement_id)
+        body = await self._client.write_request(requests[0])
+        if not isinstance(body, dict):
+            raise ServiceError(SERVICE, "update addition: the response holds no addition", status=200)
+        return self._line(body, update.agreement_id)
+
+    async def create_company(self, name: str) -> PsaCompany:
+        await self.discover_codebase()
+        identifier = re.sub(r"[^A-Za-z0-9]", "", name)[:25] or "Company"
+        body = {"identifier": identifier, "name": name[:156], "site": {"name": "Main"}}
+        row = await self._client.write(
+            "POST", self._url("/company/companies"), content=json_bytes(body),
+            headers={"Content-Type": "application/json"},
+        )
+        if not isinstance(row, dict):
+            raise ServiceError(SERVICE, "create company: the response holds no company", status=201)
+        return PsaCompany(id=str(row["id"]), name=str(row.get("name") or name))

@@ -1,0 +1,382 @@
+"""HaloPSA (Halo API v2, `{base}/api`): clients, items and recurring invoices with their lines
+(shared/APIS.md §3).
+
+Authentication: `GET {base}/api/authinfo` gives the authorisation server (`auth_url`) and the
+tenant (`tenant_id`; `tenant` accepted too; a `tenant` passed to the constructor wins). A token comes
+from `POST {auth_url}/token?tenant=…` (form: `grant_type=client_credentials`, `client_id`,
+`client_secret`, `scope=all`) and is reused until 60 s before `expires_in` runs out; a 401 on a call
+drops it, fetches a new one and sends the call once more (a 401 was refused, nothing was applied).
+
+Reads page with `pageinate=true&page_size=…&page_no=…` and stop once `record_count` rows are in (or a
+page comes back short). The rate budget is Halo's hosted limit, 300 requests per rolling 300 s.
+
+Agreements are recurring invoice headers (`/RecurringInvoice`; `disabled` ones are left out); lines
+are their `lines[]` (`InvoiceDetail`), read with `includelines=true` (all headers) or
+`GET /RecurringInvoice/{id}?includedetails=true` (one). A line is created by POSTing a one-element
+array to `/RecurringInvoice/Lines` and updated by POSTing `[{"id": …, …}]` to
+`/RecurringInvoice/updatelines`; a cancel writes the line's `enddate`.
+
+Field mapping: `ihid` = header (agreement), `_itemid` = item (product), `qty_order`, `unit_price`,
+`unit_cost`, `startdate` (effective date), `enddate` (cancelled/end date), `item_shortdescription` /
+`item_longdescription` (description; the long one is read first), `onetimecharge` (kind one_time),
+`is_meter` (metered; the spec's "is a meter" flag on InvoiceDetail). Dates go out as
+`yyyy-MM-ddT00:00:00` (Halo's values carry no offset) and a date before 1901 reads as "no date"
+(Halo's empty-date sentinel is not documented). Annual agreements: a header whose `period` is 12
+(VERIFY: the spec types `period`/`period_type` as bare integers).
+
+**The line key** lives in the line's `comment_1` (a free text InvoiceDetail field the API returns;
+the spec gives no length). `KeyCodec(100)` (engine.connectors.connectwise) stores a key of at most
+100 characters as is — every key trueup makes today — and compacts / digests longer ones exactly as
+for ConnectWise; `find_line` matches the encoded form, `lines()` decodes it into `source.key`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+
+from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.connectwise import (
+    ONE_TIME_KINDS,
+    KeyCodec,
+    json_bytes,
+    key_kind,
+    source_for,
+)
+from engine.connectors.http import RateBudget, ServiceClient, decimal_or_none, parse_date, parse_json
+from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
+
+SERVICE = "HaloPSA"
+KEY_FIELD = "comment_1"
+KEY_MAX = 100
+TOKEN_MARGIN = 60.0
+
+
+def halo_datetime(value: date) -> str:
+    return f"{value.isoformat()}T00:00:00"
+
+
+def halo_date(value: object) -> date | None:
+    parsed = parse_date(value)
+    if parsed is None or parsed.year < 1901:
+        return None
+    return parsed
+
+
+def halo_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
+    """Halo's error bodies are undocumented: a JSON string, an object with a message, or text."""
+    try:
+        body = parse_json(response)
+    except ValueError:
+        body = None
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500], []
+    if isinstance(body, Mapping):
+        for field in ("message", "Message", "error_description", "error", "title"):
+            if isinstance(body.get(field), str) and body[field].strip():
+                details = [str(body[f]) for f in ("error_description", "detail") if f != field and body.get(f)]
+                return body[field].strip(), details
+    text = response.text.strip()
+    return (text[:500] or response.reason_phrase or "request failed"), []
+
+
+def _int_id(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ServiceError(SERVICE, f"{what} {value!r} is not a Halo id", sent=False) from None
+
+
+class HaloConnector:
+    """A `PsaConnector` for HaloPSA."""
+
+    name: Literal["halopsa"] = "halopsa"
+    page_size = 1000
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        tenant: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/api")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.tenant = tenant
+        self.auth_url: str | None = None
+        self.keys = KeyCodec(KEY_MAX)
+        self._clock = clock or time.monotonic
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._client = ServiceClient(
+            SERVICE,
+            f"{self.base_url}/api",
+            transport=transport,
+            headers={"Accept": "application/json"},
+            budget=RateBudget(300, 300),
+            error_parser=halo_error_parser,
+            sleep=sleep,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def remember_keys(self, keys: Iterable[str]) -> None:
+        self.keys.remember(keys)
+
+    # --- auth ---
+
+    async def _discover(self) -> str:
+        if self.auth_url is None:
+            body = await self._client.read("GET", f"{self.base_url}/api/authinfo")
+            if not isinstance(body, Mapping) or not body.get("auth_url"):
+                raise ServiceError(SERVICE, "authinfo: no auth_url in the response")
+            self.auth_url = str(body["auth_url"]).rstrip("/")
+            if self.tenant is None:
+                tenant = body.get("tenant_id") or body.get("tenant")
+                self.tenant = str(tenant) if tenant else None
+        return self.auth_url
+
+    async def token(self) -> str:
+        if self._token is not None and self._clock() < self._token_expires:
+            return self._token
+        auth_url = await self._discover()
+        params = {"tenant": self.tenant} if self.tenant else None
+        response = await self._client.read_response(
+            "POST",
+            f"{auth_url}/token",
+            params=params,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": "all",
+            },
+        )
+        body = parse_json(response)
+        if not isinstance(body, Mapping) or not body.get("access_token"):
+            raise ServiceError(SERVICE, "token: no access_token in the response", status=response.status_code)
+        lifetime = float(body.get("expires_in") or 3600)
+        self._token = str(body["access_token"])
+        self._token_expires = self._clock() + max(0.0, lifetime - TOKEN_MARGIN)
+        return self._token
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def _call(self, build: Callable[[], httpx.Request], *, idempotent: bool) -> httpx.Response:
+        """Send a request built with the current token; on a 401, renew the token and send it once more."""
+        await self.token()
+        try:
+            return await self._client.send(build(), idempotent=idempotent)
+        except ServiceError as exc:
+            if exc.status != 401:
+                raise
+        self._token = None
+        await self.token()
+        return await self._client.send(build(), idempotent=idempotent)
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        response = await self._call(
+            lambda: self._client.build("GET", path, params=params, headers=self._auth_headers()), idempotent=True
+        )
+        return parse_json(response)
+
+    async def _get_all(self, path: str, list_key: str, params: Mapping[str, str] | None = None) -> list[dict]:
+        rows: list[dict] = []
+        page = 1
+        while True:
+            query = dict(params or {})
+            query.update({"pageinate": "true", "page_size": str(self.page_size), "page_no": str(page)})
+            body = await self._get(path, query)
+            if isinstance(body, list):  # an unwrapped list: everything at once
+                return rows + body
+            if not isinstance(body, Mapping):
+                raise ServiceError(SERVICE, f"GET {path}: unexpected response")
+            batch = body.get(list_key) or []
+            rows.extend(batch)
+            total = body.get("record_count")
+            if not batch or len(batch) < self.page_size or (total is not None and len(rows) >= int(total)):
+                return rows
+            page += 1
+
+    # --- reads ---
+
+    async def companies(self) -> list[PsaCompany]:
+        rows = await self._get_all("/Client", "clients")
+        return [PsaCompany(id=str(r["id"]), name=str(r.get("name") or "")) for r in rows]
+
+    async def products(self) -> list[PsaProduct]:
+        rows = await self._get_all("/Item", "items")
+        return [
+            PsaProduct(
+                id=str(r["id"]),
+                name=str(r.get("name") or ""),
+                sku=r.get("internalreference") or None,
+                unit_price=decimal_or_none(r.get("recurringprice") if r.get("isrecurringitem") else r.get("baseprice")),
+                unit_cost=decimal_or_none(r.get("recurringcost") if r.get("isrecurringitem") else r.get("costprice")),
+            )
+            for r in rows
+        ]
+
+    async def agreements(self) -> list[PsaAgreement]:
+        rows = await self._get_all("/RecurringInvoice", "invoices")
+        return [self._agreement(r) for r in rows if not r.get("disabled")]
+
+    @staticmethod
+    def _agreement(row: Mapping[str, Any]) -> PsaAgreement:
+        name = row.get("reference") or row.get("contract_ref") or row.get("client_name") or f"Recurring invoice {row['id']}"
+        return PsaAgreement(
+            id=str(row["id"]),
+            company_id=str(row.get("client_id")),
+            name=str(name),
+            start_date=halo_date(row.get("startdate")) or halo_date(row.get("invoice_date")) or date(1900, 1, 1),
+            end_date=halo_date(row.get("enddate")),
+            billing_period="annual" if row.get("period") == 12 else "monthly",
+        )
+
+    async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
+        result: list[PsaLine] = []
+        if agreement_ids is None:
+            headers = await self._get_all("/RecurringInvoice", "invoices", {"includelines": "true"})
+            for header in headers:
+                if header.get("disabled"):
+                    continue
+                result.extend(self._line(line, header) for line in header.get("lines") or [])
+            return result
+        for agreement_id in agreement_ids:
+            header = await self._header(agreement_id)
+            result.extend(self._line(line, header) for line in header.get("lines") or [])
+        return result
+
+    async def _header(self, agreement_id: str) -> dict[str, Any]:
+        hid = _int_id(agreement_id, "recurring invoice")
+        body = await self._get(f"/RecurringInvoice/{hid}", {"includedetails": "true"})
+        if not isinstance(body, dict):
+            raise ServiceError(SERVICE, f"GET /RecurringInvoice/{hid}: unexpected response")
+        return body
+
+    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+        stored = self.keys.encode(key)
+        header = await self._header(agreement_id)
+        found = [line for line in header.get("lines") or [] if KeyCodec.same(line.get(KEY_FIELD), stored)]
+        if not found:
+            return None
+        found.sort(key=lambda r: (halo_date(r.get("enddate")) is not None, -int(r.get("id") or 0)))
+        return self._line(found[0], header)
+
+    def _line(self, row: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> PsaLine:
+        header = header or {}
+        key = self.keys.decode(row.get(KEY_FIELD))
+        one_time = bool(row.get("onetimecharge")) or key_kind(key) in ONE_TIME_KINDS
+        effective = halo_date(row.get("startdate")) or halo_date(header.get("startdate")) or date(1900, 1, 1)
+        return PsaLine(
+            id=str(row["id"]),
+            agreement_id=str(row.get("ihid") or header.get("id")),
+            product_id=str(row.get("_itemid")),
+            kind="one_time" if one_time else "recurring",
+            quantity=decimal_or_none(row.get("qty_order")) or Decimal("0"),
+            unit_price=decimal_or_none(row.get("unit_price")) or Decimal("0"),
+            unit_cost=decimal_or_none(row.get("unit_cost")) or Decimal("0"),
+            effective_date=effective,
+            cancelled_date=halo_date(row.get("enddate")),
+            description=str(row.get("item_longdescription") or row.get("item_shortdescription") or ""),
+            metered=bool(row.get("is_meter")),
+            source=source_for(key),
+        )
+
+    # --- writes ---
+
+    def line_body(self, write: LineWrite) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ihid": _int_id(write.agreement_id, "recurring invoice"),
+            "_itemid": _int_id(write.product_id, "item"),
+            "qty_order": write.quantity,
+            "unit_price": write.unit_price,
+            "unit_cost": write.unit_cost,
+            "startdate": halo_datetime(write.effective_date),
+            "item_shortdescription": write.description,
+            "item_longdescription": write.description,
+            "onetimecharge": write.kind == "one_time",
+            KEY_FIELD: self.keys.encode(write.key),
+        }
+        if write.end_date is not None:
+            body["enddate"] = halo_datetime(write.end_date)
+        return body
+
+    @staticmethod
+    def update_body(update: LineUpdate) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": _int_id(update.line_id, "line"), "ihid": _int_id(update.agreement_id, "recurring invoice")}
+        if update.quantity is not None:
+            body["qty_order"] = update.quantity
+        if update.unit_price is not None:
+            body["unit_price"] = update.unit_price
+        if update.unit_cost is not None:
+            body["unit_cost"] = update.unit_cost
+        if update.cancelled_date is not None:
+            body["enddate"] = halo_datetime(update.cancelled_date)
+        return body
+
+    def _post(self, path: str, payload: Any) -> httpx.Request:
+        return self._client.build(
+            "POST", path, content=json_bytes(payload),
+            headers={"Content-Type": "application/json", **self._auth_headers()},
+        )
+
+    def create_requests(self, write: LineWrite) -> list[httpx.Request]:
+        return [self._post("/RecurringInvoice/Lines", [self.line_body(write)])]
+
+    def update_requests(self, update: LineUpdate) -> list[httpx.Request]:
+        body = self.update_body(update)
+        if set(body) <= {"id", "ihid"}:
+            return []
+        return [self._post("/RecurringInvoice/updatelines", [body])]
+
+    @staticmethod
+    def _saved(body: Any) -> dict[str, Any] | None:
+        if isinstance(body, list):
+            body = body[0] if body else None
+        if isinstance(body, Mapping) and isinstance(body.get("lines"), list) and "qty_order" not in body:
+            body = body["lines"][0] if body["lines"] else None
+        return dict(body) if isinstance(body, Mapping) and body.get("id") is not None else None
+
+    async def create_line(self, write: LineWrite) -> PsaLine:
+        response = await self._call(lambda: self.create_requests(write)[0], idempotent=False)
+        saved = self._saved(parse_json(response))
+        if saved is None:  # the response did not echo the line: read it back by its key
+            line = await self.find_line(write.agreement_id, write.key)
+            if line is None:
+                raise ServiceError(SERVICE, "create line: the line is not on the recurring invoice afterwards")
+            return line
+        return self._line(saved)
+
+    async def update_line(self, update: LineUpdate) -> PsaLine:
+        if self.update_requests(update):
+            response = await self._call(lambda: self.update_requests(update)[0], idempotent=False)
+            saved = self._saved(parse_json(response))
+            if saved is not None and saved.get("_itemid") is not None:
+                return self._line(saved)
+        header = await self._header(update.agreement_id)
+        for line in header.get("lines") or []:
+            if str(line.get("id")) == update.line_id:
+                return self._line(line, header)
+        raise ServiceError(SERVICE, f"line {update.line_id} is not on recurring invoice {update.agreement_id}")
+
+    async def create_company(self, name: str) -> PsaCompany:
+        response = await self._call(lambda: self._post("/Client", [{"name": name}]), idempotent=False)
+        body = parse_json(response)
+        if isinstance(body, list):
+            body = body[0] if body else None
+        if not isinstance(body, Mapping) or body.get("id") is None:
+            raise ServiceError(SERVICE, "create client: the response holds no client")
+        return PsaCompany(id=str(body["id"]), name=str(body.get("name") or name))

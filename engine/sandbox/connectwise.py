@@ -1,0 +1,467 @@
+"""A stateful ConnectWise Manage for the sandbox and the tests, served through
+`httpx.MockTransport(sandbox.handle)` so `ConnectWiseConnector` runs unchanged.
+
+It speaks what the connector uses (shared/APIS.md §2): `GET /login/companyinfo/{companyId}`, and under
+`/{codebase}/apis/3.0`: `/company/companies` (GET, POST), `/procurement/catalog`, `/finance/agreements`
+(+ `/{id}`), `/finance/agreements/{id}/additions` (GET, POST) and `/additions/{id}` (GET, PATCH).
+Lists take `conditions` (`field = value` joined by `and`; strings in double quotes, `null`,
+`true/false`, numbers, `[dates]`; slash paths such as `company/id`), `page` and `pageSize` (default 25,
+at most 1000) and answer with an RFC 5988 `Link` header (`first`/`prev`/`next`/`last`).
+Every request needs the Basic credentials and the `clientId` header. Writes are validated and
+answered with ConnectWise's error shape `{"code", "message", "errors": [{"code", "message",
+"resource", "field"}]}`; the 401/403 bodies follow the same shape (their exact wording is not
+published).
+
+Before handling a request the sandbox asks `Faults.decide`: a refusal (429/503) returns without
+doing anything; a 500-after-apply or a lost response (raised as `httpx.ReadTimeout`) happens after
+the write was applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from engine.connectors.connectwise import SERIAL_MAX, KeyCodec, cw_datetime, json_bytes
+from engine.connectors.http import loads
+from engine.sandbox.faults import Fault, Faults
+from engine.scenario import Scenario
+
+API = "apis/3.0"
+MAX_PAGE_SIZE = 1000
+
+
+def _num_id(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"ConnectWise sandbox: {what} id {value!r} is not numeric") from None
+
+
+def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return httpx.Response(status, content=json_bytes(body), headers={"Content-Type": "application/json"})
+
+
+def _invalid(resource: str, field: str, code: str, message: str) -> httpx.Response:
+    return _error(400, "InvalidObject", f"{resource} object is invalid",
+                  [{"code": code, "message": message, "resource": resource, "field": field}])
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, content=json_bytes(body),
+                          headers={"Content-Type": "application/json", **dict(headers or {})})
+
+
+# --- conditions ------------------------------------------------------------------------------------
+
+_CONDITION = re.compile(
+    r'\s*(?P<field>[A-Za-z_][\w/]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*'
+    r'(?P<value>"(?:[^"\\]|\\.)*"|\[[^\]]*\]|null|true|false|-?\d+(?:\.\d+)?)\s*',
+    re.IGNORECASE,
+)
+
+
+def _value(token: str) -> Any:
+    low = token.lower()
+    if low == "null":
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    if token.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", token[1:-1])
+    if token.startswith("["):
+        return token[1:-1].strip()
+    return Decimal(token)
+
+
+def parse_conditions(text: str) -> list[tuple[str, str, Any]]:
+    """`a = "x" and b != null` → [(a, =, x), (b, !=, None)]; raises ValueError on anything else."""
+    parts = re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []
+    result = []
+    for part in parts:
+        match = _CONDITION.fullmatch(part)
+        if not match:
+            raise ValueError(part)
+        result.append((match["field"], match["op"], _value(match["value"])))
+    return result
+
+
+def _lookup(record: Mapping[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("/"):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if expected is None or actual is None:
+        same = actual is None and expected is None
+        return same if op == "=" else (not same if op == "!=" else False)
+    if isinstance(expected, bool):
+        actual_b = bool(actual)
+        return actual_b == expected if op == "=" else actual_b != expected
+    if isinstance(expected, Decimal):
+        try:
+            a: Any = Decimal(str(actual))
+        except InvalidOperation:
+            return False
+        b: Any = expected
+    else:
+        a, b = str(actual).lower(), str(expected).lower()  # ConnectWise compares text without case
+    return {"=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def matches(record: Mapping[str, Any], conditions: list[tuple[str, str, Any]]) -> bool:
+    return all(_compare(_lookup(record, f), op, v) for f, op, v in conditions)
+
+
+# --- the service -------------------------------------------------------------------------------------
+
+
+class ConnectWiseSandbox:
+    """ConnectWise Manage in memory. `handle` is the MockTransport handler."""
+
+    def __init__(
+        self,
+        *,
+        faults: Faults | None = None,
+        site: str = "api-na.myconnectwise.net",
+        company_id: str = "trueup",
+        public_key: str = "sandbox-public",
+        private_key: str = "sandbox-private",
+        client_id: str = "00000000-0000-4000-8000-000000000000",
+        codebase: str = "v4_6_release",
+    ) -> None:
+        self.faults = faults or Faults()
+        self.site = site
+        self.company_id = company_id
+        self.public_key = public_key
+        self.private_key = private_key
+        self.client_id = client_id
+        self.codebase = codebase.strip("/")
+        self.companies: dict[int, dict[str, Any]] = {}
+        self.catalog: dict[int, dict[str, Any]] = {}
+        self.agreements: dict[int, dict[str, Any]] = {}
+        self.additions: dict[int, dict[str, Any]] = {}
+        self.writes = 0
+        self.requests: list[httpx.Request] = []
+        self._next_id = 1000
+
+    # --- loading ---
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, faults: Faults | None = None, **credentials: str) -> ConnectWiseSandbox:
+        sandbox = cls(faults=faults, **credentials)
+        codec = KeyCodec(SERIAL_MAX)
+        psa = scenario.psa
+        for company in psa.companies:
+            cid = _num_id(company.id, "company")
+            sandbox.companies[cid] = {
+                "id": cid, "identifier": re.sub(r"[^A-Za-z0-9]", "", company.name)[:25] or f"C{cid}",
+                "name": company.name, "status": {"id": 1, "name": "Active"}, "deletedFlag": False,
+                "_info": {"lastUpdated": "2026-01-01T00:00:00Z"},
+            }
+        for product in psa.products:
+            pid = _num_id(product.id, "product")
+            sandbox.catalog[pid] = {
+                "id": pid, "identifier": product.sku or f"P{pid}", "description": product.name[:60],
+                "inactiveFlag": False, "subcategory": {"id": 1, "name": "Cloud"}, "type": {"id": 1, "name": "Service"},
+                "productClass": "Service", "customerDescription": product.name, "recurringFlag": True,
+                "price": product.unit_price, "cost": product.unit_cost,
+            }
+        companies = {c.id: c for c in psa.companies}
+        for agreement in psa.agreements:
+            aid = _num_id(agreement.id, "agreement")
+            company = companies.get(agreement.company_id)
+            expired = agreement.end_date is not None and agreement.end_date < scenario.as_of
+            sandbox.agreements[aid] = {
+                "id": aid, "name": agreement.name, "type": {"id": 1, "name": "Managed Services"},
+                "company": {"id": _num_id(agreement.company_id, "company"),
+                            "identifier": sandbox.companies.get(int(agreement.company_id), {}).get("identifier"),
+                            "name": company.name if company else None},
+                "contact": {"id": 1, "name": "Billing Contact"},
+                "startDate": cw_datetime(agreement.start_date),
+                "endDate": cw_datetime(agreement.end_date) if agreement.end_date else None,
+                "noEndingDateFlag": agreement.end_date is None,
+                "agreementStatus": "Expired" if expired else "Active",
+                "billingCycle": {"id": 2 if agreement.billing_period == "annual" else 1,
+                                 "name": "Annual" if agreement.billing_period == "annual" else "Monthly"},
+            }
+        for line in psa.lines:
+            lid = _num_id(line.id, "line")
+            key = line.source.key if line.source else None
+            sandbox.additions[lid] = sandbox._addition_record(
+                lid,
+                _num_id(line.agreement_id, "agreement"),
+                {
+                    "product": {"id": _num_id(line.product_id, "product")},
+                    "billCustomer": "Billable",
+                    "quantity": line.quantity,
+                    "unitPrice": line.unit_price,
+                    "unitCost": line.unit_cost,
+                    "effectiveDate": cw_datetime(line.effective_date),
+                    "cancelledDate": cw_datetime(line.cancelled_date) if line.cancelled_date else None,
+                    "serialNumber": codec.encode(key) if key else None,
+                    "invoiceDescription": line.description,
+                    "description": line.description[:50],
+                },
+            )
+        ids = [*sandbox.companies, *sandbox.catalog, *sandbox.agreements, *sandbox.additions]
+        sandbox._next_id = max([999, *ids]) + 1
+        return sandbox
+
+    def _addition_record(self, lid: int, aid: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        product = self.catalog.get(int(body["product"]["id"]), {})
+        agreement = self.agreements.get(aid, {})
+        record = {
+            "id": lid,
+            "product": {"id": int(body["product"]["id"]), "identifier": product.get("identifier"),
+                        "serializedFlag": False},
+            "billCustomer": body.get("billCustomer", "Billable"),
+            "quantity": body.get("quantity", Decimal("0")),
+            "lessIncluded": Decimal("0"),
+            "unitPrice": body.get("unitPrice", product.get("price")),
+            "unitCost": body.get("unitCost", product.get("cost")),
+            "effectiveDate": body.get("effectiveDate"),
+            "cancelledDate": body.get("cancelledDate"),
+            "taxableFlag": body.get("taxableFlag", True),
+            "serialNumber": body.get("serialNumber"),
+            "invoiceDescription": body.get("invoiceDescription"),
+            "description": body.get("description", product.get("description")),
+            "agreementId": aid,
+            "agreementStatus": agreement.get("agreementStatus", "Active"),
+            "_info": {"lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        }
+        return record
+
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # --- what tests look at ---
+
+    def lines_for(self, agreement_id: str | int) -> list[dict[str, Any]]:
+        """The additions of an agreement as the API would return them (copies)."""
+        aid = int(agreement_id)
+        return [copy.deepcopy(a) for a in sorted(self.additions.values(), key=lambda a: a["id"]) if a["agreementId"] == aid]
+
+    # --- serving ---
+
+    @property
+    def base(self) -> str:
+        return f"/{self.codebase}/{API}"
+
+    def _authorised(self, request: httpx.Request) -> httpx.Response | None:
+        expected = base64.b64encode(f"{self.company_id}+{self.public_key}:{self.private_key}".encode()).decode()
+        auth = request.headers.get("Authorization", "")
+        if auth != f"Basic {expected}":
+            return _error(401, "Unauthorized", "Authentication failed")
+        if request.headers.get("clientId") != self.client_id:
+            return _error(403, "Forbidden", "A valid clientId header is required")
+        return None
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        fault = self.faults.decide(request)
+        refused = self.faults.refusal(fault, request)
+        if refused is not None:
+            return refused
+        response = self._route(request)
+        after = Faults.after_apply(fault, request) if fault is not Fault.NONE else None
+        return after if after is not None else response
+
+    def _route(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != self.site:
+            return httpx.Response(404, text="Not Found")
+        path = request.url.path
+        match = re.fullmatch(r"/login/companyinfo/([^/]+)/?", path)
+        if match and request.method == "GET":
+            if match[1].lower() != self.company_id.lower():
+                return httpx.Response(200, content=b"null", headers={"Content-Type": "application/json"})
+            return _json(200, {"CompanyName": "Sandbox MSP", "Codebase": f"{self.codebase}/",
+                               "VersionCode": "v2026.4", "VersionNumber": "v4.6.2026.4",
+                               "CompanyID": self.company_id, "IsCloud": True, "SiteUrl": self.site})
+        if not path.startswith(self.base + "/"):
+            return _error(404, "NotFound", f"The resource {path} was not found")
+        denied = self._authorised(request)
+        if denied is not None:
+            return denied
+        rest = path[len(self.base):]
+        method = request.method
+        try:
+            if rest == "/company/companies":
+                if method == "GET":
+                    return self._list(request, list(self.companies.values()))
+                if method == "POST":
+                    return self._create_company(request)
+            if rest == "/procurement/catalog" and method == "GET":
+                return self._list(request, list(self.catalog.values()))
+            if rest == "/finance/agreements" and method == "GET":
+                return self._list(request, list(self.agreements.values()))
+            if m := re.fullmatch(r"/finance/agreements/(\d+)", rest):
+                agreement = self.agreements.get(int(m[1]))
+                if agreement is None:
+                    return _error(404, "NotFound", f"Agreement recID {m[1]} not found")
+                if method == "GET":
+                    return _json(200, agreement)
+            if m := re.fullmatch(r"/finance/agreements/(\d+)/additions", rest):
+                aid = int(m[1])
+                if aid not in self.agreements:
+                    return _error(404, "NotFound", f"Agreement recID {aid} not found")
+                if method == "GET":
+                    return self._list(request, [a for a in self.additions.values() if a["agreementId"] == aid])
+                if method == "POST":
+                    return self._create_addition(aid, request)
+            if m := re.fullmatch(r"/finance/agreements/(\d+)/additions/(\d+)", rest):
+                aid, lid = int(m[1]), int(m[2])
+                addition = self.additions.get(lid)
+                if aid not in self.agreements or addition is None or addition["agreementId"] != aid:
+                    return _error(404, "NotFound", f"Agreement addition recID {lid} not found")
+                if method == "GET":
+                    return _json(200, addition)
+                if method == "PATCH":
+                    return self._patch_addition(addition, request)
+        except ValueError as exc:
+            return _error(400, "InvalidRequest", f"The request is invalid: {exc}")
+        return _error(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
+
+    def _list(self, request: httpx.Request, records: list[dict[str, Any]]) -> httpx.Response:
+        params = request.url.params
+        conditions_text = params.get("conditions", "")
+        try:
+            conditions = parse_conditions(conditions_text)
+        except ValueError as exc:
+            return _error(400, "InvalidRequest", f"Expected a condition near '{exc}'")
+        selected = sorted((r for r in records if matches(r, conditions)), key=lambda r: r["id"])
+        page_size = int(params.get("pageSize", "25"))
+        if page_size < 1:
+            return _error(400, "InvalidRequest", "pageSize must be at least 1")
+        page_size = min(page_size, MAX_PAGE_SIZE)
+        page = max(1, int(params.get("page", "1")))
+        chunk = selected[(page - 1) * page_size: page * page_size]
+        last = max(1, -(-len(selected) // page_size))
+        links = []
+
+        def link(number: int, rel: str) -> str:
+            query = {k: v for k, v in params.multi_items() if k not in ("page", "pageSize")}
+            query.update({"pageSize": str(page_size), "page": str(number)})
+            url = request.url.copy_with(query=urlencode(query).encode())
+            return f'<{url}>; rel="{rel}"'
+
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return _json(200, chunk, headers)
+
+    def _body(self, request: httpx.Request) -> Any:
+        try:
+            return loads(request.content)
+        except ValueError as exc:
+            raise ValueError(f"the body is not JSON ({exc})") from None
+
+    def _create_company(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            return _error(400, "InvalidRequest", "The request body must be an object")
+        for field in ("identifier", "name"):
+            if not body.get(field):
+                return _invalid("company", field, "NullValue", f"The {field} field is required.")
+        if any(c["identifier"].lower() == str(body["identifier"]).lower() for c in self.companies.values()):
+            return _invalid("company", "identifier", "ObjectExists", "The identifier is already in use.")
+        cid = self.new_id()
+        record = {"id": cid, "identifier": body["identifier"], "name": body["name"],
+                  "status": {"id": 1, "name": "Active"}, "deletedFlag": False}
+        self.companies[cid] = record
+        self.writes += 1
+        return _json(201, record)
+
+    def _validate_addition(self, body: Mapping[str, Any], *, partial: bool) -> httpx.Response | None:
+        if not partial:
+            product = body.get("product")
+            if not isinstance(product, Mapping) or product.get("id") is None:
+                return _invalid("addition", "product", "NullValue", "The product field is required.")
+            if not body.get("billCustomer"):
+                return _invalid("addition", "billCustomer", "NullValue", "The billCustomer field is required.")
+        product = body.get("product")
+        if isinstance(product, Mapping) and product.get("id") is not None:
+            item = self.catalog.get(int(product["id"]))
+            if item is None:
+                return _invalid("addition", "product", "InvalidObject", f"Product recID {product['id']} not found.")
+        if body.get("billCustomer") not in (None, "Billable", "DoNotBill", "NoCharge"):
+            return _invalid("addition", "billCustomer", "InvalidValue", "billCustomer is not a valid value.")
+        serial = body.get("serialNumber")
+        if serial is not None and len(str(serial)) > SERIAL_MAX:
+            return _invalid("addition", "serialNumber", "MaxLength",
+                            f"The field serialNumber must be a string with a maximum length of {SERIAL_MAX}.")
+        if body.get("invoiceDescription") is not None and len(str(body["invoiceDescription"])) > 6000:
+            return _invalid("addition", "invoiceDescription", "MaxLength",
+                            "The field invoiceDescription must be a string with a maximum length of 6000.")
+        for field in ("quantity", "unitPrice", "unitCost"):
+            if field in body and body[field] is not None and not isinstance(body[field], int | Decimal):
+                return _invalid("addition", field, "InvalidValue", f"The field {field} must be a number.")
+        for field in ("effectiveDate", "cancelledDate"):
+            value = body.get(field)
+            if value is not None:
+                try:
+                    datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+                except ValueError:
+                    return _invalid("addition", field, "InvalidValue", f"The field {field} is not a valid date.")
+        return None
+
+    def _create_addition(self, aid: int, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            return _error(400, "InvalidRequest", "The request body must be an object")
+        invalid = self._validate_addition(body, partial=False)
+        if invalid is not None:
+            return invalid
+        if body.get("agreementId") is not None and int(body["agreementId"]) != aid:
+            return _invalid("addition", "agreementId", "InvalidValue", "agreementId does not match the agreement.")
+        lid = self.new_id()
+        record = self._addition_record(lid, aid, body)
+        self.additions[lid] = record
+        self.writes += 1
+        return _json(201, record)
+
+    WRITABLE = frozenset({"quantity", "unitPrice", "unitCost", "cancelledDate", "effectiveDate", "serialNumber",
+                          "invoiceDescription", "description", "billCustomer", "taxableFlag", "lessIncluded"})
+
+    def _patch_addition(self, addition: dict[str, Any], request: httpx.Request) -> httpx.Response:
+        ops = self._body(request)
+        if not isinstance(ops, list) or not ops:
+            return _error(400, "InvalidRequest", "The request body must be a list of patch operations")
+        changes: dict[str, Any] = {}
+        for op in ops:
+            if not isinstance(op, Mapping) or op.get("op") not in ("add", "replace", "remove"):
+                return _error(400, "InvalidRequest", "Each operation needs an op of add, replace or remove")
+            field = str(op.get("path") or "").lstrip("/")
+            if field not in self.WRITABLE:
+                return _invalid("addition", field or "path", "InvalidField", f"The path {op.get('path')!r} is not valid.")
+            if op["op"] != "remove" and "value" not in op:
+                return _error(400, "InvalidRequest", f"The {op['op']} operation for {field} needs a value")
+            changes[field] = None if op["op"] == "remove" else op["value"]
+        invalid = self._validate_addition(changes, partial=True)
+        if invalid is not None:
+            return invalid
+        addition.update(changes)
+        self.writes += 1
+        return _json(200, addition)
+

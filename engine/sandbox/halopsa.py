@@ -1,0 +1,355 @@
+"""A stateful HaloPSA for the sandbox and the tests, served through `httpx.MockTransport(sandbox.handle)`
+so `HaloConnector` runs unchanged.
+
+It speaks what the connector uses (shared/APIS.md §3): `GET /api/authinfo`, `POST /auth/token?tenant=…`
+(form-encoded client credentials), and with a Bearer token: `/api/Client` (GET, POST), `/api/Item`,
+`/api/RecurringInvoice` (`includelines`, `client_id`), `/api/RecurringInvoice/{id}` (`includedetails`),
+`POST /api/RecurringInvoice/Lines` and `POST /api/RecurringInvoice/updatelines` (JSON arrays; an
+element with an `id` updates that line). Lists page with `pageinate=true&page_size=…&page_no=…` and
+are wrapped as `{"record_count": N, "<key>": [...]}`. A POST of one element answers with the saved
+record, of several with the list. Halo's error bodies are not documented: errors come back as a JSON
+string with a 400 (validation) or 401 (token), token errors as OAuth `{"error": …}`.
+
+Faults are consulted before every request: refusals (429/503) do nothing, a 500-after-apply or a lost
+response (`httpx.ReadTimeout`) strikes after the write was applied. `expire_tokens()` invalidates every
+issued token (the next call gets a 401), for refresh tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from engine.connectors.connectwise import KeyCodec, json_bytes
+from engine.connectors.halopsa import KEY_FIELD, KEY_MAX, halo_datetime
+from engine.connectors.http import loads
+from engine.sandbox.faults import Fault, Faults
+from engine.scenario import Scenario
+
+
+def _num_id(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"Halo sandbox: {what} id {value!r} is not numeric") from None
+
+
+def _json(status: int, body: Any) -> httpx.Response:
+    return httpx.Response(status, content=json_bytes(body), headers={"Content-Type": "application/json"})
+
+
+def _bad(message: str) -> httpx.Response:
+    return _json(400, message)
+
+
+LINE_FIELDS = frozenset({
+    "id", "ihid", "_itemid", "qty_order", "unit_price", "unit_cost", "startdate", "enddate",
+    "item_shortdescription", "item_longdescription", "onetimecharge", "is_meter", "comment_1", "comment_2",
+    "recurring_invoice_id", "item_code", "nominal_code", "tax_code", "sequenceid", "isinactive", "autorenew",
+    "billingperiod", "discount_perc", "hide_on_pdf", "contract_id",
+})
+
+
+class HaloSandbox:
+    """HaloPSA in memory. `handle` is the MockTransport handler."""
+
+    def __init__(
+        self,
+        *,
+        faults: Faults | None = None,
+        host: str = "sandbox.halopsa.com",
+        client_id: str = "sandbox-client",
+        client_secret: str = "sandbox-secret",
+        tenant: str = "sandbox",
+        token_lifetime: int = 3600,
+    ) -> None:
+        self.faults = faults or Faults()
+        self.host = host
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.tenant = tenant
+        self.token_lifetime = token_lifetime
+        self.clients: dict[int, dict[str, Any]] = {}
+        self.items: dict[int, dict[str, Any]] = {}
+        self.headers: dict[int, dict[str, Any]] = {}
+        self.lines: dict[int, dict[str, Any]] = {}
+        self.tokens: set[str] = set()
+        self.tokens_issued = 0
+        self.writes = 0
+        self.requests: list[httpx.Request] = []
+        self._ids = itertools.count(5000)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}"
+
+    # --- loading ---
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any) -> HaloSandbox:
+        sandbox = cls(faults=faults, **credentials)
+        codec = KeyCodec(KEY_MAX)
+        psa = scenario.psa
+        for company in psa.companies:
+            cid = _num_id(company.id, "client")
+            sandbox.clients[cid] = {"id": cid, "name": company.name, "inactive": False, "toplevel_id": 1}
+        for product in psa.products:
+            iid = _num_id(product.id, "item")
+            sandbox.items[iid] = {
+                "id": iid, "name": product.name, "description": product.name, "internalreference": product.sku,
+                "baseprice": product.unit_price, "costprice": product.unit_cost,
+                "recurringprice": product.unit_price, "recurringcost": product.unit_cost,
+                "isrecurringitem": True, "inactive": False,
+            }
+        for agreement in psa.agreements:
+            hid = _num_id(agreement.id, "recurring invoice")
+            client = sandbox.clients.get(_num_id(agreement.company_id, "client"), {})
+            sandbox.headers[hid] = {
+                "id": hid, "client_id": int(agreement.company_id), "client_name": client.get("name"),
+                "reference": agreement.name, "is_recurring_invoice": True,
+                "startdate": halo_datetime(agreement.start_date),
+                "enddate": halo_datetime(agreement.end_date) if agreement.end_date else None,
+                "period": 12 if agreement.billing_period == "annual" else 1, "disabled": False,
+            }
+        for line in psa.lines:
+            lid = _num_id(line.id, "line")
+            key = line.source.key if line.source else None
+            sandbox.lines[lid] = sandbox._line_record(lid, {
+                "ihid": _num_id(line.agreement_id, "recurring invoice"),
+                "_itemid": _num_id(line.product_id, "item"),
+                "qty_order": line.quantity, "unit_price": line.unit_price, "unit_cost": line.unit_cost,
+                "startdate": halo_datetime(line.effective_date),
+                "enddate": halo_datetime(line.cancelled_date) if line.cancelled_date else None,
+                "item_shortdescription": line.description, "item_longdescription": line.description,
+                "onetimecharge": line.kind == "one_time", "is_meter": line.metered,
+                KEY_FIELD: codec.encode(key) if key else None,
+            })
+        start = max([4999, *sandbox.clients, *sandbox.items, *sandbox.headers, *sandbox.lines]) + 1
+        sandbox._ids = itertools.count(start)
+        return sandbox
+
+    def _line_record(self, lid: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        item = self.items.get(int(body["_itemid"]), {})
+        record: dict[str, Any] = {
+            "id": lid, "ihid": int(body["ihid"]), "recurring_invoice_id": int(body["ihid"]),
+            "_itemid": int(body["_itemid"]), "item_code": item.get("internalreference"),
+            "qty_order": Decimal("1"), "unit_price": item.get("recurringprice"), "unit_cost": item.get("recurringcost"),
+            "startdate": None, "enddate": None, "item_shortdescription": item.get("name"),
+            "item_longdescription": item.get("description"), "onetimecharge": False, "is_meter": False,
+            "comment_1": None, "comment_2": None, "isinactive": False,
+        }
+        record.update({k: v for k, v in body.items() if k in LINE_FIELDS and k != "id"})
+        record["id"] = lid
+        return record
+
+    # --- what tests look at ---
+
+    def lines_for(self, agreement_id: str | int) -> list[dict[str, Any]]:
+        """The lines of a recurring invoice as the API would return them (copies)."""
+        hid = int(agreement_id)
+        return [copy.deepcopy(line) for line in sorted(self.lines.values(), key=lambda r: r["id"]) if line["ihid"] == hid]
+
+    def expire_tokens(self) -> None:
+        self.tokens.clear()
+
+    # --- serving ---
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        fault = self.faults.decide(request)
+        refused = self.faults.refusal(fault, request)
+        if refused is not None:
+            return refused
+        response = self._route(request)
+        after = Faults.after_apply(fault, request) if fault is not Fault.NONE else None
+        return after if after is not None else response
+
+    def _route(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != self.host:
+            return httpx.Response(404, text="Not Found")
+        path = request.url.path.rstrip("/")
+        low = path.lower()
+        method = request.method
+        if low == "/api/authinfo" and method == "GET":
+            return _json(200, {"auth_url": f"{self.base_url}/auth", "tenant_id": self.tenant,
+                               "resource_url": f"{self.base_url}/api"})
+        if low == "/auth/token" and method == "POST":
+            return self._token(request)
+        if not low.startswith("/api/"):
+            return httpx.Response(404, text="Not Found")
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in self.tokens:
+            return httpx.Response(401, text="", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        rest = path[len("/api"):]
+        key = rest.lower()
+        try:
+            if key == "/client":
+                if method == "GET":
+                    return self._list(request, self.clients.values(), "clients")
+                if method == "POST":
+                    return self._post_clients(request)
+            if key == "/item" and method == "GET":
+                return self._list(request, self.items.values(), "items")
+            if key == "/recurringinvoice" and method == "GET":
+                return self._list_headers(request)
+            if m := re.fullmatch(r"/recurringinvoice/(\d+)", key):
+                header = self.headers.get(int(m[1]))
+                if header is None:
+                    return httpx.Response(404, content=json_bytes(f"Recurring invoice {m[1]} not found"),
+                                          headers={"Content-Type": "application/json"})
+                if method == "GET":
+                    return _json(200, self._header_view(header, with_lines=True))
+            if key == "/recurringinvoice/lines" and method == "POST":
+                return self._post_lines(request, update_only=False)
+            if key == "/recurringinvoice/updatelines" and method == "POST":
+                return self._post_lines(request, update_only=True)
+        except ValueError as exc:
+            return _bad(f"Invalid request: {exc}")
+        return httpx.Response(405, text="Method Not Allowed")
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("tenant") != self.tenant:
+            return _json(400, {"error": "invalid_request", "error_description": "Unknown tenant"})
+        if not request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return _json(400, {"error": "invalid_request", "error_description": "Expected a form post"})
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        if form.get("grant_type") != "client_credentials":
+            return _json(400, {"error": "unsupported_grant_type"})
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return _json(401, {"error": "invalid_client"})
+        self.tokens_issued += 1
+        token = f"halo-token-{self.tokens_issued}"
+        self.tokens.add(token)
+        return _json(200, {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
+                           "scope": form.get("scope", "all")})
+
+    def _page(self, request: httpx.Request, rows: list[dict[str, Any]], key: str) -> httpx.Response:
+        params = request.url.params
+        rows = sorted(rows, key=lambda r: r["id"])
+        total = len(rows)
+        if params.get("pageinate", "").lower() == "true":
+            size = int(params.get("page_size", "50"))
+            number = int(params.get("page_no", "1"))
+            if size < 1 or number < 1:
+                return _bad("page_size and page_no must be positive")
+            chunk = rows[(number - 1) * size: number * size]
+            return _json(200, {"page_no": number, "page_size": size, "record_count": total, key: chunk})
+        if params.get("count"):
+            rows = rows[: int(params["count"])]
+        return _json(200, {"record_count": total, key: rows})
+
+    def _list(self, request: httpx.Request, records: Any, key: str) -> httpx.Response:
+        return self._page(request, [copy.deepcopy(r) for r in records], key)
+
+    def _header_view(self, header: Mapping[str, Any], *, with_lines: bool) -> dict[str, Any]:
+        view = copy.deepcopy(dict(header))
+        if with_lines:
+            view["lines"] = self.lines_for(header["id"])
+        return view
+
+    def _list_headers(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        with_lines = params.get("includelines", "").lower() == "true"
+        rows = [self._header_view(h, with_lines=with_lines) for h in self.headers.values()]
+        if params.get("client_id"):
+            rows = [h for h in rows if str(h["client_id"]) == params["client_id"]]
+        return self._page(request, rows, "invoices")
+
+    def _array(self, request: httpx.Request) -> list[Any]:
+        try:
+            body = loads(request.content)
+        except ValueError as exc:
+            raise ValueError(f"the body is not JSON ({exc})") from None
+        if not isinstance(body, list) or not body:
+            raise ValueError("the body must be a non-empty JSON array")
+        return body
+
+    @staticmethod
+    def _answer(saved: list[dict[str, Any]]) -> httpx.Response:
+        return _json(201, saved[0] if len(saved) == 1 else saved)
+
+    def _post_clients(self, request: httpx.Request) -> httpx.Response:
+        saved = []
+        for element in self._array(request):
+            if not isinstance(element, Mapping):
+                return _bad("Each element must be an object")
+            if element.get("id"):
+                client = self.clients.get(int(element["id"]))
+                if client is None:
+                    return _bad(f"Client {element['id']} not found")
+                client.update({k: v for k, v in element.items() if k in ("name", "inactive")})
+                saved.append(copy.deepcopy(client))
+                continue
+            if not str(element.get("name") or "").strip():
+                return _bad("Please enter a Name")
+            cid = next(self._ids)
+            self.clients[cid] = {"id": cid, "name": element["name"], "inactive": False, "toplevel_id": 1}
+            saved.append(copy.deepcopy(self.clients[cid]))
+        self.writes += 1
+        return self._answer(saved)
+
+    def _check_line(self, element: Mapping[str, Any], *, existing: Mapping[str, Any] | None) -> str | None:
+        ihid = element.get("ihid", existing.get("ihid") if existing else None)
+        if ihid is None or int(ihid) not in self.headers:
+            return f"Recurring invoice {ihid} not found" if ihid is not None else "A recurring invoice (ihid) is required"
+        itemid = element.get("_itemid", existing.get("_itemid") if existing else None)
+        if itemid is None:
+            return "An item (_itemid) is required"
+        if int(itemid) not in self.items:
+            return f"Item {itemid} not found"
+        for field in ("qty_order", "unit_price", "unit_cost"):
+            value = element.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
+                return f"{field} must be a number"
+        for field in ("startdate", "enddate"):
+            value = element.get(field)
+            if value is not None:
+                try:
+                    datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+                except ValueError:
+                    return f"{field} is not a valid date"
+        for field in ("onetimecharge", "is_meter"):
+            if field in element and not isinstance(element[field], bool):
+                return f"{field} must be true or false"
+        return None
+
+    def _post_lines(self, request: httpx.Request, *, update_only: bool) -> httpx.Response:
+        elements = self._array(request)
+        plan: list[tuple[int | None, Mapping[str, Any]]] = []
+        for element in elements:
+            if not isinstance(element, Mapping):
+                return _bad("Each element must be an object")
+            existing = None
+            if element.get("id"):
+                existing = self.lines.get(int(element["id"]))
+                if existing is None:
+                    return _bad(f"Line {element['id']} not found")
+                if element.get("ihid") is not None and int(element["ihid"]) != existing["ihid"]:
+                    return _bad(f"Line {element['id']} is not on recurring invoice {element['ihid']}")
+            elif update_only:
+                return _bad("updatelines needs the id of each line")
+            problem = self._check_line(element, existing=existing)
+            if problem:
+                return _bad(problem)
+            plan.append((existing["id"] if existing else None, element))
+        saved = []
+        for lid, element in plan:
+            if lid is None:
+                lid = next(self._ids)
+                self.lines[lid] = self._line_record(lid, element)
+            else:
+                self.lines[lid].update({k: v for k, v in element.items() if k in LINE_FIELDS and k != "id"})
+            saved.append(copy.deepcopy(self.lines[lid]))
+        self.writes += 1
+        return self._answer(saved)

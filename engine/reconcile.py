@@ -16,6 +16,7 @@ from engine.rules.seats import seat_lines
 from engine.scenario import Scenario, Subscription, VendorCompany
 
 SEVERITY_ORDER = {"error": 0, "warning": 1}
+CENTS_ZERO = Decimal("0.00")
 
 
 def reconcile(scenario: Scenario) -> Plan:
@@ -50,8 +51,8 @@ def reconcile(scenario: Scenario) -> Plan:
         lines=shown,
         findings=findings,
         totals=Totals(
-            price=sum((line.total_price for line in shown), Decimal(0)),
-            cost=sum((line.total_cost for line in shown), Decimal(0)),
+            price=sum((line.total_price for line in shown), CENTS_ZERO),
+            cost=sum((line.total_cost for line in shown), CENTS_ZERO),
             ignored=len(ignored),
         ),
         ignored_lines=ignored,

@@ -1,0 +1,364 @@
+"""Operator actions (what the console's keys do). Each validates, changes the store in one
+transaction, records an audit event in that same transaction, and returns what changed; a refused
+action raises `ActionError` with a message for the operator, and nothing changes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from difflib import SequenceMatcher
+from typing import Literal
+
+from sqlalchemy import select
+
+from engine import audit
+from engine.months import first_of_month
+from engine.plan import Plan, PlanLine
+from engine.reconcile import reconcile
+from engine.store import Store
+from engine.store import tables as t
+
+
+class ActionError(Exception):
+    """The action was refused; the message says why, for the operator."""
+
+
+class StaleEdit(ActionError):
+    """Someone else changed the same item since it was read (optimistic concurrency)."""
+
+
+def current_plan(store: Store, as_of: date | None = None) -> Plan:
+    return reconcile(store.snapshot(as_of))
+
+
+def _find_line(plan: Plan, key: str) -> PlanLine | None:
+    for line in (*plan.lines, *plan.ignored_lines):
+        if line.key == key:
+            return line
+    return None
+
+
+def _check_version(row: t.IgnoreRow | t.OverrideRow | None, expected: int | None, what: str) -> None:
+    if expected is None:
+        return
+    current = row.version if row is not None else 0
+    if current != expected:
+        raise StaleEdit(f"{what} was changed by someone else meanwhile; refresh and try again.")
+
+
+# --- ignore / restore ----------------------------------------------------------------------------
+
+
+def ignore(store: Store, key: str, *, mode: Literal["until_restored", "this_change"] = "until_restored",
+           reason: str | None = None, as_of: date | None = None, expected_version: int | None = None,
+           user: str | None = None) -> t.IgnoreRow:
+    """Ignore a plan line (by key) or a whole subscription (by id)."""
+    plan = current_plan(store, as_of)
+    line = _find_line(plan, key)
+    snapshot_subs = {line.subscription_id for line in (*plan.lines, *plan.ignored_lines)}
+    if line is None and key not in snapshot_subs:
+        raise ActionError(f"Nothing to ignore: no proposed line or subscription is called {key!r}.")
+    if mode == "this_change" and line is None:
+        raise ActionError("'Ignore this change' applies to one line; pick a line, not a whole subscription.")
+    who = user or audit.operator()
+    with store.session() as s, s.begin():
+        row = s.get(t.IgnoreRow, key)
+        _check_version(row, expected_version, f"The ignore on {key}")
+        before = row.model_dump(mode="json") if row else None
+        if row is None:
+            row = t.IgnoreRow(key=key, mode=mode, by=who, on=as_of or date.today(), reason=reason,
+                              fingerprint=line.fingerprint if line else None)
+        else:
+            row.mode, row.by, row.on, row.reason = mode, who, as_of or date.today(), reason
+            row.fingerprint = line.fingerprint if line else None
+            row.version += 1
+        s.add(row)
+        audit.record(s, "ignore", key, before=before, after=row.model_dump(mode="json"),
+                     company=line.company_id if line else None, user=who)
+    return row
+
+
+def restore(store: Store, key: str, *, expected_version: int | None = None, user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        row = s.get(t.IgnoreRow, key)
+        if row is None:
+            raise ActionError(f"{key!r} is not ignored.")
+        _check_version(row, expected_version, f"The ignore on {key}")
+        before = row.model_dump(mode="json")
+        s.delete(row)
+        audit.record(s, "restore", key, before=before, after=None, user=user)
+
+
+# --- effective dates -----------------------------------------------------------------------------
+
+
+def validate_effective_date(plan: Plan, key: str, new_date: date) -> PlanLine:
+    """The rules for moving a proposed line (seed 001): the 1st of a month, not before the first day
+    after invoiced_through, and never on an update (its effective date cannot change)."""
+    line = _find_line(plan, key)
+    if line is None:
+        raise ActionError(f"No proposed line is called {key!r}.")
+    if line.action != "create":
+        raise ActionError("The effective date cannot be changed when updating an existing line "
+                          f"({key} updates PSA line {line.psa_line_id}).")
+    if new_date != first_of_month(new_date):
+        raise ActionError(f"{new_date.isoformat()} is not the first of a month; effective dates start a month.")
+    first_unbilled = plan.invoiced_through.toordinal() + 1
+    if new_date.toordinal() < first_unbilled:
+        raise ActionError(f"{new_date.isoformat()} is before {date.fromordinal(first_unbilled).isoformat()}, "
+                          f"the first day not yet invoiced (invoiced through {plan.invoiced_through.isoformat()}).")
+    return line
+
+
+def set_effective_date(store: Store, key: str, new_date: date, *, as_of: date | None = None,
+                       expected_version: int | None = None, user: str | None = None) -> t.OverrideRow:
+    plan = current_plan(store, as_of)
+    line = validate_effective_date(plan, key, new_date)
+    with store.session() as s, s.begin():
+        row = s.get(t.OverrideRow, key)
+        _check_version(row, expected_version, f"The effective date of {key}")
+        before = {"effective_date": line.effective_date.isoformat()}
+        if row is None:
+            row = t.OverrideRow(key=key, effective_date=new_date)
+        else:
+            row.effective_date = new_date
+            row.version += 1
+        s.add(row)
+        audit.record(s, "set_effective_date", key, before=before, after={"effective_date": new_date.isoformat()},
+                     company=line.company_id, user=user)
+    return row
+
+
+def set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
+                        user: str | None = None) -> list[str]:
+    """Bulk: every key is validated first; if any is refused, none is changed."""
+    plan = current_plan(store, as_of)
+    problems = []
+    for key in keys:
+        try:
+            validate_effective_date(plan, key, new_date)
+        except ActionError as exc:
+            problems.append(f"{key}: {exc}")
+    if problems:
+        raise ActionError("No date was changed:\n" + "\n".join(problems))
+    for key in keys:
+        set_effective_date(store, key, new_date, as_of=as_of, user=user)
+    return keys
+
+
+def clear_effective_date(store: Store, key: str, *, user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        row = s.get(t.OverrideRow, key)
+        if row is None or row.effective_date is None:
+            raise ActionError(f"{key} has no effective date of its own.")
+        before = {"effective_date": row.effective_date.isoformat()}
+        if row.create_new:
+            row.effective_date = None
+            row.version += 1
+            s.add(row)
+        else:
+            s.delete(row)
+        audit.record(s, "clear_effective_date", key, before=before, after=None, user=user)
+
+
+def choose_create_new(store: Store, subscription_id: str, create_new: bool = True, *,
+                      user: str | None = None) -> None:
+    """Create a new recurring line instead of updating the existing one (the old one gets a
+    cancelled date the day before the new one starts)."""
+    key = f"{subscription_id}:recurring"
+    with store.session() as s, s.begin():
+        row = s.get(t.OverrideRow, key) or t.OverrideRow(key=key)
+        before = {"create_new": row.create_new}
+        row.create_new = create_new
+        row.version = (row.version or 0) + 1
+        s.add(row)
+        audit.record(s, "choose_create_new", key, before=before, after={"create_new": create_new}, user=user)
+
+
+# --- company mappings (RULES.md §9) ----------------------------------------------------------------
+
+
+def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        vendor = s.get(t.VendorCompanyRow, vendor_id)
+        psa = s.get(t.PsaCompanyRow, psa_id)
+        if vendor is None:
+            raise ActionError(f"No vendor company {vendor_id!r}.")
+        if psa is None:
+            raise ActionError(f"No PSA company {psa_id!r}.")
+        existing = list(s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars())
+        if any(m.psa_id == psa_id for m in existing):
+            raise ActionError(f"{vendor.name} is already mapped to {psa.name}.")
+        if existing:
+            raise ActionError(f"{vendor.name} is already mapped to PSA company {existing[0].psa_id}; unmap it first "
+                              "(a vendor company maps to one PSA company).")
+        taken = s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.psa_id == psa_id)).scalars().first()
+        if taken is not None:
+            other = s.get(t.VendorCompanyRow, taken.vendor_id)
+            raise ActionError(f"{psa.name} is already mapped to {other.name if other else taken.vendor_id}.")
+        s.add(t.CompanyMappingRow(vendor_id=vendor_id, psa_id=psa_id))
+        audit.record(s, "map_company", vendor_id, before=None, after={"psa_id": psa_id, "psa_name": psa.name},
+                     company=vendor.name, user=user)
+
+
+def unmap_company(store: Store, vendor_id: str, *, user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        rows = list(s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars())
+        if not rows:
+            raise ActionError(f"{vendor_id!r} is not mapped.")
+        vendor = s.get(t.VendorCompanyRow, vendor_id)
+        for row in rows:
+            s.delete(row)
+        audit.record(s, "unmap_company", vendor_id, before={"psa_ids": [r.psa_id for r in rows]}, after=None,
+                     company=vendor.name if vendor else None, user=user)
+
+
+_SUFFIXES = {"inc", "incorporated", "llc", "ltd", "limited", "co", "corp", "corporation", "company", "plc",
+             "pllc", "pc", "pa", "lp", "llp", "gmbh", "the"}
+
+
+def normalize_name(name: str) -> str:
+    """Exact-match form: trimmed and case-folded (RULES.md §9)."""
+    return " ".join(name.split()).casefold()
+
+
+def loose_name(name: str) -> str:
+    """Near-match form: no accents, punctuation or company suffixes."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    text = text.replace("&", " and ")
+    words = [w for w in re.split(r"[^a-z0-9]+", text) if w and w not in _SUFFIXES]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    vendor_id: str
+    vendor_name: str
+    psa_id: str
+    psa_name: str
+    score: float
+
+
+@dataclass
+class GeneratedMappings:
+    applied: list[tuple[str, str]] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+
+def generate_mappings(store: Store, *, apply: bool = True, user: str | None = None) -> GeneratedMappings:
+    """Map unmapped companies whose names are equal after trimming and case folding; list near
+    matches (suffixes, punctuation, small typos) as suggestions that need a confirming keystroke."""
+    result = GeneratedMappings()
+    with store.session() as s:
+        vendors = list(s.execute(select(t.VendorCompanyRow).order_by(t.VendorCompanyRow.name)).scalars())
+        psas = list(s.execute(select(t.PsaCompanyRow).order_by(t.PsaCompanyRow.name)).scalars())
+        mapped_vendor = {m.vendor_id for m in s.execute(select(t.CompanyMappingRow)).scalars()}
+        mapped_psa = {m.psa_id for m in s.execute(select(t.CompanyMappingRow)).scalars()}
+    free_psa = [p for p in psas if p.id not in mapped_psa]
+    exact: dict[str, list[t.PsaCompanyRow]] = {}
+    for p in free_psa:
+        exact.setdefault(normalize_name(p.name), []).append(p)
+    loose: dict[str, list[t.PsaCompanyRow]] = {}
+    for p in free_psa:
+        loose.setdefault(loose_name(p.name), []).append(p)
+    used: set[str] = set()
+    for v in vendors:
+        if v.id in mapped_vendor or v.status != "active":
+            continue
+        hits = [p for p in exact.get(normalize_name(v.name), []) if p.id not in used]
+        if len(hits) == 1:
+            result.applied.append((v.id, hits[0].id))
+            used.add(hits[0].id)
+            continue
+        candidates = [p for p in loose.get(loose_name(v.name), []) if p.id not in used] or hits
+        if candidates:
+            for p in candidates:
+                result.suggestions.append(Suggestion(v.id, v.name, p.id, p.name, 0.99))
+            continue
+        best: tuple[float, t.PsaCompanyRow] | None = None
+        for p in free_psa:
+            if p.id in used:
+                continue
+            score = SequenceMatcher(None, loose_name(v.name), loose_name(p.name)).ratio()
+            if score >= 0.88 and (best is None or score > best[0]):
+                best = (score, p)
+        if best is not None:
+            result.suggestions.append(Suggestion(v.id, v.name, best[1].id, best[1].name, round(best[0], 2)))
+    if apply:
+        for vendor_id, psa_id in result.applied:
+            map_company(store, vendor_id, psa_id, user=user)
+    return result
+
+
+# --- products and agreements ---------------------------------------------------------------------
+
+
+def bind_product(store: Store, vendor_product_id: str, psa_product_id: str, *, sub_product: str | None = None,
+                 free: bool = False, user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        product = s.get(t.VendorProductRow, vendor_product_id)
+        psa = s.get(t.PsaProductRow, psa_product_id)
+        if product is None:
+            raise ActionError(f"No vendor product {vendor_product_id!r}.")
+        if psa is None:
+            raise ActionError(f"No PSA product {psa_product_id!r}.")
+        if sub_product and sub_product not in (product.sub_products or []):
+            raise ActionError(f"{product.name} has no sub-product {sub_product!r}.")
+        row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
+        before = row.model_dump(mode="json") if row else None
+        if row is None:
+            row = t.ProductBindingRow(vendor_product_id=vendor_product_id, sub_product=sub_product or "",
+                                      psa_product_id=psa_product_id, free=free)
+        else:
+            row.psa_product_id, row.free, row.version = psa_product_id, free, row.version + 1
+        s.add(row)
+        audit.record(s, "bind_product", vendor_product_id + (f"/{sub_product}" if sub_product else ""),
+                     before=before, after={"psa_product_id": psa_product_id, "psa_name": psa.name, "free": free},
+                     user=user)
+
+
+def unbind_product(store: Store, vendor_product_id: str, *, sub_product: str | None = None,
+                   user: str | None = None) -> None:
+    with store.session() as s, s.begin():
+        row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
+        if row is None:
+            raise ActionError(f"{vendor_product_id!r} is not bound.")
+        before = row.model_dump(mode="json")
+        s.delete(row)
+        audit.record(s, "unbind_product", vendor_product_id, before=before, after=None, user=user)
+
+
+def map_agreement(store: Store, vendor_company_id: str, psa_agreement_id: str | None, *,
+                  user: str | None = None) -> None:
+    """Send a vendor company's lines to this agreement (None: back to the automatic choice)."""
+    with store.session() as s, s.begin():
+        row = s.get(t.AgreementMappingRow, vendor_company_id)
+        before = {"psa_agreement_id": row.psa_agreement_id} if row else None
+        if psa_agreement_id is None:
+            if row is None:
+                raise ActionError("No agreement is chosen for this company.")
+            s.delete(row)
+        else:
+            if s.get(t.PsaAgreementRow, psa_agreement_id) is None:
+                raise ActionError(f"No PSA agreement {psa_agreement_id!r}.")
+            if row is None:
+                row = t.AgreementMappingRow(vendor_company_id=vendor_company_id, psa_agreement_id=psa_agreement_id)
+            else:
+                row.psa_agreement_id, row.version = psa_agreement_id, row.version + 1
+            s.add(row)
+        audit.record(s, "map_agreement", vendor_company_id, before=before,
+                     after={"psa_agreement_id": psa_agreement_id}, user=user)
+
+
+def set_invoiced_through(store: Store, value: date | None, *, user: str | None = None) -> None:
+    settings = store.settings()
+    updated = settings.model_copy(update={"invoiced_through": value})
+    with store.session() as s, s.begin():
+        row = s.get(t.SettingRow, "scenario_settings") or t.SettingRow(name="scenario_settings")
+        row.value = updated.model_dump(mode="json")
+        s.add(row)
+        audit.record(s, "set_invoiced_through", "settings",
+                     before={"invoiced_through": settings.invoiced_through.isoformat() if settings.invoiced_through else None},
+                     after={"invoiced_through": value.isoformat() if value else None}, user=user)

@@ -1,0 +1,273 @@
+"""Opening the store, moving scenarios in and out of it."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from sqlalchemy import Engine, delete, event, insert, select
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, create_engine
+
+from engine.scenario import (
+    AgreementMapping,
+    BillingConfiguration,
+    CompanyMapping,
+    HistoryRow,
+    Ignore,
+    LineSource,
+    Mappings,
+    Override,
+    ProductBinding,
+    Psa,
+    PsaAgreement,
+    PsaCompany,
+    PsaLine,
+    PsaProduct,
+    Scenario,
+    Settings,
+    Subscription,
+    SyncedKey,
+    UsageRow,
+    Vendor,
+    VendorCompany,
+    VendorProduct,
+)
+from engine.store import tables as t
+
+VENDOR_TABLES = (t.VendorCompanyRow, t.VendorProductRow, t.SubscriptionRow, t.HistoryRowRecord, t.UsageRecord,
+                 t.BillingConfigurationRow)
+PSA_TABLES = (t.PsaCompanyRow, t.PsaProductRow, t.PsaAgreementRow, t.PsaLineRow)
+OPERATOR_TABLES = (t.CompanyMappingRow, t.ProductBindingRow, t.AgreementMappingRow, t.SyncedKeyRow, t.IgnoreRow,
+                   t.OverrideRow)
+
+
+def default_database_url() -> str:
+    """`TRUEUP_DATABASE_URL`, else a SQLite file in the user data dir."""
+    url = os.environ.get("TRUEUP_DATABASE_URL")
+    if url:
+        return url
+    directory = Path(user_data_dir("trueup", appauthor=False))
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'trueup.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        return engine
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """The local store. `Store(url)` opens (and migrates) a database; `Store.memory()` is a fresh
+    in-memory one (what `trueup plan` uses)."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True):
+        self.url = url or default_database_url()
+        self.engine = make_engine(self.url)
+        if migrate:
+            if self.url in ("sqlite://", "sqlite:///:memory:"):
+                SQLModel.metadata.create_all(self.engine)
+            else:
+                from engine.store.migrate import upgrade
+
+                upgrade(self.engine)
+
+    @classmethod
+    def memory(cls) -> Store:
+        return cls("sqlite://")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    # --- settings --------------------------------------------------------------------------------
+
+    def get_setting(self, name: str, default: Any = None) -> Any:
+        with self.session() as s:
+            row = s.get(t.SettingRow, name)
+            return default if row is None else row.value
+
+    def set_setting(self, name: str, value: Any) -> None:
+        with self.session() as s:
+            row = s.get(t.SettingRow, name)
+            if row is None:
+                s.add(t.SettingRow(name=name, value=value))
+            else:
+                row.value = value
+                s.add(row)
+            s.commit()
+
+    def settings(self) -> Settings:
+        stored = self.get_setting("scenario_settings") or {}
+        return Settings.model_validate(stored)
+
+    def save_settings(self, settings: Settings) -> None:
+        self.set_setting("scenario_settings", settings.model_dump(mode="json"))
+
+    # --- scenario in -----------------------------------------------------------------------------
+
+    def import_scenario(self, scenario: Scenario) -> None:
+        """Replace everything in the store with the scenario, in one transaction."""
+        with self.session() as s, s.begin():
+            for table in (*VENDOR_TABLES, *PSA_TABLES, *OPERATOR_TABLES):
+                s.execute(delete(table))
+            self._write_vendor(s, scenario.vendor)
+            self._write_psa(s, scenario.psa)
+            self._write_operator_state(s, scenario)
+            for name, value in (("scenario_settings", scenario.settings.model_dump(mode="json")),
+                                ("as_of", scenario.as_of.isoformat())):
+                s.merge(t.SettingRow(name=name, value=value))
+
+    def replace_vendor(self, vendor: Vendor) -> None:
+        with self.session() as s, s.begin():
+            for table in VENDOR_TABLES:
+                s.execute(delete(table))
+            self._write_vendor(s, vendor)
+
+    def replace_psa(self, psa: Psa) -> None:
+        with self.session() as s, s.begin():
+            for table in PSA_TABLES:
+                s.execute(delete(table))
+            self._write_psa(s, psa)
+
+    @staticmethod
+    def _bulk(s: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        if rows:
+            s.execute(insert(table), rows)
+
+    def _write_vendor(self, s: Session, vendor: Vendor) -> None:
+        self._bulk(s, t.VendorCompanyRow, [c.model_dump() for c in vendor.companies])
+        self._bulk(s, t.VendorProductRow, [p.model_dump() for p in vendor.products])
+        subs, history = [], []
+        for sub in vendor.subscriptions:
+            data = sub.model_dump(exclude={"history"})
+            subs.append(data)
+            for seq, row in enumerate(sub.history):
+                history.append({**row.model_dump(), "subscription_id": sub.id, "seq": seq})
+        self._bulk(s, t.SubscriptionRow, subs)
+        self._bulk(s, t.HistoryRowRecord, history)
+        self._bulk(s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in vendor.usage])
+        self._bulk(s, t.BillingConfigurationRow, [c.model_dump() for c in vendor.billing_configurations])
+
+    def _write_psa(self, s: Session, psa: Psa) -> None:
+        self._bulk(s, t.PsaCompanyRow, [c.model_dump() for c in psa.companies])
+        self._bulk(s, t.PsaProductRow, [p.model_dump() for p in psa.products])
+        self._bulk(s, t.PsaAgreementRow, [a.model_dump() for a in psa.agreements])
+        rows = []
+        for line in psa.lines:
+            data = line.model_dump(exclude={"source"})
+            source = line.source
+            data.update(has_source=source is not None,
+                        source_subscription_id=source.subscription_id if source else None,
+                        source_sub_product=source.sub_product if source else None,
+                        source_key=source.key if source else None)
+            rows.append(data)
+        self._bulk(s, t.PsaLineRow, rows)
+
+    def _write_operator_state(self, s: Session, scenario: Scenario) -> None:
+        m = scenario.mappings
+        self._bulk(s, t.CompanyMappingRow, [c.model_dump() for c in m.companies])
+        self._bulk(s, t.ProductBindingRow, [{**b.model_dump(), "sub_product": b.sub_product or ""} for b in m.products])
+        self._bulk(s, t.AgreementMappingRow, [a.model_dump() for a in m.agreements])
+        self._bulk(s, t.SyncedKeyRow, [k.model_dump() for k in scenario.synced])
+        self._bulk(s, t.IgnoreRow, [i.model_dump() for i in scenario.ignored])
+        self._bulk(s, t.OverrideRow, [o.model_dump() for o in scenario.overrides])
+
+    # --- scenario out ----------------------------------------------------------------------------
+
+    def snapshot(self, as_of: date | None = None) -> Scenario:
+        """The whole store as a scenario (what the reconciliation and `export-scenario` read).
+        Rows were validated on the way in, so they are rebuilt without validating again."""
+        with self.session() as s:
+            conn = s.connection()
+
+            def rows(table: type[SQLModel], *order: Any) -> list[Any]:
+                return list(conn.execute(select(table).order_by(*order)).mappings())
+
+            history: dict[str, list[HistoryRow]] = defaultdict(list)
+            for r in conn.execute(select(t.HistoryRowRecord).order_by(
+                    t.HistoryRowRecord.subscription_id, t.HistoryRowRecord.seq)).mappings():
+                history[r["subscription_id"]].append(HistoryRow.model_construct(
+                    id=r["id"], action=r["action"], quantity=r["quantity"], effective_date=r["effective_date"]))
+            subs = []
+            for r in rows(t.SubscriptionRow, t.SubscriptionRow.id):
+                data = dict(r)
+                subs.append(Subscription.model_construct(**data, history=history.get(r["id"], [])))
+            vendor = Vendor.model_construct(
+                companies=[VendorCompany.model_construct(**r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)],
+                products=[VendorProduct.model_construct(**r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)],
+                subscriptions=subs,
+                usage=[UsageRow.model_construct(**{**{k: v for k, v in r.items() if k != "id"},
+                                                  "sub_product": r["sub_product"] or None})
+                       for r in rows(t.UsageRecord, t.UsageRecord.id)],
+                billing_configurations=[BillingConfiguration.model_construct(**r)
+                                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)],
+            )
+            lines = []
+            for r in rows(t.PsaLineRow, t.PsaLineRow.id):
+                data = {k: v for k, v in r.items()
+                        if k not in ("has_source", "source_subscription_id", "source_sub_product", "source_key")}
+                source = LineSource.model_construct(subscription_id=r["source_subscription_id"],
+                                                    sub_product=r["source_sub_product"],
+                                                    key=r["source_key"]) if r["has_source"] else None
+                lines.append(PsaLine.model_construct(**data, source=source))
+            psa = Psa.model_construct(
+                companies=[PsaCompany.model_construct(**r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
+                products=[PsaProduct.model_construct(**r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
+                agreements=[PsaAgreement.model_construct(**r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
+                lines=lines,
+            )
+            mappings = Mappings.model_construct(
+                companies=[CompanyMapping.model_construct(vendor_id=r["vendor_id"], psa_id=r["psa_id"])
+                           for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id,
+                                         t.CompanyMappingRow.psa_id)],
+                products=[ProductBinding.model_construct(
+                    **{k: v for k, v in r.items() if k != "version"}, ) if r["sub_product"] else
+                    ProductBinding.model_construct(**{**{k: v for k, v in r.items() if k != "version"},
+                                                      "sub_product": None})
+                    for r in rows(t.ProductBindingRow, t.ProductBindingRow.vendor_product_id,
+                                  t.ProductBindingRow.sub_product)],
+                agreements=[AgreementMapping.model_construct(vendor_company_id=r["vendor_company_id"],
+                                                             psa_agreement_id=r["psa_agreement_id"])
+                            for r in rows(t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id)],
+            )
+            synced = [SyncedKey.model_construct(**r) for r in rows(t.SyncedKeyRow, t.SyncedKeyRow.key)]
+            ignored = [Ignore.model_construct(**{k: v for k, v in r.items() if k != "version"})
+                       for r in rows(t.IgnoreRow, t.IgnoreRow.key)]
+            overrides = [Override.model_construct(**{k: v for k, v in r.items() if k != "version"})
+                         for r in rows(t.OverrideRow, t.OverrideRow.key)]
+            stored_as_of = s.get(t.SettingRow, "as_of")
+            settings_row = s.get(t.SettingRow, "scenario_settings")
+        if as_of is None:
+            as_of = date.fromisoformat(stored_as_of.value) if stored_as_of and stored_as_of.value else date.today()
+        settings = Settings.model_validate(settings_row.value if settings_row and settings_row.value else {})
+        return Scenario.model_construct(
+            as_of=as_of, settings=settings, vendor=vendor, psa=psa, mappings=mappings,
+            synced=synced, ignored=ignored, overrides=overrides,
+        )

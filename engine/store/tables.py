@@ -1,0 +1,213 @@
+"""The store's tables (persistence only; the engine reasons over `engine.scenario` types)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from engine.store.types import DecimalText
+
+
+def money(nullable: bool = False) -> object:
+    return Field(default=None if nullable else Decimal(0), sa_column=Column(DecimalText(), nullable=nullable))
+
+
+# --- vendor --------------------------------------------------------------------------------------
+
+
+class VendorCompanyRow(SQLModel, table=True):
+    __tablename__ = "vendor_company"
+    id: str = Field(primary_key=True)
+    name: str
+    status: str = "active"
+
+
+class VendorProductRow(SQLModel, table=True):
+    __tablename__ = "vendor_product"
+    id: str = Field(primary_key=True)
+    sku: str | None = None
+    name: str
+    kind: str = "seat"
+    sub_products: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    edition: str | None = None
+    service: str | None = None
+    storage_location: str | None = None
+    parent_product_id: str | None = None
+
+
+class SubscriptionRow(SQLModel, table=True):
+    __tablename__ = "subscription"
+    id: str = Field(primary_key=True)
+    company_id: str = Field(index=True)
+    product_id: str = Field(index=True)
+    billing_term: str = "monthly"
+    start_date: date
+    end_date: date | None = None
+    unit_price: Decimal = money()  # type: ignore[assignment]
+    unit_cost: Decimal = money()  # type: ignore[assignment]
+    status: str = "active"
+    cancelled_date: date | None = None
+
+
+class HistoryRowRecord(SQLModel, table=True):
+    __tablename__ = "subscription_history"
+    __table_args__ = (Index("ix_history_subscription_seq", "subscription_id", "seq"),)
+    id: str = Field(primary_key=True)
+    subscription_id: str
+    seq: int
+    action: str
+    quantity: Decimal = money()  # type: ignore[assignment]
+    effective_date: date
+
+
+class UsageRecord(SQLModel, table=True):
+    __tablename__ = "usage"
+    __table_args__ = (UniqueConstraint("subscription_id", "sub_product", "period", name="uq_usage_period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(index=True)
+    sub_product: str = ""  # "" = none (a NULL would defeat the unique constraint)
+    period: str
+    quantity: Decimal = money()  # type: ignore[assignment]
+    unit_price: Decimal = money()  # type: ignore[assignment]
+    unit_cost: Decimal = money()  # type: ignore[assignment]
+    snapshot_date: date | None = None
+    charges: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    partner_total: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+
+
+class BillingConfigurationRow(SQLModel, table=True):
+    __tablename__ = "billing_configuration"
+    id: str = Field(primary_key=True)
+    company_id: str
+    name: str
+    mode: str
+    subscription_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    psa_product_id: str | None = None
+
+
+# --- PSA -----------------------------------------------------------------------------------------
+
+
+class PsaCompanyRow(SQLModel, table=True):
+    __tablename__ = "psa_company"
+    id: str = Field(primary_key=True)
+    name: str
+
+
+class PsaProductRow(SQLModel, table=True):
+    __tablename__ = "psa_product"
+    id: str = Field(primary_key=True)
+    name: str
+    sku: str | None = None
+    unit_price: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    unit_cost: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+
+
+class PsaAgreementRow(SQLModel, table=True):
+    __tablename__ = "psa_agreement"
+    id: str = Field(primary_key=True)
+    company_id: str = Field(index=True)
+    name: str
+    start_date: date
+    end_date: date | None = None
+    billing_period: str = "monthly"
+
+
+class PsaLineRow(SQLModel, table=True):
+    __tablename__ = "psa_line"
+    id: str = Field(primary_key=True)
+    agreement_id: str = Field(index=True)
+    product_id: str
+    kind: str = "recurring"
+    quantity: Decimal = money()  # type: ignore[assignment]
+    unit_price: Decimal = money()  # type: ignore[assignment]
+    unit_cost: Decimal = money()  # type: ignore[assignment]
+    effective_date: date
+    cancelled_date: date | None = None
+    description: str = ""
+    metered: bool = False
+    has_source: bool = False
+    source_subscription_id: str | None = Field(default=None, index=True)
+    source_sub_product: str | None = None
+    source_key: str | None = Field(default=None, index=True)
+
+
+# --- mappings and operator state -----------------------------------------------------------------
+
+
+class CompanyMappingRow(SQLModel, table=True):
+    __tablename__ = "company_mapping"
+    vendor_id: str = Field(primary_key=True)
+    psa_id: str = Field(primary_key=True)
+    version: int = 1
+
+
+class ProductBindingRow(SQLModel, table=True):
+    __tablename__ = "product_binding"
+    vendor_product_id: str = Field(primary_key=True)
+    sub_product: str = Field(default="", primary_key=True)  # "" = the top-level product
+    psa_product_id: str
+    free: bool = False
+    unit_price: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    unit_cost: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    version: int = 1
+
+
+class AgreementMappingRow(SQLModel, table=True):
+    __tablename__ = "agreement_mapping"
+    vendor_company_id: str = Field(primary_key=True)
+    psa_agreement_id: str
+    version: int = 1
+
+
+class SyncedKeyRow(SQLModel, table=True):
+    __tablename__ = "synced_key"
+    key: str = Field(primary_key=True)
+    quantity: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    synced_on: date
+    psa_line_id: str | None = None
+
+
+class IgnoreRow(SQLModel, table=True):
+    __tablename__ = "ignore"
+    key: str = Field(primary_key=True)
+    mode: str = "until_restored"
+    by: str
+    on: date
+    reason: str | None = None
+    fingerprint: str | None = None
+    version: int = 1
+
+
+class OverrideRow(SQLModel, table=True):
+    __tablename__ = "override"
+    key: str = Field(primary_key=True)
+    effective_date: date | None = None
+    create_new: bool = False
+    version: int = 1
+
+
+class SettingRow(SQLModel, table=True):
+    """Scenario-wide settings (invoiced_through, thresholds…) and the store's own facts."""
+
+    __tablename__ = "setting"
+    name: str = Field(primary_key=True)
+    value: str | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: every operator action and every PSA write."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    user: str
+    host: str
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    company: str | None = Field(default=None, index=True)
+    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
+    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]

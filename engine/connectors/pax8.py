@@ -1,0 +1,668 @@
+"""Pax8 Partner API (`https://api.pax8.com/v1`): a thin typed async client, and its mapping to the
+engine's vendor types (`engine.scenario`). Field names follow shared/specs/pax8/*.openapi.json.
+
+Authentication: OAuth2 client credentials, `POST /v1/token` with a JSON body; the token is cached
+until shortly before `expires_in` runs out, and a 401 from a call refreshes it once and retries.
+
+How the engine's types are derived (nothing here is a Pax8 field, so it is documented):
+
+* **Subscription history.** `GET /subscriptions/{id}/history` returns full snapshots of the
+  subscription with no change type. They are ordered by `updatedDate` (the original snapshot has
+  none: its `createdDate` is used), then `createdDate`, then response order as the last tie-break;
+  consecutive snapshots are diffed: the first is `initial` (effective its `startDate`), a move to
+  status `Cancelled` is `cancel` (effective the snapshot's `endDate`, else its `updatedDate`),
+  a higher/lower `quantity` is `increase`/`decrease` (effective the `updatedDate`, as written),
+  a move back from `Cancelled` is a new `initial`; snapshots that change neither (price, status
+  Pending→Active…) produce no row. Row ids are `<subscription id>-h<n>` (n from 1), since Pax8
+  snapshots carry no id of their own. `quantity` is the snapshot's quantity as is.
+* **Product kind** (`seat` / `endpoint_usage` / `usage_summary` / `quota`), in this order:
+  1. `product_kinds[sku]` or `product_kinds[product id]` given to the constructor;
+  2. a SKU starting `pw-` or `pg-` (per-workload / per-gigabyte editions) is `quota`;
+  3. the product's most recently updated subscription has no usage summary: `seat`;
+  4. otherwise the usage lines of that summary are probed on day 19 of the month before today
+     (then on that month's last day): lines naming another product than the subscription's
+     own (`productId` differs) are endpoint counts, so the product is `endpoint_usage` and its
+     `sub_products` are those lines' names; otherwise it is `usage_summary`.
+  Quota products whose SKU has no such prefix need `product_kinds`.
+* **Sub-product names** come from the usage line's `productName`, with the parent product's
+  name and a following ` - ` removed ("Proofpoint Essentials - Business" -> "Business").
+* **Usage of month M** (`usage()`):
+  - `endpoint_usage`: the lines of day 19 of M (RULES §5), one row per sub-product: quantity =
+    the line quantity (summed over the subscription's summaries), unit price = `unitPrice`,
+    unit cost = `partnerTotal / quantity`, `snapshot_date` = the 19th. No line that day: no row.
+  - `quota`: the latest day of M that has usage lines (Pax8 usage is not cumulative: the latest
+    post carries the period's figures): quantity = the lines' quantity, unit price/cost as above,
+    `snapshot_date` = that day.
+  - `usage_summary`: the same latest day of M: quantity 1, `charges` = sum of `currentCharges`,
+    `partner_total` = sum of `partnerTotal` (unit price/cost = the same), `snapshot_date` = that
+    day. The summaries' own `currentCharges` cover only "the current month" and carry no period,
+    so the figures of a given month are read from its usage lines.
+  - `seat`: no usage rows (and no calls).
+* **Incremental refresh.** Pax8 has no `updatedSince` filter and `GET /subscriptions` cannot sort
+  by `updatedDate` (its sort enum is quantity, startDate, endDate, createdDate, billingStart,
+  price). `subscriptions(changed_since=…)` therefore still lists every subscription (200 a page,
+  cheap) but fetches history only for, and returns only, those whose `updatedDate` (else
+  `createdDate`) is later than `changed_since` (a naive datetime is taken as UTC).
+* **Products** are the ones the partner's subscriptions use (`GET /products/{id}` each; a product
+  Pax8 no longer lists is named from the subscription's `productName`), not the whole catalogue;
+  `catalogue()` pages through `GET /products` when that is wanted.
+* Billing terms: `Monthly` -> monthly; `Annual`, `2-Year`, `3-Year` -> annual; others -> monthly.
+  Status `Cancelled` -> cancelled (its `endDate` is both `end_date` and `cancelled_date`); every
+  other status is active. Company status `Active` -> active, `Inactive`/`Deleted` -> inactive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from engine.connectors.base import ServiceError
+from engine.connectors.http import RateBudget, ServiceClient, decimal_or_none, parse_date, parse_datetime, parse_json
+from engine.months import last_of_month, parse_month
+from engine.scenario import (
+    HistoryRow,
+    ProductKind,
+    Subscription,
+    UsageRow,
+    VendorCompany,
+    VendorProduct,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "pax8"
+BASE_URL = "https://api.pax8.com/v1"
+AUDIENCE = "https://api.pax8.com"
+PAGE_SIZE = 200  # the spec's maximum
+ENDPOINT_SNAPSHOT_DAY = 19  # RULES §5: the billable endpoint count of a month is day 19's
+TOKEN_MARGIN = 300.0  # refresh this many seconds before expiry (at most a tenth of the lifetime)
+CONCURRENCY = 8  # requests in flight at once (the rate budget still applies)
+QUOTA_SKU_PREFIXES = ("pw-", "pg-")
+
+T = TypeVar("T")
+
+
+# --- tolerant field types ------------------------------------------------------------------------
+
+
+def _to_datetime(value: object) -> datetime | None:
+    """A Pax8 timestamp: `2021-01-01T08:30:00Z`, `2020-12-01T13:20:13.153-0700`, or date-only."""
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        day = parse_date(value)
+        return datetime(day.year, day.month, day.day) if day else None  # noqa: DTZ001 - as written
+
+
+def _to_date(value: object) -> date | None:
+    return parse_date(value)
+
+
+Money = Annotated[Decimal | None, BeforeValidator(decimal_or_none)]
+Day = Annotated[date | None, BeforeValidator(_to_date)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)]
+
+
+class Pax8Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class Pax8Company(Pax8Model):
+    id: str
+    name: str | None = None
+    status: str | None = None
+    external_id: str | None = Field(None, alias="externalId")
+    updated_date: Timestamp = Field(None, alias="updatedDate")
+
+
+class Pax8Product(Pax8Model):
+    id: str
+    name: str | None = None
+    vendor_name: str | None = Field(None, alias="vendorName")
+    sku: str | None = None
+    vendor_sku: str | None = Field(None, alias="vendorSku")
+    short_description: str | None = Field(None, alias="shortDescription")
+    requires_commitment: bool | None = Field(None, alias="requiresCommitment")
+
+
+class Pax8Subscription(Pax8Model):
+    id: str
+    parent_subscription_id: str | None = Field(None, alias="parentSubscriptionId")
+    company_id: str | None = Field(None, alias="companyId")
+    product_id: str | None = Field(None, alias="productId")
+    vendor_subscription_id: str | None = Field(None, alias="vendorSubscriptionId")
+    quantity: Money = None
+    start_date: Timestamp = Field(None, alias="startDate")
+    end_date: Timestamp = Field(None, alias="endDate")
+    created_date: Timestamp = Field(None, alias="createdDate")
+    updated_date: Timestamp = Field(None, alias="updatedDate")
+    billing_start: Day = Field(None, alias="billingStart")
+    status: str | None = None
+    price: Money = None
+    partner_cost: Money = Field(None, alias="partnerCost")
+    currency_code: str | None = Field(None, alias="currencyCode")
+    product_name: str | None = Field(None, alias="productName")
+    billing_term: str | None = Field(None, alias="billingTerm")
+
+    @property
+    def cancelled(self) -> bool:
+        return (self.status or "").lower() == "cancelled"
+
+    @property
+    def changed_at(self) -> datetime | None:
+        """When this record last changed: `updatedDate`, else `createdDate`."""
+        return self.updated_date or self.created_date
+
+
+class Pax8UsageSummary(Pax8Model):
+    id: str
+    company_id: str | None = Field(None, alias="companyId")
+    subscription_id: str | None = Field(None, alias="subscriptionId")  # in the examples, not the schema
+    product_id: str | None = Field(None, alias="productId")
+    resource_group: str | None = Field(None, alias="resourceGroup")
+    vendor_name: str | None = Field(None, alias="vendorName")
+    current_charges: Money = Field(None, alias="currentCharges")
+    partner_total: Money = Field(None, alias="partnerTotal")
+    currency_code: str | None = Field(None, alias="currencyCode")
+    is_trial: bool | None = Field(None, alias="isTrial")
+
+
+class Pax8UsageLine(Pax8Model):
+    usage_summary_id: str | None = Field(None, alias="usageSummaryId")
+    usage_date: Day = Field(None, alias="usageDate")
+    product_name: str | None = Field(None, alias="productName")
+    product_id: str | None = Field(None, alias="productId")
+    unit_of_measure: str | None = Field(None, alias="unitOfMeasure")
+    quantity: Money = None
+    current_charges: Money = Field(None, alias="currentCharges")
+    current_profit: Money = Field(None, alias="currentProfit")
+    partner_total: Money = Field(None, alias="partnerTotal")
+    unit_price: Money = Field(None, alias="unitPrice")
+    currency_code: str | None = Field(None, alias="currencyCode")
+    is_trial: bool | None = Field(None, alias="isTrial")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def pax8_error(response: httpx.Response) -> tuple[str, list[str]]:
+    """Pax8's error envelope `{type, message, instance, status, details[{message…}]}`, or the token
+    endpoint's `{error, error_description}`."""
+    try:
+        body = parse_json(response)
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        if "error_description" in body or ("error" in body and "message" not in body):
+            description = body.get("error_description") or body.get("error") or "token request refused"
+            error = body.get("error")
+            return str(description), [str(error)] if error and error != description else []
+        details = [
+            str(item["message"])
+            for item in body.get("details") or []
+            if isinstance(item, Mapping) and item.get("message")
+        ]
+        message = body.get("message") or body.get("type")
+        if message:
+            return str(message), details
+    text = response.text.strip()
+    return (text[:500] or response.reason_phrase or "request failed"), []
+
+
+# --- mapping helpers -----------------------------------------------------------------------------
+
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _instant(value: datetime | None) -> datetime:
+    """An aware instant for ordering (a naive timestamp is taken as UTC)."""
+    if value is None:
+        return _EPOCH
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _day(value: datetime | None) -> date | None:
+    """The calendar date as written (never shifted to another zone)."""
+    return value.date() if value else None
+
+
+def _tidy(value: Decimal) -> Decimal:
+    """A derived unit amount: at most 4 places, at least 2 (2.4400 -> 2.44, 2.4375 stays)."""
+    value = value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    for places in ("0.01", "0.001"):
+        short = value.quantize(Decimal(places))
+        if short == value:
+            return short
+    return value
+
+
+def _unit(total: Decimal | None, quantity: Decimal) -> Decimal:
+    if total is None or quantity == 0:
+        return Decimal("0")
+    return _tidy(total / quantity)
+
+
+def snapshot_order(snapshots: Sequence[Pax8Subscription]) -> list[Pax8Subscription]:
+    """Oldest first: by `updatedDate` (else `createdDate`), then `createdDate`, then as received."""
+    indexed = list(enumerate(snapshots))
+    indexed.sort(key=lambda pair: (_instant(pair[1].changed_at), _instant(pair[1].created_date), pair[0]))
+    return [snapshot for _, snapshot in indexed]
+
+
+def history_rows(subscription_id: str, snapshots: Sequence[Pax8Subscription]) -> list[HistoryRow]:
+    """Diff consecutive history snapshots into initial/increase/decrease/cancel rows."""
+    rows: list[tuple[str, Decimal, date]] = []
+    previous: Pax8Subscription | None = None
+    for snapshot in snapshot_order(snapshots):
+        quantity = snapshot.quantity if snapshot.quantity is not None else Decimal("0")
+        changed_on = _day(snapshot.updated_date) or _day(snapshot.created_date)
+        if previous is None:
+            started = _day(snapshot.start_date) or snapshot.billing_start or _day(snapshot.created_date)
+            if started is None:
+                started = changed_on
+            if started is not None:
+                rows.append(("initial", quantity, started))
+            if snapshot.cancelled:
+                cancelled_on = _day(snapshot.end_date) or changed_on or started
+                if cancelled_on is not None:
+                    rows.append(("cancel", quantity, cancelled_on))
+        else:
+            previous_quantity = previous.quantity if previous.quantity is not None else Decimal("0")
+            if snapshot.cancelled and not previous.cancelled:
+                cancelled_on = _day(snapshot.end_date) or changed_on
+                if cancelled_on is not None:
+                    rows.append(("cancel", quantity, cancelled_on))
+            elif previous.cancelled and not snapshot.cancelled:
+                if changed_on is not None:
+                    rows.append(("initial", quantity, changed_on))
+            elif not snapshot.cancelled and quantity != previous_quantity and changed_on is not None:
+                rows.append(("increase" if quantity > previous_quantity else "decrease", quantity, changed_on))
+        previous = snapshot
+    return [
+        HistoryRow(id=f"{subscription_id}-h{n}", action=action, quantity=quantity, effective_date=on)  # type: ignore[arg-type]
+        for n, (action, quantity, on) in enumerate(rows, start=1)
+    ]
+
+
+def billing_term(term: str | None) -> str:
+    return "annual" if (term or "").strip().lower() in ("annual", "2-year", "3-year") else "monthly"
+
+
+def to_company(company: Pax8Company) -> VendorCompany:
+    status = "active" if (company.status or "Active").lower() == "active" else "inactive"
+    return VendorCompany(id=company.id, name=company.name or company.id, status=status)
+
+
+def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow]) -> Subscription | None:
+    start = _day(current.start_date) or current.billing_start or _day(current.created_date)
+    if start is None and history:
+        start = history[0].effective_date
+    if start is None or not current.company_id or not current.product_id:
+        log.warning("pax8: subscription %s has no start date, company or product; skipped", current.id)
+        return None
+    end = _day(current.end_date)
+    cancelled_date = None
+    if current.cancelled:
+        cancels = [row.effective_date for row in history if row.action == "cancel"]
+        cancelled_date = end or (cancels[-1] if cancels else None) or _day(current.updated_date)
+    return Subscription(
+        id=current.id,
+        company_id=current.company_id,
+        product_id=current.product_id,
+        billing_term=billing_term(current.billing_term),  # type: ignore[arg-type]
+        start_date=start,
+        end_date=end,
+        unit_price=current.price if current.price is not None else Decimal("0"),
+        unit_cost=current.partner_cost if current.partner_cost is not None else Decimal("0"),
+        status="cancelled" if current.cancelled else "active",
+        cancelled_date=cancelled_date,
+        history=list(history),
+    )
+
+
+def sub_product_name(line_name: str | None, parent_name: str | None) -> str | None:
+    """`Proofpoint Essentials - Business` under `Proofpoint Essentials` -> `Business`."""
+    if not line_name:
+        return None
+    name = line_name.strip()
+    if parent_name:
+        prefix = parent_name.strip()
+        for separator in (" - ", " – ", ": ", " "):
+            if name.lower().startswith((prefix + separator).lower()) and len(name) > len(prefix + separator):
+                return name[len(prefix + separator):].strip()
+    return name
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class Pax8Connector:
+    """The Pax8 Partner API as a `VendorConnector`."""
+
+    name = "pax8"
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        base_url: str = BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        product_kinds: Mapping[str, ProductKind] | None = None,
+        clock: Callable[[], float] | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.product_kinds: dict[str, ProductKind] = dict(product_kinds or {})
+        self.client = ServiceClient(
+            SERVICE,
+            base_url,
+            transport=transport,
+            headers={"Accept": "application/json"},
+            budget=RateBudget(1000, 60),
+            error_parser=pax8_error,
+            sleep=sleep,
+        )
+        self._clock = clock or time.monotonic
+        self._today = today or (lambda: datetime.now(UTC).date())
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_lock = asyncio.Lock()
+        self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._kinds: dict[str, ProductKind] = {}
+        self._product_names: dict[str, str] = {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> Pax8Connector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- auth ------------------------------------------------------------------------------------
+
+    async def access_token(self) -> str:
+        """The cached bearer token, requested again shortly before it expires."""
+        async with self._token_lock:
+            if self._token and self._clock() < self._token_expires_at:
+                return self._token
+            body = await self.client.read(
+                "POST",
+                "/token",
+                json={
+                    "client_id": self.client_id,
+                    "client_secret": self.client_secret,
+                    "audience": AUDIENCE,
+                    "grant_type": "client_credentials",
+                },
+            )
+            token = body.get("access_token") if isinstance(body, Mapping) else None
+            if not token:
+                raise ServiceError(SERVICE, "the token response carries no access_token", status=200)
+            lifetime = float(body.get("expires_in") or 86400)
+            self._token = str(token)
+            self._token_expires_at = self._clock() + lifetime - min(TOKEN_MARGIN, lifetime / 10)
+            return self._token
+
+    async def _forget_token(self, token: str) -> None:
+        async with self._token_lock:
+            if self._token == token:
+                self._token = None
+                self._token_expires_at = 0.0
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET with the bearer token; on a 401 the token is refreshed once and the call retried."""
+        token = await self.access_token()
+        try:
+            return await self.client.read(
+                "GET", path, params=dict(params or {}), headers={"Authorization": f"Bearer {token}"}
+            )
+        except ServiceError as exc:
+            if exc.status != 401:
+                raise
+        await self._forget_token(token)
+        token = await self.access_token()
+        return await self.client.read(
+            "GET", path, params=dict(params or {}), headers={"Authorization": f"Bearer {token}"}
+        )
+
+    async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every element of a paged list: `page` from 0 while `page < totalPages`, 200 a page."""
+        out: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            body = await self.get(path, {**(params or {}), "page": page, "size": PAGE_SIZE})
+            content = (body or {}).get("content") or []
+            out.extend(content)
+            info = (body or {}).get("page") or {}
+            total_pages = int(info.get("totalPages") or 0)
+            page += 1
+            if page >= total_pages or not content:
+                return out
+
+    async def _gather(self, calls: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
+        async def run(call: Callable[[], Awaitable[T]]) -> T:
+            async with self._gate:
+                return await call()
+
+        return list(await asyncio.gather(*(run(call) for call in calls)))
+
+    # --- raw resources ---------------------------------------------------------------------------
+
+    async def raw_companies(self) -> list[Pax8Company]:
+        return [Pax8Company.model_validate(item) for item in await self.pages("/companies")]
+
+    async def raw_product(self, product_id: str) -> Pax8Product | None:
+        try:
+            return Pax8Product.model_validate(await self.get(f"/products/{product_id}"))
+        except ServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def catalogue(self) -> list[Pax8Product]:
+        """The whole product catalogue (`GET /products`, every page)."""
+        return [Pax8Product.model_validate(item) for item in await self.pages("/products")]
+
+    async def raw_subscriptions(self, **filters: str) -> list[Pax8Subscription]:
+        """`GET /subscriptions` (filters: status, billingTerm, companyId, productId)."""
+        return [Pax8Subscription.model_validate(item) for item in await self.pages("/subscriptions", filters)]
+
+    async def raw_history(self, subscription_id: str) -> list[Pax8Subscription]:
+        body = await self.get(f"/subscriptions/{subscription_id}/history")
+        return [Pax8Subscription.model_validate(item) for item in (body or {}).get("content") or []]
+
+    async def raw_usage_summaries(self, subscription_id: str) -> list[Pax8UsageSummary]:
+        items = await self.pages(f"/subscriptions/{subscription_id}/usage-summaries")
+        return [Pax8UsageSummary.model_validate(item) for item in items]
+
+    async def raw_usage_lines(self, usage_summary_id: str, usage_date: date) -> list[Pax8UsageLine]:
+        items = await self.pages(
+            f"/usage-summaries/{usage_summary_id}/usage-lines", {"usageDate": usage_date.isoformat()}
+        )
+        return [Pax8UsageLine.model_validate(item) for item in items]
+
+    # --- VendorConnector -------------------------------------------------------------------------
+
+    async def companies(self) -> list[VendorCompany]:
+        return [to_company(company) for company in await self.raw_companies()]
+
+    async def products(self) -> list[VendorProduct]:
+        """The products the partner's subscriptions use, with their derived kind (module doc)."""
+        subscriptions = await self.raw_subscriptions()
+        by_product: dict[str, list[Pax8Subscription]] = {}
+        for sub in subscriptions:
+            if sub.product_id:
+                by_product.setdefault(sub.product_id, []).append(sub)
+        product_ids = list(by_product)
+        details = await self._gather([lambda pid=pid: self.raw_product(pid) for pid in product_ids])
+
+        async def describe(pid: str, product: Pax8Product | None) -> VendorProduct:
+            subs = by_product[pid]
+            name = (product.name if product else None) or next(
+                (s.product_name for s in subs if s.product_name), pid
+            )
+            self._product_names[pid] = name
+            sku = product.sku if product else None
+            kind, sub_products = await self._derive_kind(pid, sku, name, subs)
+            self._kinds[pid] = kind
+            return VendorProduct(id=pid, sku=sku, name=name, kind=kind, sub_products=sub_products)
+
+        products = await self._gather(
+            [lambda pid=pid, p=p: describe(pid, p) for pid, p in zip(product_ids, details, strict=True)]
+        )
+        return sorted(products, key=lambda p: (p.name.lower(), p.id))
+
+    async def subscriptions(self, *, changed_since: datetime | None = None) -> list[Subscription]:
+        current = await self.raw_subscriptions()
+        if changed_since is not None:
+            since = _instant(changed_since)
+            current = [sub for sub in current if sub.changed_at is None or _instant(sub.changed_at) > since]
+
+        async def one(sub: Pax8Subscription) -> Subscription | None:
+            try:
+                snapshots = await self.raw_history(sub.id)
+            except ServiceError as exc:
+                if exc.status != 404:
+                    raise
+                snapshots = [sub]
+            return to_subscription(sub, history_rows(sub.id, snapshots))
+
+        results = await self._gather([lambda sub=sub: one(sub) for sub in current])
+        return [result for result in results if result is not None]
+
+    async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
+        """Usage rows of month `period` for the given subscriptions (seat ones have none)."""
+        if any(sub.product_id not in self._kinds for sub in subscriptions):
+            await self.products()  # learns every used product's kind and name
+        month = parse_month(period)
+
+        async def one(sub: Subscription) -> list[UsageRow]:
+            kind = self._kinds.get(sub.product_id) or self._kind_override(sub.product_id, None) or "seat"
+            if kind == "seat":
+                return []
+            summaries = await self.raw_usage_summaries(sub.id)
+            if not summaries:
+                return []
+            if kind == "endpoint_usage":
+                return await self._endpoint_rows(sub, summaries, month, period)
+            return await self._latest_rows(sub, summaries, month, period, kind)
+
+        per_sub = await self._gather([lambda sub=sub: one(sub) for sub in subscriptions])
+        return [row for rows in per_sub for row in rows]
+
+    # --- kinds and usage -------------------------------------------------------------------------
+
+    def _kind_override(self, product_id: str, sku: str | None) -> ProductKind | None:
+        if sku and sku in self.product_kinds:
+            return self.product_kinds[sku]
+        return self.product_kinds.get(product_id)
+
+    async def _derive_kind(
+        self, product_id: str, sku: str | None, name: str, subs: Sequence[Pax8Subscription]
+    ) -> tuple[ProductKind, list[str]]:
+        override = self._kind_override(product_id, sku)
+        if override is None and sku and sku.lower().startswith(QUOTA_SKU_PREFIXES):
+            override = "quota"
+        if override in ("seat", "quota", "usage_summary"):
+            return override, []
+        # Probe the most recently changed subscription (active ones first).
+        probe = max(subs, key=lambda s: (not s.cancelled, _instant(s.changed_at)))
+        summaries = await self.raw_usage_summaries(probe.id)
+        if not summaries:
+            return override or "seat", []
+        month = self._today().replace(day=1) - timedelta(days=1)
+        for probe_day in (month.replace(day=ENDPOINT_SNAPSHOT_DAY), last_of_month(month)):
+            lines = [line for s in summaries for line in await self.raw_usage_lines(s.id, probe_day)]
+            if not lines:
+                continue
+            others = [line for line in lines if line.product_id and line.product_id != product_id]
+            if others:
+                names: list[str] = []
+                for line in others:
+                    sub_name = sub_product_name(line.product_name, name)
+                    if sub_name and sub_name not in names:
+                        names.append(sub_name)
+                return "endpoint_usage", names
+            return override or "usage_summary", []
+        if override is None:
+            log.info("pax8: product %s has usage summaries but no recent usage lines: usage_summary", product_id)
+        return override or "usage_summary", []
+
+    async def _lines_on(self, summaries: Sequence[Pax8UsageSummary], day: date) -> list[Pax8UsageLine]:
+        per_summary = await asyncio.gather(*(self.raw_usage_lines(s.id, day) for s in summaries))
+        return [line for lines in per_summary for line in lines]
+
+    async def _endpoint_rows(
+        self, sub: Subscription, summaries: Sequence[Pax8UsageSummary], month: date, period: str
+    ) -> list[UsageRow]:
+        day = month.replace(day=ENDPOINT_SNAPSHOT_DAY)
+        lines = await self._lines_on(summaries, day)
+        parent = self._product_names.get(sub.product_id)
+        grouped: dict[str | None, list[Pax8UsageLine]] = {}
+        for line in lines:
+            own = line.product_id == sub.product_id
+            key = None if own else sub_product_name(line.product_name, parent)
+            grouped.setdefault(key, []).append(line)
+        rows = []
+        for sub_product, group in grouped.items():
+            quantity, price, cost = self._figures(group)
+            rows.append(
+                UsageRow(
+                    subscription_id=sub.id, sub_product=sub_product, period=period, quantity=quantity,
+                    unit_price=price, unit_cost=cost, snapshot_date=day,
+                )
+            )
+        return rows
+
+    async def _latest_rows(
+        self, sub: Subscription, summaries: Sequence[Pax8UsageSummary], month: date, period: str, kind: str
+    ) -> list[UsageRow]:
+        last = min(last_of_month(month), self._today())
+        days = [last - timedelta(days=n) for n in range((last - month).days + 1)] if last >= month else []
+        for start in range(0, len(days), 7):  # a week at a time, newest first
+            week = days[start:start + 7]
+            found = await asyncio.gather(*(self._lines_on(summaries, day) for day in week))
+            for day, lines in zip(week, found, strict=True):
+                if not lines:
+                    continue
+                if kind == "usage_summary":
+                    charges = sum((line.current_charges or Decimal("0") for line in lines), Decimal("0"))
+                    partner = sum((line.partner_total or Decimal("0") for line in lines), Decimal("0"))
+                    return [
+                        UsageRow(
+                            subscription_id=sub.id, period=period, quantity=Decimal("1"), unit_price=charges,
+                            unit_cost=partner, snapshot_date=day, charges=charges, partner_total=partner,
+                        )
+                    ]
+                quantity, price, cost = self._figures(lines)
+                return [
+                    UsageRow(
+                        subscription_id=sub.id, period=period, quantity=quantity, unit_price=price,
+                        unit_cost=cost, snapshot_date=day,
+                    )
+                ]
+        return []
+
+    @staticmethod
+    def _figures(lines: Sequence[Pax8UsageLine]) -> tuple[Decimal, Decimal, Decimal]:
+        """Quantity, unit price and unit cost of a day's lines for one (sub-)product."""
+        quantity = sum((line.quantity or Decimal("0") for line in lines), Decimal("0"))
+        price = next((line.unit_price for line in lines if line.unit_price is not None), None)
+        if price is None:
+            charges = sum((line.current_charges or Decimal("0") for line in lines), Decimal("0"))
+            price = _unit(charges, quantity)
+        partner = sum((line.partner_total or Decimal("0") for line in lines), Decimal("0"))
+        return quantity, price, _unit(partner, quantity)

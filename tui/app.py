@@ -1,0 +1,283 @@
+"""TrueupApp: the console. It takes a workspace (store + PSA + refresh) and a clock, so tests build
+it from a fixed scenario and date; `run_console` is what `trueup` with no subcommand runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.screen import ModalScreen
+from textual.worker import Worker, WorkerState
+
+from engine.actions import ActionError, set_invoiced_through
+from tui import model
+from tui.bindings import REGISTRY, bindings
+from tui.commands import RegistryCommands
+from tui.messages import ActionFailed, ActionSucceeded, DataLoaded
+from tui.model import ConsoleData
+from tui.screens.edit_date import EditDateModal
+from tui.screens.help import HelpModal
+from tui.screens.main import MainScreen
+
+DEFAULT_REFRESH_INTERVAL = 300.0
+
+
+class TrueupApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "trueup"
+    BINDINGS = bindings("app")
+    COMMANDS = App.COMMANDS | {RegistryCommands}
+
+    def __init__(self, workspace: Any, *, clock: Callable[[], datetime] | None = None, as_of: date | None = None,
+                 refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL, theme: str | None = None,
+                 keymap: dict[str, str] | None = None, executor_factory: Callable[[Any], Any] | None = None,
+                 full_refresh_on_start: bool = False) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.clock = clock or datetime.now
+        self.as_of = as_of
+        self.refresh_interval = refresh_interval
+        self.keymap = dict(keymap or {})
+        self.executor_factory = executor_factory
+        self.full_refresh_on_start = full_refresh_on_start
+        self.data: ConsoleData | None = None
+        self.show_ignored = False
+        self.busy = ""
+        self.animation_level = "none"
+        self._store_lock = threading.Lock()
+        self._timer: Any = None
+        self._initial_theme = theme
+        self.refresh_count = 0
+
+    # --- start ---------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if os.environ.get("NO_COLOR"):
+            self.theme = "textual-ansi" if "textual-ansi" in self.available_themes else self.theme
+        if self._initial_theme:
+            if self._initial_theme in self.available_themes:
+                self.theme = self._initial_theme
+            else:
+                self.notify(f"Unknown theme {self._initial_theme!r}; using {self.theme}.", severity="warning")
+        if self.keymap:
+            known = {c.id for c in REGISTRY}
+            unknown = sorted(set(self.keymap) - known)
+            if unknown:
+                self.notify(f"Unknown binding ids in keymap: {', '.join(unknown)}", severity="warning")
+            self.set_keymap({k: v for k, v in self.keymap.items() if k in known})
+        self.push_screen(MainScreen())
+        self.busy = "loading…"
+        self.refresh_data(full=self.full_refresh_on_start)
+
+    @property
+    def main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def load_data(self) -> ConsoleData:
+        """Reconcile the store (blocking: call from a thread)."""
+        with self._store_lock:
+            today = self.clock().date()
+            return model.load(self.workspace.store, self.as_of, today=today)
+
+    @work(exclusive=True, group="refresh", exit_on_error=False)
+    async def refresh_data(self, full: bool = False, fetch: bool = True) -> None:
+        main = self.main
+        if main is not None:
+            main.update_header("refreshing…")
+        if fetch:
+            try:
+                result = await self.workspace.refresh(full=full)
+            except Exception as exc:
+                result = None
+                self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
+            for error in getattr(result, "errors", None) or []:
+                self.notify(str(error), severity="error", timeout=10)
+        data = await asyncio.to_thread(self.load_data)
+        self.refresh_count += 1
+        self.post_message(DataLoaded(data))
+
+    def reload(self) -> None:
+        """Reconcile again from the store without fetching (after an operator action)."""
+        self.refresh_data(fetch=False)
+
+    def on_data_loaded(self, message: DataLoaded) -> None:
+        self.data = message.data
+        self.busy = ""
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.show_data(message.data)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            self.busy = ""
+            self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=10)
+        if worker.group == "refresh" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self.refresh_interval:
+            self._timer = self.set_timer(self.refresh_interval, self._auto_refresh)
+
+    def _auto_refresh(self) -> None:
+        self._timer = None
+        if isinstance(self.screen, ModalScreen) or any(
+                w.group in ("refresh", "actions", "sync") and w.is_running for w in self.workers):
+            self._arm_timer()  # skipped while a modal is open or something runs; try again later
+            return
+        self.refresh_data()
+
+    # --- engine actions --------------------------------------------------------------------------
+
+    def run_engine(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None = None) -> None:
+        self._engine_worker(fn, success, then)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _engine_worker(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None) -> None:
+        try:
+            with self._store_lock:
+                fn()
+        except ActionError as exc:
+            self.post_message(ActionFailed(str(exc)))
+            return
+        except Exception as exc:
+            self.post_message(ActionFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        data = self.load_data()
+        self.post_message(DataLoaded(data))
+        self.post_message(ActionSucceeded(success))
+        if then is not None:
+            self.call_from_thread(then)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.message, title="Refused", severity="error", timeout=10)
+
+    def on_action_succeeded(self, message: ActionSucceeded) -> None:
+        self.notify(message.message, timeout=4)
+
+    def make_executor(self) -> Any:
+        if self.executor_factory is not None:
+            return self.executor_factory(self.workspace)
+        try:
+            from engine.sync.executor import SyncExecutor
+        except ModuleNotFoundError as exc:
+            raise RuntimeError("the sync executor is not part of this build") from exc
+        if getattr(self.workspace, "psa", None) is None:
+            raise RuntimeError("no PSA connection is open")
+        return SyncExecutor(self.workspace.store, self.workspace.psa)
+
+    # --- global keys -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("edit_as_of", "edit_invoiced_through", "refresh") and isinstance(self.screen, ModalScreen):
+            return None
+        return True
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpModal):
+            self.push_screen(HelpModal())
+
+    def action_refresh(self) -> None:
+        self.busy = "refreshing…"
+        self.refresh_data(full=False)
+
+    def action_edit_as_of(self) -> None:
+        current = self.data.as_of if self.data else self.as_of
+
+        def done(value: date | None) -> None:
+            if value is not None:
+                self.as_of = value
+                self.notify(f"Plan computed as of {value.isoformat()}", timeout=4)
+                self.reload()
+
+        self.push_screen(EditDateModal("As-of date (the plan is computed for this day)", current, None), done)
+
+    def action_edit_invoiced_through(self) -> None:
+        current = self.data.invoiced_through if self.data else None
+        store = self.workspace.store
+
+        def apply(value: date) -> None:
+            with self._store_lock:
+                set_invoiced_through(store, value)
+
+        def done(value: date | None) -> None:
+            if value is not None:
+                self.notify(f"Invoiced through {value.isoformat()}", timeout=4)
+                self.reload()
+
+        self.push_screen(EditDateModal("Invoiced through (last day already invoiced to customers)", current,
+                                       apply), done)
+
+
+# --- entry point ------------------------------------------------------------------------------------
+
+
+def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
+    """The configured workspace, else the sandbox. Returns (workspace, config or None)."""
+    try:
+        from engine.workspace import open_workspace
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.workspace":
+            raise
+        from engine.sandbox.demo import build_demo_scenario
+        from engine.store import Store
+
+        store = Store.memory()
+        store.import_scenario(build_demo_scenario())
+        return StoreWorkspaceFactory(store), None
+    config = None
+    try:
+        from engine.settings import TrueupConfig
+
+        config = TrueupConfig()
+    except Exception:
+        config = None
+    return open_workspace(config, db_url=db_url), config
+
+
+def StoreWorkspaceFactory(store: Any) -> Any:  # noqa: N802 - reads as a constructor
+    from tui.workspace import StoreWorkspace
+
+    return StoreWorkspace(store, label="SANDBOX (in memory)", sandbox=True)
+
+
+def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str | None = None) -> int:
+    workspace = None
+    try:
+        workspace, config = _open_workspace(db_url)
+        console = getattr(config, "console", None)
+        interval = float(getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL)
+        theme = theme or getattr(console, "theme", None)
+        mouse = bool(getattr(console, "mouse", True)) and not no_mouse
+        keymap = dict(getattr(console, "keymap", None) or {})
+        app = TrueupApp(workspace, refresh_interval=interval, theme=theme, keymap=keymap,
+                        full_refresh_on_start=True)
+        result = app.run(mouse=mouse)
+        return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = str(exc).strip().rstrip(".") or type(exc).__name__
+        print(f"trueup: the console could not start: {message}.")
+        return 1
+    finally:
+        if workspace is not None and hasattr(workspace, "aclose"):
+            try:
+                asyncio.run(workspace.aclose())
+            except Exception:
+                pass

@@ -1,0 +1,72 @@
+"""The one registry of keys: it generates BINDINGS (app and main screen), the command palette and
+the help screen, so the three cannot drift. Every entry has an id, so `keymap` in the config can
+remap it (`App.set_keymap`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from textual.binding import Binding
+
+Scope = Literal["app", "main", "review"]
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    keys: str
+    action: str
+    description: str
+    scope: Scope = "main"
+    show: bool = False
+    help: str = ""
+
+
+REGISTRY: tuple[Command, ...] = (
+    # global
+    Command("quit", "q", "quit", "Quit", "app", True),
+    Command("help", "question_mark,f1", "help", "Help", "app", True, "All keys, from this same registry."),
+    Command("refresh", "f5", "refresh", "Refresh", "app", True, "Fetch from the vendor and the PSA, then reconcile."),
+    Command("set-as-of", "o", "edit_as_of", "Set as-of date", "app", False, "The date the plan is computed for."),
+    Command("set-invoiced-through", "I", "edit_invoiced_through", "Set invoiced-through", "app", False,
+            "The last day already invoiced to customers."),
+    # panes
+    Command("pane-overview", "1", "show_pane('overview')", "Overview pane"),
+    Command("pane-customers", "2", "show_pane('customers')", "Customers pane"),
+    Command("pane-unsynced", "3", "show_pane('unsynced')", "Unsynced pane"),
+    Command("pane-arrears", "4", "show_pane('arrears')", "Arrears pane"),
+    Command("pane-prorates", "5", "show_pane('prorates')", "Prorates pane"),
+    Command("pane-errors", "6", "show_pane('errors')", "Errors pane"),
+    Command("filter", "slash", "filter", "Filter", show=True, help="Type to narrow the pane; esc leaves it."),
+    Command("toggle-select", "space", "toggle_select", "Select", help="Select or unselect the row."),
+    Command("select-all", "a", "select_all", "Select all", help="Select every row shown (again: none)."),
+    Command("ignore-row", "i", "ignore_row", "Ignore", help="Ignore the row (or the selection) with a reason."),
+    Command("restore-row", "r", "restore_row", "Restore", help="Restore an ignored row (t shows them)."),
+    Command("toggle-ignored", "t", "toggle_ignored", "Show ignored", help="Show ignored items: who, when, why."),
+    Command("edit-date", "e", "edit_date", "Edit date", help="Edit the effective date of a proposed line."),
+    Command("bulk-date", "E", "bulk_date", "Bulk date", help="Set the effective date of every selected line."),
+    Command("review", "v", "review", "Review", show=True, help="Review the selection (or everything) before syncing."),
+    Command("copy-id", "c", "copy_id", "Copy id", help="Copy the row's id to the clipboard (OSC 52)."),
+    Command("map-company", "m", "map_company", "Map customer", help="Customers: map to a PSA company."),
+    Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),
+    Command("generate-mappings", "g", "generate_mappings", "Generate mappings",
+            help="Customers: map exact name matches; confirm near matches one by one."),
+    # review
+    Command("confirm-sync", "y,s", "confirm_sync", "Confirm sync", "review", True, "Write these lines to the PSA."),
+    Command("cancel-sync", "x", "cancel_sync", "Cancel sync", "review", True, "Stop after the line in flight."),
+    Command("close-review", "escape", "close_review", "Back", "review", True, "Back (or cancel a running sync)."),
+)
+
+
+def bindings(scope: Scope) -> list[Binding]:
+    return [Binding(c.keys, c.action, c.description, show=c.show, id=c.id) for c in REGISTRY if c.scope == scope]
+
+
+def key_label(keys: str) -> str:
+    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
+    return ", ".join(names.get(k, k) for k in keys.split(","))
+
+
+def effective_keys(command: Command, keymap: dict[str, str] | None) -> str:
+    return (keymap or {}).get(command.id, command.keys)

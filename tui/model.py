@@ -1,0 +1,295 @@
+"""What the console shows, computed from a plan and the store's snapshot: plain, frozen rows per
+pane. No Textual here, so it can be tested (and reasoned about) without a screen."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from engine.money import fmt_money, fmt_quantity
+from engine.plan import Finding, LineKind, Plan, PlanLine
+from engine.reconcile import reconcile
+
+ZERO = Decimal("0.00")
+UNSYNCED_KINDS = (LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS)
+ARREARS_KINDS = (LineKind.ARREARS, LineKind.USAGE_SUMMARY, LineKind.USAGE)
+PRORATE_KINDS = (LineKind.PRORATE, LineKind.EXTRA_MONTHS)
+USAGE_PRODUCTS = ("endpoint_usage", "usage_summary")
+
+PANES = ("overview", "customers", "unsynced", "arrears", "prorates", "errors")
+PANE_TITLES = {"overview": "Overview", "customers": "Customers", "unsynced": "Unsynced",
+               "arrears": "Arrears", "prorates": "Prorates", "errors": "Errors"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a stable key, the cells (plain strings), a detail text and its state."""
+
+    key: str
+    cells: tuple[str, ...]
+    detail: str = ""
+    ignored: bool = False
+    target: str | None = None  # Overview: the pane enter jumps to
+    line_keys: tuple[str, ...] = ()  # the plan lines this row stands for
+    editable: bool = False  # a proposed `create` line whose effective date can move
+
+
+@dataclass
+class ConsoleData:
+    plan: Plan
+    as_of: date
+    invoiced_through: date
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    ignored_rows: dict[str, list[Row]] = field(default_factory=dict)
+    lines: dict[str, PlanLine] = field(default_factory=dict)
+    ignored: dict[str, Any] = field(default_factory=dict)  # key -> Ignore
+    company_names: dict[str, str] = field(default_factory=dict)
+    psa_companies: list[tuple[str, str]] = field(default_factory=list)  # (id, name)
+    psa_company_names: dict[str, str] = field(default_factory=dict)
+    agreement_names: dict[str, str] = field(default_factory=dict)
+    psa_lines: dict[str, Any] = field(default_factory=dict)
+    product_names: dict[str, str] = field(default_factory=dict)  # subscription id -> product name
+    psa: str = "PSA"
+
+    def rows_for(self, pane: str, show_ignored: bool) -> list[Row]:
+        rows = list(self.rows.get(pane, []))
+        if show_ignored:
+            rows += self.ignored_rows.get(pane, [])
+        return rows
+
+    def company(self, vendor_company_id: str) -> str:
+        return self.company_names.get(vendor_company_id, vendor_company_id)
+
+
+PSA_NAMES = {"connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Autotask"}
+
+
+def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleData:
+    """Read the store once, reconcile, and build every pane's rows."""
+    scenario = store.snapshot(as_of)
+    plan = reconcile(scenario)
+    return build(scenario, plan, today=today)
+
+
+def _short(identifier: str) -> str:
+    return identifier[:8] if len(identifier) > 12 else identifier
+
+
+def _period(line: PlanLine) -> str:
+    if line.period_start and line.period_end:
+        return f"{line.period_start:%m/%d/%Y}–{line.period_end:%m/%d/%Y}"
+    return ""
+
+
+def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
+    data = ConsoleData(plan=plan, as_of=plan.as_of, invoiced_through=plan.invoiced_through)
+    data.psa = PSA_NAMES.get(str(scenario.settings.psa), str(scenario.settings.psa))
+    data.company_names = {c.id: c.name for c in scenario.vendor.companies}
+    data.psa_companies = sorted(((c.id, c.name) for c in scenario.psa.companies), key=lambda c: c[1].casefold())
+    data.psa_company_names = dict(data.psa_companies)
+    data.agreement_names = {a.id: a.name for a in scenario.psa.agreements}
+    data.psa_lines = {line.id: line for line in scenario.psa.lines}
+    products = {p.id: p for p in scenario.vendor.products}
+    subs = {s.id: s for s in scenario.vendor.subscriptions}
+    data.product_names = {s.id: products[s.product_id].name if s.product_id in products else s.product_id
+                          for s in scenario.vendor.subscriptions}
+    data.ignored = {i.key: i for i in scenario.ignored}
+    data.lines = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
+
+    def ignore_of(line: PlanLine) -> Any:
+        return data.ignored.get(line.key) or data.ignored.get(line.subscription_id)
+
+    def ignore_text(ig: Any) -> str:
+        if ig is None:
+            return ""
+        mode = "until restored" if ig.mode == "until_restored" else "this change only"
+        return f"IGNORED by {ig.by} on {ig.on.isoformat()} ({mode}): {ig.reason or 'no reason given'}"
+
+    def line_detail(line: PlanLine) -> str:
+        parts = [f"{line.description}",
+                 f"{data.company(line.company_id)} · agreement {data.agreement_names.get(line.psa_agreement_id, line.psa_agreement_id)}"
+                 f" · {line.action} {line.kind.value} · key {line.key}",
+                 f"Formula: {line.formula or '—'}"]
+        ig = ignore_of(line)
+        if ig is not None:
+            parts.append(ignore_text(ig))
+        return "\n".join(parts)
+
+    # --- Unsynced: seat-like subscriptions with lines ---------------------------------------------
+    for ignored_pass, source in ((False, plan.lines), (True, plan.ignored_lines)):
+        by_sub: dict[str, list[PlanLine]] = defaultdict(list)
+        for line in source:
+            if line.kind in UNSYNCED_KINDS:
+                by_sub[line.subscription_id].append(line)
+        rows = []
+        for sub_id, lines in by_sub.items():
+            recurring = next((x for x in lines if x.kind in (LineKind.RECURRING, LineKind.CANCEL)), None)
+            if recurring is not None:
+                old = fmt_quantity(recurring.previous_quantity) if recurring.previous_quantity is not None else "—"
+                new = "0" if recurring.kind == LineKind.CANCEL else fmt_quantity(recurring.quantity)
+                change = f"{old} → {new}"
+            else:
+                change = "one-time only"
+            added = sum((x.total_price for x in lines), ZERO)
+            company = data.company(lines[0].company_id)
+            state = "ignored" if ignored_pass else "pending"
+            detail = "\n".join(
+                [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
+                + [f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
+                   f"  from {x.effective_date.isoformat()}  {x.formula}" for x in lines]
+                + ([ignore_text(ignore_of(lines[0]))] if ignored_pass else []))
+            rows.append(Row(key=sub_id, cells=(_short(sub_id), company, data.product_names.get(sub_id, sub_id),
+                                               change, fmt_money(added), state),
+                            detail=detail, ignored=ignored_pass, line_keys=tuple(x.key for x in lines),
+                            editable=any(x.action == "create" for x in lines)))
+        (data.ignored_rows if ignored_pass else data.rows)["unsynced"] = rows
+
+    # --- Arrears and Prorates: one row per line -------------------------------------------------
+    for ignored_pass, source in ((False, plan.lines), (True, plan.ignored_lines)):
+        arrears, prorates = [], []
+        for line in source:
+            state = "ignored" if ignored_pass else "pending"
+            company = data.company(line.company_id)
+            if line.kind in ARREARS_KINDS:
+                synced = fmt_quantity(line.previous_quantity) if line.previous_quantity is not None else "—"
+                final = "provisional" if line.provisional else "final"
+                arrears.append(Row(key=line.key, cells=(
+                    company, data.product_names.get(line.subscription_id, line.subscription_id),
+                    line.sub_product or "", fmt_quantity(line.quantity), synced, _period(line), final,
+                    fmt_money(line.total_price), state),
+                    detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
+                    editable=line.action == "create"))
+            elif line.kind in PRORATE_KINDS:
+                synced = "ignored" if ignored_pass else "No"
+                during = _period(line)
+                increase = fmt_quantity(line.quantity)
+                if line.kind == LineKind.EXTRA_MONTHS:
+                    during = f"{during} ({line.months} mo)"
+                sub = subs.get(line.subscription_id)
+                current_qty = ""
+                if sub is not None and sub.history:
+                    current_qty = fmt_quantity(sub.history[-1].quantity)
+                unit_cost = sub.unit_cost if sub is not None else line.unit_cost
+                unit_price = sub.unit_price if sub is not None else line.unit_price
+                prorates.append(Row(key=line.key, cells=(
+                    synced, company, line.effective_date.isoformat(), during, increase, current_qty,
+                    fmt_money(line.unit_cost), fmt_money(unit_cost), fmt_money(line.unit_price),
+                    fmt_money(unit_price), fmt_money(line.total_price), line.formula),
+                    detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
+                    editable=line.action == "create"))
+        (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
+        (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
+
+    # --- Errors -------------------------------------------------------------------------------------
+    data.rows["errors"] = [_finding_row(data, f, subs) for f in plan.findings]
+    data.ignored_rows["errors"] = []
+
+    # --- Customers ----------------------------------------------------------------------------------
+    mapped: dict[str, list[str]] = defaultdict(list)
+    for m in scenario.mappings.companies:
+        mapped[m.vendor_id].append(m.psa_id)
+    company_errors: dict[str, list[Finding]] = defaultdict(list)
+    for f in plan.findings:
+        vid = f.subject.get("vendor_company_id")
+        if vid is None and "subscription_id" in f.subject and f.subject["subscription_id"] in subs:
+            vid = subs[f.subject["subscription_id"]].company_id
+        if vid and f.code in ("duplicate_mapping", "no_active_agreement", "multiple_active_agreements",
+                              "billing_period_mismatch"):
+            company_errors[vid].append(f)
+    agreements_of: dict[str, set[str]] = defaultdict(set)
+    for line in (*plan.lines, *plan.ignored_lines):
+        agreements_of[line.company_id].add(line.psa_agreement_id)
+    customers = []
+    for c in sorted(scenario.vendor.companies, key=lambda c: c.name.casefold()):
+        psa_ids = mapped.get(c.id, [])
+        errors = company_errors.get(c.id, [])
+        if not psa_ids:
+            status = "Not mapped"
+        elif errors:
+            status = "Mapping error"
+        else:
+            status = "Mapped"
+        psa_name = ", ".join(data.psa_company_names.get(p, p) for p in psa_ids) or "—"
+        agreement_ids = sorted(agreements_of.get(c.id, set()))
+        agreement = ", ".join(data.agreement_names.get(a, a) for a in agreement_ids) or "—"
+        message = "; ".join(f.message for f in errors)
+        detail = "\n".join(x for x in (f"{c.name} (vendor id {c.id}, {c.status})",
+                                       f"PSA company: {psa_name}" + (f" (id {', '.join(psa_ids)})" if psa_ids else ""),
+                                       f"Agreement: {agreement}", message) if x)
+        customers.append(Row(key=c.id, cells=(c.name, psa_name, status, message or "", agreement), detail=detail))
+    data.rows["customers"] = customers
+    data.ignored_rows["customers"] = []
+
+    # --- Overview: the month-end checklist ----------------------------------------------------------
+    data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
+    data.ignored_rows["overview"] = []
+    return data
+
+
+def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any]) -> Row:
+    subject = f.subject
+    company_id = subject.get("vendor_company_id")
+    sub_id = subject.get("subscription_id")
+    if company_id is None and sub_id in subs:
+        company_id = subs[sub_id].company_id
+    customer = data.company(company_id) if company_id else "—"
+    what = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subject.items()))
+    key = f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(subject.items()))
+    severity = "ERROR" if f.severity == "error" else "warning"
+    return Row(key=key, cells=(severity, f.code, customer, what, f.message, f.hint),
+               detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}")
+
+
+def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row]:
+    plan = data.plan
+    day = plan.as_of.day
+    unmapped = sum(1 for r in customers if r.cells[2] == "Not mapped")
+    map_errors = sum(1 for r in customers if r.cells[2] == "Mapping error")
+    unbound = sum(1 for f in plan.findings if f.code == "product_not_bound")
+    unsynced = data.rows.get("unsynced", [])
+    unsynced_money = sum((line.total_price for line in plan.lines if line.kind in UNSYNCED_KINDS), ZERO)
+    arrears = [line for line in plan.lines if line.kind in (LineKind.ARREARS, LineKind.USAGE)]
+    summaries = [line for line in plan.lines if line.kind == LineKind.USAGE_SUMMARY]
+    prorates = [line for line in plan.lines if line.kind in PRORATE_KINDS]
+    errors = [f for f in plan.findings if f.severity == "error"]
+    warnings = [f for f in plan.findings if f.severity == "warning"]
+
+    def state(done: bool, waiting: bool = False) -> str:
+        return "WAIT" if waiting else ("OK" if done else "TODO")
+
+    items = [
+        ("unmapped", state(unmapped == 0 and map_errors == 0), "Customers not mapped",
+         f"{unmapped} not mapped, {map_errors} with mapping errors", "", "customers"),
+        ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "errors"),
+        ("unsynced", state(not unsynced), "Unsynced subscriptions", f"{len(unsynced)} subscriptions",
+         fmt_money(unsynced_money), "unsynced"),
+        ("arrears", state(not arrears, waiting=day <= 3), "Arrears ready (after day 3)",
+         f"{len(arrears)} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
+         fmt_money(sum((x.total_price for x in arrears), ZERO)), "arrears"),
+        ("summaries", state(not summaries, waiting=day <= 5), "Usage summaries final (after day 5)",
+         f"{len(summaries)} lines, {sum(1 for x in summaries if x.provisional)} provisional",
+         fmt_money(sum((x.total_price for x in summaries), ZERO)), "arrears"),
+        ("prorates", state(not prorates), "Prorates pending", f"{len(prorates)} lines",
+         fmt_money(sum((x.total_price for x in prorates), ZERO)), "prorates"),
+        ("errors", state(not errors), "Errors", f"{len(errors)} errors, {len(warnings)} warnings", "", "errors"),
+        ("total", state(not plan.lines), "Total to the PSA", f"{len(plan.lines)} lines, {plan.totals.ignored} ignored",
+         fmt_money(plan.totals.price), "unsynced"),
+    ]
+    return [Row(key=k, cells=(s, label, count, money), target=target,
+                detail=f"{label}: {count} {money}\nPress enter to open the {PANE_TITLES[target]} pane.")
+            for k, s, label, count, money, target in items]
+
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "overview": ("State", "Checklist", "Count", "Money"),
+    "customers": ("Vendor company", "PSA company", "Status", "Message", "Agreement"),
+    "unsynced": ("Id", "Company", "Subscription", "Quantity", "Added", "State"),
+    "arrears": ("Company", "Subscription", "Sub-product", "Billable", "Synced", "Period", "Final", "Total",
+                "State"),
+    "prorates": ("Synced", "Company", "Effective Date", "Effective During", "Quantity Increase", "Quantity",
+                 "Prorate Cost", "Unit Cost", "Prorate Price", "Unit Price", "Total to PSA", "Formula"),
+    "errors": ("Severity", "Code", "Customer", "Subject", "Message", "Clears it"),
+}

@@ -1,0 +1,324 @@
+"""The main screen: the panes in tabs, the status header and a short footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
+
+from engine import actions
+from tui.bindings import bindings
+from tui.model import PANE_TITLES, PANES, ConsoleData, Row
+from tui.screens.edit_date import EditDateModal
+from tui.screens.ignore import IgnoreChoice, IgnoreModal
+from tui.screens.map_company import MapCompanyModal, SuggestionsModal
+from tui.widgets.header import StatusHeader
+from tui.widgets.panes import Pane
+
+if TYPE_CHECKING:
+    from tui.app import TrueupApp
+
+LINE_PANES = ("unsynced", "arrears", "prorates")
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = bindings("main")
+    app: TrueupApp  # type: ignore[assignment]
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        with TabbedContent(id="tabs"):
+            for name in PANES:
+                with TabPane(PANE_TITLES[name], id=f"tab-{name}"):
+                    yield Pane(name)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.pane().table.focus()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> str:
+        return self.query_one(TabbedContent).active.removeprefix("tab-") or "overview"
+
+    def pane(self, name: str | None = None) -> Pane:
+        return self.query_one(f"#pane-{name or self.active}", Pane)
+
+    def show_data(self, data: ConsoleData) -> None:
+        for name in PANES:
+            self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored))
+        self.update_header()
+        self.refresh_bindings()
+
+    def update_header(self, busy: str = "") -> None:
+        app = self.app
+        data = app.data
+        ws = app.workspace
+        self.query_one(StatusHeader).show(
+            label=ws.label, sandbox=ws.sandbox, as_of=data.as_of if data else app.as_of,
+            invoiced_through=data.invoiced_through if data else None,
+            freshness=dict(getattr(ws, "freshness", {}) or {}), busy=busy or app.busy)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.pane().table.focus()
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        pane = self.pane()
+        row = pane.by_key.get(event.row_key.value or "")
+        if pane.pane == "overview" and row is not None and row.target:
+            self.action_show_pane(row.target)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
+
+    def targets(self) -> list[Row]:
+        """The selection of the active pane, else the row under the cursor."""
+        pane = self.pane()
+        if pane.selected:
+            return [pane.by_key[k] for k in pane.keys_in_order() if k in pane.selected]
+        return [pane.current] if pane.current is not None else []
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.app.data is None and action not in ("show_pane", "filter"):
+            return None
+        active = self.active
+        focused_input = isinstance(self.focused, Input)
+        if focused_input and action not in ("show_pane",):
+            return None
+        try:
+            pane = self.pane()
+        except Exception:
+            return None
+        row = pane.current
+        if action in ("toggle_select", "select_all", "copy_id"):
+            return row is not None
+        if action == "ignore_row":
+            return active in LINE_PANES and any(not r.ignored for r in self.targets()) or None
+        if action == "restore_row":
+            return active in LINE_PANES and any(r.ignored for r in self.targets()) or None
+        if action == "toggle_ignored":
+            return active in LINE_PANES or None
+        if action == "edit_date":
+            return active in LINE_PANES and row is not None and not row.ignored and row.editable or None
+        if action == "bulk_date":
+            return active in LINE_PANES and bool(pane.selected) or None
+        if action in ("map_company", "unmap_company"):
+            if active != "customers" or row is None:
+                return None
+            is_mapped = row.cells[2] != "Not mapped"
+            return (not is_mapped if action == "map_company" else is_mapped) or None
+        if action == "generate_mappings":
+            return active == "customers" or None
+        if action == "review":
+            return bool(self.app.data and self.app.data.plan.lines) or None
+        return True
+
+    # --- navigation and selection ----------------------------------------------------------------
+
+    def action_show_pane(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{name}"
+        self.pane(name).table.focus()
+
+    def action_filter(self) -> None:
+        self.pane().open_filter()
+
+    def key_escape(self) -> None:
+        if isinstance(self.focused, Input):
+            self.pane().close_filter(keep=False)
+
+    def action_toggle_select(self) -> None:
+        pane = self.pane()
+        row = pane.current
+        if row is not None:
+            pane.toggle(row.key)
+            pane.table.action_cursor_down()
+
+    def action_select_all(self) -> None:
+        self.pane().select_all()
+        self.refresh_bindings()
+
+    def action_toggle_ignored(self) -> None:
+        self.app.show_ignored = not self.app.show_ignored
+        if self.app.data is not None:
+            self.show_data(self.app.data)
+        self.notify("Showing ignored items (r restores)" if self.app.show_ignored else "Ignored items hidden",
+                    timeout=3)
+
+    def action_copy_id(self) -> None:
+        row = self.pane().current
+        if row is not None:
+            self.app.copy_to_clipboard(row.key)
+            self.notify(f"Copied {row.key}", timeout=3)
+
+    # --- ignore / restore --------------------------------------------------------------------------
+
+    def action_ignore_row(self) -> None:
+        rows = [r for r in self.targets() if not r.ignored]
+        if not rows:
+            return
+        keys = [r.key for r in rows]
+        what = f"{len(keys)} rows" if len(keys) > 1 else (rows[0].cells[1] + " · " + rows[0].key)
+        lines_only = self.active != "unsynced"
+
+        def done(choice: IgnoreChoice | None) -> None:
+            if choice is None:
+                return
+            self.pane().selected -= set(keys)
+
+            def run() -> None:
+                for key in keys:
+                    actions.ignore(self.app.workspace.store, key, mode=choice.mode, reason=choice.reason or None,
+                                   as_of=self.app.as_of)
+            self.app.run_engine(run, f"Ignored {len(keys)} {'row' if len(keys) == 1 else 'rows'}")
+
+        self.app.push_screen(IgnoreModal(what, allow_this_change=lines_only), done)
+
+    def action_restore_row(self) -> None:
+        data = self.app.data
+        rows = [r for r in self.targets() if r.ignored]
+        if not rows or data is None:
+            return
+        keys: list[str] = []
+        for row in rows:
+            if row.key in data.ignored:
+                keys.append(row.key)
+            else:
+                line = data.lines.get(row.key)
+                if line is not None and line.subscription_id in data.ignored:
+                    keys.append(line.subscription_id)
+        keys = list(dict.fromkeys(keys))
+        self.pane().selected -= {r.key for r in rows}
+
+        def run() -> None:
+            for key in keys:
+                actions.restore(self.app.workspace.store, key)
+        self.app.run_engine(run, f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}")
+
+    # --- dates -------------------------------------------------------------------------------------
+
+    def _line_key_for_edit(self, row: Row) -> str:
+        data = self.app.data
+        assert data is not None
+        for key in row.line_keys:
+            line = data.lines.get(key)
+            if line is not None and line.action == "create":
+                return key
+        return row.line_keys[0] if row.line_keys else row.key
+
+    def action_edit_date(self) -> None:
+        row = self.pane().current
+        data = self.app.data
+        if row is None or data is None:
+            return
+        key = self._line_key_for_edit(row)
+        line = data.lines.get(key)
+        store = self.app.workspace.store
+
+        def apply(value: Any) -> None:
+            actions.set_effective_date(store, key, value, as_of=self.app.as_of)
+
+        def done(value: Any) -> None:
+            if value is not None:
+                self.app.notify(f"Effective date of {key} set to {value.isoformat()}", timeout=4)
+                self.app.reload()
+
+        self.app.push_screen(EditDateModal(f"Effective date of {line.description if line else key}",
+                                           line.effective_date if line else None, apply,
+                                           note=f"The 1st of a month, after {data.invoiced_through.isoformat()}."),
+                             done)
+
+    def action_bulk_date(self) -> None:
+        pane = self.pane()
+        data = self.app.data
+        if not pane.selected or data is None:
+            return
+        keys: list[str] = []
+        for row in self.targets():
+            keys += list(row.line_keys)
+        store = self.app.workspace.store
+
+        def apply(value: Any) -> None:
+            actions.set_effective_dates(store, keys, value, as_of=self.app.as_of)
+
+        def done(value: Any) -> None:
+            if value is not None:
+                self.app.notify(f"Effective date of {len(keys)} lines set to {value.isoformat()}", timeout=4)
+                pane.selected.clear()
+                self.app.reload()
+
+        self.app.push_screen(EditDateModal(f"Effective date of {len(keys)} selected lines", None, apply,
+                                           note="All or nothing: if one line is refused, none changes."), done)
+
+    # --- customers -----------------------------------------------------------------------------------
+
+    def action_map_company(self) -> None:
+        row = self.pane().current
+        data = self.app.data
+        if row is None or data is None:
+            return
+        vendor_id = row.key
+        store = self.app.workspace.store
+
+        def done(psa_id: str | None) -> None:
+            if psa_id:
+                self.app.run_engine(lambda: actions.map_company(store, vendor_id, psa_id),
+                                    f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}")
+
+        self.app.push_screen(MapCompanyModal(row.cells[0], data.psa_companies), done)
+
+    def action_unmap_company(self) -> None:
+        row = self.pane().current
+        if row is None:
+            return
+        store = self.app.workspace.store
+        vendor_id = row.key
+        self.app.run_engine(lambda: actions.unmap_company(store, vendor_id), f"Unmapped {row.cells[0]}")
+
+    def action_generate_mappings(self) -> None:
+        store = self.app.workspace.store
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            result["r"] = actions.generate_mappings(store, apply=True)
+
+        def after() -> None:
+            generated = result.get("r")
+            if generated is None:
+                return
+            if not generated.suggestions:
+                self.app.notify(f"Mapped {len(generated.applied)} exact name matches; no near matches.")
+                return
+            suggestions = [(s.vendor_id, s.vendor_name, s.psa_id, s.psa_name, s.score) for s in generated.suggestions]
+
+            def accepted(pairs: list[tuple[str, str]] | None) -> None:
+                if pairs:
+                    def apply() -> None:
+                        for vendor_id, psa_id in pairs:
+                            actions.map_company(store, vendor_id, psa_id)
+                    self.app.run_engine(apply, f"Mapped {len(pairs)} near matches")
+
+            self.app.push_screen(SuggestionsModal(len(generated.applied), suggestions), accepted)
+
+        self.app.run_engine(run, "Generated mappings", then=after)
+
+    # --- review ----------------------------------------------------------------------------------------
+
+    def action_review(self) -> None:
+        data = self.app.data
+        if data is None:
+            return
+        keys: list[str] = []
+        for name in LINE_PANES:
+            pane = self.pane(name)
+            for row in pane.rows:
+                if row.key in pane.selected and not row.ignored:
+                    keys += row.line_keys
+        chosen = set(keys)
+        lines = [line for line in data.plan.lines if line.key in chosen] if chosen else list(data.plan.lines)
+        from tui.screens.review import ReviewScreen
+
+        self.app.push_screen(ReviewScreen(data, lines, selection=bool(chosen)))

@@ -1,0 +1,102 @@
+"""Pick a PSA company (searchable), and confirm generated near-match suggestions one key each."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class MapCompanyModal(ModalScreen[str | None]):
+    """Returns the chosen PSA company id."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel"),
+                Binding("down", "focus_list", show=False, id="modal-down")]
+
+    def __init__(self, vendor_name: str, companies: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._vendor, self._companies = vendor_name, companies
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static(Text(f"Map {self._vendor} to a PSA company"), classes="modal-title")
+            yield Input(placeholder="Search PSA companies", id="search", value="")
+            yield OptionList(*self._options(""), id="companies")
+            yield Static(Text("type to search   ↓ list   enter  map   esc  cancel"), classes="modal-keys")
+
+    def _options(self, query: str) -> list[Option]:
+        q = query.casefold().strip()
+        return [Option(Text(f"{name}  ({cid})"), id=cid) for cid, name in self._companies
+                if not q or q in name.casefold() or q == cid]
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options(self._options(event.value))
+        if options.option_count:
+            options.highlighted = 0
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        options = self.query_one(OptionList)
+        if options.option_count:
+            index = options.highlighted or 0
+            self.dismiss(options.get_option_at_index(index).id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_focus_list(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):
+    """Near matches from `generate_mappings`: `y` (or enter) accepts the highlighted one; esc closes
+    and returns every accepted (vendor id, PSA id)."""
+
+    BINDINGS = [Binding("y,enter", "accept", "Accept", id="modal-accept"),
+                Binding("escape", "done", "Done", id="modal-done")]
+
+    def __init__(self, applied: int, suggestions: list[tuple[str, str, str, str, float]]) -> None:
+        super().__init__()
+        self._applied = applied
+        self._suggestions = suggestions
+        self._accepted: list[tuple[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static(Text(f"Mapped {self._applied} exact name matches. Near matches:"), classes="modal-title")
+            yield OptionList(*[Option(Text(f"{vn}  →  {pn}  ({score:.0%})"), id=f"{i}")
+                               for i, (_, vn, _, pn, score) in enumerate(self._suggestions)], id="suggestions")
+            yield Static(Text("y / enter  map this one     esc  done"), classes="modal-keys")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_accept()
+
+    def action_accept(self) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is None or not options.option_count:
+            return
+        option = options.get_option_at_index(options.highlighted)
+        vendor_id, vendor_name, psa_id, psa_name, _ = self._suggestions[int(option.id or 0)]
+        if (vendor_id, psa_id) not in self._accepted and not option.disabled:
+            self._accepted.append((vendor_id, psa_id))
+            options.replace_option_prompt_at_index(options.highlighted, Text(f"MAPPED  {vendor_name}  →  {psa_name}"))
+            options.disable_option_at_index(options.highlighted)
+
+    def action_done(self) -> None:
+        self.dismiss(self._accepted)

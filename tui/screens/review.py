@@ -1,0 +1,232 @@
+"""Review: every line to be written, grouped by customer and agreement, vendor vs PSA side by side,
+grand totals and the findings that block any of them; `y`/`s` confirms (a modal states the count
+and the PSA), then the executor runs in a worker and each line's outcome shows as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, ProgressBar, Static
+
+from engine.money import fmt_money, fmt_quantity
+from engine.plan import Finding, PlanLine
+from tui.bindings import bindings
+from tui.model import ConsoleData
+from tui.screens.confirm import ConfirmModal
+from tui.widgets.keyed_table import KeyedTable
+
+if TYPE_CHECKING:
+    from tui.app import TrueupApp
+
+ZERO = Decimal("0.00")
+COLUMNS = ("Line", "Action", "Qty Pax8", "Qty PSA", "Unit cost Pax8", "Unit cost PSA", "Unit price Pax8",
+           "Unit price PSA", "Total", "Effective", "End", "Outcome")
+
+
+def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]:
+    subs = {line.subscription_id for line in lines}
+    companies = {line.company_id for line in lines}
+    agreements = {line.psa_agreement_id for line in lines}
+    found = []
+    for f in data.plan.findings:
+        s = f.subject
+        if (s.get("subscription_id") in subs or s.get("vendor_company_id") in companies
+                or s.get("psa_agreement_id") in agreements):
+            found.append(f)
+    return found
+
+
+class ReviewScreen(Screen[None]):
+    BINDINGS = bindings("review")
+    app: TrueupApp  # type: ignore[assignment]
+
+    def __init__(self, data: ConsoleData, lines: list[PlanLine], selection: bool) -> None:
+        super().__init__()
+        self.data = data
+        self.lines = lines
+        self.selection = selection
+        self.outcomes: dict[str, str] = {}
+        self.running = False
+        self.finished = False
+        self.cancel_event: asyncio.Event | None = None
+        self.rows: dict[str, tuple[str, ...]] = {}
+        self.details: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="review-title", classes="review-title")
+        yield KeyedTable(COLUMNS, id="review-table")
+        yield Static(id="review-detail", classes="detail")
+        yield Static(id="review-findings", classes="findings")
+        yield ProgressBar(total=max(1, len(self.lines)), show_eta=False, id="review-progress", classes="-hidden")
+        yield Static(id="review-totals", classes="totals")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        data = self.data
+        psa_name = data.psa
+        scope = "selected lines" if self.selection else "all proposed lines"
+        self.query_one("#review-title", Static).update(Text(
+            f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.workspace.label}) · "
+            f"Pax8 | {psa_name} side by side"))
+        groups: dict[tuple[str, str], list[PlanLine]] = defaultdict(list)
+        for line in self.lines:
+            groups[(data.company(line.company_id), line.psa_agreement_id)].append(line)
+        for (company, agreement_id), lines in sorted(groups.items()):
+            agreement = data.agreement_names.get(agreement_id, agreement_id)
+            subtotal = sum((x.total_price for x in lines), ZERO)
+            header_key = f"group:{company}:{agreement_id}"
+            self.rows[header_key] = (f"▸ {company} — {agreement} ({agreement_id})", "", "", "", "", "", "", "",
+                                     fmt_money(subtotal), "", "", "")
+            self.details[header_key] = f"{company} — agreement {agreement}: {len(lines)} lines, {fmt_money(subtotal)}"
+            for line in lines:
+                psa = data.psa_lines.get(line.psa_line_id) if line.psa_line_id else None
+                recurring = "one-time" if line.kind.one_time else "recurring"
+                self.rows[line.key] = (
+                    f"  {line.description}", f"{line.action} {line.kind.value}",
+                    fmt_quantity(line.quantity),
+                    fmt_quantity(psa.quantity) if psa is not None else "—",
+                    fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—",
+                    fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—",
+                    f"{fmt_money(line.total_price)} {recurring}", line.effective_date.isoformat(),
+                    line.end_date.isoformat() if line.end_date else "—", "pending")
+                self.details[line.key] = self._side_by_side(line, psa)
+        self.draw()
+        findings = blocking_findings(data, self.lines)
+        text = Text()
+        if findings:
+            text.append(f"{len(findings)} findings concern these lines:\n", style="bold")
+            for f in findings:
+                text.append(f"  {'ERROR' if f.severity == 'error' else 'warning'} {f.code}: {f.message}\n")
+        else:
+            text.append("No findings block these lines.")
+        self.query_one("#review-findings", Static).update(text)
+        self.update_totals()
+        self.query_one(KeyedTable).focus()
+
+    def _side_by_side(self, line: PlanLine, psa: Any) -> str:
+        name = self.data.psa
+        rows = [("", "Pax8", name),
+                ("Action", f"{line.action} ({line.kind.value})", f"line {line.psa_line_id}" if psa is not None else "new"),
+                ("Quantity", fmt_quantity(line.quantity), fmt_quantity(psa.quantity) if psa is not None else "—"),
+                ("Unit cost", fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—"),
+                ("Unit price", fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—"),
+                ("Effective", line.effective_date.isoformat(),
+                 psa.effective_date.isoformat() if psa is not None else "—"),
+                ("End", line.end_date.isoformat() if line.end_date else "—",
+                 psa.cancelled_date.isoformat() if psa is not None and psa.cancelled_date else "—"),
+                ("Description", line.description, psa.description if psa is not None else "—")]
+        return "\n".join(f"{a:<12} {b:<28} {c}" for a, b, c in rows) + f"\nFormula: {line.formula}"
+
+    def draw(self) -> None:
+        out = []
+        for key, cells in self.rows.items():
+            if key in self.outcomes:
+                cells = (*cells[:-1], self.outcomes[key])
+            style = "bold" if key.startswith("group:") else ""
+            outcome = self.outcomes.get(key, "")
+            if outcome.startswith(("failed", "conflict")):
+                style = "bold reverse"
+            out.append((key, cells, style))
+        self.query_one(KeyedTable).apply(out)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value or ""
+        detail = self.details.get(key, "")
+        if key in self.outcomes:
+            detail += f"\nOutcome: {self.outcomes[key]}"
+        self.query_one("#review-detail", Static).update(Text(detail))
+
+    def update_totals(self) -> None:
+        price = sum((x.total_price for x in self.lines), ZERO)
+        cost = sum((x.total_cost for x in self.lines), ZERO)
+        one_time = sum((x.total_price for x in self.lines if x.kind.one_time), ZERO)
+        recurring = price - one_time
+        counts = Counter(x.action for x in self.lines)
+        text = (f"Grand total {fmt_money(price)} (recurring {fmt_money(recurring)}, one-time {fmt_money(one_time)})"
+                f" · cost {fmt_money(cost)} · " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+        if self.outcomes:
+            done = Counter(o.split(":")[0] for o in self.outcomes.values())
+            text += "\nOutcomes: " + ", ".join(f"{n} {o}" for o, n in sorted(done.items()))
+        self.query_one("#review-totals", Static).update(Text(text))
+
+    # --- keys --------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "confirm_sync":
+            return (not self.running and not self.finished and bool(self.lines)) or None
+        if action == "cancel_sync":
+            return self.running or None
+        return True
+
+    def action_confirm_sync(self) -> None:
+        if self.running or self.finished or not self.lines:
+            return
+        ws = self.app.workspace
+        body = (f"Write {len(self.lines)} lines ({fmt_money(sum((x.total_price for x in self.lines), ZERO))}) "
+                f"to {self.data.psa} — {ws.label}{' (sandbox)' if ws.sandbox else ''}?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_sync()
+
+        self.app.push_screen(ConfirmModal("Confirm sync", body), answered)
+
+    def start_sync(self) -> None:
+        self.running = True
+        self.cancel_event = asyncio.Event()
+        self.query_one(ProgressBar).remove_class("-hidden")
+        self.refresh_bindings()
+        self.run_sync()
+
+    @work(exclusive=True, group="sync", exit_on_error=False)
+    async def run_sync(self) -> None:
+        progress = self.query_one(ProgressBar)
+        try:
+            executor = self.app.make_executor()
+        except Exception as exc:
+            self.running = False
+            self.app.notify(f"Cannot sync: {exc}", severity="error", timeout=10)
+            self.refresh_bindings()
+            return
+
+        def on_event(outcome: Any) -> None:
+            message = getattr(outcome, "message", "") or ""
+            self.outcomes[outcome.key] = outcome.outcome + (f": {message}" if message else "")
+            progress.advance(1)
+            self.draw()
+            self.update_totals()
+
+        try:
+            report = await executor.run(self.lines, on_event=on_event, cancel=self.cancel_event)
+        except Exception as exc:  # a connector failure: a notification, never a traceback
+            self.app.notify(f"Sync stopped: {exc}", severity="error", timeout=10)
+            report = None
+        self.running = False
+        self.finished = True
+        counts = Counter(o.split(":")[0] for o in self.outcomes.values())
+        summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing written"
+        cancelled = self.cancel_event is not None and self.cancel_event.is_set()
+        self.app.notify(f"Sync {'cancelled' if cancelled else 'finished'}: {summary}",
+                        severity="warning" if cancelled or counts.get("failed") or counts.get("conflict")
+                        else "information", timeout=8)
+        self.sync_report = report
+        self.refresh_bindings()
+        self.app.reload()
+
+    def action_cancel_sync(self) -> None:
+        if self.running and self.cancel_event is not None:
+            self.cancel_event.set()
+            self.app.notify("Cancelling after the line in flight…", timeout=4)
+
+    def action_close_review(self) -> None:
+        if self.running:
+            self.action_cancel_sync()
+            return
+        self.app.pop_screen()

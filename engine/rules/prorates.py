@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
 from engine.money import fmt_money, fmt_quantity, round_cents
-from engine.months import days_in_month, first_of_month, last_of_month
+from engine.months import days_in_month, last_of_month
 from engine.rules.quantities import Change, Timeline
 
 
@@ -40,15 +40,16 @@ def prorated_increases(timeline: Timeline, *, thresholds: bool) -> list[Prorated
     high-water mark is prorated; the mark starts at the quantity in force before the month's 1st and
     rises with each prorated increase. Without, each increase is prorated on its own."""
     out: list[ProratedIncrease] = []
-    mark: Decimal | None = None
-    month: date | None = None
+    mark = Decimal(0)
+    month: tuple[int, int] | None = None
     for change in timeline.changes:
-        change_month = first_of_month(change.on)
+        change_month = (change.on.year, change.on.month)
         if change_month != month:
+            # Changes are in date order, so the quantity in force before the month's 1st is what the
+            # month's first change started from.
             month = change_month
-            mark = timeline.at(change_month - timedelta(days=1))
-        assert mark is not None
-        if not change.is_increase:
+            mark = change.before
+        if change.after <= change.before:
             continue
         if thresholds:
             quantity = max(Decimal(0), change.after - mark)

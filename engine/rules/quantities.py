@@ -29,27 +29,34 @@ class Change:
         return self.after < self.before
 
 
+def _effective(row: HistoryRow) -> date:
+    return row.effective_date
+
+
 class Timeline:
     """Quantity in force on any date. Rows are ordered by effective date, then as given."""
 
     def __init__(self, history: list[HistoryRow] | tuple[HistoryRow, ...], *, until: date | None = None):
-        rows = [r for r in history if until is None or r.effective_date <= until]
-        rows.sort(key=lambda r: r.effective_date)  # stable: same-day rows keep their order
-        self.dates: list[date] = []
-        self.quantities: list[Decimal] = []
-        self.changes: list[Change] = []
-        previous = ZERO
+        if until is None:
+            rows = sorted(history, key=_effective)  # stable: same-day rows keep their order
+        else:
+            rows = sorted((r for r in history if r.effective_date <= until), key=_effective)
+        dates: list[date] = []
+        quantities: list[Decimal] = []
         for row in rows:
             quantity = ZERO if row.action == "cancel" else row.quantity
-            if self.dates and self.dates[-1] == row.effective_date:
-                self.quantities[-1] = quantity
+            if dates and dates[-1] == row.effective_date:
+                quantities[-1] = quantity
             else:
-                self.dates.append(row.effective_date)
-                self.quantities.append(quantity)
-        for on, quantity in zip(self.dates, self.quantities, strict=True):
+                dates.append(row.effective_date)
+                quantities.append(quantity)
+        changes: list[Change] = []
+        previous = ZERO
+        for on, quantity in zip(dates, quantities, strict=True):
             if quantity != previous:
-                self.changes.append(Change(on, previous, quantity))
+                changes.append(Change(on, previous, quantity))
             previous = quantity
+        self.dates, self.quantities, self.changes = dates, quantities, changes
 
     def at(self, day: date) -> Decimal:
         """The quantity in force at the end of `day` (changes on `day` included)."""

@@ -33,8 +33,8 @@ Writes
 - Quantity change: one ContractServiceAdjustment (contractID, contractServiceID; serviceID left out
   as the contract service names it — ASSUMED accepted) with `unitChange` = quantity −
   previous_quantity (`LineUpdate.previous_quantity` is required: adjustments are create-only and
-  cannot be queried), effective `LineUpdate.effective_date` (required). Prices given with it go in `adjustedUnitPrice` /
-  `adjustedUnitCost`.
+  cannot be queried), effective `LineUpdate.effective_date` (required). Prices given with it go in
+  `adjustedUnitPrice` / `adjustedUnitCost`.
 - Cancellation: an adjustment of −previous_quantity effective the day AFTER `cancelled_date` (the
   cancelled date is the last day billed; ContractServiceUnits start at 0 the next day).
 - A price-only change: `PATCH /ContractServices {id, unitPrice}` (the docs call the writable field
@@ -103,8 +103,14 @@ CONTRACT_TYPE_RECURRING_SERVICE = 7  # [doc]
 CONTRACT_STATUS_ACTIVE = 1  # ASSUMED
 PERIOD_MONTHLY, PERIOD_QUARTERLY, PERIOD_SEMI_ANNUAL, PERIOD_YEARLY = 1, 2, 3, 4  # ASSUMED picklist
 PERIOD_MONTHS: dict[object, int] = {
-    PERIOD_MONTHLY: 1, PERIOD_QUARTERLY: 3, PERIOD_SEMI_ANNUAL: 6, PERIOD_YEARLY: 12,
-    "m": 1, "q": 3, "s": 6, "y": 12,
+    PERIOD_MONTHLY: 1,
+    PERIOD_QUARTERLY: 3,
+    PERIOD_SEMI_ANNUAL: 6,
+    PERIOD_YEARLY: 12,
+    "m": 1,
+    "q": 3,
+    "s": 6,
+    "y": 12,
 }
 CHARGE_STATUS = 1  # ASSUMED
 CHARGE_TYPE = 1  # ASSUMED
@@ -155,7 +161,7 @@ def key_marker(key: str, limit: int) -> str:
 def key_from_marker(marker: object) -> str | None:
     """The key written by `key_marker`, when it was stored in full."""
     if isinstance(marker, str) and marker.startswith(KEY_PREFIX):
-        return marker[len(KEY_PREFIX):]
+        return marker[len(KEY_PREFIX) :]
     return None
 
 
@@ -168,7 +174,7 @@ def _note_value(notes: object, prefix: str) -> str | None:
         return None
     for line in notes.splitlines():
         if line.startswith(prefix):
-            return line[len(prefix):].strip() or None
+            return line[len(prefix) :].strip() or None
     return None
 
 
@@ -180,7 +186,7 @@ def source_from_key(key: str | None) -> LineSource | None:
     kind, _, arg = rest.partition(":")
     return LineSource(
         subscription_id=subscription or None,
-        sub_product=arg or None if kind == "arrears" else None,
+        sub_product=(arg or None) if kind == "arrears" else None,
         key=key,
     )
 
@@ -223,7 +229,7 @@ def autotask_error(response: httpx.Response) -> tuple[str, list[str]]:
 
 def units_on(rows: Sequence[Mapping[str, Any]], on: date | None) -> int:
     """Units in force on `on` (the latest scheduled units when None) from ContractServiceUnits rows."""
-    ordered = sorted(rows, key=lambda r: (parse_date(r.get("startDate")) or date.min))
+    ordered = sorted(rows, key=lambda r: parse_date(r.get("startDate")) or date.min)
     if not ordered:
         return 0
     if on is None:
@@ -330,7 +336,7 @@ class AutotaskConnector:
         ordered = sorted(set(values))
         out: list[dict[str, Any]] = []
         for start in range(0, len(ordered), MAX_RECORDS):
-            chunk = ordered[start:start + MAX_RECORDS]
+            chunk = ordered[start : start + MAX_RECORDS]
             out.extend(await self.query(entity, [{"op": "in", "field": field, "value": chunk}, *extra]))
         return out
 
@@ -378,7 +384,9 @@ class AutotaskConnector:
         if months is None:
             log.warning("autotask: contract %s has unknown contractPeriodType %r", row.get("id"), period)
         elif months not in (1, 12):
-            log.warning("autotask: contract %s bills every %d months; treated as monthly", row.get("id"), months)
+            log.warning(
+                "autotask: contract %s bills every %d months; treated as monthly", row.get("id"), months
+            )
         start = parse_date(row.get("startDate"))
         if start is None:
             raise ServiceError(SERVICE, f"contract {row.get('id')} has no startDate")
@@ -409,8 +417,11 @@ class AutotaskConnector:
         for row in units:
             by_service[str(row.get("contractServiceID"))].append(row)
         starts: dict[str, date] = {}
-        bare = {str(s["contractID"]) for s in services if not any(
-            int(r.get("units") or 0) > 0 for r in by_service.get(str(s["id"]), ()))}
+        bare = {
+            str(s["contractID"])
+            for s in services
+            if not any(int(r.get("units") or 0) > 0 for r in by_service.get(str(s["id"]), ()))
+        }
         if bare:  # a service without units yet: its effective date falls back to the contract's start
             for contract in await self.query_in("Contracts", "id", [_id(c) for c in bare]):
                 start = parse_date(contract.get("startDate"))
@@ -422,7 +433,7 @@ class AutotaskConnector:
     def _service_line(
         service: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], starts: Mapping[str, date]
     ) -> PsaLine:
-        ordered = sorted(rows, key=lambda r: (parse_date(r.get("startDate")) or date.min))
+        ordered = sorted(rows, key=lambda r: parse_date(r.get("startDate")) or date.min)
         positive = [r for r in ordered if int(r.get("units") or 0) > 0]
         quantity = int(positive[-1]["units"]) if positive else 0
         effective = parse_date(positive[0].get("startDate")) if positive else None
@@ -478,7 +489,8 @@ class AutotaskConnector:
 
     async def _units(self, contract_service_id: int | str) -> list[dict[str, Any]]:
         return await self.query(
-            "ContractServiceUnits", [{"op": "eq", "field": "contractServiceID", "value": _id(contract_service_id)}]
+            "ContractServiceUnits",
+            [{"op": "eq", "field": "contractServiceID", "value": _id(contract_service_id)}],
         )
 
     async def current_units(self, contract_service_id: int | str, on: date | None = None) -> int:
@@ -507,14 +519,20 @@ class AutotaskConnector:
         )
         if services:
             if len(services) > 1:
-                log.warning("autotask: %d contract services carry key %s; using the first", len(services), key)
+                log.warning(
+                    "autotask: %d contract services carry key %s; using the first", len(services), key
+                )
             service = min(services, key=lambda s: int(s["id"]))
             return (await self._service_lines([service], await self._units(service["id"])))[0]
         charges = await self.query(
             "ContractCharges",
             [
                 {"op": "eq", "field": "contractID", "value": contract_id},
-                {"op": "eq", "field": "internalPurchaseOrderNumber", "value": key_marker(key, CHARGE_KEY_LIMIT)},
+                {
+                    "op": "eq",
+                    "field": "internalPurchaseOrderNumber",
+                    "value": key_marker(key, CHARGE_KEY_LIMIT),
+                },
             ],
         )
         if charges:
@@ -637,7 +655,9 @@ class AutotaskConnector:
                 )
             ]
         if update.unit_price is not None:
-            return [self._patch("ContractServices", {"id": _id(update.line_id), "unitPrice": update.unit_price})]
+            return [
+                self._patch("ContractServices", {"id": _id(update.line_id), "unitPrice": update.unit_price})
+            ]
         return []
 
     @staticmethod
@@ -660,7 +680,9 @@ class AutotaskConnector:
     async def create_line(self, write: LineWrite) -> PsaLine:
         await self.connect()
         if write.kind == "one_time":
-            charge_id = self._item_id(await self.http.write_request(self._charge_request(write)), "ContractCharges")
+            charge_id = self._item_id(
+                await self.http.write_request(self._charge_request(write)), "ContractCharges"
+            )
             charge = await self.get("ContractCharges", charge_id)
             if charge is None:
                 raise ServiceError(SERVICE, f"contract charge {charge_id} not found after create", status=404)
@@ -685,4 +707,3 @@ class AutotaskConnector:
         company_id = self._item_id(await self.http.write_request(self._post("Companies", body)), "Companies")
         row = await self.get("Companies", company_id)
         return PsaCompany(id=str(company_id), name=str((row or {}).get("companyName") or name))
-

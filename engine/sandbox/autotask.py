@@ -23,7 +23,9 @@ What it simulates (shared/APIS.md §4):
 
 Loaded from a scenario, PSA ids must be numeric strings. A recurring line becomes a ContractService
 plus adjustments (+quantity on its effective date, −quantity the day after its cancelled date); a
-one-time line becomes a ContractCharge. Key-carrying fields are written the way the connector
+one-time line becomes a ContractCharge. Autotask has no
+place for a line's `metered` flag or for the source of a line trueup did not write, so those do not
+survive a round trip. Key-carrying fields are written the way the connector
 writes them (`engine.connectors.autotask.key_marker`).
 """
 
@@ -55,6 +57,7 @@ from engine.connectors.autotask import (
     charge_notes,
     dumps,
     key_marker,
+    whole_units,
 )
 from engine.connectors.http import loads, parse_date
 from engine.months import add_months
@@ -147,12 +150,14 @@ class AutotaskSandbox:
         self.faults = faults
         self.concurrency = concurrency
         self.page_size = page_size  # the most a page holds, whatever MaxRecords asks (tests page with less)
-        self.tables: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in ENTITIES if name not in (
-            "ContractServiceUnits", "ContractServiceAdjustments")}
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {
+            name: {}
+            for name in ENTITIES
+            if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
+        }
         self.adjustments: dict[int, list[_Adjustment]] = {}  # by contract service id
         self._next_id = 1000
         self.writes = 0  # writes applied (a write answered 500 or lost after applying counts)
-        self.requests: list[tuple[str, str]] = []
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
         self.throttled = 0
@@ -160,7 +165,9 @@ class AutotaskSandbox:
     # -- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any) -> AutotaskSandbox:
+    def from_scenario(
+        cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any
+    ) -> AutotaskSandbox:
         sandbox = cls(faults=faults, **credentials)
         psa = scenario.psa
         for company in psa.companies:
@@ -189,7 +196,7 @@ class AutotaskSandbox:
                     invoice_description=line.description,
                     key=key,
                 )
-                units = int(line.quantity)
+                units = whole_units(line.quantity)
                 if units:
                     sandbox.add_adjustment(service_id, line.effective_date, units)
                     if line.cancelled_date is not None:
@@ -218,36 +225,69 @@ class AutotaskSandbox:
 
     def add_company(self, company_id: int, name: str) -> None:
         self.tables["Companies"][self._take_id(company_id)] = {
-            "id": company_id, "companyName": name, "companyType": 1, "isActive": True,
+            "id": company_id,
+            "companyName": name,
+            "companyType": 1,
+            "isActive": True,
         }
 
     def add_service(self, service_id: int, name: str, price: Decimal | None, cost: Decimal | None) -> None:
         self.tables["Services"][self._take_id(service_id)] = {
-            "id": service_id, "name": name, "description": None, "invoiceDescription": name,
-            "unitPrice": price, "unitCost": cost,
-            "periodType": PERIOD_MONTHLY, "isActive": True,
+            "id": service_id,
+            "name": name,
+            "description": None,
+            "invoiceDescription": name,
+            "unitPrice": price,
+            "unitCost": cost,
+            "periodType": PERIOD_MONTHLY,
+            "isActive": True,
         }
 
     def add_contract(
-        self, contract_id: int, company_id: int, name: str, start: date, end: date | None, *,
-        period: int = PERIOD_MONTHLY, status: int = CONTRACT_STATUS_ACTIVE,
+        self,
+        contract_id: int,
+        company_id: int,
+        name: str,
+        start: date,
+        end: date | None,
+        *,
+        period: int = PERIOD_MONTHLY,
+        status: int = CONTRACT_STATUS_ACTIVE,
         contract_type: int = CONTRACT_TYPE_RECURRING_SERVICE,
     ) -> None:
         self.tables["Contracts"][self._take_id(contract_id)] = {
-            "id": contract_id, "companyID": company_id, "contractName": name,
-            "contractType": contract_type, "contractPeriodType": period, "status": status,
-            "startDate": _at(start), "endDate": _at(end) if end else None,
+            "id": contract_id,
+            "companyID": company_id,
+            "contractName": name,
+            "contractType": contract_type,
+            "contractPeriodType": period,
+            "status": status,
+            "startDate": _at(start),
+            "endDate": _at(end) if end else None,
         }
 
     def add_contract_service(
-        self, service_line_id: int, contract_id: int, service_id: int, price: Decimal, cost: Decimal, *,
-        invoice_description: str = "", key: str | None = None,
+        self,
+        service_line_id: int,
+        contract_id: int,
+        service_id: int,
+        price: Decimal,
+        cost: Decimal,
+        *,
+        invoice_description: str = "",
+        key: str | None = None,
     ) -> None:
         self.tables["ContractServices"][self._take_id(service_line_id)] = {
-            "id": service_line_id, "contractID": contract_id, "serviceID": service_id,
-            "unitPrice": price, "unitCost": cost, "internalCurrencyUnitPrice": price,
-            "internalCurrencyAdjustedPrice": price, "invoiceDescription": invoice_description,
-            "internalDescription": key_marker(key, SERVICE_KEY_LIMIT) if key else None, "quoteItemID": None,
+            "id": service_line_id,
+            "contractID": contract_id,
+            "serviceID": service_id,
+            "unitPrice": price,
+            "unitCost": cost,
+            "internalCurrencyUnitPrice": price,
+            "internalCurrencyAdjustedPrice": price,
+            "invoiceDescription": invoice_description,
+            "internalDescription": key_marker(key, SERVICE_KEY_LIMIT) if key else None,
+            "quoteItemID": None,
         }
 
     def add_adjustment(self, contract_service_id: int, effective: date, change: int) -> int:
@@ -256,14 +296,33 @@ class AutotaskSandbox:
         return adjustment.id
 
     def add_charge(
-        self, charge_id: int, contract_id: int, description: str, quantity: Decimal, price: Decimal,
-        cost: Decimal, purchased: date, *, key: str | None = None, service_id: str | None = None,
+        self,
+        charge_id: int,
+        contract_id: int,
+        description: str,
+        quantity: Decimal,
+        price: Decimal,
+        cost: Decimal,
+        purchased: date,
+        *,
+        key: str | None = None,
+        service_id: str | None = None,
     ) -> None:
         self.tables["ContractCharges"][self._take_id(charge_id)] = {
-            "id": charge_id, "contractID": contract_id, "name": description[:100], "description": description,
-            "unitQuantity": quantity, "unitPrice": price, "unitCost": cost, "datePurchased": _at(purchased),
-            "status": CHARGE_STATUS, "chargeType": CHARGE_TYPE, "isBillableToCompany": True, "isBilled": False,
-            "productID": None, "contractServiceID": None,
+            "id": charge_id,
+            "contractID": contract_id,
+            "name": description[:100],
+            "description": description,
+            "unitQuantity": quantity,
+            "unitPrice": price,
+            "unitCost": cost,
+            "datePurchased": _at(purchased),
+            "status": CHARGE_STATUS,
+            "chargeType": CHARGE_TYPE,
+            "isBillableToCompany": True,
+            "isBilled": False,
+            "productID": None,
+            "contractServiceID": None,
             "internalPurchaseOrderNumber": key_marker(key, CHARGE_KEY_LIMIT) if key else None,
             "notes": charge_notes(key, service_id or "") if key else None,
         }
@@ -276,8 +335,12 @@ class AutotaskSandbox:
     def connector(self, *, discover: bool = False, **kwargs: Any) -> AutotaskConnector:
         """A real connector wired to this sandbox (zone discovery through the sandbox if asked)."""
         return AutotaskConnector(
-            self.username, self.secret, self.integration_code,
-            zone_url=None if discover else self.zone_url, transport=self.transport(), **kwargs,
+            self.username,
+            self.secret,
+            self.integration_code,
+            zone_url=None if discover else self.zone_url,
+            transport=self.transport(),
+            **kwargs,
         )
 
     def units_rows(self, contract_service_id: int) -> list[dict[str, Any]]:
@@ -303,21 +366,32 @@ class AutotaskSandbox:
         period_start = add_months(anchor, steps * months)
         while period_start <= end:
             period_end = add_months(anchor, (steps + 1) * months) - timedelta(days=1)
-            cuts = sorted({period_start, *(a.effective for a in changes if period_start < a.effective <= period_end)})
+            cuts = sorted(
+                {period_start, *(a.effective for a in changes if period_start < a.effective <= period_end)}
+            )
             for i, seg_start in enumerate(cuts):
                 seg_end = cuts[i + 1] - timedelta(days=1) if i + 1 < len(cuts) else period_end
                 if seg_end < first:
                     continue
                 seg_start = max(seg_start, first)
                 units = sum(a.change for a in changes if a.effective <= seg_start)
-                rows.append({
-                    "id": contract_service_id * 100000 + len(rows) + 1,
-                    "contractID": service["contractID"], "contractServiceID": contract_service_id,
-                    "serviceID": service["serviceID"], "startDate": _at(seg_start), "endDate": _at(seg_end),
-                    "units": units, "price": service["unitPrice"], "cost": service["unitCost"],
-                    "internalCurrencyPrice": service["unitPrice"], "approveAndPostDate": None,
-                    "vendorCompanyID": None, "organizationalLevelAssociationID": None,
-                })
+                rows.append(
+                    {
+                        "id": contract_service_id * 100000 + len(rows) + 1,
+                        "contractID": service["contractID"],
+                        "contractServiceID": contract_service_id,
+                        "serviceID": service["serviceID"],
+                        "startDate": _at(seg_start),
+                        "endDate": _at(seg_end),
+                        "units": units,
+                        "price": service["unitPrice"],
+                        "cost": service["unitCost"],
+                        "internalCurrencyPrice": service["unitPrice"],
+                        "approveAndPostDate": None,
+                        "vendorCompanyID": None,
+                        "organizationalLevelAssociationID": None,
+                    }
+                )
             steps += 1
             period_start = add_months(anchor, steps * months)
         return rows
@@ -336,7 +410,9 @@ class AutotaskSandbox:
         for service in self.tables["ContractServices"].values():
             if service["contractID"] == cid:
                 schedule = sorted((a.effective, a.change) for a in self.adjustments.get(service["id"], ()))
-                out.append({**service, "kind": "recurring", "units": self.units(service["id"]), "schedule": schedule})
+                out.append(
+                    {**service, "kind": "recurring", "units": self.units(service["id"]), "schedule": schedule}
+                )
         for charge in self.tables["ContractCharges"].values():
             if charge["contractID"] == cid:
                 out.append({**charge, "kind": "one_time"})
@@ -346,7 +422,6 @@ class AutotaskSandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        self.requests.append((request.method, str(request.url)))
         if path.lower().endswith("/v1.0/zoneinformation"):
             return self._zone(request)
         if not self._authorised(request):
@@ -356,7 +431,7 @@ class AutotaskSandbox:
             at = [p.lower() for p in parts].index("v1.0")
         except ValueError:
             return self._errors(request, 404, f"no such resource: {path}")
-        parts = parts[at + 1:]
+        parts = parts[at + 1 :]
         if not parts:
             return self._errors(request, 404, f"no such resource: {path}")
         entity = _canonical(parts[0])
@@ -380,7 +455,12 @@ class AutotaskSandbox:
             return self._errors(request, 500, f"Zone information could not be determined for user {user!r}")
         return httpx.Response(
             200,
-            json={"zoneName": "Sandbox Zone", "url": self.zone_url, "webUrl": "https://ww5.autotask.net/", "ci": 5},
+            json={
+                "zoneName": "Sandbox Zone",
+                "url": self.zone_url,
+                "webUrl": "https://ww5.autotask.net/",
+                "ci": 5,
+            },
             request=request,
         )
 
@@ -416,7 +496,9 @@ class AutotaskSandbox:
             elif method == "GET" and len(rest) == 1:
                 if entity in CREATE_ONLY:
                     raise _Reject(405, f"{entity} cannot be queried")
-                item = self._rows(entity).get(_int(rest[0], "id")) if entity != "ContractServiceUnits" else None
+                item = (
+                    self._rows(entity).get(_int(rest[0], "id")) if entity != "ContractServiceUnits" else None
+                )
                 response = self._json(request, {"item": item})
             elif method == "POST" and not rest:
                 response = self._json(request, {"itemId": self._create(entity, self._body(request))})
@@ -439,7 +521,10 @@ class AutotaskSandbox:
     @staticmethod
     def _json(request: httpx.Request, body: Any, status: int = 200) -> httpx.Response:
         return httpx.Response(
-            status, content=dumps(body).encode(), headers={"Content-Type": "application/json"}, request=request
+            status,
+            content=dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            request=request,
         )
 
     def _errors(self, request: httpx.Request, status: int, *errors: str) -> httpx.Response:
@@ -485,9 +570,20 @@ class AutotaskSandbox:
             return self.tables[entity]
         # derived rows: build only those of the contract services the top-level filters can match
         services = [
-            s for s in self.tables["ContractServices"].values()
-            if all(_matches({"contractServiceID": s["id"], "contractID": s["contractID"], "serviceID": s["serviceID"]},
-                            f) for f in filters if _narrows(f))
+            s
+            for s in self.tables["ContractServices"].values()
+            if all(
+                _matches(
+                    {
+                        "contractServiceID": s["id"],
+                        "contractID": s["contractID"],
+                        "serviceID": s["serviceID"],
+                    },
+                    f,
+                )
+                for f in filters
+                if _narrows(f)
+            )
         ]
         rows: dict[int, dict[str, Any]] = {}
         for service in sorted(services, key=lambda s: s["id"]):
@@ -505,20 +601,23 @@ class AutotaskSandbox:
         size = min(_field(search, "maxRecords") or MAX_RECORDS, self.page_size)
         page = _int(request.url.params.get("page", "1"), "page")
         start = (page - 1) * size
-        items = matched[start:start + size]
+        items = matched[start : start + size]
 
         def url(n: int) -> str:
             return f"{self.zone_url}v1.0/{entity}/query?search={quote(dumps(search))}&page={n}"
 
-        return self._json(request, {
-            "items": items,
-            "pageDetails": {
-                "count": len(items),
-                "requestCount": size,
-                "prevPageUrl": url(page - 1) if page > 1 else None,
-                "nextPageUrl": url(page + 1) if start + size < len(matched) else None,
+        return self._json(
+            request,
+            {
+                "items": items,
+                "pageDetails": {
+                    "count": len(items),
+                    "requestCount": size,
+                    "prevPageUrl": url(page - 1) if page > 1 else None,
+                    "nextPageUrl": url(page + 1) if start + size < len(matched) else None,
+                },
             },
-        })
+        )
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -529,9 +628,12 @@ class AutotaskSandbox:
             _require(body, "companyName", "companyType")
             company_id = self._new_id()
             self.tables["Companies"][company_id] = {
-                "id": company_id, "companyName": str(body["companyName"]),
-                "companyType": _int(body["companyType"], "companyType"), "isActive": True,
-                "phone": body.get("phone"), "ownerResourceID": body.get("ownerResourceID"),
+                "id": company_id,
+                "companyName": str(body["companyName"]),
+                "companyType": _int(body["companyType"], "companyType"),
+                "isActive": True,
+                "phone": body.get("phone"),
+                "ownerResourceID": body.get("ownerResourceID"),
             }
             return company_id
         if entity == "ContractServices":
@@ -541,11 +643,16 @@ class AutotaskSandbox:
             line_id = self._new_id()
             price = _money(_first(body.get("unitPrice"), service["unitPrice"], 0), "unitPrice")
             self.tables["ContractServices"][line_id] = {
-                "id": line_id, "contractID": _int(body["contractID"], "contractID"), "serviceID": service["id"],
-                "unitPrice": price, "unitCost": _money(_first(body.get("unitCost"), service["unitCost"], 0), "unitCost"),
-                "internalCurrencyUnitPrice": price, "internalCurrencyAdjustedPrice": price,
+                "id": line_id,
+                "contractID": _int(body["contractID"], "contractID"),
+                "serviceID": service["id"],
+                "unitPrice": price,
+                "unitCost": _money(_first(body.get("unitCost"), service["unitCost"], 0), "unitCost"),
+                "internalCurrencyUnitPrice": price,
+                "internalCurrencyAdjustedPrice": price,
                 "invoiceDescription": body.get("invoiceDescription") or service["invoiceDescription"],
-                "internalDescription": body.get("internalDescription"), "quoteItemID": body.get("quoteItemID"),
+                "internalDescription": body.get("internalDescription"),
+                "quoteItemID": body.get("quoteItemID"),
             }
             return line_id
         if entity == "ContractServiceAdjustments":
@@ -557,15 +664,20 @@ class AutotaskSandbox:
                 raise _Reject(500, f"contractID {contract_id} does not exist")
             charge_id = self._new_id()
             self.tables["ContractCharges"][charge_id] = {
-                "id": charge_id, "contractID": contract_id, "name": str(body["name"]),
+                "id": charge_id,
+                "contractID": contract_id,
+                "name": str(body["name"]),
                 "description": body.get("description"),
                 "unitQuantity": _money(body["unitQuantity"], "unitQuantity"),
                 "unitPrice": _money(body.get("unitPrice", 0), "unitPrice"),
                 "unitCost": _money(body.get("unitCost", 0), "unitCost"),
                 "datePurchased": _at(_date(body["datePurchased"], "datePurchased")),
-                "status": body.get("status"), "chargeType": _int(body["chargeType"], "chargeType"),
-                "isBillableToCompany": bool(body.get("isBillableToCompany", True)), "isBilled": False,
-                "productID": body.get("productID"), "contractServiceID": body.get("contractServiceID"),
+                "status": body.get("status"),
+                "chargeType": _int(body["chargeType"], "chargeType"),
+                "isBillableToCompany": bool(body.get("isBillableToCompany", True)),
+                "isBilled": False,
+                "productID": body.get("productID"),
+                "contractServiceID": body.get("contractServiceID"),
                 "internalPurchaseOrderNumber": body.get("internalPurchaseOrderNumber"),
                 "notes": body.get("notes"),
             }
@@ -598,20 +710,28 @@ class AutotaskSandbox:
             line = services.get(line_id)
             if line is None or line["contractID"] != contract_id:
                 raise _Reject(500, f"contractServiceID {line_id} is not on contract {contract_id}")
-            if body.get("serviceID") is not None and _int(body["serviceID"], "serviceID") != line["serviceID"]:
+            if (
+                body.get("serviceID") is not None
+                and _int(body["serviceID"], "serviceID") != line["serviceID"]
+            ):
                 raise _Reject(500, f"serviceID does not match contract service {line_id}")
         else:
             _require(body, "serviceID")
             service = self._service(_int(body["serviceID"], "serviceID"))
             existing = sorted(
-                i for i, s in services.items() if s["contractID"] == contract_id and s["serviceID"] == service["id"]
+                i
+                for i, s in services.items()
+                if s["contractID"] == contract_id and s["serviceID"] == service["id"]
             )
             if existing:
                 line_id = existing[-1]
             else:  # the API creates the missing ContractService [doc]
                 line_id = self._new_id()
                 self.add_contract_service(
-                    line_id, contract_id, service["id"], _first(service["unitPrice"], Decimal(0)),
+                    line_id,
+                    contract_id,
+                    service["id"],
+                    _first(service["unitPrice"], Decimal(0)),
                     _first(service["unitCost"], Decimal(0)),
                     invoice_description=service["invoiceDescription"],
                 )
@@ -652,8 +772,23 @@ class AutotaskSandbox:
 
 # --- filters ---------------------------------------------------------------------------------------
 
-_OPS = {"eq", "noteq", "gt", "gte", "lt", "lte", "in", "notin", "exist", "notexist", "beginswith",
-        "endswith", "contains", "and", "or"}
+_OPS = {
+    "eq",
+    "noteq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "notin",
+    "exist",
+    "notexist",
+    "beginswith",
+    "endswith",
+    "contains",
+    "and",
+    "or",
+}
 
 
 def _field(mapping: Mapping[str, Any], name: str) -> Any:
@@ -719,9 +854,11 @@ def _equal(left: object, right: object) -> bool:
 
 
 def _compare(left: object, right: object) -> int | None:
+    a: Any
+    b: Any
     a, b = _coerce(left, right)
     try:
-        return (a > b) - (a < b)  # type: ignore[operator]
+        return int(a > b) - int(a < b)
     except TypeError:
         return None
 
@@ -745,7 +882,9 @@ def _matches(row: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
         if value is None:
             return False
         text, part = str(value).lower(), str(target).lower()
-        return {"beginswith": text.startswith, "endswith": text.endswith, "contains": lambda p: p in text}[op](part)
+        return {"beginswith": text.startswith, "endswith": text.endswith, "contains": lambda p: p in text}[
+            op
+        ](part)
     if op == "eq":
         return _equal(value, target)
     if op == "noteq":

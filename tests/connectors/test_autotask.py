@@ -41,19 +41,39 @@ def body(request: httpx.Request) -> object:
 
 
 def page(items: list[dict], next_url: str | None = None) -> dict:
-    return {"items": items, "pageDetails": {"count": len(items), "requestCount": 500,
-                                            "prevPageUrl": None, "nextPageUrl": next_url}}
+    return {
+        "items": items,
+        "pageDetails": {
+            "count": len(items),
+            "requestCount": 500,
+            "prevPageUrl": None,
+            "nextPageUrl": next_url,
+        },
+    }
 
 
 RECURRING = LineWrite(
-    key="sub-1:recurring", agreement_id="290", product_id="700", kind="recurring",
-    quantity=Decimal("12"), unit_price=Decimal("6.00"), unit_cost=Decimal("5.00"),
-    effective_date=date(2021, 3, 1), end_date=None, description="Pax8 - Business Essentials",
+    key="sub-1:recurring",
+    agreement_id="290",
+    product_id="700",
+    kind="recurring",
+    quantity=Decimal("12"),
+    unit_price=Decimal("6.00"),
+    unit_cost=Decimal("5.00"),
+    effective_date=date(2021, 3, 1),
+    end_date=None,
+    description="Pax8 - Business Essentials",
 )
 PRORATE = LineWrite(
-    key="sub-1:prorate:2021-02-04", agreement_id="290", product_id="700", kind="one_time",
-    quantity=Decimal("2"), unit_price=Decimal("21.43"), unit_cost=Decimal("17.14"),
-    effective_date=date(2021, 3, 1), end_date=date(2021, 3, 31),
+    key="sub-1:prorate:2021-02-04",
+    agreement_id="290",
+    product_id="700",
+    kind="one_time",
+    quantity=Decimal("2"),
+    unit_price=Decimal("21.43"),
+    unit_cost=Decimal("17.14"),
+    effective_date=date(2021, 3, 1),
+    end_date=date(2021, 3, 31),
     description="Pax8 - Business Essentials - Prorated for 02/04/2021-02/28/2021",
 )
 
@@ -88,12 +108,28 @@ async def test_zone_discovery_then_query_with_auth_headers_and_exact_body() -> N
 
 @respx.mock
 async def test_agreements_filter_recurring_active_contracts_and_map_period_types() -> None:
-    route = respx.post(BASE + "Contracts/query").respond(json=page([
-        {"id": 290, "companyID": 19, "contractName": "Monthly", "contractPeriodType": 1,
-         "startDate": "2018-11-16T00:00:00", "endDate": None},
-        {"id": 291, "companyID": 19, "contractName": "Yearly", "contractPeriodType": 4,
-         "startDate": "2024-01-31T15:04:05.307", "endDate": "2025-01-30T23:59:59.997"},
-    ]))
+    route = respx.post(BASE + "Contracts/query").respond(
+        json=page(
+            [
+                {
+                    "id": 290,
+                    "companyID": 19,
+                    "contractName": "Monthly",
+                    "contractPeriodType": 1,
+                    "startDate": "2018-11-16T00:00:00",
+                    "endDate": None,
+                },
+                {
+                    "id": 291,
+                    "companyID": 19,
+                    "contractName": "Yearly",
+                    "contractPeriodType": 4,
+                    "startDate": "2024-01-31T15:04:05.307",
+                    "endDate": "2025-01-30T23:59:59.997",
+                },
+            ]
+        )
+    )
     at, _ = connector()
 
     monthly, yearly = await at.agreements()
@@ -145,10 +181,12 @@ async def test_in_filters_are_chunked_at_500_values() -> None:
 
 @respx.mock
 async def test_a_query_is_retried_after_429_honouring_retry_after() -> None:
-    route = respx.post(BASE + "Companies/query").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "7"}, json={"errors": ["Thread limit reached"]}),
-        httpx.Response(200, json=page([{"id": 5, "companyName": "Wayne"}])),
-    ])
+    route = respx.post(BASE + "Companies/query").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"errors": ["Thread limit reached"]}),
+            httpx.Response(200, json=page([{"id": 5, "companyName": "Wayne"}])),
+        ]
+    )
     at, slept = connector()
 
     companies = await at.companies()
@@ -178,8 +216,14 @@ async def test_a_write_is_not_resent_after_a_500() -> None:
 async def test_a_write_is_not_resent_after_a_timeout() -> None:
     route = respx.post(BASE + "ContractServiceAdjustments").mock(side_effect=httpx.ReadTimeout("slow"))
     at, _ = connector()
-    update = LineUpdate(key="sub-1:recurring", line_id="8638", agreement_id="290", quantity=Decimal("14"),
-                        previous_quantity=Decimal("12"), effective_date=date(2021, 3, 1))
+    update = LineUpdate(
+        key="sub-1:recurring",
+        line_id="8638",
+        agreement_id="290",
+        quantity=Decimal("14"),
+        previous_quantity=Decimal("12"),
+        effective_date=date(2021, 3, 1),
+    )
 
     with pytest.raises(ServiceError) as caught:
         await at.update_line(update)
@@ -227,27 +271,66 @@ async def test_401_is_a_rejection_with_the_services_message() -> None:
 
 @respx.mock
 async def test_lines_parse_money_to_the_cent_and_units_into_quantity_and_dates() -> None:
-    respx.post(BASE + "ContractServices/query").respond(content=(
-        b'{"items": [{"id": 8638, "contractID": 290, "serviceID": 700, "unitPrice": 0.10, "unitCost": 25.005,'
-        b' "invoiceDescription": "Pax8 - Essentials", "internalDescription": "trueup:sub-1:recurring"}],'
-        b' "pageDetails": {"count": 1, "requestCount": 500, "prevPageUrl": null, "nextPageUrl": null}}'
-    ))
-    respx.post(BASE + "ContractServiceUnits/query").respond(json=page([
-        {"id": 3, "contractServiceID": 8638, "startDate": "2021-03-01T00:00:00", "endDate": "2021-03-31T00:00:00",
-         "units": 14},
-        {"id": 1, "contractServiceID": 8638, "startDate": "2021-02-01T00:00:00", "endDate": "2021-02-16T00:00:00",
-         "units": 12},
-        {"id": 2, "contractServiceID": 8638, "startDate": "2021-02-17T00:00:00", "endDate": "2021-02-28T00:00:00",
-         "units": 13},
-        {"id": 4, "contractServiceID": 8638, "startDate": "2021-04-01T00:00:00", "endDate": "2021-04-30T00:00:00",
-         "units": 0},
-    ]))
-    respx.post(BASE + "ContractCharges/query").respond(json=page([
-        {"id": 9001, "contractID": 290, "name": "Prorate", "description": "Prorate 02/04-02/28",
-         "unitQuantity": 2, "unitPrice": 21.43, "unitCost": 17.14, "datePurchased": "2021-03-01T15:04:05.307",
-         "internalPurchaseOrderNumber": "trueup:sub-1:prorate:2021-02-04",
-         "notes": "trueup-key: sub-1:prorate:2021-02-04\ntrueup-service: 700"},
-    ]))
+    respx.post(BASE + "ContractServices/query").respond(
+        content=(
+            b'{"items": [{"id": 8638, "contractID": 290, "serviceID": 700,'
+            b' "unitPrice": 0.10, "unitCost": 25.005,'
+            b' "invoiceDescription": "Pax8 - Essentials", "internalDescription": "trueup:sub-1:recurring"}],'
+            b' "pageDetails": {"count": 1, "requestCount": 500, "prevPageUrl": null, "nextPageUrl": null}}'
+        )
+    )
+    respx.post(BASE + "ContractServiceUnits/query").respond(
+        json=page(
+            [
+                {
+                    "id": 3,
+                    "contractServiceID": 8638,
+                    "startDate": "2021-03-01T00:00:00",
+                    "endDate": "2021-03-31T00:00:00",
+                    "units": 14,
+                },
+                {
+                    "id": 1,
+                    "contractServiceID": 8638,
+                    "startDate": "2021-02-01T00:00:00",
+                    "endDate": "2021-02-16T00:00:00",
+                    "units": 12,
+                },
+                {
+                    "id": 2,
+                    "contractServiceID": 8638,
+                    "startDate": "2021-02-17T00:00:00",
+                    "endDate": "2021-02-28T00:00:00",
+                    "units": 13,
+                },
+                {
+                    "id": 4,
+                    "contractServiceID": 8638,
+                    "startDate": "2021-04-01T00:00:00",
+                    "endDate": "2021-04-30T00:00:00",
+                    "units": 0,
+                },
+            ]
+        )
+    )
+    respx.post(BASE + "ContractCharges/query").respond(
+        json=page(
+            [
+                {
+                    "id": 9001,
+                    "contractID": 290,
+                    "name": "Prorate",
+                    "description": "Prorate 02/04-02/28",
+                    "unitQuantity": 2,
+                    "unitPrice": 21.43,
+                    "unitCost": 17.14,
+                    "datePurchased": "2021-03-01T15:04:05.307",
+                    "internalPurchaseOrderNumber": "trueup:sub-1:prorate:2021-02-04",
+                    "notes": "trueup-key: sub-1:prorate:2021-02-04\ntrueup-service: 700",
+                },
+            ]
+        )
+    )
     at, _ = connector()
 
     recurring, charge = await at.lines(["290"])
@@ -260,7 +343,11 @@ async def test_lines_parse_money_to_the_cent_and_units_into_quantity_and_dates()
     assert recurring.source is not None and recurring.source.key == "sub-1:recurring"
     assert recurring.source.subscription_id == "sub-1"
     assert charge.kind == "one_time" and charge.product_id == "700"
-    assert (charge.quantity, charge.unit_price, charge.unit_cost) == (Decimal(2), Decimal("21.43"), Decimal("17.14"))
+    assert (charge.quantity, charge.unit_price, charge.unit_cost) == (
+        Decimal(2),
+        Decimal("21.43"),
+        Decimal("17.14"),
+    )
     assert charge.effective_date == date(2021, 3, 1)
     assert charge.source is not None and charge.source.key == "sub-1:prorate:2021-02-04"
     await at.aclose()
@@ -282,11 +369,23 @@ def test_key_markers_fit_their_fields_and_are_stable() -> None:
 async def test_find_line_queries_services_then_charges_by_key_marker() -> None:
     key = "0f8fad5b-d9cb-469f-a165-70867728950e:prorate:2021-02-04"
     services = respx.post(BASE + "ContractServices/query").respond(json=page([]))
-    charges = respx.post(BASE + "ContractCharges/query").respond(json=page([
-        {"id": 9001, "contractID": 290, "name": "P", "unitQuantity": 1, "unitPrice": 2.71, "unitCost": 2.26,
-         "datePurchased": "2021-03-01T00:00:00", "internalPurchaseOrderNumber": key_marker(key, CHARGE_KEY_LIMIT),
-         "notes": f"trueup-key: {key}\ntrueup-service: 700"},
-    ]))
+    charges = respx.post(BASE + "ContractCharges/query").respond(
+        json=page(
+            [
+                {
+                    "id": 9001,
+                    "contractID": 290,
+                    "name": "P",
+                    "unitQuantity": 1,
+                    "unitPrice": 2.71,
+                    "unitCost": 2.26,
+                    "datePurchased": "2021-03-01T00:00:00",
+                    "internalPurchaseOrderNumber": key_marker(key, CHARGE_KEY_LIMIT),
+                    "notes": f"trueup-key: {key}\ntrueup-service: 700",
+                },
+            ]
+        )
+    )
     at, _ = connector()
 
     line = await at.find_line("290", key)
@@ -296,7 +395,10 @@ async def test_find_line_queries_services_then_charges_by_key_marker() -> None:
         {"op": "eq", "field": "internalDescription", "value": key_marker(key, SERVICE_KEY_LIMIT)},
     ]
     assert body(charges.calls[0].request)["Filter"][1] == {
-        "op": "eq", "field": "internalPurchaseOrderNumber", "value": key_marker(key, CHARGE_KEY_LIMIT)}
+        "op": "eq",
+        "field": "internalPurchaseOrderNumber",
+        "value": key_marker(key, CHARGE_KEY_LIMIT),
+    }
     assert line is not None and line.id == "9001" and line.unit_price == Decimal("2.71")
     assert line.source is not None and line.source.key == key  # recovered from notes despite the digest
     await at.aclose()
@@ -313,14 +415,22 @@ def test_create_requests_for_a_recurring_line() -> None:
     assert (service.method, str(service.url)) == ("POST", BASE + "ContractServices")
     assert service.headers["Secret"] == "s3cret"
     assert body(service) == {
-        "contractID": 290, "serviceID": 700, "unitPrice": Decimal("6.00"), "unitCost": Decimal("5.00"),
-        "invoiceDescription": "Pax8 - Business Essentials", "internalDescription": "trueup:sub-1:recurring",
+        "contractID": 290,
+        "serviceID": 700,
+        "unitPrice": Decimal("6.00"),
+        "unitCost": Decimal("5.00"),
+        "invoiceDescription": "Pax8 - Business Essentials",
+        "internalDescription": "trueup:sub-1:recurring",
     }
     assert b'"unitPrice": 6.00' in service.content  # money written from the Decimal, never a float
     assert (adjustment.method, str(adjustment.url)) == ("POST", BASE + "ContractServiceAdjustments")
     assert body(adjustment) == {
-        "contractID": 290, "serviceID": 700, "effectiveDate": "2021-03-01", "unitChange": 12,
-        "adjustedUnitPrice": Decimal("6.00"), "adjustedUnitCost": Decimal("5.00"),
+        "contractID": 290,
+        "serviceID": 700,
+        "effectiveDate": "2021-03-01",
+        "unitChange": 12,
+        "adjustedUnitPrice": Decimal("6.00"),
+        "adjustedUnitCost": Decimal("5.00"),
     }
 
 
@@ -330,17 +440,30 @@ async def test_create_line_sends_the_dry_run_requests_then_reads_the_line_back()
     planned = at.create_requests(RECURRING)
     service = respx.post(BASE + "ContractServices").respond(json={"itemId": 8700})
     adjustment = respx.post(BASE + "ContractServiceAdjustments").respond(json={"itemId": 1})
-    respx.get(BASE + "ContractServices/8700").respond(json={"item": {
-        "id": 8700, "contractID": 290, "serviceID": 700, "unitPrice": 6.0, "unitCost": 5.0,
-        "invoiceDescription": "Pax8 - Business Essentials", "internalDescription": "trueup:sub-1:recurring"}})
-    units = respx.post(BASE + "ContractServiceUnits/query").respond(json=page([
-        {"id": 1, "contractServiceID": 8700, "startDate": "2021-03-01T00:00:00", "units": 12}]))
+    respx.get(BASE + "ContractServices/8700").respond(
+        json={
+            "item": {
+                "id": 8700,
+                "contractID": 290,
+                "serviceID": 700,
+                "unitPrice": 6.0,
+                "unitCost": 5.0,
+                "invoiceDescription": "Pax8 - Business Essentials",
+                "internalDescription": "trueup:sub-1:recurring",
+            }
+        }
+    )
+    units = respx.post(BASE + "ContractServiceUnits/query").respond(
+        json=page([{"id": 1, "contractServiceID": 8700, "startDate": "2021-03-01T00:00:00", "units": 12}])
+    )
 
     line = await at.create_line(RECURRING)
 
     assert service.calls[0].request.content == planned[0].content
     assert body(adjustment.calls[0].request) == {**body(planned[1]), "contractServiceID": 8700}
-    assert body(units.calls[0].request)["Filter"] == [{"op": "eq", "field": "contractServiceID", "value": 8700}]
+    assert body(units.calls[0].request)["Filter"] == [
+        {"op": "eq", "field": "contractServiceID", "value": 8700}
+    ]
     assert (line.id, line.quantity, line.effective_date) == ("8700", Decimal(12), date(2021, 3, 1))
     assert line.source is not None and line.source.key == "sub-1:recurring"
     await at.aclose()
@@ -351,52 +474,91 @@ async def test_create_line_one_time_is_a_contract_charge() -> None:
     at, _ = connector()
     (planned,) = at.create_requests(PRORATE)
     route = respx.post(BASE + "ContractCharges").respond(json={"itemId": 9001})
-    respx.get(BASE + "ContractCharges/9001").respond(json={"item": {
-        "id": 9001, "contractID": 290, **{k: v for k, v in json.loads(planned.content).items() if k != "contractID"},
-        "datePurchased": "2021-03-01T00:00:00"}})
+    respx.get(BASE + "ContractCharges/9001").respond(
+        json={
+            "item": {
+                "id": 9001,
+                "contractID": 290,
+                **{k: v for k, v in json.loads(planned.content).items() if k != "contractID"},
+                "datePurchased": "2021-03-01T00:00:00",
+            }
+        }
+    )
 
     line = await at.create_line(PRORATE)
 
     assert route.calls[0].request.content == planned.content
     assert body(planned) == {
-        "contractID": 290, "name": PRORATE.description, "description": PRORATE.description,
-        "unitQuantity": 2, "unitPrice": Decimal("21.43"), "unitCost": Decimal("17.14"),
-        "datePurchased": "2021-03-01", "status": 1, "chargeType": 1, "isBillableToCompany": True,
+        "contractID": 290,
+        "name": PRORATE.description,
+        "description": PRORATE.description,
+        "unitQuantity": 2,
+        "unitPrice": Decimal("21.43"),
+        "unitCost": Decimal("17.14"),
+        "datePurchased": "2021-03-01",
+        "status": 1,
+        "chargeType": 1,
+        "isBillableToCompany": True,
         "internalPurchaseOrderNumber": "trueup:sub-1:prorate:2021-02-04",
         "notes": "trueup-key: sub-1:prorate:2021-02-04\ntrueup-service: 700",
     }
-    assert (line.kind, line.quantity, line.unit_price, line.product_id) == ("one_time", 2, Decimal("21.43"), "700")
+    assert (line.kind, line.quantity, line.unit_price, line.product_id) == (
+        "one_time",
+        2,
+        Decimal("21.43"),
+        "700",
+    )
     await at.aclose()
 
 
 def test_update_requests_quantity_change_is_a_signed_delta() -> None:
     at, _ = connector()
-    update = LineUpdate(key="k", line_id="8638", agreement_id="290", quantity=Decimal("9"),
-                        previous_quantity=Decimal("12"), effective_date=date(2021, 3, 1))
+    update = LineUpdate(
+        key="k",
+        line_id="8638",
+        agreement_id="290",
+        quantity=Decimal("9"),
+        previous_quantity=Decimal("12"),
+        effective_date=date(2021, 3, 1),
+    )
 
     (request,) = at.update_requests(update)
 
     assert (request.method, str(request.url)) == ("POST", BASE + "ContractServiceAdjustments")
-    assert body(request) == {"contractID": 290, "contractServiceID": 8638, "effectiveDate": "2021-03-01",
-                             "unitChange": -3}
+    assert body(request) == {
+        "contractID": 290,
+        "contractServiceID": 8638,
+        "effectiveDate": "2021-03-01",
+        "unitChange": -3,
+    }
 
 
 def test_update_requests_cancel_brings_units_to_zero_the_next_day() -> None:
     at, _ = connector()
-    update = LineUpdate(key="k:cancel", line_id="8638", agreement_id="290", cancelled_date=date(2021, 2, 28),
-                        previous_quantity=Decimal("12"))
+    update = LineUpdate(
+        key="k:cancel",
+        line_id="8638",
+        agreement_id="290",
+        cancelled_date=date(2021, 2, 28),
+        previous_quantity=Decimal("12"),
+    )
 
     (request,) = at.update_requests(update)
 
-    assert body(request) == {"contractID": 290, "contractServiceID": 8638, "effectiveDate": "2021-03-01",
-                             "unitChange": -12}
+    assert body(request) == {
+        "contractID": 290,
+        "contractServiceID": 8638,
+        "effectiveDate": "2021-03-01",
+        "unitChange": -12,
+    }
 
 
 def test_update_requests_price_only_is_a_patch() -> None:
     at, _ = connector()
 
-    (request,) = at.update_requests(LineUpdate(key="k", line_id="8638", agreement_id="290",
-                                               unit_price=Decimal("7.25")))
+    (request,) = at.update_requests(
+        LineUpdate(key="k", line_id="8638", agreement_id="290", unit_price=Decimal("7.25"))
+    )
 
     assert (request.method, str(request.url)) == ("PATCH", BASE + "ContractServices")
     assert body(request) == {"id": 8638, "unitPrice": Decimal("7.25")}
@@ -405,14 +567,28 @@ def test_update_requests_price_only_is_a_patch() -> None:
 def test_update_requests_refuse_what_autotask_cannot_express() -> None:
     at, _ = connector()
     with pytest.raises(ValueError, match="previous_quantity"):
-        at.update_requests(LineUpdate(key="k", line_id="1", agreement_id="2", quantity=Decimal(3),
-                                      effective_date=date(2021, 3, 1)))
+        at.update_requests(
+            LineUpdate(
+                key="k", line_id="1", agreement_id="2", quantity=Decimal(3), effective_date=date(2021, 3, 1)
+            )
+        )
     with pytest.raises(ValueError, match="effective_date"):
-        at.update_requests(LineUpdate(key="k", line_id="1", agreement_id="2", quantity=Decimal(3),
-                                      previous_quantity=Decimal(2)))
+        at.update_requests(
+            LineUpdate(
+                key="k", line_id="1", agreement_id="2", quantity=Decimal(3), previous_quantity=Decimal(2)
+            )
+        )
     with pytest.raises(ValueError, match="whole"):
-        at.update_requests(LineUpdate(key="k", line_id="1", agreement_id="2", quantity=Decimal("2.5"),
-                                      previous_quantity=Decimal(2), effective_date=date(2021, 3, 1)))
+        at.update_requests(
+            LineUpdate(
+                key="k",
+                line_id="1",
+                agreement_id="2",
+                quantity=Decimal("2.5"),
+                previous_quantity=Decimal(2),
+                effective_date=date(2021, 3, 1),
+            )
+        )
 
 
 def test_requests_need_a_known_zone() -> None:

@@ -65,7 +65,14 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.connectors.base import ServiceError
-from engine.connectors.http import RateBudget, ServiceClient, decimal_or_none, parse_date, parse_datetime, parse_json
+from engine.connectors.http import (
+    RateBudget,
+    ServiceClient,
+    decimal_or_none,
+    parse_date,
+    parse_datetime,
+    parse_json,
+)
 from engine.months import last_of_month, parse_month
 from engine.scenario import (
     HistoryRow,
@@ -284,7 +291,9 @@ def history_rows(subscription_id: str, snapshots: Sequence[Pax8Subscription]) ->
                 if changed_on is not None:
                     rows.append(("initial", quantity, changed_on))
             elif not snapshot.cancelled and quantity != previous_quantity and changed_on is not None:
-                rows.append(("increase" if quantity > previous_quantity else "decrease", quantity, changed_on))
+                rows.append(
+                    ("increase" if quantity > previous_quantity else "decrease", quantity, changed_on)
+                )
         previous = snapshot
     return [
         HistoryRow(id=f"{subscription_id}-h{n}", action=action, quantity=quantity, effective_date=on)  # type: ignore[arg-type]
@@ -337,7 +346,7 @@ def sub_product_name(line_name: str | None, parent_name: str | None) -> str | No
         prefix = parent_name.strip()
         for separator in (" - ", " – ", ": ", " "):
             if name.lower().startswith((prefix + separator).lower()) and len(name) > len(prefix + separator):
-                return name[len(prefix + separator):].strip()
+                return name[len(prefix + separator) :].strip()
     return name
 
 
@@ -563,6 +572,13 @@ class Pax8Connector:
         per_sub = await self._gather([lambda sub=sub: one(sub) for sub in subscriptions])
         return [row for rows in per_sub for row in rows]
 
+    def remember_products(self, products: Iterable[VendorProduct]) -> None:
+        """Tell `usage()` the kind and name of products already known (from the store), so that it
+        need not list products again. `products()` does the same for what it returns."""
+        for product in products:
+            self._kinds[product.id] = product.kind
+            self._product_names[product.id] = product.name
+
     # --- kinds and usage -------------------------------------------------------------------------
 
     def _kind_override(self, product_id: str, sku: str | None) -> ProductKind | None:
@@ -598,7 +614,9 @@ class Pax8Connector:
                 return "endpoint_usage", names
             return override or "usage_summary", []
         if override is None:
-            log.info("pax8: product %s has usage summaries but no recent usage lines: usage_summary", product_id)
+            log.info(
+                "pax8: product %s has usage summaries but no recent usage lines: usage_summary", product_id
+            )
         return override or "usage_summary", []
 
     async def _lines_on(self, summaries: Sequence[Pax8UsageSummary], day: date) -> list[Pax8UsageLine]:
@@ -621,8 +639,13 @@ class Pax8Connector:
             quantity, price, cost = self._figures(group)
             rows.append(
                 UsageRow(
-                    subscription_id=sub.id, sub_product=sub_product, period=period, quantity=quantity,
-                    unit_price=price, unit_cost=cost, snapshot_date=day,
+                    subscription_id=sub.id,
+                    sub_product=sub_product,
+                    period=period,
+                    quantity=quantity,
+                    unit_price=price,
+                    unit_cost=cost,
+                    snapshot_date=day,
                 )
             )
         return rows
@@ -633,7 +656,7 @@ class Pax8Connector:
         last = min(last_of_month(month), self._today())
         days = [last - timedelta(days=n) for n in range((last - month).days + 1)] if last >= month else []
         for start in range(0, len(days), 7):  # a week at a time, newest first
-            week = days[start:start + 7]
+            week = days[start : start + 7]
             found = await asyncio.gather(*(self._lines_on(summaries, day) for day in week))
             for day, lines in zip(week, found, strict=True):
                 if not lines:
@@ -643,15 +666,25 @@ class Pax8Connector:
                     partner = sum((line.partner_total or Decimal("0") for line in lines), Decimal("0"))
                     return [
                         UsageRow(
-                            subscription_id=sub.id, period=period, quantity=Decimal("1"), unit_price=charges,
-                            unit_cost=partner, snapshot_date=day, charges=charges, partner_total=partner,
+                            subscription_id=sub.id,
+                            period=period,
+                            quantity=Decimal("1"),
+                            unit_price=charges,
+                            unit_cost=partner,
+                            snapshot_date=day,
+                            charges=charges,
+                            partner_total=partner,
                         )
                     ]
                 quantity, price, cost = self._figures(lines)
                 return [
                     UsageRow(
-                        subscription_id=sub.id, period=period, quantity=quantity, unit_price=price,
-                        unit_cost=cost, snapshot_date=day,
+                        subscription_id=sub.id,
+                        period=period,
+                        quantity=quantity,
+                        unit_price=price,
+                        unit_cost=cost,
+                        snapshot_date=day,
                     )
                 ]
         return []

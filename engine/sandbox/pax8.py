@@ -166,8 +166,13 @@ class Pax8Sandbox:
         self.companies[company.id] = {
             "id": company.id,
             "name": company.name,
-            "address": {"street": "1 Main St", "city": "Denver", "postalCode": "80202", "country": "US",
-                        "stateOrProvince": "Colorado"},
+            "address": {
+                "street": "1 Main St",
+                "city": "Denver",
+                "postalCode": "80202",
+                "country": "US",
+                "stateOrProvince": "Colorado",
+            },
             "phone": "555-555-5555",
             "website": "example.com",
             "externalId": company.id,
@@ -267,7 +272,9 @@ class Pax8Sandbox:
         product_name = self.products.get(product_id, {}).get("name", sub.get("productName", product_id))
         summary = self._summary_for(row.subscription_id)
         month = parse_month(row.period)
-        day = row.snapshot_date or (month.replace(day=19) if kind == "endpoint_usage" else last_of_month(month))
+        day = row.snapshot_date or (
+            month.replace(day=19) if kind == "endpoint_usage" else last_of_month(month)
+        )
         line_product_id, line_name = product_id, product_name
         if kind == "endpoint_usage" and row.sub_product:
             line_product_id = _uuid("sub-product", product_id, row.sub_product)
@@ -313,7 +320,9 @@ class Pax8Sandbox:
         current = self.subscriptions[subscription_id]
         last_change = (current.get("updatedDate") or current.get("createdDate") or "")[:10]
         if last_change and on.isoformat() < last_change:
-            raise ValueError(f"{subscription_id}: a change on {on} is older than the last one ({last_change})")
+            raise ValueError(
+                f"{subscription_id}: a change on {on} is older than the last one ({last_change})"
+            )
         snapshot = dict(current)
         snapshot.update(changes)
         snapshot["updatedDate"] = _stamp(on, len(snapshots) + 1)
@@ -359,8 +368,9 @@ class Pax8Sandbox:
         path = path.rstrip("/") or "/"
         if path == "/token":
             if request.method != "POST":
-                return self._error(request, 405, "METHOD_NOT_ALLOWED", f"Request method '{request.method}' "
-                                   "is not supported")
+                return self._error(
+                    request, 405, "METHOD_NOT_ALLOWED", f"Request method '{request.method}' is not supported"
+                )
             return self._token(request)
         if not self._authorized(request):
             return self._json(401, {"error": "access_denied", "error_description": "Unauthorized"})
@@ -368,8 +378,12 @@ class Pax8Sandbox:
             match = pattern.fullmatch(path)
             if match:
                 if request.method != method:
-                    return self._error(request, 405, "METHOD_NOT_ALLOWED",
-                                       f"Request method '{request.method}' is not supported by the sandbox")
+                    return self._error(
+                        request,
+                        405,
+                        "METHOD_NOT_ALLOWED",
+                        f"Request method '{request.method}' is not supported by the sandbox",
+                    )
                 try:
                     return handler(request, *match.groups())
                 except _BadRequest as exc:
@@ -382,13 +396,21 @@ class Pax8Sandbox:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return self._json(400, {"error": "invalid_request", "error_description": "Malformed request body"})
+            return self._json(
+                400, {"error": "invalid_request", "error_description": "Malformed request body"}
+            )
         if body.get("grant_type") != "client_credentials":
-            return self._json(400, {"error": "unsupported_grant_type",
-                                    "error_description": "Unsupported grant type"})
+            return self._json(
+                400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
+            )
         if body.get("audience") != AUDIENCE:
-            return self._json(403, {"error": "access_denied", "error_description": "Service not enabled within "
-                                    "domain: " + str(body.get("audience"))})
+            return self._json(
+                403,
+                {
+                    "error": "access_denied",
+                    "error_description": "Service not enabled within domain: " + str(body.get("audience")),
+                },
+            )
         if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
             return self._json(401, {"error": "access_denied", "error_description": "Unauthorized"})
         self._token_count += 1
@@ -411,13 +433,19 @@ class Pax8Sandbox:
         self, request: httpx.Request, status: int, kind: str, message: str, details: list[str] | None = None
     ) -> httpx.Response:
         instance = "/public" + request.url.path
-        return self._json(status, {
-            "type": kind,
-            "message": message,
-            "instance": instance,
-            "status": status,
-            "details": [{"type": kind, "status": status, "message": d, "instance": instance} for d in details or []],
-        })
+        return self._json(
+            status,
+            {
+                "type": kind,
+                "message": message,
+                "instance": instance,
+                "status": status,
+                "details": [
+                    {"type": kind, "status": status, "message": d, "instance": instance}
+                    for d in details or []
+                ],
+            },
+        )
 
     def _not_found(self, request: httpx.Request, what: str, ident: str) -> httpx.Response:
         return self._error(request, 404, "NOT_FOUND", f"{what} Not Found: {ident}")
@@ -431,14 +459,26 @@ class Pax8Sandbox:
         if not 1 <= size <= MAX_SIZE:
             raise _BadRequest(f"size must be between 1 and {MAX_SIZE}")
         total = len(items)
-        return self._json(200, {
-            "content": items[page * size:(page + 1) * size],
-            "page": {"size": size, "totalElements": total, "totalPages": math.ceil(total / size), "number": page},
-        })
+        return self._json(
+            200,
+            {
+                "content": items[page * size : (page + 1) * size],
+                "page": {
+                    "size": size,
+                    "totalElements": total,
+                    "totalPages": math.ceil(total / size),
+                    "number": page,
+                },
+            },
+        )
 
     @staticmethod
-    def _sorted(items: list[dict[str, Any]], sort: str | None, allowed: set[str],
-                key: Callable[[dict[str, Any], str], Any] | None = None) -> list[dict[str, Any]]:
+    def _sorted(
+        items: list[dict[str, Any]],
+        sort: str | None,
+        allowed: set[str],
+        key: Callable[[dict[str, Any], str], Any] | None = None,
+    ) -> list[dict[str, Any]]:
         if not sort:
             return items
         if sort not in allowed:
@@ -462,8 +502,12 @@ class Pax8Sandbox:
         for field in ("city", "country", "stateOrProvince", "postalCode"):
             if field in params:
                 items = [c for c in items if c["address"].get(field) == params[field]]
-        items = self._sorted(items, params.get("sort"), COMPANY_SORTS,
-                             lambda c, f: c.get(f) if f == "name" else c["address"].get(f))
+        items = self._sorted(
+            items,
+            params.get("sort"),
+            COMPANY_SORTS,
+            lambda c, f: c.get(f) if f == "name" else c["address"].get(f),
+        )
         return self._page(request, items)
 
     def _get_company(self, request: httpx.Request, company_id: str) -> httpx.Response:
@@ -478,8 +522,12 @@ class Pax8Sandbox:
             items = [p for p in items if needle in p["name"].lower()]
         if "vendorName" in params:
             items = [p for p in items if p.get("vendorName") == params["vendorName"]]
-        items = self._sorted(items, params.get("sort"), PRODUCT_SORTS,
-                             lambda p, f: p.get("vendorName") if f == "vendor" else p.get(f))
+        items = self._sorted(
+            items,
+            params.get("sort"),
+            PRODUCT_SORTS,
+            lambda p, f: p.get("vendorName") if f == "vendor" else p.get(f),
+        )
         return self._page(request, items)
 
     def _get_product(self, request: httpx.Request, product_id: str) -> httpx.Response:
@@ -557,7 +605,7 @@ def _int_param(params: httpx.QueryParams, name: str, default: int) -> int:
         except ValueError:
             raise _BadRequest(f"{name} must be a number") from None
         if number != int(number):
-            raise _BadRequest(f"{name} must be a whole number")
+            raise _BadRequest(f"{name} must be a whole number") from None
         return int(number)
 
 

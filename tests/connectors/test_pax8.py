@@ -20,7 +20,7 @@ from engine.connectors.pax8 import (
     snapshot_order,
     sub_product_name,
 )
-from engine.scenario import Subscription
+from engine.scenario import Subscription, VendorProduct
 
 API = "https://api.pax8.com/v1"
 TOKEN_BODY = {
@@ -36,11 +36,18 @@ def token_response(token: str = "tok-1", expires_in: int = 86400) -> httpx.Respo
 
 
 def page(content: list[dict], number: int, total_pages: int, total: int | None = None) -> httpx.Response:
-    return httpx.Response(200, json={
-        "content": content,
-        "page": {"size": 200, "totalElements": total if total is not None else len(content), "totalPages": total_pages,
-                 "number": number},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "content": content,
+            "page": {
+                "size": 200,
+                "totalElements": total if total is not None else len(content),
+                "totalPages": total_pages,
+                "number": number,
+            },
+        },
+    )
 
 
 def raw(text: str, status: int = 200) -> httpx.Response:
@@ -84,9 +91,19 @@ def api():
 
 
 def sub(**fields) -> dict:
-    base = {"id": "s1", "companyId": "c1", "productId": "p1", "quantity": 1, "status": "Active",
-            "startDate": "2020-12-01T08:30:00Z", "createdDate": "2020-12-01", "price": 10, "partnerCost": 8,
-            "billingTerm": "Monthly", "productName": "Thing"}
+    base = {
+        "id": "s1",
+        "companyId": "c1",
+        "productId": "p1",
+        "quantity": 1,
+        "status": "Active",
+        "startDate": "2020-12-01T08:30:00Z",
+        "createdDate": "2020-12-01",
+        "price": 10,
+        "partnerCost": 8,
+        "billingTerm": "Monthly",
+        "productName": "Thing",
+    }
     base.update(fields)
     return base
 
@@ -100,7 +117,9 @@ def test_is_a_vendor_connector():
 
 
 async def test_token_request_and_bearer_header_and_cache(connector, api):
-    companies = api.get("/companies").mock(return_value=page([{"id": "c1", "name": "Acme", "status": "Active"}], 0, 1))
+    companies = api.get("/companies").mock(
+        return_value=page([{"id": "c1", "name": "Acme", "status": "Active"}], 0, 1)
+    )
     await connector.companies()
     await connector.companies()
 
@@ -128,17 +147,23 @@ async def test_token_refreshed_shortly_before_expiry():
         clock.now += 2  # 299 s to go, within the 5-minute margin: a new token
         await conn.companies()
     assert token.call_count == 2
-    assert [c.request.headers["Authorization"] for c in companies.calls] == ["Bearer t1", "Bearer t1", "Bearer t2"]
+    assert [c.request.headers["Authorization"] for c in companies.calls] == [
+        "Bearer t1",
+        "Bearer t1",
+        "Bearer t2",
+    ]
     await conn.aclose()
 
 
 async def test_401_refreshes_the_token_once_and_retries(connector):
     with respx.mock(base_url=API) as api:
         token = api.post("/token").mock(side_effect=[token_response("old"), token_response("new")])
-        route = api.get("/companies/c1").mock(side_effect=[
-            httpx.Response(401, json={"error": "access_denied", "error_description": "Unauthorized"}),
-            httpx.Response(200, json={"id": "c1", "name": "Acme"}),
-        ])
+        route = api.get("/companies/c1").mock(
+            side_effect=[
+                httpx.Response(401, json={"error": "access_denied", "error_description": "Unauthorized"}),
+                httpx.Response(200, json={"id": "c1", "name": "Acme"}),
+            ]
+        )
         body = await connector.get("/companies/c1")
     assert body == {"id": "c1", "name": "Acme"}
     assert token.call_count == 2
@@ -149,7 +174,9 @@ async def test_a_second_401_surfaces(connector):
     with respx.mock(base_url=API) as api:
         token = api.post("/token").mock(side_effect=[token_response("a"), token_response("b")])
         api.get("/companies").mock(
-            return_value=httpx.Response(401, json={"error": "access_denied", "error_description": "Unauthorized"})
+            return_value=httpx.Response(
+                401, json={"error": "access_denied", "error_description": "Unauthorized"}
+            )
         )
         with pytest.raises(ServiceError) as info:
             await connector.companies()
@@ -161,7 +188,9 @@ async def test_a_second_401_surfaces(connector):
 async def test_token_failure_carries_error_description(connector):
     with respx.mock(base_url=API, assert_all_called=False) as api:
         api.post("/token").mock(
-            return_value=httpx.Response(401, json={"error": "access_denied", "error_description": "Unauthorized"})
+            return_value=httpx.Response(
+                401, json={"error": "access_denied", "error_description": "Unauthorized"}
+            )
         )
         companies = api.get("/companies")
         with pytest.raises(ServiceError) as info:
@@ -178,11 +207,13 @@ async def test_token_failure_carries_error_description(connector):
 
 
 async def test_pages_until_total_pages(connector, api):
-    route = api.get("/subscriptions").mock(side_effect=[
-        page([sub(id="a")], 0, 3, 3),
-        page([sub(id="b")], 1, 3, 3),
-        page([sub(id="c")], 2, 3, 3),
-    ])
+    route = api.get("/subscriptions").mock(
+        side_effect=[
+            page([sub(id="a")], 0, 3, 3),
+            page([sub(id="b")], 1, 3, 3),
+            page([sub(id="c")], 2, 3, 3),
+        ]
+    )
     subs = await connector.raw_subscriptions()
     assert [s.id for s in subs] == ["a", "b", "c"]
     assert [str(c.request.url) for c in route.calls] == [
@@ -199,10 +230,12 @@ async def test_filters_go_in_the_query(connector, api):
 
 
 async def test_429_with_retry_after_then_success(connector, api, sleep):
-    route = api.get("/companies").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too many requests"}),
-        page([{"id": "c1", "name": "Acme", "status": "Active"}], 0, 1),
-    ])
+    route = api.get("/companies").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too many requests"}),
+            page([{"id": "c1", "name": "Acme", "status": "Active"}], 0, 1),
+        ]
+    )
     companies = await connector.companies()
     assert [c.id for c in companies] == ["c1"]
     assert route.call_count == 2
@@ -211,11 +244,13 @@ async def test_429_with_retry_after_then_success(connector, api, sleep):
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 async def test_5xx_on_reads_is_retried(connector, api, sleep, status):
-    route = api.get("/companies").mock(side_effect=[
-        httpx.Response(status, text="bad gateway"),
-        httpx.Response(status, text="bad gateway"),
-        page([{"id": "c1", "name": "Acme"}], 0, 1),
-    ])
+    route = api.get("/companies").mock(
+        side_effect=[
+            httpx.Response(status, text="bad gateway"),
+            httpx.Response(status, text="bad gateway"),
+            page([{"id": "c1", "name": "Acme"}], 0, 1),
+        ]
+    )
     assert len(await connector.companies()) == 1
     assert route.call_count == 3
     assert len(sleep.calls) == 2 and all(0 <= s <= 30 for s in sleep.calls)
@@ -230,17 +265,26 @@ async def test_retries_give_up_after_five_attempts(connector, api, sleep):
 
 
 async def test_error_body_maps_to_message_and_details(connector, api):
-    api.get("/subscriptions/nope/history").mock(return_value=httpx.Response(404, json={
-        "type": "NOT_FOUND",
-        "message": "Subscription Not Found: nope",
-        "instance": "/public/v1/subscriptions/nope/history",
-        "status": 404,
-        "details": [{"type": "NOT_FOUND", "message": "no such id"}, {"message": "check the id"}],
-    }))
+    api.get("/subscriptions/nope/history").mock(
+        return_value=httpx.Response(
+            404,
+            json={
+                "type": "NOT_FOUND",
+                "message": "Subscription Not Found: nope",
+                "instance": "/public/v1/subscriptions/nope/history",
+                "status": 404,
+                "details": [{"type": "NOT_FOUND", "message": "no such id"}, {"message": "check the id"}],
+            },
+        )
+    )
     with pytest.raises(ServiceError) as info:
         await connector.raw_history("nope")
     err = info.value
-    assert (err.status, err.message, err.details) == (404, "Subscription Not Found: nope", ["no such id", "check the id"])
+    assert (err.status, err.message, err.details) == (
+        404,
+        "Subscription Not Found: nope",
+        ["no such id", "check the id"],
+    )
     assert not err.retryable
     assert "Subscription Not Found: nope — no such id; check the id" in str(err)
 
@@ -258,9 +302,14 @@ async def test_money_is_decimal_to_the_cent(connector, api):
         '{"id": "s1", "companyId": "c1", "productId": "p1", "quantity": 3, "price": 25.00, '
         '"partnerCost": 19.99, "startDate": "2020-12-03", "createdDate": "2020-12-03"}'
     )
-    api.get("/subscriptions").mock(return_value=raw(
-        '{"content": [' + body + '], "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}}'))
-    api.get("/subscriptions/s1/history").mock(return_value=raw('{"content": [' + body + ']}'))
+    api.get("/subscriptions").mock(
+        return_value=raw(
+            '{"content": ['
+            + body
+            + '], "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}}'
+        )
+    )
+    api.get("/subscriptions/s1/history").mock(return_value=raw('{"content": [' + body + "]}"))
     history = await connector.get("/subscriptions/s1/history")
     parsed = Pax8Subscription.model_validate(history["content"][0])
     assert str(parsed.price) == "25.00" and str(parsed.partner_cost) == "19.99"
@@ -283,43 +332,100 @@ async def test_money_is_decimal_to_the_cent(connector, api):
     ],
 )
 def test_dates_are_taken_as_written(text, expected):
-    snapshot = Pax8Subscription.model_validate({"id": "s", "startDate": text, "updatedDate": text, "endDate": text})
+    snapshot = Pax8Subscription.model_validate(
+        {"id": "s", "startDate": text, "updatedDate": text, "endDate": text}
+    )
     assert snapshot.start_date.date() == expected
     assert snapshot.updated_date.date() == expected
 
 
 async def test_subscription_fields_map_through(connector, api):
-    api.get("/subscriptions").mock(return_value=page([
-        sub(id="s1", price=25.00, partnerCost=19.5, billingTerm="Annual", startDate="2021-01-01T08:30:00Z",
-            createdDate="2020-12-03"),
-        sub(id="s2", status="Cancelled", endDate="2021-03-15", updatedDate="2021-03-10T10:00:00Z",
-            billingTerm="3-Year"),
-    ], 0, 1))
-    api.get("/subscriptions/s1/history").mock(return_value=httpx.Response(200, json={"content": [
-        sub(id="s1", quantity=5, startDate="2021-01-01T08:30:00Z", createdDate="2020-12-03")
-    ]}))
-    api.get("/subscriptions/s2/history").mock(return_value=httpx.Response(200, json={"content": [
-        sub(id="s2", quantity=2, status="Cancelled", endDate="2021-03-15", updatedDate="2021-03-10T10:00:00Z"),
-        sub(id="s2", quantity=2),
-    ]}))
+    api.get("/subscriptions").mock(
+        return_value=page(
+            [
+                sub(
+                    id="s1",
+                    price=25.00,
+                    partnerCost=19.5,
+                    billingTerm="Annual",
+                    startDate="2021-01-01T08:30:00Z",
+                    createdDate="2020-12-03",
+                ),
+                sub(
+                    id="s2",
+                    status="Cancelled",
+                    endDate="2021-03-15",
+                    updatedDate="2021-03-10T10:00:00Z",
+                    billingTerm="3-Year",
+                ),
+            ],
+            0,
+            1,
+        )
+    )
+    api.get("/subscriptions/s1/history").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "content": [
+                    sub(id="s1", quantity=5, startDate="2021-01-01T08:30:00Z", createdDate="2020-12-03")
+                ]
+            },
+        )
+    )
+    api.get("/subscriptions/s2/history").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "content": [
+                    sub(
+                        id="s2",
+                        quantity=2,
+                        status="Cancelled",
+                        endDate="2021-03-15",
+                        updatedDate="2021-03-10T10:00:00Z",
+                    ),
+                    sub(id="s2", quantity=2),
+                ]
+            },
+        )
+    )
     subs = {s.id: s for s in await connector.subscriptions()}
     s1, s2 = subs["s1"], subs["s2"]
     assert (s1.billing_term, s1.start_date, s1.unit_price, s1.unit_cost, s1.status) == (
-        "annual", date(2021, 1, 1), Decimal("25.00"), Decimal("19.5"), "active")
+        "annual",
+        date(2021, 1, 1),
+        Decimal("25.00"),
+        Decimal("19.5"),
+        "active",
+    )
     assert [(h.id, h.action, h.quantity, h.effective_date) for h in s1.history] == [
-        ("s1-h1", "initial", Decimal(5), date(2021, 1, 1))]
+        ("s1-h1", "initial", Decimal(5), date(2021, 1, 1))
+    ]
     assert (s2.status, s2.end_date, s2.cancelled_date, s2.billing_term) == (
-        "cancelled", date(2021, 3, 15), date(2021, 3, 15), "annual")
+        "cancelled",
+        date(2021, 3, 15),
+        date(2021, 3, 15),
+        "annual",
+    )
     assert [(h.action, h.effective_date) for h in s2.history] == [
-        ("initial", date(2020, 12, 1)), ("cancel", date(2021, 3, 15))]
+        ("initial", date(2020, 12, 1)),
+        ("cancel", date(2021, 3, 15)),
+    ]
 
 
 # --- history diffing -----------------------------------------------------------------------------
 
 
 def snap(quantity, updated=None, created="2020-12-01T13:20:13.153-0700", status="Active", **extra):
-    body = {"id": "s9", "quantity": quantity, "status": status, "createdDate": created,
-            "startDate": "2020-12-01T08:30:00Z", **extra}
+    body = {
+        "id": "s9",
+        "quantity": quantity,
+        "status": status,
+        "createdDate": created,
+        "startDate": "2020-12-01T08:30:00Z",
+        **extra,
+    }
     if updated:
         body["updatedDate"] = updated
     return Pax8Subscription.model_validate(body)
@@ -356,12 +462,15 @@ def test_same_day_changes_order_by_instant_across_offsets():
 
 
 def test_reactivation_and_status_only_changes():
-    rows = history_rows("s9", [
-        snap(3, status="PendingAutomated"),
-        snap(3, "2021-01-02T00:00:00Z"),  # PendingAutomated -> Active: no row
-        snap(3, "2021-02-01T00:00:00Z", status="Cancelled"),  # no endDate: the updatedDate
-        snap(1, "2021-03-01T00:00:00Z"),
-    ])
+    rows = history_rows(
+        "s9",
+        [
+            snap(3, status="PendingAutomated"),
+            snap(3, "2021-01-02T00:00:00Z"),  # PendingAutomated -> Active: no row
+            snap(3, "2021-02-01T00:00:00Z", status="Cancelled"),  # no endDate: the updatedDate
+            snap(1, "2021-03-01T00:00:00Z"),
+        ],
+    )
     assert [(r.action, r.quantity, r.effective_date) for r in rows] == [
         ("initial", 3, date(2020, 12, 1)),
         ("cancel", 3, date(2021, 2, 1)),
@@ -377,14 +486,24 @@ def test_no_snapshots_no_history():
 
 
 async def test_changed_since_fetches_history_only_for_changed(connector, api):
-    api.get("/subscriptions").mock(return_value=page([
-        sub(id="old", updatedDate="2021-01-01T00:00:00Z"),
-        sub(id="new", updatedDate="2021-02-01T12:00:00.000-0700"),
-        sub(id="never", createdDate="2021-02-03"),
-    ], 0, 1))
+    api.get("/subscriptions").mock(
+        return_value=page(
+            [
+                sub(id="old", updatedDate="2021-01-01T00:00:00Z"),
+                sub(id="new", updatedDate="2021-02-01T12:00:00.000-0700"),
+                sub(id="never", createdDate="2021-02-03"),
+            ],
+            0,
+            1,
+        )
+    )
     old = api.get("/subscriptions/old/history").mock(return_value=httpx.Response(200, json={"content": []}))
-    new = api.get("/subscriptions/new/history").mock(return_value=httpx.Response(200, json={"content": [sub()]}))
-    never = api.get("/subscriptions/never/history").mock(return_value=httpx.Response(200, json={"content": []}))
+    new = api.get("/subscriptions/new/history").mock(
+        return_value=httpx.Response(200, json={"content": [sub()]})
+    )
+    never = api.get("/subscriptions/never/history").mock(
+        return_value=httpx.Response(200, json={"content": []})
+    )
     subs = await connector.subscriptions(changed_since=datetime(2021, 1, 15, tzinfo=UTC))
     assert sorted(s.id for s in subs) == ["never", "new"]
     assert (old.call_count, new.call_count, never.call_count) == (0, 1, 1)
@@ -398,14 +517,20 @@ async def test_changed_since_fetches_history_only_for_changed(connector, api):
 
 async def test_products_and_their_kinds(api):
     conn = Pax8Connector("cid", "secret", today=lambda: date(2021, 1, 4), product_kinds={"AZ-OVR": "quota"})
-    api.get("/subscriptions").mock(return_value=page([
-        sub(id="s-seat", productId="seat"),
-        sub(id="s-pp", productId="pp"),
-        sub(id="s-az", productId="az"),
-        sub(id="s-pw", productId="pw"),
-        sub(id="s-ovr", productId="ovr"),
-        sub(id="s-gone", productId="gone", productName="Retired thing"),
-    ], 0, 1))
+    api.get("/subscriptions").mock(
+        return_value=page(
+            [
+                sub(id="s-seat", productId="seat"),
+                sub(id="s-pp", productId="pp"),
+                sub(id="s-az", productId="az"),
+                sub(id="s-pw", productId="pw"),
+                sub(id="s-ovr", productId="ovr"),
+                sub(id="s-gone", productId="gone", productName="Retired thing"),
+            ],
+            0,
+            1,
+        )
+    )
     products = {
         "seat": {"id": "seat", "name": "M365 Business Basic", "sku": "MST-1"},
         "pp": {"id": "pp", "name": "Proofpoint Essentials", "sku": "PPT"},
@@ -415,23 +540,41 @@ async def test_products_and_their_kinds(api):
     }
     for pid, body in products.items():
         api.get(f"/products/{pid}").mock(return_value=httpx.Response(200, json=body))
-    api.get("/products/gone").mock(return_value=httpx.Response(404, json={
-        "type": "NOT_FOUND", "message": "Product Not Found: gone", "status": 404}))
+    api.get("/products/gone").mock(
+        return_value=httpx.Response(
+            404, json={"type": "NOT_FOUND", "message": "Product Not Found: gone", "status": 404}
+        )
+    )
     api.get("/subscriptions/s-seat/usage-summaries").mock(return_value=page([], 0, 0))
     api.get("/subscriptions/s-gone/usage-summaries").mock(return_value=page([], 0, 0))
     api.get("/subscriptions/s-pp/usage-summaries").mock(return_value=page([{"id": "u-pp"}], 0, 1))
     api.get("/subscriptions/s-az/usage-summaries").mock(return_value=page([{"id": "u-az"}], 0, 1))
-    pp_lines = api.get("/usage-summaries/u-pp/usage-lines").mock(return_value=page([
-        {"productId": "x1", "productName": "Proofpoint Essentials - Business", "quantity": 3},
-        {"productId": "x2", "productName": "Proofpoint Essentials - Advanced", "quantity": 1},
-        {"productId": "x1", "productName": "Proofpoint Essentials - Business", "quantity": 1},
-    ], 0, 1))
-    api.get("/usage-summaries/u-az/usage-lines").mock(return_value=page([
-        {"productId": "az", "productName": "Azure plan", "quantity": 1, "currentCharges": 10}], 0, 1))
+    pp_lines = api.get("/usage-summaries/u-pp/usage-lines").mock(
+        return_value=page(
+            [
+                {"productId": "x1", "productName": "Proofpoint Essentials - Business", "quantity": 3},
+                {"productId": "x2", "productName": "Proofpoint Essentials - Advanced", "quantity": 1},
+                {"productId": "x1", "productName": "Proofpoint Essentials - Business", "quantity": 1},
+            ],
+            0,
+            1,
+        )
+    )
+    api.get("/usage-summaries/u-az/usage-lines").mock(
+        return_value=page(
+            [{"productId": "az", "productName": "Azure plan", "quantity": 1, "currentCharges": 10}], 0, 1
+        )
+    )
 
     got = {p.id: p for p in await conn.products()}
     assert {pid: p.kind for pid, p in got.items()} == {
-        "seat": "seat", "pp": "endpoint_usage", "az": "usage_summary", "pw": "quota", "ovr": "quota", "gone": "seat"}
+        "seat": "seat",
+        "pp": "endpoint_usage",
+        "az": "usage_summary",
+        "pw": "quota",
+        "ovr": "quota",
+        "gone": "seat",
+    }
     assert got["pp"].sub_products == ["Business", "Advanced"]
     assert (got["gone"].name, got["gone"].sku) == ("Retired thing", None)
     assert (got["seat"].sku, got["seat"].name) == ("MST-1", "M365 Business Basic")
@@ -450,30 +593,51 @@ def test_sub_product_names():
 
 
 def engine_sub(sid: str, pid: str) -> Subscription:
-    return Subscription(id=sid, company_id="c1", product_id=pid, start_date=date(2020, 7, 1),
-                        unit_price=Decimal(0), unit_cost=Decimal(0))
+    return Subscription(
+        id=sid,
+        company_id="c1",
+        product_id=pid,
+        start_date=date(2020, 7, 1),
+        unit_price=Decimal(0),
+        unit_cost=Decimal(0),
+    )
 
 
 async def test_endpoint_usage_reads_day_19(api):
-    conn = Pax8Connector("cid", "secret", product_kinds={"pp": "endpoint_usage", "seat": "seat"})
-    conn._product_names["pp"] = "Proofpoint Essentials"
-    conn._kinds.update({"pp": "endpoint_usage", "seat": "seat"})
+    conn = Pax8Connector("cid", "secret")
+    conn.remember_products(
+        [
+            VendorProduct(id="pp", name="Proofpoint Essentials", kind="endpoint_usage"),
+            VendorProduct(id="seat", name="M365", kind="seat"),
+        ]
+    )
     api.get("/subscriptions/pp1/usage-summaries").mock(return_value=page([{"id": "u1"}, {"id": "u2"}], 0, 1))
-    u1 = api.get("/usage-summaries/u1/usage-lines").mock(return_value=raw(
-        '{"content": [{"usageDate": "2020-12-19", "productId": "x1", "productName": "Proofpoint Essentials - Business",'
-        ' "quantity": 12, "unitPrice": 3.00, "partnerTotal": 29.28, "currentCharges": 36.00},'
-        ' {"usageDate": "2020-12-19", "productId": "x2", "productName": "Proofpoint Essentials - Advanced",'
-        ' "quantity": 4, "unitPrice": 4.50, "partnerTotal": 14.40}],'
-        ' "page": {"size": 200, "totalElements": 2, "totalPages": 1, "number": 0}}'))
-    api.get("/usage-summaries/u2/usage-lines").mock(return_value=raw(
-        '{"content": [{"usageDate": "2020-12-19", "productId": "x1", "productName": "Proofpoint Essentials - Business",'
-        ' "quantity": 5, "unitPrice": 3.00, "partnerTotal": 12.20}],'
-        ' "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}}'))
+    u1 = api.get("/usage-summaries/u1/usage-lines").mock(
+        return_value=raw(
+            '{"content": [{"usageDate": "2020-12-19", "productId": "x1",'
+            ' "productName": "Proofpoint Essentials - Business", "quantity": 12, "unitPrice": 3.00,'
+            ' "partnerTotal": 29.28, "currentCharges": 36.00},'
+            ' {"usageDate": "2020-12-19", "productId": "x2",'
+            ' "productName": "Proofpoint Essentials - Advanced",'
+            ' "quantity": 4, "unitPrice": 4.50, "partnerTotal": 14.40}],'
+            ' "page": {"size": 200, "totalElements": 2, "totalPages": 1, "number": 0}}'
+        )
+    )
+    api.get("/usage-summaries/u2/usage-lines").mock(
+        return_value=raw(
+            '{"content": [{"usageDate": "2020-12-19", "productId": "x1",'
+            ' "productName": "Proofpoint Essentials - Business", "quantity": 5, "unitPrice": 3.00,'
+            ' "partnerTotal": 12.20}],'
+            ' "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}}'
+        )
+    )
     seat = api.get("/subscriptions/seat1/usage-summaries")
     rows = await conn.usage([engine_sub("pp1", "pp"), engine_sub("seat1", "seat")], period="2020-12")
     assert seat.call_count == 0
     assert u1.calls.last.request.url.query == b"usageDate=2020-12-19&page=0&size=200"
-    assert [(r.sub_product, r.quantity, r.unit_price, r.unit_cost, r.snapshot_date, r.period) for r in rows] == [
+    assert [
+        (r.sub_product, r.quantity, r.unit_price, r.unit_cost, r.snapshot_date, r.period) for r in rows
+    ] == [
         ("Business", Decimal(17), Decimal("3.00"), Decimal("2.44"), date(2020, 12, 19), "2020-12"),
         ("Advanced", Decimal(4), Decimal("4.50"), Decimal("3.60"), date(2020, 12, 19), "2020-12"),
     ]
@@ -482,23 +646,39 @@ async def test_endpoint_usage_reads_day_19(api):
 
 
 async def test_usage_summary_uses_the_latest_day_of_the_period(api):
-    conn = Pax8Connector("cid", "secret", product_kinds={"az": "usage_summary"}, today=lambda: date(2024, 6, 3))
-    conn._kinds["az"] = "usage_summary"
+    conn = Pax8Connector("cid", "secret", today=lambda: date(2024, 6, 3))
+    conn.remember_products([VendorProduct(id="az", name="Azure plan", kind="usage_summary")])
     api.get("/subscriptions/az1/usage-summaries").mock(return_value=page([{"id": "u1"}], 0, 1))
 
     def lines(request: httpx.Request) -> httpx.Response:
         if request.url.params["usageDate"] == "2024-05-28":
-            return raw('{"content": [{"productId": "az", "quantity": 1, "currentCharges": 100.56,'
-                       ' "partnerTotal": 86.456}, {"productId": "az", "quantity": 1, "currentCharges": 0.10,'
-                       ' "partnerTotal": 0.09}], "page": {"size": 200, "totalElements": 2, "totalPages": 1, "number": 0}}')
+            return raw(
+                '{"content": [{"productId": "az", "quantity": 1, "currentCharges": 100.56,'
+                ' "partnerTotal": 86.456}, {"productId": "az", "quantity": 1, "currentCharges": 0.10,'
+                ' "partnerTotal": 0.09}],'
+                ' "page": {"size": 200, "totalElements": 2, "totalPages": 1, "number": 0}}'
+            )
         return page([], 0, 0)
 
     route = api.get("/usage-summaries/u1/usage-lines").mock(side_effect=lines)
     rows = await conn.usage([engine_sub("az1", "az")], period="2024-05")
     assert len(rows) == 1
     row = rows[0]
-    assert (row.quantity, row.charges, row.partner_total, row.unit_price, row.unit_cost, row.snapshot_date) == (
-        Decimal(1), Decimal("100.66"), Decimal("86.546"), Decimal("100.66"), Decimal("86.546"), date(2024, 5, 28))
+    assert (
+        row.quantity,
+        row.charges,
+        row.partner_total,
+        row.unit_price,
+        row.unit_cost,
+        row.snapshot_date,
+    ) == (
+        Decimal(1),
+        Decimal("100.66"),
+        Decimal("86.546"),
+        Decimal("100.66"),
+        Decimal("86.546"),
+        date(2024, 5, 28),
+    )
     asked = {c.request.url.params["usageDate"] for c in route.calls}
     assert {"2024-05-31", "2024-05-30", "2024-05-29", "2024-05-28"} <= asked
     assert "2024-06-01" not in asked
@@ -507,20 +687,23 @@ async def test_usage_summary_uses_the_latest_day_of_the_period(api):
 
 async def test_quota_usage_latest_line_and_nothing_when_no_lines(api):
     conn = Pax8Connector("cid", "secret", today=lambda: date(2025, 3, 10))
-    conn._kinds.update({"ws": "quota"})
+    conn.remember_products([VendorProduct(id="ws", name="Workstations", kind="quota")])
     api.get("/subscriptions/ws1/usage-summaries").mock(return_value=page([{"id": "u1"}], 0, 1))
 
     def lines(request: httpx.Request) -> httpx.Response:
         day = request.url.params["usageDate"]
         if day in ("2025-03-02", "2025-03-08"):
             qty = 2 if day == "2025-03-02" else 5
-            return page([{"productId": "ws", "quantity": qty, "unitPrice": 12.5, "partnerTotal": qty * 10}], 0, 1)
+            return page(
+                [{"productId": "ws", "quantity": qty, "unitPrice": 12.5, "partnerTotal": qty * 10}], 0, 1
+            )
         return page([], 0, 0)
 
     route = api.get("/usage-summaries/u1/usage-lines").mock(side_effect=lines)
     rows = await conn.usage([engine_sub("ws1", "ws")], period="2025-03")
     assert [(r.quantity, r.unit_price, r.unit_cost, r.snapshot_date, r.sub_product) for r in rows] == [
-        (Decimal(5), Decimal("12.5"), Decimal("10.00"), date(2025, 3, 8), None)]
+        (Decimal(5), Decimal("12.5"), Decimal("10.00"), date(2025, 3, 8), None)
+    ]
     # Today is March 10: nothing after it is asked for.
     assert max(c.request.url.params["usageDate"] for c in route.calls) == "2025-03-10"
 

@@ -23,10 +23,9 @@ What it simulates (shared/APIS.md §4):
 
 Loaded from a scenario, PSA ids must be numeric strings. A recurring line becomes a ContractService
 plus adjustments (+quantity on its effective date, −quantity the day after its cancelled date); a
-one-time line becomes a ContractCharge. Autotask has no
-place for a line's `metered` flag or for the source of a line trueup did not write, so those do not
-survive a round trip. Key-carrying fields are written the way the connector
-writes them (`engine.connectors.autotask.key_marker`).
+one-time line becomes a ContractCharge. Key-carrying fields are written the way the connector
+writes them (`engine.connectors.autotask.key_marker`). Autotask has no place for a line's `metered`
+flag or for the source of a line trueup did not write, so those do not survive a round trip.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import engine.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import engine.sync.journal  # noqa: F401  (the sync journal table)
 
 target_metadata = SQLModel.metadata
 config = context.config

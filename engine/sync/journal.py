@@ -1,0 +1,293 @@
+"""The sync journal: one row per PSA write trueup intends, committed BEFORE the write is sent.
+
+A row is the claim on a line: its unique key is (line key, fingerprint of the line's values), so two
+executors on one database (two operators) cannot both send the same line — the second INSERT fails.
+
+States (`state`):
+- `pending`  — claimed; the write may or may not have reached the PSA. Only a PSA lookup can tell.
+              A pending row whose executor is gone (crash, kill) is resolved on the next start.
+- `done`     — the PSA holds the line as intended (written by this row, or found there); the synced
+              key and an audit event were committed in the same transaction.
+- `failed`   — the PSA holds nothing from this attempt (it refused, or a lookup confirmed the write
+              never landed); sending again is safe. `message` is the PSA's message.
+- `conflict` — the PSA line differs from what the plan expected (edited by hand); nothing was sent.
+              `found` holds the PSA's values, `request["expected"]` the plan's.
+
+A terminal row (done/failed/conflict) is claimed again by a conditional UPDATE on `attempt` (the
+optimistic-concurrency version column), so a retry later is race-free too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel
+
+from engine import audit
+from engine.scenario import PsaLine
+from engine.store import Store
+from engine.store.tables import OverrideRow, PsaLineRow, SyncedKeyRow
+
+PENDING, DONE, FAILED, CONFLICT = "pending", "done", "failed", "conflict"
+STATES = (PENDING, DONE, FAILED, CONFLICT)
+TERMINAL = (DONE, FAILED, CONFLICT)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class SyncJournalRow(SQLModel, table=True):
+    """One intended PSA write (see the module docstring for the states)."""
+
+    __tablename__ = "sync_journal"
+    __table_args__ = (
+        UniqueConstraint("key", "fingerprint", name="uq_sync_journal_key_fingerprint"),
+        Index("ix_sync_journal_state_psa", "state", "psa"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)
+    fingerprint: str
+    attempt: int = 1
+    batch: str = Field(index=True)
+    psa: str
+    action: str
+    kind: str
+    agreement_id: str
+    company_id: str
+    company: str | None = None
+    record_only: bool = False
+    line: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    request: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    state: str = PENDING
+    outcome: str | None = None
+    psa_line_id: str | None = None
+    message: str | None = None
+    found: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
+    owner: str
+    user: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of `Journal.claim`: `row` is ours when `claimed`, else the row someone else holds."""
+
+    claimed: bool
+    row: SyncJournalRow
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+class Journal:
+    """The journal's operations; each is one short transaction (never held across an await)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        # Stores opened without migrations (in-memory) get the table here; a migrated one has it.
+        SyncJournalRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
+
+    # --- claiming ----------------------------------------------------------------------------------
+
+    def claim(self, *, key: str, fingerprint: str, batch: str, psa: str, action: str, kind: str,
+              agreement_id: str, company_id: str, company: str | None, record_only: bool,
+              line: dict[str, Any], request: dict[str, Any], owner: str, user: str) -> Claim:
+        now = utcnow()
+        row = SyncJournalRow(
+            key=key, fingerprint=fingerprint, batch=batch, psa=psa, action=action, kind=kind,
+            agreement_id=agreement_id, company_id=company_id, company=company, record_only=record_only,
+            line=jsonable(line), request=jsonable(request), state=PENDING, owner=owner, user=user,
+            created_at=now, updated_at=now,
+        )
+        try:
+            with self.store.session() as s:
+                s.add(row)
+                s.commit()
+            return Claim(True, row)
+        except IntegrityError:
+            existing = self.get_by_key(key, fingerprint)
+            if existing is None:  # deleted meanwhile: extremely unlikely; let the caller retry
+                raise
+            return Claim(False, existing)
+
+    def reclaim(self, row: SyncJournalRow, *, batch: str, owner: str, user: str,
+                request: dict[str, Any]) -> SyncJournalRow | None:
+        """Take a terminal row for a new attempt; None when someone else changed it first."""
+        with self.store.session() as s:
+            result = s.execute(
+                update(SyncJournalRow)
+                .where(SyncJournalRow.id == row.id, SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
+                       SyncJournalRow.state.in_(TERMINAL))  # type: ignore[attr-defined]
+                .values(attempt=row.attempt + 1, state=PENDING, outcome=None, message=None, found=None,
+                        batch=batch, owner=owner, user=user, request=jsonable(request), updated_at=utcnow())
+            )
+            s.commit()
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+        return self.get(row.id)  # type: ignore[arg-type]
+
+    # --- resolving ---------------------------------------------------------------------------------
+
+    def _finish(self, s: Session, row: SyncJournalRow, **values: Any) -> bool:
+        result = s.execute(
+            update(SyncJournalRow)
+            .where(SyncJournalRow.id == row.id, SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
+                   SyncJournalRow.state == PENDING)  # type: ignore[arg-type]
+            .values(updated_at=utcnow(), **values)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def mark_done(self, row: SyncJournalRow, *, outcome: str, psa_line: PsaLine | None,
+                  extra_lines: Iterable[PsaLine] = (), quantity: Decimal | None, synced_on: date,
+                  user: str, audit_action: str, before: dict[str, Any] | None, after: dict[str, Any],
+                  message: str | None = None, consume_override: bool = False) -> bool:
+        """Row → done, the synced key, the PSA lines as now written, and the audit event: one
+        transaction. False (and nothing written) when the row was no longer ours to finish.
+        `consume_override`: a create-new is done, so the line's override (create new / effective
+        date) has served and is removed — else the next plan would replace the new line again."""
+        psa_line_id = psa_line.id if psa_line is not None else None
+        with self.store.session() as s, s.begin():
+            if not self._finish(s, row, state=DONE, outcome=outcome, psa_line_id=psa_line_id, message=message):
+                return False
+            s.merge(SyncedKeyRow(key=row.key, quantity=quantity, synced_on=synced_on, psa_line_id=psa_line_id))
+            for line in (psa_line, *extra_lines):
+                if line is not None:
+                    s.merge(psa_line_row(line))
+            if consume_override:
+                s.execute(delete(OverrideRow).where(OverrideRow.key == row.key))  # type: ignore[arg-type]
+            audit.record(s, audit_action, row.key, before=jsonable(before), after=jsonable(after),
+                         company=row.company, user=user)
+        return True
+
+    def mark_failed(self, row: SyncJournalRow, *, message: str, user: str, outcome: str = "failed",
+                    audit_action: str = "sync.failed", after: dict[str, Any] | None = None) -> bool:
+        with self.store.session() as s, s.begin():
+            if not self._finish(s, row, state=FAILED, outcome=outcome, message=message[:2000]):
+                return False
+            audit.record(s, audit_action, row.key, before=None,
+                         after=jsonable({"message": message, **(after or {})}), company=row.company, user=user)
+        return True
+
+    def mark_conflict(self, row: SyncJournalRow, *, expected: dict[str, Any], found: dict[str, Any],
+                      message: str, user: str) -> bool:
+        with self.store.session() as s, s.begin():
+            if not self._finish(s, row, state=CONFLICT, outcome="conflict", message=message,
+                                found=jsonable(found)):
+                return False
+            audit.record(s, "sync.conflict", row.key, before=jsonable(expected), after=jsonable(found),
+                         company=row.company, user=user)
+        return True
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def get(self, row_id: int) -> SyncJournalRow | None:
+        with self.store.session() as s:
+            return s.get(SyncJournalRow, row_id)
+
+    def get_by_key(self, key: str, fingerprint: str) -> SyncJournalRow | None:
+        with self.store.session() as s:
+            return s.execute(select(SyncJournalRow).where(
+                SyncJournalRow.key == key, SyncJournalRow.fingerprint == fingerprint  # type: ignore[arg-type]
+            )).scalars().first()
+
+    def pending(self, psa: str | None = None) -> list[SyncJournalRow]:
+        query = select(SyncJournalRow).where(SyncJournalRow.state == PENDING)  # type: ignore[arg-type]
+        if psa is not None:
+            query = query.where(SyncJournalRow.psa == psa)  # type: ignore[arg-type]
+        with self.store.session() as s:
+            return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
+
+    def rows(self, *, psa: str | None = None, state: str | None = None) -> list[SyncJournalRow]:
+        query = select(SyncJournalRow)
+        if psa is not None:
+            query = query.where(SyncJournalRow.psa == psa)  # type: ignore[arg-type]
+        if state is not None:
+            query = query.where(SyncJournalRow.state == state)  # type: ignore[arg-type]
+        with self.store.session() as s:
+            return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
+
+
+def psa_line_row(line: PsaLine) -> PsaLineRow:
+    """The store's copy of a PSA line, so a plan made from the store before the next refresh sees it."""
+    source = line.source
+    return PsaLineRow(
+        id=line.id, agreement_id=line.agreement_id, product_id=line.product_id, kind=line.kind,
+        quantity=line.quantity, unit_price=line.unit_price, unit_cost=line.unit_cost,
+        effective_date=line.effective_date, cancelled_date=line.cancelled_date, description=line.description,
+        metered=line.metered, has_source=source is not None,
+        source_subscription_id=source.subscription_id if source else None,
+        source_sub_product=source.sub_product if source else None,
+        source_key=source.key if source else None,
+    )
+
+
+# --- who holds a pending row ---------------------------------------------------------------------
+
+_LIVE_TOKENS: set[str] = set()
+
+
+def owner_id(token: str) -> str:
+    return f"{this_host()}|{os.getpid()}|{token}"
+
+
+def register_live(token: str) -> None:
+    _LIVE_TOKENS.add(token)
+
+
+def unregister_live(token: str) -> None:
+    _LIVE_TOKENS.discard(token)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def owner_alive(row: SyncJournalRow, *, lease_seconds: float, now: datetime | None = None) -> bool:
+    """Whether the executor that holds a pending row may still be running. On this host it is
+    known exactly whether the process is gone (and in this process, whether the executor's token is
+    live); otherwise a row not touched within the lease is taken as abandoned."""
+    host, _, rest = row.owner.partition("|")
+    pid_text, _, token = rest.partition("|")
+    if host == this_host() and pid_text.isdigit():
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return token in _LIVE_TOKENS
+        if not _pid_alive(pid):
+            return False
+    age = ((now or utcnow()) - as_utc(row.updated_at)).total_seconds()
+    return age < lease_seconds

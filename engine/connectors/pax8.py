@@ -306,8 +306,10 @@ def billing_term(term: str | None) -> str:
 
 
 def to_company(company: Pax8Company) -> VendorCompany:
-    status = "active" if (company.status or "Active").lower() == "active" else "inactive"
-    return VendorCompany(id=company.id, name=company.name or company.id, status=status)
+    active = (company.status or "Active").lower() == "active"
+    return VendorCompany(
+        id=company.id, name=company.name or company.id, status="active" if active else "inactive"
+    )
 
 
 def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow]) -> Subscription | None:
@@ -461,10 +463,12 @@ class Pax8Connector:
             if page >= total_pages or not content:
                 return out
 
-    async def _gather(self, calls: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
-        async def run(call: Callable[[], Awaitable[T]]) -> T:
+    async def _gather(self, calls: Iterable[Awaitable[T]]) -> list[T]:
+        """Await them all, at most CONCURRENCY at a time (a coroutine starts when it gets a slot)."""
+
+        async def run(call: Awaitable[T]) -> T:
             async with self._gate:
-                return await call()
+                return await call
 
         return list(await asyncio.gather(*(run(call) for call in calls)))
 
@@ -516,7 +520,7 @@ class Pax8Connector:
             if sub.product_id:
                 by_product.setdefault(sub.product_id, []).append(sub)
         product_ids = list(by_product)
-        details = await self._gather([lambda pid=pid: self.raw_product(pid) for pid in product_ids])
+        details = await self._gather([self.raw_product(pid) for pid in product_ids])
 
         async def describe(pid: str, product: Pax8Product | None) -> VendorProduct:
             subs = by_product[pid]
@@ -527,11 +531,19 @@ class Pax8Connector:
             sku = product.sku if product else None
             kind, sub_products = await self._derive_kind(pid, sku, name, subs)
             self._kinds[pid] = kind
-            return VendorProduct(id=pid, sku=sku, name=name, kind=kind, sub_products=sub_products)
+            return VendorProduct(
+                id=pid,
+                sku=sku,
+                name=name,
+                kind=kind,
+                sub_products=sub_products,
+                edition=None,
+                service=None,
+                storage_location=None,
+                parent_product_id=None,
+            )
 
-        products = await self._gather(
-            [lambda pid=pid, p=p: describe(pid, p) for pid, p in zip(product_ids, details, strict=True)]
-        )
+        products = await self._gather([describe(pid, p) for pid, p in zip(product_ids, details, strict=True)])
         return sorted(products, key=lambda p: (p.name.lower(), p.id))
 
     async def subscriptions(self, *, changed_since: datetime | None = None) -> list[Subscription]:
@@ -549,7 +561,7 @@ class Pax8Connector:
                 snapshots = [sub]
             return to_subscription(sub, history_rows(sub.id, snapshots))
 
-        results = await self._gather([lambda sub=sub: one(sub) for sub in current])
+        results = await self._gather([one(sub) for sub in current])
         return [result for result in results if result is not None]
 
     async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
@@ -569,7 +581,7 @@ class Pax8Connector:
                 return await self._endpoint_rows(sub, summaries, month, period)
             return await self._latest_rows(sub, summaries, month, period, kind)
 
-        per_sub = await self._gather([lambda sub=sub: one(sub) for sub in subscriptions])
+        per_sub = await self._gather([one(sub) for sub in subscriptions])
         return [row for rows in per_sub for row in rows]
 
     def remember_products(self, products: Iterable[VendorProduct]) -> None:
@@ -646,6 +658,8 @@ class Pax8Connector:
                     unit_price=price,
                     unit_cost=cost,
                     snapshot_date=day,
+                    charges=None,
+                    partner_total=None,
                 )
             )
         return rows
@@ -685,6 +699,8 @@ class Pax8Connector:
                         unit_price=price,
                         unit_cost=cost,
                         snapshot_date=day,
+                        charges=None,
+                        partner_total=None,
                     )
                 ]
         return []

@@ -271,3 +271,86 @@ class Store:
             as_of=as_of, settings=settings, vendor=vendor, psa=psa, mappings=mappings,
             synced=synced, ignored=ignored, overrides=overrides,
         )
+
+    # --- refresh: incremental writes (each call is one transaction) ------------------------------
+
+    _CHUNK = 400  # ids per IN (…) clause (SQLite's variable limit)
+
+    def _delete_in(self, s: Session, column: Any, ids: list[str]) -> None:
+        for start in range(0, len(ids), self._CHUNK):
+            s.execute(delete(column.class_).where(column.in_(ids[start:start + self._CHUNK])))
+
+    def _upsert_subscriptions(self, s: Session, subscriptions: list[Subscription]) -> None:
+        ids = [sub.id for sub in subscriptions]
+        self._delete_in(s, t.HistoryRowRecord.subscription_id, ids)
+        self._delete_in(s, t.SubscriptionRow.id, ids)
+        history = []
+        for sub in subscriptions:
+            for seq, row in enumerate(sub.history):
+                history.append({**row.model_dump(), "subscription_id": sub.id, "seq": seq})
+        self._bulk(s, t.SubscriptionRow, [sub.model_dump(exclude={"history"}) for sub in subscriptions])
+        self._bulk(s, t.HistoryRowRecord, history)
+
+    def _replace_usage(self, s: Session, rows: list[UsageRow], scope: set[tuple[str, str]]) -> None:
+        by_period: dict[str, set[str]] = defaultdict(set)
+        for subscription_id, period in scope | {(r.subscription_id, r.period) for r in rows}:
+            by_period[period].add(subscription_id)
+        for period, subscription_ids in by_period.items():
+            ids = sorted(subscription_ids)
+            for start in range(0, len(ids), self._CHUNK):
+                s.execute(delete(t.UsageRecord).where(t.UsageRecord.period == period,
+                                                      t.UsageRecord.subscription_id.in_(ids[start:start + self._CHUNK])))
+        self._bulk(s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in rows])
+
+    def upsert_subscriptions(self, subscriptions: list[Subscription]) -> None:
+        """Insert or replace these subscriptions (with their whole history); others stay as they are."""
+        with self.session() as s, s.begin():
+            self._upsert_subscriptions(s, subscriptions)
+
+    def replace_usage(self, rows: list[UsageRow], scope: set[tuple[str, str]] | None = None) -> None:
+        """Replace the usage of every (subscription id, period) in `scope` (default: the pairs `rows`
+        cover) with `rows`; a pair in `scope` with no row is left with none."""
+        with self.session() as s, s.begin():
+            self._replace_usage(s, rows, scope or set())
+
+    def write_vendor_refresh(
+        self,
+        *,
+        companies: list[VendorCompany],
+        products: list[VendorProduct],
+        subscriptions: list[Subscription],
+        usage: list[UsageRow],
+        usage_scope: set[tuple[str, str]],
+        full: bool,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """One vendor refresh, in one transaction: companies and products replaced; subscriptions
+        replaced (`full`) or upserted (incremental: only the changed ones are given); the usage of
+        `usage_scope` replaced (a full refresh also drops the usage of subscriptions that are gone);
+        billing configurations (operator state) untouched; `settings` written with the data."""
+        with self.session() as s, s.begin():
+            for table in (t.VendorCompanyRow, t.VendorProductRow):
+                s.execute(delete(table))
+            self._bulk(s, t.VendorCompanyRow, [c.model_dump() for c in companies])
+            self._bulk(s, t.VendorProductRow, [p.model_dump() for p in products])
+            if full:
+                s.execute(delete(t.HistoryRowRecord))
+                s.execute(delete(t.SubscriptionRow))
+                kept = {sub.id for sub in subscriptions}
+                stale = [r for r in s.execute(select(t.UsageRecord.subscription_id).distinct()).scalars()
+                         if r not in kept]
+                self._delete_in(s, t.UsageRecord.subscription_id, stale)
+            self._upsert_subscriptions(s, subscriptions)
+            self._replace_usage(s, usage, usage_scope)
+            for name, value in (settings or {}).items():
+                s.merge(t.SettingRow(name=name, value=value))
+
+    def write_psa_refresh(self, psa: Psa, settings: dict[str, Any] | None = None) -> None:
+        """Replace the PSA side (companies, products, agreements, lines) and write `settings`, in one
+        transaction."""
+        with self.session() as s, s.begin():
+            for table in PSA_TABLES:
+                s.execute(delete(table))
+            self._write_psa(s, psa)
+            for name, value in (settings or {}).items():
+                s.merge(t.SettingRow(name=name, value=value))

@@ -108,7 +108,9 @@ KIND_LETTERS = {
 LETTER_KINDS = {v: k for k, v in KIND_LETTERS.items()}
 ONE_TIME_KINDS = frozenset({"prorate", "extra_months"})
 _KEY_RE = re.compile(
-    r"^(?P<sub>[^:]+):(?P<kind>recurring|cancel|prorate|extra_months|arrears|usage_summary|usage)(?::(?P<rest>.+))?$",
+    r"^(?P<sub>[^:]+)"
+    r":(?P<kind>recurring|cancel|prorate|extra_months|arrears|usage_summary|usage)"
+    r"(?::(?P<rest>.+))?$",
     re.DOTALL,
 )
 
@@ -391,7 +393,8 @@ class ConnectWiseConnector:
     def _line(self, row: Mapping[str, Any], agreement_id: str) -> PsaLine:
         key = self.keys.decode(row.get("serialNumber"))
         product = row.get("product") or {}
-        effective = parse_date(row.get("effectiveDate")) or parse_date((row.get("_info") or {}).get("dateEntered"))
+        entered = (row.get("_info") or {}).get("dateEntered")
+        effective = parse_date(row.get("effectiveDate")) or parse_date(entered)
         return PsaLine(
             id=str(row["id"]),
             agreement_id=str(row.get("agreementId") or agreement_id),
@@ -437,7 +440,9 @@ class ConnectWiseConnector:
             if value is not None:
                 ops.append({"op": "replace", "path": path, "value": value})
         if update.cancelled_date is not None:
-            ops.append({"op": "replace", "path": "cancelledDate", "value": cw_datetime(update.cancelled_date)})
+            ops.append(
+                {"op": "replace", "path": "cancelledDate", "value": cw_datetime(update.cancelled_date)}
+            )
         return ops
 
     def create_requests(self, write: LineWrite) -> list[httpx.Request]:
@@ -479,7 +484,8 @@ class ConnectWiseConnector:
         requests = self.update_requests(update)
         if not requests:
             aid = _int_id(update.agreement_id, "agreement")
-            row = await self._get_one(f"/finance/agreements/{aid}/additions/{_int_id(update.line_id, 'addition')}")
+            line_id = _int_id(update.line_id, "addition")
+            row = await self._get_one(f"/finance/agreements/{aid}/additions/{line_id}")
             return self._line(row, update.agreement_id)
         body = await self._client.write_request(requests[0])
         if not isinstance(body, dict):

@@ -79,7 +79,8 @@ def halo_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
     if isinstance(body, Mapping):
         for field in ("message", "Message", "error_description", "error", "title"):
             if isinstance(body.get(field), str) and body[field].strip():
-                details = [str(body[f]) for f in ("error_description", "detail") if f != field and body.get(f)]
+                extra = ("error_description", "detail")
+                details = [str(body[f]) for f in extra if f != field and body.get(f)]
                 return body[field].strip(), details
     text = response.text.strip()
     return (text[:500] or response.reason_phrase or "request failed"), []
@@ -171,6 +172,10 @@ class HaloConnector:
         self._token_expires = self._clock() + max(0.0, lifetime - TOKEN_MARGIN)
         return self._token
 
+    async def connect(self) -> None:
+        """Discovery and a token, so that `create_requests`/`update_requests` carry the exact headers."""
+        await self.token()
+
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
@@ -187,9 +192,10 @@ class HaloConnector:
         return await self._client.send(build(), idempotent=idempotent)
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        response = await self._call(
-            lambda: self._client.build("GET", path, params=params, headers=self._auth_headers()), idempotent=True
-        )
+        def build() -> httpx.Request:
+            return self._client.build("GET", path, params=params, headers=self._auth_headers())
+
+        response = await self._call(build, idempotent=True)
         return parse_json(response)
 
     async def _get_all(self, path: str, list_key: str, params: Mapping[str, str] | None = None) -> list[dict]:
@@ -218,16 +224,17 @@ class HaloConnector:
 
     async def products(self) -> list[PsaProduct]:
         rows = await self._get_all("/Item", "items")
-        return [
-            PsaProduct(
+        result = []
+        for r in rows:
+            recurring = bool(r.get("isrecurringitem"))
+            result.append(PsaProduct(
                 id=str(r["id"]),
                 name=str(r.get("name") or ""),
                 sku=r.get("internalreference") or None,
-                unit_price=decimal_or_none(r.get("recurringprice") if r.get("isrecurringitem") else r.get("baseprice")),
-                unit_cost=decimal_or_none(r.get("recurringcost") if r.get("isrecurringitem") else r.get("costprice")),
-            )
-            for r in rows
-        ]
+                unit_price=decimal_or_none(r.get("recurringprice") if recurring else r.get("baseprice")),
+                unit_cost=decimal_or_none(r.get("recurringcost") if recurring else r.get("costprice")),
+            ))
+        return result
 
     async def agreements(self) -> list[PsaAgreement]:
         rows = await self._get_all("/RecurringInvoice", "invoices")
@@ -235,12 +242,14 @@ class HaloConnector:
 
     @staticmethod
     def _agreement(row: Mapping[str, Any]) -> PsaAgreement:
-        name = row.get("reference") or row.get("contract_ref") or row.get("client_name") or f"Recurring invoice {row['id']}"
+        name = (row.get("reference") or row.get("contract_ref") or row.get("client_name")
+                or f"Recurring invoice {row['id']}")
         return PsaAgreement(
             id=str(row["id"]),
             company_id=str(row.get("client_id")),
             name=str(name),
-            start_date=halo_date(row.get("startdate")) or halo_date(row.get("invoice_date")) or date(1900, 1, 1),
+            start_date=(halo_date(row.get("startdate")) or halo_date(row.get("invoice_date"))
+                        or date(1900, 1, 1)),
             end_date=halo_date(row.get("enddate")),
             billing_period="annual" if row.get("period") == 12 else "monthly",
         )
@@ -316,7 +325,10 @@ class HaloConnector:
 
     @staticmethod
     def update_body(update: LineUpdate) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": _int_id(update.line_id, "line"), "ihid": _int_id(update.agreement_id, "recurring invoice")}
+        body: dict[str, Any] = {
+            "id": _int_id(update.line_id, "line"),
+            "ihid": _int_id(update.agreement_id, "recurring invoice"),
+        }
         if update.quantity is not None:
             body["qty_order"] = update.quantity
         if update.unit_price is not None:
@@ -356,7 +368,7 @@ class HaloConnector:
         if saved is None:  # the response did not echo the line: read it back by its key
             line = await self.find_line(write.agreement_id, write.key)
             if line is None:
-                raise ServiceError(SERVICE, "create line: the line is not on the recurring invoice afterwards")
+                raise ServiceError(SERVICE, "create line: the line is not on the recurring invoice after")
             return line
         return self._line(saved)
 
@@ -370,7 +382,8 @@ class HaloConnector:
         for line in header.get("lines") or []:
             if str(line.get("id")) == update.line_id:
                 return self._line(line, header)
-        raise ServiceError(SERVICE, f"line {update.line_id} is not on recurring invoice {update.agreement_id}")
+        message = f"line {update.line_id} is not on recurring invoice {update.agreement_id}"
+        raise ServiceError(SERVICE, message)
 
     async def create_company(self, name: str) -> PsaCompany:
         response = await self._call(lambda: self._post("/Client", [{"name": name}]), idempotent=False)

@@ -47,7 +47,9 @@ def _num_id(value: str, what: str) -> int:
         raise ValueError(f"ConnectWise sandbox: {what} id {value!r} is not numeric") from None
 
 
-def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> httpx.Response:
+def _error(
+    status: int, code: str, message: str, errors: list[dict[str, str]] | None = None
+) -> httpx.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if errors:
         body["errors"] = errors
@@ -164,7 +166,9 @@ class ConnectWiseSandbox:
     # --- loading ---
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, faults: Faults | None = None, **credentials: str) -> ConnectWiseSandbox:
+    def from_scenario(
+        cls, scenario: Scenario, faults: Faults | None = None, **credentials: str
+    ) -> ConnectWiseSandbox:
         sandbox = cls(faults=faults, **credentials)
         codec = KeyCodec(SERIAL_MAX)
         psa = scenario.psa
@@ -179,7 +183,8 @@ class ConnectWiseSandbox:
             pid = _num_id(product.id, "product")
             sandbox.catalog[pid] = {
                 "id": pid, "identifier": product.sku or f"P{pid}", "description": product.name[:60],
-                "inactiveFlag": False, "subcategory": {"id": 1, "name": "Cloud"}, "type": {"id": 1, "name": "Service"},
+                "inactiveFlag": False, "subcategory": {"id": 1, "name": "Cloud"},
+                "type": {"id": 1, "name": "Service"},
                 "productClass": "Service", "customerDescription": product.name, "recurringFlag": True,
                 "price": product.unit_price, "cost": product.unit_cost,
             }
@@ -187,11 +192,12 @@ class ConnectWiseSandbox:
         for agreement in psa.agreements:
             aid = _num_id(agreement.id, "agreement")
             company = companies.get(agreement.company_id)
+            company_record = sandbox.companies.get(_num_id(agreement.company_id, "company"), {})
             expired = agreement.end_date is not None and agreement.end_date < scenario.as_of
             sandbox.agreements[aid] = {
                 "id": aid, "name": agreement.name, "type": {"id": 1, "name": "Managed Services"},
                 "company": {"id": _num_id(agreement.company_id, "company"),
-                            "identifier": sandbox.companies.get(int(agreement.company_id), {}).get("identifier"),
+                            "identifier": company_record.get("identifier"),
                             "name": company.name if company else None},
                 "contact": {"id": 1, "name": "Billing Contact"},
                 "startDate": cw_datetime(agreement.start_date),
@@ -257,7 +263,8 @@ class ConnectWiseSandbox:
     def lines_for(self, agreement_id: str | int) -> list[dict[str, Any]]:
         """The additions of an agreement as the API would return them (copies)."""
         aid = int(agreement_id)
-        return [copy.deepcopy(a) for a in sorted(self.additions.values(), key=lambda a: a["id"]) if a["agreementId"] == aid]
+        ordered = sorted(self.additions.values(), key=lambda a: a["id"])
+        return [copy.deepcopy(a) for a in ordered if a["agreementId"] == aid]
 
     # --- serving ---
 
@@ -266,7 +273,8 @@ class ConnectWiseSandbox:
         return f"/{self.codebase}/{API}"
 
     def _authorised(self, request: httpx.Request) -> httpx.Response | None:
-        expected = base64.b64encode(f"{self.company_id}+{self.public_key}:{self.private_key}".encode()).decode()
+        login = f"{self.company_id}+{self.public_key}:{self.private_key}"
+        expected = base64.b64encode(login.encode()).decode()
         auth = request.headers.get("Authorization", "")
         if auth != f"Basic {expected}":
             return _error(401, "Unauthorized", "Authentication failed")
@@ -325,7 +333,8 @@ class ConnectWiseSandbox:
                 if aid not in self.agreements:
                     return _error(404, "NotFound", f"Agreement recID {aid} not found")
                 if method == "GET":
-                    return self._list(request, [a for a in self.additions.values() if a["agreementId"] == aid])
+                    rows = [a for a in self.additions.values() if a["agreementId"] == aid]
+                    return self._list(request, rows)
                 if method == "POST":
                     return self._create_addition(aid, request)
             if m := re.fullmatch(r"/finance/agreements/(\d+)/additions/(\d+)", rest):
@@ -339,7 +348,8 @@ class ConnectWiseSandbox:
                     return self._patch_addition(addition, request)
         except ValueError as exc:
             return _error(400, "InvalidRequest", f"The request is invalid: {exc}")
-        return _error(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
+        return _error(405, "MethodNotAllowed",
+                      f"The requested resource does not support http method '{method}'.")
 
     def _list(self, request: httpx.Request, records: list[dict[str, Any]]) -> httpx.Response:
         params = request.url.params
@@ -399,12 +409,14 @@ class ConnectWiseSandbox:
             if not isinstance(product, Mapping) or product.get("id") is None:
                 return _invalid("addition", "product", "NullValue", "The product field is required.")
             if not body.get("billCustomer"):
-                return _invalid("addition", "billCustomer", "NullValue", "The billCustomer field is required.")
+                return _invalid("addition", "billCustomer", "NullValue",
+                                "The billCustomer field is required.")
         product = body.get("product")
         if isinstance(product, Mapping) and product.get("id") is not None:
             item = self.catalog.get(int(product["id"]))
             if item is None:
-                return _invalid("addition", "product", "InvalidObject", f"Product recID {product['id']} not found.")
+                return _invalid("addition", "product", "InvalidObject",
+                                f"Product recID {product['id']} not found.")
         if body.get("billCustomer") not in (None, "Billable", "DoNotBill", "NoCharge"):
             return _invalid("addition", "billCustomer", "InvalidValue", "billCustomer is not a valid value.")
         serial = body.get("serialNumber")
@@ -423,7 +435,8 @@ class ConnectWiseSandbox:
                 try:
                     datetime.fromisoformat(str(value).replace("Z", "+00:00"))
                 except ValueError:
-                    return _invalid("addition", field, "InvalidValue", f"The field {field} is not a valid date.")
+                    return _invalid("addition", field, "InvalidValue",
+                                    f"The field {field} is not a valid date.")
         return None
 
     def _create_addition(self, aid: int, request: httpx.Request) -> httpx.Response:
@@ -434,15 +447,18 @@ class ConnectWiseSandbox:
         if invalid is not None:
             return invalid
         if body.get("agreementId") is not None and int(body["agreementId"]) != aid:
-            return _invalid("addition", "agreementId", "InvalidValue", "agreementId does not match the agreement.")
+            return _invalid("addition", "agreementId", "InvalidValue",
+                            "agreementId does not match the agreement.")
         lid = self.new_id()
         record = self._addition_record(lid, aid, body)
         self.additions[lid] = record
         self.writes += 1
         return _json(201, record)
 
-    WRITABLE = frozenset({"quantity", "unitPrice", "unitCost", "cancelledDate", "effectiveDate", "serialNumber",
-                          "invoiceDescription", "description", "billCustomer", "taxableFlag", "lessIncluded"})
+    WRITABLE = frozenset({
+        "quantity", "unitPrice", "unitCost", "cancelledDate", "effectiveDate", "serialNumber",
+        "invoiceDescription", "description", "billCustomer", "taxableFlag", "lessIncluded",
+    })
 
     def _patch_addition(self, addition: dict[str, Any], request: httpx.Request) -> httpx.Response:
         ops = self._body(request)
@@ -454,7 +470,8 @@ class ConnectWiseSandbox:
                 return _error(400, "InvalidRequest", "Each operation needs an op of add, replace or remove")
             field = str(op.get("path") or "").lstrip("/")
             if field not in self.WRITABLE:
-                return _invalid("addition", field or "path", "InvalidField", f"The path {op.get('path')!r} is not valid.")
+                return _invalid("addition", field or "path", "InvalidField",
+                                f"The path {op.get('path')!r} is not valid.")
             if op["op"] != "remove" and "value" not in op:
                 return _error(400, "InvalidRequest", f"The {op['op']} operation for {field} needs a value")
             changes[field] = None if op["op"] == "remove" else op["value"]

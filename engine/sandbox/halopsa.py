@@ -95,7 +95,9 @@ class HaloSandbox:
     # --- loading ---
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any) -> HaloSandbox:
+    def from_scenario(
+        cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any
+    ) -> HaloSandbox:
         sandbox = cls(faults=faults, **credentials)
         codec = KeyCodec(KEY_MAX)
         psa = scenario.psa
@@ -105,7 +107,8 @@ class HaloSandbox:
         for product in psa.products:
             iid = _num_id(product.id, "item")
             sandbox.items[iid] = {
-                "id": iid, "name": product.name, "description": product.name, "internalreference": product.sku,
+                "id": iid, "name": product.name, "description": product.name,
+                "internalreference": product.sku,
                 "baseprice": product.unit_price, "costprice": product.unit_cost,
                 "recurringprice": product.unit_price, "recurringcost": product.unit_cost,
                 "isrecurringitem": True, "inactive": False,
@@ -142,7 +145,8 @@ class HaloSandbox:
         record: dict[str, Any] = {
             "id": lid, "ihid": int(body["ihid"]), "recurring_invoice_id": int(body["ihid"]),
             "_itemid": int(body["_itemid"]), "item_code": item.get("internalreference"),
-            "qty_order": Decimal("1"), "unit_price": item.get("recurringprice"), "unit_cost": item.get("recurringcost"),
+            "qty_order": Decimal("1"), "unit_price": item.get("recurringprice"),
+            "unit_cost": item.get("recurringcost"),
             "startdate": None, "enddate": None, "item_shortdescription": item.get("name"),
             "item_longdescription": item.get("description"), "onetimecharge": False, "is_meter": False,
             "comment_1": None, "comment_2": None, "isinactive": False,
@@ -156,7 +160,8 @@ class HaloSandbox:
     def lines_for(self, agreement_id: str | int) -> list[dict[str, Any]]:
         """The lines of a recurring invoice as the API would return them (copies)."""
         hid = int(agreement_id)
-        return [copy.deepcopy(line) for line in sorted(self.lines.values(), key=lambda r: r["id"]) if line["ihid"] == hid]
+        ordered = sorted(self.lines.values(), key=lambda r: r["id"])
+        return [copy.deepcopy(line) for line in ordered if line["ihid"] == hid]
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
@@ -302,7 +307,9 @@ class HaloSandbox:
     def _check_line(self, element: Mapping[str, Any], *, existing: Mapping[str, Any] | None) -> str | None:
         ihid = element.get("ihid", existing.get("ihid") if existing else None)
         if ihid is None or int(ihid) not in self.headers:
-            return f"Recurring invoice {ihid} not found" if ihid is not None else "A recurring invoice (ihid) is required"
+            if ihid is None:
+                return "A recurring invoice (ihid) is required"
+            return f"Recurring invoice {ihid} not found"
         itemid = element.get("_itemid", existing.get("_itemid") if existing else None)
         if itemid is None:
             return "An item (_itemid) is required"

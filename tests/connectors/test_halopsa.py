@@ -253,7 +253,8 @@ async def test_create_line_posts_an_exact_invoice_detail_array(spec):
              "startdate": "2026-03-05T00:00:00", "enddate": "2026-03-31T00:00:00", "comment_1": write().key}
     route = respx.post(f"{API}/RecurringInvoice/Lines").respond(201, json=saved)
     client = connector()
-    await client.token()
+    assert "Authorization" not in client.create_requests(write())[0].headers  # no token yet
+    await client.connect()
     planned = client.create_requests(write())
     line = await client.create_line(write())
     sent = route.calls.last.request

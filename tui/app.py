@@ -51,7 +51,7 @@ class TrueupApp(App[int]):
         self.busy = ""
         self.animation_level = "none"
         self._store_lock = threading.Lock()
-        self._timer: Any = None
+        self._refresh_timer: Any = None
         self._initial_theme = theme
         self.refresh_count = 0
 
@@ -88,7 +88,10 @@ class TrueupApp(App[int]):
         """Reconcile the store (blocking: call from a thread)."""
         with self._store_lock:
             today = self.clock().date()
-            return model.load(self.workspace.store, self.as_of, today=today)
+            as_of = self.as_of
+            if as_of is None and hasattr(self.workspace, "today"):
+                as_of = self.workspace.today()
+            return model.load(self.workspace.store, as_of, today=today)
 
     @work(exclusive=True, group="refresh", exit_on_error=False)
     async def refresh_data(self, full: bool = False, fetch: bool = True) -> None:
@@ -128,14 +131,14 @@ class TrueupApp(App[int]):
             self._arm_timer()
 
     def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
         if self.refresh_interval:
-            self._timer = self.set_timer(self.refresh_interval, self._auto_refresh)
+            self._refresh_timer = self.set_timer(self.refresh_interval, self._scheduled_refresh)
 
-    def _auto_refresh(self) -> None:
-        self._timer = None
+    def _scheduled_refresh(self) -> None:
+        self._refresh_timer = None
         if isinstance(self.screen, ModalScreen) or any(
                 w.group in ("refresh", "actions", "sync") and w.is_running for w in self.workers):
             self._arm_timer()  # skipped while a modal is open or something runs; try again later
@@ -240,13 +243,9 @@ def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
         store = Store.memory()
         store.import_scenario(build_demo_scenario())
         return StoreWorkspaceFactory(store), None
-    config = None
-    try:
-        from engine.settings import TrueupConfig
+    from engine.settings import load_config
 
-        config = TrueupConfig()
-    except Exception:
-        config = None
+    config = load_config()
     return open_workspace(config, db_url=db_url), config
 
 
@@ -269,6 +268,8 @@ def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str
                         full_refresh_on_start=True)
         result = app.run(mouse=mouse)
         return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

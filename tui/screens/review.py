@@ -198,7 +198,7 @@ class ReviewScreen(Screen[None]):
 
         def on_event(outcome: Any) -> None:
             message = getattr(outcome, "message", "") or ""
-            self.outcomes[outcome.key] = outcome.outcome + (f": {message}" if message else "")
+            self.outcomes[outcome.key] = str(outcome.outcome) + (f": {message}" if message else "")
             progress.advance(1)
             self.draw()
             self.update_totals()
@@ -217,6 +217,9 @@ class ReviewScreen(Screen[None]):
                         severity="warning" if cancelled or counts.get("failed") or counts.get("conflict")
                         else "information", timeout=8)
         self.sync_report = report
+        for reason in (getattr(report, "blocked", None), getattr(report, "halted", None)):
+            if reason:
+                self.app.notify(f"Sync stopped: {reason}", severity="error", timeout=10)
         self.refresh_bindings()
         self.app.reload()
 

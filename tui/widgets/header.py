@@ -14,13 +14,14 @@ class StatusHeader(Static):
         text = Text()
         if sandbox:
             text.append(" SANDBOX ", style="reverse bold")
-            text.append(f" {label} " if label and label.upper() != "SANDBOX" else " ")
+            rest = label.removeprefix("SANDBOX").strip(" —-:") if label else ""
+            text.append(f" {rest} " if rest else " ")
         else:
             text.append(f" {label} ", style="bold")
         text.append(f"│ as of {as_of.isoformat() if as_of else '—'} (o) ")
         text.append(f"│ invoiced through {invoiced_through.isoformat() if invoiced_through else '—'} (I) ")
         if freshness:
-            parts = [f"{name} {when:%m-%d %H:%M}" if when else f"{name} never" for name, when in freshness.items()]
+            parts = [f"{name} {when:%H:%M}" if when else f"{name} never" for name, when in freshness.items()]
             text.append("│ " + " · ".join(parts) + " ")
         if busy:
             text.append(f"│ {busy}", style="italic")

@@ -451,8 +451,9 @@ class SyncExecutor:
             try:
                 insp = await self._inspect(line)
             except ServiceError as exc:
-                return self._outcome(line, Outcome.FAILED, journal_state=DONE,
-                                     message=f"journal says written; could not check the PSA: {exc}")
+                return self._outcome(line, Outcome.ALREADY_THERE, journal_state=DONE, psa_line_id=row.psa_line_id,
+                                     message=f"written by an earlier sync (journal); the PSA could not be "
+                                             f"re-checked now: {exc}")
             if insp.status == "applied":
                 return self._outcome(line, Outcome.ALREADY_THERE, journal_state=DONE,
                                      psa_line_id=insp.line.id if insp.line else row.psa_line_id,

@@ -27,7 +27,9 @@ def reconcile(scenario: Scenario) -> Plan:
         product = world.products.get(sub.product_id)
         if product is not None and product.kind == "quota" and sub.status == "active":
             quota_by_company[sub.company_id].append(sub)
-    blocked: set[str] = set()
+    # Items billed through a backup billing configuration (RULES.md §7) are billed by that
+    # configuration's line, not one by one.
+    blocked: set[str] = {sid for config in scenario.vendor.billing_configurations for sid in config.subscription_ids}
     for company_id, subs in quota_by_company.items():
         blocked |= company_checks(world, company_id, subs)
 

@@ -488,11 +488,6 @@ def test_story_billing_configurations(demo: Scenario, plan) -> None:  # noqa: AN
     assert (quantity_only.quantity, quantity_only.unit_price) == (26, 0)
 
 
-@pytest.mark.xfail(
-    reason="engine: subscriptions billed through a billing configuration (RULES §7) are also "
-    "treated as §6 quota items and raise no_product_to_sync",
-    strict=False,
-)
 def test_configuration_items_are_not_quota_items(demo: Scenario, plan) -> None:  # noqa: ANN001
     for role in ("billing_config", "price_missing"):
         assert "no_product_to_sync" not in codes_for(demo, plan, role)

@@ -101,10 +101,6 @@ def test_licences_and_storage_mixed_bill_as_one_total() -> None:
     assert (line.quantity, line.unit_price, line.unit_cost) == (D(1), D("46.00"), D("20.00"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/reconcile.py reconcile(): items billed through a billing configuration are also reconciled "
-    "one by one by engine/rules/quota.py quota_lines(), which raises no_product_to_sync (an error) for each "
-    "member because it has no PSA line of its own — the configuration line bills it"))
 def test_items_billed_through_a_configuration_raise_no_errors_of_their_own() -> None:
     plan = backup_plan("average")
     assert keys(plan) == ["C1:usage"]

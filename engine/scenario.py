@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from collections.abc import Callable, Hashable, Sequence
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Id = Annotated[str, Field(min_length=1)]
 ProductKind = Literal["seat", "endpoint_usage", "usage_summary", "quota"]
@@ -32,6 +34,16 @@ Month = Annotated[str, AfterValidator(_check_month)]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_duplicates(items: Sequence[Any], name: str, key: Callable[[Any], Hashable], what: str) -> None:
+    """Refuse two items with the same identity: `usage[5] repeats usage[2] (same …)`."""
+    seen: dict[Hashable, int] = {}
+    for index, item in enumerate(items):
+        k = key(item)
+        if k in seen:
+            raise ValueError(f"{name}[{index}] repeats {name}[{seen[k]}] (same {what})")
+        seen[k] = index
 
 
 class Settings(Model):
@@ -90,6 +102,11 @@ class Subscription(Model):
     cancelled_date: date | None = None
     history: list[HistoryRow] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique_history(self) -> Subscription:
+        _no_duplicates(self.history, "history", lambda h: h.id, "id")
+        return self
+
 
 class UsageRow(Model):
     subscription_id: Id
@@ -120,6 +137,18 @@ class Vendor(Model):
     subscriptions: list[Subscription] = Field(default_factory=list)
     usage: list[UsageRow] = Field(default_factory=list)
     billing_configurations: list[BillingConfiguration] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Vendor:
+        _no_duplicates(self.companies, "companies", lambda c: c.id, "id")
+        _no_duplicates(self.products, "products", lambda p: p.id, "id")
+        _no_duplicates(self.subscriptions, "subscriptions", lambda s: s.id, "id")
+        _no_duplicates([h for s in self.subscriptions for h in s.history], "history rows", lambda h: h.id,
+                       "id, across subscriptions")
+        _no_duplicates(self.usage, "usage", lambda u: (u.subscription_id, u.sub_product, u.period),
+                       "subscription_id, sub_product and period")
+        _no_duplicates(self.billing_configurations, "billing_configurations", lambda c: c.id, "id")
+        return self
 
 
 # --- PSA side ------------------------------------------------------------------------------------
@@ -174,6 +203,13 @@ class Psa(Model):
     agreements: list[PsaAgreement] = Field(default_factory=list)
     lines: list[PsaLine] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique(self) -> Psa:
+        for name, items in (("companies", self.companies), ("products", self.products),
+                            ("agreements", self.agreements), ("lines", self.lines)):
+            _no_duplicates(items, name, lambda x: x.id, "id")
+        return self
+
 
 # --- what binds the two, and what the operator did -----------------------------------------------
 
@@ -201,6 +237,14 @@ class Mappings(Model):
     companies: list[CompanyMapping] = Field(default_factory=list)
     products: list[ProductBinding] = Field(default_factory=list)
     agreements: list[AgreementMapping] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Mappings:
+        _no_duplicates(self.companies, "companies", lambda m: (m.vendor_id, m.psa_id), "vendor_id and psa_id")
+        _no_duplicates(self.products, "products", lambda b: (b.vendor_product_id, b.sub_product),
+                       "vendor_product_id and sub_product")
+        _no_duplicates(self.agreements, "agreements", lambda m: m.vendor_company_id, "vendor_company_id")
+        return self
 
 
 class SyncedKey(Model):
@@ -234,3 +278,9 @@ class Scenario(Model):
     synced: list[SyncedKey] = Field(default_factory=list)
     ignored: list[Ignore] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Scenario:
+        for name, items in (("synced", self.synced), ("ignored", self.ignored), ("overrides", self.overrides)):
+            _no_duplicates(items, name, lambda x: x.key, "key")
+        return self

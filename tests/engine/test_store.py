@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from builders import D, build, keys, plan_of, seat_sub, usage
+from builders import D, build, keys, plan_of, seat_sub, usage, world
 from sqlmodel import SQLModel
 
 import engine.store.tables  # noqa: F401  (the store's tables, as the migration environment registers them)
 import engine.sync.journal  # noqa: F401
 from engine.reconcile import reconcile
-from engine.scenario_io import load_scenario
+from engine.scenario_io import ScenarioError, load_scenario, parse_scenario
 from engine.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "contract" / "examples"
@@ -87,18 +87,14 @@ def test_a_store_holds_one_scenario_at_a_time() -> None:
 PROOFPOINT = {"id": "pp", "name": "Proofpoint Essentials", "kind": "endpoint_usage", "sub_products": ["Business"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/store/database.py Store.import_scenario(): two usage rows of one (subscription, sub_product, "
-    "period) — valid in a scenario, and engine/rules/arrears.py arrears_lines() says the last one wins — "
-    "violate the unique constraint uq_usage_period and raise sqlite3.IntegrityError, so `trueup plan` on "
-    "such a file crashes with a traceback instead of planning 17 (or refusing the file with a path message)"))
-def test_a_corrected_usage_post_for_the_same_period_survives_the_store() -> None:
-    kwargs = dict(products=[PROOFPOINT], bindings=[{"vendor_product_id": "pp", "psa_product_id": "PP1"}],
-                  subs=[seat_sub("A1", product="pp", start="2020-07-01")],
-                  usage_rows=[usage("A1", "2020-12", 15, sub_product="Business", price="3.00", cost="2.44"),
-                              usage("A1", "2020-12", 17, sub_product="Business", price="3.00", cost="2.44")])
-    direct = plan_of("2021-01-04", **kwargs)
-    assert keys(direct) == ["A1:arrears:Business"] and direct.lines[0].quantity == D(17)
-    store = Store.memory()
-    store.import_scenario(build("2021-01-04", **kwargs))
-    assert reconcile(store.snapshot()).model_dump_json() == direct.model_dump_json()
+def test_two_usage_posts_for_one_period_are_refused_with_their_path() -> None:
+    """Two rows for one (subscription, sub_product, period) would make the billed count depend on row
+    order; the scenario is refused, naming both rows, before anything reaches the store."""
+    data = world("2021-01-04", products=[PROOFPOINT], bindings=[{"vendor_product_id": "pp", "psa_product_id": "PP1"}],
+                 subs=[seat_sub("A1", product="pp", start="2020-07-01")],
+                 usage_rows=[usage("A1", "2020-12", 15, sub_product="Business", price="3.00", cost="2.44"),
+                             usage("A1", "2020-12", 17, sub_product="Business", price="3.00", cost="2.44")])
+    with pytest.raises(ScenarioError) as refused:
+        parse_scenario(data)
+    assert refused.value.problems == [
+        "vendor: usage[1] repeats usage[0] (same subscription_id, sub_product and period)"]

@@ -19,7 +19,7 @@ PROBE = f"""
 import json, sys
 def ui():
     return sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui'))
-import {', '.join(CORE)}
+import {", ".join(CORE)}
 core = ui()
 import engine.connectors.http
 print(json.dumps({{"core": core, "with_connectors": ui()}}))
@@ -29,7 +29,9 @@ print(json.dumps({{"core": core, "with_connectors": ui()}}))
 @cache
 def ui_modules_loaded() -> dict[str, list[str]]:
     """One fresh interpreter: the UI modules loaded after importing the engine's core, then its connectors."""
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -38,11 +40,15 @@ def test_the_reconciliation_store_and_actions_load_no_ui_module() -> None:
     assert ui_modules_loaded()["core"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/connectors/http.py imports httpx at module level; httpx/__init__.py (0.28) runs "
-    "`from ._main import main`, which imports rich.console whenever rich is installed (it is: textual needs "
-    "it), so `import engine.connectors.http` loads ~50 rich modules. import-linter cannot see it (the import "
-    "is inside httpx)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine/connectors/http.py imports httpx at module level; httpx/__init__.py (0.28) runs "
+        "`from ._main import main`, which imports rich.console whenever rich is installed "
+        "(it is: textual needs it), so `import engine.connectors.http` loads ~50 rich modules. "
+        "import-linter cannot see it (the import is inside httpx)"
+    ),
+)
 def test_importing_the_engine_with_its_connectors_loads_no_ui_module() -> None:
     assert ui_modules_loaded()["with_connectors"] == []
 

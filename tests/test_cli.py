@@ -17,7 +17,9 @@ from tui.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "examples"
 TWO_PRORATES = EXAMPLES / "seed001_update_addition_two_prorates.json"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"shared contract examples absent ({EXAMPLES})")
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason=f"shared contract examples absent ({EXAMPLES})"
+)
 
 
 def run(*args: str) -> object:
@@ -42,8 +44,16 @@ def test_plan_prints_the_lines_and_the_totals() -> None:
     assert out.startswith("Plan as of 2020-09-20 · invoiced through 2020-09-30")
     assert "4 line(s) · total price $1,839.07 · total cost $1,532.54" in out
     prorate = next(line for line in out.splitlines() if line.startswith("500:prorate:2020-08-05"))
-    assert prorate.split() == ["500:prorate:2020-08-05", "prorate", "create", "12", "$5.03", "$60.36", "2020-10-01",
-                               "2020-10-31"]
+    assert prorate.split() == [
+        "500:prorate:2020-08-05",
+        "prorate",
+        "create",
+        "12",
+        "$5.03",
+        "$60.36",
+        "2020-10-01",
+        "2020-10-31",
+    ]
 
 
 @needs_examples
@@ -53,7 +63,11 @@ def test_plan_json_is_the_contract_plan() -> None:
     plan = json.loads(result.stdout)
     assert plan["totals"] == {"price": "1839.07", "cost": "1532.54", "ignored": 0}
     assert [line["key"] for line in plan["lines"]] == [
-        "500:recurring", "500:prorate:2020-08-05", "500:prorate:2020-08-17", "500:extra_months:2020-09"]
+        "500:recurring",
+        "500:prorate:2020-08-05",
+        "500:prorate:2020-08-17",
+        "500:extra_months:2020-09",
+    ]
     assert plan["lines"][1]["total_price"] == "60.36"
 
 
@@ -74,13 +88,21 @@ def broken(change) -> dict:  # type: ignore[no-untyped-def]
 
 
 BAD_SCENARIOS = {
-    "bad date": (lambda d: d["vendor"]["subscriptions"][0]["history"].__getitem__(1).update(effective_date="2020-02-30"),
-                 "vendor.subscriptions[0].history[1].effective_date: not a date (expected YYYY-MM-DD)"),
+    "bad date": (
+        lambda d: (
+            d["vendor"]["subscriptions"][0]["history"].__getitem__(1).update(effective_date="2020-02-30")
+        ),
+        "vendor.subscriptions[0].history[1].effective_date: not a date (expected YYYY-MM-DD)",
+    ),
     "bad as_of": (lambda d: d.update(as_of="20/09/2020"), "as_of: not a date (expected YYYY-MM-DD)"),
-    "unknown key": (lambda d: d["vendor"]["subscriptions"][0].update(colour="red"),
-                    "vendor.subscriptions[0].colour: unknown key"),
-    "non-decimal money": (lambda d: d["psa"]["lines"][0].update(unit_price="six dollars"),
-                          "psa.lines[0].unit_price: not a decimal number"),
+    "unknown key": (
+        lambda d: d["vendor"]["subscriptions"][0].update(colour="red"),
+        "vendor.subscriptions[0].colour: unknown key",
+    ),
+    "non-decimal money": (
+        lambda d: d["psa"]["lines"][0].update(unit_price="six dollars"),
+        "psa.lines[0].unit_price: not a decimal number",
+    ),
 }
 
 
@@ -116,7 +138,9 @@ def test_the_real_command_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run([str(trueup), "plan", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "vendor.subscriptions[0].history[1].effective_date: not a date (expected YYYY-MM-DD)" in result.stderr
+    assert (
+        "vendor.subscriptions[0].history[1].effective_date: not a date (expected YYYY-MM-DD)" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("what", ["scenario", "plan"])

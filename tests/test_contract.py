@@ -31,9 +31,16 @@ def test_every_contract_example_produces_its_plan() -> None:
     expected = len(list(examples.glob("*.plan.json")))
     assert expected > 0, "the contract ships no example plans"
     result = subprocess.run(
-        [sys.executable, str(CONTRACT / "check_plan.py"), "--cmd", f"{shlex.quote(trueup_command())} plan",
-         str(examples)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(CONTRACT / "check_plan.py"),
+            "--cmd",
+            f"{shlex.quote(trueup_command())} plan",
+            str(examples),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     report = result.stdout + result.stderr
     assert result.returncode == 0, report

@@ -13,32 +13,54 @@ ITEMS = [
     {"id": "st", "sku": "pw-st", "name": "Backup storage", "kind": "quota", "service": "backup_storage"},
 ]
 BUNDLE = {"id": "P-bk", "name": "Backup bundle", "unit_price": "7.50", "unit_cost": "3.00"}
-LICENCES = [usage("ws", "2025-03", 3, price="12.00", cost="5.00"), usage("srv", "2025-03", 2, price="45.00", cost="20.00")]
+LICENCES = [
+    usage("ws", "2025-03", 3, price="12.00", cost="5.00"),
+    usage("srv", "2025-03", 2, price="45.00", cost="20.00"),
+]
 STORAGE = [usage("st", "2025-03", 100, price="0.10", cost="0.05")]
 
 
 def backup_plan(mode: str, members=("ws", "srv"), rows=LICENCES + STORAGE, lines=(), bundle=BUNDLE):  # type: ignore[no-untyped-def]
     return plan_of(
-        "2025-03-31", products=ITEMS,
+        "2025-03-31",
+        products=ITEMS,
         psa_products=[{"id": f"P-{p['id']}", "name": f"Acronis {p['name']}"} for p in ITEMS] + [bundle],
         bindings=[{"vendor_product_id": p["id"], "psa_product_id": f"P-{p['id']}"} for p in ITEMS],
         subs=[seat_sub(s, product=s, start="2025-01-01", price="0", cost="0") for s in members],
-        usage_rows=list(rows), lines=list(lines),
-        configurations=[{"id": "C1", "company_id": "acme", "name": "Backup bundle", "mode": mode,
-                         "subscription_ids": list(members), "psa_product_id": "P-bk"}])
+        usage_rows=list(rows),
+        lines=list(lines),
+        configurations=[
+            {
+                "id": "C1",
+                "company_id": "acme",
+                "name": "Backup bundle",
+                "mode": mode,
+                "subscription_ids": list(members),
+                "psa_product_id": "P-bk",
+            }
+        ],
+    )
 
 
 def test_average_bills_the_licences_at_the_average_price_and_cost() -> None:
     plan = backup_plan("average")
     line = the_line(plan, "C1:usage")
-    assert (line.action, line.quantity, line.psa_product_id, line.psa_agreement_id) == ("create", D(5), "P-bk", "AG1")
+    assert (line.action, line.quantity, line.psa_product_id, line.psa_agreement_id) == (
+        "create",
+        D(5),
+        "P-bk",
+        "AG1",
+    )
     # (3 × $12 + 2 × $45) / 5 = $25.20; (3 × $5 + 2 × $20) / 5 = $11.00
     assert money(line) == (D("25.20"), D("11.00"), D("126.00"), D("55.00"))
     assert (line.effective_date, line.description) == (date(2025, 4, 1), "Backup bundle")
 
 
 def test_average_is_rounded_to_cents_before_it_is_multiplied() -> None:
-    rows = [usage("ws", "2025-03", 3, price="10.00", cost="4.00"), usage("srv", "2025-03", 4, price="12.50", cost="5.00")]
+    rows = [
+        usage("ws", "2025-03", 3, price="10.00", cost="4.00"),
+        usage("srv", "2025-03", 4, price="12.50", cost="5.00"),
+    ]
     line = the_line(backup_plan("average", rows=rows), "C1:usage")
     # $80 / 7 = 11.428… → $11.43 × 7 = $80.01; $32 / 7 = 4.571… → $4.57 × 7 = $31.99
     assert money(line) == (D("11.43"), D("4.57"), D("80.01"), D("31.99"))
@@ -60,7 +82,12 @@ def test_quantity_only_uses_the_psa_products_catalogue_price() -> None:
 def test_quantity_only_updates_an_existing_line_keeping_its_prices() -> None:
     existing = psa_line("LB", 4, product="P-bk", price="8.00", cost="3.20", effective="2025-01-01", sub="C1")
     line = the_line(backup_plan("quantity_only", lines=[existing]), "C1:usage")
-    assert (line.action, line.psa_line_id, line.quantity, line.previous_quantity) == ("update", "LB", D(5), D(4))
+    assert (line.action, line.psa_line_id, line.quantity, line.previous_quantity) == (
+        "update",
+        "LB",
+        D(5),
+        D(4),
+    )
     assert money(line) == (D("8.00"), D("3.20"), D("40.00"), D("16.00"))
 
 
@@ -76,7 +103,10 @@ def test_quantity_only_without_a_catalogue_price_is_price_missing() -> None:
 
 
 def test_a_licence_without_a_price_counts_as_zero_with_a_warning() -> None:
-    rows = [usage("ws", "2025-03", 3, price="12.00", cost="5.00"), usage("srv", "2025-03", 2, price="0", cost="20.00")]
+    rows = [
+        usage("ws", "2025-03", 3, price="12.00", cost="5.00"),
+        usage("srv", "2025-03", 2, price="0", cost="20.00"),
+    ]
     plan = backup_plan("average", rows=rows)
     line = the_line(plan, "C1:usage")
     assert money(line) == (D("7.20"), D("11.00"), D("36.00"), D("55.00"))  # $36 / 5; $55 / 5

@@ -7,13 +7,20 @@ from datetime import date
 from builders import D, codes, findings, keys, money, plan_of, psa_line, seat_sub, synced, the_line
 
 
-def cancelled_plan(as_of: str, cancelled_date: str | None, *, history_cancel: str | None = None,
-                   line: dict | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+def cancelled_plan(
+    as_of: str,
+    cancelled_date: str | None,
+    *,
+    history_cancel: str | None = None,
+    line: dict | None = None,
+    **kwargs: object,
+):  # type: ignore[no-untyped-def]
     changes: list[tuple[str, int] | tuple[str, int, str]] = [("2020-01-01", 4)]
     if history_cancel:
         changes.append((history_cancel, 0, "cancel"))
-    sub = seat_sub("S1", *changes, status="cancelled" if cancelled_date else "active",
-                   cancelled_date=cancelled_date)
+    sub = seat_sub(
+        "S1", *changes, status="cancelled" if cancelled_date else "active", cancelled_date=cancelled_date
+    )
     lines = [line] if line is not None else [psa_line("L1", 4, sub="S1", description="Essentials (Ace)")]
     return plan_of(as_of, subs=[sub], lines=lines, synced_keys=[synced("S1:prorate:2020-01-01")], **kwargs)
 
@@ -57,14 +64,16 @@ def test_credit_due_across_the_new_year() -> None:
 
 
 def test_a_line_already_ending_in_time_is_left_alone() -> None:
-    plan = cancelled_plan("2020-09-15", "2020-09-10",
-                          line=psa_line("L1", 4, sub="S1", cancelled="2020-09-30"))
+    plan = cancelled_plan(
+        "2020-09-15", "2020-09-10", line=psa_line("L1", 4, sub="S1", cancelled="2020-09-30")
+    )
     assert plan.lines == []
 
 
 def test_a_line_ending_too_late_is_moved_to_the_cancellation_month() -> None:
-    plan = cancelled_plan("2020-09-15", "2020-09-10",
-                          line=psa_line("L1", 4, sub="S1", cancelled="2020-12-31"))
+    plan = cancelled_plan(
+        "2020-09-15", "2020-09-10", line=psa_line("L1", 4, sub="S1", cancelled="2020-12-31")
+    )
     line = the_line(plan, "S1:cancel")
     assert (line.psa_line_id, line.end_date) == ("L1", date(2020, 9, 30))
     assert money(line) == (D("6.00"), D("5.00"), D("24.00"), D("20.00"))

@@ -10,8 +10,15 @@ IN_ADVANCE = {"invoiced_through": "2021-02-28"}
 
 
 def test_seed_february_invoiced_in_advance() -> None:
-    plan = seat_plan("2021-01-18", ("2020-12-01", 2), ("2021-01-17", 3), billed=2, price="25.00", cost="20.00",
-                     settings=IN_ADVANCE)
+    plan = seat_plan(
+        "2021-01-18",
+        ("2020-12-01", 2),
+        ("2021-01-17", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings=IN_ADVANCE,
+    )
     assert keys(plan, "extra_months") == ["S1:extra_months:2021-02"]
     line = the_line(plan, "S1:extra_months:2021-02")
     assert (line.action, line.quantity, line.months) == ("create", D(1), 1)
@@ -39,8 +46,15 @@ def test_no_extra_months_when_the_next_month_is_not_invoiced_yet() -> None:
 
 
 def test_equal_consecutive_gaps_across_the_new_year_make_one_line() -> None:
-    plan = seat_plan("2020-11-20", ("2020-01-01", 2), ("2020-11-10", 3), billed=2, price="25.00", cost="20.00",
-                     settings={"invoiced_through": "2021-01-31"})
+    plan = seat_plan(
+        "2020-11-20",
+        ("2020-01-01", 2),
+        ("2020-11-10", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings={"invoiced_through": "2021-01-31"},
+    )
     assert keys(plan, "extra_months") == ["S1:extra_months:2020-12"]
     line = the_line(plan, "S1:extra_months:2020-12")
     assert (line.quantity, line.months) == (D(1), 2)
@@ -51,27 +65,55 @@ def test_equal_consecutive_gaps_across_the_new_year_make_one_line() -> None:
 
 
 def test_different_gaps_make_separate_lines() -> None:
-    plan = seat_plan("2020-12-15", ("2020-01-01", 2), ("2020-11-10", 3), ("2020-12-10", 5), billed=2,
-                     price="25.00", cost="20.00", settings={"invoiced_through": "2021-01-31"})
+    plan = seat_plan(
+        "2020-12-15",
+        ("2020-01-01", 2),
+        ("2020-11-10", 3),
+        ("2020-12-10", 5),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings={"invoiced_through": "2021-01-31"},
+    )
     assert keys(plan, "extra_months") == ["S1:extra_months:2020-12", "S1:extra_months:2021-01"]
     december = the_line(plan, "S1:extra_months:2020-12")
     assert (december.quantity, december.months, december.total_price) == (D(1), 1, D("25.00"))
     january = the_line(plan, "S1:extra_months:2021-01")
     assert (january.quantity, january.months, january.total_price, january.total_cost) == (
-        D(3), 1, D("75.00"), D("60.00"))
+        D(3),
+        1,
+        D("75.00"),
+        D("60.00"),
+    )
 
 
 def test_equal_gaps_that_are_not_consecutive_stay_separate() -> None:
-    plan = seat_plan("2020-12-15", ("2020-01-01", 2), ("2020-10-10", 3), ("2020-11-10", 2), ("2020-12-10", 3),
-                     billed=2, price="25.00", cost="20.00", settings={"invoiced_through": "2021-01-31"})
+    plan = seat_plan(
+        "2020-12-15",
+        ("2020-01-01", 2),
+        ("2020-10-10", 3),
+        ("2020-11-10", 2),
+        ("2020-12-10", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings={"invoiced_through": "2021-01-31"},
+    )
     assert keys(plan, "extra_months") == ["S1:extra_months:2020-11", "S1:extra_months:2021-01"]
     for key in keys(plan, "extra_months"):
         assert (the_line(plan, key).months, the_line(plan, key).total_price) == (1, D("25.00"))
 
 
 def test_a_negative_gap_raises_credit_due_and_writes_no_credit() -> None:
-    plan = seat_plan("2020-11-20", ("2020-01-01", 2), ("2020-11-10", 3), billed=5, price="25.00", cost="20.00",
-                     settings={"invoiced_through": "2021-01-31"})
+    plan = seat_plan(
+        "2020-11-20",
+        ("2020-01-01", 2),
+        ("2020-11-10", 3),
+        billed=5,
+        price="25.00",
+        cost="20.00",
+        settings={"invoiced_through": "2021-01-31"},
+    )
     assert keys(plan, "extra_months") == []
     assert all(line.total_price >= 0 and line.quantity >= 0 for line in plan.lines)
     [credit] = findings(plan, "credit_due")
@@ -81,10 +123,16 @@ def test_a_negative_gap_raises_credit_due_and_writes_no_credit() -> None:
 
 
 def test_a_net_new_subscription_is_owed_its_whole_quantity() -> None:
-    plan = seat_plan("2021-01-18", ("2021-01-10", 3), price="25.00", cost="20.00", sync_initial=False,
-                     settings=IN_ADVANCE)
+    plan = seat_plan(
+        "2021-01-18", ("2021-01-10", 3), price="25.00", cost="20.00", sync_initial=False, settings=IN_ADVANCE
+    )
     line = the_line(plan, "S1:extra_months:2021-02")
-    assert (line.quantity, line.months, line.total_price, line.total_cost) == (D(3), 1, D("75.00"), D("60.00"))
+    assert (line.quantity, line.months, line.total_price, line.total_cost) == (
+        D(3),
+        1,
+        D("75.00"),
+        D("60.00"),
+    )
     recurring = the_line(plan, "S1:recurring")
     assert (recurring.action, recurring.effective_date) == ("create", date(2021, 3, 1))
     # 21/31 × $25 = 16.935 → $16.94 a seat
@@ -92,23 +140,46 @@ def test_a_net_new_subscription_is_owed_its_whole_quantity() -> None:
 
 
 def test_a_synced_change_gives_no_extra_months() -> None:
-    plan = seat_plan("2021-01-18", ("2020-12-01", 2), ("2021-01-17", 3), billed=2, price="25.00", cost="20.00",
-                     settings=IN_ADVANCE, synced_keys=[synced("S1:prorate:2021-01-17", 1)])
+    plan = seat_plan(
+        "2021-01-18",
+        ("2020-12-01", 2),
+        ("2021-01-17", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings=IN_ADVANCE,
+        synced_keys=[synced("S1:prorate:2021-01-17", 1)],
+    )
     assert keys(plan, "prorate") == []
     assert keys(plan, "extra_months") == []
 
 
 def test_a_synced_extra_months_line_is_not_proposed_again() -> None:
-    plan = seat_plan("2021-01-18", ("2020-12-01", 2), ("2021-01-17", 3), billed=2, price="25.00", cost="20.00",
-                     settings=IN_ADVANCE, synced_keys=[synced("S1:extra_months:2021-02", 1)])
+    plan = seat_plan(
+        "2021-01-18",
+        ("2020-12-01", 2),
+        ("2021-01-17", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings=IN_ADVANCE,
+        synced_keys=[synced("S1:extra_months:2021-02", 1)],
+    )
     assert keys(plan, "extra_months") == []
     assert keys(plan, "prorate") == ["S1:prorate:2021-01-17"]
 
 
 def test_extra_months_take_an_effective_date_override() -> None:
-    plan = seat_plan("2021-01-18", ("2020-12-01", 2), ("2021-01-17", 3), billed=2, price="25.00", cost="20.00",
-                     settings=IN_ADVANCE,
-                     overrides=[{"key": "S1:extra_months:2021-02", "effective_date": "2021-05-01"}])
+    plan = seat_plan(
+        "2021-01-18",
+        ("2020-12-01", 2),
+        ("2021-01-17", 3),
+        billed=2,
+        price="25.00",
+        cost="20.00",
+        settings=IN_ADVANCE,
+        overrides=[{"key": "S1:extra_months:2021-02", "effective_date": "2021-05-01"}],
+    )
     line = the_line(plan, "S1:extra_months:2021-02")
     assert (line.effective_date, line.end_date) == (date(2021, 5, 1), date(2021, 5, 31))
     assert (line.period_start, line.period_end) == (date(2021, 2, 1), date(2021, 2, 28))  # the months billed

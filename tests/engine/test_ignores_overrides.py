@@ -17,8 +17,14 @@ def plan(*changes, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def ignore(key: str, mode: str = "until_restored", fingerprint: str | None = None) -> dict:
-    return {"key": key, "mode": mode, "by": "ann", "on": "2020-09-20", "reason": "customer disputes",
-            "fingerprint": fingerprint}
+    return {
+        "key": key,
+        "mode": mode,
+        "by": "ann",
+        "on": "2020-09-20",
+        "reason": "customer disputes",
+        "fingerprint": fingerprint,
+    }
 
 
 def test_nothing_ignored() -> None:
@@ -45,7 +51,9 @@ def test_ignoring_a_subscription_hides_all_its_lines_and_findings() -> None:
     credit = dict(settings={"invoiced_through": "2021-01-31"})
     visible = seat_plan("2020-11-20", ("2020-01-01", 2), ("2020-11-10", 3), billed=5, **credit)
     assert "credit_due" in codes(visible)
-    hidden = seat_plan("2020-11-20", ("2020-01-01", 2), ("2020-11-10", 3), billed=5, ignored=[ignore("S1")], **credit)
+    hidden = seat_plan(
+        "2020-11-20", ("2020-01-01", 2), ("2020-11-10", 3), billed=5, ignored=[ignore("S1")], **credit
+    )
     assert hidden.lines == [] and hidden.findings == []
     assert hidden.totals.ignored == len(visible.lines)
     assert (hidden.totals.price, hidden.totals.cost) == (D("0.00"), D("0.00"))
@@ -60,7 +68,9 @@ def test_ignore_this_change_hides_the_line_while_it_is_the_same() -> None:
 
 def test_ignore_this_change_comes_back_when_the_line_changes() -> None:
     fingerprint = the_line(plan(), "S1:recurring").fingerprint
-    changed = plan(*CHANGES, ("2020-09-18", 285), ignored=[ignore("S1:recurring", "this_change", fingerprint)])
+    changed = plan(
+        *CHANGES, ("2020-09-18", 285), ignored=[ignore("S1:recurring", "this_change", fingerprint)]
+    )
     line = the_line(changed, "S1:recurring")
     assert line.quantity == D(285)
     assert changed.totals.ignored == 0
@@ -73,8 +83,10 @@ def test_ignore_until_restored_holds_when_the_line_changes() -> None:
 
 def test_the_fingerprint_covers_the_values_an_operator_sees() -> None:
     base = the_line(plan(), "S1:prorate:2020-08-05").fingerprint
-    moved = the_line(plan(overrides=[{"key": "S1:prorate:2020-08-05", "effective_date": "2020-12-01"}]),
-                     "S1:prorate:2020-08-05").fingerprint
+    moved = the_line(
+        plan(overrides=[{"key": "S1:prorate:2020-08-05", "effective_date": "2020-12-01"}]),
+        "S1:prorate:2020-08-05",
+    ).fingerprint
     repriced = the_line(plan(price="6.50"), "S1:prorate:2020-08-05").fingerprint
     assert len({base, moved, repriced}) == 3
 
@@ -92,8 +104,12 @@ def test_a_prorate_can_be_moved_to_a_later_month() -> None:
 
 
 def test_a_new_recurring_line_can_start_later() -> None:
-    p = seat_plan("2020-09-15", ("2020-07-01", 1), ("2020-09-09", 2),
-                  overrides=[{"key": "S1:recurring", "effective_date": "2021-01-01"}])
+    p = seat_plan(
+        "2020-09-15",
+        ("2020-07-01", 1),
+        ("2020-09-09", 2),
+        overrides=[{"key": "S1:recurring", "effective_date": "2021-01-01"}],
+    )
     assert the_line(p, "S1:recurring").effective_date == date(2021, 1, 1)
 
 

@@ -47,13 +47,20 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         if draw(st.booleans()):
             synced_keys.append(synced(f"{sub_id}:prorate:{changes[0][0]}", changes[0][1]))
     as_of = latest + timedelta(days=draw(st.integers(min_value=0, max_value=20)))
-    invoiced_through = draw(st.sampled_from([None, last_of_month(as_of), last_of_month(last_of_month(as_of) +
-                                                                                       timedelta(days=1))]))
-    return build(as_of.isoformat(), subs=subs, lines=lines, synced_keys=synced_keys, settings={
-        "invoiced_through": invoiced_through.isoformat() if invoiced_through else None,
-        "threshold_prorates": draw(st.booleans()),
-        "prorate_counts_change_day": draw(st.booleans()),
-    })
+    invoiced_through = draw(
+        st.sampled_from([None, last_of_month(as_of), last_of_month(last_of_month(as_of) + timedelta(days=1))])
+    )
+    return build(
+        as_of.isoformat(),
+        subs=subs,
+        lines=lines,
+        synced_keys=synced_keys,
+        settings={
+            "invoiced_through": invoiced_through.isoformat() if invoiced_through else None,
+            "threshold_prorates": draw(st.booleans()),
+            "prorate_counts_change_day": draw(st.booleans()),
+        },
+    )
 
 
 @PROPERTY_SETTINGS
@@ -92,7 +99,9 @@ def _quantity_at_end_of_each_day(scenario: Scenario, sub_id: str) -> dict[date, 
 
 @PROPERTY_SETTINGS
 @given(scenarios().filter(lambda s: s.settings.threshold_prorates and not s.synced))
-def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_opening_quantity(scenario: Scenario) -> None:
+def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_opening_quantity(
+    scenario: Scenario,
+) -> None:
     plan = reconcile(scenario)
     for sub in scenario.vendor.subscriptions:
         by_day = _quantity_at_end_of_each_day(scenario, sub.id)
@@ -107,7 +116,9 @@ def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_openin
             peak = max(q for d, q in by_day.items() if (d.year, d.month) == month)
             rise = max(Decimal(0), peak - opening)
             assert prorated.get(month, Decimal(0)) <= rise
-            assert prorated.get(month, Decimal(0)) == rise  # every change is before invoiced_through, none synced
+            assert (
+                prorated.get(month, Decimal(0)) == rise
+            )  # every change is before invoiced_through, none synced
 
 
 @PROPERTY_SETTINGS

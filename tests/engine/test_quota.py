@@ -9,24 +9,31 @@ from builders import D, codes, findings, keys, money, plan_of, psa_line, seat_su
 STORAGE = {"id": "st", "sku": "pw-base-storage", "name": "Backup storage", "kind": "quota"}
 
 
-def quota_plan(lines, *, used=59, free=False, rows=None, products=(STORAGE,), subs=("st",), bindings=None,
-               **kwargs):  # type: ignore[no-untyped-def]
+def quota_plan(
+    lines, *, used=59, free=False, rows=None, products=(STORAGE,), subs=("st",), bindings=None, **kwargs
+):  # type: ignore[no-untyped-def]
     return plan_of(
-        "2025-03-31", settings={"psa": "halopsa"}, products=list(products),
+        "2025-03-31",
+        settings={"psa": "halopsa"},
+        products=list(products),
         psa_products=[{"id": f"P-{p['id']}", "name": f"Acronis {p['name']}"} for p in products],
-        bindings=bindings or [{"vendor_product_id": p["id"], "psa_product_id": f"P-{p['id']}", "free": free}
-                              for p in products],
+        bindings=bindings
+        or [{"vendor_product_id": p["id"], "psa_product_id": f"P-{p['id']}", "free": free} for p in products],
         subs=[seat_sub(s, product=s, start="2025-01-01", price="0", cost="0") for s in subs],
         usage_rows=rows if rows is not None else [usage(s, "2025-03", used) for s in subs],
-        lines=list(lines), **kwargs)
+        lines=list(lines),
+        **kwargs,
+    )
 
 
-def prepaid(quantity, id="L2"):  # type: ignore[no-untyped-def]
-    return psa_line(id, quantity, product="P-st", price="10.00", cost="4.00", effective="2025-01-01")
+def prepaid(quantity, line_id="L2"):  # type: ignore[no-untyped-def]
+    return psa_line(line_id, quantity, product="P-st", price="10.00", cost="4.00", effective="2025-01-01")
 
 
-def metered(quantity=0, id="L3"):  # type: ignore[no-untyped-def]
-    return psa_line(id, quantity, product="P-st", price="10.00", cost="4.00", effective="2025-01-01", metered=True)
+def metered(quantity=0, line_id="L3"):  # type: ignore[no-untyped-def]
+    return psa_line(
+        line_id, quantity, product="P-st", price="10.00", cost="4.00", effective="2025-01-01", metered=True
+    )
 
 
 def test_free_item_without_a_line_is_never_reported() -> None:
@@ -91,12 +98,30 @@ def test_metered_line_without_usage_is_usage_pending() -> None:
 
 ITEMS = [
     {"id": "ws", "sku": "pw-ws", "name": "Workstations", "kind": "quota", "service": "licence"},
-    {"id": "st", "sku": "pw-st", "name": "Backup storage", "kind": "quota", "service": "backup_storage",
-     "storage_location": "US1"},
-    {"id": "dr", "sku": "pw-dr", "name": "Disaster recovery", "kind": "quota", "service": "disaster_recovery",
-     "storage_location": "EU2"},
-    {"id": "geo", "sku": "pw-geo", "name": "Geo-redundant storage", "kind": "quota", "service": "geo_redundancy",
-     "parent_product_id": "st"},
+    {
+        "id": "st",
+        "sku": "pw-st",
+        "name": "Backup storage",
+        "kind": "quota",
+        "service": "backup_storage",
+        "storage_location": "US1",
+    },
+    {
+        "id": "dr",
+        "sku": "pw-dr",
+        "name": "Disaster recovery",
+        "kind": "quota",
+        "service": "disaster_recovery",
+        "storage_location": "EU2",
+    },
+    {
+        "id": "geo",
+        "sku": "pw-geo",
+        "name": "Geo-redundant storage",
+        "kind": "quota",
+        "service": "geo_redundancy",
+        "parent_product_id": "st",
+    },
     {"id": "gb", "sku": "pg-st", "name": "Per-GB storage", "kind": "quota"},
 ]
 
@@ -116,8 +141,10 @@ def test_items_of_two_editions_are_mixed_editions_and_block_the_billed_items() -
 
 def test_a_free_item_of_another_edition_is_not_mixed() -> None:
     products = [ITEMS[0], ITEMS[4]]
-    bindings = [{"vendor_product_id": "ws", "psa_product_id": "P-ws"},
-                {"vendor_product_id": "gb", "psa_product_id": "P-gb", "free": True}]
+    bindings = [
+        {"vendor_product_id": "ws", "psa_product_id": "P-ws"},
+        {"vendor_product_id": "gb", "psa_product_id": "P-gb", "free": True},
+    ]
     plan = quota_plan(item_lines("ws"), products=products, subs=("ws", "gb"), bindings=bindings)
     assert "mixed_editions" not in codes(plan)
     assert keys(plan) == ["ws:usage"]

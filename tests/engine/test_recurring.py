@@ -20,19 +20,43 @@ def test_create_when_the_agreement_has_no_line() -> None:
 
 
 def test_binding_prices_override_the_vendors() -> None:
-    plan = seat_plan("2020-09-15", ("2020-07-01", 1), ("2020-09-09", 2), price="25.00", cost="20.00",
-                     bindings=[{"vendor_product_id": "seat", "psa_product_id": "PP1",
-                                "unit_price": "30.00", "unit_cost": "19.00"}])
+    plan = seat_plan(
+        "2020-09-15",
+        ("2020-07-01", 1),
+        ("2020-09-09", 2),
+        price="25.00",
+        cost="20.00",
+        bindings=[
+            {
+                "vendor_product_id": "seat",
+                "psa_product_id": "PP1",
+                "unit_price": "30.00",
+                "unit_cost": "19.00",
+            }
+        ],
+    )
     assert money(the_line(plan, "S1:recurring")) == (D("30.00"), D("19.00"), D("60.00"), D("38.00"))
     # the prorate follows: 21/30 × $30 = $21.00, × $19 = $13.30
     assert money(the_line(plan, "S1:prorate:2020-09-09")) == (D("21.00"), D("13.30"), D("21.00"), D("13.30"))
 
 
 def test_update_changes_only_the_quantity() -> None:
-    plan = seat_plan("2020-09-20", ("2019-01-01", 270), ("2020-08-05", 283), billed=270, line_price="5.50",
-                     line_cost="4.75", description="Essentials for Ace")
+    plan = seat_plan(
+        "2020-09-20",
+        ("2019-01-01", 270),
+        ("2020-08-05", 283),
+        billed=270,
+        line_price="5.50",
+        line_cost="4.75",
+        description="Essentials for Ace",
+    )
     line = the_line(plan, "S1:recurring")
-    assert (line.action, line.psa_line_id, line.quantity, line.previous_quantity) == ("update", "L1", D(283), D(270))
+    assert (line.action, line.psa_line_id, line.quantity, line.previous_quantity) == (
+        "update",
+        "L1",
+        D(283),
+        D(270),
+    )
     assert money(line) == (D("5.50"), D("4.75"), D("1556.50"), D("1344.25"))  # the PSA line's prices stay
     assert line.effective_date == date(2019, 2, 1)  # an update keeps the line's effective date
     assert line.description == "Essentials for Ace"
@@ -60,8 +84,13 @@ def test_a_line_cancelled_after_this_month_is_updated() -> None:
 
 
 def test_create_new_cancels_the_old_line_the_day_before() -> None:
-    plan = seat_plan("2020-09-20", ("2019-01-01", 270), ("2020-09-10", 280), billed=270,
-                     overrides=[{"key": "S1:recurring", "create_new": True}])
+    plan = seat_plan(
+        "2020-09-20",
+        ("2019-01-01", 270),
+        ("2020-09-10", 280),
+        billed=270,
+        overrides=[{"key": "S1:recurring", "create_new": True}],
+    )
     line = the_line(plan, "S1:recurring")
     assert (line.action, line.psa_line_id, line.replaces_line_id) == ("create", None, "L1")
     assert (line.quantity, line.previous_quantity, line.effective_date) == (D(280), D(270), date(2020, 10, 1))
@@ -74,22 +103,30 @@ def test_connectwise_description_is_cut_to_50_characters() -> None:
     description = the_line(plan, "S1:recurring").description
     assert description == ("Pax8 - " + LONG_NAME)[:50] == "Pax8 - Microsoft Office 365 Enterprise E3 - Includ"
     assert the_line(plan, "S1:prorate:2020-09-09").description == (
-        "Pax8 - Microsoft Office 365 Enterprise E3 - Includ - Prorated for 09/09/2020-09/30/2020")
+        "Pax8 - Microsoft Office 365 Enterprise E3 - Includ - Prorated for 09/09/2020-09/30/2020"
+    )
 
 
 def test_halopsa_keeps_the_whole_description() -> None:
     product = {"id": "seat", "name": LONG_NAME, "kind": "seat"}
-    plan = seat_plan("2020-09-15", ("2020-07-01", 1), ("2020-09-09", 2), products=[product],
-                     settings={"psa": "halopsa"})
+    plan = seat_plan(
+        "2020-09-15", ("2020-07-01", 1), ("2020-09-09", 2), products=[product], settings={"psa": "halopsa"}
+    )
     assert the_line(plan, "S1:recurring").description == "Pax8 - " + LONG_NAME
 
 
 def test_an_annual_subscription_gets_its_recurring_line_but_no_prorates() -> None:
-    annual_agreement = {"id": "AGY", "company_id": "P1", "name": "Acme Annual", "start_date": "2015-01-01",
-                        "billing_period": "annual"}
+    annual_agreement = {
+        "id": "AGY",
+        "company_id": "P1",
+        "name": "Acme Annual",
+        "start_date": "2015-01-01",
+        "billing_period": "annual",
+    }
     sub = seat_sub("S1", ("2020-01-01", 2), ("2020-09-09", 4), price="120.00", cost="96.00", term="annual")
-    plan = plan_of("2020-09-15", subs=[sub], agreements=[annual_agreement],
-                   synced_keys=[synced("S1:prorate:2020-01-01")])
+    plan = plan_of(
+        "2020-09-15", subs=[sub], agreements=[annual_agreement], synced_keys=[synced("S1:prorate:2020-01-01")]
+    )
     line = the_line(plan, "S1:recurring")
     assert (line.psa_agreement_id, line.quantity, line.total_price) == ("AGY", D(4), D("480.00"))
     assert keys(plan, "prorate") == keys(plan, "extra_months") == []

@@ -11,9 +11,14 @@ JANUARY = usage("Z1", "2021-01", 1, charges="1234.56", partner_total="987.65")
 
 
 def summary_plan(as_of: str, *, rows=(JANUARY,), lines=()):  # type: ignore[no-untyped-def]
-    return plan_of(as_of, products=[AZURE], subs=[seat_sub("Z1", product="az", start="2020-07-01")],
-                   bindings=[{"vendor_product_id": "az", "psa_product_id": "PP1"}],
-                   usage_rows=list(rows), lines=list(lines))
+    return plan_of(
+        as_of,
+        products=[AZURE],
+        subs=[seat_sub("Z1", product="az", start="2020-07-01")],
+        bindings=[{"vendor_product_id": "az", "psa_product_id": "PP1"}],
+        usage_rows=list(rows),
+        lines=list(lines),
+    )
 
 
 def test_final_from_day_5() -> None:

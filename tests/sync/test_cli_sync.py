@@ -1,0 +1,53 @@
+"""`trueup sync` (dry run, confirmation, --yes, --only) and `trueup audit` on the sandbox workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from engine.store import Store
+from engine.sync import Journal
+from tui.cli import main
+
+
+def _run(db: str, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["--db", db, *args], input=input, catch_exceptions=False)
+
+
+def test_dry_run_prints_requests_and_changes_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ws.db'}"
+    result = _run(db, "sync", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "nothing was sent" in result.output
+    assert "POST https://" in result.output and '"serialNumber":' in result.output
+    store = Store(db)
+    assert Journal(store).rows() == []
+    with store.session() as s:
+        from engine import audit
+
+        assert [e for e in audit.events(s) if e.action.startswith("sync.")] == []
+
+
+def test_sync_asks_first_then_writes_and_the_audit_shows_it(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ws.db'}"
+    declined = _run(db, "sync", input="n\n")
+    assert "into ConnectWise Manage" in declined.output and "Nothing was written" in declined.output
+    assert Journal(Store(db)).rows() == []
+    plan = _run(db, "sync", "--dry-run").output
+    key = next(line.split()[1] for line in plan.splitlines() if line.startswith("# ") and ":prorate:" in line)
+    only = _run(db, "sync", "--yes", "--only", key)
+    assert only.exit_code == 0, only.output
+    assert f"written       {key}" in only.output and "1 written" in only.output
+    rows = Journal(Store(db)).rows()
+    assert [(r.key, r.state) for r in rows] == [(key, "done")]
+    audit = _run(db, "audit")
+    assert "sync.written" in audit.output and key in audit.output and "@" in audit.output
+    assert "→" in audit.output
+    assert key not in _run(db, "audit", "--customer", "no such customer zzz").output
+    assert key in _run(db, "audit", "--since", "2000-01-01").output
+
+
+def test_only_refuses_unknown_keys(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'ws.db'}", "sync", "--only", "nope:recurring"])
+    assert result.exit_code == 2 and "not in the plan" in result.output

@@ -57,8 +57,13 @@ def _keys(only: tuple[str, ...]) -> list[str]:
 @click.command("sync")
 @click.option("--dry-run", is_flag=True, help="Print the requests that would be sent; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--only", "only", multiple=True, metavar="KEY",
-              help="Sync only this plan line (repeatable, or comma-separated keys).")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="KEY",
+    help="Sync only this plan line (repeatable, or comma-separated keys).",
+)
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...]) -> None:
     """Write the plan's lines into the PSA (journaled; safe to interrupt and re-run)."""
@@ -109,8 +114,12 @@ async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]
             actions[name] = actions.get(name, 0) + 1
         summary = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
         if blocking:
-            click.echo(f"Note: the plan has {len(blocking)} error finding(s); their lines are not in the plan.")
-        if not yes and not click.confirm(f"Write {len(lines)} line(s) into {label} ({summary})?", default=False):
+            click.echo(
+                f"Note: the plan has {len(blocking)} error finding(s); their lines are not in the plan."
+            )
+        if not yes and not click.confirm(
+            f"Write {len(lines)} line(s) into {label} ({summary})?", default=False
+        ):
             click.echo("Nothing was written.")
             return 1
         executor = SyncExecutor(ws.store, ws.psa)
@@ -144,8 +153,10 @@ def _print_summary(report: Any, label: str, *, interrupted: bool = False) -> Non
     if report.halted:
         click.echo(f"Stopped: {report.halted}")
     if interrupted or report.cancelled:
-        click.echo("Interrupted: the line in flight was finished and recorded; the rest was not started. "
-                   "Run `trueup sync` again to continue.")
+        click.echo(
+            "Interrupted: the line in flight was finished and recorded; the rest was not started. "
+            "Run `trueup sync` again to continue."
+        )
 
 
 # --- trueup audit ---------------------------------------------------------------------------------
@@ -177,5 +188,7 @@ def audit_command(ctx: click.Context, since: Any, customer: str | None) -> None:
         at = event.at.strftime("%Y-%m-%d %H:%M:%S")
         who = f"{event.user}@{event.host}"
         company = f" [{event.company}]" if event.company else ""
-        click.echo(f"{at}  {who}  {event.action}  {event.subject}{company}  "
-                   f"{_compact(event.before)} → {_compact(event.after)}")
+        click.echo(
+            f"{at}  {who}  {event.action}  {event.subject}{company}  "
+            f"{_compact(event.before)} → {_compact(event.after)}"
+        )

@@ -4,4 +4,12 @@ every uncertain write by lookup (never by a blind re-send), and recovery after a
 from engine.sync.executor import LineOutcome, Outcome, SyncExecutor, SyncReport, dry_run_requests
 from engine.sync.journal import Journal, SyncJournalRow
 
-__all__ = ["Journal", "LineOutcome", "Outcome", "SyncExecutor", "SyncJournalRow", "SyncReport", "dry_run_requests"]
+__all__ = [
+    "Journal",
+    "LineOutcome",
+    "Outcome",
+    "SyncExecutor",
+    "SyncJournalRow",
+    "SyncReport",
+    "dry_run_requests",
+]

@@ -40,7 +40,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
@@ -133,21 +133,37 @@ def _num(value: Decimal | None) -> str | None:
 def line_fingerprint(line: PlanLine) -> str:
     """The line's write-relevant values: the same line proposed twice has the same fingerprint."""
     values = {
-        "key": line.key, "action": line.action, "kind": line.kind.value, "agreement": line.psa_agreement_id,
-        "product": line.psa_product_id, "line": line.psa_line_id, "replaces": line.replaces_line_id,
-        "quantity": _num(line.quantity), "unit_price": _num(line.unit_price), "unit_cost": _num(line.unit_cost),
-        "previous_quantity": _num(line.previous_quantity), "effective": line.effective_date.isoformat(),
-        "end": line.end_date.isoformat() if line.end_date else None, "description": line.description,
+        "key": line.key,
+        "action": line.action,
+        "kind": line.kind.value,
+        "agreement": line.psa_agreement_id,
+        "product": line.psa_product_id,
+        "line": line.psa_line_id,
+        "replaces": line.replaces_line_id,
+        "quantity": _num(line.quantity),
+        "unit_price": _num(line.unit_price),
+        "unit_cost": _num(line.unit_cost),
+        "previous_quantity": _num(line.previous_quantity),
+        "effective": line.effective_date.isoformat(),
+        "end": line.end_date.isoformat() if line.end_date else None,
+        "description": line.description,
     }
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:40]
 
 
 def line_write(line: PlanLine) -> LineWrite:
     return LineWrite(
-        key=line.key, agreement_id=line.psa_agreement_id, product_id=line.psa_product_id,
-        kind="one_time" if line.kind.one_time else "recurring", quantity=line.quantity,
-        unit_price=line.unit_price, unit_cost=line.unit_cost, effective_date=line.effective_date,
-        end_date=line.end_date, description=line.description, subscription_id=line.subscription_id,
+        key=line.key,
+        agreement_id=line.psa_agreement_id,
+        product_id=line.psa_product_id,
+        kind="one_time" if line.kind.one_time else "recurring",
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        unit_cost=line.unit_cost,
+        effective_date=line.effective_date,
+        end_date=line.end_date,
+        description=line.description,
+        subscription_id=line.subscription_id,
         sub_product=line.sub_product,
     )
 
@@ -158,22 +174,36 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
     if line.psa_line_id is None:
         raise ValueError(f"{line.key}: an {line.action} needs psa_line_id")
     if line.action == "cancel":
-        return LineUpdate(key=line.key, line_id=line.psa_line_id, agreement_id=line.psa_agreement_id,
-                          cancelled_date=line.end_date, previous_quantity=line.previous_quantity)
+        return LineUpdate(
+            key=line.key,
+            line_id=line.psa_line_id,
+            agreement_id=line.psa_agreement_id,
+            cancelled_date=line.end_date,
+            previous_quantity=line.previous_quantity,
+        )
     prices = line.kind in PRICE_WRITING_KINDS
     return LineUpdate(
-        key=line.key, line_id=line.psa_line_id, agreement_id=line.psa_agreement_id, quantity=line.quantity,
-        unit_price=line.unit_price if prices else None, unit_cost=line.unit_cost if prices else None,
-        effective_date=effective_from, previous_quantity=line.previous_quantity,
+        key=line.key,
+        line_id=line.psa_line_id,
+        agreement_id=line.psa_agreement_id,
+        quantity=line.quantity,
+        unit_price=line.unit_price if prices else None,
+        unit_cost=line.unit_cost if prices else None,
+        effective_date=effective_from,
+        previous_quantity=line.previous_quantity,
     )
 
 
 def replaced_cancel(line: PlanLine) -> LineUpdate:
     """Create-new: the old line ends the day before the new one starts."""
     assert line.replaces_line_id is not None
-    return LineUpdate(key=line.key, line_id=line.replaces_line_id, agreement_id=line.psa_agreement_id,
-                      cancelled_date=line.effective_date - timedelta(days=1),
-                      previous_quantity=line.previous_quantity)
+    return LineUpdate(
+        key=line.key,
+        line_id=line.replaces_line_id,
+        agreement_id=line.psa_agreement_id,
+        cancelled_date=line.effective_date - timedelta(days=1),
+        previous_quantity=line.previous_quantity,
+    )
 
 
 def planned_request(line: PlanLine, effective_from: date) -> dict[str, Any]:
@@ -198,8 +228,15 @@ def _expected(line: PlanLine) -> dict[str, Any]:
 def _values(line: PsaLine | None) -> dict[str, Any] | None:
     if line is None:
         return None
-    return jsonable({"id": line.id, "quantity": line.quantity, "unit_price": line.unit_price,
-                     "unit_cost": line.unit_cost, "cancelled_date": line.cancelled_date})
+    return jsonable(
+        {
+            "id": line.id,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "unit_cost": line.unit_cost,
+            "cancelled_date": line.cancelled_date,
+        }
+    )
 
 
 async def prepare(psa: PsaConnector) -> None:
@@ -210,8 +247,9 @@ async def prepare(psa: PsaConnector) -> None:
             await method()
 
 
-async def dry_run_requests(psa: PsaConnector, lines: Sequence[PlanLine], *,
-                           effective_from: date) -> list[tuple[PlanLine, list[httpx.Request]]]:
+async def dry_run_requests(
+    psa: PsaConnector, lines: Sequence[PlanLine], *, effective_from: date
+) -> list[tuple[PlanLine, list[httpx.Request]]]:
     """The exact requests a sync of `lines` would send (nothing is sent; a connector may read to
     learn its URL). Record-only lines send nothing. A request whose body needs an id the PSA has
     not given yet (Autotask's units adjustment) shows it unset, as the connector documents."""
@@ -234,7 +272,7 @@ def first_unbilled(store: Store) -> date:
     """The first day not yet invoiced (RULES.md §3 "E"), from the store's settings."""
     settings = store.settings()
     stored = store.get_setting("as_of")
-    as_of = date.fromisoformat(stored) if stored else date.today()
+    as_of = date.fromisoformat(stored) if stored else datetime.now(UTC).astimezone().date()
     through = settings.invoiced_through or last_of_month(as_of)
     return through + timedelta(days=1)
 
@@ -264,14 +302,23 @@ class _JournalFailure(Exception):
 
 
 class SyncExecutor:
-    def __init__(self, store: Store, psa: PsaConnector, *, operator: str | None = None, max_sends: int = 3,
-                 lease_seconds: float = 900.0, today: date | None = None, effective_from: date | None = None):
+    def __init__(
+        self,
+        store: Store,
+        psa: PsaConnector,
+        *,
+        operator: str | None = None,
+        max_sends: int = 3,
+        lease_seconds: float = 900.0,
+        today: date | None = None,
+        effective_from: date | None = None,
+    ):
         self.store = store
         self.psa = psa
         self.user = operator or current_operator()
         self.max_sends = max_sends
         self.lease_seconds = lease_seconds
-        self.today = today or date.today()
+        self.today = today or datetime.now(UTC).astimezone().date()
         self.effective_from = effective_from or first_unbilled(store)
         self.journal = Journal(store)
         self.report: SyncReport | None = None
@@ -283,8 +330,13 @@ class SyncExecutor:
 
     # --- the run -----------------------------------------------------------------------------------
 
-    async def run(self, lines: list[PlanLine], *, on_event: Callable[[LineOutcome], None] | None = None,
-                  cancel: asyncio.Event | None = None) -> SyncReport:
+    async def run(
+        self,
+        lines: list[PlanLine],
+        *,
+        on_event: Callable[[LineOutcome], None] | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> SyncReport:
         report = SyncReport(psa=self.psa.name, batch=self._batch)
         self.report = report
         self._halt = None
@@ -293,8 +345,11 @@ class SyncExecutor:
         try:
             report.recovered, report.blocked = await self.recover()
             for index, line in enumerate(lines):
-                stop = report.blocked or self._halt or (
-                    "cancelled before it ran" if cancel is not None and cancel.is_set() else None)
+                stop = (
+                    report.blocked
+                    or self._halt
+                    or ("cancelled before it ran" if cancel is not None and cancel.is_set() else None)
+                )
                 if stop:
                     report.cancelled = report.cancelled or (cancel is not None and cancel.is_set())
                     report.halted = self._halt
@@ -310,12 +365,19 @@ class SyncExecutor:
                     try:
                         outcome = await task
                     except asyncio.CancelledError:  # cancelled again: its row stays pending
-                        outcome = self._outcome(line, Outcome.FAILED, journal_state=PENDING,
-                                                message="interrupted in flight; the next sync checks the PSA")
+                        outcome = self._outcome(
+                            line,
+                            Outcome.FAILED,
+                            journal_state=PENDING,
+                            message="interrupted in flight; the next sync checks the PSA",
+                        )
                     self._emit(report, outcome, on_event)
-                    for rest in lines[index + 1:]:
-                        self._emit(report, self._outcome(rest, Outcome.SKIPPED, message="cancelled before it ran"),
-                                   on_event)
+                    for rest in lines[index + 1 :]:
+                        self._emit(
+                            report,
+                            self._outcome(rest, Outcome.SKIPPED, message="cancelled before it ran"),
+                            on_event,
+                        )
                     raise
                 self._emit(report, outcome, on_event)
             return report
@@ -323,7 +385,9 @@ class SyncExecutor:
             unregister_live(self._token)
 
     @staticmethod
-    def _emit(report: SyncReport, outcome: LineOutcome, on_event: Callable[[LineOutcome], None] | None) -> None:
+    def _emit(
+        report: SyncReport, outcome: LineOutcome, on_event: Callable[[LineOutcome], None] | None
+    ) -> None:
         report.outcomes.append(outcome)
         if on_event is not None:
             try:
@@ -336,9 +400,16 @@ class SyncExecutor:
             self._companies = {r.id: r.name for r in s.execute(select(VendorCompanyRow)).scalars()}
 
     def _outcome(self, line: PlanLine, outcome: Outcome, **values: Any) -> LineOutcome:
-        return LineOutcome(key=line.key, outcome=outcome, action=line.action, kind=line.kind.value,
-                           company=self._companies.get(line.company_id, line.company_id),
-                           description=line.description, record_only=line.record_only, **values)
+        return LineOutcome(
+            key=line.key,
+            outcome=outcome,
+            action=line.action,
+            kind=line.kind.value,
+            company=self._companies.get(line.company_id, line.company_id),
+            description=line.description,
+            record_only=line.record_only,
+            **values,
+        )
 
     # --- recovery ----------------------------------------------------------------------------------
 
@@ -361,32 +432,65 @@ class SyncExecutor:
                 resolved.append(outcome)
         blocked = None
         if unresolved:
-            blocked = (f"{len(unresolved)} write(s) interrupted earlier could not be checked in the PSA "
-                       f"({unresolved[0]}); nothing was sent — run the sync again when the PSA answers")
+            blocked = (
+                f"{len(unresolved)} write(s) interrupted earlier could not be checked in the PSA "
+                f"({unresolved[0]}); nothing was sent — run the sync again when the PSA answers"
+            )
         return resolved, blocked
 
     async def _resolve_pending(self, row: SyncJournalRow) -> LineOutcome | None:
         line = PlanLine.model_validate(row.line)
         if row.record_only:
-            ok = self._record_done(row, line, Inspection("applied"), Outcome.WRITTEN,
-                                   message="recorded after an interrupted sync (nothing to write)")
+            ok = self._record_done(
+                row,
+                line,
+                Inspection("applied"),
+                Outcome.WRITTEN,
+                message="recorded after an interrupted sync (nothing to write)",
+            )
             return self._outcome(line, Outcome.WRITTEN, recovered=True, journal_state=DONE) if ok else None
         insp = await self._inspect(line)
         if insp.status == "applied":
-            ok = self._record_done(row, line, insp, Outcome.WRITTEN,
-                                   message="resolved after an interrupted sync: found in the PSA")
-            return self._outcome(line, Outcome.WRITTEN, recovered=True, journal_state=DONE,
-                                 psa_line_id=insp.line.id if insp.line else None,
-                                 message="found in the PSA after an interrupted sync") if ok else None
+            ok = self._record_done(
+                row,
+                line,
+                insp,
+                Outcome.WRITTEN,
+                message="resolved after an interrupted sync: found in the PSA",
+            )
+            return (
+                self._outcome(
+                    line,
+                    Outcome.WRITTEN,
+                    recovered=True,
+                    journal_state=DONE,
+                    psa_line_id=insp.line.id if insp.line else None,
+                    message="found in the PSA after an interrupted sync",
+                )
+                if ok
+                else None
+            )
         if insp.status == "conflict":
-            self.journal.mark_conflict(row, expected=_expected(line), found=insp.found or {},
-                                       message=insp.message, user=self.user)
-            return self._outcome(line, Outcome.CONFLICT, recovered=True, journal_state="conflict",
-                                 message=insp.message, expected=_expected(line), found=insp.found)
-        message = ("interrupted before the PSA recorded it; nothing was written" if insp.status == "absent"
-                   else f"interrupted part-way ({insp.message}); the next sync finishes it")
-        self.journal.mark_failed(row, message=message, user=self.user, outcome="not_written",
-                                 audit_action="sync.recovered")
+            self.journal.mark_conflict(
+                row, expected=_expected(line), found=insp.found or {}, message=insp.message, user=self.user
+            )
+            return self._outcome(
+                line,
+                Outcome.CONFLICT,
+                recovered=True,
+                journal_state="conflict",
+                message=insp.message,
+                expected=_expected(line),
+                found=insp.found,
+            )
+        message = (
+            "interrupted before the PSA recorded it; nothing was written"
+            if insp.status == "absent"
+            else f"interrupted part-way ({insp.message}); the next sync finishes it"
+        )
+        self.journal.mark_failed(
+            row, message=message, user=self.user, outcome="not_written", audit_action="sync.recovered"
+        )
         return self._outcome(line, Outcome.FAILED, recovered=True, journal_state="failed", message=message)
 
     # --- one line ----------------------------------------------------------------------------------
@@ -394,11 +498,20 @@ class SyncExecutor:
     async def _process(self, line: PlanLine) -> LineOutcome:
         request = planned_request(line, self.effective_from)
         claim = self.journal.claim(
-            key=line.key, fingerprint=line_fingerprint(line), batch=self._batch, psa=self.psa.name,
-            action=line.action if not line.replaces_line_id else "create_new", kind=line.kind.value,
-            agreement_id=line.psa_agreement_id, company_id=line.company_id,
-            company=self._companies.get(line.company_id), record_only=line.record_only,
-            line=line.model_dump(mode="json"), request=request, owner=self._owner, user=self.user,
+            key=line.key,
+            fingerprint=line_fingerprint(line),
+            batch=self._batch,
+            psa=self.psa.name,
+            action=line.action if not line.replaces_line_id else "create_new",
+            kind=line.kind.value,
+            agreement_id=line.psa_agreement_id,
+            company_id=line.company_id,
+            company=self._companies.get(line.company_id),
+            record_only=line.record_only,
+            line=line.model_dump(mode="json"),
+            request=request,
+            owner=self._owner,
+            user=self.user,
         )
         row = claim.row
         if not claim.claimed:
@@ -408,16 +521,23 @@ class SyncExecutor:
             row = taken
         try:
             if line.record_only:
-                self._done(row, line, Inspection("applied"), Outcome.WRITTEN,
-                           message="zero-value one-time line: recorded as synced, nothing written")
-                return self._outcome(line, Outcome.WRITTEN, journal_state=DONE,
-                                     message="recorded as synced (nothing to bill)")
+                self._done(
+                    row,
+                    line,
+                    Inspection("applied"),
+                    Outcome.WRITTEN,
+                    message="zero-value one-time line: recorded as synced, nothing written",
+                )
+                return self._outcome(
+                    line, Outcome.WRITTEN, journal_state=DONE, message="recorded as synced (nothing to bill)"
+                )
             return await self._drive(line, row)
         except _JournalFailure as exc:
             return self._journal_failed(line, exc)
 
-    async def _taken(self, line: PlanLine, row: SyncJournalRow,
-                     request: dict[str, Any]) -> LineOutcome | SyncJournalRow:
+    async def _taken(
+        self, line: PlanLine, row: SyncJournalRow, request: dict[str, Any]
+    ) -> LineOutcome | SyncJournalRow:
         """The line's journal row exists already. Decide without sending anything whether this
         executor may take it (a new attempt) or must leave it."""
         if row.state == PENDING:
@@ -428,37 +548,62 @@ class SyncExecutor:
                 except ServiceError:
                     insp = None
                 if insp is not None and insp.status == "applied":
-                    return self._outcome(line, Outcome.ALREADY_THERE, journal_state=PENDING,
-                                         psa_line_id=insp.line.id if insp.line else None,
-                                         message=f"written by another sync ({row.user}@{who})")
-                return self._outcome(line, Outcome.SKIPPED, journal_state=PENDING,
-                                     message=f"being written by another sync ({row.user}@{who})")
+                    return self._outcome(
+                        line,
+                        Outcome.ALREADY_THERE,
+                        journal_state=PENDING,
+                        psa_line_id=insp.line.id if insp.line else None,
+                        message=f"written by another sync ({row.user}@{who})",
+                    )
+                return self._outcome(
+                    line,
+                    Outcome.SKIPPED,
+                    journal_state=PENDING,
+                    message=f"being written by another sync ({row.user}@{who})",
+                )
             try:
                 await self._resolve_pending(row)
             except ServiceError as exc:
-                return self._outcome(line, Outcome.FAILED, journal_state=PENDING,
-                                     message=f"an interrupted earlier write could not be checked: {exc}")
+                return self._outcome(
+                    line,
+                    Outcome.FAILED,
+                    journal_state=PENDING,
+                    message=f"an interrupted earlier write could not be checked: {exc}",
+                )
             fresh = self.journal.get(row.id)  # type: ignore[arg-type]
             assert fresh is not None
             row = fresh
             if row.state == PENDING:
-                return self._outcome(line, Outcome.SKIPPED, journal_state=PENDING,
-                                     message="being resolved by another sync")
+                return self._outcome(
+                    line, Outcome.SKIPPED, journal_state=PENDING, message="being resolved by another sync"
+                )
         if row.state == DONE:
             if line.record_only:
-                return self._outcome(line, Outcome.ALREADY_THERE, journal_state=DONE,
-                                     message="already recorded as synced")
+                return self._outcome(
+                    line, Outcome.ALREADY_THERE, journal_state=DONE, message="already recorded as synced"
+                )
             try:
                 insp = await self._inspect(line)
             except ServiceError as exc:
-                return self._outcome(line, Outcome.ALREADY_THERE, journal_state=DONE, psa_line_id=row.psa_line_id,
-                                     message=f"written by an earlier sync (journal); the PSA could not be "
-                                             f"re-checked now: {exc}")
+                return self._outcome(
+                    line,
+                    Outcome.ALREADY_THERE,
+                    journal_state=DONE,
+                    psa_line_id=row.psa_line_id,
+                    message=f"written by an earlier sync (journal); the PSA could not be "
+                    f"re-checked now: {exc}",
+                )
             if insp.status == "applied":
-                return self._outcome(line, Outcome.ALREADY_THERE, journal_state=DONE,
-                                     psa_line_id=insp.line.id if insp.line else row.psa_line_id,
-                                     message="written by an earlier sync")
-        taken = self.journal.reclaim(row, batch=self._batch, owner=self._owner, user=self.user, request=request)
+                return self._outcome(
+                    line,
+                    Outcome.ALREADY_THERE,
+                    journal_state=DONE,
+                    psa_line_id=insp.line.id if insp.line else row.psa_line_id,
+                    message="written by an earlier sync",
+                )
+        taken = self.journal.reclaim(
+            row, batch=self._batch, owner=self._owner, user=self.user, request=request
+        )
         if taken is None:
             return self._outcome(line, Outcome.SKIPPED, message="another sync took this line meanwhile")
         return taken
@@ -467,7 +612,9 @@ class SyncExecutor:
         try:
             insp = await self._inspect(line)
         except ServiceError as exc:
-            return self._failed(row, line, f"could not check the PSA before writing ({exc}); nothing was sent")
+            return self._failed(
+                row, line, f"could not check the PSA before writing ({exc}); nothing was sent"
+            )
         sent = False
         last: ServiceError | None = None
         for attempt in range(self.max_sends + 1):
@@ -506,9 +653,16 @@ class SyncExecutor:
             new = await self.psa.create_line(line_write(line))
         elif new.kind == "recurring" and new.quantity == 0 and line.quantity > 0:
             # Autotask: the contract service exists but its units adjustment never landed.
-            new = await self.psa.update_line(LineUpdate(
-                key=line.key, line_id=new.id, agreement_id=line.psa_agreement_id, quantity=line.quantity,
-                previous_quantity=Decimal(0), effective_date=line.effective_date))
+            new = await self.psa.update_line(
+                LineUpdate(
+                    key=line.key,
+                    line_id=new.id,
+                    agreement_id=line.psa_agreement_id,
+                    quantity=line.quantity,
+                    previous_quantity=Decimal(0),
+                    effective_date=line.effective_date,
+                )
+            )
         extra: list[PsaLine] = []
         if line.replaces_line_id and not _ended(insp.old, line.effective_date - timedelta(days=1)):
             extra.append(await self.psa.update_line(replaced_cancel(line)))
@@ -527,8 +681,11 @@ class SyncExecutor:
         if found.id in (line.replaces_line_id, line.psa_line_id):
             return False
         # A recurring line that ended before this one starts is an older line with the same key.
-        return not (not line.kind.one_time and found.cancelled_date is not None
-                    and found.cancelled_date < line.effective_date)
+        return not (
+            not line.kind.one_time
+            and found.cancelled_date is not None
+            and found.cancelled_date < line.effective_date
+        )
 
     async def _find_created(self, line: PlanLine) -> PsaLine | None:
         found = await self.psa.find_line(line.psa_agreement_id, line.key)
@@ -537,14 +694,19 @@ class SyncExecutor:
         if self._is_ours(found, line):
             return found
         # find_line picked another line with the same key (the replaced one): look at them all.
-        candidates = [item for item in await self.psa.lines([line.psa_agreement_id])
-                      if item.source is not None and item.source.key == line.key and self._is_ours(item, line)]
+        candidates = [
+            item
+            for item in await self.psa.lines([line.psa_agreement_id])
+            if item.source is not None and item.source.key == line.key and self._is_ours(item, line)
+        ]
         return max(candidates, key=lambda item: int(item.id) if item.id.isdigit() else 0, default=None)
 
     async def _inspect(self, line: PlanLine) -> Inspection:
         if line.action == "create":
             new = await self._find_created(line)
-            partial_units = new is not None and new.kind == "recurring" and new.quantity == 0 and line.quantity > 0
+            partial_units = (
+                new is not None and new.kind == "recurring" and new.quantity == 0 and line.quantity > 0
+            )
             if not line.replaces_line_id:
                 if new is None:
                     return Inspection("absent")
@@ -557,31 +719,44 @@ class SyncExecutor:
                 return Inspection("applied", line=new, old=old, extra=[old] if old else [])
             if new is None and not ended:
                 if old is None:
-                    return Inspection("conflict", message=f"line {line.replaces_line_id} to replace is no longer "
-                                      "in the PSA", found={"id": line.replaces_line_id, "missing": True})
+                    return Inspection(
+                        "conflict",
+                        message=f"line {line.replaces_line_id} to replace is no longer in the PSA",
+                        found={"id": line.replaces_line_id, "missing": True},
+                    )
                 if line.previous_quantity is not None and old.quantity != line.previous_quantity:
                     return self._conflict_inspection(line, old)
                 return Inspection("absent", old=old)
             done = f"new line {new.id} created" if new is not None else "new line not created"
-            rest = f"line {line.replaces_line_id} ended" if ended else f"line {line.replaces_line_id} not ended yet"
+            rest = (
+                f"line {line.replaces_line_id} ended"
+                if ended
+                else f"line {line.replaces_line_id} not ended yet"
+            )
             return Inspection("partial", line=new, old=old, message=f"{done}, {rest}")
         assert line.psa_line_id is not None
         current = await self._read_line(line.psa_agreement_id, line.psa_line_id)
         if current is None:
-            return Inspection("conflict", message=f"line {line.psa_line_id} is no longer in the PSA",
-                              found={"id": line.psa_line_id, "missing": True})
+            return Inspection(
+                "conflict",
+                message=f"line {line.psa_line_id} is no longer in the PSA",
+                found={"id": line.psa_line_id, "missing": True},
+            )
         if line.action == "cancel":
             assert line.end_date is not None
             if _ended(current, line.end_date):
                 return Inspection("applied", line=current)
         elif current.quantity == line.quantity and (
-                line.kind not in PRICE_WRITING_KINDS
-                or (current.unit_price, current.unit_cost) == (line.unit_price, line.unit_cost)):
+            line.kind not in PRICE_WRITING_KINDS
+            or (current.unit_price, current.unit_cost) == (line.unit_price, line.unit_cost)
+        ):
             return Inspection("applied", line=current)
         if line.previous_quantity is not None and current.quantity != line.previous_quantity:
             return self._conflict_inspection(line, current)
         if line.kind not in PRICE_WRITING_KINDS and (current.unit_price, current.unit_cost) != (
-                line.unit_price, line.unit_cost):
+            line.unit_price,
+            line.unit_cost,
+        ):
             return self._conflict_inspection(line, current)
         return Inspection("absent", line=current)
 
@@ -589,16 +764,29 @@ class SyncExecutor:
     def _conflict_inspection(line: PlanLine, current: PsaLine) -> Inspection:
         expected = _expected(line)
         found = _values(current) or {}
-        diffs = [f"{name} {expected[name]} → {found[name]}" for name in ("quantity", "unit_price", "unit_cost")
-                 if name in expected and expected[name] is not None and found.get(name) != expected[name]]
-        return Inspection("conflict", line=current, found=found,
-                          message=f"line {current.id} was changed in the PSA since the plan was made "
-                                  f"(plan expected → PSA has: {'; '.join(diffs)}); nothing was written")
+        diffs = [
+            f"{name} {expected[name]} → {found[name]}"
+            for name in ("quantity", "unit_price", "unit_cost")
+            if name in expected and expected[name] is not None and found.get(name) != expected[name]
+        ]
+        return Inspection(
+            "conflict",
+            line=current,
+            found=found,
+            message=f"line {current.id} was changed in the PSA since the plan was made "
+            f"(plan expected → PSA has: {'; '.join(diffs)}); nothing was written",
+        )
 
     # --- recording ---------------------------------------------------------------------------------
 
-    def _record_done(self, row: SyncJournalRow, line: PlanLine, insp: Inspection, outcome: Outcome,
-                     message: str | None = None) -> bool:
+    def _record_done(
+        self,
+        row: SyncJournalRow,
+        line: PlanLine,
+        insp: Inspection,
+        outcome: Outcome,
+        message: str | None = None,
+    ) -> bool:
         psa_line = insp.line
         before = None
         if line.action != "create":
@@ -606,35 +794,66 @@ class SyncExecutor:
         elif line.replaces_line_id:
             before = {"replaces_line_id": line.replaces_line_id, "quantity": line.previous_quantity}
         after = {
-            "action": line.action, "kind": line.kind.value, "quantity": line.quantity,
-            "unit_price": line.unit_price, "unit_cost": line.unit_cost, "effective_date": line.effective_date,
-            "end_date": line.end_date, "psa": self.psa.name, "psa_line_id": psa_line.id if psa_line else None,
-            "outcome": outcome.value, "description": line.description,
+            "action": line.action,
+            "kind": line.kind.value,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "unit_cost": line.unit_cost,
+            "effective_date": line.effective_date,
+            "end_date": line.end_date,
+            "psa": self.psa.name,
+            "psa_line_id": psa_line.id if psa_line else None,
+            "outcome": outcome.value,
+            "description": line.description,
         }
         if line.record_only:
             after["record_only"] = True
         return self.journal.mark_done(
-            row, outcome=outcome.value, psa_line=psa_line, extra_lines=insp.extra, quantity=line.quantity,
-            synced_on=self.today, user=self.user, audit_action=f"sync.{outcome.value}", before=before,
-            after=after, message=message, consume_override=bool(line.replaces_line_id),
+            row,
+            outcome=outcome.value,
+            psa_line=psa_line,
+            extra_lines=insp.extra,
+            quantity=line.quantity,
+            synced_on=self.today,
+            user=self.user,
+            audit_action=f"sync.{outcome.value}",
+            before=before,
+            after=after,
+            message=message,
+            consume_override=bool(line.replaces_line_id),
         )
 
-    def _done(self, row: SyncJournalRow, line: PlanLine, insp: Inspection, outcome: Outcome,
-              message: str | None = None) -> LineOutcome:
+    def _done(
+        self,
+        row: SyncJournalRow,
+        line: PlanLine,
+        insp: Inspection,
+        outcome: Outcome,
+        message: str | None = None,
+    ) -> LineOutcome:
         try:
             self._record_done(row, line, insp, outcome, message=message)
         except Exception as exc:  # the database failed after the PSA write
             raise _JournalFailure(exc, insp.line.id if insp.line else None) from exc
-        return self._outcome(line, outcome, journal_state=DONE, psa_line_id=insp.line.id if insp.line else None,
-                             message="found in the PSA (not sent again)" if outcome is Outcome.ALREADY_THERE else "")
+        return self._outcome(
+            line,
+            outcome,
+            journal_state=DONE,
+            psa_line_id=insp.line.id if insp.line else None,
+            message="found in the PSA (not sent again)" if outcome is Outcome.ALREADY_THERE else "",
+        )
 
     def _journal_failed(self, line: PlanLine, exc: _JournalFailure) -> LineOutcome:
         self._halt = f"the journal could not record a write ({exc}); stopped so nothing else is written"
         where = f" (line {exc.psa_line_id})" if exc.psa_line_id else ""
         return self._outcome(
-            line, Outcome.FAILED, journal_state=PENDING, psa_line_id=exc.psa_line_id,
+            line,
+            Outcome.FAILED,
+            journal_state=PENDING,
+            psa_line_id=exc.psa_line_id,
             message=f"written to the PSA{where} but the journal could not record it ({exc}); it stays "
-                    "pending and the next sync confirms it by lookup")
+            "pending and the next sync confirms it by lookup",
+        )
 
     def _failed(self, row: SyncJournalRow, line: PlanLine, message: str) -> LineOutcome:
         self.journal.mark_failed(row, message=message, user=self.user)
@@ -642,17 +861,27 @@ class SyncExecutor:
 
     def _conflict(self, row: SyncJournalRow, line: PlanLine, insp: Inspection) -> LineOutcome:
         expected = _expected(line)
-        self.journal.mark_conflict(row, expected=expected, found=insp.found or {}, message=insp.message,
-                                   user=self.user)
-        return self._outcome(line, Outcome.CONFLICT, journal_state="conflict", message=insp.message,
-                             expected=expected, found=insp.found,
-                             psa_line_id=insp.line.id if insp.line else line.psa_line_id)
+        self.journal.mark_conflict(
+            row, expected=expected, found=insp.found or {}, message=insp.message, user=self.user
+        )
+        return self._outcome(
+            line,
+            Outcome.CONFLICT,
+            journal_state="conflict",
+            message=insp.message,
+            expected=expected,
+            found=insp.found,
+            psa_line_id=insp.line.id if insp.line else line.psa_line_id,
+        )
 
     def _unknown(self, line: PlanLine, exc: ServiceError, again: ServiceError) -> LineOutcome:
         return self._outcome(
-            line, Outcome.FAILED, journal_state=PENDING,
-            message=f"{_psa_message(exc)}; the PSA could not be checked afterwards ({again}). Nothing more was "
-                    "sent: the journal keeps it pending and the next sync looks it up before sending anything")
+            line,
+            Outcome.FAILED,
+            journal_state=PENDING,
+            message=f"{_psa_message(exc)}; the PSA could not be checked afterwards ({again}). Nothing "
+            "more was sent: the journal keeps it pending; the next sync looks it up before sending anything",
+        )
 
 
 def _ended(line: PsaLine | None, by: date) -> bool:

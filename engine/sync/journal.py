@@ -116,15 +116,43 @@ class Journal:
 
     # --- claiming ----------------------------------------------------------------------------------
 
-    def claim(self, *, key: str, fingerprint: str, batch: str, psa: str, action: str, kind: str,
-              agreement_id: str, company_id: str, company: str | None, record_only: bool,
-              line: dict[str, Any], request: dict[str, Any], owner: str, user: str) -> Claim:
+    def claim(
+        self,
+        *,
+        key: str,
+        fingerprint: str,
+        batch: str,
+        psa: str,
+        action: str,
+        kind: str,
+        agreement_id: str,
+        company_id: str,
+        company: str | None,
+        record_only: bool,
+        line: dict[str, Any],
+        request: dict[str, Any],
+        owner: str,
+        user: str,
+    ) -> Claim:
         now = utcnow()
         row = SyncJournalRow(
-            key=key, fingerprint=fingerprint, batch=batch, psa=psa, action=action, kind=kind,
-            agreement_id=agreement_id, company_id=company_id, company=company, record_only=record_only,
-            line=jsonable(line), request=jsonable(request), state=PENDING, owner=owner, user=user,
-            created_at=now, updated_at=now,
+            key=key,
+            fingerprint=fingerprint,
+            batch=batch,
+            psa=psa,
+            action=action,
+            kind=kind,
+            agreement_id=agreement_id,
+            company_id=company_id,
+            company=company,
+            record_only=record_only,
+            line=jsonable(line),
+            request=jsonable(request),
+            state=PENDING,
+            owner=owner,
+            user=user,
+            created_at=now,
+            updated_at=now,
         )
         try:
             with self.store.session() as s:
@@ -137,16 +165,30 @@ class Journal:
                 raise
             return Claim(False, existing)
 
-    def reclaim(self, row: SyncJournalRow, *, batch: str, owner: str, user: str,
-                request: dict[str, Any]) -> SyncJournalRow | None:
+    def reclaim(
+        self, row: SyncJournalRow, *, batch: str, owner: str, user: str, request: dict[str, Any]
+    ) -> SyncJournalRow | None:
         """Take a terminal row for a new attempt; None when someone else changed it first."""
         with self.store.session() as s:
             result = s.execute(
                 update(SyncJournalRow)
-                .where(SyncJournalRow.id == row.id, SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
-                       SyncJournalRow.state.in_(TERMINAL))  # type: ignore[attr-defined]
-                .values(attempt=row.attempt + 1, state=PENDING, outcome=None, message=None, found=None,
-                        batch=batch, owner=owner, user=user, request=jsonable(request), updated_at=utcnow())
+                .where(
+                    SyncJournalRow.id == row.id,
+                    SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
+                    SyncJournalRow.state.in_(TERMINAL),
+                )  # type: ignore[attr-defined]
+                .values(
+                    attempt=row.attempt + 1,
+                    state=PENDING,
+                    outcome=None,
+                    message=None,
+                    found=None,
+                    batch=batch,
+                    owner=owner,
+                    user=user,
+                    request=jsonable(request),
+                    updated_at=utcnow(),
+                )
             )
             s.commit()
             if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -158,51 +200,101 @@ class Journal:
     def _finish(self, s: Session, row: SyncJournalRow, **values: Any) -> bool:
         result = s.execute(
             update(SyncJournalRow)
-            .where(SyncJournalRow.id == row.id, SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
-                   SyncJournalRow.state == PENDING)  # type: ignore[arg-type]
+            .where(
+                SyncJournalRow.id == row.id,
+                SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
+                SyncJournalRow.state == PENDING,
+            )  # type: ignore[arg-type]
             .values(updated_at=utcnow(), **values)
         )
         return result.rowcount == 1  # type: ignore[attr-defined]
 
-    def mark_done(self, row: SyncJournalRow, *, outcome: str, psa_line: PsaLine | None,
-                  extra_lines: Iterable[PsaLine] = (), quantity: Decimal | None, synced_on: date,
-                  user: str, audit_action: str, before: dict[str, Any] | None, after: dict[str, Any],
-                  message: str | None = None, consume_override: bool = False) -> bool:
+    def mark_done(
+        self,
+        row: SyncJournalRow,
+        *,
+        outcome: str,
+        psa_line: PsaLine | None,
+        extra_lines: Iterable[PsaLine] = (),
+        quantity: Decimal | None,
+        synced_on: date,
+        user: str,
+        audit_action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+        message: str | None = None,
+        consume_override: bool = False,
+    ) -> bool:
         """Row → done, the synced key, the PSA lines as now written, and the audit event: one
         transaction. False (and nothing written) when the row was no longer ours to finish.
         `consume_override`: a create-new is done, so the line's override (create new / effective
         date) has served and is removed — else the next plan would replace the new line again."""
         psa_line_id = psa_line.id if psa_line is not None else None
         with self.store.session() as s, s.begin():
-            if not self._finish(s, row, state=DONE, outcome=outcome, psa_line_id=psa_line_id, message=message):
+            if not self._finish(
+                s, row, state=DONE, outcome=outcome, psa_line_id=psa_line_id, message=message
+            ):
                 return False
-            s.merge(SyncedKeyRow(key=row.key, quantity=quantity, synced_on=synced_on, psa_line_id=psa_line_id))
+            s.merge(
+                SyncedKeyRow(key=row.key, quantity=quantity, synced_on=synced_on, psa_line_id=psa_line_id)
+            )
             for line in (psa_line, *extra_lines):
                 if line is not None:
                     s.merge(psa_line_row(line))
             if consume_override:
                 s.execute(delete(OverrideRow).where(OverrideRow.key == row.key))  # type: ignore[arg-type]
-            audit.record(s, audit_action, row.key, before=jsonable(before), after=jsonable(after),
-                         company=row.company, user=user)
+            audit.record(
+                s,
+                audit_action,
+                row.key,
+                before=jsonable(before),
+                after=jsonable(after),
+                company=row.company,
+                user=user,
+            )
         return True
 
-    def mark_failed(self, row: SyncJournalRow, *, message: str, user: str, outcome: str = "failed",
-                    audit_action: str = "sync.failed", after: dict[str, Any] | None = None) -> bool:
+    def mark_failed(
+        self,
+        row: SyncJournalRow,
+        *,
+        message: str,
+        user: str,
+        outcome: str = "failed",
+        audit_action: str = "sync.failed",
+        after: dict[str, Any] | None = None,
+    ) -> bool:
         with self.store.session() as s, s.begin():
             if not self._finish(s, row, state=FAILED, outcome=outcome, message=message[:2000]):
                 return False
-            audit.record(s, audit_action, row.key, before=None,
-                         after=jsonable({"message": message, **(after or {})}), company=row.company, user=user)
+            audit.record(
+                s,
+                audit_action,
+                row.key,
+                before=None,
+                after=jsonable({"message": message, **(after or {})}),
+                company=row.company,
+                user=user,
+            )
         return True
 
-    def mark_conflict(self, row: SyncJournalRow, *, expected: dict[str, Any], found: dict[str, Any],
-                      message: str, user: str) -> bool:
+    def mark_conflict(
+        self, row: SyncJournalRow, *, expected: dict[str, Any], found: dict[str, Any], message: str, user: str
+    ) -> bool:
         with self.store.session() as s, s.begin():
-            if not self._finish(s, row, state=CONFLICT, outcome="conflict", message=message,
-                                found=jsonable(found)):
+            if not self._finish(
+                s, row, state=CONFLICT, outcome="conflict", message=message, found=jsonable(found)
+            ):
                 return False
-            audit.record(s, "sync.conflict", row.key, before=jsonable(expected), after=jsonable(found),
-                         company=row.company, user=user)
+            audit.record(
+                s,
+                "sync.conflict",
+                row.key,
+                before=jsonable(expected),
+                after=jsonable(found),
+                company=row.company,
+                user=user,
+            )
         return True
 
     # --- reading -----------------------------------------------------------------------------------
@@ -213,9 +305,16 @@ class Journal:
 
     def get_by_key(self, key: str, fingerprint: str) -> SyncJournalRow | None:
         with self.store.session() as s:
-            return s.execute(select(SyncJournalRow).where(
-                SyncJournalRow.key == key, SyncJournalRow.fingerprint == fingerprint  # type: ignore[arg-type]
-            )).scalars().first()
+            return (
+                s.execute(
+                    select(SyncJournalRow).where(
+                        SyncJournalRow.key == key,
+                        SyncJournalRow.fingerprint == fingerprint,  # type: ignore[arg-type]
+                    )
+                )
+                .scalars()
+                .first()
+            )
 
     def pending(self, psa: str | None = None) -> list[SyncJournalRow]:
         query = select(SyncJournalRow).where(SyncJournalRow.state == PENDING)  # type: ignore[arg-type]
@@ -238,10 +337,18 @@ def psa_line_row(line: PsaLine) -> PsaLineRow:
     """The store's copy of a PSA line, so a plan made from the store before the next refresh sees it."""
     source = line.source
     return PsaLineRow(
-        id=line.id, agreement_id=line.agreement_id, product_id=line.product_id, kind=line.kind,
-        quantity=line.quantity, unit_price=line.unit_price, unit_cost=line.unit_cost,
-        effective_date=line.effective_date, cancelled_date=line.cancelled_date, description=line.description,
-        metered=line.metered, has_source=source is not None,
+        id=line.id,
+        agreement_id=line.agreement_id,
+        product_id=line.product_id,
+        kind=line.kind,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        unit_cost=line.unit_cost,
+        effective_date=line.effective_date,
+        cancelled_date=line.cancelled_date,
+        description=line.description,
+        metered=line.metered,
+        has_source=source is not None,
         source_subscription_id=source.subscription_id if source else None,
         source_sub_product=source.sub_product if source else None,
         source_key=source.key if source else None,

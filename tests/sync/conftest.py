@@ -18,10 +18,17 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
-STORE_PARAMS = [pytest.param("sqlite", id="sqlite"),
-                pytest.param("postgres", id="postgres", marks=[
-                    pytest.mark.postgres,
-                    pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set")])]
+STORE_PARAMS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
+        ],
+    ),
+]
 
 
 def _admin_url(url: str) -> str:
@@ -68,7 +75,8 @@ def fault_counter(request: pytest.FixtureRequest) -> Iterator[dict[str, int]]:
     if request.config.cache is not None:
         name = uuid.uuid4().hex
         (_counts_dir(request.config) / f"{name}.json").write_text(
-            json.dumps({"test": request.node.nodeid, **counts}))
+            json.dumps({"test": request.node.nodeid, **counts})
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
@@ -86,9 +94,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         total["tests"] += 1
         for k in ("fault_points", "runs", "lines", "duplicates"):
             total[k] += row.get(k, 0)
-        tr.write_line(f"{row['test']}: {row['fault_points']} fault points, {row['runs']} executor runs, "
-                      f"{row['lines']} lines")
+        tr.write_line(
+            f"{row['test']}: {row['fault_points']} fault points, {row['runs']} executor runs, "
+            f"{row['lines']} lines"
+        )
     for db, total in by_db.items():
-        tr.write_line(f"TOTAL {db}: {total['tests']} tests, {total['fault_points']} fault points, "
-                      f"{total['runs']} executor runs, {total['lines']} lines checked, "
-                      f"{total['duplicates']} duplicate lines found in the PSA")
+        tr.write_line(
+            f"TOTAL {db}: {total['tests']} tests, {total['fault_points']} fault points, "
+            f"{total['runs']} executor runs, {total['lines']} lines checked, "
+            f"{total['duplicates']} duplicate lines found in the PSA"
+        )

@@ -49,12 +49,14 @@ class KillingConnector:
 
 
 def finished(report: SyncReport) -> bool:
-    return not report.blocked and all(o.outcome in (Outcome.WRITTEN, Outcome.ALREADY_THERE)
-                                      for o in report.outcomes)
+    return not report.blocked and all(
+        o.outcome in (Outcome.WRITTEN, Outcome.ALREADY_THERE) for o in report.outcomes
+    )
 
 
-async def run_once(store_url: str, rig: Rig, lines: list[PlanLine], *, connector: Any = None,
-                   **kwargs: Any) -> SyncReport:
+async def run_once(
+    store_url: str, rig: Rig, lines: list[PlanLine], *, connector: Any = None, **kwargs: Any
+) -> SyncReport:
     """One executor on a fresh Store object (as a new process would open it)."""
     store = Store(store_url)
     psa = connector or rig.connector()
@@ -65,8 +67,9 @@ async def run_once(store_url: str, rig: Rig, lines: list[PlanLine], *, connector
         store.close()
 
 
-async def run_until_done(store_url: str, rig: Rig, lines: list[PlanLine], counter: dict[str, int], *,
-                         max_runs: int = 12) -> list[SyncReport]:
+async def run_until_done(
+    store_url: str, rig: Rig, lines: list[PlanLine], counter: dict[str, int], *, max_runs: int = 12
+) -> list[SyncReport]:
     """Run executors until every line's journal row is `done` (a run may leave lines failed or
     unchecked when the PSA keeps failing; the next one picks them up)."""
     reports = []
@@ -76,8 +79,10 @@ async def run_until_done(store_url: str, rig: Rig, lines: list[PlanLine], counte
         reports.append(report)
         if finished(report) or (not report.blocked and await journal_done(store_url, lines)):
             return reports
-    raise AssertionError(f"not through after {max_runs} runs: {reports[-1].counts()} "
-                         f"{[o.message for o in reports[-1].outcomes if o.outcome is Outcome.FAILED][:3]}")
+    raise AssertionError(
+        f"not through after {max_runs} runs: {reports[-1].counts()} "
+        f"{[o.message for o in reports[-1].outcomes if o.outcome is Outcome.FAILED][:3]}"
+    )
 
 
 async def journal_done(store_url: str, lines: Iterable[PlanLine]) -> bool:
@@ -99,7 +104,9 @@ async def journal_problems(store_url: str, rig: Rig, lines: Iterable[PlanLine]) 
     store = Store(store_url)
     try:
         journal = Journal(store)
-        problems = [f"{r.key}: journal row left {r.state}" for r in journal.rows(psa=rig.psa, state="pending")]
+        problems = [
+            f"{r.key}: journal row left {r.state}" for r in journal.rows(psa=rig.psa, state="pending")
+        ]
         ids_by_key: dict[str, list[str]] = {}
         for lid, key in rig.keyed_lines():
             if key and lid not in rig.initial_ids:
@@ -111,8 +118,14 @@ async def journal_problems(store_url: str, rig: Rig, lines: Iterable[PlanLine]) 
             if row is None or row.state != "done":
                 problems.append(f"{line.key}: journal {row.state if row else 'has no row'}")
                 continue
-            if line.action == "create" and not line.record_only and row.psa_line_id not in ids_by_key.get(line.key, []):
-                problems.append(f"{line.key}: journal says line {row.psa_line_id}, PSA has {ids_by_key.get(line.key)}")
+            if (
+                line.action == "create"
+                and not line.record_only
+                and row.psa_line_id not in ids_by_key.get(line.key, [])
+            ):
+                problems.append(
+                    f"{line.key}: journal says line {row.psa_line_id}, PSA has {ids_by_key.get(line.key)}"
+                )
             if line.key not in synced:
                 problems.append(f"{line.key}: no synced key")
             elif synced[line.key].quantity != line.quantity:
@@ -122,12 +135,15 @@ async def journal_problems(store_url: str, rig: Rig, lines: Iterable[PlanLine]) 
         store.close()
 
 
-async def assert_all_consistent(store_url: str, rig: Rig, lines: list[PlanLine],
-                                counter: dict[str, int] | None = None) -> None:
+async def assert_all_consistent(
+    store_url: str, rig: Rig, lines: list[PlanLine], counter: dict[str, int] | None = None
+) -> None:
     problems = await psa_problems(rig, lines)
     if counter is not None:
         counter["lines"] += len(lines)
-        counter["duplicates"] = counter.get("duplicates", 0) + sum(1 for p in problems if "expected exactly 1" in p)
+        counter["duplicates"] = counter.get("duplicates", 0) + sum(
+            1 for p in problems if "expected exactly 1" in p
+        )
     assert problems == [], problems
     assert await journal_problems(store_url, rig, lines) == []
     store = Store(store_url)

@@ -11,8 +11,8 @@ from engine.sync import Journal
 from tui.cli import main
 
 
-def _run(db: str, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, ["--db", db, *args], input=input, catch_exceptions=False)
+def _run(db: str, *args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["--db", db, *args], input=stdin, catch_exceptions=False)
 
 
 def test_dry_run_prints_requests_and_changes_nothing(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_dry_run_prints_requests_and_changes_nothing(tmp_path: Path) -> None:
 
 def test_sync_asks_first_then_writes_and_the_audit_shows_it(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ws.db'}"
-    declined = _run(db, "sync", input="n\n")
+    declined = _run(db, "sync", stdin="n\n")
     assert "into ConnectWise Manage" in declined.output and "Nothing was written" in declined.output
     assert Journal(Store(db)).rows() == []
     plan = _run(db, "sync", "--dry-run").output
@@ -49,5 +49,7 @@ def test_sync_asks_first_then_writes_and_the_audit_shows_it(tmp_path: Path) -> N
 
 
 def test_only_refuses_unknown_keys(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'ws.db'}", "sync", "--only", "nope:recurring"])
+    result = CliRunner().invoke(
+        main, ["--db", f"sqlite:///{tmp_path / 'ws.db'}", "sync", "--only", "nope:recurring"]
+    )
     assert result.exit_code == 2 and "not in the plan" in result.output

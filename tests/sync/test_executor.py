@@ -31,7 +31,9 @@ async def test_sync_writes_each_line_once_then_reports_already_there(psa: str, s
     rig, lines = _setup(psa, store_url)
     seen = []
     first = await run_once(store_url, rig, lines)
-    assert first.counts()["written"] == len(lines), [o for o in first.outcomes if o.outcome is not Outcome.WRITTEN]
+    assert first.counts()["written"] == len(lines), [
+        o for o in first.outcomes if o.outcome is not Outcome.WRITTEN
+    ]
     await assert_all_consistent(store_url, rig, lines)
     store = Store(store_url)
     connector = rig.connector()
@@ -90,13 +92,17 @@ async def test_a_line_edited_by_hand_is_a_conflict_and_is_not_overwritten(psa: s
 
 
 @pytest.mark.parametrize("psa", PSAS)
-async def test_a_refused_line_fails_with_the_psa_message_and_the_batch_goes_on(psa: str, store_url: str) -> None:
+async def test_a_refused_line_fails_with_the_psa_message_and_the_batch_goes_on(
+    psa: str, store_url: str
+) -> None:
     rig, lines = _setup(psa, store_url, new=3, updates=0, cancels=0, create_new=0, record_only=0)
     bad = lines[0].model_copy(update={"psa_product_id": "777777"})  # no such product in the PSA
     report = await run_once(store_url, rig, [bad, *lines[1:]])
     first = report.outcomes[0]
     assert first.outcome is Outcome.FAILED and first.journal_state == "failed"
-    assert "777777" in first.message or "product" in first.message.lower() or "service" in first.message.lower()
+    assert (
+        "777777" in first.message or "product" in first.message.lower() or "service" in first.message.lower()
+    )
     assert all(o.outcome is Outcome.WRITTEN for o in report.outcomes[1:])
     assert rig.new_lines_by_key().get(bad.key, 0) == 0
 
@@ -149,8 +155,9 @@ async def test_cancelling_the_task_finishes_the_line_in_flight(store_url: str) -
 
 @pytest.mark.parametrize("psa", PSAS)
 @pytest.mark.parametrize("order", ["same", "reversed"])
-async def test_two_executors_racing_on_one_database_write_each_line_once(psa: str, order: str,
-                                                                        store_url: str) -> None:
+async def test_two_executors_racing_on_one_database_write_each_line_once(
+    psa: str, order: str, store_url: str
+) -> None:
     rig, lines = _setup(psa, store_url)
     rig.faults.latency = 0.002  # let the two interleave at every request
     store_a, store_b = Store(store_url), Store(store_url)
@@ -166,8 +173,10 @@ async def test_two_executors_racing_on_one_database_write_each_line_once(psa: st
     store_b.close()
     written = [o.key for o in (*a.outcomes, *b.outcomes) if o.outcome is Outcome.WRITTEN]
     assert sorted(written) == sorted(line.key for line in lines)  # each line written by exactly one
-    assert all(o.outcome in (Outcome.WRITTEN, Outcome.ALREADY_THERE, Outcome.SKIPPED)
-               for o in (*a.outcomes, *b.outcomes))
+    assert all(
+        o.outcome in (Outcome.WRITTEN, Outcome.ALREADY_THERE, Outcome.SKIPPED)
+        for o in (*a.outcomes, *b.outcomes)
+    )
     assert a.counts()["written"] > 0 and (order == "same" or b.counts()["written"] > 0)
     await assert_all_consistent(store_url, rig, lines)
 
@@ -181,10 +190,22 @@ async def test_recovery_resolves_pending_rows_before_sending(store_url: str) -> 
     line = lines[0]
     from engine.sync.executor import line_fingerprint, planned_request
 
-    journal.claim(key=line.key, fingerprint=line_fingerprint(line), batch="dead", psa="autotask", action="create",
-                  kind=line.kind.value, agreement_id=line.psa_agreement_id, company_id=line.company_id, company=None,
-                  record_only=False, line=line.model_dump(mode="json"), request=planned_request(line, AS_OF),
-                  owner="some-host|1|gone", user="carol")
+    journal.claim(
+        key=line.key,
+        fingerprint=line_fingerprint(line),
+        batch="dead",
+        psa="autotask",
+        action="create",
+        kind=line.kind.value,
+        agreement_id=line.psa_agreement_id,
+        company_id=line.company_id,
+        company=None,
+        record_only=False,
+        line=line.model_dump(mode="json"),
+        request=planned_request(line, AS_OF),
+        owner="some-host|1|gone",
+        user="carol",
+    )
     store.close()
     report = await run_once(store_url, rig, lines, lease_seconds=0)
     assert [(o.key, o.outcome, o.recovered) for o in report.recovered] == [(line.key, Outcome.FAILED, True)]
@@ -199,11 +220,22 @@ async def test_a_live_executors_pending_row_is_left_alone(store_url: str) -> Non
     from engine.sync.executor import line_fingerprint, planned_request
 
     line = lines[0]
-    Journal(store).claim(key=line.key, fingerprint=line_fingerprint(line), batch="live", psa="connectwise",
-                         action="create", kind=line.kind.value, agreement_id=line.psa_agreement_id,
-                         company_id=line.company_id, company=None, record_only=False,
-                         line=line.model_dump(mode="json"), request=planned_request(line, AS_OF),
-                         owner="other-host|1|busy", user="dave")
+    Journal(store).claim(
+        key=line.key,
+        fingerprint=line_fingerprint(line),
+        batch="live",
+        psa="connectwise",
+        action="create",
+        kind=line.kind.value,
+        agreement_id=line.psa_agreement_id,
+        company_id=line.company_id,
+        company=None,
+        record_only=False,
+        line=line.model_dump(mode="json"),
+        request=planned_request(line, AS_OF),
+        owner="other-host|1|busy",
+        user="dave",
+    )
     store.close()
     report = await run_once(store_url, rig, lines)  # default lease: 15 minutes
     outcome = next(o for o in report.outcomes if o.key == line.key)

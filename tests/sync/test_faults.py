@@ -19,7 +19,7 @@ import itertools
 
 import pytest
 from sync_builder import PSAS, SleepLog, build_scenario, load_store, make_rig, plan_lines
-from sync_checks import KillingConnector, Killed, assert_all_consistent, finished, run_once, run_until_done
+from sync_checks import Killed, KillingConnector, assert_all_consistent, finished, run_once, run_until_done
 
 from engine.sandbox.faults import Fault, Faults
 from engine.sync import journal as journal_module
@@ -36,7 +36,9 @@ def _setup(psa: str, store_url: str, faults: Faults | None = None):  # type: ign
     return make_rig(psa, scenario, faults), lines
 
 
-async def test_scripted_faults_around_every_write(psa: str, store_url: str, fault_counter: dict[str, int]) -> None:
+async def test_scripted_faults_around_every_write(
+    psa: str, store_url: str, fault_counter: dict[str, int]
+) -> None:
     """Refusals before the send and failures after the write was applied, on every 2nd write."""
     rig, lines = _setup(psa, store_url)
     kinds = itertools.cycle([Fault.UNAVAILABLE, Fault.LOST_RESPONSE, Fault.RATE_LIMITED, Fault.SERVER_ERROR])
@@ -52,9 +54,9 @@ async def test_scripted_faults_around_every_write(psa: str, store_url: str, faul
     await assert_all_consistent(store_url, rig, lines, fault_counter)
 
 
-async def test_journal_commit_fails_after_the_psa_answered(psa: str, store_url: str,
-                                                          fault_counter: dict[str, int],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_journal_commit_fails_after_the_psa_answered(
+    psa: str, store_url: str, fault_counter: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The write went through, recording it failed: the run stops, the row stays pending, and the
     next executor confirms it by lookup instead of writing it again."""
     rig, lines = _setup(psa, store_url)
@@ -81,8 +83,9 @@ async def test_journal_commit_fails_after_the_psa_answered(psa: str, store_url: 
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-async def test_process_killed_around_a_write_then_resumed(psa: str, when: str, store_url: str,
-                                                          fault_counter: dict[str, int]) -> None:
+async def test_process_killed_around_a_write_then_resumed(
+    psa: str, when: str, store_url: str, fault_counter: dict[str, int]
+) -> None:
     """Killed with the journal row pending — before the request left, or after the PSA applied
     it — at several points of the batch; each time a fresh executor resolves and resumes."""
     rig, lines = _setup(psa, store_url)
@@ -97,8 +100,9 @@ async def test_process_killed_around_a_write_then_resumed(psa: str, when: str, s
     await assert_all_consistent(store_url, rig, lines, fault_counter)
 
 
-async def test_process_killed_before_the_journal_commit(psa: str, store_url: str, fault_counter: dict[str, int],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_process_killed_before_the_journal_commit(
+    psa: str, store_url: str, fault_counter: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     rig, lines = _setup(psa, store_url)
     original = journal_module.Journal.mark_done
     state = {"n": 0, "kill_at": 0}
@@ -135,8 +139,9 @@ async def test_seeded_429_storm(psa: str, store_url: str, fault_counter: dict[st
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_seeded_random_server_errors(psa: str, seed: int, store_url: str,
-                                           fault_counter: dict[str, int]) -> None:
+async def test_seeded_random_server_errors(
+    psa: str, seed: int, store_url: str, fault_counter: dict[str, int]
+) -> None:
     """503 before, 500 after applying, and lost responses, on reads and writes alike."""
     faults = Faults(seed=seed, rate_503=0.06, rate_500_after_apply=0.06, rate_lost_response=0.06)
     rig, lines = _setup(psa, store_url, faults)

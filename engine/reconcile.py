@@ -7,10 +7,12 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+from engine.batch import gc_paused
 from engine.plan import KIND_ORDER, Finding, Plan, PlanLine, Totals
 from engine.rules.arrears import arrears_lines, usage_summary_lines
 from engine.rules.backup import configuration_lines
 from engine.rules.context import Target, World
+from engine.rules.hints import PlanHints
 from engine.rules.quota import company_checks, quota_lines
 from engine.rules.seats import seat_lines
 from engine.scenario import Scenario, Subscription, VendorCompany
@@ -19,8 +21,20 @@ SEVERITY_ORDER = {"error": 0, "warning": 1}
 CENTS_ZERO = Decimal("0.00")
 
 
-def reconcile(scenario: Scenario) -> Plan:
-    world = World(scenario)
+def reconcile(scenario: Scenario, hints: PlanHints | None = None) -> Plan:
+    """The plan for a scenario. `hints` come with a scenario read from the store the fast way
+    (`Store.plan_inputs`): the plan is the same as for the full scenario."""
+    try:
+        with gc_paused():
+            return _reconcile(scenario, hints)
+    finally:
+        close = getattr(hints.load_history if hints else None, "close", None)
+        if close is not None:
+            close()
+
+
+def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
+    world = World(scenario, hints)
     lines: list[PlanLine] = []
     quota_by_company: dict[str, list[Subscription]] = defaultdict(list)
     for sub in scenario.vendor.subscriptions:
@@ -68,8 +82,8 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
         world.raise_finding("product_not_bound", subject,
                             f"Subscription {sub.id} refers to an unknown vendor product {sub.product_id}.")
         return []
-    if product.kind == "seat" and sub.status == "active" and not sub.history:
-        return []
+    if product.kind == "seat" and sub.status == "active" and not sub.history and sub.id not in world.hints.quiet:
+        return []  # never ordered: nothing to bill
     # Checked in the order an operator fixes them: customer, product, agreement (RULES.md §8).
     psa_company_id = world.psa_company_for(sub.company_id)
     if psa_company_id is None:
@@ -93,6 +107,17 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
         return quota_lines(world, sub, target) if sub.status == "active" else []
     binding = world.binding_for(sub)
     assert binding is not None
+    quiet_quantity = world.hints.quiet.get(sub.id)
+    if quiet_quantity is not None:
+        # No unsynced increase and not cancelled: in sync when its PSA line holds the quantity.
+        candidates = world.active_lines(agreement.id, binding.psa_product_id)
+        line = world.claim_line(candidates, sub.id)
+        if line is not None and line.quantity == quiet_quantity:
+            return []
+        if line is not None:
+            world.claimed_lines.discard(line.id)  # seat_lines claims it again, the same way
+        assert world.hints.load_history is not None
+        sub = sub.model_copy(update={"history": world.hints.load_history(sub.id)})
     price = binding.unit_price if binding.unit_price is not None else sub.unit_price
     cost = binding.unit_cost if binding.unit_cost is not None else sub.unit_cost
     return seat_lines(world, sub, target, binding.psa_product_id, price, cost)

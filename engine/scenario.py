@@ -8,11 +8,10 @@ the store; the reconciliation reads the same type from either. Unknown keys are 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-
-from collections.abc import Callable, Hashable, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 

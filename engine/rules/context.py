@@ -10,10 +10,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from engine.batch import fast
 from engine.money import round_cents
 from engine.months import last_of_month, next_day
 from engine.plan import Finding, PlanLine
 from engine.rules.findings import finding
+from engine.rules.hints import PlanHints
 from engine.scenario import (
     Ignore,
     Override,
@@ -46,8 +48,9 @@ def _numeric_order(value: str) -> tuple[int, int | str]:
 
 
 class World:
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, hints: PlanHints | None = None):
         self.scenario = scenario
+        self.hints = hints or PlanHints()
         self.as_of = scenario.as_of
         settings = scenario.settings
         self.settings = settings
@@ -85,9 +88,16 @@ class World:
         }
         self.agreement_map = {m.vendor_company_id: m.psa_agreement_id for m in mappings.agreements}
         self.synced: dict[str, SyncedKey] = {s.key: s for s in scenario.synced}
+        self.synced_keys: set[str] = set(self.synced)
+        if self.hints.synced_keys is not None:
+            self.synced_keys |= self.hints.synced_keys
         self.ignored: dict[str, Ignore] = {i.key: i for i in scenario.ignored}
         self.overrides: dict[str, Override] = {o.key: o for o in scenario.overrides}
         self.claimed_lines: set[str] = set()
+        self._agreement_choices: dict[tuple[str, str, str], tuple[PsaAgreement | None, tuple[str, str] | None, int]] = {}
+        self._lines_by_product: dict[tuple[str, str], list[PsaLine]] = defaultdict(list)
+        for line in psa.lines:
+            self._lines_by_product[(line.agreement_id, line.product_id)].append(line)
         self._findings: dict[tuple[str, str], Finding] = {}
 
     # --- findings --------------------------------------------------------------------------------
@@ -104,7 +114,7 @@ class World:
     # --- sync state ------------------------------------------------------------------------------
 
     def is_synced(self, key: str) -> bool:
-        return key in self.synced or key in self.line_keys
+        return key in self.synced_keys or key in self.line_keys
 
     # --- mapping resolution ----------------------------------------------------------------------
 
@@ -149,20 +159,36 @@ class World:
         """The agreement a subscription's lines go to (RULES.md §8): an explicit agreement mapping,
         else the PSA company's agreements active on E whose billing period matches the term; the
         newest when several (with a warning)."""
-        label = self._subject_label(subject)
+        cache_key = (vendor_company_id, psa_company_id, term)
+        choice = self._agreement_choices.get(cache_key)
+        if choice is None:
+            choice = self._agreement_choices[cache_key] = self._choose_agreement(*cache_key)
+        agreement, failure, several = choice
+        if failure is not None:
+            code, reason = failure
+            self.raise_finding(code, subject, f"{self._subject_label(subject)}: {reason}")
+            return None
+        if several and agreement is not None:
+            name = self.companies[vendor_company_id].name if vendor_company_id in self.companies else vendor_company_id
+            self.raise_finding(
+                "multiple_active_agreements",
+                {"vendor_company_id": vendor_company_id, "psa_agreement_id": agreement.id},
+                f"{name} has {several} active {term} agreements; using the newest, '{agreement.name}'.",
+            )
+        return agreement
+
+    def _choose_agreement(self, vendor_company_id: str, psa_company_id: str,
+                          term: str) -> tuple[PsaAgreement | None, tuple[str, str] | None, int]:
+        """(agreement, (finding code, reason) when there is none, how many were candidates)."""
         explicit = self.agreement_map.get(vendor_company_id)
         if explicit is not None:
             agreement = self.agreements.get(explicit)
             if agreement is None:
-                self.raise_finding("no_active_agreement", subject,
-                                   f"{label}: the mapped agreement {explicit} does not exist in the PSA.")
-                return None
+                return None, ("no_active_agreement", f"the mapped agreement {explicit} does not exist in the PSA."), 0
             if agreement.billing_period != term:
-                self.raise_finding("billing_period_mismatch", subject,
-                                   f"{label}: {term} subscription, but the mapped agreement "
-                                   f"'{agreement.name}' bills {agreement.billing_period}.")
-                return None
-            return agreement
+                return None, ("billing_period_mismatch", f"{term} subscription, but the mapped agreement "
+                              f"'{agreement.name}' bills {agreement.billing_period}."), 0
+            return agreement, None, 0
         e = self.first_unbilled
         active = [
             a for a in self.agreements_by_company.get(psa_company_id, [])
@@ -170,24 +196,14 @@ class World:
         ]
         if not active:
             company = self._psa_company_name(psa_company_id)
-            self.raise_finding("no_active_agreement", subject,
-                               f"{label}: {company} has no agreement active on {e.isoformat()}.")
-            return None
+            return None, ("no_active_agreement", f"{company} has no agreement active on {e.isoformat()}."), 0
         matching = [a for a in active if a.billing_period == term]
         if not matching:
             periods = ", ".join(sorted({f"'{a.name}' ({a.billing_period})" for a in active}))
-            self.raise_finding("billing_period_mismatch", subject,
-                               f"{label}: {term} subscription, but the active agreements bill otherwise: {periods}.")
-            return None
+            return None, ("billing_period_mismatch",
+                          f"{term} subscription, but the active agreements bill otherwise: {periods}."), 0
         newest = max(matching, key=lambda a: (a.start_date, _numeric_order(a.id)))
-        if len(matching) > 1:
-            self.raise_finding(
-                "multiple_active_agreements",
-                {"vendor_company_id": vendor_company_id, "psa_agreement_id": newest.id},
-                f"{self.companies[vendor_company_id].name if vendor_company_id in self.companies else vendor_company_id}"
-                f" has {len(matching)} active {term} agreements; using the newest, '{newest.name}'.",
-            )
-        return newest
+        return newest, None, len(matching) if len(matching) > 1 else 0
 
     def target_for(self, vendor_company_id: str, term: str, subject: dict[str, str]) -> Target | None:
         company = self.companies.get(vendor_company_id)
@@ -227,10 +243,10 @@ class World:
     def active_lines(self, agreement_id: str, product_id: str) -> list[PsaLine]:
         """Recurring lines of a product on an agreement whose cancelled date is empty or after the end
         of the current month (RULES.md §1)."""
+        month_end = self.month_end
         return [
-            line for line in self.lines_by_agreement.get(agreement_id, [])
-            if line.product_id == product_id and line.kind == "recurring"
-            and (line.cancelled_date is None or line.cancelled_date > self.month_end)
+            line for line in self._lines_by_product.get((agreement_id, product_id), ())
+            if line.kind == "recurring" and (line.cancelled_date is None or line.cancelled_date > month_end)
         ]
 
     def claim_line(self, candidates: list[PsaLine], subscription_id: str,
@@ -293,10 +309,18 @@ def money_line(*, months: int | None = None, **fields: Any) -> PlanLine:
         str(v) for v in (fields["action"], quantity, unit_price, unit_cost, fields["effective_date"],
                          fields.get("end_date"), times)
     )
-    return PlanLine(
+    return fast(PlanLine, {
+        **_PLAN_LINE_DEFAULTS,
         **fields,
-        months=months,
-        total_price=round_cents(quantity * unit_price * times),
-        total_cost=round_cents(quantity * unit_cost * times),
-        fingerprint=fingerprint,
-    )
+        "months": months,
+        "total_price": round_cents(quantity * unit_price * times),
+        "total_cost": round_cents(quantity * unit_cost * times),
+        "fingerprint": fingerprint,
+    })
+
+
+# Every field a PlanLine gets when the rules do not set it (lines are built without re-validation).
+_PLAN_LINE_DEFAULTS = {
+    name: info.get_default(call_default_factory=True)
+    for name, info in PlanLine.model_fields.items() if not info.is_required()
+}

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, delete, event, insert, select
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
+from engine.batch import fast, gc_paused
+from engine.rules.hints import PlanHints
 from engine.scenario import (
     AgreementMapping,
     BillingConfiguration,
@@ -40,6 +42,7 @@ from engine.scenario import (
     VendorProduct,
 )
 from engine.store import tables as t
+from engine.store.loading import HistoryLoader, history_rows, invoiced_through, raw_rows, scan_history
 
 VENDOR_TABLES = (t.VendorCompanyRow, t.VendorProductRow, t.SubscriptionRow, t.HistoryRowRecord, t.UsageRecord,
                  t.BillingConfigurationRow)
@@ -202,75 +205,89 @@ class Store:
     # --- scenario out ----------------------------------------------------------------------------
 
     def snapshot(self, as_of: date | None = None) -> Scenario:
-        """The whole store as a scenario (what the reconciliation and `export-scenario` read).
-        Rows were validated on the way in, so they are rebuilt without validating again."""
-        with self.session() as s:
+        """The whole store as a scenario (what `export-scenario` writes and `trueup plan` replays)."""
+        scenario, _ = self._read(as_of, lean=False)
+        return scenario
+
+    def plan_inputs(self, as_of: date | None = None) -> tuple[Scenario, PlanHints]:
+        """What a reconciliation needs, read the fast way: the history of quiet seat subscriptions
+        stays in the database (see `engine.store.loading`), synced keys come as a set."""
+        return self._read(as_of, lean=True)
+
+    def _read(self, as_of: date | None, *, lean: bool) -> tuple[Scenario, PlanHints]:
+        """Rows were validated on the way in, so they are rebuilt without validating again."""
+        hints = PlanHints()
+        with gc_paused(), self.session() as s:
             conn = s.connection()
-
-            def rows(table: type[SQLModel], *order: Any) -> list[Any]:
-                return list(conn.execute(select(table).order_by(*order)).mappings())
-
-            history: dict[str, list[HistoryRow]] = defaultdict(list)
-            for r in conn.execute(select(t.HistoryRowRecord).order_by(
-                    t.HistoryRowRecord.subscription_id, t.HistoryRowRecord.seq)).mappings():
-                history[r["subscription_id"]].append(HistoryRow.model_construct(
-                    id=r["id"], action=r["action"], quantity=r["quantity"], effective_date=r["effective_date"]))
-            subs = []
-            for r in rows(t.SubscriptionRow, t.SubscriptionRow.id):
-                data = dict(r)
-                subs.append(Subscription.model_construct(**data, history=history.get(r["id"], [])))
-            vendor = Vendor.model_construct(
-                companies=[VendorCompany.model_construct(**r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)],
-                products=[VendorProduct.model_construct(**r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)],
-                subscriptions=subs,
-                usage=[UsageRow.model_construct(**{**{k: v for k, v in r.items() if k != "id"},
-                                                  "sub_product": r["sub_product"] or None})
-                       for r in rows(t.UsageRecord, t.UsageRecord.id)],
-                billing_configurations=[BillingConfiguration.model_construct(**r)
-                                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)],
-            )
-            lines = []
-            for r in rows(t.PsaLineRow, t.PsaLineRow.id):
-                data = {k: v for k, v in r.items()
-                        if k not in ("has_source", "source_subscription_id", "source_sub_product", "source_key")}
-                source = LineSource.model_construct(subscription_id=r["source_subscription_id"],
-                                                    sub_product=r["source_sub_product"],
-                                                    key=r["source_key"]) if r["has_source"] else None
-                lines.append(PsaLine.model_construct(**data, source=source))
-            psa = Psa.model_construct(
-                companies=[PsaCompany.model_construct(**r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
-                products=[PsaProduct.model_construct(**r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
-                agreements=[PsaAgreement.model_construct(**r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
-                lines=lines,
-            )
-            mappings = Mappings.model_construct(
-                companies=[CompanyMapping.model_construct(vendor_id=r["vendor_id"], psa_id=r["psa_id"])
-                           for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id,
-                                         t.CompanyMappingRow.psa_id)],
-                products=[ProductBinding.model_construct(
-                    **{k: v for k, v in r.items() if k != "version"}, ) if r["sub_product"] else
-                    ProductBinding.model_construct(**{**{k: v for k, v in r.items() if k != "version"},
-                                                      "sub_product": None})
-                    for r in rows(t.ProductBindingRow, t.ProductBindingRow.vendor_product_id,
-                                  t.ProductBindingRow.sub_product)],
-                agreements=[AgreementMapping.model_construct(vendor_company_id=r["vendor_company_id"],
-                                                             psa_agreement_id=r["psa_agreement_id"])
-                            for r in rows(t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id)],
-            )
-            synced = [SyncedKey.model_construct(**r) for r in rows(t.SyncedKeyRow, t.SyncedKeyRow.key)]
-            ignored = [Ignore.model_construct(**{k: v for k, v in r.items() if k != "version"})
-                       for r in rows(t.IgnoreRow, t.IgnoreRow.key)]
-            overrides = [Override.model_construct(**{k: v for k, v in r.items() if k != "version"})
-                         for r in rows(t.OverrideRow, t.OverrideRow.key)]
             stored_as_of = s.get(t.SettingRow, "as_of")
             settings_row = s.get(t.SettingRow, "scenario_settings")
-        if as_of is None:
-            as_of = date.fromisoformat(stored_as_of.value) if stored_as_of and stored_as_of.value else date.today()
-        settings = Settings.model_validate(settings_row.value if settings_row and settings_row.value else {})
-        return Scenario.model_construct(
+            if as_of is None:
+                as_of = date.fromisoformat(stored_as_of.value) if stored_as_of and stored_as_of.value else date.today()
+            settings = Settings.model_validate(settings_row.value if settings_row and settings_row.value else {})
+
+            def rows(table: type[SQLModel], *order: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+                columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
+                names = [c.name for c in columns]
+                return [dict(zip(names, r, strict=True)) for r in conn.execute(select(*columns).order_by(*order))]
+
+            sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.id)
+            if lean:
+                hints.synced_keys = {k for (k,) in raw_rows(conn, "SELECT key FROM synced_key")}
+                line_keys = {k for (k,) in raw_rows(conn, "SELECT source_key FROM psa_line WHERE source_key IS NOT NULL")}
+                seat_products = {pid for (pid,) in conn.execute(
+                    select(t.VendorProductRow.id).where(t.VendorProductRow.kind == "seat"))}
+                monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
+                quiet, history = scan_history(
+                    conn, as_of=as_of, invoiced_through=invoiced_through(settings.invoiced_through, as_of),
+                    monthly=monthly, synced_keys=hints.synced_keys, line_keys=line_keys)
+                eligible = {r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products}
+                hints.quiet = {sid: q for sid, q in quiet.items() if sid in eligible}
+                hints.load_history = HistoryLoader(self.engine)
+            else:
+                history = history_rows(conn)
+            empty: list[HistoryRow] = []
+            subs = [fast(Subscription, {**r, "history": history.get(r["id"], empty)}) for r in sub_rows]
+            vendor = fast(Vendor, dict(
+                companies=[fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)],
+                products=[fast(VendorProduct, r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)],
+                subscriptions=subs,
+                usage=[fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
+                       for r in rows(t.UsageRecord, t.UsageRecord.id, drop=("id",))],
+                billing_configurations=[fast(BillingConfiguration, r)
+                                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)],
+            ))
+            source_columns = ("has_source", "source_subscription_id", "source_sub_product", "source_key")
+            lines = []
+            for r in rows(t.PsaLineRow, t.PsaLineRow.id):
+                source = fast(LineSource, {"subscription_id": r["source_subscription_id"],
+                                           "sub_product": r["source_sub_product"],
+                                           "key": r["source_key"]}) if r["has_source"] else None
+                data = {k: v for k, v in r.items() if k not in source_columns}
+                data["source"] = source
+                lines.append(fast(PsaLine, data))
+            psa = fast(Psa, dict(
+                companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
+                products=[fast(PsaProduct, r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
+                agreements=[fast(PsaAgreement, r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
+                lines=lines,
+            ))
+            mappings = fast(Mappings, dict(
+                companies=[fast(CompanyMapping, r) for r in rows(
+                    t.CompanyMappingRow, t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id, drop=("version",))],
+                products=[fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None}) for r in rows(
+                    t.ProductBindingRow, t.ProductBindingRow.vendor_product_id, t.ProductBindingRow.sub_product,
+                    drop=("version",))],
+                agreements=[fast(AgreementMapping, r) for r in rows(
+                    t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id, drop=("version",))],
+            ))
+            synced = [] if lean else [fast(SyncedKey, r) for r in rows(t.SyncedKeyRow, t.SyncedKeyRow.key)]
+            ignored = [fast(Ignore, r) for r in rows(t.IgnoreRow, t.IgnoreRow.key, drop=("version",))]
+            overrides = [fast(Override, r) for r in rows(t.OverrideRow, t.OverrideRow.key, drop=("version",))]
+        scenario = fast(Scenario, dict(
             as_of=as_of, settings=settings, vendor=vendor, psa=psa, mappings=mappings,
             synced=synced, ignored=ignored, overrides=overrides,
-        )
+        ))
+        return scenario, hints
 
     # --- refresh: incremental writes (each call is one transaction) ------------------------------
 

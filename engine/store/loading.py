@@ -1,0 +1,151 @@
+"""Reading the store for a reconciliation, fast. One streamed pass over the history (plain driver
+tuples) decides which seat subscriptions are quiet — no cancel row and no unsynced increase — so
+their history is never turned into objects; everything else is rebuilt into the engine's types
+without validating again (rows were validated on the way in)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from engine.batch import fast
+from engine.months import last_of_month
+from engine.scenario import HistoryRow
+from engine.store import tables as t
+
+
+def raw_rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples straight from the driver's cursor (no per-row result processing):
+    for the big reads, where SQLAlchemy's row-by-row fetching costs more than the query."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def raw_stream(conn: Connection, sql: str, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """Like `raw_rows`, in batches, so the whole result never sits in memory at once."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
+    finally:
+        cursor.close()
+
+
+class HistoryLoader:
+    """Loads one subscription's history on demand over one raw connection (a quiet subscription
+    whose PSA line turns out to differ needs its history after all)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._connection: Any = None
+        marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = ("SELECT id, action, quantity, effective_date FROM subscription_history "
+                     f"WHERE subscription_id = {marker} ORDER BY seq")
+
+    def __call__(self, subscription_id: str) -> list[HistoryRow]:
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(self._sql, (subscription_id,))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [fast(HistoryRow, {"id": hid, "action": action, "quantity": Decimal(str(q)),
+                                  "effective_date": day if isinstance(day, date) else date.fromisoformat(day)})
+                for hid, action, q, day in rows]
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _iso(value: object) -> str:
+    return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
+
+
+def scan_history(conn: Connection, *, as_of: date, invoiced_through: date, monthly: set[str],
+                 synced_keys: set[str], line_keys: set[str]) -> tuple[dict[str, Decimal], dict[str, list[HistoryRow]]]:
+    """One streamed pass over every history row (plain tuples, in subscription order).
+
+    Returns (quiet, busy): `quiet` maps a subscription with no cancel row and no unsynced increase
+    on or before invoiced_through to its current quantity (the last row in force on as_of, by date
+    then sequence — as `Timeline` reads it); every other subscription's rows come back in `busy` as
+    `HistoryRow`s. An increase is judged row by row, which flags a superset of the day-level
+    changes the rules prorate, so a quiet subscription never hides a line."""
+    as_of_text, through_text = as_of.isoformat(), invoiced_through.isoformat()
+    quiet: dict[str, Decimal] = {}
+    busy: dict[str, list[HistoryRow]] = {}
+    result = raw_stream(conn, "SELECT subscription_id, id, action, quantity, effective_date "
+                              "FROM subscription_history ORDER BY subscription_id, seq")
+
+    def settle(sid: str, group: list[tuple[str, str, str, str]]) -> None:
+        ordered = sorted(group, key=lambda r: r[3])  # by date; stable keeps the sequence
+        needs_look = False
+        previous = Decimal(0)
+        current: Decimal | None = None
+        is_monthly = sid in monthly
+        for _hid, action, quantity_text, day in ordered:
+            if day > as_of_text:
+                continue
+            quantity = Decimal(quantity_text)
+            if action == "cancel":
+                needs_look = True
+                break
+            if is_monthly and quantity > previous and day <= through_text:
+                key = f"{sid}:prorate:{day}"
+                if key not in synced_keys and key not in line_keys:
+                    needs_look = True
+                    break
+            previous = current = quantity
+        if needs_look or current is None:
+            busy[sid] = [fast(HistoryRow, {"id": hid, "action": action, "quantity": Decimal(q),
+                                           "effective_date": date.fromisoformat(day)})
+                         for hid, action, q, day in group]
+        else:
+            quiet[sid] = current
+
+    group: list[tuple[str, str, str, str]] = []
+    current_sid: str | None = None
+    for sid, hid, action, quantity, day in result:
+        if sid != current_sid:
+            if current_sid is not None:
+                settle(current_sid, group)
+            current_sid, group = sid, []
+        group.append((hid, action, str(quantity), _iso(day)))
+    if current_sid is not None:
+        settle(current_sid, group)
+    return quiet, busy
+
+
+def history_rows(conn: Connection, subscription_ids: Iterable[str] | None = None) -> dict[str, list[HistoryRow]]:
+    """History grouped by subscription, in seq order (all subscriptions when ids is None)."""
+    h = t.HistoryRowRecord
+    query = select(h.subscription_id, h.id, h.action, h.quantity, h.effective_date).order_by(h.subscription_id, h.seq)
+    out: dict[str, list[HistoryRow]] = defaultdict(list)
+    if subscription_ids is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        ids = sorted(subscription_ids)
+        chunks = [ids[i:i + 400] for i in range(0, len(ids), 400)]
+    for chunk in chunks:
+        q = query if chunk is None else query.where(h.subscription_id.in_(chunk))
+        for sid, hid, action, quantity, effective in conn.execute(q):
+            out[sid].append(fast(HistoryRow, {"id": hid, "action": action, "quantity": quantity,
+                                              "effective_date": effective}))
+    return out
+
+
+def invoiced_through(settings_invoiced_through: date | None, as_of: date) -> date:
+    return settings_invoiced_through or last_of_month(as_of)

@@ -30,7 +30,7 @@ class StaleEdit(ActionError):
 
 
 def current_plan(store: Store, as_of: date | None = None) -> Plan:
-    return reconcile(store.snapshot(as_of))
+    return reconcile(*store.plan_inputs(as_of))
 
 
 def _find_line(plan: Plan, key: str) -> PlanLine | None:

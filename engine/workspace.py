@@ -111,7 +111,7 @@ class Workspace:
                              clock=self._clock, vendor_clock=self._vendor_clock)
 
     def plan(self, as_of: date | None = None) -> Plan:
-        return reconcile(self.store.snapshot(as_of or self.today()))
+        return reconcile(*self.store.plan_inputs(as_of or self.today()))
 
     async def aclose(self) -> None:
         for connector in (self.vendor, self.psa):

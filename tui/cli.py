@@ -63,7 +63,7 @@ def plan(file: Path, as_json: bool) -> None:
         fail(str(exc))
     store = Store.memory()
     store.import_scenario(scenario)
-    result = reconcile(store.snapshot(scenario.as_of))
+    result = reconcile(*store.plan_inputs(scenario.as_of))
     click.echo(result.model_dump_json(indent=1) if as_json else plan_table(result))
 
 

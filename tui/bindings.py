@@ -38,6 +38,7 @@ REGISTRY: tuple[Command, ...] = (
     Command("pane-arrears", "4", "show_pane('arrears')", "Arrears pane"),
     Command("pane-prorates", "5", "show_pane('prorates')", "Prorates pane"),
     Command("pane-errors", "6", "show_pane('errors')", "Errors pane"),
+    Command("cursor-last", "G", "cursor_last", "Last row", help="Jump to the last row (ignored items are last)."),
     Command("filter", "slash", "filter", "Filter", show=True, help="Type to narrow the pane; esc leaves it."),
     Command("toggle-select", "space", "toggle_select", "Select", help="Select or unselect the row."),
     Command("select-all", "a", "select_all", "Select all", help="Select every row shown (again: none)."),

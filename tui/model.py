@@ -14,6 +14,7 @@ from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.reconcile import reconcile
 
 ZERO = Decimal("0.00")
+IGNORED_PREFIX = "ignored:"  # an Unsynced row of ignored lines next to the same subscription's shown row
 UNSYNCED_KINDS = (LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS)
 ARREARS_KINDS = (LineKind.ARREARS, LineKind.USAGE_SUMMARY, LineKind.USAGE)
 PRORATE_KINDS = (LineKind.PRORATE, LineKind.EXTRA_MONTHS)
@@ -115,7 +116,7 @@ def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
                  f"Formula: {line.formula or '—'}"]
         ig = ignore_of(line)
         if ig is not None:
-            parts.append(ignore_text(ig))
+            parts.insert(0, ignore_text(ig))
         return "\n".join(parts)
 
     # --- Unsynced: seat-like subscriptions with lines ---------------------------------------------
@@ -137,11 +138,11 @@ def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
             company = data.company(lines[0].company_id)
             state = "ignored" if ignored_pass else "pending"
             detail = "\n".join(
-                [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
+                ([ignore_text(ignore_of(lines[0]))] if ignored_pass else [])
+                + [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
                 + [f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
-                   f"  from {x.effective_date.isoformat()}  {x.formula}" for x in lines]
-                + ([ignore_text(ignore_of(lines[0]))] if ignored_pass else []))
-            rows.append(Row(key=sub_id, cells=(_short(sub_id), company, data.product_names.get(sub_id, sub_id),
+                   f"  from {x.effective_date.isoformat()}  {x.formula}" for x in lines])
+            rows.append(Row(key=IGNORED_PREFIX + sub_id if ignored_pass else sub_id, cells=(_short(sub_id), company, data.product_names.get(sub_id, sub_id),
                                                change, fmt_money(added), state),
                             detail=detail, ignored=ignored_pass, line_keys=tuple(x.key for x in lines),
                             editable=any(x.action == "create" for x in lines)))

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
 
 from engine import actions
 from tui.bindings import bindings
-from tui.model import PANE_TITLES, PANES, ConsoleData, Row
+from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal
@@ -123,6 +123,11 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = f"tab-{name}"
         self.pane(name).table.focus()
 
+    def action_cursor_last(self) -> None:
+        table = self.pane().table
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+
     def action_filter(self) -> None:
         self.pane().open_filter()
 
@@ -151,8 +156,9 @@ class MainScreen(Screen[None]):
     def action_copy_id(self) -> None:
         row = self.pane().current
         if row is not None:
-            self.app.copy_to_clipboard(row.key)
-            self.notify(f"Copied {row.key}", timeout=3)
+            value = row.key.removeprefix(IGNORED_PREFIX)
+            self.app.copy_to_clipboard(value)
+            self.notify(f"Copied {value}", timeout=3)
 
     # --- ignore / restore --------------------------------------------------------------------------
 
@@ -184,12 +190,9 @@ class MainScreen(Screen[None]):
             return
         keys: list[str] = []
         for row in rows:
-            if row.key in data.ignored:
-                keys.append(row.key)
-            else:
-                line = data.lines.get(row.key)
-                if line is not None and line.subscription_id in data.ignored:
-                    keys.append(line.subscription_id)
+            candidates = [row.key.removeprefix(IGNORED_PREFIX), *row.line_keys]
+            candidates += [data.lines[k].subscription_id for k in row.line_keys if k in data.lines]
+            keys += [k for k in candidates if k in data.ignored]
         keys = list(dict.fromkeys(keys))
         self.pane().selected -= {r.key for r in rows}
 

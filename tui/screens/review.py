@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from tui.app import TrueupApp
 
 ZERO = Decimal("0.00")
-COLUMNS = ("Line", "Action", "Qty Pax8", "Qty PSA", "Unit cost Pax8", "Unit cost PSA", "Unit price Pax8",
-           "Unit price PSA", "Total", "Effective", "End", "Outcome")
+COLUMNS = ("Line", "Outcome", "Action", "Qty Pax8", "Qty PSA", "Unit cost Pax8", "Unit cost PSA", "Unit price Pax8",
+           "Unit price PSA", "Total", "Effective", "End")
 
 
 def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]:
@@ -82,20 +82,20 @@ class ReviewScreen(Screen[None]):
             agreement = data.agreement_names.get(agreement_id, agreement_id)
             subtotal = sum((x.total_price for x in lines), ZERO)
             header_key = f"group:{company}:{agreement_id}"
-            self.rows[header_key] = (f"▸ {company} — {agreement} ({agreement_id})", "", "", "", "", "", "", "",
-                                     fmt_money(subtotal), "", "", "")
+            self.rows[header_key] = (f"▸ {company} — {agreement} ({agreement_id})", "", "", "", "", "", "", "", "",
+                                     fmt_money(subtotal), "", "")
             self.details[header_key] = f"{company} — agreement {agreement}: {len(lines)} lines, {fmt_money(subtotal)}"
             for line in lines:
                 psa = data.psa_lines.get(line.psa_line_id) if line.psa_line_id else None
                 recurring = "one-time" if line.kind.one_time else "recurring"
                 self.rows[line.key] = (
-                    f"  {line.description}", f"{line.action} {line.kind.value}",
+                    f"  {line.description}", "pending", f"{line.action} {line.kind.value}",
                     fmt_quantity(line.quantity),
                     fmt_quantity(psa.quantity) if psa is not None else "—",
                     fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—",
                     fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—",
                     f"{fmt_money(line.total_price)} {recurring}", line.effective_date.isoformat(),
-                    line.end_date.isoformat() if line.end_date else "—", "pending")
+                    line.end_date.isoformat() if line.end_date else "—")
                 self.details[line.key] = self._side_by_side(line, psa)
         self.draw()
         findings = blocking_findings(data, self.lines)
@@ -128,7 +128,7 @@ class ReviewScreen(Screen[None]):
         out = []
         for key, cells in self.rows.items():
             if key in self.outcomes:
-                cells = (*cells[:-1], self.outcomes[key])
+                cells = (cells[0], self.outcomes[key], *cells[2:])
             style = "bold" if key.startswith("group:") else ""
             outcome = self.outcomes.get(key, "")
             if outcome.startswith(("failed", "conflict")):

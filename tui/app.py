@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Callable
 from datetime import date, datetime
@@ -273,7 +274,8 @@ def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        message = str(exc).strip().rstrip(".") or type(exc).__name__
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = re.sub(r"^\([\w.]+\)\s*", "", first).strip().rstrip(".") or type(exc).__name__
         print(f"trueup: the console could not start: {message}.")
         return 1
     finally:

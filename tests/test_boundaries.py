@@ -9,7 +9,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,15 +39,6 @@ def test_the_reconciliation_store_and_actions_load_no_ui_module() -> None:
     assert ui_modules_loaded()["core"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine/connectors/http.py imports httpx at module level; httpx/__init__.py (0.28) runs "
-        "`from ._main import main`, which imports rich.console whenever rich is installed "
-        "(it is: textual needs it), so `import engine.connectors.http` loads ~50 rich modules. "
-        "import-linter cannot see it (the import is inside httpx)"
-    ),
-)
 def test_importing_the_engine_with_its_connectors_loads_no_ui_module() -> None:
     assert ui_modules_loaded()["with_connectors"] == []
 

@@ -213,7 +213,7 @@ class ServiceClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ServiceError) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_backoff)
-        return wait_exponential_jitter(initial=0.5, max=self.max_backoff)(state)
+        return wait_exponential_jitter(multiplier=0.5, max=self.max_backoff)(state)
 
     async def send(self, request: httpx.Request, *, idempotent: bool) -> httpx.Response:
         """Send with retries. Idempotent requests retry on every retryable error; others only on a

@@ -22,3 +22,15 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
         monkeypatch.setenv(name, str(home / sub))
     monkeypatch.setenv("TRUEUP_DATABASE_URL", f"sqlite:///{home / 'trueup-test.db'}")
     return home
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On CI the contract, the seed figures and the vendors' specs must be checked, not skipped:
+    a missing ../shared is an error there (developers without it get skips with the reason)."""
+    import os
+
+    if os.environ.get("CI") and not (SHARED / "contract" / "check_plan.py").is_file():
+        raise pytest.UsageError(f"CI: {SHARED} is missing, so the contract tests would be skipped")

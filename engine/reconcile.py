@@ -110,8 +110,7 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     quiet_quantity = world.hints.quiet.get(sub.id)
     if quiet_quantity is not None:
         # No unsynced increase and not cancelled: in sync when its PSA line holds the quantity.
-        candidates = world.active_lines(agreement.id, binding.psa_product_id)
-        line = world.claim_line(candidates, sub.id)
+        line = world.seat_line(target, binding.psa_product_id, sub.id)
         if line is not None and line.quantity == quiet_quantity:
             return []
         if line is not None:

@@ -274,6 +274,22 @@ class World:
         self.claimed_lines.add(chosen.id)
         return chosen
 
+    def seat_line(self, target: Target, product_id: str, subscription_id: str) -> PsaLine | None:
+        """The PSA line holding a seat subscription: on the agreement its lines go to; failing that,
+        a line that names the subscription as its source on another of the customer's agreements
+        (it stays there — proposing a second line on the newer agreement would bill twice)."""
+        line = self.claim_line(self.active_lines(target.agreement.id, product_id), subscription_id)
+        if line is not None:
+            return line
+        elsewhere = [
+            candidate
+            for agreement in self.agreements_by_company.get(target.psa_company_id, [])
+            if agreement.id != target.agreement.id
+            for candidate in self.active_lines(agreement.id, product_id)
+            if candidate.source is not None and candidate.source.subscription_id == subscription_id
+        ]
+        return self.claim_line(elsewhere, subscription_id) if elsewhere else None
+
     def description(self, text: str) -> str:
         return text[: self.description_limit]
 

@@ -35,7 +35,7 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     timeline = Timeline(sub.history, until=world.as_of)
     cancelled_on = cancellation_date(sub)
     agreement = target.agreement
-    existing = world.claim_line(world.active_lines(agreement.id, psa_product_id), sub.id)
+    existing = world.seat_line(target, psa_product_id, sub.id)
     if existing is None and cancelled_on is not None:
         # A cancelled line may already carry a cancelled date this month or earlier.
         existing = world.claim_line(
@@ -48,7 +48,7 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     common = dict(
         subscription_id=sub.id,
         company_id=sub.company_id,
-        psa_agreement_id=agreement.id,
+        psa_agreement_id=existing.agreement_id if existing is not None else agreement.id,
         psa_product_id=psa_product_id,
     )
     lines: list[PlanLine] = []

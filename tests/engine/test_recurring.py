@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from builders import D, keys, money, plan_of, psa_line, seat_plan, seat_sub, synced, the_line
+from builders import AGREEMENT, D, keys, money, plan_of, psa_line, seat_plan, seat_sub, synced, the_line
 
 LONG_NAME = "Microsoft Office 365 Enterprise E3 - Includes Exchange Email and Desktop Office Suite"
 
@@ -135,3 +135,24 @@ def test_an_annual_subscription_gets_its_recurring_line_but_no_prorates() -> Non
 def test_a_subscription_without_history_proposes_nothing() -> None:
     plan = plan_of("2020-09-15", subs=[seat_sub("S1")])
     assert plan.lines == [] and plan.findings == []
+
+
+def test_a_line_on_an_older_agreement_is_updated_where_it_is_not_billed_twice() -> None:
+    """The customer's newer agreement is where new lines go, but the subscription's own line lives on
+    the older one: that line is updated in place — a second recurring line on the newer agreement
+    would bill every seat twice."""
+    newer = {"id": "AG2", "company_id": "P1", "name": "Acme 2026", "start_date": "2020-01-01",
+             "billing_period": "monthly"}
+    plan = plan_of(
+        "2020-09-20",
+        subs=[seat_sub("S1", ("2019-01-01", 270), ("2020-08-05", 283))],
+        lines=[psa_line("L1", 270, sub="S1", agreement="AG1")],
+        agreements=[AGREEMENT, newer],
+        synced_keys=[synced("S1:prorate:2019-01-01")],
+    )
+    recurring = the_line(plan, "S1:recurring")
+    assert (recurring.action, recurring.psa_line_id, recurring.psa_agreement_id) == ("update", "L1", "AG1")
+    assert recurring.quantity == D(283)
+    extra = [line for line in plan.lines if line.kind == "extra_months"]
+    assert [(line.quantity, line.psa_agreement_id) for line in extra] == [(D(13), "AG1")]
+    assert {line.psa_agreement_id for line in plan.lines} == {"AG1"}

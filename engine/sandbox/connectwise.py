@@ -19,7 +19,6 @@ the write was applied.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import re
@@ -33,7 +32,7 @@ import httpx
 
 from engine.connectors.connectwise import SERIAL_MAX, KeyCodec, cw_datetime, json_bytes
 from engine.connectors.http import loads
-from engine.sandbox.faults import Fault, Faults
+from engine.sandbox.faults import Faults
 from engine.scenario import Scenario
 
 API = "apis/3.0"
@@ -284,15 +283,7 @@ class ConnectWiseSandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.faults.latency:
-            await asyncio.sleep(self.faults.latency)
-        fault = self.faults.decide(request)
-        refused = self.faults.refusal(fault, request)
-        if refused is not None:
-            return refused
-        response = self._route(request)
-        after = Faults.after_apply(fault, request) if fault is not Fault.NONE else None
-        return after if after is not None else response
+        return await self.faults.serve(request, self._route)
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host != self.site:

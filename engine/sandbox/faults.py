@@ -3,7 +3,9 @@ generator (reproducible) or scripted one request at a time (for tests that need 
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -87,3 +89,17 @@ class Faults:
         if fault is Fault.LOST_RESPONSE:
             raise httpx.ReadTimeout("the response was lost after the request was applied", request=request)
         return None
+
+    async def serve(self, request: httpx.Request,
+                    route: Callable[[httpx.Request], httpx.Response]) -> httpx.Response:
+        """Answer `request` with `route`, misbehaving as decided: latency first, then a refusal
+        (nothing applied), or the route's work followed by a 500 or a lost response."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = self.decide(request)
+        refused = self.refusal(fault, request)
+        if refused is not None:
+            return refused
+        response = route(request)
+        after = self.after_apply(fault, request) if fault is not Fault.NONE else None
+        return after if after is not None else response

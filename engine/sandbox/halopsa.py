@@ -17,7 +17,6 @@ issued token (the next call gets a 401), for refresh tests.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import re
@@ -32,7 +31,7 @@ import httpx
 from engine.connectors.connectwise import KeyCodec, json_bytes
 from engine.connectors.halopsa import KEY_FIELD, KEY_MAX, halo_datetime
 from engine.connectors.http import loads
-from engine.sandbox.faults import Fault, Faults
+from engine.sandbox.faults import Faults
 from engine.scenario import Scenario
 
 
@@ -170,15 +169,7 @@ class HaloSandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.faults.latency:
-            await asyncio.sleep(self.faults.latency)
-        fault = self.faults.decide(request)
-        refused = self.faults.refusal(fault, request)
-        if refused is not None:
-            return refused
-        response = self._route(request)
-        after = Faults.after_apply(fault, request) if fault is not Fault.NONE else None
-        return after if after is not None else response
+        return await self.faults.serve(request, self._route)
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host != self.host:

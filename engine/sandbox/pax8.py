@@ -35,7 +35,6 @@ endpoint snapshot it probes; `product_kinds()` gives the overrides that make the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -48,7 +47,7 @@ from typing import Any
 import httpx
 
 from engine.months import last_of_month, parse_month
-from engine.sandbox.faults import Fault, Faults
+from engine.sandbox.faults import Faults
 from engine.scenario import (
     ProductKind,
     Scenario,
@@ -348,18 +347,7 @@ class Pax8Sandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.faults.latency:
-            await asyncio.sleep(self.faults.latency)
-        fault = self.faults.decide(request)
-        refusal = self.faults.refusal(fault, request)
-        if refusal is not None:
-            return refusal
-        response = self._respond(request)
-        if fault in (Fault.SERVER_ERROR, Fault.LOST_RESPONSE):
-            after = Faults.after_apply(fault, request)
-            if after is not None:
-                return after
-        return response
+        return await self.faults.serve(request, self._respond)
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path

@@ -99,6 +99,8 @@ class World:
         for line in psa.lines:
             self._lines_by_product[(line.agreement_id, line.product_id)].append(line)
         self._findings: dict[tuple[str, str], Finding] = {}
+        self._psa_company_cache: dict[str, str | None] = {}
+        self._active_lines: dict[tuple[str, str], list[PsaLine]] = {}
 
     # --- findings --------------------------------------------------------------------------------
 
@@ -119,7 +121,16 @@ class World:
     # --- mapping resolution ----------------------------------------------------------------------
 
     def psa_company_for(self, vendor_company_id: str) -> str | None:
-        """The one PSA company a vendor company maps to; raises the mapping findings otherwise."""
+        """The one PSA company a vendor company maps to; raises the mapping findings otherwise.
+        Asked once per subscription: the answer is kept per company (a repeated call would only
+        raise the same findings again, which `raise_finding` keeps once anyway)."""
+        try:
+            return self._psa_company_cache[vendor_company_id]
+        except KeyError:
+            psa_id = self._psa_company_cache[vendor_company_id] = self._psa_company_for(vendor_company_id)
+            return psa_id
+
+    def _psa_company_for(self, vendor_company_id: str) -> str | None:
         company = self.companies.get(vendor_company_id)
         name = company.name if company else vendor_company_id
         targets = self.company_map.get(vendor_company_id, [])
@@ -242,12 +253,16 @@ class World:
 
     def active_lines(self, agreement_id: str, product_id: str) -> list[PsaLine]:
         """Recurring lines of a product on an agreement whose cancelled date is empty or after the end
-        of the current month (RULES.md §1)."""
-        month_end = self.month_end
-        return [
-            line for line in self._lines_by_product.get((agreement_id, product_id), ())
-            if line.kind == "recurring" and (line.cancelled_date is None or line.cancelled_date > month_end)
-        ]
+        of the current month (RULES.md §1). Kept per (agreement, product): the lines never change
+        during a reconciliation (callers get a copy)."""
+        found = self._active_lines.get((agreement_id, product_id))
+        if found is None:
+            month_end = self.month_end
+            found = self._active_lines[(agreement_id, product_id)] = [
+                line for line in self._lines_by_product.get((agreement_id, product_id), ())
+                if line.kind == "recurring" and (line.cancelled_date is None or line.cancelled_date > month_end)
+            ]
+        return list(found)
 
     def claim_line(self, candidates: list[PsaLine], subscription_id: str,
                    sub_product: str | None = None) -> PsaLine | None:

@@ -4,6 +4,7 @@ it from a fixed scenario and date; `run_console` is what `trueup` with no subcom
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import threading
@@ -27,6 +28,7 @@ from tui.screens.help import HelpModal
 from tui.screens.main import MainScreen
 
 DEFAULT_REFRESH_INTERVAL = 300.0
+NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own colours, no palette of ours
 
 
 class TrueupApp(App[int]):
@@ -38,8 +40,14 @@ class TrueupApp(App[int]):
     def __init__(self, workspace: Any, *, clock: Callable[[], datetime] | None = None, as_of: date | None = None,
                  refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL, theme: str | None = None,
                  keymap: dict[str, str] | None = None, executor_factory: Callable[[Any], Any] | None = None,
-                 full_refresh_on_start: bool = False) -> None:
-        super().__init__()
+                 full_refresh_on_start: bool = False,
+                 loader: Callable[[date | None, date], ConsoleData] | None = None) -> None:
+        # NO_COLOR (no-color.org): ANSI colours only, and Textual strips even those (its NoColor filter),
+        # so what remains is text and text styles; states are words (TODO, pending, ignored, NOT BOUND).
+        no_color = bool(os.environ.get("NO_COLOR"))
+        super().__init__(ansi_color=True if no_color else None)
+        if no_color:
+            self.theme = NO_COLOR_THEME
         self.workspace = workspace
         self.clock = clock or datetime.now
         self.as_of = as_of
@@ -55,12 +63,11 @@ class TrueupApp(App[int]):
         self._refresh_timer: Any = None
         self._initial_theme = theme
         self.refresh_count = 0
+        self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
 
     # --- start ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        if os.environ.get("NO_COLOR"):
-            self.theme = "textual-ansi" if "textual-ansi" in self.available_themes else self.theme
         if self._initial_theme:
             if self._initial_theme in self.available_themes:
                 self.theme = self._initial_theme
@@ -92,6 +99,8 @@ class TrueupApp(App[int]):
             as_of = self.as_of
             if as_of is None and hasattr(self.workspace, "today"):
                 as_of = self.workspace.today()
+            if self.loader is not None:
+                return self.loader(as_of, today)
             return model.load(self.workspace.store, as_of, today=today)
 
     @work(exclusive=True, group="refresh", exit_on_error=False)
@@ -117,10 +126,16 @@ class TrueupApp(App[int]):
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         self.data = message.data
+        # Month-end data is hundreds of thousands of long-lived, acyclic objects (rows, plan lines):
+        # left to the cyclic collector, every generation-2 pass rescans them all and a keystroke
+        # stalls for a tenth of a second. Frozen, they are skipped; reference counting still frees
+        # them when the next refresh replaces them.
+        gc.freeze()
         self.busy = ""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                screen.show_data(message.data)
+            show = getattr(screen, "show_data", None)
+            if show is not None:
+                show(message.data)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

@@ -9,7 +9,7 @@ from typing import Literal
 
 from textual.binding import Binding
 
-Scope = Literal["app", "main", "review"]
+Scope = Literal["app", "main", "products", "review"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ REGISTRY: tuple[Command, ...] = (
     Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),
     Command("generate-mappings", "g", "generate_mappings", "Generate mappings",
             help="Customers: map exact name matches; confirm near matches one by one."),
+    Command("products", "p", "products", "Products",
+            help="Vendor products and the PSA products they are bound to (bind, unbind)."),
+    # products
+    Command("bind-product", "b", "bind_product", "Bind", "products", True,
+            help="Bind the vendor product (or sub-product) to a PSA product; enter does it too."),
+    Command("unbind-product", "u", "unbind_product", "Unbind", "products", True, "Remove the row's own binding."),
+    Command("products-filter", "slash", "filter", "Filter", "products", True, "Type to narrow the products."),
+    Command("close-products", "escape", "close_products", "Back", "products", True, "Back to the panes."),
     # review
     Command("confirm-sync", "y,s", "confirm_sync", "Confirm sync", "review", True, "Write these lines to the PSA."),
     Command("cancel-sync", "x", "cancel_sync", "Cancel sync", "review", True, "Stop after the line in flight."),

@@ -11,7 +11,9 @@ from tui.bindings import REGISTRY, Command, effective_keys, key_label
 
 class RegistryCommands(Provider):
     def _commands(self) -> list[Command]:
-        return [c for c in REGISTRY if c.scope != "review"]
+        """Everywhere, plus the commands of the screen the palette was opened on."""
+        scope = getattr(self.screen, "SCOPE", "main")
+        return [c for c in REGISTRY if c.scope in ("app", scope) and c.scope != "review"]
 
     async def _run(self, command: Command) -> None:
         app = self.app

@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.reconcile import reconcile
@@ -22,7 +23,8 @@ USAGE_PRODUCTS = ("endpoint_usage", "usage_summary")
 
 PANES = ("overview", "customers", "unsynced", "arrears", "prorates", "errors")
 PANE_TITLES = {"overview": "Overview", "customers": "Customers", "unsynced": "Unsynced",
-               "arrears": "Arrears", "prorates": "Prorates", "errors": "Errors"}
+               "arrears": "Arrears", "prorates": "Prorates", "errors": "Errors", "products": "Products"}
+PRODUCT_KEY_SEP = "|"  # a Products row's key: vendor product id | sub-product ("" for the product itself)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class Row:
     target: str | None = None  # Overview: the pane enter jumps to
     line_keys: tuple[str, ...] = ()  # the plan lines this row stands for
     editable: bool = False  # a proposed `create` line whose effective date can move
+    search: str = field(default="", compare=False, repr=False)  # what `/` matches (computed once)
+
+    def __post_init__(self) -> None:
+        if not self.search:  # built with the row (in the loading thread), not on a keystroke
+            object.__setattr__(self, "search", "\x1f".join((self.key, *self.cells)).casefold())
 
 
 @dataclass
@@ -53,6 +60,9 @@ class ConsoleData:
     agreement_names: dict[str, str] = field(default_factory=dict)
     psa_lines: dict[str, Any] = field(default_factory=dict)
     product_names: dict[str, str] = field(default_factory=dict)  # subscription id -> product name
+    psa_products: list[tuple[str, str]] = field(default_factory=list)  # (id, label), sorted by name
+    psa_product_names: dict[str, str] = field(default_factory=dict)
+    bindings: dict[tuple[str, str], Any] = field(default_factory=dict)  # (vendor product, sub-product or "")
     psa: str = "PSA"
 
     def rows_for(self, pane: str, show_ignored: bool) -> list[Row]:
@@ -69,10 +79,23 @@ PSA_NAMES = {"connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Au
 
 
 def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleData:
-    """Read the store once, reconcile, and build every pane's rows."""
-    scenario = store.snapshot(as_of)
-    plan = reconcile(scenario)
+    """Read the store once (the fast way, like every other plan), reconcile, build every pane's rows."""
+    if hasattr(store, "plan_inputs"):
+        scenario, hints = store.plan_inputs(as_of)
+        plan = reconcile(scenario, hints)
+    else:
+        scenario = store.snapshot(as_of)
+        plan = reconcile(scenario)
     return build(scenario, plan, today=today)
+
+
+def product_key(vendor_product_id: str, sub_product: str | None) -> str:
+    return f"{vendor_product_id}{PRODUCT_KEY_SEP}{sub_product or ''}"
+
+
+def split_product_key(key: str) -> tuple[str, str | None]:
+    product_id, _, sub_product = key.rpartition(PRODUCT_KEY_SEP)
+    return product_id, sub_product or None
 
 
 def _short(identifier: str) -> str:
@@ -86,6 +109,13 @@ def _period(line: PlanLine) -> str:
 
 
 def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
+    """Every pane's rows, in one linear pass per pane (tens of thousands of frozen rows: the cyclic
+    garbage collector is paused meanwhile, as the store's loader does)."""
+    with gc_paused():
+        return _build(scenario, plan, today)
+
+
+def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     data = ConsoleData(plan=plan, as_of=plan.as_of, invoiced_through=plan.invoiced_through)
     data.psa = PSA_NAMES.get(str(scenario.settings.psa), str(scenario.settings.psa))
     data.company_names = {c.id: c.name for c in scenario.vendor.companies}
@@ -224,10 +254,68 @@ def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
     data.rows["customers"] = customers
     data.ignored_rows["customers"] = []
 
+    # --- Products: vendor products (and sub-products) and what they are bound to --------------------
+    data.rows["products"] = _product_rows(data, scenario, plan, subs)
+    data.ignored_rows["products"] = []
+
     # --- Overview: the month-end checklist ----------------------------------------------------------
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
     data.ignored_rows["overview"] = []
     return data
+
+
+def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, Any]) -> list[Row]:
+    psa_products = sorted(scenario.psa.products, key=lambda p: p.name.casefold())
+    data.psa_product_names = {p.id: p.name for p in psa_products}
+    data.psa_products = [(p.id, f"{p.name} · {p.sku}" if p.sku else p.name) for p in psa_products]
+    data.bindings = {(b.vendor_product_id, b.sub_product or ""): b for b in scenario.mappings.products}
+    subs_of: dict[str, int] = defaultdict(int)
+    for sub in scenario.vendor.subscriptions:
+        if sub.status == "active":
+            subs_of[sub.product_id] += 1
+    unbound: dict[str, list[Finding]] = defaultdict(list)
+    for f in plan.findings:
+        if f.code == "product_not_bound":
+            sub = subs.get(f.subject.get("subscription_id", ""))
+            if sub is not None:
+                unbound[sub.product_id].append(f)
+
+    def bound_to(binding: Any) -> str:
+        name = data.psa_product_names.get(binding.psa_product_id, binding.psa_product_id)
+        return f"{name} (free)" if binding.free else name
+
+    rows: list[tuple[tuple[int, int, str, str], Row]] = []
+    for product in scenario.vendor.products:
+        findings = unbound.get(product.id, [])
+        for sub_product in (None, *(product.sub_products or [])):
+            own = data.bindings.get((product.id, sub_product or ""))
+            inherited = data.bindings.get((product.id, "")) if sub_product else None
+            if own is not None:
+                state, psa_name = "bound", bound_to(own)
+            elif inherited is not None:
+                state, psa_name = "via product", bound_to(inherited)
+            elif sub_product is None and any(p == product.id and sp for p, sp in data.bindings):
+                state, psa_name = "sub-products only", "—"
+            else:
+                state, psa_name = "NOT BOUND", "—"
+            blocked = len(findings) if sub_product is None else 0
+            sku = f", SKU {product.sku}" if product.sku else ""
+            detail = [f"{product.name}" + (f" · sub-product {sub_product}" if sub_product else "")
+                      + f" (vendor id {product.id}{sku}, {product.kind})",
+                      f"Bound to: {psa_name}" if own or inherited else "Not bound to a PSA product: b binds it.",
+                      *[f"{f.message}" for f in findings[:2]]]
+            if len(findings) > 2:
+                detail.append(f"… and {len(findings) - 2} more subscriptions")
+            row = Row(key=product_key(product.id, sub_product),
+                      cells=(product.name, sub_product or "", product.kind, psa_name,
+                             str(subs_of.get(product.id, 0)) if sub_product is None else "",
+                             str(blocked) if blocked else "", state),
+                      detail="\n".join(detail))
+            order = (0 if blocked else 1, 0 if state == "NOT BOUND" else 1, product.name.casefold(),
+                     sub_product or "")
+            rows.append((order, row))
+    rows.sort(key=lambda x: x[0])
+    return [r for _, r in rows]
 
 
 def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any]) -> Row:
@@ -264,7 +352,7 @@ def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row
     items = [
         ("unmapped", state(unmapped == 0 and map_errors == 0), "Customers not mapped",
          f"{unmapped} not mapped, {map_errors} with mapping errors", "", "customers"),
-        ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "errors"),
+        ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "products"),
         ("unsynced", state(not unsynced), "Unsynced subscriptions", f"{len(unsynced)} subscriptions",
          fmt_money(unsynced_money), "unsynced"),
         ("arrears", state(not arrears, waiting=day <= 3), "Arrears ready (after day 3)",
@@ -280,7 +368,7 @@ def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row
          fmt_money(plan.totals.price), "unsynced"),
     ]
     return [Row(key=k, cells=(s, label, count, money), target=target,
-                detail=f"{label}: {count} {money}\nPress enter to open the {PANE_TITLES[target]} pane.")
+                detail=f"{label}: {count} {money}\nPress enter to open {PANE_TITLES[target]}.")
             for k, s, label, count, money, target in items]
 
 
@@ -293,4 +381,5 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "prorates": ("Synced", "Company", "Effective Date", "Effective During", "Quantity Increase", "Quantity",
                  "Prorate Cost", "Unit Cost", "Prorate Price", "Unit Price", "Total to PSA", "Formula"),
     "errors": ("Severity", "Code", "Customer", "Subject", "Message", "Clears it"),
+    "products": ("Vendor product", "Sub-product", "Kind", "PSA product", "Subs", "Unbound", "State"),
 }

@@ -382,3 +382,159 @@ async def test_brackets_are_not_markup(make_app: Any, settle: Any) -> None:
         pane.set_rows([Row(key="x", cells=("[bold]Acme[/bold] [Ltd]", "—", "Not mapped", "", "—"))])
         await pilot.pause()
         assert pane.table.get_row("x")[1].plain == "[bold]Acme[/bold] [Ltd]"
+
+
+def bindings_rows(store: Any) -> dict[tuple[str, str], str]:
+    with store.session() as s:
+        rows = s.exec(select(t.ProductBindingRow))
+        return {(r.vendor_product_id, r.sub_product): r.psa_product_id for r in rows}
+
+
+async def test_bulk_ignore_asks_yes_no_with_the_count_then_the_reason(make_app: Any, store: Any,
+                                                                      settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3", "space", "space", "space")
+        pane = app.main.pane("unsynced")
+        chosen = set(pane.selected)
+        assert len(chosen) == 3
+        await pilot.press("i")
+        assert isinstance(app.screen, ConfirmModal)
+        body = str(app.screen.query_one(".modal").query("Static")[1].render())
+        assert "Ignore 3 selected rows of Unsynced?" in body
+        await pilot.press("n")  # no: nothing asked, nothing stored
+        assert not isinstance(app.screen, (ConfirmModal, IgnoreModal))
+        assert not chosen & set(ignore_rows(store))
+        assert pane.selected == chosen
+        await pilot.press("i", "y")
+        assert isinstance(app.screen, IgnoreModal)
+        assert "Ignore 3 rows" in str(app.screen.query_one(".modal-title").render())
+        await pilot.press(*"month-end batch", "enter")
+        await settle(app, pilot)
+        stored = ignore_rows(store)
+        assert chosen <= set(stored) and {stored[k].reason for k in chosen} == {"month-end batch"}
+        assert not chosen & set(pane.table.keys) and pane.selected == set()
+
+
+async def test_single_ignore_asks_no_confirmation(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3", "space", "i")
+        assert isinstance(app.screen, IgnoreModal)
+
+
+async def test_overview_unbound_products_leads_to_binding(make_app: Any, store: Any, settle: Any) -> None:
+    from tui.screens.map_company import PickerModal
+    from tui.screens.products import ProductsScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        unbound = [f for f in app.data.plan.findings if f.code == "product_not_bound"]
+        assert unbound
+        overview = app.main.pane("overview")
+        assert overview.by_key["unbound"].cells[0] == "TODO"
+        overview.table.move_cursor(row=overview.table.keys.index("unbound"))
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ProductsScreen)
+        row = screen.pane.current  # products with unbound subscriptions come first
+        assert row.cells[0] == "Microsoft 365 Copilot" and row.cells[-1] == "NOT BOUND"
+        assert row.cells[5] == "1"  # subscriptions waiting for this binding
+        assert screen.check_action("unbind_product", ()) is None  # nothing to unbind yet
+        await pilot.press("b")
+        assert isinstance(app.screen, PickerModal)
+        await pilot.press(*"apps for business")
+        options = app.screen.query_one("#psa-products")
+        assert options.option_count == 1
+        psa_id = options.get_option_at_index(0).id
+        await pilot.press("enter")
+        await settle(app, pilot)
+        product_id = row.key.split("|")[0]
+        assert bindings_rows(store)[(product_id, "")] == psa_id
+        # the next plan has no product_not_bound finding, and the checklist says so
+        assert not [f for f in app.data.plan.findings if f.code == "product_not_bound"]
+        assert app.main.pane("overview").by_key["unbound"].cells[0] == "OK"
+        bound = screen.pane.by_key[row.key]
+        assert bound.cells[-1] == "bound" and bound.cells[3] == app.data.psa_product_names[psa_id]
+        # unbind: the finding comes back
+        screen.pane.table.move_cursor(row=screen.pane.table.keys.index(row.key))
+        await pilot.pause()
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert (product_id, "") not in bindings_rows(store)
+        assert [f for f in app.data.plan.findings if f.code == "product_not_bound"]
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+async def test_bind_a_sub_product_and_filter_products(make_app: Any, store: Any, settle: Any) -> None:
+    from tui.screens.products import ProductsScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        screen = app.screen
+        assert isinstance(screen, ProductsScreen)
+        await pilot.press("/", *"proofpoint", "enter")
+        keys = screen.pane.table.keys
+        sub_key = next(k for k in keys if k.endswith("|Advanced"))
+        assert screen.pane.by_key[sub_key].cells[-1] == "via product"
+        screen.pane.table.move_cursor(row=keys.index(sub_key))
+        await pilot.pause()
+        await pilot.press("enter")  # enter binds too
+        app.screen.query_one("#search").value = "Email Security"
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        product_id = sub_key.split("|")[0]
+        assert (product_id, "Advanced") in bindings_rows(store)
+        assert screen.pane.by_key[sub_key].cells[-1] == "bound"
+
+
+async def test_tab_labels_show_pane_counts(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tabs = app.main.query_one("#tabs")
+        for name, title in (("unsynced", "Unsynced"), ("prorates", "Prorates"), ("errors", "Errors")):
+            assert str(tabs.get_tab(f"tab-{name}").label) == f"{title} {len(app.data.rows[name])}"
+        assert str(tabs.get_tab("tab-overview").label) == "Overview"
+        before = len(app.data.rows["prorates"])
+        await pilot.press("5", "i", *"x", "enter")
+        await settle(app, pilot)
+        assert str(tabs.get_tab("tab-prorates").label) == f"Prorates {before - 1}"
+
+
+async def test_no_color_picks_a_monochrome_builtin_theme(make_app: Any, monkeypatch: Any,
+                                                         settle: Any) -> None:
+    from textual.app import App
+
+    from tui.app import NO_COLOR_THEME
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert NO_COLOR_THEME == "ansi-dark" and NO_COLOR_THEME in App().available_themes
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == "ansi-dark" and app.no_color and app.native_ansi_color
+        # colour is stripped (Textual's NoColor filter): the cursor shows by text style alone,
+        # and states are words
+        table = app.main.pane("overview").table
+        cursor = table.get_component_rich_style("datatable--cursor")
+        assert cursor.reverse and cursor.bold
+        assert {r.cells[0] for r in app.data.rows["overview"]} <= {"OK", "TODO", "WAIT"}
+        await pilot.press("3")
+        assert app.main.pane("unsynced").table.row_count > 0
+
+
+async def test_explicit_theme_without_no_color(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == "textual-dark" and not app.no_color

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from tui.bindings import REGISTRY, effective_keys, key_label
 
-SCOPES = {"app": "Everywhere", "main": "Panes", "review": "Review"}
+SCOPES = {"app": "Everywhere", "main": "Panes", "products": "Products", "review": "Review"}
 
 
 class HelpModal(ModalScreen[None]):

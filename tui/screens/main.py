@@ -11,10 +11,12 @@ from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
 from engine import actions
 from tui.bindings import bindings
 from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row
+from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal
 from tui.widgets.header import StatusHeader
+from tui.view import count
 from tui.widgets.panes import Pane
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ LINE_PANES = ("unsynced", "arrears", "prorates")
 
 
 class MainScreen(Screen[None]):
+    SCOPE = "main"
     BINDINGS = bindings("main")
     app: TrueupApp  # type: ignore[assignment]
 
@@ -48,10 +51,20 @@ class MainScreen(Screen[None]):
         return self.query_one(f"#pane-{name or self.active}", Pane)
 
     def show_data(self, data: ConsoleData) -> None:
-        for name in PANES:
-            self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored))
+        tabs = self.query_one(TabbedContent)
+        with self.app.batch_update():
+            for name in PANES:
+                self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored))
+                tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.update_header()
         self.refresh_bindings()
+
+    @staticmethod
+    def tab_label(name: str, data: ConsoleData) -> str:
+        """'Unsynced 42': what waits in the pane (ignored rows not counted); Overview has no count."""
+        if name == "overview":
+            return PANE_TITLES[name]
+        return f"{PANE_TITLES[name]} {count(len(data.rows.get(name, [])))}"
 
     def update_header(self, busy: str = "") -> None:
         app = self.app
@@ -70,17 +83,30 @@ class MainScreen(Screen[None]):
         pane = self.pane()
         row = pane.by_key.get(event.row_key.value or "")
         if pane.pane == "overview" and row is not None and row.target:
-            self.action_show_pane(row.target)
+            if row.target == "products":
+                self.action_products()
+            else:
+                self.action_show_pane(row.target)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.refresh_bindings()
+    # No refresh_bindings on a cursor move: the footer shows only keys that do not depend on the
+    # row (filter, review, help, refresh, quit), a footer rebuild is a full layout pass (the
+    # slowest part of a move), and a row key's availability is checked when it is pressed.
 
     def targets(self) -> list[Row]:
-        """The selection of the active pane, else the row under the cursor."""
+        """The selection of the active pane (in the pane's order), else the row under the cursor."""
         pane = self.pane()
         if pane.selected:
-            return [pane.by_key[k] for k in pane.keys_in_order() if k in pane.selected]
+            return pane.selected_rows()
         return [pane.current] if pane.current is not None else []
+
+    def _any_target(self, ignored: bool) -> bool:
+        """Is there a target row that is (not) ignored? Cheap: runs on every cursor move."""
+        pane = self.pane()
+        if pane.selected:
+            by_key = pane.by_key
+            return any(by_key[k].ignored == ignored for k in pane.selected if k in by_key)
+        row = pane.current
+        return row is not None and row.ignored == ignored
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.app.data is None and action not in ("show_pane", "filter"):
@@ -97,9 +123,9 @@ class MainScreen(Screen[None]):
         if action in ("toggle_select", "select_all", "copy_id"):
             return row is not None
         if action == "ignore_row":
-            return active in LINE_PANES and any(not r.ignored for r in self.targets()) or None
+            return active in LINE_PANES and self._any_target(ignored=False) or None
         if action == "restore_row":
-            return active in LINE_PANES and any(r.ignored for r in self.targets()) or None
+            return active in LINE_PANES and self._any_target(ignored=True) or None
         if action == "toggle_ignored":
             return active in LINE_PANES or None
         if action == "edit_date":
@@ -115,6 +141,8 @@ class MainScreen(Screen[None]):
             return active == "customers" or None
         if action == "review":
             return bool(self.app.data and self.app.data.plan.lines) or None
+        if action == "products":
+            return self.app.data is not None or None
         return True
 
     # --- navigation and selection ----------------------------------------------------------------
@@ -167,21 +195,43 @@ class MainScreen(Screen[None]):
         if not rows:
             return
         keys = [r.key for r in rows]
-        what = f"{len(keys)} rows" if len(keys) > 1 else (rows[0].cells[1] + " · " + rows[0].key)
+        pane = self.pane()
+        title = PANE_TITLES[self.active]
+        what = f"{count(len(keys))} rows" if len(keys) > 1 else (rows[0].cells[1] + " · " + rows[0].key)
         lines_only = self.active != "unsynced"
 
         def done(choice: IgnoreChoice | None) -> None:
             if choice is None:
                 return
-            self.pane().selected -= set(keys)
+            pane.selected -= set(keys)
+            pane.redraw()
 
             def run() -> None:
                 for key in keys:
                     actions.ignore(self.app.workspace.store, key, mode=choice.mode, reason=choice.reason or None,
                                    as_of=self.app.as_of)
-            self.app.run_engine(run, f"Ignored {len(keys)} {'row' if len(keys) == 1 else 'rows'}")
+            self.app.run_engine(run, f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}")
 
-        self.app.push_screen(IgnoreModal(what, allow_this_change=lines_only), done)
+        def ask_reason(yes: bool | None = True) -> None:
+            if yes:
+                self.app.push_screen(IgnoreModal(what, allow_this_change=lines_only), done)
+
+        if len(keys) == 1:
+            ask_reason()
+            return
+        hidden = sum(1 for k in keys if not pane.table.holds(k))
+        body = (f"Ignore {count(len(keys))} selected rows of {title}?"
+                + (f" ({count(hidden)} of them are not in the table's first {count(pane.view.cap)} rows.)"
+                   if hidden else "")
+                + " Ignored rows leave the plan (t shows them, r restores). Next: the reason.")
+        self.app.push_screen(ConfirmModal(f"Ignore {count(len(keys))} rows", body), ask_reason)
+
+    def action_products(self) -> None:
+        if self.app.data is None:
+            return
+        from tui.screens.products import ProductsScreen
+
+        self.app.push_screen(ProductsScreen(self.app.data))
 
     def action_restore_row(self) -> None:
         data = self.app.data

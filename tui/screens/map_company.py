@@ -1,4 +1,5 @@
-"""Pick a PSA company (searchable), and confirm generated near-match suggestions one key each."""
+"""A searchable picker (PSA companies, PSA products), and generated near-match suggestions confirmed
+one key each."""
 
 from __future__ import annotations
 
@@ -11,27 +12,40 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 
-class MapCompanyModal(ModalScreen[str | None]):
-    """Returns the chosen PSA company id."""
+PICKER_LIMIT = 200  # options listed at once; typing narrows the rest
+
+
+class PickerModal(ModalScreen[str | None]):
+    """Pick one of many (id, label) by typing: the list narrows on every keystroke, enter takes the
+    highlighted one, ↓ moves into the list, esc cancels. Returns the chosen id."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel"),
                 Binding("down", "focus_list", show=False, id="modal-down")]
 
-    def __init__(self, vendor_name: str, companies: list[tuple[str, str]]) -> None:
+    def __init__(self, title: str, choices: list[tuple[str, str]], *, placeholder: str = "Search",
+                 note: str = "", list_id: str = "choices", verb: str = "choose") -> None:
         super().__init__()
-        self._vendor, self._companies = vendor_name, companies
+        self._title, self._choices, self._placeholder = title, choices, placeholder
+        self._note, self._list_id, self._verb = note, list_id, verb
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
-            yield Static(Text(f"Map {self._vendor} to a PSA company"), classes="modal-title")
-            yield Input(placeholder="Search PSA companies", id="search", value="")
-            yield OptionList(*self._options(""), id="companies")
-            yield Static(Text("type to search   ↓ list   enter  map   esc  cancel"), classes="modal-keys")
+            yield Static(Text(self._title), classes="modal-title")
+            if self._note:
+                yield Static(Text(self._note), classes="modal-note")
+            yield Input(placeholder=self._placeholder, id="search", value="")
+            yield OptionList(*self._options(""), id=self._list_id, classes="picker")
+            yield Static(Text(f"type to search   ↓ list   enter  {self._verb}   esc  cancel"),
+                         classes="modal-keys")
 
     def _options(self, query: str) -> list[Option]:
         q = query.casefold().strip()
-        return [Option(Text(f"{name}  ({cid})"), id=cid) for cid, name in self._companies
-                if not q or q in name.casefold() or q == cid]
+        found = [Option(Text(f"{label}  ({cid})"), id=cid) for cid, label in self._choices
+                 if not q or q in label.casefold() or q == cid.casefold()]
+        if len(found) > PICKER_LIMIT:
+            more = len(found) - PICKER_LIMIT
+            found = [*found[:PICKER_LIMIT], Option(Text(f"… {more:,} more: type to narrow"), disabled=True)]
+        return found
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
@@ -47,10 +61,12 @@ class MapCompanyModal(ModalScreen[str | None]):
         event.stop()
         options = self.query_one(OptionList)
         if options.option_count:
-            index = options.highlighted or 0
-            self.dismiss(options.get_option_at_index(index).id)
+            option = options.get_option_at_index(options.highlighted or 0)
+            if not option.disabled:
+                self.dismiss(option.id)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
         self.dismiss(event.option.id)
 
     def action_focus_list(self) -> None:
@@ -58,6 +74,14 @@ class MapCompanyModal(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class MapCompanyModal(PickerModal):
+    """Returns the chosen PSA company id."""
+
+    def __init__(self, vendor_name: str, companies: list[tuple[str, str]]) -> None:
+        super().__init__(f"Map {vendor_name} to a PSA company", companies, placeholder="Search PSA companies",
+                         list_id="companies", verb="map")
 
 
 class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):

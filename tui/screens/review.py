@@ -44,6 +44,7 @@ def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]
 
 
 class ReviewScreen(Screen[None]):
+    SCOPE = "review"
     BINDINGS = bindings("review")
     app: TrueupApp  # type: ignore[assignment]
 

@@ -1,0 +1,121 @@
+"""Products: every vendor product (and sub-product), what it is bound to in the PSA and how many
+subscriptions wait for a binding. `b` (or enter) binds with a searchable PSA-product picker, `u`
+removes the row's own binding; the plan is computed again at once, so `product_not_bound`
+findings clear as soon as their product is bound. Overview's "Products not bound" leads here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from engine import actions
+from tui.bindings import bindings
+from tui.model import ConsoleData, Row, split_product_key
+from tui.screens.map_company import PickerModal
+from tui.widgets.header import StatusHeader
+from tui.widgets.panes import Pane
+
+if TYPE_CHECKING:
+    from tui.app import TrueupApp
+
+
+class ProductsScreen(Screen[None]):
+    SCOPE = "products"
+    BINDINGS = bindings("products")
+    app: TrueupApp  # type: ignore[assignment]
+
+    def __init__(self, data: ConsoleData) -> None:
+        super().__init__()
+        self.data = data
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield Pane("products")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_data(self.data)
+        self.pane.table.focus()
+
+    @property
+    def pane(self) -> Pane:
+        return self.query_one(Pane)
+
+    def show_data(self, data: ConsoleData) -> None:
+        self.data = data
+        self.pane.set_rows(data.rows_for("products", False))
+        ws = self.app.workspace
+        self.query_one(StatusHeader).show(
+            label=ws.label, sandbox=ws.sandbox, as_of=data.as_of, invoiced_through=data.invoiced_through,
+            freshness=dict(getattr(ws, "freshness", {}) or {}), busy=self.app.busy)
+        self.refresh_bindings()
+
+    def _binding_of(self, row: Row) -> object | None:
+        product_id, sub_product = split_product_key(row.key)
+        return self.data.bindings.get((product_id, sub_product or ""))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.focused, Input) and action != "close_products":
+            return None
+        row = self.pane.current
+        if action == "bind_product":
+            return (row is not None and bool(self.data.psa_products)) or None
+        if action == "unbind_product":
+            return (row is not None and self._binding_of(row) is not None) or None
+        return True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_bind_product()
+
+    # --- keys --------------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.pane.open_filter()
+
+    def action_close_products(self) -> None:
+        if isinstance(self.focused, Input):
+            self.pane.close_filter(keep=False)
+            return
+        self.app.pop_screen()
+
+    def action_bind_product(self) -> None:
+        row = self.pane.current
+        if row is None:
+            return
+        product_id, sub_product = split_product_key(row.key)
+        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        current = self._binding_of(row)
+        note = ("Every sub-product without a binding of its own follows the product's."
+                if sub_product is None and row.cells[1] == "" and any(
+                    p == product_id and sp for p, sp in self.data.bindings) else "")
+        if current is not None:
+            note = (f"Now bound to {row.cells[3]}. " + note).strip()
+        store = self.app.workspace.store
+
+        def done(psa_id: str | None) -> None:
+            if not psa_id:
+                return
+            psa_name = self.data.psa_product_names.get(psa_id, psa_id)
+            self.app.run_engine(
+                lambda: actions.bind_product(store, product_id, psa_id, sub_product=sub_product),
+                f"Bound {what} to {psa_name}")
+
+        self.app.push_screen(PickerModal(f"Bind {what} to a {self.data.psa} product", self.data.psa_products,
+                                         placeholder=f"Search {self.data.psa} products", note=note,
+                                         list_id="psa-products", verb="bind"), done)
+
+    def action_unbind_product(self) -> None:
+        row = self.pane.current
+        if row is None or self._binding_of(row) is None:
+            return
+        product_id, sub_product = split_product_key(row.key)
+        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        store = self.app.workspace.store
+        self.app.run_engine(lambda: actions.unbind_product(store, product_id, sub_product=sub_product),
+                            f"Unbound {what}")

@@ -55,40 +55,66 @@ def ignore(store: Store, key: str, *, mode: Literal["until_restored", "this_chan
            reason: str | None = None, as_of: date | None = None, expected_version: int | None = None,
            user: str | None = None) -> t.IgnoreRow:
     """Ignore a plan line (by key) or a whole subscription (by id)."""
+    return ignore_many(store, [key], mode=mode, reason=reason, as_of=as_of,
+                       expected_versions={key: expected_version} if expected_version is not None else None,
+                       user=user)[0]
+
+
+def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored", "this_change"] = "until_restored",
+                reason: str | None = None, as_of: date | None = None,
+                expected_versions: dict[str, int] | None = None, user: str | None = None) -> list[t.IgnoreRow]:
+    """Ignore several lines or subscriptions: checked against one plan, written in one transaction
+    (all or nothing), one audit event each."""
     plan = current_plan(store, as_of)
-    line = _find_line(plan, key)
-    snapshot_subs = {line.subscription_id for line in (*plan.lines, *plan.ignored_lines)}
-    if line is None and key not in snapshot_subs:
-        raise ActionError(f"Nothing to ignore: no proposed line or subscription is called {key!r}.")
-    if mode == "this_change" and line is None:
-        raise ActionError("'Ignore this change' applies to one line; pick a line, not a whole subscription.")
+    by_key = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
+    subscriptions = {line.subscription_id for line in by_key.values()}
+    problems = []
+    for key in keys:
+        if key not in by_key and key not in subscriptions:
+            problems.append(f"Nothing to ignore: no proposed line or subscription is called {key!r}.")
+        elif mode == "this_change" and key not in by_key:
+            problems.append("'Ignore this change' applies to one line; pick a line, not a whole subscription.")
+    if problems:
+        raise ActionError("\n".join(dict.fromkeys(problems)))
     who = user or audit.operator()
+    on = as_of or date.today()
+    rows: list[t.IgnoreRow] = []
     with store.session() as s, s.begin():
-        row = s.get(t.IgnoreRow, key)
-        _check_version(row, expected_version, f"The ignore on {key}")
-        before = row.model_dump(mode="json") if row else None
-        if row is None:
-            row = t.IgnoreRow(key=key, mode=mode, by=who, on=as_of or date.today(), reason=reason,
-                              fingerprint=line.fingerprint if line else None)
-        else:
-            row.mode, row.by, row.on, row.reason = mode, who, as_of or date.today(), reason
-            row.fingerprint = line.fingerprint if line else None
-            row.version += 1
-        s.add(row)
-        audit.record(s, "ignore", key, before=before, after=row.model_dump(mode="json"),
-                     company=line.company_id if line else None, user=who)
-    return row
+        for key in dict.fromkeys(keys):
+            line = by_key.get(key)
+            row = s.get(t.IgnoreRow, key)
+            _check_version(row, (expected_versions or {}).get(key), f"The ignore on {key}")
+            before = row.model_dump(mode="json") if row else None
+            fingerprint = line.fingerprint if line else None
+            if row is None:
+                row = t.IgnoreRow(key=key, mode=mode, by=who, on=on, reason=reason, fingerprint=fingerprint)
+            else:
+                row.mode, row.by, row.on, row.reason, row.fingerprint = mode, who, on, reason, fingerprint
+                row.version += 1
+            s.add(row)
+            audit.record(s, "ignore", key, before=before, after=row.model_dump(mode="json"),
+                         company=line.company_id if line else None, user=who)
+            rows.append(row)
+    return rows
 
 
 def restore(store: Store, key: str, *, expected_version: int | None = None, user: str | None = None) -> None:
+    restore_many(store, [key], expected_versions={key: expected_version} if expected_version is not None else None,
+                 user=user)
+
+
+def restore_many(store: Store, keys: list[str], *, expected_versions: dict[str, int] | None = None,
+                 user: str | None = None) -> None:
+    """Restore ignored items, in one transaction (all or nothing)."""
     with store.session() as s, s.begin():
-        row = s.get(t.IgnoreRow, key)
-        if row is None:
-            raise ActionError(f"{key!r} is not ignored.")
-        _check_version(row, expected_version, f"The ignore on {key}")
-        before = row.model_dump(mode="json")
-        s.delete(row)
-        audit.record(s, "restore", key, before=before, after=None, user=user)
+        for key in dict.fromkeys(keys):
+            row = s.get(t.IgnoreRow, key)
+            if row is None:
+                raise ActionError(f"{key!r} is not ignored.")
+            _check_version(row, (expected_versions or {}).get(key), f"The ignore on {key}")
+            before = row.model_dump(mode="json")
+            s.delete(row)
+            audit.record(s, "restore", key, before=before, after=None, user=user)
 
 
 # --- effective dates -----------------------------------------------------------------------------
@@ -114,38 +140,51 @@ def validate_effective_date(plan: Plan, key: str, new_date: date) -> PlanLine:
 
 def set_effective_date(store: Store, key: str, new_date: date, *, as_of: date | None = None,
                        expected_version: int | None = None, user: str | None = None) -> t.OverrideRow:
-    plan = current_plan(store, as_of)
-    line = validate_effective_date(plan, key, new_date)
-    with store.session() as s, s.begin():
-        row = s.get(t.OverrideRow, key)
-        _check_version(row, expected_version, f"The effective date of {key}")
-        before = {"effective_date": line.effective_date.isoformat()}
-        if row is None:
-            row = t.OverrideRow(key=key, effective_date=new_date)
-        else:
-            row.effective_date = new_date
-            row.version += 1
-        s.add(row)
-        audit.record(s, "set_effective_date", key, before=before, after={"effective_date": new_date.isoformat()},
-                     company=line.company_id, user=user)
-    return row
+    return _set_effective_dates(store, [key], new_date, as_of=as_of, user=user,
+                                expected_versions={key: expected_version} if expected_version is not None
+                                else None)[0]
 
 
 def set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
-                        user: str | None = None) -> list[str]:
-    """Bulk: every key is validated first; if any is refused, none is changed."""
+                        expected_versions: dict[str, int] | None = None, user: str | None = None) -> list[str]:
+    """Bulk: the keys that were moved (all of them, or none and `ActionError`)."""
+    rows = _set_effective_dates(store, keys, new_date, as_of=as_of, expected_versions=expected_versions, user=user)
+    return [row.key for row in rows]
+
+
+def _set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
+                         expected_versions: dict[str, int] | None = None,
+                         user: str | None = None) -> list[t.OverrideRow]:
+    """Move proposed lines to `new_date`. Every key is validated against one plan first; if any is
+    refused, none is changed (the message lists each refusal). One transaction, one audit event each."""
     plan = current_plan(store, as_of)
     problems = []
-    for key in keys:
+    lines = []
+    for key in dict.fromkeys(keys):
         try:
-            validate_effective_date(plan, key, new_date)
+            lines.append(validate_effective_date(plan, key, new_date))
         except ActionError as exc:
             problems.append(f"{key}: {exc}")
     if problems:
+        if len(keys) == 1:
+            raise ActionError(problems[0].split(": ", 1)[1])
         raise ActionError("No date was changed:\n" + "\n".join(problems))
-    for key in keys:
-        set_effective_date(store, key, new_date, as_of=as_of, user=user)
-    return keys
+    rows = []
+    with store.session() as s, s.begin():
+        for line in lines:
+            row = s.get(t.OverrideRow, line.key)
+            _check_version(row, (expected_versions or {}).get(line.key), f"The effective date of {line.key}")
+            if row is None:
+                row = t.OverrideRow(key=line.key, effective_date=new_date)
+            else:
+                row.effective_date = new_date
+                row.version += 1
+            s.add(row)
+            audit.record(s, "set_effective_date", line.key,
+                         before={"effective_date": line.effective_date.isoformat()},
+                         after={"effective_date": new_date.isoformat()}, company=line.company_id, user=user)
+            rows.append(row)
+    return rows
 
 
 def clear_effective_date(store: Store, key: str, *, user: str | None = None) -> None:

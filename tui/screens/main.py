@@ -207,9 +207,8 @@ class MainScreen(Screen[None]):
             pane.redraw()
 
             def run() -> None:
-                for key in keys:
-                    actions.ignore(self.app.workspace.store, key, mode=choice.mode, reason=choice.reason or None,
-                                   as_of=self.app.as_of)
+                actions.ignore_many(self.app.workspace.store, keys, mode=choice.mode,
+                                    reason=choice.reason or None, as_of=self.app.as_of)
             self.app.run_engine(run, f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}")
 
         def ask_reason(yes: bool | None = True) -> None:
@@ -247,8 +246,7 @@ class MainScreen(Screen[None]):
         self.pane().selected -= {r.key for r in rows}
 
         def run() -> None:
-            for key in keys:
-                actions.restore(self.app.workspace.store, key)
+            actions.restore_many(self.app.workspace.store, keys)
         self.app.run_engine(run, f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}")
 
     # --- dates -------------------------------------------------------------------------------------

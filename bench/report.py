@@ -85,13 +85,17 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
         "cursor_ms": _get(c, "cursor", "median_ms"), "cursor_p95": _get(c, "cursor", "p95_ms"),
         "pagedown_ms": _get(c, "pagedown", "median_ms"), "pagedown_p95": _get(c, "pagedown", "p95_ms"),
         "filter_ms": _get(c, "filter", "median_ms"), "filter_p95": _get(c, "filter", "p95_ms"),
+        "cursor_cpu": _get(c, "cursor", "cpu_median_ms"), "cursor_cpu95": _get(c, "cursor", "cpu_p95_ms"),
+        "pagedown_cpu": _get(c, "pagedown", "cpu_median_ms"), "pagedown_cpu95": _get(c, "pagedown", "cpu_p95_ms"),
+        "filter_cpu": _get(c, "filter", "cpu_median_ms"), "filter_cpu95": _get(c, "filter", "cpu_p95_ms"),
+        "floor_ms": _get(c, "floor", "median_ms"),
         "keys_n": min((_get(c, k, "n") or 0) for k in ("cursor", "pagedown", "filter")) if c else 0,
     }
 
 
 COLUMNS = (
     ("subs", 7), ("load+plan s", 11), ("(open/load/plan)", 17), ("RSS MB", 7), ("refresh ms", 10),
-    ("rows", 6), ("paint s", 8), ("cursor ms", 13), ("pgdn ms", 13), ("filter ms", 15),
+    ("rows", 6), ("paint s", 8), ("cursor ms", 15), ("pgdn ms", 15), ("filter ms", 15), ("floor", 5),
 )
 
 
@@ -104,16 +108,21 @@ def table(results: Results) -> str:
             str(row["scale"]), _f(x["reconcile_s"]),
             f"{_f(x['open_s'])}/{_f(x['load_s'])}/{_f(x['plan_s'])}", _f(x["rss_mb"], "{:.0f}"),
             _f(x["refresh_ms"], "{:.0f}"), _f(x["rows"], "{}"), _f(x["first_paint_s"]),
-            f"{_f(x['cursor_ms'], '{:.0f}')}/{_f(x['cursor_p95'], '{:.0f}')}",
-            f"{_f(x['pagedown_ms'], '{:.0f}')}/{_f(x['pagedown_p95'], '{:.0f}')}",
-            f"{_f(x['filter_ms'], '{:.0f}')}/{_f(x['filter_p95'], '{:.0f}')}",
+            _keys(x, "cursor"), _keys(x, "pagedown"), _keys(x, "filter"), _f(x["floor_ms"], "{:.0f}"),
         )
         lines.append(" | ".join(c.ljust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)))
     lines.append("targets: load+plan ≤ 3 s, RSS ≤ 600 MB, refresh ≤ 100 ms, paint ≤ 2 s, keys ≤ 50 ms "
-                 "(median/p95)")
+                 "(median/p95). Keys: CPU ms of the console's work (wall ms incl. Pilot's idle waits); "
+                 "floor = wall ms of an unbound key")
     for s in results.sync:
         lines.append(sync_line(s))
     return "\n".join(lines)
+
+
+def _keys(x: dict[str, Any], kind: str) -> str:
+    """`cpu median/p95 (wall median/p95)` in ms."""
+    return (f"{_f(x[f'{kind}_cpu'], '{:.0f}')}/{_f(x[f'{kind}_cpu95'], '{:.0f}')} "
+            f"({_f(x[f'{kind}_ms'], '{:.0f}')}/{_f(x[f'{kind}_p95'], '{:.0f}')})")
 
 
 def sync_line(s: dict[str, Any]) -> str:
@@ -138,7 +147,9 @@ def growth(results: Results) -> list[str]:
     for key, label in (("reconcile_s", "load+plan"), ("load_s", "load"), ("plan_s", "plan"),
                        ("rss_mb", "peak RSS"), ("refresh_ms", "incremental refresh"),
                        ("first_paint_s", "console first paint"), ("cursor_ms", "cursor move"),
-                       ("pagedown_ms", "page down"), ("filter_ms", "filter keystroke")):
+                       ("pagedown_ms", "page down"), ("filter_ms", "filter keystroke"),
+                       ("cursor_cpu", "cursor move (CPU)"), ("pagedown_cpu", "page down (CPU)"),
+                       ("filter_cpu", "filter keystroke (CPU)")):
         a, b = figures(first)[key], figures(last)[key]
         if not a or b is None:
             out.append(f"- {label}: not measured at both ends")
@@ -169,10 +180,12 @@ def verdicts(results: Results) -> list[str]:
         ]
         for key, label in (("cursor", "cursor move"), ("pagedown", "page down"), ("filter", "filter keystroke")):
             med, p95 = x[f"{key}_ms"], x[f"{key}_p95"]
+            cmed, cp95 = x[f"{key}_cpu"], x[f"{key}_cpu95"]
             n = _get(big.get("console"), key, "n")
             out.append(f"| Console: {label} (median / p95 of {n}) | ≤ {TARGETS['key_ms']:g} ms | "
-                       f"{_f(med, '{:.0f}')} / {_f(p95, '{:.0f}')} ms | "
-                       f"{_mark(p95 if p95 is not None else None, TARGETS['key_ms'])} |")
+                       f"CPU {_f(cmed, '{:.0f}')} / {_f(cp95, '{:.0f}')} ms; wall {_f(med, '{:.0f}')} / "
+                       f"{_f(p95, '{:.0f}')} ms (Pilot floor {_f(x['floor_ms'], '{:.0f}')} ms) | "
+                       f"{_mark(cp95, TARGETS['key_ms'])} CPU, {_mark(p95, TARGETS['key_ms'])} wall |")
     for s in results.sync:
         if "error" in s:
             out.append(f"| Sync | | {s['error']} | ✗ |")
@@ -274,6 +287,11 @@ METHOD = """## Method
   timed from `pilot.press` until it is processed and the screen refreshed (`pilot.pause()`):
   `down`, `pagedown`, and a 6-letter company prefix typed into the filter (`/`) and erased with
   backspace, repeatedly. A kind stops after 60 s even if fewer keystrokes were timed (`n`).
+  Pilot's `press` waits for the app to go idle (`textual._wait.wait_for_idle`: 20 ms sleeps until
+  the process stops using CPU) twice and `pause()` once more, so every keystroke's wall time has a
+  floor of the harness's own (`floor`: an unbound key timed the same way). The console's own work
+  per keystroke is the CPU time of the (single-threaded) process meanwhile: the figure held to
+  the 50 ms target; the wall time is shown beside it.
 - **Sync**: the demo at a small scale in the sandbox workspace, refreshed, reconciled; every plan
   line is synced with `SyncExecutor(store, psa).run(lines)` through the real connector. HaloPSA's
   documented 300 requests / 5 min cannot be measured in real time, so its `RateBudget` is set to

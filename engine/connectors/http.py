@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import date, datetime
@@ -19,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -93,8 +94,38 @@ def decimal_or_none(value: object) -> Decimal | None:
 # --- rate budgets --------------------------------------------------------------------------------
 
 
+class RollingWindow:
+    """At most `requests` starts in any `per_seconds` window, as the services count them ("300
+    requests per rolling 5 minute window"). A leaky bucket (aiolimiter) starts full and refills
+    meanwhile, so it lets up to twice the limit through the first window — which the service answers
+    with 429s; this keeps the start time of each request in the window and waits for the oldest to
+    leave it."""
+
+    def __init__(self, requests: int, per_seconds: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = asyncio.sleep):
+        self.requests = requests
+        self.per_seconds = per_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= self.per_seconds:
+                    self._starts.popleft()
+                if len(self._starts) < self.requests:
+                    self._starts.append(now)
+                    return
+                await self._sleep(self._starts[0] + self.per_seconds - now)
+                self._starts.popleft()  # waited until the oldest left the window (whatever the clock's rounding)
+
+
 class RateBudget:
-    """Client-side budget: at most `requests` per `per_seconds`, and at most `concurrent` in flight.
+    """Client-side budget: at most `requests` per rolling `per_seconds`, and at most `concurrent` in
+    flight.
 
     Halo: 300 per 300 s; Autotask: 3 concurrent; Pax8: 1000 per 60 s.
     """
@@ -103,23 +134,23 @@ class RateBudget:
         self.requests = requests
         self.per_seconds = per_seconds
         self.concurrent = concurrent
-        self._limiter = AsyncLimiter(requests, per_seconds) if requests else None
+        self.window = RollingWindow(requests, per_seconds) if requests else None
         self._semaphore = asyncio.Semaphore(concurrent) if concurrent else None
 
     def slot(self) -> AbstractAsyncContextManager[Any]:
-        return _Slot(self._limiter, self._semaphore)
+        return _Slot(self.window, self._semaphore)
 
 
 class _Slot:
-    def __init__(self, limiter: AsyncLimiter | None, semaphore: asyncio.Semaphore | None):
-        self._limiter = limiter
+    def __init__(self, window: RollingWindow | None, semaphore: asyncio.Semaphore | None):
+        self._window = window
         self._semaphore = semaphore
 
     async def __aenter__(self) -> None:
         if self._semaphore is not None:
             await self._semaphore.acquire()
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        if self._window is not None:
+            await self._window.acquire()
 
     async def __aexit__(self, *exc: object) -> None:
         if self._semaphore is not None:

@@ -297,8 +297,8 @@ METHOD = """## Method
   documented 300 requests / 5 min cannot be measured in real time, so its `RateBudget` is set to
   300 per 3 s (the same limiter 100× faster, 100 requests/s). The sandbox's handler time-stamps
   every request. The figure is the share of what the budget lets through over the run,
-  `requests / (300 + 100/s × span)` (the limiter — aiolimiter's leaky bucket — starts with a
-  bucket of 300); the busiest rolling 3 s window is shown against the 300 a rolling window allows.
+  `requests / (300 × the number of 3 s windows the run started)` (the limiter is a rolling window);
+  the busiest rolling 3 s window is shown against the 300 a rolling window allows.
   Autotask keeps its own budget (3 in flight). Duplicates are counted from the sandbox itself: every
   agreement's (contract's) `lines_for`, keys decoded, a key on more than one line is a duplicate.
 """

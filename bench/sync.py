@@ -21,6 +21,8 @@ Duplicates: after the run every agreement's (contract's) lines are read from the
 
 from __future__ import annotations
 
+import math
+
 import argparse
 import asyncio
 import json
@@ -132,9 +134,9 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
         }
         if psa == "halopsa":
             limit = HALO_REQUESTS / HALO_SECONDS
-            # What the limiter lets through in `span` seconds: its bucket (HALO_REQUESTS) at the
-            # start, then `limit` a second. The share of that which was sent is the figure.
-            allowed = HALO_REQUESTS + limit * span
+            # What a rolling window lets through in `span` seconds: HALO_REQUESTS per started
+            # window. The share of that which was sent is the figure.
+            allowed = HALO_REQUESTS * max(1, math.ceil(span / HALO_SECONDS))
             out.update({
                 "budget": f"{HALO_REQUESTS} per {HALO_SECONDS:g} s",
                 "limit_per_s": limit,

@@ -21,11 +21,10 @@ Duplicates: after the run every agreement's (contract's) lines are read from the
 
 from __future__ import annotations
 
-import math
-
 import argparse
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path

@@ -73,6 +73,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -244,7 +245,7 @@ class BillingConfig(Section):
 
 # --- the settings object -------------------------------------------------------------------------
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("trueup_config_file_data", default={})
+_FILE_DATA: ContextVar[Mapping[str, Any]] = ContextVar("trueup_config_file_data", default=MappingProxyType({}))
 
 
 class _FileSource(PydanticBaseSettingsSource):

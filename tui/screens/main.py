@@ -15,8 +15,8 @@ from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal
-from tui.widgets.header import StatusHeader
 from tui.view import count
+from tui.widgets.header import StatusHeader
 from tui.widgets.panes import Pane
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-
 PICKER_LIMIT = 200  # options listed at once; typing narrows the rest
 
 

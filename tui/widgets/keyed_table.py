@@ -151,12 +151,12 @@ class KeyedTable(DataTable[Text]):
         columns = self.ordered_columns
         widths = [_width(name) for name in self._column_names]
         if self._values:
-            for index, cells in enumerate(zip(*self._values.values())):
+            for index, cells in enumerate(zip(*self._values.values(), strict=False)):
                 if index >= len(widths):
                     break
                 widths[index] = max(widths[index], max(map(_width, cells)))
         changed = False
-        for column, width in zip(columns, widths):
+        for column, width in zip(columns, widths, strict=False):
             if column.content_width != width:
                 column.content_width = width
                 changed = True

@@ -1148,6 +1148,23 @@ class _Builder:
             m = add_months(m, 1)
         return out
 
+    def usage_subscription(self, cust: _Cust, product_id: str, start: date) -> Subscription:
+        """A subscription billed from usage rows (no seats, no price of its own)."""
+        cust.products.add(product_id)
+        sub = _mk(
+            Subscription,
+            id=self.uid(),
+            company_id=cust.id,
+            product_id=product_id,
+            billing_term="monthly",
+            start_date=start,
+            unit_price=D("0"),
+            unit_cost=D("0"),
+            history=[],
+        )
+        self.subscriptions.append(sub)
+        return sub
+
     def proofpoint(
         self,
         cust: _Cust,
@@ -1160,20 +1177,8 @@ class _Builder:
         """Proofpoint Essentials: one row per sub-product per month, snapshotted on day 19. `counts`
         gives each sub-product's counts for the months returned by `periods` (oldest first)."""
         rng = self.rng
-        sub_id = self.uid()
-        cust.products.add(self.proofpoint_id)
-        sub = _mk(
-            Subscription,
-            id=sub_id,
-            company_id=cust.id,
-            product_id=self.proofpoint_id,
-            billing_term="monthly",
-            start_date=start,
-            unit_price=D("0"),
-            unit_cost=D("0"),
-            history=[],
-        )
-        self.subscriptions.append(sub)
+        sub = self.usage_subscription(cust, self.proofpoint_id, start)
+        sub_id = sub.id
         include_current = self.as_of.day >= 19
         periods = self.periods(start, months, include_current=include_current)
         if counts is None:
@@ -1239,20 +1244,8 @@ class _Builder:
         """An Azure plan: one usage summary per closed month (charges in cents); the PSA line holds the
         month before the latest."""
         rng = self.rng
-        sub_id = self.uid()
-        cust.products.add(self.azure_id)
-        sub = _mk(
-            Subscription,
-            id=sub_id,
-            company_id=cust.id,
-            product_id=self.azure_id,
-            billing_term="monthly",
-            start_date=start,
-            unit_price=D("0"),
-            unit_cost=D("0"),
-            history=[],
-        )
-        self.subscriptions.append(sub)
+        sub = self.usage_subscription(cust, self.azure_id, start)
+        sub_id = sub.id
         periods = self.periods(start, months)
         if charges is None:
             base = rng.randint(9_000, 420_000)

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from engine.months import last_of_month
+
 Id = Annotated[str, Field(min_length=1)]
 ProductKind = Literal["seat", "endpoint_usage", "usage_summary", "quota"]
 PsaName = Literal["connectwise", "halopsa", "autotask"]
@@ -53,6 +55,10 @@ class Settings(Model):
     prorate_counts_change_day: bool = Field(False, description="Count the change day itself in the factor.")
     psa: PsaName = "connectwise"
     description_prefix: str = Field("Pax8", description="Prefix of generated line descriptions.")
+
+    def invoiced_through_on(self, as_of: date) -> date:
+        """The last day already invoiced: the setting, else the last day of as_of's month."""
+        return self.invoiced_through or last_of_month(as_of)
 
 
 # --- vendor side ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
     seen: set[str | None] = set()
     by_sub_product: dict[str | None, UsageRow] = {}
     for row in rows:
-        by_sub_product[row.sub_product] = row  # the last row of a period wins (the vendor's latest post)
+        by_sub_product[row.sub_product] = row  # one row per sub-product and period (scenarios refuse repeats)
     for sub_product in sorted(by_sub_product, key=lambda s: s or ""):
         row = by_sub_product[sub_product]
         seen.add(sub_product)

@@ -24,7 +24,6 @@ from engine.scenario import (
     PsaLine,
     Scenario,
     Subscription,
-    SyncedKey,
     UsageRow,
     VendorCompany,
     VendorProduct,
@@ -54,7 +53,7 @@ class World:
         self.as_of = scenario.as_of
         settings = scenario.settings
         self.settings = settings
-        self.invoiced_through = settings.invoiced_through or last_of_month(scenario.as_of)
+        self.invoiced_through = settings.invoiced_through_on(scenario.as_of)
         self.first_unbilled = next_day(self.invoiced_through)  # E
         self.month_end = last_of_month(scenario.as_of)
         self.description_limit = DESCRIPTION_LIMIT[settings.psa]
@@ -87,8 +86,7 @@ class World:
             (b.vendor_product_id, b.sub_product): b for b in mappings.products
         }
         self.agreement_map = {m.vendor_company_id: m.psa_agreement_id for m in mappings.agreements}
-        self.synced: dict[str, SyncedKey] = {s.key: s for s in scenario.synced}
-        self.synced_keys: set[str] = set(self.synced)
+        self.synced_keys: set[str] = {s.key for s in scenario.synced}
         if self.hints.synced_keys is not None:
             self.synced_keys |= self.hints.synced_keys
         self.ignored: dict[str, Ignore] = {i.key: i for i in scenario.ignored}

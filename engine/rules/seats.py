@@ -168,7 +168,7 @@ def _cancel_line(world: World, sub: Subscription, existing: PsaLine | None, canc
     if existing.cancelled_date is not None and existing.cancelled_date <= end:
         return []  # already ends on (or before) the date the cancellation calls for
     if world.invoiced_through > end:
-        months = _months_after(end, world.invoiced_through)
+        months = len(_invoiced_months_after(end, world.invoiced_through))
         amount = existing.quantity * existing.unit_price * months
         world.raise_finding(
             "credit_due", {"subscription_id": sub.id},
@@ -187,12 +187,6 @@ def _cancel_line(world: World, sub: Subscription, existing: PsaLine | None, canc
     )]
 
 
-def _months_after(end: date, through: date) -> int:
-    """Whole months invoiced after `end` (a month's last day) up to `through`."""
-    start = next_day(end)
-    return (through.year - start.year) * 12 + through.month - start.month + 1
-
-
 def _decrease_credit(world: World, sub: Subscription, existing: PsaLine | None, timeline: Timeline,
                      unit_price: Decimal, target: Target, product_name: str, lines: list[PlanLine]) -> None:
     """A pending decrease whose months were already invoiced at the higher billed quantity."""
@@ -204,7 +198,7 @@ def _decrease_credit(world: World, sub: Subscription, existing: PsaLine | None, 
     if not decreases:
         return
     last = decreases[-1]
-    months = [m for m in _invoiced_months_after(last.on, world.invoiced_through)]
+    months = _invoiced_months_after(last.on, world.invoiced_through)
     over = [(m, existing.quantity - timeline.at(m)) for m in months if existing.quantity > timeline.at(m)]
     if not over:
         return

@@ -42,7 +42,7 @@ from engine.scenario import (
     VendorProduct,
 )
 from engine.store import tables as t
-from engine.store.loading import HistoryLoader, history_rows, invoiced_through, raw_rows, scan_history
+from engine.store.loading import HistoryLoader, history_rows, raw_rows, scan_history
 
 VENDOR_TABLES = (t.VendorCompanyRow, t.VendorProductRow, t.SubscriptionRow, t.HistoryRowRecord, t.UsageRecord,
                  t.BillingConfigurationRow)
@@ -238,7 +238,7 @@ class Store:
                     select(t.VendorProductRow.id).where(t.VendorProductRow.kind == "seat"))}
                 monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
                 quiet, history = scan_history(
-                    conn, as_of=as_of, invoiced_through=invoiced_through(settings.invoiced_through, as_of),
+                    conn, as_of=as_of, invoiced_through=settings.invoiced_through_on(as_of),
                     monthly=monthly, synced_keys=hints.synced_keys, line_keys=line_keys)
                 eligible = {r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products}
                 hints.quiet = {sid: q for sid, q in quiet.items() if sid in eligible}

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from engine.batch import fast
-from engine.months import last_of_month
 from engine.scenario import HistoryRow
 from engine.store import tables as t
 
@@ -177,7 +176,3 @@ def history_rows(conn: Connection, subscription_ids: Iterable[str] | None = None
             out[sid].append(fast(HistoryRow, {"id": hid, "action": action, "quantity": quantity,
                                               "effective_date": effective}))
     return out
-
-
-def invoiced_through(settings_invoiced_through: date | None, as_of: date) -> date:
-    return settings_invoiced_through or last_of_month(as_of)

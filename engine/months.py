@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, timedelta
 
-from dateutil.relativedelta import relativedelta
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_ONE_DAY = timedelta(days=1)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _month_length(year: int, month: int) -> int:
+    return 29 if month == 2 and _is_leap(year) else _DAYS_IN_MONTH[month - 1]
 
 
 def days_in_month(d: date) -> int:
-    return calendar.monthrange(d.year, d.month)[1]
+    return _month_length(d.year, d.month)
 
 
 def first_of_month(d: date) -> date:
@@ -17,15 +25,19 @@ def first_of_month(d: date) -> date:
 
 
 def last_of_month(d: date) -> date:
-    return d.replace(day=days_in_month(d))
+    return d.replace(day=_month_length(d.year, d.month))
 
 
 def add_months(d: date, n: int) -> date:
-    return d + relativedelta(months=n)
+    """`n` calendar months later (earlier when negative); a day past the target month's end becomes
+    its last day (1/31 + 1 month = 2/28 or 2/29), as `dateutil.relativedelta` does."""
+    year, month_index = divmod(d.year * 12 + d.month - 1 + n, 12)
+    month = month_index + 1
+    return date(year, month, min(d.day, _month_length(year, month)))
 
 
 def next_day(d: date) -> date:
-    return d + timedelta(days=1)
+    return d + _ONE_DAY
 
 
 def month_key(d: date) -> str:

@@ -88,12 +88,15 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     psa_company_id = world.psa_company_for(sub.company_id)
     if psa_company_id is None:
         return []
+    binding = None
     if product.kind == "endpoint_usage":
         if not any(vendor_product == sub.product_id for vendor_product, _ in world.bindings):
             world.binding_for(sub)  # raises product_not_bound
             return []
-    elif world.binding_for(sub) is None:
-        return []
+    else:
+        binding = world.binding_for(sub)
+        if binding is None:
+            return []
     agreement = world.agreement_for(sub.company_id, psa_company_id, sub.billing_term, subject)
     if agreement is None:
         return []
@@ -105,7 +108,6 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
         return usage_summary_lines(world, sub, target) if sub.status == "active" else []
     if product.kind == "quota":
         return quota_lines(world, sub, target) if sub.status == "active" else []
-    binding = world.binding_for(sub)
     assert binding is not None
     quiet_quantity = world.hints.quiet.get(sub.id)
     if quiet_quantity is not None:

@@ -87,8 +87,9 @@ class World:
         }
         self.agreement_map = {m.vendor_company_id: m.psa_agreement_id for m in mappings.agreements}
         self.synced_keys: set[str] = {s.key for s in scenario.synced}
-        if self.hints.synced_keys is not None:
-            self.synced_keys |= self.hints.synced_keys
+        if self.hints.synced_keys is not None:  # read only here: not copied when the scenario has none
+            self.synced_keys = (self.synced_keys | self.hints.synced_keys if self.synced_keys
+                                else self.hints.synced_keys)
         self.ignored: dict[str, Ignore] = {i.key: i for i in scenario.ignored}
         self.overrides: dict[str, Override] = {o.key: o for o in scenario.overrides}
         self.claimed_lines: set[str] = set()
@@ -334,10 +335,8 @@ def money_line(*, months: int | None = None, **fields: Any) -> PlanLine:
     unit_price: Decimal = fields["unit_price"]
     unit_cost: Decimal = fields["unit_cost"]
     times = months or 1
-    fingerprint = "|".join(
-        str(v) for v in (fields["action"], quantity, unit_price, unit_cost, fields["effective_date"],
-                         fields.get("end_date"), times)
-    )
+    fingerprint = "|".join(map(str, (fields["action"], quantity, unit_price, unit_cost,
+                                     fields["effective_date"], fields.get("end_date"), times)))
     return fast(PlanLine, {
         **_PLAN_LINE_DEFAULTS,
         **fields,

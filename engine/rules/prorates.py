@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from engine.money import fmt_money, fmt_quantity, round_cents
 from engine.months import days_in_month, last_of_month
 from engine.rules.quantities import Change, Timeline
 
 
+@lru_cache(maxsize=4096)
 def factor(change_day: date, *, counts_change_day: bool = False) -> Fraction:
     """Share of the month left after `change_day`: (last day − d) / days in month; the change day
     itself counts only with `counts_change_day`. 8/5/2020 → 26/31."""
@@ -19,11 +21,15 @@ def factor(change_day: date, *, counts_change_day: bool = False) -> Fraction:
     return Fraction(days, days_in_month(change_day))
 
 
+@lru_cache(maxsize=16384)
 def prorate_unit(unit: Decimal, share: Fraction) -> Decimal:
-    """round_half_up(unit × factor, 2), computed exactly."""
+    """round_half_up(unit × factor, 2), computed exactly. Kept per (unit, factor): a big plan asks for
+    the same few prices on the same few days again and again (the result depends on the numbers
+    only, so `6.0` and `6.00`, equal keys, share an entry rightly)."""
     return round_cents(Fraction(unit) * share)
 
 
+@lru_cache(maxsize=4096)
 def factor_text(change_day: date, *, counts_change_day: bool = False) -> str:
     days = (last_of_month(change_day) - change_day).days + (1 if counts_change_day else 0)
     return f"{days}/{days_in_month(change_day)}"

@@ -6,6 +6,7 @@ import bisect
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 
 from engine.scenario import HistoryRow
 
@@ -29,18 +30,16 @@ class Change:
         return self.after < self.before
 
 
-def _effective(row: HistoryRow) -> date:
-    return row.effective_date
+_effective = attrgetter("effective_date")
 
 
 class Timeline:
     """Quantity in force on any date. Rows are ordered by effective date, then as given."""
 
     def __init__(self, history: list[HistoryRow] | tuple[HistoryRow, ...], *, until: date | None = None):
-        if until is None:
-            rows = sorted(history, key=_effective)  # stable: same-day rows keep their order
-        else:
-            rows = sorted((r for r in history if r.effective_date <= until), key=_effective)
+        if until is not None:
+            history = [r for r in history if r.effective_date <= until]
+        rows = sorted(history, key=_effective)  # stable: same-day rows keep their order
         dates: list[date] = []
         quantities: list[Decimal] = []
         for row in rows:

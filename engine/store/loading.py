@@ -83,7 +83,8 @@ def scan_history(conn: Connection, *, as_of: date, invoiced_through: date, month
     on or before invoiced_through to its current quantity (the last row in force on as_of, by date
     then sequence — as `Timeline` reads it); every other subscription's rows come back in `busy` as
     `HistoryRow`s. An increase is judged row by row, which flags a superset of the day-level
-    changes the rules prorate, so a quiet subscription never hides a line.
+    changes the rules prorate, so a quiet subscription never hides a line; a cancel row makes the
+    subscription busy whatever its date (`cancellation_date` reads every row, not only those in force).
 
     Hot path at scale (≈10 rows per subscription): the rows are fetched in large batches straight
     from the cursor, and the few distinct quantity texts and dates become `Decimal`s and `date`s
@@ -114,11 +115,11 @@ def scan_history(conn: Connection, *, as_of: date, invoiced_through: date, month
         current: Decimal | None = None
         is_monthly = sid in monthly
         for _hid, action, quantity_text, day in ordered:
-            if day > as_of_text:
-                continue
-            if action == "cancel":
+            if action == "cancel":  # whatever its date: the cancellation rule reads every row
                 needs_look = True
                 break
+            if day > as_of_text:
+                continue
             quantity = decimal(quantity_text)
             if is_monthly and quantity > previous and day <= through_text:
                 key = f"{sid}:prorate:{day}"

@@ -1,20 +1,58 @@
 """Refresh: pull the vendor's and the PSA's data through their connectors into the store.
 
-Vendor side (stages "vendor companies", "vendor subscriptions", "usage"):
-- companies and products are read in full every time (cheap: one list, one call per used product);
-  product attributes Pax8 does not carry (`edition`, `service`, `storage_location`,
-  `parent_product_id` of backup/quota items) are kept from the store;
+Two entry points, both `async` (they await the connectors; the store calls in between block briefly):
+
+* `refresh(store, vendor, psa, …)` — the **periodic sweep** of everything (below);
+* `refresh_customer(store, vendor, psa, company_id, …)` — the **targeted refresh** of one customer
+  (vendor company) end to end, for "this subscription just changed, show me the new plan now".
+
+Periodic sweep, vendor side (stages "vendor companies", "vendor subscriptions", "usage"):
+- companies are read in full every time (one list);
 - subscriptions are **incremental**: `changed_since` is the vendor-clock time the previous
   successful vendor refresh started (minus a safety margin), kept in the store's settings; the
   changed subscriptions (with their whole history) are merged into the stored ones, the rest stay
   as they are. A full refresh (first run, `full=True`, or the last full one over a day old) replaces
   every subscription and so also drops those the vendor no longer lists;
+- products: the ones the subscriptions use (those just listed, plus, on an incremental run, those
+  the stored subscriptions use), described again each time (`vendor.products(ids)`: the listing is
+  not paged a second time); product attributes Pax8 does not carry (`edition`, `service`,
+  `storage_location`, `parent_product_id` of backup/quota items) are kept from the store;
 - usage is read for the periods the rules use, for active usage subscriptions only: endpoint counts
   for the previous month and the one before (RULES §5: month M is billable from day 3 of M+1),
   usage summaries for the previous month, quota items for the current month and the previous one
   (the latest ≤ current wins). Those (subscription, period) pairs are replaced; older periods stay.
 PSA side (stages "psa companies", "psa agreements", "psa lines"): companies, products, agreements
-and the lines of the active agreements are read in full and replace what the store holds.
+and the lines of the active agreements are read in full and replace what the store holds (no PSA
+offers a documented, reliable "changed since" for lines *and* deletions, so the sweep reads it all).
+
+The sweep does not read the whole store first: it reads what the comparison needs — the stored
+companies and products (small), the stored copies of the subscriptions that changed (all of them
+on a full run), the active usage subscriptions and the usage rows in scope, and the PSA side (which
+it replaces). `vendor_changed`/`psa_changed` count records that differ (model equality, so `1.0`
+and `1` are the same amount), among the changed records only on an incremental run.
+
+Targeted refresh of one customer (`refresh_customer`), both sides concurrently:
+- vendor: `GET /companies/{id}` (an unknown id raises `UnknownCompany` and nothing is written, on
+  either side), `GET /subscriptions?companyId=…` (one page for a normal customer); history is read
+  only for subscriptions that are new, whose record is newer than what the store has (the later of
+  the last sweep's `changed_since` and this customer's own, setting `refresh.vendor.company.<id>`)
+  or whose current record disagrees with the stored one; then that customer's usage for the
+  periods above. Products the store already has are kept as stored; a product new to the store is
+  described (`vendor.products([id])`). Written in one transaction that replaces exactly the
+  customer's scope: its company row, its subscriptions (those the vendor no longer lists for it are
+  dropped with their history and usage), their history, the usage pairs in scope, and new products.
+- PSA: the PSA companies the customer is mapped to (`company_mapping`), their active agreements and
+  those agreements' lines (`psa.company_billing(psa_company_id)`: ConnectWise
+  `conditions=company/id=N and agreementStatus="Active"` + additions, HaloPSA
+  `/RecurringInvoice?client_id=N&includelines=true`, Autotask `Contracts/query` with
+  `companyID eq N` + services/units/charges); and, when the customer has an explicit agreement
+  mapping to an agreement of another company, that agreement's lines. One transaction replaces
+  those companies' agreements and those agreements' lines; PSA companies and products are not
+  touched. A customer mapped to no PSA company leaves the PSA side alone (reported in progress).
+- the global freshness (`refresh.vendor.at`, `refresh.psa.at`) and the sweep's `changed_since`
+  are not moved: only that customer is fresh. A store that has never been swept gets the customer
+  anyway (every subscription read in full).
+The result equals what a full refresh would store for that customer; every other row is untouched.
 
 Each side is written in one transaction, and only once everything it needs has been read: a
 connector error (`ServiceError`) leaves that side's previous data in place and is reported in
@@ -33,7 +71,7 @@ from typing import Any
 
 from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
-from engine.scenario import Psa, Scenario, Subscription, UsageRow, VendorProduct
+from engine.scenario import Psa, PsaAgreement, PsaLine, Subscription, UsageRow, VendorCompany, VendorProduct
 from engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,8 +83,13 @@ SETTING_VENDOR_AT = "refresh.vendor.at"  # wall clock, last successful vendor re
 SETTING_PSA_AT = "refresh.psa.at"
 SETTING_VENDOR_SINCE = "refresh.vendor.changed_since"  # vendor clock: next incremental starts here
 SETTING_VENDOR_FULL_AT = "refresh.vendor.full_at"  # vendor clock: last full vendor refresh
+# + vendor company id: {"since", "at"} of that customer's last targeted refresh
+SETTING_VENDOR_COMPANY = "refresh.vendor.company."
+SETTING_PSA_COMPANY = "refresh.psa.company."  # + vendor company id: {"at"} of its targeted PSA refresh
 CHANGED_SINCE_MARGIN = timedelta(minutes=10)  # clock skew between us and the vendor
 FULL_REFRESH_EVERY = timedelta(hours=24)
+# The shortest PSA key field (ConnectWise serialNumber): longer keys may be stored as digests.
+DIGEST_KEYS_LONGER_THAN = 50
 
 # Which periods (months back from the current one) each product kind needs.
 USAGE_MONTHS: dict[str, tuple[int, ...]] = {
@@ -54,6 +97,10 @@ USAGE_MONTHS: dict[str, tuple[int, ...]] = {
     "usage_summary": (-1,),
     "quota": (0, -1),
 }
+
+
+class UnknownCompany(LookupError):
+    """The vendor has no such company (or no company has that exact name). The message names it."""
 
 
 @dataclass
@@ -72,6 +119,7 @@ class RefreshResult:
     psa_changed: int  # PSA records (companies, products, agreements, lines) added/changed/removed
     full: bool  # the vendor subscriptions were read in full
     errors: list[str] = field(default_factory=list)
+    company_id: str | None = None  # a targeted refresh: the vendor company refreshed
 
     @property
     def ok(self) -> bool:
@@ -130,13 +178,10 @@ def keep_product_details(fresh: list[VendorProduct], stored: Iterable[VendorProd
     return out
 
 
-def _dump(item: Any) -> Any:
-    return item.model_dump(mode="json")
-
-
 def _count_changes(before: Iterable[Any], after: Iterable[Any], key: Callable[[Any], Any]) -> int:
-    old = {key(item): _dump(item) for item in before}
-    new = {key(item): _dump(item) for item in after}
+    """Records added, removed or different (pydantic equality: field values, amounts by value)."""
+    old = {key(item): item for item in before}
+    new = {key(item): item for item in after}
     return sum(1 for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
@@ -151,9 +196,8 @@ def _describe(exc: BaseException, service: str) -> str:
 
 
 class _Run:
-    def __init__(self, store: Store, before: Scenario, progress: Progress | None) -> None:
+    def __init__(self, store: Store, progress: Progress | None) -> None:
         self.store = store
-        self.before = before
         self._progress = progress
 
     def report(self, stage: str, done: int, total: int | None, message: str) -> None:
@@ -165,47 +209,96 @@ class _Run:
             log.debug("refresh progress callback failed", exc_info=True)
 
 
+def _remember_products(vendor: VendorConnector, products: Iterable[VendorProduct]) -> None:
+    remember = getattr(vendor, "remember_products", None)
+    if callable(remember):  # usage() then knows their kinds without describing them again
+        remember(products)
+
+
+def _remember_keys(store: Store, psa: PsaConnector, company_id: str | None = None) -> None:
+    """Keys too long for the PSA field are stored as digests: tell the connector the synced keys
+    that may be (of one vendor company's subscriptions and billing configurations when given)."""
+    remember = getattr(psa, "remember_keys", None)
+    if not callable(remember):
+        return
+    if company_id is None:
+        remember(store.long_synced_keys(DIGEST_KEYS_LONGER_THAN))
+        return
+    owners = [s.id for s in store.subscriptions_where(company_id=company_id, with_history=False)]
+    owners += store.billing_configuration_ids(company_id)
+    if owners:
+        remember(store.long_synced_keys(DIGEST_KEYS_LONGER_THAN, owners))
+
+
+async def _read_usage(run: _Run, vendor: VendorConnector,
+                      wanted: dict[str, list[Subscription]]) -> list[UsageRow]:
+    """The usage of every period, the periods read concurrently (the connector bounds its requests)."""
+    run.report("usage", 0, len(wanted), "reading usage for " + (", ".join(wanted) or "no period"))
+    done = 0
+
+    async def one(period: str, subs: list[Subscription]) -> list[UsageRow]:
+        nonlocal done
+        rows = await vendor.usage(subs, period=period)
+        done += 1
+        run.report("usage", done, len(wanted), f"{period}: {len(rows)} usage rows for {len(subs)} subscriptions")
+        return rows
+
+    per_period = await asyncio.gather(*(one(period, subs) for period, subs in wanted.items()))
+    return [row for rows in per_period for row in rows]
+
+
+# --- the periodic sweep ---------------------------------------------------------------------------
+
+
 async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, today: date,
                           vendor_now: datetime, wall_now: Callable[[], datetime]) -> tuple[int, bool]:
-    store, before = run.store, run.before
+    store = run.store
     since = _parse_instant(store.get_setting(SETTING_VENDOR_SINCE))
     full_at = _parse_instant(store.get_setting(SETTING_VENDOR_FULL_AT))
     full = full or since is None or full_at is None or vendor_now - full_at > FULL_REFRESH_EVERY
 
-    run.report("vendor companies", 0, None, "reading companies and products")
+    run.report("vendor companies", 0, None, "reading companies")
     companies = await vendor.companies()
-    products = keep_product_details(await vendor.products(), before.vendor.products)
-    run.report("vendor companies", len(companies), len(companies),
-               f"{len(companies)} companies, {len(products)} products")
+    run.report("vendor companies", len(companies), len(companies), f"{len(companies)} companies")
 
     run.report("vendor subscriptions", 0, None,
                "reading every subscription" if full else f"reading subscriptions changed since {since:%Y-%m-%d %H:%M}")
     changed = await vendor.subscriptions(changed_since=None if full else since)
-    if full:
-        merged = {sub.id: sub for sub in changed}
-    else:
-        merged = {sub.id: sub for sub in before.vendor.subscriptions}
-        merged.update((sub.id, sub) for sub in changed)
+    changed_ids = {sub.id for sub in changed}
+    product_ids = {sub.product_id for sub in changed}
+    if not full:
+        product_ids |= store.subscription_product_ids()
+    stored_products = store.vendor_products()
+    products = keep_product_details(await vendor.products(sorted(product_ids)), stored_products)
     run.report("vendor subscriptions", len(changed), len(changed),
-               f"{len(merged)} subscriptions" + ("" if full else f", {len(changed)} changed since the last refresh"))
+               (f"{len(changed)} subscriptions" if full else f"{len(changed)} changed since the last refresh")
+               + f", {len(products)} products")
 
-    wanted = usage_periods(merged.values(), products, today)
-    run.report("usage", 0, len(wanted), "reading usage for " + (", ".join(wanted) or "no period"))
-    usage: list[UsageRow] = []
-    for n, (period, subs) in enumerate(wanted.items(), start=1):
-        rows = await vendor.usage(subs, period=period)
-        usage += rows
-        run.report("usage", n, len(wanted), f"{period}: {len(rows)} usage rows for {len(subs)} subscriptions")
+    usage_products = [p.id for p in products if p.kind in USAGE_MONTHS]
+    if full:
+        current: list[Subscription] = list(changed)
+    else:
+        stored_usage_subs = store.subscriptions_where(product_ids=usage_products, status="active",
+                                                      with_history=False) if usage_products else []
+        current = [s for s in stored_usage_subs if s.id not in changed_ids] + list(changed)
+    wanted = usage_periods(current, products, today)
+    usage = await _read_usage(run, vendor, wanted)
     scope = {(sub.id, period) for period, subs in wanted.items() for sub in subs}
 
-    # What changes, compared with the store (for the result and the operator).
-    subs_after = list(merged.values())
-    old_usage = [row for row in before.vendor.usage
-                 if (row.subscription_id, row.period) in scope or (full and row.subscription_id not in merged)]
+    # What changes, compared with the store (for the result and the operator): only what was read.
+    if full:
+        before_subs = store.subscriptions_where()
+        old_usage = [row for row in store.usage_rows()
+                     if (row.subscription_id, row.period) in scope or row.subscription_id not in changed_ids]
+    else:
+        before_subs = store.subscriptions_where(ids=changed_ids) if changed_ids else []
+        scoped_ids = {sid for sid, _ in scope}
+        old_usage = [row for row in store.usage_rows(scoped_ids)
+                     if (row.subscription_id, row.period) in scope]
     changes = (
-        _count_changes(before.vendor.companies, companies, lambda c: c.id)
-        + _count_changes(before.vendor.products, products, lambda p: p.id)
-        + _count_changes(before.vendor.subscriptions, subs_after, lambda s: s.id)
+        _count_changes(store.vendor_companies(), companies, lambda c: c.id)
+        + _count_changes(stored_products, products, lambda p: p.id)
+        + _count_changes(before_subs, changed, lambda s: s.id)
         + _count_changes(old_usage, usage, _usage_key)
     )
     settings: dict[str, Any] = {
@@ -215,17 +308,15 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     if full:
         settings[SETTING_VENDOR_FULL_AT] = vendor_now.isoformat()
     store.write_vendor_refresh(
-        companies=companies, products=products, subscriptions=subs_after if full else list(changed),
+        companies=companies, products=products, subscriptions=list(changed),
         usage=usage, usage_scope=scope, full=full, settings=settings,
     )
     return changes, full
 
 
 async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], datetime]) -> int:
-    store, before = run.store, run.before
-    remember = getattr(psa, "remember_keys", None)
-    if callable(remember):  # keys too long for the PSA field are stored as digests: map them back
-        remember([synced.key for synced in before.synced])
+    store = run.store
+    _remember_keys(store, psa)
     run.report("psa companies", 0, None, "reading companies and products")
     companies = await psa.companies()
     products = await psa.products()
@@ -237,14 +328,22 @@ async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], d
     lines = await psa.lines(None)
     run.report("psa lines", len(lines), len(lines), f"{len(lines)} lines")
     data = Psa(companies=companies, products=products, agreements=agreements, lines=lines)
+    before = store.psa_data()
     changes = (
-        _count_changes(before.psa.companies, companies, lambda c: c.id)
-        + _count_changes(before.psa.products, products, lambda p: p.id)
-        + _count_changes(before.psa.agreements, agreements, lambda a: a.id)
-        + _count_changes(before.psa.lines, lines, lambda line: line.id)
+        _count_changes(before.companies, companies, lambda c: c.id)
+        + _count_changes(before.products, products, lambda p: p.id)
+        + _count_changes(before.agreements, agreements, lambda a: a.id)
+        + _count_changes(before.lines, lines, lambda line: line.id)
     )
     store.write_psa_refresh(data, {SETTING_PSA_AT: wall_now().isoformat()})
     return changes
+
+
+def _clocks(clock: Callable[[], datetime] | None,
+            vendor_clock: Callable[[], datetime] | None,
+            ) -> tuple[Callable[[], datetime], Callable[[], datetime]]:
+    wall = clock or (lambda: datetime.now(UTC))
+    return wall, vendor_clock or wall
 
 
 async def refresh(
@@ -261,11 +360,10 @@ async def refresh(
     """Refresh both sides (concurrently); see the module doc. `today` decides the usage periods
     (default: the clock's date); `clock` is the wall clock (aware, default UTC now); `vendor_clock`
     is the time as the vendor sees it, for `changed_since` (default: the wall clock)."""
-    wall = clock or (lambda: datetime.now(UTC))
-    vendor_time = vendor_clock or wall
+    wall, vendor_time = _clocks(clock, vendor_clock)
     started = wall()
     today = today or started.date()
-    run = _Run(store, store.snapshot(), progress)
+    run = _Run(store, progress)
     errors: list[str] = []
 
     async def vendor_side() -> tuple[int, bool]:
@@ -292,10 +390,180 @@ async def refresh(
                          psa_changed=psa_changed, full=was_full, errors=errors)
 
 
+# --- the targeted refresh of one customer ------------------------------------------------------------
+
+
+async def resolve_company(store: Store, vendor: VendorConnector, text: str) -> VendorCompany:
+    """The vendor company `text` names: its id or its exact name, looked up in the store first, then
+    in the vendor's company list (a customer added since the last refresh). Raises `UnknownCompany`
+    (no such company, or several with that name: the message lists their ids)."""
+    text = text.strip()
+    if not text:
+        raise UnknownCompany("no company given")
+    found = store.find_vendor_companies(text)
+    if not found:
+        listed = await vendor.companies()
+        found = [c for c in listed if c.id == text] or [c for c in listed if c.name == text]
+    if not found:
+        raise UnknownCompany(f"no vendor company has the id or exact name {text!r}")
+    if len(found) > 1:
+        ids = ", ".join(c.id for c in found)
+        raise UnknownCompany(f"{len(found)} vendor companies are named {text!r} ({ids}); give the id")
+    return found[0]
+
+
+async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id: str,
+                                  known: asyncio.Future[bool], *, today: date, vendor_now: datetime,
+                                  wall_now: Callable[[], datetime]) -> int:
+    store = run.store
+    own = store.get_setting(SETTING_VENDOR_COMPANY + company_id) or {}
+    stamps = [s for s in (_parse_instant(store.get_setting(SETTING_VENDOR_SINCE)),
+                          _parse_instant(own.get("since") if isinstance(own, dict) else None)) if s]
+    since = max(stamps) if stamps else None
+    stored = {s.id: s for s in store.subscriptions_where(company_id=company_id)}
+
+    run.report("vendor subscriptions", 0, None, f"reading the subscriptions of company {company_id}")
+    try:
+        company, fresh = await asyncio.gather(
+            vendor.company(company_id),
+            vendor.subscriptions(company_id=company_id, changed_since=since, known=stored),
+        )
+    except BaseException:
+        if not known.done():
+            known.set_result(True)  # not known to be unknown: the PSA side may go on
+        raise
+    known.set_result(company is not None)
+    if company is None:
+        raise UnknownCompany(f"{getattr(vendor, 'name', 'the vendor')} has no company {company_id!r}")
+    fresh_ids = {s.id for s in fresh}
+    changed = [s for s in fresh if stored.get(s.id) != s]
+    removed = sorted(set(stored) - fresh_ids)
+    run.report("vendor companies", 1, 1, company.name)
+    run.report("vendor subscriptions", len(fresh), len(fresh),
+               f"{len(fresh)} subscriptions, {len(changed)} new or changed, {len(removed)} gone")
+
+    stored_products = store.vendor_products()
+    _remember_products(vendor, stored_products)
+    have = {p.id for p in stored_products}
+    missing = sorted({s.product_id for s in fresh} - have)
+    new_products = keep_product_details(await vendor.products(missing), ()) if missing else []
+    products = [*stored_products, *new_products]
+
+    wanted = usage_periods(fresh, products, today)
+    usage = await _read_usage(run, vendor, wanted)
+    scope = {(sub.id, period) for period, subs in wanted.items() for sub in subs}
+
+    old_usage = [row for row in store.usage_rows(set(stored) | fresh_ids)
+                 if (row.subscription_id, row.period) in scope or row.subscription_id in removed]
+    changes = (
+        _count_changes(store.vendor_companies([company_id]), [company], lambda c: c.id)
+        + len(new_products)
+        + _count_changes(stored.values(), fresh, lambda s: s.id)
+        + _count_changes(old_usage, usage, _usage_key)
+    )
+    store.write_vendor_scope(
+        company=company, new_products=new_products, subscriptions=changed, removed=removed,
+        usage=usage, usage_scope=scope,
+        settings={SETTING_VENDOR_COMPANY + company_id: {
+            "since": (vendor_now - CHANGED_SINCE_MARGIN).isoformat(), "at": wall_now().isoformat()}},
+    )
+    return changes
+
+
+async def _refresh_psa_company(run: _Run, psa: PsaConnector, company_id: str, known: asyncio.Future[bool], *,
+                               wall_now: Callable[[], datetime]) -> int:
+    store = run.store
+    psa_ids, explicit = store.psa_mapping(company_id)
+    if not psa_ids and explicit is None:
+        run.report("psa agreements", 0, 0,
+                   f"company {company_id} is mapped to no PSA company: PSA side not read")
+        await known
+        return 0
+    _remember_keys(store, psa, company_id)
+    before = store.psa_data(company_ids=psa_ids, agreement_ids=[explicit] if explicit else ())
+    run.report("psa agreements", 0, None, "reading the agreements of PSA company " + ", ".join(psa_ids))
+    read = await asyncio.gather(*(psa.company_billing(pid) for pid in psa_ids))
+    agreements: list[PsaAgreement] = [a for got, _ in read for a in got]
+    lines: list[PsaLine] = [line for _, got in read for line in got]
+    run.report("psa agreements", len(agreements), len(agreements), f"{len(agreements)} agreements")
+    line_agreements = [a.id for a in before.agreements]
+    outside = next((a for a in before.agreements if a.id == explicit and a.company_id not in psa_ids), None)
+    if outside is not None and explicit not in {a.id for a in agreements}:
+        lines += await psa.lines([outside.id])  # the explicitly mapped agreement of another company
+    run.report("psa lines", len(lines), len(lines), f"{len(lines)} lines")
+    if not await known:
+        return 0  # the vendor has no such company: nothing is written
+    in_companies = set(psa_ids)
+    changes = (
+        _count_changes([a for a in before.agreements if a.company_id in in_companies], agreements,
+                       lambda a: a.id)
+        + _count_changes(before.lines, lines, lambda line: line.id)
+    )
+    store.write_psa_scope(company_ids=psa_ids, agreements=agreements, lines=lines,
+                          line_agreement_ids=line_agreements,
+                          settings={SETTING_PSA_COMPANY + company_id: {"at": wall_now().isoformat()}})
+    return changes
+
+
+async def refresh_customer(
+    store: Store,
+    vendor: VendorConnector,
+    psa: PsaConnector,
+    company_id: str,
+    progress: Progress | None = None,
+    *,
+    today: date | None = None,
+    clock: Callable[[], datetime] | None = None,
+    vendor_clock: Callable[[], datetime] | None = None,
+) -> RefreshResult:
+    """Refresh one customer (vendor company `company_id`), both sides concurrently; see the module
+    doc. Raises `UnknownCompany` when the vendor has no such company (nothing written); a service
+    error on one side is reported in `errors` and leaves that side's rows as they were."""
+    wall, vendor_time = _clocks(clock, vendor_clock)
+    started = wall()
+    today = today or started.date()
+    run = _Run(store, progress)
+    errors: list[str] = []
+    known: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    unknown: list[UnknownCompany] = []
+
+    async def vendor_side() -> int:
+        try:
+            return await _refresh_vendor_company(run, vendor, company_id, known, today=today,
+                                                 vendor_now=vendor_time(), wall_now=wall)
+        except UnknownCompany as exc:
+            unknown.append(exc)
+            return 0
+        except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
+            if not isinstance(exc, ServiceError):
+                log.warning("vendor refresh of company %s failed", company_id, exc_info=True)
+            errors.append(_describe(exc, getattr(vendor, "name", "vendor")))
+            return 0
+        finally:
+            if not known.done():
+                known.set_result(True)
+
+    async def psa_side() -> int:
+        try:
+            return await _refresh_psa_company(run, psa, company_id, known, wall_now=wall)
+        except Exception as exc:  # noqa: BLE001
+            if not isinstance(exc, ServiceError):
+                log.warning("PSA refresh of company %s failed", company_id, exc_info=True)
+            errors.append(_describe(exc, getattr(psa, "name", "psa")))
+            return 0
+
+    vendor_changed, psa_changed = await asyncio.gather(vendor_side(), psa_side())
+    if unknown:
+        raise unknown[0]
+    return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
+                         psa_changed=psa_changed, full=False, errors=errors, company_id=company_id)
+
+
 def stage_names() -> tuple[str, ...]:
     return (*VENDOR_STAGES, *PSA_STAGES)
 
 
 __all__ = [
-    "RefreshProgress", "RefreshResult", "refresh", "freshness", "usage_periods", "stage_names",
+    "RefreshProgress", "RefreshResult", "UnknownCompany", "refresh", "refresh_customer", "resolve_company",
+    "freshness", "usage_periods", "stage_names",
 ]

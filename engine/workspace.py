@@ -37,8 +37,11 @@ from engine.refresh import (
     Progress,
     RefreshProgress,
     RefreshResult,
+    UnknownCompany,
     freshness,
     refresh,
+    refresh_customer,
+    resolve_company,
 )
 from engine.scenario import LineSource, Psa, Scenario, Vendor
 from engine.settings import ConfigError, TrueupConfig, require_secret
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Check", "RefreshProgress", "RefreshResult", "Workspace", "WorkspaceError", "check_connections",
-    "open_workspace", "sandbox_database_url", "SERVICE_TITLES",
+    "open_workspace", "sandbox_database_url", "SERVICE_TITLES", "UnknownCompany",
 ]
 
 SANDBOX_LABEL = "SANDBOX — demo MSP"
@@ -109,6 +112,14 @@ class Workspace:
     async def refresh(self, progress: Progress | None = None, *, full: bool = False) -> RefreshResult:
         return await refresh(self.store, self.vendor, self.psa, progress, full=full, today=self.today(),
                              clock=self._clock, vendor_clock=self._vendor_clock)
+
+    async def refresh_customer(self, company: str, progress: Progress | None = None) -> RefreshResult:
+        """Refresh one customer end to end (engine.refresh.refresh_customer): `company` is the vendor
+        company's id or exact name. Raises `UnknownCompany` (message for the operator as is) when
+        there is no such company; service errors are in the result's `errors`."""
+        found = await resolve_company(self.store, self.vendor, company)
+        return await refresh_customer(self.store, self.vendor, self.psa, found.id, progress, today=self.today(),
+                                      clock=self._clock, vendor_clock=self._vendor_clock)
 
     def plan(self, as_of: date | None = None) -> Plan:
         return reconcile(*self.store.plan_inputs(as_of or self.today()))

@@ -123,11 +123,20 @@ def doctor(ctx: click.Context) -> None:
 
 @click.command()
 @click.option("--full", is_flag=True, help="Read every vendor subscription, not only the changed ones.")
+@click.option("--company", metavar="COMPANY",
+              help="Refresh only this customer: a vendor company id or its exact name.")
 @click.pass_context
-def refresh(ctx: click.Context, full: bool) -> None:
-    """Pull vendor and PSA data into the store now."""
+def refresh(ctx: click.Context, full: bool, company: str | None) -> None:
+    """Pull vendor and PSA data into the store now (one customer with --company)."""
+    from engine.refresh import UnknownCompany
+
+    if company is not None and full:
+        _fail("--full and --company do not go together: --company always reads that customer in full.", 2)
+    if company is not None and not company.strip():
+        _fail("--company needs a vendor company id or exact name.", 2)
     workspace = _open(ctx)
-    click.echo(f"Refreshing {workspace.label}")
+    click.echo(f"Refreshing {company.strip() if company else workspace.label}"
+               + (f" ({workspace.label})" if company else ""))
 
     def show(progress: Any) -> None:
         if progress.total is not None:
@@ -135,13 +144,18 @@ def refresh(ctx: click.Context, full: bool) -> None:
 
     async def run() -> Any:
         try:
+            if company is not None:
+                return await workspace.refresh_customer(company, show)
             return await workspace.refresh(show, full=full)
         finally:
             await workspace.aclose()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except UnknownCompany as exc:
+        _fail(f"{exc}; nothing was refreshed.")
     seconds = (result.finished - result.started).total_seconds()
-    kind = "full" if result.full else "incremental"
+    kind = "one customer" if result.company_id else ("full" if result.full else "incremental")
     click.echo(f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
                f"{result.psa_changed} PSA records changed.")
     for error in result.errors:

@@ -6,6 +6,8 @@ lists the picklist values and field lengths).
 
 Mapping
 - Companies -> `PsaCompany`; Services -> `PsaProduct` (Autotask Services carry no SKU).
+- One company's contracts (`company_billing`, the targeted refresh): the same Contracts query plus
+  `{"op": "eq", "field": "companyID", "value": N}`, then `lines()` of those contracts.
 - Contracts with `contractType` 7 (Recurring Service, the only type that holds services [doc]) and
   `status` 1 (ASSUMED: 1 = Active, 0 = Inactive) -> `PsaAgreement`. `contractPeriodType` (ASSUMED
   picklist 1 Monthly, 2 Quarterly, 3 Semi-Annual, 4 Yearly; the SOAP-era letters m/q/s/y are
@@ -372,6 +374,20 @@ class AutotaskConnector:
             ],
         )
         return [self._agreement(r) for r in rows]
+
+    async def company_billing(self, company_id: str) -> tuple[list[PsaAgreement], list[PsaLine]]:
+        """One company's active recurring-service contracts (the `agreements()` query plus
+        `companyID eq N`) and their lines (`lines()` of those contracts)."""
+        rows = await self.query(
+            "Contracts",
+            [
+                {"op": "eq", "field": "companyID", "value": _id(company_id)},
+                {"op": "eq", "field": "contractType", "value": CONTRACT_TYPE_RECURRING_SERVICE},
+                {"op": "eq", "field": "status", "value": CONTRACT_STATUS_ACTIVE},
+            ],
+        )
+        agreements = [self._agreement(r) for r in rows]
+        return agreements, await self.lines([a.id for a in agreements])
 
     @staticmethod
     def _agreement(row: Mapping[str, Any]) -> PsaAgreement:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -70,10 +70,26 @@ class VendorConnector(Protocol):
 
     async def companies(self) -> list[VendorCompany]: ...
 
-    async def products(self) -> list[VendorProduct]: ...
+    async def company(self, company_id: str) -> VendorCompany | None:
+        """One company; None when the vendor does not know it."""
+        ...
 
-    async def subscriptions(self, *, changed_since: datetime | None = None) -> list[Subscription]:
-        """Subscriptions with their history; only those updated since `changed_since` when given."""
+    async def products(self, product_ids: Iterable[str] | None = None) -> list[VendorProduct]:
+        """The products the subscriptions use (only `product_ids` when given: a refresh that has
+        just listed the subscriptions passes the ids it saw, so they are not listed again)."""
+        ...
+
+    async def subscriptions(
+        self,
+        *,
+        changed_since: datetime | None = None,
+        company_id: str | None = None,
+        known: Mapping[str, Subscription] | None = None,
+    ) -> list[Subscription]:
+        """Subscriptions with their history (of `company_id` only when given); only those updated
+        since `changed_since` when given without `known`. With `known` (the store's copies of that
+        scope): every subscription, those unchanged since `changed_since` returned as known without
+        reading their history again."""
         ...
 
     async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
@@ -128,6 +144,11 @@ class PsaConnector(Protocol):
     async def products(self) -> list[PsaProduct]: ...
 
     async def agreements(self) -> list[PsaAgreement]: ...
+
+    async def company_billing(self, company_id: str) -> tuple[list[PsaAgreement], list[PsaLine]]:
+        """One PSA company's active agreements and their lines (what `agreements()` and `lines()`
+        give for that company), read with the PSA's company filter."""
+        ...
 
     async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
         """Lines of the given agreements (all active agreements when None), with `source.key` set

@@ -7,6 +7,9 @@ integration's `clientId` header on every call. The codebase (`v4_6_release/`, โ€
 
 Reads page with `pageSize=1000` and follow the `Link` header's `rel="next"` until there is none
 (the next link must stay on the configured site: credentials are never sent elsewhere).
+`company_billing(company)` (the targeted refresh of one customer) reads that company's active
+agreements with `conditions=company/id=N and agreementStatus="Active"` (a reference path in the
+conditions grammar, shared/APIS.md ยง2.3), then each one's additions.
 
 Writes: an addition is created with `POST /finance/agreements/{id}/additions` and updated with
 `PATCH` and a JSON-patch array (`[{"op": "replace", "path": "quantity", "value": 5}]`); a cancel is a
@@ -148,6 +151,7 @@ class KeyCodec:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._digests: dict[str, str] = {}
+        self._remembered: set[str] = set()
 
     @staticmethod
     def digest(key: str) -> str:
@@ -165,8 +169,10 @@ class KeyCodec:
         return encoded
 
     def remember(self, keys: Iterable[str]) -> None:
-        for key in keys:
+        fresh = set(keys) - self._remembered  # a refresh hands over the same keys every time
+        for key in fresh:
             self.encode(key)
+        self._remembered |= fresh
 
     @staticmethod
     def _compact(key: str) -> str | None:
@@ -367,6 +373,15 @@ class ConnectWiseConnector:
             end_date=None if row.get("noEndingDateFlag") else parse_date(row.get("endDate")),
             billing_period=_billing_period(row),
         )
+
+    async def company_billing(self, company_id: str) -> tuple[list[PsaAgreement], list[PsaLine]]:
+        """One company's active agreements (`conditions=company/id=N and agreementStatus="Active"`)
+        and their additions: what `agreements()` and `lines()` read, for that company only."""
+        cid = _int_id(company_id, "company")
+        rows = await self._get_all("/finance/agreements",
+                                   {"conditions": f'company/id={cid} and agreementStatus="Active"'})
+        agreements = [self._agreement(r) for r in rows]
+        return agreements, await self.lines([a.id for a in agreements])
 
     async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
         if agreement_ids is None:

@@ -12,7 +12,9 @@ page comes back short). The rate budget is Halo's hosted limit, 300 requests per
 
 Agreements are recurring invoice headers (`/RecurringInvoice`; `disabled` ones are left out); lines
 are their `lines[]` (`InvoiceDetail`), read with `includelines=true` (all headers) or
-`GET /RecurringInvoice/{id}?includedetails=true` (one). A line is created by POSTing a one-element
+`GET /RecurringInvoice/{id}?includedetails=true` (one); one client's headers with their lines are
+`GET /RecurringInvoice?client_id=N&includelines=true` (`company_billing`, the spec's `client_id`
+filter). A line is created by POSTing a one-element
 array to `/RecurringInvoice/Lines` and updated by POSTing `[{"id": …, …}]` to
 `/RecurringInvoice/updatelines`; a cancel writes the line's `enddate`.
 
@@ -253,6 +255,21 @@ class HaloConnector:
             end_date=halo_date(row.get("enddate")),
             billing_period="annual" if row.get("period") == 12 else "monthly",
         )
+
+    async def company_billing(self, company_id: str) -> tuple[list[PsaAgreement], list[PsaLine]]:
+        """One client's recurring invoices (not disabled) and their lines, in one paged read:
+        `GET /RecurringInvoice?client_id=N&includelines=true`."""
+        cid = _int_id(company_id, "client")
+        headers = await self._get_all("/RecurringInvoice", "invoices",
+                                      {"client_id": str(cid), "includelines": "true"})
+        agreements: list[PsaAgreement] = []
+        lines: list[PsaLine] = []
+        for header in headers:
+            if header.get("disabled"):
+                continue
+            agreements.append(self._agreement(header))
+            lines.extend(self._line(line, header) for line in header.get("lines") or [])
+        return agreements, lines
 
     async def lines(self, agreement_ids: Sequence[str] | None = None) -> list[PsaLine]:
         result: list[PsaLine] = []

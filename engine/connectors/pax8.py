@@ -31,7 +31,8 @@ How the engine's types are derived (nothing here is a Pax8 field, so it is docum
     the line quantity (summed over the subscription's summaries), unit price = `unitPrice`,
     unit cost = `partnerTotal / quantity`, `snapshot_date` = the 19th. No line that day: no row.
   - `quota`: the latest day of M that has usage lines (Pax8 usage is not cumulative: the latest
-    post carries the period's figures): quantity = the lines' quantity, unit price/cost as above,
+    post carries the period's figures); days are probed newest first: the last day alone, then the
+    rest of its week, then a week at a time: quantity = the lines' quantity, unit price/cost as above,
     `snapshot_date` = that day.
   - `usage_summary`: the same latest day of M: quantity 1, `charges` = sum of `currentCharges`,
     `partner_total` = sum of `partnerTotal` (unit price/cost = the same), `snapshot_date` = that
@@ -43,9 +44,20 @@ How the engine's types are derived (nothing here is a Pax8 field, so it is docum
   price). `subscriptions(changed_since=…)` therefore still lists every subscription (200 a page,
   cheap) but fetches history only for, and returns only, those whose `updatedDate` (else
   `createdDate`) is later than `changed_since` (a naive datetime is taken as UTC).
+* **One customer.** `subscriptions(company_id=…)` lists `GET /subscriptions?companyId=…` (the
+  spec's filter; one page for a normal customer) and returns every subscription of that company.
+  Given `known` (the store's copies, with history), a listed subscription that is not newer than
+  `changed_since` and whose current record agrees with the known one (status, dates, term, prices,
+  company, product, and `quantity` equal to the known history's last quantity) is returned as the
+  known one, without a history call; the others are read in full. `company(id)` is
+  `GET /companies/{id}` (None on a 404).
 * **Products** are the ones the partner's subscriptions use (`GET /products/{id}` each; a product
   Pax8 no longer lists is named from the subscription's `productName`), not the whole catalogue;
-  `catalogue()` pages through `GET /products` when that is wanted.
+  `catalogue()` pages through `GET /products` when that is wanted. `products()` pages every
+  subscription to find them; `products(product_ids)` describes just those, using what the
+  subscription listings already read this session remember per product (the probe subscription
+  for the kind, a fallback name) — a product no listing has shown is looked up with
+  `GET /subscriptions?productId=…` — so a refresh does not page every subscription twice.
 * Billing terms: `Monthly` -> monthly; `Annual`, `2-Year`, `3-Year` -> annual; others -> monthly.
   Status `Cancelled` -> cancelled (its `endDate` is both `end_date` and `cancelled_date`); every
   other status is active. Company status `Active` -> active, `Inactive`/`Deleted` -> inactive.
@@ -352,6 +364,24 @@ def sub_product_name(line_name: str | None, parent_name: str | None) -> str | No
     return name
 
 
+def _probe_rank(sub: Pax8Subscription) -> tuple[bool, datetime]:
+    """Which subscription of a product to probe for its kind: active first, then the latest change."""
+    return (not sub.cancelled, _instant(sub.changed_at))
+
+
+def _agrees(current: Pax8Subscription, known: Subscription) -> bool:
+    """The listed record says nothing the known subscription (with its history) does not: same
+    company, product, term, dates, prices and status, and the quantity of its last history row
+    (every history row carries the quantity of the snapshot it comes from)."""
+    mapped = to_subscription(current, known.history)
+    if mapped is None or mapped != known:
+        return False
+    if not known.history:  # Pax8 gave no snapshots: nothing to compare the quantity with
+        return True
+    quantity = current.quantity if current.quantity is not None else Decimal("0")
+    return known.history[-1].quantity == quantity
+
+
 # --- the connector -------------------------------------------------------------------------------
 
 
@@ -392,6 +422,10 @@ class Pax8Connector:
         self._gate = asyncio.Semaphore(CONCURRENCY)
         self._kinds: dict[str, ProductKind] = {}
         self._product_names: dict[str, str] = {}
+        # Per product, from the subscription listings read so far: the subscription to probe for the
+        # kind (active first, then the most recently changed) and a name to fall back on.
+        self._probes: dict[str, Pax8Subscription] = {}
+        self._listed_names: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -491,7 +525,30 @@ class Pax8Connector:
 
     async def raw_subscriptions(self, **filters: str) -> list[Pax8Subscription]:
         """`GET /subscriptions` (filters: status, billingTerm, companyId, productId)."""
-        return [Pax8Subscription.model_validate(item) for item in await self.pages("/subscriptions", filters)]
+        subs = [Pax8Subscription.model_validate(item) for item in await self.pages("/subscriptions", filters)]
+        self._note_products(subs)
+        return subs
+
+    def _note_products(self, subs: Iterable[Pax8Subscription]) -> None:
+        probes, names = self._probes, self._listed_names
+        for sub in subs:
+            pid = sub.product_id
+            if not pid:
+                continue
+            if sub.product_name and pid not in names:
+                names[pid] = sub.product_name
+            best = probes.get(pid)
+            if best is None or best.id == sub.id or _probe_rank(sub) > _probe_rank(best):
+                probes[pid] = sub
+
+    async def raw_company(self, company_id: str) -> Pax8Company | None:
+        """`GET /companies/{companyId}`; None when Pax8 answers 404."""
+        try:
+            return Pax8Company.model_validate(await self.get(f"/companies/{company_id}"))
+        except ServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def raw_history(self, subscription_id: str) -> list[Pax8Subscription]:
         body = await self.get(f"/subscriptions/{subscription_id}/history")
@@ -512,24 +569,28 @@ class Pax8Connector:
     async def companies(self) -> list[VendorCompany]:
         return [to_company(company) for company in await self.raw_companies()]
 
-    async def products(self) -> list[VendorProduct]:
-        """The products the partner's subscriptions use, with their derived kind (module doc)."""
-        subscriptions = await self.raw_subscriptions()
-        by_product: dict[str, list[Pax8Subscription]] = {}
-        for sub in subscriptions:
-            if sub.product_id:
-                by_product.setdefault(sub.product_id, []).append(sub)
-        product_ids = list(by_product)
-        details = await self._gather([self.raw_product(pid) for pid in product_ids])
+    async def company(self, company_id: str) -> VendorCompany | None:
+        """One company (`GET /companies/{id}`), None when Pax8 does not know it."""
+        found = await self.raw_company(company_id)
+        return to_company(found) if found is not None else None
+
+    async def products(self, product_ids: Iterable[str] | None = None) -> list[VendorProduct]:
+        """The products the partner's subscriptions use (every subscription is paged to find them),
+        or just `product_ids`, with their derived kind (module doc)."""
+        if product_ids is None:
+            ids = list(dict.fromkeys(s.product_id for s in await self.raw_subscriptions() if s.product_id))
+        else:
+            ids = list(dict.fromkeys(product_ids))
+            unseen = [pid for pid in ids if pid not in self._probes]
+            if unseen:  # no listing has shown them: one filtered listing each
+                await self._gather([self.raw_subscriptions(productId=pid) for pid in unseen])
+        details = await self._gather([self.raw_product(pid) for pid in ids])
 
         async def describe(pid: str, product: Pax8Product | None) -> VendorProduct:
-            subs = by_product[pid]
-            name = (product.name if product else None) or next(
-                (s.product_name for s in subs if s.product_name), pid
-            )
+            name = (product.name if product else None) or self._listed_names.get(pid) or pid
             self._product_names[pid] = name
             sku = product.sku if product else None
-            kind, sub_products = await self._derive_kind(pid, sku, name, subs)
+            kind, sub_products = await self._derive_kind(pid, sku, name, self._probes.get(pid))
             self._kinds[pid] = kind
             return VendorProduct(
                 id=pid,
@@ -543,16 +604,34 @@ class Pax8Connector:
                 parent_product_id=None,
             )
 
-        products = await self._gather([describe(pid, p) for pid, p in zip(product_ids, details, strict=True)])
+        products = await self._gather([describe(pid, p) for pid, p in zip(ids, details, strict=True)])
         return sorted(products, key=lambda p: (p.name.lower(), p.id))
 
-    async def subscriptions(self, *, changed_since: datetime | None = None) -> list[Subscription]:
-        current = await self.raw_subscriptions()
-        if changed_since is not None:
-            since = _instant(changed_since)
+    async def subscriptions(
+        self,
+        *,
+        changed_since: datetime | None = None,
+        company_id: str | None = None,
+        known: Mapping[str, Subscription] | None = None,
+    ) -> list[Subscription]:
+        """Every subscription (of `company_id` when given), with its history. `changed_since`
+        without `known`: only those changed since then. With `known`: every listed subscription,
+        the unchanged ones as known (module doc, "One customer")."""
+        current = await self.raw_subscriptions(**({"companyId": company_id} if company_id else {}))
+        since = _instant(changed_since) if changed_since is not None else None
+        reuse: dict[str, Subscription] = {}
+        if known is not None:
+            for sub in current:
+                old = known.get(sub.id)
+                if old is not None and since is not None and _agrees(sub, old) and (
+                        sub.changed_at is not None and _instant(sub.changed_at) <= since):
+                    reuse[sub.id] = old
+        elif since is not None:
             current = [sub for sub in current if sub.changed_at is None or _instant(sub.changed_at) > since]
 
         async def one(sub: Pax8Subscription) -> Subscription | None:
+            if sub.id in reuse:
+                return reuse[sub.id]
             try:
                 snapshots = await self.raw_history(sub.id)
             except ServiceError as exc:
@@ -566,8 +645,9 @@ class Pax8Connector:
 
     async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
         """Usage rows of month `period` for the given subscriptions (seat ones have none)."""
-        if any(sub.product_id not in self._kinds for sub in subscriptions):
-            await self.products()  # learns every used product's kind and name
+        missing = [sub.product_id for sub in subscriptions if sub.product_id not in self._kinds]
+        if missing:
+            await self.products(missing)  # learns those products' kind and name
         month = parse_month(period)
 
         async def one(sub: Subscription) -> list[UsageRow]:
@@ -599,15 +679,16 @@ class Pax8Connector:
         return self.product_kinds.get(product_id)
 
     async def _derive_kind(
-        self, product_id: str, sku: str | None, name: str, subs: Sequence[Pax8Subscription]
+        self, product_id: str, sku: str | None, name: str, probe: Pax8Subscription | None
     ) -> tuple[ProductKind, list[str]]:
         override = self._kind_override(product_id, sku)
         if override is None and sku and sku.lower().startswith(QUOTA_SKU_PREFIXES):
             override = "quota"
         if override in ("seat", "quota", "usage_summary"):
             return override, []
+        if probe is None:  # no subscription uses it any more
+            return override or "seat", []
         # Probe the most recently changed subscription (active ones first).
-        probe = max(subs, key=lambda s: (not s.cancelled, _instant(s.changed_at)))
         summaries = await self.raw_usage_summaries(probe.id)
         if not summaries:
             return override or "seat", []
@@ -669,8 +750,10 @@ class Pax8Connector:
     ) -> list[UsageRow]:
         last = min(last_of_month(month), self._today())
         days = [last - timedelta(days=n) for n in range((last - month).days + 1)] if last >= month else []
-        for start in range(0, len(days), 7):  # a week at a time, newest first
-            week = days[start : start + 7]
+        # Newest first: the latest day alone (usage is posted daily, so it usually has lines), then
+        # the rest of that week, then a week at a time.
+        batches = [days[:1], days[1:7]] + [days[start : start + 7] for start in range(7, len(days), 7)]
+        for week in (batch for batch in batches if batch):
             found = await asyncio.gather(*(self._lines_on(summaries, day) for day in week))
             for day, lines in zip(week, found, strict=True):
                 if not lines:

@@ -160,6 +160,8 @@ class ConnectWiseSandbox:
         self.additions: dict[int, dict[str, Any]] = {}
         self.writes = 0
         self.requests: list[httpx.Request] = []
+        self._index: dict[int, list[int]] | None = None  # agreement id -> addition ids
+        self._indexed = 0
         self._next_id = 1000
 
     # --- loading ---
@@ -253,6 +255,19 @@ class ConnectWiseSandbox:
         }
         return record
 
+    def _additions_of(self, aid: int) -> list[dict[str, Any]]:
+        """The additions of one agreement, through an index by agreement (rebuilt whenever the set of
+        additions changed, so tests may edit `additions` directly), as a database would answer."""
+        index = self._index
+        if index is None or self._indexed != len(self.additions) or any(
+                i not in self.additions for ids in index.values() for i in ids[:1]):
+            index = {}
+            for lid, addition in self.additions.items():
+                index.setdefault(addition["agreementId"], []).append(lid)
+            self._index, self._indexed = index, len(self.additions)
+        rows = (self.additions.get(lid) for lid in index.get(aid, ()))
+        return [a for a in rows if a is not None and a["agreementId"] == aid]
+
     def new_id(self) -> int:
         self._next_id += 1
         return self._next_id
@@ -312,7 +327,11 @@ class ConnectWiseSandbox:
             if rest == "/procurement/catalog" and method == "GET":
                 return self._list(request, list(self.catalog.values()))
             if rest == "/finance/agreements" and method == "GET":
-                return self._list(request, list(self.agreements.values()))
+                records = list(self.agreements.values())
+                company = re.search(r"(?:^|\s)company/id\s*=\s*(\d+)", request.url.params.get("conditions", ""))
+                if company:  # a database would use its index: narrow first, the conditions still apply
+                    records = [r for r in records if (r.get("company") or {}).get("id") == int(company[1])]
+                return self._list(request, records)
             if m := re.fullmatch(r"/finance/agreements/(\d+)", rest):
                 agreement = self.agreements.get(int(m[1]))
                 if agreement is None:
@@ -324,8 +343,7 @@ class ConnectWiseSandbox:
                 if aid not in self.agreements:
                     return _error(404, "NotFound", f"Agreement recID {aid} not found")
                 if method == "GET":
-                    rows = [a for a in self.additions.values() if a["agreementId"] == aid]
-                    return self._list(request, rows)
+                    return self._list(request, self._additions_of(aid))
                 if method == "POST":
                     return self._create_addition(aid, request)
             if m := re.fullmatch(r"/finance/agreements/(\d+)/additions/(\d+)", rest):
@@ -443,6 +461,9 @@ class ConnectWiseSandbox:
         lid = self.new_id()
         record = self._addition_record(lid, aid, body)
         self.additions[lid] = record
+        if self._index is not None and self._indexed == len(self.additions) - 1:
+            self._index.setdefault(aid, []).append(lid)
+            self._indexed += 1
         self.writes += 1
         return _json(201, record)
 

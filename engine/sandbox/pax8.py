@@ -127,6 +127,8 @@ class Pax8Sandbox:
         self.requests: list[httpx.Request] = []
         self._kinds: dict[str, ProductKind] = {}
         self._token_count = 0
+        self._by_company: dict[str, list[str]] | None = None
+        self._by_company_size = 0
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., httpx.Response]]] = [
             ("GET", re.compile(r"/companies"), self._list_companies),
             ("GET", re.compile(r"/companies/([^/]+)"), self._get_company),
@@ -245,6 +247,7 @@ class Pax8Sandbox:
             current.pop("endDate", None)
         self.subscriptions[sub.id] = current
         self.history[sub.id] = snapshots
+        self._by_company = None
 
     def _summary_for(self, subscription_id: str) -> dict[str, Any]:
         summary_id = _uuid("usage-summary", subscription_id)
@@ -526,12 +529,26 @@ class Pax8Sandbox:
 
     def _list_subscriptions(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params
-        items = list(self.subscriptions.values())
+        if "companyId" in params:  # through an index by company, as the real service would
+            items = [self.subscriptions[i] for i in self._company_index().get(params["companyId"], ())
+                     if i in self.subscriptions]
+        else:
+            items = list(self.subscriptions.values())
         for field in ("status", "billingTerm", "companyId", "productId"):
             if field in params:
                 items = [s for s in items if s.get(field) == params[field]]
         items = self._sorted(items, params.get("sort"), SUBSCRIPTION_SORTS)
         return self._page(request, items)
+
+    def _company_index(self) -> dict[str, list[str]]:
+        """Company id -> subscription ids, rebuilt when subscriptions were added or removed (a
+        subscription never changes company; the filter below still checks)."""
+        if self._by_company is None or self._by_company_size != len(self.subscriptions):
+            index: dict[str, list[str]] = {}
+            for sid, sub in self.subscriptions.items():
+                index.setdefault(sub.get("companyId"), []).append(sid)
+            self._by_company, self._by_company_size = index, len(self.subscriptions)
+        return self._by_company
 
     def _get_subscription(self, request: httpx.Request, subscription_id: str) -> httpx.Response:
         sub = self.subscriptions.get(subscription_id)

@@ -405,3 +405,22 @@ def test_foreign_serial_numbers_are_not_keys():
 def test_json_numbers_keep_their_decimal_text():
     assert json_bytes({"a": Decimal("6.00"), "b": [Decimal("-0.05"), Decimal("1E+2")], "c": "6.00"}) == \
         b'{"a":6.00,"b":[-0.05,100],"c":"6.00"}'
+
+
+@respx.mock
+async def test_company_billing_filters_agreements_by_company_then_reads_their_additions():
+    agreements = respx.get(f"{ROOT}/finance/agreements").respond(json=[
+        {"id": 290, "name": "Ace", "company": {"id": 19}, "startDate": "2019-01-01T00:00:00Z",
+         "noEndingDateFlag": True, "billingCycle": {"id": 1, "name": "Monthly"}}])
+    additions = respx.get(f"{ROOT}/finance/agreements/290/additions").respond(json=[ADDITION])
+    client = connector()
+    got, lines = await client.company_billing("19")
+    assert [(a.id, a.company_id) for a in got] == [("290", "19")]
+    assert [(line.id, line.agreement_id, line.quantity) for line in lines] == [("7001", "290", Decimal("283"))]
+    request = agreements.calls.last.request
+    assert request.url.params.multi_items() == [
+        ("conditions", 'company/id=19 and agreementStatus="Active"'), ("pageSize", "1000"), ("page", "1")]
+    assert additions.calls.last.request.url.params.multi_items() == [("pageSize", "1000"), ("page", "1")]
+    with pytest.raises(ServiceError, match="company 'nineteen' is not a ConnectWise id"):
+        await client.company_billing("nineteen")  # never sent: a condition must not carry text
+    await client.aclose()

@@ -367,3 +367,24 @@ async def test_bad_client_credentials_are_rejected():
     with pytest.raises(ServiceError) as caught:
         await connector().companies()
     assert caught.value.status == 401 and caught.value.message == "invalid_client" and token.call_count == 1
+
+
+@respx.mock
+async def test_company_billing_reads_one_clients_recurring_invoices_with_their_lines():
+    mock_auth()
+    headers = respx.get(f"{API}/RecurringInvoice").respond(json={"record_count": 2, "invoices": [
+        {"id": 290, "client_id": 19, "reference": "Ace monthly", "startdate": "2019-01-01T00:00:00",
+         "lines": [LINE]},
+        {"id": 291, "client_id": 19, "disabled": True, "lines": [{**LINE, "id": 8639, "ihid": 291}]},
+    ]})
+    client = connector()
+    agreements, lines = await client.company_billing("19")
+    assert [(a.id, a.company_id, a.name) for a in agreements] == [("290", "19", "Ace monthly")]
+    assert [(line.id, line.agreement_id, line.quantity, line.unit_price) for line in lines] == [
+        ("8638", "290", Decimal("283"), Decimal("6.0"))]
+    assert headers.call_count == 1
+    assert headers.calls.last.request.url.params.multi_items() == [
+        ("client_id", "19"), ("includelines", "true"), ("pageinate", "true"), ("page_size", "1000"), ("page_no", "1")]
+    with pytest.raises(ServiceError, match="is not a Halo id"):
+        await client.company_billing("acme")
+    await client.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -96,6 +96,9 @@ class Store:
                 from engine.store.migrate import upgrade
 
                 upgrade(self.engine)
+        from engine.store.plan_cache import track_revision
+
+        track_revision(self.engine)  # every committed write raises the store revision (plan_cache)
 
     @classmethod
     def memory(cls) -> Store:
@@ -246,7 +249,9 @@ class Store:
             else:
                 history = history_rows(conn)
             empty: list[HistoryRow] = []
-            subs = [fast(Subscription, {**r, "history": history.get(r["id"], empty)}) for r in sub_rows]
+            for r in sub_rows:
+                r["history"] = history.get(r["id"], empty)
+            subs = [fast(Subscription, r) for r in sub_rows]
             vendor = fast(Vendor, dict(
                 companies=[fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)],
                 products=[fast(VendorProduct, r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)],
@@ -256,14 +261,18 @@ class Store:
                 billing_configurations=[fast(BillingConfiguration, r)
                                         for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)],
             ))
-            source_columns = ("has_source", "source_subscription_id", "source_sub_product", "source_key")
             lines = []
-            for r in rows(t.PsaLineRow, t.PsaLineRow.id):
-                source = fast(LineSource, {"subscription_id": r["source_subscription_id"],
-                                           "sub_product": r["source_sub_product"],
-                                           "key": r["source_key"]}) if r["has_source"] else None
-                data = {k: v for k, v in r.items() if k not in source_columns}
-                data["source"] = source
+            line_table = t.PsaLineRow.__table__  # type: ignore[attr-defined]
+            source_columns = ("has_source", "source_subscription_id", "source_sub_product", "source_key")
+            line_columns = [c for c in line_table.columns if c.name not in source_columns]
+            line_names = [c.name for c in line_columns]
+            for r in conn.execute(select(*line_columns, *(line_table.c[name] for name in source_columns))
+                                  .order_by(t.PsaLineRow.id)):
+                data = dict(zip(line_names, r))  # the line's own columns come first; the source's follow
+                has_source, source_subscription_id, source_sub_product, source_key = r[len(line_names):]
+                data["source"] = fast(LineSource, {"subscription_id": source_subscription_id,
+                                                   "sub_product": source_sub_product,
+                                                   "key": source_key}) if has_source else None
                 lines.append(fast(PsaLine, data))
             psa = fast(Psa, dict(
                 companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
@@ -369,5 +378,207 @@ class Store:
             for table in PSA_TABLES:
                 s.execute(delete(table))
             self._write_psa(s, psa)
+            for name, value in (settings or {}).items():
+                s.merge(t.SettingRow(name=name, value=value))
+
+    # --- refresh: scoped reads and writes (targeted refresh of one customer, lean comparisons) ---
+    # Each read touches only the rows it names (no snapshot); each write is one transaction.
+
+    @staticmethod
+    def _dicts(s: Session, table: type[SQLModel], *where: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
+        names = [c.name for c in columns]
+        pk = [c for c in columns if c.primary_key]
+        query = select(*columns).where(*where).order_by(*pk)
+        return [dict(zip(names, r, strict=True)) for r in s.connection().execute(query)]
+
+    def _chunked(self, ids: Iterable[str]) -> list[list[str]]:
+        ordered = sorted(set(ids))
+        return [ordered[i:i + self._CHUNK] for i in range(0, len(ordered), self._CHUNK)]
+
+    def vendor_companies(self, ids: Iterable[str] | None = None) -> list[VendorCompany]:
+        """The stored vendor companies (only `ids` when given)."""
+        with self.session() as s:
+            if ids is None:
+                return [fast(VendorCompany, r) for r in self._dicts(s, t.VendorCompanyRow)]
+            return [fast(VendorCompany, r) for chunk in self._chunked(ids)
+                    for r in self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id.in_(chunk))]
+
+    def find_vendor_companies(self, text: str) -> list[VendorCompany]:
+        """Stored vendor companies whose id is `text`, else whose name is exactly `text`."""
+        with self.session() as s:
+            rows = self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id == text)
+            if not rows:
+                rows = self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.name == text)
+            return [fast(VendorCompany, r) for r in rows]
+
+    def vendor_products(self) -> list[VendorProduct]:
+        with self.session() as s:
+            return [fast(VendorProduct, r) for r in self._dicts(s, t.VendorProductRow)]
+
+    def subscription_ids(self) -> set[str]:
+        with self.session() as s:
+            return set(s.connection().execute(select(t.SubscriptionRow.id)).scalars())
+
+    def subscription_product_ids(self) -> set[str]:
+        """The products the stored subscriptions use."""
+        with self.session() as s:
+            return set(s.connection().execute(select(t.SubscriptionRow.product_id).distinct()).scalars())
+
+    def subscriptions_where(self, *, company_id: str | None = None, ids: Iterable[str] | None = None,
+                            product_ids: Iterable[str] | None = None, status: str | None = None,
+                            with_history: bool = True) -> list[Subscription]:
+        """Stored subscriptions (with their history unless `with_history` is False) of `company_id`,
+        of `ids`, of `product_ids` and/or with `status` (every given condition applies)."""
+        sub = t.SubscriptionRow
+        where: list[Any] = []
+        if company_id is not None:
+            where.append(sub.company_id == company_id)
+        if status is not None:
+            where.append(sub.status == status)
+        with self.session() as s:
+            if ids is None and product_ids is None:
+                rows = self._dicts(s, sub, *where)
+            elif ids is not None:
+                rows = [r for chunk in self._chunked(ids) for r in self._dicts(s, sub, *where, sub.id.in_(chunk))]
+                if product_ids is not None:
+                    wanted = set(product_ids)
+                    rows = [r for r in rows if r["product_id"] in wanted]
+            else:
+                rows = [r for chunk in self._chunked(product_ids or ())
+                        for r in self._dicts(s, sub, *where, sub.product_id.in_(chunk))]
+            history = history_rows(s.connection(), [r["id"] for r in rows]) if with_history and rows else {}
+            empty: list[HistoryRow] = []
+            return [fast(Subscription, {**r, "history": history.get(r["id"], empty) if with_history else []})
+                    for r in rows]
+
+    def usage_rows(self, subscription_ids: Iterable[str] | None = None) -> list[UsageRow]:
+        """Stored usage rows (of `subscription_ids` only when given)."""
+        u = t.UsageRecord
+        with self.session() as s:
+            if subscription_ids is None:
+                rows = self._dicts(s, u, drop=("id",))
+            else:
+                rows = [r for chunk in self._chunked(subscription_ids)
+                        for r in self._dicts(s, u, u.subscription_id.in_(chunk), drop=("id",))]
+        return [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None}) for r in rows]
+
+    def psa_mapping(self, vendor_company_id: str) -> tuple[list[str], str | None]:
+        """(the PSA companies the vendor company is mapped to, its explicitly mapped agreement)."""
+        with self.session() as s:
+            conn = s.connection()
+            psa_ids = list(conn.execute(select(t.CompanyMappingRow.psa_id).where(
+                t.CompanyMappingRow.vendor_id == vendor_company_id).order_by(t.CompanyMappingRow.psa_id)).scalars())
+            agreement = conn.execute(select(t.AgreementMappingRow.psa_agreement_id).where(
+                t.AgreementMappingRow.vendor_company_id == vendor_company_id)).scalar()
+        return psa_ids, agreement
+
+    @staticmethod
+    def _line(r: dict[str, Any]) -> PsaLine:
+        source = fast(LineSource, {"subscription_id": r["source_subscription_id"],
+                                   "sub_product": r["source_sub_product"],
+                                   "key": r["source_key"]}) if r["has_source"] else None
+        data = {k: v for k, v in r.items()
+                if k not in ("has_source", "source_subscription_id", "source_sub_product", "source_key")}
+        data["source"] = source
+        return fast(PsaLine, data)
+
+    def psa_data(self, *, company_ids: Iterable[str] | None = None,
+                 agreement_ids: Iterable[str] = ()) -> Psa:
+        """The stored PSA side. With `company_ids`: no companies or products, the agreements of
+        those companies (and of `agreement_ids`), and the lines of those agreements."""
+        with self.session() as s:
+            if company_ids is None:
+                return fast(Psa, dict(
+                    companies=[fast(PsaCompany, r) for r in self._dicts(s, t.PsaCompanyRow)],
+                    products=[fast(PsaProduct, r) for r in self._dicts(s, t.PsaProductRow)],
+                    agreements=[fast(PsaAgreement, r) for r in self._dicts(s, t.PsaAgreementRow)],
+                    lines=[self._line(r) for r in self._dicts(s, t.PsaLineRow)],
+                ))
+            a = t.PsaAgreementRow
+            rows = [r for chunk in self._chunked(company_ids) for r in self._dicts(s, a, a.company_id.in_(chunk))]
+            seen = {r["id"] for r in rows}
+            extra = [i for i in agreement_ids if i not in seen]
+            rows += [r for chunk in self._chunked(extra) for r in self._dicts(s, a, a.id.in_(chunk))]
+            ids = [r["id"] for r in rows]
+            lines = [self._line(r) for chunk in self._chunked(ids)
+                     for r in self._dicts(s, t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))]
+            return fast(Psa, dict(companies=[], products=[], agreements=[fast(PsaAgreement, r) for r in rows],
+                                  lines=lines))
+
+    def long_synced_keys(self, longer_than: int, prefixes: Iterable[str] | None = None) -> list[str]:
+        """Synced keys longer than `longer_than` characters (the ones a PSA may store as digests);
+        with `prefixes` (subscription or billing configuration ids) only the keys `<prefix>:…`,
+        read as key ranges of the primary key."""
+        from sqlalchemy import and_, func, or_
+
+        k = t.SyncedKeyRow.key
+        longer = func.length(k) > longer_than
+        with self.session() as s:
+            conn = s.connection()
+            if prefixes is None:
+                return list(conn.execute(select(k).where(longer)).scalars())
+            out: list[str] = []
+            for chunk in self._chunked(prefixes):
+                ranges = or_(*(and_(k >= f"{p}:", k < f"{p};") for p in chunk))
+                out += conn.execute(select(k).where(ranges, longer)).scalars()
+            return out
+
+    def billing_configuration_ids(self, company_id: str) -> list[str]:
+        with self.session() as s:
+            return list(s.connection().execute(select(t.BillingConfigurationRow.id).where(
+                t.BillingConfigurationRow.company_id == company_id)).scalars())
+
+    def write_vendor_scope(
+        self,
+        *,
+        company: VendorCompany,
+        new_products: list[VendorProduct],
+        subscriptions: list[Subscription],
+        removed: list[str],
+        usage: list[UsageRow],
+        usage_scope: set[tuple[str, str]],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """A targeted vendor refresh of one company, in one transaction: the company row replaced,
+        `new_products` added (stored products are left as they are), `subscriptions` upserted with
+        their history, the subscriptions in `removed` deleted with their history and usage, the
+        usage of `usage_scope` replaced; nothing else is touched."""
+        with self.session() as s, s.begin():
+            s.execute(delete(t.VendorCompanyRow).where(t.VendorCompanyRow.id == company.id))
+            self._bulk(s, t.VendorCompanyRow, [company.model_dump()])
+            if new_products:
+                self._delete_in(s, t.VendorProductRow.id, [p.id for p in new_products])
+                self._bulk(s, t.VendorProductRow, [p.model_dump() for p in new_products])
+            if removed:
+                self._delete_in(s, t.UsageRecord.subscription_id, removed)
+                self._delete_in(s, t.HistoryRowRecord.subscription_id, removed)
+                self._delete_in(s, t.SubscriptionRow.id, removed)
+            if subscriptions:
+                self._upsert_subscriptions(s, subscriptions)
+            self._replace_usage(s, usage, usage_scope)
+            for name, value in (settings or {}).items():
+                s.merge(t.SettingRow(name=name, value=value))
+
+    def write_psa_scope(
+        self,
+        *,
+        company_ids: list[str],
+        agreements: list[PsaAgreement],
+        lines: list[PsaLine],
+        line_agreement_ids: list[str],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """A targeted PSA refresh, in one transaction: the agreements of `company_ids` replaced by
+        `agreements`, the lines of `line_agreement_ids` (and of the new agreements) replaced by
+        `lines`; companies, products and other agreements untouched."""
+        with self.session() as s, s.begin():
+            a, line = t.PsaAgreementRow, t.PsaLineRow
+            for chunk in self._chunked(company_ids):
+                s.execute(delete(a).where(a.company_id.in_(chunk)))
+            self._delete_in(s, a.id, [x.id for x in agreements])
+            self._delete_in(s, line.agreement_id, sorted({*line_agreement_ids, *(x.id for x in agreements)}))
+            self._delete_in(s, line.id, [x.id for x in lines])
+            self._write_psa(s, fast(Psa, dict(companies=[], products=[], agreements=agreements, lines=lines)))
             for name, value in (settings or {}).items():
                 s.merge(t.SettingRow(name=name, value=value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from engine.store.types import DecimalText
@@ -211,3 +211,30 @@ class AuditEvent(SQLModel, table=True):
     company: str | None = Field(default=None, index=True)
     before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
     after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
+
+
+# --- the store's revision and the last computed state (engine.store.plan_cache) ------------------
+
+
+class StoreRevisionRow(SQLModel, table=True):
+    """One row (id 1): its revision goes up in the same transaction as every committed write to a
+    table the plan is computed from (a hook on the store's engine, `engine.store.plan_cache`)."""
+
+    __tablename__ = "store_revision"
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
+
+
+class PlanCacheRow(SQLModel, table=True):
+    """The last computed state (the console's rows and the plan, zlib-compressed JSON, never pickle)
+    with the store revision, the requested as-of and the day it was computed for."""
+
+    __tablename__ = "plan_cache"
+    name: str = Field(primary_key=True)
+    revision: int
+    as_of: date | None = None  # the as-of asked for (None: the store's own as-of setting)
+    today: date
+    code: str  # the code that computed it (a hash of the engine's sources)
+    computed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    view: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    plan: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

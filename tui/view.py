@@ -1,17 +1,19 @@
 """What a pane shows of its rows: the filter runs over the model's full row list (never over the
-widget), and only the first `cap` matches go into the table. No Textual here.
+widget), and the pane's virtual table reads the matches for the rows on screen only. No Textual here.
 
-A pane of 50,000 rows costs one list and one dict per refresh; the table holds at most `cap` rows,
-so first paint and keystrokes stay bounded whatever the month brings. The title says how many of
-how many ("1,000 of 12,345"), and `/` reaches every row, also those beyond the cap."""
+A pane of 50,000 rows costs one list and two dicts per refresh and its column widths once; a
+keystroke costs the same whatever the month brings. The title says how many ("Unsynced — 12,345",
+"Unsynced — 3 of 42 (filter: x)"); every row is reachable by scrolling, and `/` narrows."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.cells import cell_len
+
 from tui.model import Row
 
-CAP = 1_000  # rows a table holds at most
+KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
 
 
 def count(n: int) -> str:
@@ -20,16 +22,15 @@ def count(n: int) -> str:
 
 
 class RowView:
-    """The rows of one pane, their filter and the capped window the table shows."""
+    """The rows of one pane, their filter and their column widths."""
 
-    def __init__(self, cap: int = CAP) -> None:
-        self.cap = cap
+    def __init__(self) -> None:
         self.rows: list[Row] = []
         self.by_key: dict[str, Row] = {}
         self.index: dict[str, int] = {}
         self.filter_text = ""
-        self._matches: list[Row] | None = None
-        self._matches_for = ""
+        self._kept: dict[str, list[Row]] = {}  # filter text -> its matches (the last KEPT texts)
+        self._widths: list[int] | None = None
 
     # --- rows ---------------------------------------------------------------------------------
 
@@ -37,8 +38,17 @@ class RowView:
         self.rows = rows
         self.by_key = {r.key: r for r in rows}
         self.index = {r.key: i for i, r in enumerate(rows)}
-        self._matches = None
-        self._matches_for = ""
+        self._kept = {}
+        self._widths = None
+
+    def widths(self) -> list[int]:
+        """The widest cell of each column over every row (filtered or not: columns do not jump
+        while the operator types). Computed once per set of rows."""
+        if self._widths is None:
+            columns = zip(*(r.cells for r in self.rows), strict=False)
+            self._widths = [max(map(_width, column), default=0) if not "".join(column).isascii()
+                            else max(map(len, column), default=0) for column in columns]
+        return self._widths
 
     def in_order(self, keys: Iterable[str]) -> list[Row]:
         """The rows of these keys, in the pane's order (keys not in the pane are skipped)."""
@@ -52,38 +62,39 @@ class RowView:
 
     @property
     def matches(self) -> list[Row]:
-        """Every row matching the filter, in the pane's order (the whole set, not the window)."""
+        """Every row matching the filter, in the pane's order.
+
+        The matches of the last few filter texts are kept: typing narrows from the smallest kept
+        set whose text the new one contains, and backspace finds the shorter text's matches
+        kept from when it was typed — so neither rescans the whole pane."""
         needle = self.filter_text.casefold().strip()
         if not needle:
             return self.rows
-        previous, previous_for = self._matches, self._matches_for
-        if previous is not None and previous_for == needle:
-            return previous
-        # narrowing (the new text contains the old) only needs to look at the old matches
-        source = previous if previous is not None and previous_for and previous_for in needle else self.rows
-        self._matches = [r for r in source if needle in r.search]
-        self._matches_for = needle
-        return self._matches
-
-    # --- what the table holds ----------------------------------------------------------------------
-
-    @property
-    def window(self) -> list[Row]:
-        matches = self.matches
-        return matches if len(matches) <= self.cap else matches[: self.cap]
+        found = self._kept.get(needle)
+        if found is not None:
+            return found
+        source = self.rows
+        for text, matches in self._kept.items():
+            if text in needle and len(matches) < len(source):
+                source = matches
+        found = [r for r in source if needle in r.search]
+        if len(self._kept) >= KEPT:
+            del self._kept[next(iter(self._kept))]
+        self._kept[needle] = found
+        return found
 
     def title(self, name: str, selected: int = 0) -> str:
-        """'Unsynced — 42', 'Unsynced — 1,000 of 12,345 (/ narrows)', 'Unsynced — 3 of 42 (filter: x)',
-        'Unsynced — 1,000 of 4,321 matching, 12,345 in all (filter: x)'."""
-        total, matches = len(self.rows), len(self.matches)
+        """'Unsynced — 12,345', 'Unsynced — 3 of 42 (filter: x)', '… · 2 selected'."""
+        total = len(self.rows)
         text = self.filter_text.strip()
-        if matches > self.cap:
-            title = f"{name} — {count(self.cap)} of {count(matches)}"
-            title += f" matching, {count(total)} in all (filter: {text})" if text else " (/ narrows)"
-        elif text:
-            title = f"{name} — {count(matches)} of {count(total)} (filter: {text})"
+        if text:
+            title = f"{name} — {count(len(self.matches))} of {count(total)} (filter: {text})"
         else:
             title = f"{name} — {count(total)}"
         if selected:
             title += f" · {count(selected)} selected"
         return title
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)

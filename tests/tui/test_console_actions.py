@@ -526,8 +526,10 @@ async def test_no_color_picks_a_monochrome_builtin_theme(make_app: Any, monkeypa
         # colour is stripped (Textual's NoColor filter): the cursor shows by text style alone,
         # and states are words
         table = app.main.pane("overview").table
-        cursor = table.get_component_rich_style("datatable--cursor")
+        cursor = table.get_component_rich_style("keyed-table--cursor")
         assert cursor.reverse and cursor.bold
+        line = table.render_line(1 + table.cursor_row)  # below the header: the cursor row as drawn
+        assert all(segment.style.reverse for segment in line if segment.text.strip())
         assert {r.cells[0] for r in app.data.rows["overview"]} <= {"OK", "TODO", "WAIT"}
         await pilot.press("3")
         assert app.main.pane("unsynced").table.row_count > 0

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import Footer, Input
 
 from engine import actions
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
 from tui.screens.map_company import PickerModal
 from tui.widgets.header import StatusHeader
+from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
 
 if TYPE_CHECKING:
@@ -67,10 +68,10 @@ class ProductsScreen(Screen[None]):
             return (row is not None and self._binding_of(row) is not None) or None
         return True
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self.refresh_bindings()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         self.action_bind_product()
 
     # --- keys --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, ProgressBar, Static
+from textual.widgets import Footer, ProgressBar, Static
 
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, PlanLine
@@ -137,8 +137,8 @@ class ReviewScreen(Screen[None]):
             out.append((key, cells, style))
         self.query_one(KeyedTable).apply(out)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value or ""
+    def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        key = event.key
         detail = self.details.get(key, "")
         if key in self.outcomes:
             detail += f"\nOutcome: {self.outcomes[key]}"

@@ -1,24 +1,56 @@
 """A pane: a filter input (on `/`), a keyed table with a count in its title, and a detail panel.
 
-The pane's rows live in a `RowView` (the model's full list); the table holds only its capped
-window. Filtering runs over the model's rows, debounced when the pane is big, and the table
-takes the result as a keyed diff, so the cursor and the selection survive refreshes."""
+The pane's rows live in a `RowView` (the model's full list); the table is virtual and reads the
+filter's matches for the rows on screen only, so every row is reachable and a keystroke costs the
+same at 50 or 50,000 rows. Filtering runs over the model's rows on every keystroke (debounced only
+in a pane of more than FILTER_AT_ONCE rows), and the cursor stays on its key, so the cursor and the
+selection survive refreshes."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from tui.model import COLUMNS, PANE_TITLES, Row
-from tui.view import CAP, RowView
-from tui.widgets.keyed_table import KeyedTable
+from tui.view import RowView
+from tui.widgets.keyed_table import KeyedTable, SubsetRows
 
 MARK = "✓"
-FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before a big pane filters again
+FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before a huge pane filters again
+FILTER_AT_ONCE = 200_000  # rows up to which every keystroke filters at once (50,000: ≈ 5 ms a pass)
+_key = attrgetter("key")
+
+
+class FilterInput(Input):
+    """The filter box. Two things differ from Textual's Input, both for the keystroke's latency:
+
+    * the pane filters in the same step as the key changes the value (not one message later), so
+      the table's refresh is asked for together with the box's and both land in one frame;
+    * Input sets its virtual size on every change, which asks for a layout pass of the whole
+      screen (tabs, panes, footer: more than the rest of the keystroke); the size is set here
+      first without one and the scrollbars are updated in place."""
+
+    def __init__(self, typed: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._typed = typed
+
+    def _watch_value(self, value: str) -> None:
+        size = Size(self.content_width, 1)
+        if size != self.virtual_size:
+            self.set_reactive(Input.virtual_size, size)
+            if self.container_size:
+                self._scroll_update(size)
+        self._typed(value)
+        super()._watch_value(value)  # its own assignment of the same size is a no-op now
 
 
 class Pane(Vertical):
@@ -31,10 +63,10 @@ class Pane(Vertical):
             self.text = text
             self.matches = matches
 
-    def __init__(self, name: str, *, cap: int = CAP, debounce: float = FILTER_DEBOUNCE) -> None:
+    def __init__(self, name: str, *, debounce: float = FILTER_DEBOUNCE) -> None:
         super().__init__(id=f"pane-{name}", classes="pane")
         self.pane = name
-        self.view = RowView(cap)
+        self.view = RowView()
         self.selected: set[str] = set()
         self.debounce = debounce
         self._filter_timer: Timer | None = None
@@ -42,7 +74,7 @@ class Pane(Vertical):
         self._detail_lines = 0
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Filter (enter: keep, esc: clear)", id=f"filter-{self.pane}",
+        yield FilterInput(self.typed, placeholder="Filter (enter: keep, esc: clear)", id=f"filter-{self.pane}",
                     classes="filter -hidden")
         yield KeyedTable(("Sel", *COLUMNS[self.pane]), id=f"table-{self.pane}")
         yield Static("", id=f"detail-{self.pane}", classes="detail")
@@ -77,7 +109,7 @@ class Pane(Vertical):
         self.redraw()
 
     def visible(self) -> list[Row]:
-        """Every row the filter lets through (the whole set, also beyond the table's cap)."""
+        """Every row the filter lets through."""
         return self.view.matches
 
     def selected_rows(self) -> list[Row]:
@@ -87,10 +119,16 @@ class Pane(Vertical):
         return [r.key for r in self.rows]
 
     def redraw(self) -> None:
+        """The table shows the filter's matches (read for the rows on screen only)."""
         table = self.table
-        selected = self.selected
-        table.apply((r.key, (MARK if r.key in selected else " ", *r.cells), self._style(r))
-                    for r in self.view.window)
+        matches = self.view.matches
+        selected, style = self.selected, self._style
+
+        def render(index: int) -> tuple[str, tuple[str, ...], str]:
+            r = matches[index]
+            return r.key, (MARK if r.key in selected else " ", *r.cells), style(r)
+
+        table.show(SubsetRows(matches, self.view.index, _key, render, lambda: [1, *self.view.widths()]))
         table.border_title = self.view.title(PANE_TITLES[self.pane], len(selected))
         self.update_detail()
 
@@ -117,7 +155,7 @@ class Pane(Vertical):
         self._detail_lines = lines
         detail.update(Text(text), layout=layout)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self.update_detail()
 
     # --- selection ---------------------------------------------------------------------------------
@@ -127,7 +165,7 @@ class Pane(Vertical):
         self.redraw()
 
     def select_all(self) -> None:
-        """Every row the filter lets through, also those beyond the cap (again: none)."""
+        """Every row the filter lets through (again: none)."""
         keys = {r.key for r in self.visible()}
         self.selected = set() if keys <= self.selected else self.selected | keys
         self.redraw()
@@ -140,11 +178,14 @@ class Pane(Vertical):
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self._typed = event.value
+        event.stop()  # already handled by `typed`, in the keystroke's own step
+
+    def typed(self, value: str) -> None:
+        """The filter box's value changed (a keystroke, or cleared)."""
+        self._typed = value
         self._stop_timer()
-        if len(self.rows) <= self.view.cap or not self.debounce:
-            self.apply_filter()  # small pane: every keystroke filters at once
+        if len(self.rows) <= FILTER_AT_ONCE or not self.debounce:
+            self.apply_filter()  # the usual case: every keystroke filters at once
         else:
             self._filter_timer = self.set_timer(self.debounce, self.apply_filter)
 

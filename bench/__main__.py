@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> None:
                 row["reconcile"]["runs"] = [round(s["total_s"], 3) for s in good]
             else:
                 row["reconcile"] = samples[0]
-        _log(f"[{scale}] incremental refresh × {refresh_runs}")
-        row["refresh"] = _module("refresh", str(scale), "--runs", str(refresh_runs), "--workdir", workdir)
+        _log(f"[{scale}] targeted refresh × {refresh_runs}, periodic sweep × {min(refresh_runs, 2)}")
+        row["refresh"] = _module("refresh", str(scale), "--runs", str(refresh_runs),
+                                 "--sweep-runs", str(min(refresh_runs, 2)), "--workdir", workdir)
         console_scale = max(150, round(scale / CONSOLE_ROWS_PER_SUB))
         _log(f"[{scale}] console ({console_scale} subscriptions, no PSA lines)")
         cdata = _module("data", str(console_scale), "--workdir", workdir, "--kind", "console")

@@ -2,22 +2,27 @@
 
 The store is the `console` kind of `bench.data` (the demo at a scale without its PSA lines: about
 one Unsynced row per subscription), opened with `tui.workspace.StoreWorkspace` as the console
-tests do, the clock fixed on the demo's date. Measured in this fresh interpreter:
+tests do, the clock fixed on the demo's date. Three launches, each in a fresh interpreter, timed
+from the start of that process (before textual and the engine are imported) to the first frame the
+app writes that shows the state (`PaintClock`), with `3` pressed at once (the Unsynced pane):
 
-* first paint: from the start of this process (before textual and the engine are imported) until
-  the Unsynced pane (pressed `3` at once) holds its rows and the screen has been refreshed once
-  after (`pilot.pause()`);
+* warm (`first_paint_s`): the launch before it computed and saved the figures (an operator's
+  second launch; the saved state is current) — until the Unsynced pane shows its rows;
+* cold (`cold_first_paint_s`, `cold_fresh_s`): no saved state (the first launch ever) — until the
+  screen is painted (loading), and until the Unsynced pane shows the freshly computed rows;
+* stale (`stale_first_paint_s`, `stale_fresh_s`): a write since the figures were saved — until
+  the saved rows show under the stale banner, and until the fresh rows replace them.
+
+Then, in the warm launch:
 * keystrokes on the Unsynced table: `down` (cursor move), `pagedown`, and filter keystrokes (`/`
-  then a company name typed and erased with backspace, repeatedly — narrowing and widening). Each
-  is timed from the key press until Pilot has processed it and the screen has been refreshed.
-  A kind stops early after KIND_SECONDS (the count `n` says how many were timed).
-  Pilot's `press` waits for the app to be idle (`wait_for_idle`: 20 ms sleeps until the process
-  stops using CPU), twice, and `pause()` once more, so the wall time of any keystroke has a floor
-  of ≈ 60–100 ms that is the harness's, not the console's (`floor`: an unbound key, timed the
-  same way). The CPU time of this single-threaded process during each keystroke — the console's
-  own work — is reported beside it (`cpu_median_ms`, `cpu_p95_ms`).
+  then a company name typed and erased with backspace, repeatedly — narrowing and widening), by
+  `bench.keystrokes`: each is timed from just before the key is sent until the app has written
+  the frame that shows it (the headline `median_ms`/`p95_ms`); the process's CPU time per
+  keystroke and Pilot's wall time with its idle waits (`wall_*`, the figure reported before; the
+  `floor` is an unbound key's) are reported beside it. A kind stops early after KIND_SECONDS (the
+  count `n` says how many were timed).
 
-`python -m bench.console URL [--keys N]` prints JSON."""
+`python -m bench.console URL [--keys N]` prints JSON (`--phase warm|cold|stale`: one launch)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ STARTED = time.perf_counter()
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import statistics  # noqa: E402
 from datetime import date, datetime  # noqa: E402
 from typing import Any  # noqa: E402
@@ -43,7 +49,55 @@ def _summary(times: list[float]) -> dict[str, float]:
 KIND_SECONDS = 60.0  # a kind of keystroke stops early (fewer than `keys`, reported) past this
 
 
-async def _run(url: str, as_of: date, keys: int) -> dict[str, Any]:
+class PaintClock:
+    """Time-stamps (from process start) the first frame the app writes in each launch state:
+    `screen` (the main screen, whatever it shows), `stale` (a saved state's rows under the stale
+    banner), `rows` (the Unsynced pane showing rows of figures taken as current), `fresh` (rows
+    of figures computed or restored in full). Every frame goes through `App._display`; the headless
+    driver writes nothing, so this also renders what a terminal driver would, then looks at the
+    app's state and the frame's text (the first Unsynced row's id must be in it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.ansi = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+        self.marks: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # the process's CPU time (all threads) at each mark
+        self._display = app._display
+        app._display = self._on_display
+
+    def _on_display(self, screen: Any, renderable: Any) -> None:
+        self._display(screen, renderable)
+        app = self.app
+        if renderable is None or app._batch_count:
+            return
+        terminal = renderable.render_segments(app.console)
+        now = time.perf_counter() - STARTED
+        main = app.main
+        if main is None:
+            return
+        self._mark("screen", now)
+        data = app.data
+        rows = data.rows.get("unsynced") if data is not None else None
+        if not rows or main.active != "unsynced":
+            return
+        text = self.ansi.sub("", terminal)
+        if rows[0].cells[0] not in text:
+            return
+        if data.stale:
+            if "FIGURES FROM" in text:
+                self._mark("stale", now)
+            return
+        self._mark("rows", now)
+        if data.complete:
+            self._mark("fresh", now)
+
+    def _mark(self, name: str, now: float) -> None:
+        if name not in self.marks:
+            self.marks[name] = now
+            self.cpu[name] = time.process_time()
+
+
+async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[str, Any]:
     from engine.store import Store
     from tui.app import TrueupApp
     from tui.workspace import StoreWorkspace
@@ -53,7 +107,8 @@ async def _run(url: str, as_of: date, keys: int) -> dict[str, Any]:
     workspace = StoreWorkspace(store, label="SANDBOX — bench", sandbox=True,
                                freshness={"vendor": now, "psa": now})
     app = TrueupApp(workspace, clock=lambda: now, as_of=as_of, refresh_interval=None)
-    out: dict[str, Any] = {}
+    clock = PaintClock(app)
+    out: dict[str, Any] = {"phase": phase}
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
 
@@ -61,61 +116,82 @@ async def _run(url: str, as_of: date, keys: int) -> dict[str, Any]:
             main = app.main
             return main.pane("unsynced") if main is not None else None
 
+        wanted = "fresh" if phase in ("cold", "stale") else "rows"
         deadline = time.perf_counter() + 600
-        while time.perf_counter() < deadline:
-            p = pane()
-            if app.data is not None and p is not None and getattr(p, "rows", None):
-                break
+        while time.perf_counter() < deadline and wanted not in clock.marks:
             await asyncio.sleep(0.005)
-        await pilot.pause()
-        out["first_paint_s"] = time.perf_counter() - STARTED
+        marks = clock.marks
+        if phase == "warm":
+            out["first_paint_s"] = marks.get("rows")
+            out["current"] = "stale" not in marks  # the saved state was current (as it should be)
+            while time.perf_counter() < deadline and not (app.data and app.data.complete):
+                await asyncio.sleep(0.005)
+            out["plan_restored_s"] = time.perf_counter() - STARTED
+            out["marks"] = dict(marks)
+            out["cpu"] = dict(clock.cpu)
+            out["first_paint_cpu_s"] = clock.cpu.get("rows")
+        else:
+            out[f"{phase}_first_paint_s"] = marks.get("stale" if phase == "stale" else "screen")
+            out[f"{phase}_fresh_s"] = marks.get("fresh")
+            out["marks"] = marks
+            out["cpu"] = dict(clock.cpu)
+            await app.workers.wait_for_complete()  # the fresh figures saved, for the next launch
+            out["saved"] = app.saves
+            out["unsynced_rows"] = len(app.data.rows_for("unsynced", False)) if app.data else 0
+            await pilot.press("q")
+            store.close()
+            return out
         p = pane()
         out["unsynced_rows"] = len(app.data.rows_for("unsynced", False)) if app.data else 0
         table = p.table
         out["table_rows"] = table.row_count
         out["active_pane"] = app.main.active if app.main else None
 
-        cpu: dict[str, list[float]] = {}
+        from bench.keystrokes import measure  # key → frame; see that module
 
-        async def timed(key: str, kind: str = "") -> float:
-            c0, t0 = time.process_time(), time.perf_counter()
-            await pilot.press(key)
-            await pilot.pause()
-            cpu.setdefault(kind or key, []).append(time.process_time() - c0)
-            return time.perf_counter() - t0
-
-        table.focus()
-        await pilot.pause()
-        async def series(key: str) -> list[float]:
-            times: list[float] = []
-            until = time.perf_counter() + KIND_SECONDS
-            while len(times) < keys and time.perf_counter() < until:
-                times.append(await timed(key))
-            return times
-
-        out["cursor"] = _summary(await series("down"))
-        out["pagedown"] = _summary(await series("pagedown"))
-        rows = app.data.rows_for("unsynced", False) if app.data else []
-        word = (rows[len(rows) // 2].cells[1] if rows else "contoso")[:6].lower()
-        await pilot.press("slash")
-        await pilot.pause()
-        filter_times: list[float] = []
-        until = time.perf_counter() + KIND_SECONDS
-        while len(filter_times) < keys and time.perf_counter() < until:
-            for ch in word:
-                filter_times.append(await timed(ch if ch != " " else "space", "filter"))
-            for _ in word:
-                filter_times.append(await timed("backspace", "filter"))
-        out["filter"] = _summary(filter_times)
-        # The app's own work per keystroke: CPU time of this (single-threaded) process, without
-        # the ≥ 3 × 20 ms idle-detection sleeps Pilot adds to the wall time of every press.
-        for kind, name in (("down", "cursor"), ("pagedown", "pagedown"), ("filter", "filter")):
-            out[name]["cpu_median_ms"] = _summary(cpu.get(kind, [0.0]))["median_ms"]
-            out[name]["cpu_p95_ms"] = _summary(cpu.get(kind, [0.0]))["p95_ms"]
-        out["floor"] = _summary(await series("f24"))  # an unbound key: Pilot's own cost of a press
-        out["filter_word"] = word
-        await pilot.press("escape")
+        app._display = clock._display  # first paint is timed: one clock renders each frame from here
+        out.update(await measure(app, pilot, keys, KIND_SECONDS))
     store.close()
+    return out
+
+
+def _phase(url: str, as_of: date, keys: int, phase: str) -> dict[str, Any]:
+    """One launch in a fresh interpreter (its own process start)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bench.console", url, "--as-of", as_of.isoformat(),
+                           "--keys", str(keys), "--phase", phase],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise SystemExit(f"bench.console --phase {phase} exited {proc.returncode}: {' | '.join(tail)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _launches(url: str, as_of: date, keys: int) -> dict[str, Any]:
+    """Three launches, each in its own interpreter, prepared in this one (not timed):
+    * cold — no saved state (first launch ever): the loading screen, then the fresh rows;
+    * warm — the state the cold launch saved is current (an operator's second launch): the rows;
+      then the keystrokes;
+    * stale — after a write to the store (another operator, a refresh): the saved rows under the
+      stale banner, then the fresh rows."""
+    from engine.store import Store
+    from engine.store.plan_cache import discard_state
+
+    store = Store(url)  # migrated here, once, not in a timed launch
+    discard_state(store)
+    store.close()
+    cold = _phase(url, as_of, 0, "cold")
+    warm = _phase(url, as_of, keys, "warm")
+    store = Store(url)
+    store.set_setting("bench_console_write", time.time())  # any write makes the saved figures stale
+    store.close()
+    stale = _phase(url, as_of, 0, "stale")
+    out = dict(warm)
+    out.update({k: cold[k] for k in ("cold_first_paint_s", "cold_fresh_s")})
+    out.update({k: stale[k] for k in ("stale_first_paint_s", "stale_fresh_s")})
+    out["launches"] = {"cold": cold, "stale": stale}
     return out
 
 
@@ -124,8 +200,13 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 21))
     parser.add_argument("--keys", type=int, default=50)
+    parser.add_argument("--phase", choices=("cold", "warm", "stale"), default=None,
+                        help="one launch in this process (default: all three, each in a fresh interpreter)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(_run(args.url, args.as_of, args.keys))))
+    if args.phase is None:
+        print(json.dumps(_launches(args.url, args.as_of, args.keys)))
+    else:
+        print(json.dumps(asyncio.run(_run(args.url, args.as_of, args.keys, args.phase))))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import re
 import threading
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from textual import work
@@ -18,16 +21,17 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
 from engine.actions import ActionError, set_invoiced_through
+from engine.store import plan_cache
 from tui import model
 from tui.bindings import REGISTRY, bindings
 from tui.commands import RegistryCommands
 from tui.messages import ActionFailed, ActionSucceeded, DataLoaded
 from tui.model import ConsoleData
-from tui.screens.edit_date import EditDateModal
-from tui.screens.help import HelpModal
 from tui.screens.main import MainScreen
 
 DEFAULT_REFRESH_INTERVAL = 300.0
+SAVED_STATE = "console"  # the name of the console's saved state in the store (engine.store.plan_cache)
+log = logging.getLogger(__name__)
 NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own colours, no palette of ours
 
 
@@ -64,6 +68,9 @@ class TrueupApp(App[int]):
         self._initial_theme = theme
         self.refresh_count = 0
         self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
+        self._recomputes = 0  # recomputes under way (refresh, after an action): see `recomputing`
+        self._recomputes_lock = threading.Lock()
+        self.saves = 0  # saved states written (tests)
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -81,7 +88,7 @@ class TrueupApp(App[int]):
             self.set_keymap({k: v for k, v in self.keymap.items() if k in known})
         self.push_screen(MainScreen())
         self.busy = "loading…"
-        self.refresh_data(full=self.full_refresh_on_start)
+        self.refresh_data(full=self.full_refresh_on_start, restore=True)
 
     @property
     def main(self) -> MainScreen | None:
@@ -92,50 +99,221 @@ class TrueupApp(App[int]):
 
     # --- data ----------------------------------------------------------------------------------
 
+    @property
+    def recomputing(self) -> bool:
+        """A recompute is under way: the figures shown are about to change."""
+        return self._recomputes > 0
+
+    @contextmanager
+    def _recomputing(self) -> Iterator[None]:
+        with self._recomputes_lock:
+            self._recomputes += 1
+        try:
+            yield
+        finally:
+            with self._recomputes_lock:
+                self._recomputes -= 1
+
+    def _wanted(self) -> tuple[date | None, date]:
+        """(the as-of asked for — None: the store's own —, today): what the figures are computed for."""
+        today = self.clock().date()
+        as_of = self.as_of
+        if as_of is None and hasattr(self.workspace, "today"):
+            as_of = self.workspace.today()
+        return as_of, today
+
+    @property
+    def saves_state(self) -> bool:
+        """Are the figures saved in (and restored from) the store? Not with a custom loader."""
+        store = getattr(self.workspace, "store", None)
+        return self.loader is None and getattr(store, "engine", None) is not None
+
+    @staticmethod
+    def _code() -> str:
+        return plan_cache.code_version(Path(model.__file__))
+
+    def saved_view(self) -> ConsoleData | None:
+        """The last saved state's rows — current or stale (`data.stale`) — or None (blocking)."""
+        if not self.saves_state:
+            return None
+        try:
+            store = self.workspace.store
+            with self._store_lock:
+                as_of, today = self._wanted()
+                revision = plan_cache.store_revision(store)
+                saved = plan_cache.load_state(store, SAVED_STATE, plan=False)
+            if saved is None or saved.view is None:
+                return None
+            data = model.decode_view(saved.view)
+        except Exception:  # a saved state is an optimisation: any doubt, and it is not shown
+            log.warning("the saved console state could not be read", exc_info=True)
+            return None
+        data.revision, data.computed_at, data.computed_for = saved.revision, saved.computed_at, (saved.as_of,
+                                                                                                  saved.today)
+        data.saved = True
+        data.stale = not saved.current_for(revision, as_of, today, self._code())
+        return data
+
+    def _restore(self, shown: ConsoleData | None, revision: int | None, wanted: tuple[date | None, date]
+                 ) -> ConsoleData | None:
+        """The saved state if it is current (its plan restored into the rows already shown when they
+        are the same state), else None. Caller holds the store lock."""
+        store = self.workspace.store
+        same = (shown is not None and not shown.stale and shown.revision == revision
+                and shown.computed_for == wanted)
+        saved = plan_cache.load_state(store, SAVED_STATE, view=not same)
+        if saved is None or saved.plan is None or not saved.current_for(revision, *wanted, self._code()):
+            return None
+        if same and shown is not None and saved.computed_at == shown.computed_at:
+            view = shown
+        else:
+            assert saved.view is not None
+            view = model.decode_view(saved.view)
+            view.revision, view.computed_at, view.computed_for = saved.revision, saved.computed_at, wanted
+            view.saved = True
+        return model.restore_plan(view, saved.plan)
+
     def load_data(self) -> ConsoleData:
-        """Reconcile the store (blocking: call from a thread)."""
+        """The figures for the store as it is now (blocking: call from a thread): those shown when
+        nothing was written since, else the saved state when it is current, else reconciled afresh
+        (to be saved with `save_data`)."""
         with self._store_lock:
-            today = self.clock().date()
-            as_of = self.as_of
-            if as_of is None and hasattr(self.workspace, "today"):
-                as_of = self.workspace.today()
+            as_of, today = self._wanted()
             if self.loader is not None:
                 return self.loader(as_of, today)
-            return model.load(self.workspace.store, as_of, today=today)
+            revision = None
+            if self.saves_state:
+                store = self.workspace.store
+                shown = self.data
+                try:
+                    revision = plan_cache.store_revision(store)
+                    if (shown is not None and shown.complete and not shown.stale and revision is not None
+                            and shown.revision == revision and shown.computed_for == (as_of, today)):
+                        return shown  # nothing was written since: the figures shown are current
+                    restored = self._restore(shown, revision, (as_of, today))
+                except Exception:
+                    log.warning("the saved console state could not be restored", exc_info=True)
+                    restored = None
+                if restored is not None:
+                    return restored
+            data = model.load(self.workspace.store, as_of, today=today)
+            data.revision, data.computed_for, data.computed_at = revision, (as_of, today), datetime.now(UTC)
+            return data
+
+    def save_data(self, data: ConsoleData) -> None:
+        """Save freshly computed figures with the revision they were computed from (blocking; a
+        failure is logged, never shown: the next launch simply recomputes)."""
+        if not self.saves_state or data.saved or data.computed_for is None:
+            return
+        try:
+            view, plan = model.encode_view(data), model.encode_plan(data)
+            with self._store_lock:
+                saved = plan_cache.save_state(
+                    self.workspace.store, SAVED_STATE, revision=data.revision, as_of=data.computed_for[0],
+                    today=data.computed_for[1], code=self._code(), view=view, plan=plan,
+                    computed_at=data.computed_at)
+            data.saved = True
+            if saved:
+                self.saves += 1
+        except model.NotSaveable as exc:
+            log.info("console state not saved: %s", exc)
+        except Exception:
+            log.warning("the console state could not be saved", exc_info=True)
 
     @work(exclusive=True, group="refresh", exit_on_error=False)
-    async def refresh_data(self, full: bool = False, fetch: bool = True) -> None:
+    async def refresh_data(self, full: bool = False, fetch: bool = True, restore: bool = False) -> None:
+        if restore:  # launch: paint the last saved state at once (current, or stale with a banner)
+            saved = await asyncio.to_thread(self.saved_view)
+            if saved is not None:
+                self.post_message(DataLoaded(saved))
         main = self.main
         if main is not None:
             main.update_header("refreshing…")
-        if fetch:
-            try:
-                result = await self.workspace.refresh(full=full)
-            except Exception as exc:
-                result = None
-                self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
-            for error in getattr(result, "errors", None) or []:
-                self.notify(str(error), severity="error", timeout=10)
-        data = await asyncio.to_thread(self.load_data)
+        with self._recomputing():
+            if fetch:
+                try:
+                    result = await self.workspace.refresh(full=full)
+                except Exception as exc:
+                    result = None
+                    self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
+                for error in getattr(result, "errors", None) or []:
+                    self.notify(str(error), severity="error", timeout=10)
+                await self._flag_if_outdated()
+            data = await asyncio.to_thread(self.load_data)
         self.refresh_count += 1
         self.post_message(DataLoaded(data))
+        await asyncio.to_thread(self.save_data, data)
+
+    async def _flag_if_outdated(self) -> None:
+        """The refresh wrote to the store (or another operator did): until the recompute lands, the
+        figures shown are marked stale (banner; review, sync and edits wait)."""
+        shown = self.data
+        if not self.saves_state or shown is None or shown.stale or shown.revision is None:
+            return
+        try:
+            revision = await asyncio.to_thread(plan_cache.store_revision, self.workspace.store)
+        except Exception:
+            return
+        if revision != shown.revision and self.data is shown:
+            shown.stale = True
+            if self.main is not None:
+                self.main.show_state()
 
     def reload(self) -> None:
         """Reconcile again from the store without fetching (after an operator action)."""
         self.refresh_data(fetch=False)
 
     def on_data_loaded(self, message: DataLoaded) -> None:
-        self.data = message.data
+        data = message.data
+        current = self.data
+        if data is current:  # nothing changed since they were shown
+            self.busy = ""
+            if self.main is not None:
+                self.main.show_state()
+            return
+        if (data.complete and current is not None and not current.complete and not current.stale
+                and data.rows is current.rows):
+            self.data = data  # the plan of the rows already shown: nothing to redraw
+            self.busy = ""
+            if self.main is not None:
+                self.main.show_state()
+            return
+        if current is not None and current.complete and not current.stale and not data.complete:
+            return  # a saved state arriving after the fresh figures (never replaces them)
+        self.data = data
         # Month-end data is hundreds of thousands of long-lived, acyclic objects (rows, plan lines):
         # left to the cyclic collector, every generation-2 pass rescans them all and a keystroke
         # stalls for a tenth of a second. Frozen, they are skipped; reference counting still frees
         # them when the next refresh replaces them.
-        gc.freeze()
-        self.busy = ""
+        self.busy = "" if data.complete else "loading…"
         for screen in self.screen_stack:
             show = getattr(screen, "show_data", None)
             if show is not None:
-                show(message.data)
+                show(data)
+        gc.freeze()  # after the panes took them: their row indexes (a dict per pane) are as long-lived
+
+    def refusal(self, what: str, *, review: bool = False) -> str | None:
+        """Why `what` cannot be done now (the figures are not current yet), or None."""
+        data = self.data
+        if data is None:
+            return f"The figures are still loading; {what} once they are shown."
+        if data.stale:
+            when = model.figures_time(data)
+            return (f"The figures shown are from {when} and are being recomputed; {what} once the "
+                    "current figures are shown.")
+        if not data.complete:
+            return f"The plan is still being restored (a moment); {what} then."
+        if review and self.recomputing:
+            return f"The figures are being recomputed after a change; {what} once they are shown."
+        return None
+
+    def refuse(self, what: str, *, review: bool = False) -> bool:
+        """Notify and return True when `what` must wait for current figures."""
+        reason = self.refusal(what, review=review)
+        if reason is not None:
+            self.notify(reason, title="Not yet", severity="warning", timeout=6)
+            return True
+        return False
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -168,6 +346,10 @@ class TrueupApp(App[int]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _engine_worker(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None) -> None:
+        reason = self.refusal("change anything")
+        if reason is not None:  # the figures the operator acted on are not current
+            self.post_message(ActionFailed(reason))
+            return
         try:
             with self._store_lock:
                 fn()
@@ -177,11 +359,13 @@ class TrueupApp(App[int]):
         except Exception as exc:
             self.post_message(ActionFailed(f"{type(exc).__name__}: {exc}"))
             return
-        data = self.load_data()
+        with self._recomputing():
+            data = self.load_data()
         self.post_message(DataLoaded(data))
         self.post_message(ActionSucceeded(success))
         if then is not None:
             self.call_from_thread(then)
+        self.save_data(data)
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.message, title="Refused", severity="error", timeout=10)
@@ -208,6 +392,8 @@ class TrueupApp(App[int]):
         return True
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpModal  # not needed for the first paint
+
         if not isinstance(self.screen, HelpModal):
             self.push_screen(HelpModal())
 
@@ -216,6 +402,8 @@ class TrueupApp(App[int]):
         self.refresh_data(full=False)
 
     def action_edit_as_of(self) -> None:
+        from tui.screens.edit_date import EditDateModal
+
         current = self.data.as_of if self.data else self.as_of
 
         def done(value: date | None) -> None:
@@ -227,6 +415,8 @@ class TrueupApp(App[int]):
         self.push_screen(EditDateModal("As-of date (the plan is computed for this day)", current, None), done)
 
     def action_edit_invoiced_through(self) -> None:
+        from tui.screens.edit_date import EditDateModal
+
         current = self.data.invoiced_through if self.data else None
         store = self.workspace.store
 

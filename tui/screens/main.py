@@ -6,17 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from engine import actions
 from tui.bindings import bindings
-from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row
+from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal
 from tui.view import count
 from tui.widgets.header import StatusHeader
+from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
+        yield Static("", id="stale-banner", classes="-hidden")
         with TabbedContent(id="tabs"):
             for name in PANES:
                 with TabPane(PANE_TITLES[name], id=f"tab-{name}"):
@@ -56,6 +58,20 @@ class MainScreen(Screen[None]):
             for name in PANES:
                 self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored))
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
+        self.show_state()
+
+    # --- how current the figures are (loading / stale banner) ----------------------------------------
+
+    def show_state(self) -> None:
+        """The header, and the banner that says when the figures shown are not the current ones."""
+        data = self.app.data
+        banner = self.query_one("#stale-banner", Static)
+        if data is not None and data.stale:
+            banner.update(f"⚠ FIGURES FROM {figures_time(data)} (saved), RECOMPUTING… — they may have "
+                          "changed since; review, sync and edits wait for the current figures.")
+            banner.remove_class("-hidden")
+        else:
+            banner.add_class("-hidden")
         self.update_header()
         self.refresh_bindings()
 
@@ -70,6 +86,8 @@ class MainScreen(Screen[None]):
         app = self.app
         data = app.data
         ws = app.workspace
+        if not busy and data is not None and data.stale:
+            busy = f"figures from {figures_time(data)}, recomputing…"
         self.query_one(StatusHeader).show(
             label=ws.label, sandbox=ws.sandbox, as_of=data.as_of if data else app.as_of,
             invoiced_through=data.invoiced_through if data else None,
@@ -79,9 +97,9 @@ class MainScreen(Screen[None]):
         self.pane().table.focus()
         self.refresh_bindings()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         pane = self.pane()
-        row = pane.by_key.get(event.row_key.value or "")
+        row = pane.by_key.get(event.key)
         if pane.pane == "overview" and row is not None and row.target:
             if row.target == "products":
                 self.action_products()
@@ -139,8 +157,9 @@ class MainScreen(Screen[None]):
             return (not is_mapped if action == "map_company" else is_mapped) or None
         if action == "generate_mappings":
             return active == "customers" or None
-        if action == "review":
-            return bool(self.app.data and self.app.data.plan.lines) or None
+        if action == "review":  # saved figures (plan not restored yet): let `v` say why it waits
+            data = self.app.data
+            return bool(data and (not data.complete or data.plan.lines)) or None
         if action == "products":
             return self.app.data is not None or None
         return True
@@ -191,6 +210,8 @@ class MainScreen(Screen[None]):
     # --- ignore / restore --------------------------------------------------------------------------
 
     def action_ignore_row(self) -> None:
+        if self.app.refuse("ignore rows"):
+            return
         rows = [r for r in self.targets() if not r.ignored]
         if not rows:
             return
@@ -220,12 +241,13 @@ class MainScreen(Screen[None]):
             return
         hidden = sum(1 for k in keys if not pane.table.holds(k))
         body = (f"Ignore {count(len(keys))} selected rows of {title}?"
-                + (f" ({count(hidden)} of them are not in the table's first {count(pane.view.cap)} rows.)"
-                   if hidden else "")
+                + (f" ({count(hidden)} of them are hidden by the filter.)" if hidden else "")
                 + " Ignored rows leave the plan (t shows them, r restores). Next: the reason.")
         self.app.push_screen(ConfirmModal(f"Ignore {count(len(keys))} rows", body), ask_reason)
 
     def action_products(self) -> None:
+        if self.app.refuse("open Products"):
+            return
         if self.app.data is None:
             return
         from tui.screens.products import ProductsScreen
@@ -233,6 +255,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(ProductsScreen(self.app.data))
 
     def action_restore_row(self) -> None:
+        if self.app.refuse("restore rows"):
+            return
         data = self.app.data
         rows = [r for r in self.targets() if r.ignored]
         if not rows or data is None:
@@ -261,6 +285,8 @@ class MainScreen(Screen[None]):
         return row.line_keys[0] if row.line_keys else row.key
 
     def action_edit_date(self) -> None:
+        if self.app.refuse("edit dates"):
+            return
         row = self.pane().current
         data = self.app.data
         if row is None or data is None:
@@ -283,6 +309,8 @@ class MainScreen(Screen[None]):
                              done)
 
     def action_bulk_date(self) -> None:
+        if self.app.refuse("edit dates"):
+            return
         pane = self.pane()
         data = self.app.data
         if not pane.selected or data is None:
@@ -307,6 +335,8 @@ class MainScreen(Screen[None]):
     # --- customers -----------------------------------------------------------------------------------
 
     def action_map_company(self) -> None:
+        if self.app.refuse("map customers"):
+            return
         row = self.pane().current
         data = self.app.data
         if row is None or data is None:
@@ -322,6 +352,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(MapCompanyModal(row.cells[0], data.psa_companies), done)
 
     def action_unmap_company(self) -> None:
+        if self.app.refuse("unmap customers"):
+            return
         row = self.pane().current
         if row is None:
             return
@@ -330,6 +362,8 @@ class MainScreen(Screen[None]):
         self.app.run_engine(lambda: actions.unmap_company(store, vendor_id), f"Unmapped {row.cells[0]}")
 
     def action_generate_mappings(self) -> None:
+        if self.app.refuse("generate mappings"):
+            return
         store = self.app.workspace.store
         result: dict[str, Any] = {}
 
@@ -359,6 +393,8 @@ class MainScreen(Screen[None]):
     # --- review ----------------------------------------------------------------------------------------
 
     def action_review(self) -> None:
+        if self.app.refuse("review and sync", review=True):
+            return
         data = self.app.data
         if data is None:
             return

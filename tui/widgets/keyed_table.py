@@ -183,27 +183,22 @@ class KeyedTable(ScrollView, can_focus=True):
     }
     """
 
-    class RowHighlighted(Message):
+    class _RowMessage(Message):
+        """A row of this table: its index under the cursor and its key."""
+
+        def __init__(self, table: KeyedTable, cursor_row: int, key: str) -> None:
+            super().__init__()
+            self.table, self.cursor_row, self.key = table, cursor_row, key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    class RowHighlighted(_RowMessage):
         """The row under the cursor changed (a move, or new rows under it)."""
 
-        def __init__(self, table: KeyedTable, cursor_row: int, key: str) -> None:
-            super().__init__()
-            self.table, self.cursor_row, self.key = table, cursor_row, key
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(_RowMessage):
         """Enter, or a click on the row under the cursor."""
-
-        def __init__(self, table: KeyedTable, cursor_row: int, key: str) -> None:
-            super().__init__()
-            self.table, self.cursor_row, self.key = table, cursor_row, key
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
 
     def __init__(self, columns: Sequence[str], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

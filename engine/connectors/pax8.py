@@ -727,23 +727,7 @@ class Pax8Connector:
             own = line.product_id == sub.product_id
             key = None if own else sub_product_name(line.product_name, parent)
             grouped.setdefault(key, []).append(line)
-        rows = []
-        for sub_product, group in grouped.items():
-            quantity, price, cost = self._figures(group)
-            rows.append(
-                UsageRow(
-                    subscription_id=sub.id,
-                    sub_product=sub_product,
-                    period=period,
-                    quantity=quantity,
-                    unit_price=price,
-                    unit_cost=cost,
-                    snapshot_date=day,
-                    charges=None,
-                    partner_total=None,
-                )
-            )
-        return rows
+        return [self._usage_row(sub, period, day, group, sub_product) for sub_product, group in grouped.items()]
 
     async def _latest_rows(
         self, sub: Subscription, summaries: Sequence[Pax8UsageSummary], month: date, period: str, kind: str
@@ -773,28 +757,19 @@ class Pax8Connector:
                             partner_total=partner,
                         )
                     ]
-                quantity, price, cost = self._figures(lines)
-                return [
-                    UsageRow(
-                        subscription_id=sub.id,
-                        period=period,
-                        quantity=quantity,
-                        unit_price=price,
-                        unit_cost=cost,
-                        snapshot_date=day,
-                        charges=None,
-                        partner_total=None,
-                    )
-                ]
+                return [self._usage_row(sub, period, day, lines)]
         return []
 
     @staticmethod
-    def _figures(lines: Sequence[Pax8UsageLine]) -> tuple[Decimal, Decimal, Decimal]:
-        """Quantity, unit price and unit cost of a day's lines for one (sub-)product."""
+    def _usage_row(sub: Subscription, period: str, day: date, lines: Sequence[Pax8UsageLine],
+                   sub_product: str | None = None) -> UsageRow:
+        """The usage row of a day's lines for one (sub-)product: quantity, unit price, unit cost."""
         quantity = sum((line.quantity or Decimal("0") for line in lines), Decimal("0"))
         price = next((line.unit_price for line in lines if line.unit_price is not None), None)
         if price is None:
             charges = sum((line.current_charges or Decimal("0") for line in lines), Decimal("0"))
             price = _unit(charges, quantity)
         partner = sum((line.partner_total or Decimal("0") for line in lines), Decimal("0"))
-        return quantity, price, _unit(partner, quantity)
+        return UsageRow(subscription_id=sub.id, sub_product=sub_product, period=period, quantity=quantity,
+                        unit_price=price, unit_cost=_unit(partner, quantity), snapshot_date=day,
+                        charges=None, partner_total=None)

@@ -64,10 +64,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
@@ -339,6 +339,25 @@ async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], d
     return changes
 
 
+T = TypeVar("T")
+
+
+async def _guarded(side: Awaitable[T], service: Any, label: str, errors: list[str], fallback: T,
+                   about: str = "") -> T:
+    """One side of a refresh: a failure is reported in `errors` with the service's message (and
+    logged when it is not a service error), and that side's rows stay as they were. A question about
+    a company the vendor does not have (`UnknownCompany`) is the caller's to answer."""
+    try:
+        return await side
+    except UnknownCompany:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
+        if not isinstance(exc, ServiceError):
+            log.warning("%s refresh%s failed", label, about, exc_info=True)
+        errors.append(_describe(exc, getattr(service, "name", label)))
+        return fallback
+
+
 def _clocks(clock: Callable[[], datetime] | None,
             vendor_clock: Callable[[], datetime] | None,
             ) -> tuple[Callable[[], datetime], Callable[[], datetime]]:
@@ -366,26 +385,11 @@ async def refresh(
     run = _Run(store, progress)
     errors: list[str] = []
 
-    async def vendor_side() -> tuple[int, bool]:
-        try:
-            return await _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(),
-                                         wall_now=wall)
-        except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
-            if not isinstance(exc, ServiceError):
-                log.warning("vendor refresh failed", exc_info=True)
-            errors.append(_describe(exc, getattr(vendor, "name", "vendor")))
-            return 0, full
-
-    async def psa_side() -> int:
-        try:
-            return await _refresh_psa(run, psa, wall_now=wall)
-        except Exception as exc:  # noqa: BLE001
-            if not isinstance(exc, ServiceError):
-                log.warning("PSA refresh failed", exc_info=True)
-            errors.append(_describe(exc, getattr(psa, "name", "psa")))
-            return 0
-
-    (vendor_changed, was_full), psa_changed = await asyncio.gather(vendor_side(), psa_side())
+    vendor_side = _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(), wall_now=wall)
+    (vendor_changed, was_full), psa_changed = await asyncio.gather(
+        _guarded(vendor_side, vendor, "vendor", errors, (0, full)),
+        _guarded(_refresh_psa(run, psa, wall_now=wall), psa, "psa", errors, 0),
+    )
     return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
                          psa_changed=psa_changed, full=was_full, errors=errors)
 
@@ -529,30 +533,19 @@ async def refresh_customer(
 
     async def vendor_side() -> int:
         try:
-            return await _refresh_vendor_company(run, vendor, company_id, known, today=today,
-                                                 vendor_now=vendor_time(), wall_now=wall)
+            read = _refresh_vendor_company(run, vendor, company_id, known, today=today,
+                                           vendor_now=vendor_time(), wall_now=wall)
+            return await _guarded(read, vendor, "vendor", errors, 0, f" of company {company_id}")
         except UnknownCompany as exc:
             unknown.append(exc)
-            return 0
-        except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
-            if not isinstance(exc, ServiceError):
-                log.warning("vendor refresh of company %s failed", company_id, exc_info=True)
-            errors.append(_describe(exc, getattr(vendor, "name", "vendor")))
             return 0
         finally:
             if not known.done():
                 known.set_result(True)
 
-    async def psa_side() -> int:
-        try:
-            return await _refresh_psa_company(run, psa, company_id, known, wall_now=wall)
-        except Exception as exc:  # noqa: BLE001
-            if not isinstance(exc, ServiceError):
-                log.warning("PSA refresh of company %s failed", company_id, exc_info=True)
-            errors.append(_describe(exc, getattr(psa, "name", "psa")))
-            return 0
-
-    vendor_changed, psa_changed = await asyncio.gather(vendor_side(), psa_side())
+    psa_side = _refresh_psa_company(run, psa, company_id, known, wall_now=wall)
+    vendor_changed, psa_changed = await asyncio.gather(
+        vendor_side(), _guarded(psa_side, psa, "psa", errors, 0, f" of company {company_id}"))
     if unknown:
         raise unknown[0]
     return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,

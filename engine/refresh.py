@@ -385,7 +385,8 @@ async def refresh(
     run = _Run(store, progress)
     errors: list[str] = []
 
-    vendor_side = _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(), wall_now=wall)
+    vendor_side = _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(),
+                                  wall_now=wall)
     (vendor_changed, was_full), psa_changed = await asyncio.gather(
         _guarded(vendor_side, vendor, "vendor", errors, (0, full)),
         _guarded(_refresh_psa(run, psa, wall_now=wall), psa, "psa", errors, 0),

@@ -132,6 +132,22 @@ class TrueupApp(App[int]):
     def _code() -> str:
         return plan_cache.code_version(Path(model.__file__))
 
+    @staticmethod
+    def _decoded(saved: plan_cache.SavedState) -> ConsoleData:
+        """The rows of a saved state, stamped with where they come from (blocking)."""
+        assert saved.view is not None
+        data = model.decode_view(saved.view)
+        data.revision, data.computed_at, data.computed_for = saved.revision, saved.computed_at, (saved.as_of,
+                                                                                                  saved.today)
+        data.saved = True
+        return data
+
+    @staticmethod
+    def _shows(shown: ConsoleData | None, revision: int | None, wanted: tuple[date | None, date]) -> bool:
+        """Are the figures shown computed from this store revision, for this as-of and day?"""
+        return (shown is not None and not shown.stale and revision is not None and shown.revision == revision
+                and shown.computed_for == wanted)
+
     def saved_view(self) -> ConsoleData | None:
         """The last saved state's rows — current or stale (`data.stale`) — or None (blocking)."""
         if not self.saves_state:
@@ -144,13 +160,10 @@ class TrueupApp(App[int]):
                 saved = plan_cache.load_state(store, SAVED_STATE, plan=False)
             if saved is None or saved.view is None:
                 return None
-            data = model.decode_view(saved.view)
+            data = self._decoded(saved)
         except Exception:  # a saved state is an optimisation: any doubt, and it is not shown
             log.warning("the saved console state could not be read", exc_info=True)
             return None
-        data.revision, data.computed_at, data.computed_for = saved.revision, saved.computed_at, (saved.as_of,
-                                                                                                  saved.today)
-        data.saved = True
         data.stale = not saved.current_for(revision, as_of, today, self._code())
         return data
 
@@ -159,18 +172,12 @@ class TrueupApp(App[int]):
         """The saved state if it is current (its plan restored into the rows already shown when they
         are the same state), else None. Caller holds the store lock."""
         store = self.workspace.store
-        same = (shown is not None and not shown.stale and shown.revision == revision
-                and shown.computed_for == wanted)
+        same = self._shows(shown, revision, wanted)
         saved = plan_cache.load_state(store, SAVED_STATE, view=not same)
         if saved is None or saved.plan is None or not saved.current_for(revision, *wanted, self._code()):
             return None
-        if same and shown is not None and saved.computed_at == shown.computed_at:
-            view = shown
-        else:
-            assert saved.view is not None
-            view = model.decode_view(saved.view)
-            view.revision, view.computed_at, view.computed_for = saved.revision, saved.computed_at, wanted
-            view.saved = True
+        kept = same and shown is not None and saved.computed_at == shown.computed_at
+        view = shown if kept and shown is not None else self._decoded(saved)
         return model.restore_plan(view, saved.plan)
 
     def load_data(self) -> ConsoleData:
@@ -187,8 +194,7 @@ class TrueupApp(App[int]):
                 shown = self.data
                 try:
                     revision = plan_cache.store_revision(store)
-                    if (shown is not None and shown.complete and not shown.stale and revision is not None
-                            and shown.revision == revision and shown.computed_for == (as_of, today)):
+                    if shown is not None and shown.complete and self._shows(shown, revision, (as_of, today)):
                         return shown  # nothing was written since: the figures shown are current
                     restored = self._restore(shown, revision, (as_of, today))
                 except Exception:

@@ -727,7 +727,8 @@ class Pax8Connector:
             own = line.product_id == sub.product_id
             key = None if own else sub_product_name(line.product_name, parent)
             grouped.setdefault(key, []).append(line)
-        return [self._usage_row(sub, period, day, group, sub_product) for sub_product, group in grouped.items()]
+        return [self._usage_row(sub, period, day, group, sub_product)
+                for sub_product, group in grouped.items()]
 
     async def _latest_rows(
         self, sub: Subscription, summaries: Sequence[Pax8UsageSummary], month: date, period: str, kind: str

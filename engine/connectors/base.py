@@ -117,6 +117,15 @@ class LineWrite:
     description: str
     subscription_id: str | None = None
     sub_product: str | None = None
+    # Extra-months lines (RULES.md §3): `quantity` is the seat gap per month and `months` the run's
+    # length; the PSA must invoice quantity × unit price × months once. Each connector says how it
+    # carries the months (None for every other kind).
+    months: int | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    # Quota pay-as-you-go / overage lines (RULES.md §6): the line is the metered one. Each connector
+    # says where the flag lives in its PSA.
+    metered: bool = False
 
 
 @dataclass(frozen=True)

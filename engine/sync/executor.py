@@ -165,6 +165,9 @@ def line_write(line: PlanLine) -> LineWrite:
         description=line.description,
         subscription_id=line.subscription_id,
         sub_product=line.sub_product,
+        months=line.months if line.kind is LineKind.EXTRA_MONTHS else None,
+        period_start=line.period_start,
+        period_end=line.period_end,
     )
 
 

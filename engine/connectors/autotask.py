@@ -43,6 +43,10 @@ Writes
   `adjustedPrice`, the models `unitPrice`: ASSUMED `unitPrice`). A cost-only change goes in an
   adjustment with `unitChange` 0, since the cost is not writable on the service.
 - One-time line: `POST /ContractCharges`.
+- Extra-months line (RULES.md §3): a ContractCharge has no months field, so it is one charge with
+  `unitQuantity` = gap × months at the full `unitPrice` (billed once as quantity × price), its
+  name/description ending `- 1 seat × 2 months (02/2021–03/2021)`
+  (`engine.connectors.base.psa_quantity/psa_description`).
 - `update_line` always addresses a ContractService: one-time lines are written once, never updated.
 
 The line key (crash-safe sync)
@@ -84,7 +88,7 @@ from typing import Any
 
 import httpx
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.http import (
     RateBudget,
     ServiceClient,
@@ -618,9 +622,9 @@ class AutotaskConnector:
             "ContractCharges",
             {
                 "contractID": _id(write.agreement_id),
-                "name": write.description[:CHARGE_NAME_LIMIT],
-                "description": write.description,
-                "unitQuantity": write.quantity,
+                "name": psa_description(write)[:CHARGE_NAME_LIMIT],
+                "description": psa_description(write),
+                "unitQuantity": psa_quantity(write),  # extra months: gap × months (module docstring)
                 "unitPrice": write.unit_price,
                 "unitCost": write.unit_cost,
                 "datePurchased": iso(write.effective_date),

@@ -181,3 +181,31 @@ class PsaConnector(Protocol):
     def update_requests(self, update: LineUpdate) -> list[httpx.Request]: ...
 
     async def aclose(self) -> None: ...
+
+
+# --- extra-months lines (RULES.md §3) --------------------------------------------------------------
+# A PSA addition / invoice line / contract charge has no "number of months" field, so an extra-months
+# line is written as ONE one-time line with quantity = gap × months at the full unit price (the PSA
+# then invoices gap × price × months once, the plan's total), and its description says so. Seed 001
+# shows quantity = gap and "Number Of Months" separately; the product (and any reader) gets the same
+# figure either way, and one line per run keeps the line key one-to-one with the PSA line.
+
+
+def psa_quantity(write: LineWrite) -> Decimal:
+    """The quantity the PSA line carries: gap × months for an extra-months line, else the quantity."""
+    if write.months:
+        return write.quantity * write.months
+    return write.quantity
+
+
+def psa_description(write: LineWrite) -> str:
+    """The description, with `- 1 seat × 2 months (02/2021–03/2021)` for an extra-months line."""
+    if not write.months:
+        return write.description
+    gap = format(write.quantity.normalize(), "f")
+    seats = "seat" if write.quantity == 1 else "seats"
+    months = "month" if write.months == 1 else "months"
+    note = f" - {gap} {seats} × {write.months} {months}"
+    if write.period_start is not None and write.period_end is not None:
+        note += f" ({write.period_start:%m/%Y}–{write.period_end:%m/%Y})"
+    return write.description + note

@@ -37,6 +37,13 @@ ConnectWise bills them once — and `recurring` otherwise, including additions t
 (the catalog's `recurringFlag` is not consulted: it would cost a catalog read on every `lines()`).
 ConnectWise additions have no meter: `metered` is always False. `description` is
 `invoiceDescription` (max 6000); the addition's own `description` gets the first 50 characters.
+
+Extra-months lines (RULES.md §3): an addition has no months field, so the one-time addition is
+written with `quantity` = gap × months at the full `unitPrice` (ConnectWise bills quantity ×
+unit price once, [spec] `Addition.quantity`/`unitPrice`), and the invoice description ends with
+`- 1 seat × 2 months (02/2021–03/2021)` (`engine.connectors.base.psa_quantity/psa_description`).
+One addition per run keeps the key one-to-one with the addition; ASSUMED that a one-time addition
+with `cancelledDate` at its period end is invoiced once.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.http import ServiceClient, decimal_or_none, parse_date, parse_json
 from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
@@ -431,13 +438,13 @@ class ConnectWiseConnector:
         body: dict[str, Any] = {
             "product": {"id": _int_id(write.product_id, "product")},
             "billCustomer": "Billable",
-            "quantity": write.quantity,
+            "quantity": psa_quantity(write),  # extra months: gap × months (module docstring)
             "unitPrice": write.unit_price,
             "unitCost": write.unit_cost,
             "effectiveDate": cw_datetime(write.effective_date),
             "serialNumber": self.keys.encode(write.key),
-            "invoiceDescription": write.description[:INVOICE_DESCRIPTION_MAX],
-            "description": write.description[:SHORT_DESCRIPTION_MAX],
+            "invoiceDescription": psa_description(write)[:INVOICE_DESCRIPTION_MAX],
+            "description": psa_description(write)[:SHORT_DESCRIPTION_MAX],
             "agreementId": _int_id(write.agreement_id, "agreement"),
         }
         if write.end_date is not None:

@@ -30,6 +30,11 @@ Field mapping: `ihid` = header (agreement), `_itemid` = item (product), `qty_ord
 the spec gives no length). `KeyCodec(100)` (engine.connectors.connectwise) stores a key of at most
 100 characters as is — every key trueup makes today — and compacts / digests longer ones exactly as
 for ConnectWise; `find_line` matches the encoded form, `lines()` decodes it into `source.key`.
+
+Extra-months lines (RULES.md §3): an InvoiceDetail has no months field, so the one-time line
+(`onetimecharge`) is written with `qty_order` = gap × months at the full `unit_price` (Halo invoices
+qty × price, [spec] InvoiceDetail), and the descriptions end with
+`- 1 seat × 2 months (02/2021–03/2021)` (`engine.connectors.base.psa_quantity/psa_description`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, Literal
 
 import httpx
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.connectwise import (
     ONE_TIME_KINDS,
     KeyCodec,
@@ -327,12 +332,12 @@ class HaloConnector:
         body: dict[str, Any] = {
             "ihid": _int_id(write.agreement_id, "recurring invoice"),
             "_itemid": _int_id(write.product_id, "item"),
-            "qty_order": write.quantity,
+            "qty_order": psa_quantity(write),  # extra months: gap × months (module docstring)
             "unit_price": write.unit_price,
             "unit_cost": write.unit_cost,
             "startdate": halo_datetime(write.effective_date),
-            "item_shortdescription": write.description,
-            "item_longdescription": write.description,
+            "item_shortdescription": psa_description(write),
+            "item_longdescription": psa_description(write),
             "onetimecharge": write.kind == "one_time",
             KEY_FIELD: self.keys.encode(write.key),
         }

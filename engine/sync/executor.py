@@ -66,6 +66,7 @@ from engine.sync.journal import (
     register_live,
     unregister_live,
 )
+from engine.verify import planned_quantity
 
 log = logging.getLogger(__name__)
 
@@ -710,6 +711,17 @@ class SyncExecutor:
             partial_units = (
                 new is not None and new.kind == "recurring" and new.quantity == 0 and line.quantity > 0
             )
+            if new is not None and line.kind.one_time and not _holds(new, line):
+                # Found by key but not what this plan writes (an edit by hand, or a line written
+                # before extra months carried their months): never "already there", never re-sent.
+                return Inspection(
+                    "conflict",
+                    line=new,
+                    found=_values(new),
+                    message=f"line {new.id} carries this key but holds {new.quantity} × "
+                    f"{new.unit_price} (cost {new.unit_cost}); the plan writes {planned_quantity(line)} × "
+                    f"{line.unit_price} (cost {line.unit_cost}); nothing was written",
+                )
             if not line.replaces_line_id:
                 if new is None:
                     return Inspection("absent")
@@ -885,6 +897,15 @@ class SyncExecutor:
             message=f"{_psa_message(exc)}; the PSA could not be checked afterwards ({again}). Nothing "
             "more was sent: the journal keeps it pending; the next sync looks it up before sending anything",
         )
+
+
+def _holds(found: PsaLine, line: PlanLine) -> bool:
+    """A one-time PSA line holds the plan line's values (extra months: gap × months, full price)."""
+    return (found.quantity, found.unit_price, found.unit_cost) == (
+        planned_quantity(line),
+        line.unit_price,
+        line.unit_cost,
+    )
 
 
 def _ended(line: PsaLine | None, by: date) -> bool:

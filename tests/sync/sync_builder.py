@@ -29,6 +29,7 @@ from engine.sandbox.faults import Fault, Faults
 from engine.sandbox.halopsa import HaloSandbox
 from engine.scenario import Psa, Scenario
 from engine.store import Store
+from engine.verify import planned_quantity
 
 PSAS = ("connectwise", "halopsa", "autotask")
 AS_OF = date(2026, 3, 10)
@@ -374,10 +375,10 @@ async def psa_problems(rig: Rig, lines: Iterable[PlanLine]) -> list[str]:
                 problems.append(f"{line.key}: {new.get(line.key, 0)} lines in the PSA (expected exactly 1)")
                 continue
             written = current[by_key[line.key][0]]
-            if written.quantity != line.quantity or written.unit_price != line.unit_price:
+            if written.quantity != planned_quantity(line) or written.unit_price != line.unit_price:
                 problems.append(
                     f"{line.key}: PSA has {written.quantity} × {written.unit_price}, "
-                    f"plan {line.quantity} × {line.unit_price}"
+                    f"plan {planned_quantity(line)} × {line.unit_price}"
                 )
             if line.replaces_line_id:
                 old = current[line.replaces_line_id]

@@ -99,6 +99,53 @@ def schema(what: str) -> None:
                           indent=1))
 
 
+@main.command()
+@click.option("--current", is_flag=True, help="Check the store's current plan instead of the last sync.")
+@click.pass_context
+def verify(ctx: click.Context, current: bool) -> None:
+    """Compare what the PSA will invoice with the plan, line by line (exit 1 when it differs).
+
+    By default the plan lines the last sync wrote (from the journal); `--current` checks the
+    store's current plan. The PSA is read through its connector; nothing is written.
+    """
+    import asyncio
+
+    sys.exit(asyncio.run(_verify((ctx.obj or {}).get("db_url"), current=current)))
+
+
+async def _verify(db_url: str | None, *, current: bool) -> int:
+    from engine.connectors.base import ServiceError
+    from engine.plan import PlanLine
+    from engine.sync import Journal
+    from engine.verify import verify_psa
+    from tui.cli_sync import PSA_LABELS, _open_workspace
+
+    ws = _open_workspace(db_url)
+    try:
+        label = PSA_LABELS.get(ws.psa.name, ws.psa.name)
+        if current:
+            lines = list(ws.plan().lines)
+        else:
+            lines = [PlanLine.model_validate(row) for row in Journal(ws.store).last_batch_lines(ws.psa.name)]
+        if not lines:
+            click.echo(f"Nothing to verify: no {'plan lines' if current else 'sync'} for {label} yet.")
+            return 0
+        try:
+            result = await verify_psa(ws.psa, lines)
+        except ServiceError as exc:
+            click.echo(f"trueup: could not read {label}: {exc}", err=True)
+            return 1
+        for check in result.problems:
+            where = f" (line {', '.join(check.psa_line_ids)})" if check.psa_line_ids else ""
+            click.echo(f"{check.status:<9} {check.key}{where}: {check.message} ({check.difference:+} $)")
+        for key, ids in sorted(result.duplicates.items()):
+            click.echo(f"duplicate {key}: lines {', '.join(ids)} bill the same thing")
+        click.echo(result.summary().replace(ws.psa.name, label, 1))
+        return 0 if result.ok else 1
+    finally:
+        await ws.aclose()
+
+
 def _register_areas() -> None:
     for name in COMMAND_MODULES:
         try:

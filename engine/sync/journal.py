@@ -333,6 +333,33 @@ class Journal:
             return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
 
 
+    def last_batch_lines(self, psa: str) -> list[dict[str, Any]]:
+        """The plan lines (as journaled) that the latest sync to `psa` wrote or found there."""
+        with self.store.session() as s:
+            latest = (
+                s.execute(
+                    select(SyncJournalRow.batch)
+                    .where(SyncJournalRow.psa == psa, SyncJournalRow.state == DONE)  # type: ignore[arg-type]
+                    .order_by(SyncJournalRow.updated_at.desc(), SyncJournalRow.id.desc())  # type: ignore[attr-defined,union-attr]
+                    .limit(1)
+                )
+                .scalars()
+                .first()
+            )
+            if latest is None:
+                return []
+            rows = s.execute(
+                select(SyncJournalRow)
+                .where(
+                    SyncJournalRow.psa == psa,
+                    SyncJournalRow.batch == latest,  # type: ignore[arg-type]
+                    SyncJournalRow.state == DONE,  # type: ignore[arg-type]
+                )
+                .order_by(SyncJournalRow.id)  # type: ignore[arg-type]
+            ).scalars()
+            return [dict(row.line) for row in rows if not row.record_only]
+
+
 def psa_line_row(line: PsaLine) -> PsaLineRow:
     """The store's copy of a PSA line, so a plan made from the store before the next refresh sees it."""
     source = line.source

@@ -53,3 +53,45 @@ def test_only_refuses_unknown_keys(tmp_path: Path) -> None:
         main, ["--db", f"sqlite:///{tmp_path / 'ws.db'}", "sync", "--only", "nope:recurring"]
     )
     assert result.exit_code == 2 and "not in the plan" in result.output
+
+
+class _Kept:
+    """The sandbox workspace kept open across commands (each CLI run would otherwise get a fresh
+    sandbox PSA, forgetting what the previous command wrote)."""
+
+    def __init__(self, ws):  # type: ignore[no-untyped-def]
+        self.ws = ws
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.ws, name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_verify_after_sync_says_the_psa_holds_the_plan_and_exits_1_when_it_differs(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import tui.cli_sync as cli_sync
+
+    db = f"sqlite:///{tmp_path / 'ws.db'}"
+    nothing = _run(db, "verify")
+    assert nothing.exit_code == 0 and "Nothing to verify" in nothing.output
+    kept = _Kept(cli_sync._open_workspace(db))
+    monkeypatch.setattr(cli_sync, "_open_workspace", lambda _db: kept)
+    synced = _run(db, "sync", "--yes")
+    assert synced.exit_code == 0, synced.output
+    result = _run(db, "verify")
+    assert result.exit_code == 0, result.output
+    assert "the PSA holds the plan" in result.output and "ConnectWise Manage" in result.output
+    # An operator edits one extra-months addition in the PSA by hand.
+    from engine.connectors.connectwise import SERIAL_MAX, KeyCodec
+
+    codec = KeyCodec(SERIAL_MAX)
+    sandbox = kept.ws.sandboxes["connectwise"]
+    addition = next(a for a in sandbox.additions.values()
+                    if ":extra_months:" in (codec.decode(a.get("serialNumber")) or ""))
+    addition["quantity"] = addition["quantity"] + 1
+    differs = _run(db, "verify")
+    assert differs.exit_code == 1, differs.output
+    assert "differs " in differs.output and "differs by $" in differs.output and "1 differs" in differs.output

@@ -57,6 +57,19 @@ def planned_quantity(line: PlanLine) -> Decimal:
     return line.quantity
 
 
+def invoiced_amount(line: PlanLine) -> Decimal:
+    """What the PSA will invoice for a plan line once written, computed as the PSA does (quantity as
+    written × unit price, rounded to cents): per month for a recurring line, once for a one-time
+    line; a cancellation adds nothing."""
+    if line.action == "cancel":
+        return ZERO
+    return round_cents(planned_quantity(line) * line.unit_price)
+
+
+def invoiced_total(lines: Iterable[PlanLine]) -> Decimal:
+    return sum((invoiced_amount(line) for line in lines), ZERO)
+
+
 @dataclass(frozen=True)
 class LineCheck:
     key: str

@@ -17,6 +17,7 @@ from textual.widgets import Footer, ProgressBar, Static
 
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, PlanLine
+from engine.verify import invoiced_total
 from tui.bindings import bindings
 from tui.model import ConsoleData
 from tui.screens.confirm import ConfirmModal
@@ -59,6 +60,7 @@ class ReviewScreen(Screen[None]):
         self.cancel_event: asyncio.Event | None = None
         self.rows: dict[str, tuple[str, ...]] = {}
         self.details: dict[str, str] = {}
+        self.verification: str = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="review-title", classes="review-title")
@@ -155,6 +157,8 @@ class ReviewScreen(Screen[None]):
         if self.outcomes:
             done = Counter(o.split(":")[0] for o in self.outcomes.values())
             text += "\nOutcomes: " + ", ".join(f"{n} {o}" for o, n in sorted(done.items()))
+        if self.verification:
+            text += f"\nVerified: {self.verification}"
         self.query_one("#review-totals", Static).update(Text(text))
 
     # --- keys --------------------------------------------------------------------------------------
@@ -170,7 +174,8 @@ class ReviewScreen(Screen[None]):
         if self.running or self.finished or not self.lines:
             return
         ws = self.app.workspace
-        body = (f"Write {len(self.lines)} lines ({fmt_money(sum((x.total_price for x in self.lines), ZERO))}) "
+        # The total is what the PSA will invoice for these lines (engine.verify), not a plan sum.
+        body = (f"Write {len(self.lines)} lines ({fmt_money(invoiced_total(self.lines))}) "
                 f"to {self.data.psa} — {ws.label}{' (sandbox)' if ws.sandbox else ''}?")
 
         def answered(yes: bool | None) -> None:
@@ -200,7 +205,8 @@ class ReviewScreen(Screen[None]):
         def on_event(outcome: Any) -> None:
             message = getattr(outcome, "message", "") or ""
             self.outcomes[outcome.key] = str(outcome.outcome) + (f": {message}" if message else "")
-            progress.advance(1)
+            if str(outcome.outcome) != "skipped":  # a line not run is not progress (cancel, block)
+                progress.advance(1)
             self.draw()
             self.update_totals()
 
@@ -218,11 +224,37 @@ class ReviewScreen(Screen[None]):
                         severity="warning" if cancelled or counts.get("failed") or counts.get("conflict")
                         else "information", timeout=8)
         self.sync_report = report
+        await self._verify(executor, report)
         for reason in (getattr(report, "blocked", None), getattr(report, "halted", None)):
             if reason:
                 self.app.notify(f"Sync stopped: {reason}", severity="error", timeout=10)
         self.refresh_bindings()
         self.app.reload()
+
+    async def _verify(self, executor: Any, report: Any) -> None:
+        """Re-read the PSA and show whether it holds what was written (engine.verify)."""
+        psa = getattr(executor, "psa", None)
+        if psa is None or report is None:
+            return
+        landed = {str(o.key) for o in report.outcomes if str(o.outcome) in ("written", "already_there")}
+        lines = [line for line in self.lines if line.key in landed]
+        if not lines:
+            return
+        from engine.verify import verify_psa
+
+        try:
+            result = await verify_psa(psa, lines)
+        except Exception as exc:  # a read failure: say so, never a traceback
+            self.verification = f"the PSA could not be re-read ({exc})"
+        else:
+            self.verification = result.summary().replace(psa.name, self.data.psa, 1)
+            if not result.ok:
+                for check in result.problems[:5]:
+                    self.outcomes[check.key] = f"{check.status}: {check.message}"
+                self.app.notify(f"The PSA differs from the plan: {self.verification}", severity="error",
+                                timeout=12)
+        self.draw()
+        self.update_totals()
 
     def action_cancel_sync(self) -> None:
         if self.running and self.cancel_event is not None:

@@ -60,6 +60,11 @@ class PlanLine(BaseModel):
         None, description="Create-new: the PSA line that gets cancelled the day before this one starts."
     )
     fingerprint: str = Field("", description="The line's values; an 'ignore this change' compares it.")
+    records: tuple[str, ...] = Field(
+        (),
+        description="Keys recorded as synced when this line is written: the subscription's zero-value "
+        "prorates, which are not plan lines (RULES.md §2).",
+    )
 
     @property
     def record_only(self) -> bool:

@@ -69,6 +69,7 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     # --- §2 prorates for unsynced increases up to invoiced_through ---------------------------------
     counts_day = world.settings.prorate_counts_change_day
     unsynced_increase_days: list[date] = []
+    zero_prorates: list[str] = []  # RULES.md §2: not plan lines; recorded with the recurring update
     for item in prorated_increases(timeline, thresholds=world.settings.threshold_prorates):
         day = item.change.on
         key = f"{sub.id}:prorate:{day.isoformat()}"
@@ -80,7 +81,7 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
         unit_c = prorate_unit(unit_cost, share)
         effective = world.effective_override(key, e)
         period_end = last_of_month(day)
-        lines.append(money_line(
+        prorate = money_line(
             key=key, kind=LineKind.PRORATE, action="create", **common,
             description=f"{base_description} - Prorated for {us_date(day)}-{us_date(period_end)}",
             quantity=item.quantity, unit_price=unit_p, unit_cost=unit_c,
@@ -90,7 +91,11 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
             + ("" if item.quantity == item.change.after - item.change.before
                else f" (threshold: {fmt_quantity(item.change.after - item.change.before)} added, "
                     f"{fmt_quantity(item.quantity)} above the month's high-water mark)"),
-        ))
+        )
+        if prorate.record_only:
+            zero_prorates.append(key)
+        else:
+            lines.append(prorate)
 
     # --- §3 extra months already invoiced at the old quantity --------------------------------------
     if unsynced_increase_days:
@@ -126,7 +131,21 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
                 f"({'; '.join(credits)}): {fmt_money(credit_total)} to credit.",
             )
     _decrease_credit(world, sub, existing, timeline, unit_price, target, product.name, lines)
+    if zero_prorates:
+        _carry_zero_prorates(lines, zero_prorates)
     return lines
+
+
+def _carry_zero_prorates(lines: list[PlanLine], keys: list[str]) -> None:
+    """A zero-value prorate writes nothing; its key is recorded as synced when the change's
+    recurring update is written (else the change's first other line). With no line to carry it,
+    nothing is written for the change and the key stays unrecorded (RULES.md §2)."""
+    order = (LineKind.RECURRING, LineKind.EXTRA_MONTHS, LineKind.PRORATE, LineKind.CANCEL)
+    for kind in order:
+        for index, line in enumerate(lines):
+            if line.kind is kind:
+                lines[index] = line.model_copy(update={"records": (*line.records, *keys)})
+                return
 
 
 def _recurring_line(world: World, sub: Subscription, existing: PsaLine | None, quantity: Decimal,

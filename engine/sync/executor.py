@@ -148,6 +148,7 @@ def line_fingerprint(line: PlanLine) -> str:
         "effective": line.effective_date.isoformat(),
         "end": line.end_date.isoformat() if line.end_date else None,
         "description": line.description,
+        "records": sorted(line.records),
     }
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:40]
 
@@ -823,6 +824,8 @@ class SyncExecutor:
         }
         if line.record_only:
             after["record_only"] = True
+        if line.records:
+            after["records"] = list(line.records)
         return self.journal.mark_done(
             row,
             outcome=outcome.value,
@@ -836,6 +839,7 @@ class SyncExecutor:
             after=after,
             message=message,
             consume_override=bool(line.replaces_line_id),
+            also_synced=line.records,
         )
 
     def _done(

@@ -224,6 +224,7 @@ class Journal:
         after: dict[str, Any],
         message: str | None = None,
         consume_override: bool = False,
+        also_synced: Iterable[str] = (),
     ) -> bool:
         """Row → done, the synced key, the PSA lines as now written, and the audit event: one
         transaction. False (and nothing written) when the row was no longer ours to finish.
@@ -238,6 +239,8 @@ class Journal:
             s.merge(
                 SyncedKeyRow(key=row.key, quantity=quantity, synced_on=synced_on, psa_line_id=psa_line_id)
             )
+            for key in also_synced:  # zero-value prorates: recorded with their change (RULES.md §2)
+                s.merge(SyncedKeyRow(key=key, quantity=None, synced_on=synced_on, psa_line_id=None))
             for line in (psa_line, *extra_lines):
                 if line is not None:
                     s.merge(psa_line_row(line))

@@ -95,3 +95,33 @@ def test_verify_after_sync_says_the_psa_holds_the_plan_and_exits_1_when_it_diffe
     differs = _run(db, "verify")
     assert differs.exit_code == 1, differs.output
     assert "differs " in differs.output and "differs by $" in differs.output and "1 differs" in differs.output
+
+
+def test_zero_value_prorates_are_not_plan_lines_in_the_cli_nor_the_console(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The demo as of 2026-12-01 has increases on 2026-11-30 (change day not counted: $0.00).
+    from datetime import date
+
+    import tui.cli_sync as cli_sync
+    from engine.sandbox.demo import build_demo_scenario
+    from engine.workspace import Workspace
+
+    db = f"sqlite:///{tmp_path / 'ws.db'}"
+    ws = Workspace.sandbox_from_scenario(build_demo_scenario(as_of=date(2026, 12, 1)), store=Store(db))
+    kept = _Kept(ws)
+    monkeypatch.setattr(cli_sync, "_open_workspace", lambda _db: kept)
+    dry = _run(db, "sync", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "record only" not in dry.output and ":prorate:2026-11-30" not in dry.output
+    plan = ws.plan()  # the plan the console's review lists (tui.model reconciles the same store)
+    carried = [key for line in plan.lines for key in line.records]
+    assert len(carried) == 2 and all(key.endswith(":prorate:2026-11-30") for key in carried)
+    assert not any(line.kind.one_time and line.total_price == 0 for line in plan.lines)
+    synced = _run(db, "sync", "--yes")
+    assert synced.exit_code == 0 and "record only" not in synced.output
+    with Store(db).session() as s:
+        from sqlalchemy import select
+
+        from engine.store.tables import SyncedKeyRow
+
+        keys = {r.key for r in s.execute(select(SyncedKeyRow)).scalars()}
+    assert set(carried) <= keys

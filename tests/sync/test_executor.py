@@ -50,15 +50,25 @@ async def test_sync_writes_each_line_once_then_reports_already_there(psa: str, s
     store.close()
 
 
-async def test_record_only_lines_are_journaled_and_synced_without_a_write(store_url: str) -> None:
+async def test_a_zero_value_prorate_is_no_plan_line_and_is_recorded_with_its_recurring_line(
+    store_url: str,
+) -> None:
+    # RULES.md §2 (last bullet): a zero-value prorate is not a plan line; its key is recorded as
+    # synced when the change's recurring line is written. (Before, it was a record-only plan line.)
     rig, lines = _setup("connectwise", store_url, new=2, updates=0, cancels=0, create_new=0, record_only=1)
-    record_only = [line for line in lines if line.record_only]
-    assert len(record_only) == 1
-    before = rig.sandbox.writes
-    report = await run_once(store_url, rig, record_only)
-    assert [o.outcome for o in report.outcomes] == [Outcome.WRITTEN] and report.outcomes[0].record_only
-    assert rig.sandbox.writes == before  # nothing was sent
-    assert await journal_done(store_url, record_only)
+    free = [line for line in lines if line.psa_product_id == "399"]
+    assert [line.kind.value for line in free] == ["recurring"] and not any(line.record_only for line in lines)
+    (carried,) = free[0].records
+    assert ":prorate:" in carried
+    report = await run_once(store_url, rig, free)
+    assert [o.outcome for o in report.outcomes] == [Outcome.WRITTEN]
+    assert rig.new_lines_by_key() == {free[0].key: 1}  # the prorate itself was never sent
+    store = Store(store_url)
+    with store.session() as s:
+        synced = {r.key for r in s.execute(select(SyncedKeyRow)).scalars()}
+    assert {free[0].key, carried} <= synced
+    assert carried not in {line.key for line in plan_lines(store)}
+    store.close()
 
 
 @pytest.mark.parametrize("psa", PSAS)

@@ -378,7 +378,7 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
         at = config.psa.autotask
         assert at is not None
         psa = AutotaskConnector(at.username, psa_secret.get_secret_value(), at.integration_code,
-                                zone_url=at.zone_url)
+                                zone_url=at.zone_url, zone=config.billing.zone)
         where = at.username
     return vendor, psa, f"Pax8 → {SERVICE_TITLES[kind]} ({where})"
 

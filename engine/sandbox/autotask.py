@@ -1,22 +1,42 @@
 """A stateful Autotask PSA REST sandbox, served through `httpx.MockTransport(sandbox.handle)` so the
-real `AutotaskConnector` runs unchanged.
+real `AutotaskConnector` runs unchanged. It refuses what a real zone refuses, by the entity table
+`engine.connectors.autotask_entities.ENTITIES` (routes, required / read-only / create-only
+fields, lengths, picklists, each rule with its source) and the rules below.
 
-What it simulates (shared/APIS.md §4):
+Routes (shared/APIS.md §4; [swagger] = Autotask's route list, see the entity table)
 - `GET https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation?user=` (no auth);
-  every other call needs the `ApiIntegrationCode`, `UserName` and `Secret` headers, else 401 with
-  ASP.NET's body `{"Message": "Authorization has been denied for this request."}` (ASSUMED body).
-- `POST /v1.0/{Entity}/query` (and `GET /v1.0/{Entity}/query?search=`): filter ops eq, noteq, gt,
-  gte, lt, lte, in, notIn, exist, notExist, beginsWith, endsWith, contains, and `and`/`or` groups;
-  string comparisons ignore case (SQL Server collation). `MaxRecords` 1–500; pages carry
-  `pageDetails` with an absolute `nextPageUrl` (a GET of the search plus `page`).
-  `POST /{Entity}/query/count`, `GET /{Entity}/{id}` -> `{"item": ...}` (null when missing).
-- Entities: Companies, Services, Contracts, ContractServices, ContractServiceUnits (query-only,
-  derived from the adjustments: one row per billing period, split where units change mid-period),
-  ContractServiceAdjustments (create-only: a query answers 405), ContractCharges.
-- Writes: `POST` creates answer `{"itemId": N}`; `PATCH /ContractServices` accepts only `id`,
-  `unitPrice`/`adjustedPrice` and `invoiceDescription`. Malformed bodies and missing required fields
-  answer 400, business-rule violations 500 (Autotask's habit), both `{"errors": ["..."]}`.
-- At most 3 requests in flight per entity endpoint; the 4th answers 429 `{"errors": [...]}`.
+  every other call needs `ApiIntegrationCode`, `UserName` and `Secret`, else 401 with ASP.NET's
+  body `{"Message": "Authorization has been denied for this request."}` (ASSUMED body).
+- Queries, on the root of a queryable entity: `POST /{Entity}/query` (body), `GET
+  /{Entity}/query?search=` (the same JSON), `POST /{Entity}/query/count`, `GET /{Entity}/{id}` ->
+  `{"item": ...}` (null when missing). Filter ops eq, noteq, gt, gte, lt, lte, in (≤ 500 values),
+  notIn, exist, notExist, beginsWith, endsWith, contains, and `and`/`or` groups; text compares
+  ignore case. `MaxRecords` 1–500. Each page has `pageDetails` with an absolute `nextPageUrl`
+  (`…/{Entity}/query/next?paging=…&search=…`, served to GET only — ASSUMED shape and verb).
+- Writes where a real zone serves them [swagger]: `POST|PATCH /Companies`; `POST|PATCH
+  /Contracts/{id}/Services`; `POST /Contracts/{id}/ServiceAdjustments` (and the root `POST
+  /ContractServiceAdjustments`); `POST|PATCH /Contracts/{id}/Charges`. Root `POST /ContractServices`
+  or `/ContractCharges`, a PATCH of an adjustment, a query of an adjustment… answer 405; unknown
+  routes 404; both with Autotask's error body `{"errors": ["..."]}` (ASSUMED wording).
+- `GET /ThresholdInformation` -> {externalRequestThreshold, requestThresholdTimeframe,
+  currentTimeframeRequestCount}.
+- Creates answer `{"itemId": N}`; a PATCH `{"itemId": id}`. A malformed body, a missing required
+  field, an unknown field (ASSUMED refused) or a wrong type answers 400; a read-only field, a
+  create-only field in a PATCH, an over-long string, a value outside a picklist or a broken
+  business rule answers 500 (Autotask's habit), all `{"errors": [...]}`.
+- Business rules: a contract service only on a Recurring Service (type 7) contract [doc]; a charge
+  needs a billingCodeID (one the Services use) or a productID [doc]; units never below 0 and no
+  adjustment before the contract's start (ASSUMED); an adjustment without a contractServiceID
+  finds or creates the contract service of its serviceID [doc].
+- Dates: stored as local dates of the database's `zone` (the partner's; default UTC) and returned
+  in UTC with `Z`: a local midnight east of UTC reads `…T13:00:00Z` the day before (issue 10).
+  Date and date-time fields must be sent as `yyyy-mm-ddThh:mm:ss[.fff][Z|±hh:mm]` [doc
+  REST_API_Calls]; a date-only field keeps the date as written [doc REST_API_Calls].
+- Limits: at most 3 requests in flight per entity endpoint, the 4th answers 429 (thread limit [doc
+  ThreadLimiting]); at most `threshold` requests (10,000 [doc REST_Thresholds_Limits]) per rolling
+  `threshold_window` seconds (3600), counted on the sandbox's `clock`; beyond it every request but
+  ThresholdInformation answers 429 `{"errors": [...]}` with no Retry-After (ASSUMED: no rate
+  headers are documented).
 - `Faults.decide` runs before anything is handled: `refusal()` faults answer without applying,
   `after_apply()` faults apply the request, then answer 500 or lose the response. Queries are
   reads: they are decided as GETs, so `Faults(writes_only=True)` leaves them alone.
@@ -24,17 +44,19 @@ What it simulates (shared/APIS.md §4):
 Loaded from a scenario, PSA ids must be numeric strings. A recurring line becomes a ContractService
 plus adjustments (+quantity on its effective date, −quantity the day after its cancelled date); a
 one-time line becomes a ContractCharge. Key-carrying fields are written the way the connector
-writes them (`engine.connectors.autotask.key_marker`). Autotask has no place for a line's `metered`
-flag or for the source of a line trueup did not write, so those do not survive a round trip.
+writes them (`service_marker`, `key_marker`); a metered line's internalDescription carries
+`[metered]` (the connector's convention). Each Service gets a billing code (its id + 10,000,000).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Iterable, Mapping
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -43,22 +65,30 @@ import httpx
 
 from engine.connectors.autotask import (
     CHARGE_KEY_LIMIT,
-    CHARGE_STATUS,
-    CHARGE_TYPE,
     CONTRACT_STATUS_ACTIVE,
     CONTRACT_TYPE_RECURRING_SERVICE,
     MAX_RECORDS,
+    METERED_TAG,
     PERIOD_MONTHLY,
     PERIOD_MONTHS,
     PERIOD_YEARLY,
-    SERVICE_KEY_LIMIT,
     AutotaskConnector,
     charge_notes,
     dumps,
     key_marker,
+    service_marker,
+    to_date,
     whole_units,
 )
-from engine.connectors.http import loads, parse_date
+from engine.connectors.autotask_entities import (
+    CHILD_ROUTES,
+    ENTITIES,
+    HOURLY_REQUEST_THRESHOLD,
+    THRESHOLD_ROUTE,
+    THRESHOLD_TIMEFRAME_MINUTES,
+    EntityRule,
+)
+from engine.connectors.http import loads
 from engine.months import add_months
 from engine.sandbox.faults import Faults
 from engine.scenario import Scenario
@@ -66,17 +96,12 @@ from engine.scenario import Scenario
 ZONE_LOOKUP_HOST = "webservices.autotask.net"
 DEFAULT_ZONE = "https://webservices5.autotask.net/atservicesrest/"
 UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
-ENTITIES = (
-    "Companies",
-    "Services",
-    "Contracts",
-    "ContractServices",
-    "ContractServiceUnits",
-    "ContractServiceAdjustments",
-    "ContractCharges",
-)
+BILLING_CODE_BASE = 10_000_000
+CHARGE_STATUS_NEW = 1  # what a new charge's read-only status reads (ASSUMED value)
+ENTITY_NAMES = tuple(ENTITIES)
 QUERY_ONLY = {"ContractServiceUnits"}
 CREATE_ONLY = {"ContractServiceAdjustments"}
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:?\d{2})?$")
 
 
 class _Reject(Exception):
@@ -84,11 +109,6 @@ class _Reject(Exception):
         super().__init__("; ".join(errors))
         self.status = status
         self.errors = list(errors)
-
-
-def _at(d: date) -> str:
-    """How Autotask writes a date: UTC, no zone designator."""
-    return f"{d.isoformat()}T00:00:00"
 
 
 def _int(value: object, field: str) -> int:
@@ -103,23 +123,24 @@ def _int(value: object, field: str) -> int:
     return int(number)
 
 
-def _date(value: object, field: str) -> date:
-    try:
-        parsed = parse_date(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise _Reject(400, f"{field}: not a date: {value!r}")
-    return parsed
-
-
 def _money(value: object, field: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         raise _Reject(400, f"{field}: not a number: {value!r}")
     try:
         return Decimal(str(value))
     except ArithmeticError as exc:
         raise _Reject(400, f"{field}: not a number: {value!r}") from exc
+
+
+def _written_date(value: object, field: str) -> date:
+    """A date-only field as sent: `yyyy-mm-ddThh:mm:ss[.ms]` [doc REST_API_Calls], its date kept
+    as written (the time is set to midnight) [doc REST_API_Calls]."""
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise _Reject(400, f"{field}: not a date-time (yyyy-mm-ddThh:mm:ss.ms): {value!r}")
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise _Reject(400, f"{field}: not a date-time: {value!r}") from exc
 
 
 @dataclass
@@ -128,6 +149,7 @@ class _Adjustment:
     contract_service_id: int
     effective: date
     change: int
+    unit_cost: Decimal | None = None
 
 
 class AutotaskSandbox:
@@ -141,6 +163,10 @@ class AutotaskSandbox:
         faults: Faults | None = None,
         concurrency: int = 3,
         page_size: int = MAX_RECORDS,
+        zone: tzinfo = UTC,
+        threshold: int = HOURLY_REQUEST_THRESHOLD,
+        threshold_window: float = THRESHOLD_TIMEFRAME_MINUTES * 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.username = username
         self.secret = secret
@@ -149,10 +175,13 @@ class AutotaskSandbox:
         self.faults = faults
         self.concurrency = concurrency
         self.page_size = page_size  # the most a page holds, whatever MaxRecords asks (tests page with less)
+        self.zone = zone  # the database's local zone: dates are its local dates, sent back in UTC
+        self.threshold = threshold
+        self.threshold_window = threshold_window
+        self.clock = clock
+        self.requests: deque[float] = deque()  # start times of the requests in the rolling window
         self.tables: dict[str, dict[int, dict[str, Any]]] = {
-            name: {}
-            for name in ENTITIES
-            if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
+            name: {} for name in ENTITY_NAMES if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
         }
         self.adjustments: dict[int, list[_Adjustment]] = {}  # by contract service id
         self._next_id = 1000
@@ -160,14 +189,27 @@ class AutotaskSandbox:
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
         self.throttled = 0
+        self.refused: list[tuple[str, str, int, list[str]]] = []  # (method, path, status, errors)
+
+    # -- dates -------------------------------------------------------------------------------------
+
+    def _at(self, d: date) -> str:
+        """How this database answers a local date: its local midnight, in UTC, with `Z`."""
+        moment = datetime(d.year, d.month, d.day, tzinfo=self.zone).astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _local(self, value: object) -> date:
+        parsed = to_date(value, self.zone)
+        assert parsed is not None
+        return parsed
 
     # -- loading ---------------------------------------------------------------------------------
 
     @classmethod
     def from_scenario(
-        cls, scenario: Scenario, faults: Faults | None = None, **credentials: Any
+        cls, scenario: Scenario, faults: Faults | None = None, **options: Any
     ) -> AutotaskSandbox:
-        sandbox = cls(faults=faults, **credentials)
+        sandbox = cls(faults=faults, **options)
         psa = scenario.psa
         for company in psa.companies:
             sandbox.add_company(_numeric(company.id), company.name)
@@ -194,6 +236,7 @@ class AutotaskSandbox:
                     line.unit_cost,
                     invoice_description=line.description,
                     key=key,
+                    metered=line.metered,
                 )
                 units = whole_units(line.quantity)
                 if units:
@@ -228,6 +271,8 @@ class AutotaskSandbox:
             "companyName": name,
             "companyType": 1,
             "isActive": True,
+            "phone": "",
+            "ownerResourceID": None,
         }
 
     def add_service(self, service_id: int, name: str, price: Decimal | None, cost: Decimal | None) -> None:
@@ -239,8 +284,12 @@ class AutotaskSandbox:
             "unitPrice": price,
             "unitCost": cost,
             "periodType": PERIOD_MONTHLY,
+            "billingCodeID": BILLING_CODE_BASE + service_id,
             "isActive": True,
         }
+
+    def billing_codes(self) -> set[int]:
+        return {s["billingCodeID"] for s in self.tables["Services"].values() if s.get("billingCodeID") is not None}
 
     def add_contract(
         self,
@@ -261,8 +310,8 @@ class AutotaskSandbox:
             "contractType": contract_type,
             "contractPeriodType": period,
             "status": status,
-            "startDate": _at(start),
-            "endDate": _at(end) if end else None,
+            "startDate": self._at(start),
+            "endDate": self._at(end) if end else None,
         }
 
     def add_contract_service(
@@ -275,7 +324,14 @@ class AutotaskSandbox:
         *,
         invoice_description: str = "",
         key: str | None = None,
+        metered: bool = False,
+        internal_description: str | None = None,
     ) -> None:
+        if internal_description is None:
+            if key:
+                internal_description = service_marker(key, metered)
+            elif metered:
+                internal_description = METERED_TAG
         self.tables["ContractServices"][self._take_id(service_line_id)] = {
             "id": service_line_id,
             "contractID": contract_id,
@@ -285,12 +341,13 @@ class AutotaskSandbox:
             "internalCurrencyUnitPrice": price,
             "internalCurrencyAdjustedPrice": price,
             "invoiceDescription": invoice_description,
-            "internalDescription": key_marker(key, SERVICE_KEY_LIMIT) if key else None,
+            "internalDescription": internal_description,
             "quoteItemID": None,
         }
 
-    def add_adjustment(self, contract_service_id: int, effective: date, change: int) -> int:
-        adjustment = _Adjustment(self._new_id(), contract_service_id, effective, change)
+    def add_adjustment(self, contract_service_id: int, effective: date, change: int,
+                       unit_cost: Decimal | None = None) -> int:
+        adjustment = _Adjustment(self._new_id(), contract_service_id, effective, change, unit_cost)
         self.adjustments.setdefault(contract_service_id, []).append(adjustment)
         return adjustment.id
 
@@ -307,6 +364,7 @@ class AutotaskSandbox:
         key: str | None = None,
         service_id: str | None = None,
     ) -> None:
+        billing_code = BILLING_CODE_BASE + int(service_id) if service_id and service_id.isdigit() else None
         self.tables["ContractCharges"][self._take_id(charge_id)] = {
             "id": charge_id,
             "contractID": contract_id,
@@ -315,11 +373,12 @@ class AutotaskSandbox:
             "unitQuantity": quantity,
             "unitPrice": price,
             "unitCost": cost,
-            "datePurchased": _at(purchased),
-            "status": CHARGE_STATUS,
-            "chargeType": CHARGE_TYPE,
+            "datePurchased": self._at(purchased),
+            "status": CHARGE_STATUS_NEW,
+            "chargeType": 1,
             "isBillableToCompany": True,
             "isBilled": False,
+            "billingCodeID": billing_code,
             "productID": None,
             "contractServiceID": None,
             "internalPurchaseOrderNumber": key_marker(key, CHARGE_KEY_LIMIT) if key else None,
@@ -332,7 +391,9 @@ class AutotaskSandbox:
         return httpx.MockTransport(self.handle)
 
     def connector(self, *, discover: bool = False, **kwargs: Any) -> AutotaskConnector:
-        """A real connector wired to this sandbox (zone discovery through the sandbox if asked)."""
+        """A real connector wired to this sandbox (zone discovery through the sandbox if asked),
+        reading dates in the sandbox's zone unless told otherwise."""
+        kwargs.setdefault("zone", self.zone)
         return AutotaskConnector(
             self.username,
             self.secret,
@@ -352,8 +413,10 @@ class AutotaskSandbox:
         if not changes:
             return []
         months = PERIOD_MONTHS.get(contract["contractPeriodType"], 1)
-        anchor = _date(contract["startDate"], "startDate")
-        end = parse_date(contract["endDate"]) or add_months(max(a.effective for a in changes), 12)
+        anchor = self._local(contract["startDate"])
+        end = (self._local(contract["endDate"]) if contract["endDate"] else None) or add_months(
+            max(a.effective for a in changes), 12
+        )
         first = changes[0].effective
         # the billing period that holds `first`, aligned on the contract's start
         steps = 0
@@ -380,8 +443,8 @@ class AutotaskSandbox:
                         "contractID": service["contractID"],
                         "contractServiceID": contract_service_id,
                         "serviceID": service["serviceID"],
-                        "startDate": _at(seg_start),
-                        "endDate": _at(seg_end),
+                        "startDate": self._at(seg_start),
+                        "endDate": self._at(seg_end),
                         "units": units,
                         "price": service["unitPrice"],
                         "cost": service["unitCost"],
@@ -419,7 +482,27 @@ class AutotaskSandbox:
 
     # -- HTTP --------------------------------------------------------------------------------------
 
+    def _over_threshold(self) -> bool:
+        """Count this request in the rolling window; True when the window is already full."""
+        now = self.clock()
+        while self.requests and now - self.requests[0] >= self.threshold_window:
+            self.requests.popleft()
+        if len(self.requests) >= self.threshold:
+            return True
+        self.requests.append(now)
+        return False
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        response = await self._route(request)
+        if response.status_code >= 400 and response.status_code != 401:
+            try:
+                errors = list(loads(response.content).get("errors") or [])
+            except (ValueError, AttributeError):
+                errors = []
+            self.refused.append((request.method, request.url.path, response.status_code, errors))
+        return response
+
+    async def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.lower().endswith("/v1.0/zoneinformation"):
             return self._zone(request)
@@ -429,13 +512,24 @@ class AutotaskSandbox:
         try:
             at = [p.lower() for p in parts].index("v1.0")
         except ValueError:
-            return self._errors(request, 404, f"no such resource: {path}")
+            return self._errors(request, 404, f"No HTTP resource was found that matches the request URI {path}")
         parts = parts[at + 1 :]
-        if not parts:
-            return self._errors(request, 404, f"no such resource: {path}")
-        entity = _canonical(parts[0])
-        if entity is None:
-            return self._errors(request, 404, f"no such entity: {parts[0]}")
+        if parts and parts[0].lower() == THRESHOLD_ROUTE.lower() and len(parts) == 1:
+            if request.method != "GET":
+                return self._errors(request, 405, f"The requested resource does not support http method "
+                                    f"'{request.method}'.")
+            return self._threshold_info(request)
+        if self._over_threshold():
+            self.throttled += 1
+            return self._errors(
+                request, 429,
+                f"The request threshold of {self.threshold} requests per {self.threshold_window / 60:g} minutes "
+                "for this database has been exceeded.",
+            )
+        try:
+            entity, parent, rest = self._resolve(parts, path)
+        except _Reject as exc:
+            return self._errors(request, exc.status, *exc.errors)
         if self.in_flight[entity] >= self.concurrency:
             self.throttled += 1
             return self._errors(
@@ -444,9 +538,23 @@ class AutotaskSandbox:
         self.in_flight[entity] += 1
         self.peak_in_flight[entity] = max(self.peak_in_flight[entity], self.in_flight[entity])
         try:
-            return await self._handle(request, entity, parts[1:])
+            return await self._handle(request, entity, parent, rest)
         finally:
             self.in_flight[entity] -= 1
+
+    def _resolve(self, parts: list[str], path: str) -> tuple[str, int | None, list[str]]:
+        """(entity, parent contract id for a child route, the rest of the path)."""
+        if not parts:
+            raise _Reject(404, f"No HTTP resource was found that matches the request URI {path}")
+        if len(parts) >= 3 and parts[0].lower() == "contracts" and not parts[1].lower().startswith(("query", "entity")):
+            child = next((v for k, v in CHILD_ROUTES.items() if k.lower() == parts[2].lower()), None)
+            if child is None:
+                raise _Reject(404, f"No HTTP resource was found that matches the request URI {path}")
+            return child, _int(parts[1], "parentId"), parts[3:]
+        entity = _canonical(parts[0])
+        if entity is None:
+            raise _Reject(404, f"No HTTP resource was found that matches the request URI {path}")
+        return entity, None, parts[1:]
 
     def _zone(self, request: httpx.Request) -> httpx.Response:
         user = request.url.params.get("user", "")
@@ -463,6 +571,16 @@ class AutotaskSandbox:
             request=request,
         )
 
+    def _threshold_info(self, request: httpx.Request) -> httpx.Response:
+        now = self.clock()
+        while self.requests and now - self.requests[0] >= self.threshold_window:
+            self.requests.popleft()
+        return self._json(request, {
+            "externalRequestThreshold": self.threshold,
+            "requestThresholdTimeframe": int(self.threshold_window // 60),
+            "currentTimeframeRequestCount": len(self.requests),
+        })
+
     def _authorised(self, request: httpx.Request) -> bool:
         headers = request.headers
         return (
@@ -471,9 +589,15 @@ class AutotaskSandbox:
             and headers.get("Secret") == self.secret
         )
 
-    async def _handle(self, request: httpx.Request, entity: str, rest: list[str]) -> httpx.Response:
+    @staticmethod
+    def _not_allowed(request: httpx.Request) -> _Reject:
+        return _Reject(405, f"The requested resource does not support http method '{request.method}'.")
+
+    async def _handle(self, request: httpx.Request, entity: str, parent: int | None,
+                      rest: list[str]) -> httpx.Response:
         method = request.method
-        is_query = bool(rest) and rest[0].lower() == "query"
+        rule = ENTITIES[entity]
+        is_query = parent is None and bool(rest) and rest[0].lower() == "query"
         fault = None
         if self.faults is not None:
             probe = request if not is_query else httpx.Request("GET", request.url)
@@ -484,29 +608,7 @@ class AutotaskSandbox:
             if self.faults.latency:
                 await asyncio.sleep(self.faults.latency)
         try:
-            if is_query:
-                if entity in CREATE_ONLY:
-                    raise _Reject(405, f"{entity} cannot be queried")
-                search = self._search(request)
-                if len(rest) > 1 and rest[1].lower() == "count":
-                    response = self._json(request, {"queryCount": len(self._select(entity, search))})
-                else:
-                    response = self._query(request, entity, search)
-            elif method == "GET" and len(rest) == 1:
-                if entity in CREATE_ONLY:
-                    raise _Reject(405, f"{entity} cannot be queried")
-                item = (
-                    self._rows(entity).get(_int(rest[0], "id")) if entity != "ContractServiceUnits" else None
-                )
-                response = self._json(request, {"item": item})
-            elif method == "POST" and not rest:
-                response = self._json(request, {"itemId": self._create(entity, self._body(request))})
-                self.writes += 1
-            elif method == "PATCH" and not rest:
-                response = self._json(request, {"itemId": self._update(entity, self._body(request))})
-                self.writes += 1
-            else:
-                raise _Reject(405, f"{method} {request.url.path} is not supported")
+            response = self._dispatch(request, entity, rule, parent, rest, is_query)
         except _Reject as exc:
             return self._errors(request, exc.status, *exc.errors)
         if fault is not None and self.faults is not None:
@@ -514,6 +616,54 @@ class AutotaskSandbox:
             if after is not None:
                 return after
         return response
+
+    def _dispatch(self, request: httpx.Request, entity: str, rule: EntityRule, parent: int | None,
+                  rest: list[str], is_query: bool) -> httpx.Response:
+        method = request.method
+        if is_query:
+            if not rule.query:
+                raise self._not_allowed(request)
+            tail = [p.lower() for p in rest[1:]]
+            if tail == ["count"]:
+                if method != "POST" and method != "GET":
+                    raise self._not_allowed(request)
+                return self._json(request, {"queryCount": len(self._select(entity, self._search(request)))})
+            if tail == ["next"]:
+                if method != "GET":
+                    raise self._not_allowed(request)
+                return self._next_page(request, entity)
+            if tail:
+                raise _Reject(404, f"No HTTP resource was found that matches the request URI {request.url.path}")
+            if method not in ("GET", "POST"):
+                raise self._not_allowed(request)
+            return self._query(request, entity, self._search(request), 1)
+        if parent is None and len(rest) == 1:
+            if rest[0].lower().startswith("entityinformation"):
+                raise _Reject(404, f"the sandbox does not serve {request.url.path}")
+            if method != "GET" or not rule.query:
+                raise self._not_allowed(request)
+            item = self._rows(entity).get(_int(rest[0], "id")) if entity != "ContractServiceUnits" else None
+            return self._json(request, {"item": item})
+        if rest:
+            raise _Reject(404, f"No HTTP resource was found that matches the request URI {request.url.path}")
+        route = f"Contracts/{{parentId}}/{request.url.path.rstrip('/').rsplit('/', 1)[-1]}" if parent else entity
+        if method == "POST":
+            served = rule.create is not None and (
+                route.lower() == rule.create.lower()
+                or (entity == "ContractServiceAdjustments" and parent is None)  # [swagger] root POST too
+            )
+            if not served:
+                raise self._not_allowed(request)
+            item_id = self._create(entity, self._body(request), parent)
+            self.writes += 1
+            return self._json(request, {"itemId": item_id})
+        if method == "PATCH":
+            if rule.update is None or route.lower() != rule.update.lower():
+                raise self._not_allowed(request)
+            item_id = self._update(entity, self._body(request), parent)
+            self.writes += 1
+            return self._json(request, {"itemId": item_id})
+        raise self._not_allowed(request)
 
     # -- responses -------------------------------------------------------------------------------
 
@@ -554,13 +704,18 @@ class AutotaskSandbox:
             search = self._body(request)
         if not isinstance(search, dict):
             raise _Reject(400, "the query must be a JSON object")
+        unknown = sorted(k for k in search if k.lower() not in ("filter", "maxrecords", "includefields"))
+        if unknown:
+            raise _Reject(400, *(f"unknown query property {k!r}" for k in unknown))
         filters = _field(search, "filter")
         if not isinstance(filters, list) or not filters:
             raise _Reject(400, "a query needs at least one filter")
         for item in filters:
             _check_filter(item)
         max_records = _field(search, "maxRecords")
-        if max_records is not None and not (isinstance(max_records, int) and 1 <= max_records <= MAX_RECORDS):
+        if max_records is not None and not (
+            isinstance(max_records, int) and not isinstance(max_records, bool) and 1 <= max_records <= MAX_RECORDS
+        ):
             raise _Reject(400, f"MaxRecords must be between 1 and {MAX_RECORDS}")
         return search
 
@@ -595,16 +750,24 @@ class AutotaskSandbox:
         rows = [row for _, row in sorted(self._rows(entity, filters).items())]
         return [row for row in rows if all(_matches(row, f) for f in filters)]
 
-    def _query(self, request: httpx.Request, entity: str, search: dict[str, Any]) -> httpx.Response:
+    def _page_url(self, entity: str, search: Mapping[str, Any], page: int, size: int) -> str:
+        paging = dumps({"pageSize": size, "page": page})
+        return f"{self.zone_url}v1.0/{entity}/query/next?paging={quote(paging)}&search={quote(dumps(search))}"
+
+    def _next_page(self, request: httpx.Request, entity: str) -> httpx.Response:
+        try:
+            paging = loads(request.url.params.get("paging") or "")
+        except ValueError as exc:
+            raise _Reject(400, f"paging is not JSON: {exc}") from exc
+        if not isinstance(paging, dict) or not isinstance(paging.get("page"), int):
+            raise _Reject(400, "paging is malformed")
+        return self._query(request, entity, self._search(request), paging["page"])
+
+    def _query(self, request: httpx.Request, entity: str, search: dict[str, Any], page: int) -> httpx.Response:
         matched = self._select(entity, search)
         size = min(_field(search, "maxRecords") or MAX_RECORDS, self.page_size)
-        page = _int(request.url.params.get("page", "1"), "page")
         start = (page - 1) * size
         items = matched[start : start + size]
-
-        def url(n: int) -> str:
-            return f"{self.zone_url}v1.0/{entity}/query?search={quote(dumps(search))}&page={n}"
-
         return self._json(
             request,
             {
@@ -612,38 +775,100 @@ class AutotaskSandbox:
                 "pageDetails": {
                     "count": len(items),
                     "requestCount": size,
-                    "prevPageUrl": url(page - 1) if page > 1 else None,
-                    "nextPageUrl": url(page + 1) if start + size < len(matched) else None,
+                    "prevPageUrl": self._page_url(entity, search, page - 1, size) if page > 1 else None,
+                    "nextPageUrl": self._page_url(entity, search, page + 1, size)
+                    if start + size < len(matched)
+                    else None,
                 },
             },
         )
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def _create(self, entity: str, body: dict[str, Any]) -> int:
-        if entity in QUERY_ONLY:
-            raise _Reject(405, f"{entity} cannot be created")
+    @staticmethod
+    def _check(rule: EntityRule, body: Mapping[str, Any], *, update: bool) -> dict[str, Any]:
+        """`body` by the entity table: unknown fields and wrong types (400), read-only or
+        create-only-on-update fields, over-long strings, picklists (500), required fields on a
+        create (400). Returns the body with the table's field names."""
+        bad_request: list[str] = []
+        refused: list[str] = []
+        out: dict[str, Any] = {}
+        for name, value in body.items():
+            found = rule.field(name)
+            if found is None:
+                bad_request.append(f"{rule.name}: unknown field {name!r}")
+                continue
+            key, field_rule = found
+            if field_rule.read_only:
+                refused.append(f"{rule.name}.{key} is read-only")
+                continue
+            if update and field_rule.create_only:
+                refused.append(f"{rule.name}.{key} is read-only on update")
+                continue
+            out[key] = value
+            if value is None:
+                continue
+            kind = field_rule.type
+            ok = {
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "decimal": isinstance(value, int | Decimal) and not isinstance(value, bool),
+                "str": isinstance(value, str),
+                "bool": isinstance(value, bool),
+                "date": isinstance(value, str) and bool(_DATE_TIME.match(value)),
+                "datetime": isinstance(value, str) and bool(_DATE_TIME.match(value)),
+            }[kind]
+            if not ok:
+                bad_request.append(f"{rule.name}.{key}: not a valid {kind}: {value!r}")
+                continue
+            if field_rule.max_length is not None and len(value) > field_rule.max_length:
+                refused.append(f"{rule.name}.{key}: at most {field_rule.max_length} characters ({len(value)} given)")
+            if field_rule.picklist is not None and value not in field_rule.picklist:
+                refused.append(f"{rule.name}.{key}: {value!r} is not a valid picklist value")
+        if not update:
+            for key, field_rule in rule.fields.items():
+                if field_rule.required and out.get(key) is None and not any(
+                    e.startswith(f"{rule.name}.{key}") for e in bad_request + refused
+                ):
+                    bad_request.append(f"Required field {rule.name}.{key} is missing")
+        if bad_request:
+            raise _Reject(400, *bad_request)
+        if refused:
+            raise _Reject(500, *refused)
+        return out
+
+    def _with_parent(self, body: dict[str, Any], parent: int | None) -> dict[str, Any]:
+        if parent is None:
+            return body
+        given = next((v for k, v in body.items() if k.lower() == "contractid"), None)
+        if given is None:
+            return {**body, "contractID": parent}
+        if not isinstance(given, int) or isinstance(given, bool) or given != parent:
+            raise _Reject(500, f"contractID {given!r} does not match the parent contract {parent}")
+        return body
+
+    def _create(self, entity: str, body: dict[str, Any], parent: int | None) -> int:
+        rule = ENTITIES[entity]
+        body = self._check(rule, self._with_parent(body, parent), update=False)
         if entity == "Companies":
-            _require(body, "companyName", "companyType")
             company_id = self._new_id()
             self.tables["Companies"][company_id] = {
                 "id": company_id,
-                "companyName": str(body["companyName"]),
-                "companyType": _int(body["companyType"], "companyType"),
-                "isActive": True,
-                "phone": body.get("phone"),
-                "ownerResourceID": body.get("ownerResourceID"),
+                "companyName": body["companyName"],
+                "companyType": body.get("companyType"),
+                "isActive": True if body.get("isActive") is None else body["isActive"],
+                "phone": body["phone"],
+                "ownerResourceID": body["ownerResourceID"],
             }
             return company_id
         if entity == "ContractServices":
-            _require(body, "contractID", "serviceID")
-            self._recurring_contract(_int(body["contractID"], "contractID"))
-            service = self._service(_int(body["serviceID"], "serviceID"))
+            contract_id = body["contractID"]
+            self._recurring_contract(contract_id)
+            service = self._service(body["serviceID"])
             line_id = self._new_id()
             price = _money(_first(body.get("unitPrice"), service["unitPrice"], 0), "unitPrice")
             self.tables["ContractServices"][line_id] = {
                 "id": line_id,
-                "contractID": _int(body["contractID"], "contractID"),
+                "contractID": contract_id,
                 "serviceID": service["id"],
                 "unitPrice": price,
                 "unitCost": _money(_first(body.get("unitCost"), service["unitCost"], 0), "unitCost"),
@@ -657,31 +882,36 @@ class AutotaskSandbox:
         if entity == "ContractServiceAdjustments":
             return self._adjust(body)
         if entity == "ContractCharges":
-            _require(body, "contractID", "name", "unitQuantity", "datePurchased", "chargeType")
-            contract_id = _int(body["contractID"], "contractID")
+            contract_id = body["contractID"]
             if contract_id not in self.tables["Contracts"]:
                 raise _Reject(500, f"contractID {contract_id} does not exist")
+            if body.get("billingCodeID") is None and body.get("productID") is None:
+                raise _Reject(500, "ContractCharge must have either a productID or billingCodeID.")
+            if body.get("billingCodeID") is not None and body["billingCodeID"] not in self.billing_codes():
+                raise _Reject(500, f"billingCodeID {body['billingCodeID']} does not exist")
             charge_id = self._new_id()
             self.tables["ContractCharges"][charge_id] = {
                 "id": charge_id,
                 "contractID": contract_id,
-                "name": str(body["name"]),
+                "name": body["name"],
                 "description": body.get("description"),
                 "unitQuantity": _money(body["unitQuantity"], "unitQuantity"),
-                "unitPrice": _money(body.get("unitPrice", 0), "unitPrice"),
-                "unitCost": _money(body.get("unitCost", 0), "unitCost"),
-                "datePurchased": _at(_date(body["datePurchased"], "datePurchased")),
-                "status": body.get("status"),
-                "chargeType": _int(body["chargeType"], "chargeType"),
-                "isBillableToCompany": bool(body.get("isBillableToCompany", True)),
+                "unitPrice": _money(_first(body.get("unitPrice"), 0), "unitPrice"),
+                "unitCost": _money(_first(body.get("unitCost"), 0), "unitCost"),
+                "datePurchased": self._at(_written_date(body["datePurchased"], "datePurchased")),
+                "status": CHARGE_STATUS_NEW,
+                "chargeType": body["chargeType"],
+                "isBillableToCompany": True if body.get("isBillableToCompany") is None else body["isBillableToCompany"],
                 "isBilled": False,
+                "billingCodeID": body.get("billingCodeID"),
                 "productID": body.get("productID"),
                 "contractServiceID": body.get("contractServiceID"),
                 "internalPurchaseOrderNumber": body.get("internalPurchaseOrderNumber"),
+                "purchaseOrderNumber": body.get("purchaseOrderNumber"),
                 "notes": body.get("notes"),
             }
             return charge_id
-        raise _Reject(405, f"the sandbox does not create {entity}")
+        raise _Reject(405, f"{entity} cannot be created")
 
     def _recurring_contract(self, contract_id: int) -> dict[str, Any]:
         contract = self.tables["Contracts"].get(contract_id)
@@ -698,29 +928,26 @@ class AutotaskSandbox:
         return service
 
     def _adjust(self, body: dict[str, Any]) -> int:
-        _require(body, "contractID", "effectiveDate", "unitChange")
-        contract_id = _int(body["contractID"], "contractID")
+        if body.get("contractID") is None:
+            raise _Reject(400, "Required field ContractServiceAdjustments.contractID is missing")
+        contract_id = body["contractID"]
         contract = self._recurring_contract(contract_id)
-        effective = _date(body["effectiveDate"], "effectiveDate")
-        change = _int(body["unitChange"], "unitChange")
+        effective = _written_date(body["effectiveDate"], "effectiveDate")
+        change = body["unitChange"]
         services = self.tables["ContractServices"]
         if body.get("contractServiceID") is not None:
-            line_id = _int(body["contractServiceID"], "contractServiceID")
+            line_id = body["contractServiceID"]
             line = services.get(line_id)
             if line is None or line["contractID"] != contract_id:
                 raise _Reject(500, f"contractServiceID {line_id} is not on contract {contract_id}")
-            if (
-                body.get("serviceID") is not None
-                and _int(body["serviceID"], "serviceID") != line["serviceID"]
-            ):
+            if body.get("serviceID") is not None and body["serviceID"] != line["serviceID"]:
                 raise _Reject(500, f"serviceID does not match contract service {line_id}")
         else:
-            _require(body, "serviceID")
-            service = self._service(_int(body["serviceID"], "serviceID"))
+            if body.get("serviceID") is None:
+                raise _Reject(400, "Required field ContractServiceAdjustments.serviceID is missing")
+            service = self._service(body["serviceID"])
             existing = sorted(
-                i
-                for i, s in services.items()
-                if s["contractID"] == contract_id and s["serviceID"] == service["id"]
+                i for i, s in services.items() if s["contractID"] == contract_id and s["serviceID"] == service["id"]
             )
             if existing:
                 line_id = existing[-1]
@@ -735,38 +962,45 @@ class AutotaskSandbox:
                     invoice_description=service["invoiceDescription"],
                 )
             line = services[line_id]
-        if effective < _date(contract["startDate"], "startDate"):
+        if effective < self._local(contract["startDate"]):
             raise _Reject(500, "effectiveDate is before the contract's start date")
         points = sorted({effective, *(a.effective for a in self.adjustments.get(line_id, ()))})
         for point in points:
             after = self.units(line_id, point) + (change if point >= effective else 0)
             if after < 0:
                 raise _Reject(500, f"the adjustment leaves {after} units on {point.isoformat()}")
-        if "adjustedUnitPrice" in body and body["adjustedUnitPrice"] is not None:
+        if body.get("adjustedUnitPrice") is not None:
             line["unitPrice"] = _money(body["adjustedUnitPrice"], "adjustedUnitPrice")
             line["internalCurrencyAdjustedPrice"] = line["unitPrice"]
-        if "adjustedUnitCost" in body and body["adjustedUnitCost"] is not None:
-            line["unitCost"] = _money(body["adjustedUnitCost"], "adjustedUnitCost")
-        return self.add_adjustment(line_id, effective, change)
+        cost = body.get("adjustedUnitCost")
+        if cost is not None:
+            line["unitCost"] = _money(cost, "adjustedUnitCost")
+        return self.add_adjustment(line_id, effective, change, _money(cost, "adjustedUnitCost") if cost is not None
+                                   else None)
 
-    def _update(self, entity: str, body: dict[str, Any]) -> int:
-        if entity != "ContractServices":
-            raise _Reject(405, f"the sandbox does not update {entity}")
-        _require(body, "id")
-        line_id = _int(body["id"], "id")
-        line = self.tables["ContractServices"].get(line_id)
-        if line is None:
-            raise _Reject(500, f"ContractServices {line_id} does not exist")
-        writable = {"id", "unitprice", "adjustedprice", "invoicedescription"}
-        read_only = sorted(k for k in body if k.lower() not in writable)
-        if read_only:
-            raise _Reject(500, *(f"{k} is read-only" for k in read_only))
-        for name, value in body.items():
-            if name.lower() in ("unitprice", "adjustedprice"):
-                line["unitPrice"] = line["internalCurrencyAdjustedPrice"] = _money(value, name)
-            elif name.lower() == "invoicedescription":
-                line["invoiceDescription"] = value
-        return line_id
+    def _update(self, entity: str, body: dict[str, Any], parent: int | None) -> int:
+        rule = ENTITIES[entity]
+        item_key = next((k for k in body if k.lower() == "id"), None)
+        if item_key is None:
+            raise _Reject(400, f"Required field {entity}.id is missing")
+        item_id = _int(body[item_key], "id")
+        table = self.tables[entity]
+        row = table.get(item_id)
+        if row is None or (parent is not None and row.get("contractID") != parent):
+            raise _Reject(500, f"{entity} {item_id} does not exist" + (f" on contract {parent}" if parent else ""))
+        if entity == "ContractCharges" and row.get("isBilled"):
+            raise _Reject(500, f"ContractCharges {item_id} is billed and cannot be updated")
+        changes = self._check(rule, {k: v for k, v in body.items() if k != item_key}, update=True)
+        for key, value in changes.items():
+            kind = rule.fields[key].type
+            if kind == "decimal" and value is not None:
+                value = _money(value, key)
+            elif kind == "date" and value is not None:
+                value = self._at(_written_date(value, key))
+            row[key] = value
+            if entity == "ContractServices" and key == "unitPrice":
+                row["internalCurrencyAdjustedPrice"] = row["internalCurrencyUnitPrice"] = value
+        return item_id
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -918,7 +1152,7 @@ def _require(body: Mapping[str, Any], *fields: str) -> None:
 
 
 def _canonical(name: str) -> str | None:
-    for entity in ENTITIES:
+    for entity in ENTITY_NAMES:
         if entity.lower() == name.lower():
             return entity
     return None

@@ -17,6 +17,7 @@ from engine.connectors.autotask import (
     AutotaskConnector,
     key_from_marker,
     key_marker,
+    service_marker,
 )
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError
 from engine.connectors.http import loads
@@ -199,7 +200,8 @@ async def test_a_query_is_retried_after_429_honouring_retry_after() -> None:
 
 @respx.mock
 async def test_a_write_is_not_resent_after_a_500() -> None:
-    route = respx.post(BASE + "ContractCharges").respond(500, json={"errors": ["Something went wrong"]})
+    respx.get(BASE + "Services/700").respond(json={"item": {"id": 700, "name": "E", "billingCodeID": 29682}})
+    route = respx.post(BASE + "Contracts/290/Charges").respond(500, json={"errors": ["Something went wrong"]})
     at, slept = connector()
 
     with pytest.raises(ServiceError) as caught:
@@ -214,7 +216,7 @@ async def test_a_write_is_not_resent_after_a_500() -> None:
 
 @respx.mock
 async def test_a_write_is_not_resent_after_a_timeout() -> None:
-    route = respx.post(BASE + "ContractServiceAdjustments").mock(side_effect=httpx.ReadTimeout("slow"))
+    route = respx.post(BASE + "Contracts/290/ServiceAdjustments").mock(side_effect=httpx.ReadTimeout("slow"))
     at, _ = connector()
     update = LineUpdate(
         key="sub-1:recurring",
@@ -235,7 +237,7 @@ async def test_a_write_is_not_resent_after_a_timeout() -> None:
 
 @respx.mock
 async def test_errors_body_becomes_message_and_details() -> None:
-    respx.post(BASE + "ContractServices").respond(
+    respx.post(BASE + "Contracts/290/Services").respond(
         500, json={"errors": ["Contract must be a Recurring Service contract.", "serviceID is invalid."]}
     )
     at, _ = connector()
@@ -392,7 +394,8 @@ async def test_find_line_queries_services_then_charges_by_key_marker() -> None:
 
     assert body(services.calls[0].request)["Filter"] == [
         {"op": "eq", "field": "contractID", "value": 290},
-        {"op": "eq", "field": "internalDescription", "value": key_marker(key, SERVICE_KEY_LIMIT)},
+        {"op": "in", "field": "internalDescription",
+         "value": sorted([key_marker(key, SERVICE_KEY_LIMIT), service_marker(key, metered=True)])},
     ]
     assert body(charges.calls[0].request)["Filter"][1] == {
         "op": "eq",
@@ -412,7 +415,7 @@ def test_create_requests_for_a_recurring_line() -> None:
 
     service, adjustment = at.create_requests(RECURRING)
 
-    assert (service.method, str(service.url)) == ("POST", BASE + "ContractServices")
+    assert (service.method, str(service.url)) == ("POST", BASE + "Contracts/290/Services")
     assert service.headers["Secret"] == "s3cret"
     assert body(service) == {
         "contractID": 290,
@@ -423,14 +426,12 @@ def test_create_requests_for_a_recurring_line() -> None:
         "internalDescription": "trueup:sub-1:recurring",
     }
     assert b'"unitPrice": 6.00' in service.content  # money written from the Decimal, never a float
-    assert (adjustment.method, str(adjustment.url)) == ("POST", BASE + "ContractServiceAdjustments")
-    assert body(adjustment) == {
+    assert (adjustment.method, str(adjustment.url)) == ("POST", BASE + "Contracts/290/ServiceAdjustments")
+    assert body(adjustment) == {  # the price lives on the contract service, the adjustment carries units
         "contractID": 290,
         "serviceID": 700,
-        "effectiveDate": "2021-03-01",
+        "effectiveDate": "2021-03-01T00:00:00.00",
         "unitChange": 12,
-        "adjustedUnitPrice": Decimal("6.00"),
-        "adjustedUnitCost": Decimal("5.00"),
     }
 
 
@@ -438,8 +439,8 @@ def test_create_requests_for_a_recurring_line() -> None:
 async def test_create_line_sends_the_dry_run_requests_then_reads_the_line_back() -> None:
     at, _ = connector()
     planned = at.create_requests(RECURRING)
-    service = respx.post(BASE + "ContractServices").respond(json={"itemId": 8700})
-    adjustment = respx.post(BASE + "ContractServiceAdjustments").respond(json={"itemId": 1})
+    service = respx.post(BASE + "Contracts/290/Services").respond(json={"itemId": 8700})
+    adjustment = respx.post(BASE + "Contracts/290/ServiceAdjustments").respond(json={"itemId": 1})
     respx.get(BASE + "ContractServices/8700").respond(
         json={
             "item": {
@@ -472,8 +473,12 @@ async def test_create_line_sends_the_dry_run_requests_then_reads_the_line_back()
 @respx.mock
 async def test_create_line_one_time_is_a_contract_charge() -> None:
     at, _ = connector()
+    respx.get(BASE + "Services/700").respond(json={"item": {"id": 700, "name": "E", "billingCodeID": 29682}})
+    (unread,) = at.create_requests(PRORATE)
+    assert "billingCodeID" not in body(unread)  # the dry run before the Service was read says so
+    await at._billing_code(700)
     (planned,) = at.create_requests(PRORATE)
-    route = respx.post(BASE + "ContractCharges").respond(json={"itemId": 9001})
+    route = respx.post(BASE + "Contracts/290/Charges").respond(json={"itemId": 9001})
     respx.get(BASE + "ContractCharges/9001").respond(
         json={
             "item": {
@@ -495,9 +500,9 @@ async def test_create_line_one_time_is_a_contract_charge() -> None:
         "unitQuantity": 2,
         "unitPrice": Decimal("21.43"),
         "unitCost": Decimal("17.14"),
-        "datePurchased": "2021-03-01",
-        "status": 1,
         "chargeType": 1,
+        "datePurchased": "2021-03-01T00:00:00.00",
+        "billingCodeID": 29682,  # the Service's billing code: a charge needs one (or a productID)
         "isBillableToCompany": True,
         "internalPurchaseOrderNumber": "trueup:sub-1:prorate:2021-02-04",
         "notes": "trueup-key: sub-1:prorate:2021-02-04\ntrueup-service: 700",
@@ -524,11 +529,11 @@ def test_update_requests_quantity_change_is_a_signed_delta() -> None:
 
     (request,) = at.update_requests(update)
 
-    assert (request.method, str(request.url)) == ("POST", BASE + "ContractServiceAdjustments")
+    assert (request.method, str(request.url)) == ("POST", BASE + "Contracts/290/ServiceAdjustments")
     assert body(request) == {
         "contractID": 290,
         "contractServiceID": 8638,
-        "effectiveDate": "2021-03-01",
+        "effectiveDate": "2021-03-01T00:00:00.00",
         "unitChange": -3,
     }
 
@@ -548,7 +553,7 @@ def test_update_requests_cancel_brings_units_to_zero_the_next_day() -> None:
     assert body(request) == {
         "contractID": 290,
         "contractServiceID": 8638,
-        "effectiveDate": "2021-03-01",
+        "effectiveDate": "2021-03-01T00:00:00.00",
         "unitChange": -12,
     }
 
@@ -560,7 +565,7 @@ def test_update_requests_price_only_is_a_patch() -> None:
         LineUpdate(key="k", line_id="8638", agreement_id="290", unit_price=Decimal("7.25"))
     )
 
-    assert (request.method, str(request.url)) == ("PATCH", BASE + "ContractServices")
+    assert (request.method, str(request.url)) == ("PATCH", BASE + "Contracts/290/Services")
     assert body(request) == {"id": 8638, "unitPrice": Decimal("7.25")}
 
 

@@ -203,8 +203,8 @@ def test_units_rows_follow_billing_periods_and_split_mid_period() -> None:
     feb = [(r["startDate"], r["endDate"], r["units"]) for r in rows if r["startDate"].startswith("2021-02")]
     # Ace's contract starts on the 16th: its periods run 16th..15th
     assert feb == [
-        ("2021-02-16T00:00:00", "2021-02-16T00:00:00", 270),
-        ("2021-02-17T00:00:00", "2021-03-15T00:00:00", 272),
+        ("2021-02-16T00:00:00Z", "2021-02-16T00:00:00Z", 270),  # UTC, with Z, as a zone answers
+        ("2021-02-17T00:00:00Z", "2021-03-15T00:00:00Z", 272),
     ]
     yearly = sandbox.units_rows(8640)
     assert [(r["startDate"][:10], r["endDate"][:10], r["units"]) for r in yearly] == [
@@ -257,7 +257,7 @@ async def test_pages_carry_absolute_next_page_urls_and_the_client_reads_them_all
         {"MaxRecords": 500, "Filter": [{"op": "gte", "field": "id", "value": 0}]},
     )
     details = first.json()["pageDetails"]
-    assert details["count"] == 2 and details["nextPageUrl"].startswith(BASE + "Companies/query?")
+    assert details["count"] == 2 and details["nextPageUrl"].startswith(BASE + "Companies/query/next?")
     second = await raw(sandbox, "GET", details["nextPageUrl"])
     assert [c["id"] for c in second.json()["items"]] == [30, 31]
 
@@ -334,20 +334,21 @@ async def test_writes_are_validated_with_errors_bodies() -> None:
     sandbox = AutotaskSandbox.from_scenario(scenario())
     sandbox.add_contract(292, 19, "Time and materials", date(2020, 1, 1), None, contract_type=1)
 
-    missing = await raw(sandbox, "POST", "ContractCharges", {"contractID": 290, "name": "x"})
+    missing = await raw(sandbox, "POST", "Contracts/290/Charges", {"contractID": 290, "name": "x"})
     assert missing.status_code == 400 and len(missing.json()["errors"]) == 3
-    not_recurring = await raw(sandbox, "POST", "ContractServices", {"contractID": 292, "serviceID": 700})
+    not_recurring = await raw(sandbox, "POST", "Contracts/292/Services", {"contractID": 292, "serviceID": 700})
     assert not_recurring.status_code == 500
     assert not_recurring.json() == {"errors": ["contract 292 is not a Recurring Service contract"]}
     negative = await raw(
         sandbox,
         "POST",
-        "ContractServiceAdjustments",
-        {"contractID": 290, "contractServiceID": 8639, "effectiveDate": "2020-07-01", "unitChange": -4},
+        "Contracts/290/ServiceAdjustments",
+        {"contractID": 290, "contractServiceID": 8639, "effectiveDate": "2020-07-01T00:00:00", "unitChange": -4},
     )
     assert negative.status_code == 500 and "leaves -1 units" in negative.json()["errors"][0]
-    read_only = await raw(sandbox, "PATCH", "ContractServices", {"id": 8638, "internalDescription": "x"})
-    assert read_only.status_code == 500 and read_only.json()["errors"] == ["internalDescription is read-only"]
+    read_only = await raw(sandbox, "PATCH", "Contracts/290/Services", {"id": 8638, "internalDescription": "x"})
+    assert read_only.status_code == 500
+    assert read_only.json()["errors"] == ["ContractServices.internalDescription is read-only on update"]
     query_adjustments = await raw(
         sandbox,
         "POST",
@@ -363,8 +364,8 @@ async def test_an_adjustment_without_a_contract_service_creates_one() -> None:
     response = await raw(
         sandbox,
         "POST",
-        "ContractServiceAdjustments",
-        {"contractID": 291, "serviceID": 701, "effectiveDate": "2021-03-01", "unitChange": 4},
+        "Contracts/291/ServiceAdjustments",
+        {"contractID": 291, "serviceID": 701, "effectiveDate": "2021-03-01T00:00:00.00", "unitChange": 4},
     )
     assert response.status_code == 200
     created = [line for line in sandbox.lines_for(291) if line["serviceID"] == 701]
@@ -483,9 +484,10 @@ async def test_a_refused_query_is_retried_and_writes_only_faults_spare_queries()
 
 async def test_a_500_after_apply_is_not_resent_and_find_line_recovers_the_charge() -> None:
     faults = Faults()
-    faults.push(Fault.SERVER_ERROR)
     sandbox = AutotaskSandbox.from_scenario(scenario(), faults=faults)
     at, _ = connector(sandbox)
+    await at.products()  # the charge takes its Service's billing code: read it before the fault
+    faults.push(Fault.SERVER_ERROR)
     write = LineWrite(
         key="500:extra_months:2021-02",
         agreement_id="290",

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter, create_model
+from tenacity import RetryCallState
 
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError
 from engine.connectors.connectwise import (
@@ -68,6 +69,20 @@ KEY_MAX = 100  # ASSUMED: the spec gives InvoiceDetail.comment_1 no length; ever
 TOKEN_MARGIN = 60.0
 MAX_PAGES = 10_000
 MAX_BYTES = 2 * 1024 * 1024 * 1024
+# Halo's 429 carries no Retry-After and its window is 300 requests per rolling 5 minutes, shared
+# with every other integration on the tenant [APIS §3.4; issue homotechsual/HaloAPI#31: 5 s waits
+# were "not long enough to get to the next 5 minute window"]: wait 30 s per try, for up to 11 tries
+# (5 minutes), so a full window has drained before a read gives up.
+RATE_LIMIT_WAIT = 30.0
+READ_ATTEMPTS = 11
+
+
+class _HaloClient(ServiceClient):
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ServiceError) and exc.status == 429 and exc.retry_after is None:
+            return RATE_LIMIT_WAIT
+        return super()._wait(state)
 
 
 # --- response envelopes (issue 11: validated before use) -------------------------------------------
@@ -198,7 +213,7 @@ class HaloConnector:
         self._clock = clock or time.monotonic
         self._token: str | None = None
         self._token_expires = 0.0
-        self._client = ServiceClient(
+        self._client = _HaloClient(
             SERVICE,
             f"{self.base_url}/api",
             transport=transport,
@@ -206,6 +221,8 @@ class HaloConnector:
             budget=RateBudget(300, 300),
             error_parser=halo_error_parser,
             sleep=sleep,
+            read_attempts=READ_ATTEMPTS,
+            max_backoff=RATE_LIMIT_WAIT,
         )
 
     async def aclose(self) -> None:

@@ -107,9 +107,8 @@ def _invalid(resource: str, field: str, code: str, message: str) -> httpx.Respon
 def too_many_requests(_: httpx.Request, retry_after: float) -> httpx.Response:
     """ConnectWise's 429: "will include a Retry-After header with a numeric value that indicates the
     number of seconds to wait" [doc PSA-API-Requests]; the body's wording is ASSUMED."""
-    seconds = max(1, int(-(-retry_after // 1)))
     response = _error(429, "TooManyRequests", "Request volume exceeds capacity limits. Retry later.")
-    response.headers["Retry-After"] = str(seconds)
+    response.headers["Retry-After"] = f"{retry_after:g}"
     return response
 
 
@@ -421,7 +420,7 @@ class ConnectWiseSandbox:
         while self._starts and now - self._starts[0] >= seconds:
             self._starts.popleft()
         if len(self._starts) >= limit:
-            return too_many_requests(request, self._starts[0] + seconds - now)
+            return too_many_requests(request, float(-(-(self._starts[0] + seconds - now) // 1)))
         self._starts.append(now)
         return None
 

@@ -472,3 +472,87 @@ async def test_cw_rate_limit_answers_429_with_retry_after_and_the_connector_wait
 
 
 
+
+
+# --- HaloPSA: as strict as the real service (where known) ------------------------------------------
+
+
+async def test_halo_writes_answer_200_unknown_routes_404_wrong_methods_405():
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    await client.connect()
+    http = client._client.http
+    auth = client._auth_headers()
+    created = await http.post("/RecurringInvoice/Lines", headers=auth,
+                              json=[{"ihid": 290, "_itemid": 301, "qty_order": 1}])
+    assert created.status_code == 200  # [spec] the only response of every POST
+    assert (await http.get("/RecurringInvoiceLines", headers=auth)).status_code == 404
+    wrong = await http.get("/RecurringInvoice/Lines", headers=auth)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    assert (await http.delete("/Item", headers=auth)).status_code == 405
+    read_only = await http.post("/RecurringInvoice/Lines", headers=auth,
+                                json=[{"ihid": 290, "_itemid": 301, "total_price_converted": 5}])
+    assert read_only.status_code == 400 and "read only" in read_only.json()
+    for params in ({"pageinate": "true", "page_size": "0"}, {"pageinate": "true", "page_no": "two"}):
+        assert (await http.get("/Client", headers=auth, params=params)).status_code == 400
+    await client.aclose()
+
+
+async def test_halo_rolling_window_is_shared_with_other_integrations_and_the_connector_outlasts_it():
+    now = [0.0]
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"), rate_limit=(300, 300.0), clock=lambda: now[0])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    client = HaloConnector(sandbox.base_url, sandbox.client_id, sandbox.client_secret,
+                           transport=httpx.MockTransport(sandbox.handle), sleep=sleep)
+    await client.companies()  # authinfo, token, one page: 3 of the tenant's 300
+    sandbox.other_integrations = 297  # the tenant's other integrations used the rest
+    refused = await client._client.http.get("/Client", headers=client._auth_headers())
+    assert refused.status_code == 429 and refused.text == "Rate Limit Reached - 300 Requests per rolling 5 minute window"
+    assert "Retry-After" not in refused.headers
+
+    def drained() -> None:  # the other integrations' requests age out of the window too
+        if now[0] >= 300:
+            sandbox.other_integrations = 0
+
+    original = sandbox._rate_limited
+    sandbox._rate_limited = lambda: (drained(), original())[1]
+    assert len(await client.companies()) == 2
+    assert set(waits) == {30.0} and sum(waits) >= 300  # 30 s a try until the window drained
+    await client.aclose()
+
+
+async def test_halo_the_connector_turns_pro_rata_off_and_halo_would_add_one_otherwise():
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    line = await client.create_line(write(key=f"{SUB}:recurring", kind="recurring", end_date=None))
+    assert sandbox.lines[int(line.id)]["prorata_next_invoice"] is False
+    assert sandbox.invoiced(int(line.id)) == (Decimal("60.36"), Decimal("0"))  # 12 × 5.03 a month
+    prorate = await client.create_line(write())
+    assert sandbox.invoiced(int(prorate.id)) == (Decimal("0"), Decimal("60.36"))  # a one-time charge, once
+    await client.connect()
+    raw = await client._client.http.post("/RecurringInvoice/Lines", headers=client._auth_headers(), json=[
+        {"ihid": 290, "_itemid": 301, "qty_order": 12, "unit_price": 5.03, "startdate": "2026-03-05T00:00:00"}])
+    assert sandbox.invoiced(raw.json()["id"]) == (Decimal("60.36"), Decimal("52.56"))  # 12 × 4.38 pro-rata
+    await client.aclose()
+
+
+@pytest.mark.parametrize("sandbox_kw", [{"keeps_comment_1": False}, {"comment_limit": 10}])
+async def test_halo_a_lost_response_is_not_written_twice_even_when_comment_1_is_not_kept(sandbox_kw):
+    faults = Faults()
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"), faults=faults, **sandbox_kw)
+    client = halo(sandbox)
+    await client.token()
+    faults.push(Fault.LOST_RESPONSE)
+    with pytest.raises(ServiceError) as lost:
+        await client.create_line(write())
+    assert lost.value.sent and sandbox.writes == 1
+    found = await client.find_line("290", write().key)  # the second match: item, start date, description
+    assert found is not None and found.source.key == write().key
+    fresh = halo(sandbox)  # another process, told what the line was
+    assert (await fresh.find_line("290", write().key, expect=write())).id == found.id
+    assert sandbox.writes == 1

@@ -112,8 +112,18 @@ def too_many_requests(_: httpx.Request, retry_after: float) -> httpx.Response:
     return response
 
 
+def _without_nulls(value: Any) -> Any:
+    """ConnectWise leaves a field without a value out of its answers (its schema types `endDate`,
+    `cancelledDate`, `serialNumber` … as non-null strings [spec])."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json_bytes(body),
+    return httpx.Response(status, content=json_bytes(_without_nulls(body)),
                           headers={"Content-Type": "application/json", **dict(headers or {})})
 
 

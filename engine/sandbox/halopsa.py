@@ -158,7 +158,7 @@ class HaloSandbox:
                 "internalreference": product.sku,
                 "baseprice": product.unit_price, "costprice": product.unit_cost,
                 "recurringprice": product.unit_price, "recurringcost": product.unit_cost,
-                "isrecurringitem": True, "inactive": False,
+                "isrecurringitem": True,
             }
         for agreement in psa.agreements:
             hid = _num_id(agreement.id, "recurring invoice")

@@ -60,17 +60,28 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, TypeAdapter
 
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
-from engine.connectors.http import ServiceClient, decimal_or_none, parse_date, parse_json
+from engine.connectors.http import (
+    PageCap,
+    ServiceClient,
+    decimal_or_none,
+    parse_date,
+    parse_json,
+    validated,
+)
 from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "ConnectWise Manage"
 DEFAULT_CODEBASE = "v4_6_release"
 API_PREFIX = "apis/3.0"
-SERIAL_MAX = 50
-SHORT_DESCRIPTION_MAX = 50
-INVOICE_DESCRIPTION_MAX = 6000
+SERIAL_MAX = 50  # [spec] Addition.serialNumber "Max length: 50;"
+SHORT_DESCRIPTION_MAX = 50  # ASSUMED: the spec gives Addition.description no length; 50 keeps it safe
+INVOICE_DESCRIPTION_MAX = 6000  # [spec] Addition.invoiceDescription "Max length: 6000;"
+METERED_CAPTION = "Metered"  # the addition custom field (Checkbox) that marks the metered line
+MAX_PAGES = 10_000  # 10 million rows at pageSize 1000 [doc PSA-Pagination]: far past any real tenant
+MAX_BYTES = 2 * 1024 * 1024 * 1024
 
 # --- JSON bodies with exact numbers ---------------------------------------------------------------
 
@@ -246,6 +257,89 @@ def cw_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
     return (text[:500] or response.reason_phrase or "request failed"), []
 
 
+# --- response envelopes (issue 11: validated before use) -------------------------------------------
+# Only what the connector relies on is checked; every other field may be absent or anything
+# (ConnectWise adds fields between versions). Shapes: [spec] Company, CatalogItem, Agreement, Addition.
+
+_Number = StrictInt | Decimal
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: StrictInt
+
+
+class _Ref(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: StrictInt | None = None
+
+
+class _CustomField(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    caption: StrictStr | None = None
+    value: Any = None
+
+
+class _Company(_Record):
+    name: StrictStr | None = None
+
+
+class _Agreement(_Record):
+    company: _Ref
+    name: StrictStr | None = None
+
+
+class _Addition(_Record):
+    product: _Ref
+    quantity: _Number | None = None
+    lessIncluded: _Number | None = None
+    unitPrice: _Number | None = None
+    unitCost: _Number | None = None
+    serialNumber: StrictStr | None = None
+    effectiveDate: StrictStr | None = None
+    cancelledDate: StrictStr | None = None
+    customFields: list[_CustomField] | None = None
+    prorateCurrentPeriodFlag: StrictBool | None = None
+
+
+_LISTS: dict[str, TypeAdapter[Any]] = {
+    "/company/companies": TypeAdapter(list[_Company]),
+    "/finance/agreements": TypeAdapter(list[_Agreement]),
+    "additions": TypeAdapter(list[_Addition]),
+    "": TypeAdapter(list[_Record]),
+}
+_ONE_ADDITION = TypeAdapter(_Addition)
+_ONE_RECORD = TypeAdapter(_Record)
+
+
+def _list_model(path: str) -> TypeAdapter[Any]:
+    if path.endswith("/additions"):
+        return _LISTS["additions"]
+    return _LISTS.get(path, _LISTS[""])
+
+
+def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> Any:
+    """The body of a 2xx once it is what `model` says: a 200 carrying ConnectWise's error shape
+    (`{"code", "message"}`), an empty or garbled body is a `ServiceError`, never "no rows"."""
+    try:
+        body = parse_json(response) if response.content.strip() else None
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping) and "code" in body and "message" in body and "id" not in body:
+        message, details = cw_error_parser(response)
+        raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
+    return validated(SERVICE, what, model, response)
+
+
+def _metered(row: Mapping[str, Any], caption: str) -> bool:
+    """True when the addition's custom field `caption` (a Checkbox) is ticked."""
+    for field in row.get("customFields") or []:
+        if isinstance(field, Mapping) and str(field.get("caption") or "").strip().lower() == caption.lower():
+            value = field.get("value")
+            return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+    return False
+
+
 # --- the connector --------------------------------------------------------------------------------
 
 
@@ -279,11 +373,20 @@ class ConnectWiseConnector:
         codebase: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Any = None,
+        metered_caption: str = METERED_CAPTION,
+        max_pages: int = MAX_PAGES,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.site = site.removeprefix("https://").removeprefix("http://").strip("/")
         self.company_id = company_id
         self.codebase = codebase.strip("/") if codebase else None
         self.keys = KeyCodec(SERIAL_MAX)
+        self.metered_caption = metered_caption
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+        # lessIncluded of each addition read (id -> value): a quantity update adds it back.
+        self._less_included: dict[str, Decimal] = {}
+        self._metered_field_id: int | None = None
         token = base64.b64encode(f"{company_id}+{public_key}:{private_key}".encode()).decode("ascii")
         self._client = ServiceClient(
             SERVICE,
@@ -323,11 +426,13 @@ class ConnectWiseConnector:
         url: str = self._url(path)
         items: list[dict[str, Any]] = []
         request_params: dict[str, str] | None = query
+        cap = PageCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
+        model = _list_model(path)
+        seen: set[str] = set()
         while True:
             response = await self._client.read_response("GET", url, params=request_params)
-            body = parse_json(response)
-            if not isinstance(body, list):
-                raise ServiceError(SERVICE, f"GET {path}: expected a list", status=response.status_code)
+            cap.count(response)
+            body = _checked(response, f"GET {path}", model)
             items.extend(body)
             following = response.links.get("next", {}).get("url")
             if not following or not body:
@@ -335,13 +440,17 @@ class ConnectWiseConnector:
             host = urlsplit(following).hostname
             if host is not None and host != urlsplit(f"https://{self.site}").hostname:
                 raise ServiceError(SERVICE, f"refusing a next-page link to another host ({host})")
+            if following in seen:
+                raise ServiceError(SERVICE, f"GET {path}: the next-page link repeats a page already read "
+                                   f"({following})", status=response.status_code)
+            seen.add(following)
             url, request_params = following, None
 
     async def _get_one(self, path: str) -> dict[str, Any]:
         await self.discover_codebase()
-        body = await self._client.read("GET", self._url(path))
-        if not isinstance(body, dict):
-            raise ServiceError(SERVICE, f"GET {path}: expected an object")
+        response = await self._client.read_response("GET", self._url(path))
+        model = _ONE_ADDITION if "/additions/" in path else _ONE_RECORD
+        body: dict[str, Any] = _checked(response, f"GET {path}", model)
         return body
 
     # --- reads ---
@@ -417,20 +526,34 @@ class ConnectWiseConnector:
         product = row.get("product") or {}
         entered = (row.get("_info") or {}).get("dateEntered")
         effective = parse_date(row.get("effectiveDate")) or parse_date(entered)
+        quantity = decimal_or_none(row.get("quantity")) or Decimal("0")
+        less_included = decimal_or_none(row.get("lessIncluded")) or Decimal("0")
+        self._less_included[str(row["id"])] = less_included
+        self._learn_metered_field(row)
         return PsaLine(
             id=str(row["id"]),
             agreement_id=str(row.get("agreementId") or agreement_id),
             product_id=str(product.get("id")),
             kind="one_time" if key_kind(key) in ONE_TIME_KINDS else "recurring",
-            quantity=decimal_or_none(row.get("quantity")) or Decimal("0"),
+            # What ConnectWise invoices: (quantity − lessIncluded) × unitPrice (see the docstring).
+            quantity=max(quantity - less_included, Decimal("0")),
             unit_price=decimal_or_none(row.get("unitPrice")) or Decimal("0"),
             unit_cost=decimal_or_none(row.get("unitCost")) or Decimal("0"),
             effective_date=effective or date(1900, 1, 1),
             cancelled_date=parse_date(row.get("cancelledDate")),
             description=str(row.get("invoiceDescription") or row.get("description") or ""),
-            metered=False,
+            metered=_metered(row, self.metered_caption),
             source=source_for(key),
         )
+
+    def _learn_metered_field(self, row: Mapping[str, Any]) -> None:
+        if self._metered_field_id is not None:
+            return
+        for field in row.get("customFields") or []:
+            caption = str(field.get("caption") or "").strip().lower() if isinstance(field, Mapping) else ""
+            if caption == self.metered_caption.lower() and isinstance(field.get("id"), int):
+                self._metered_field_id = field["id"]
+                return
 
     # --- writes ---
 
@@ -446,16 +569,31 @@ class ConnectWiseConnector:
             "invoiceDescription": psa_description(write)[:INVOICE_DESCRIPTION_MAX],
             "description": psa_description(write)[:SHORT_DESCRIPTION_MAX],
             "agreementId": _int_id(write.agreement_id, "agreement"),
+            # trueup writes its own prorates (RULES.md §2): ConnectWise must not add one [spec
+            # Addition.prorateCurrentPeriodFlag; ASSUMED: an absent flag follows the agreement's
+            # prorateFlag, which is commonly on].
+            "prorateCurrentPeriodFlag": False,
         }
         if write.end_date is not None:
             body["cancelledDate"] = cw_datetime(write.end_date)
+        if write.metered:
+            if self._metered_field_id is None:
+                raise ServiceError(
+                    SERVICE, f"{write.key}: cannot mark the addition metered — no addition read so far "
+                    f"carries the custom field {self.metered_caption!r} (create it under Setup > Custom "
+                    "Fields > Agreement Additions)", sent=False)
+            body["customFields"] = [{"id": self._metered_field_id, "caption": self.metered_caption,
+                                     "type": "Checkbox", "entryMethod": "EntryField", "value": True}]
         return body
 
-    @staticmethod
-    def patch_body(update: LineUpdate) -> list[dict[str, Any]]:
+    def patch_body(self, update: LineUpdate) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = []
+        quantity = update.quantity
+        if quantity is not None:
+            # ConnectWise invoices (quantity − lessIncluded): keep the addition's included units.
+            quantity = quantity + self._less_included.get(update.line_id, Decimal("0"))
         for path, value in (
-            ("quantity", update.quantity),
+            ("quantity", quantity),
             ("unitPrice", update.unit_price),
             ("unitCost", update.unit_cost),
         ):
@@ -496,9 +634,8 @@ class ConnectWiseConnector:
     async def create_line(self, write: LineWrite) -> PsaLine:
         await self.discover_codebase()
         (request,) = self.create_requests(write)
-        body = await self._client.write_request(request)
-        if not isinstance(body, dict):
-            raise ServiceError(SERVICE, "create addition: the response holds no addition", status=201)
+        response = await self._client.send(request, idempotent=False)
+        body = _checked(response, "create addition", _ONE_ADDITION)
         return self._line(body, write.agreement_id)
 
     async def update_line(self, update: LineUpdate) -> PsaLine:
@@ -509,19 +646,17 @@ class ConnectWiseConnector:
             line_id = _int_id(update.line_id, "addition")
             row = await self._get_one(f"/finance/agreements/{aid}/additions/{line_id}")
             return self._line(row, update.agreement_id)
-        body = await self._client.write_request(requests[0])
-        if not isinstance(body, dict):
-            raise ServiceError(SERVICE, "update addition: the response holds no addition", status=200)
+        response = await self._client.send(requests[0], idempotent=False)
+        body = _checked(response, "update addition", _ONE_ADDITION)
         return self._line(body, update.agreement_id)
 
     async def create_company(self, name: str) -> PsaCompany:
         await self.discover_codebase()
         identifier = re.sub(r"[^A-Za-z0-9]", "", name)[:25] or "Company"
         body = {"identifier": identifier, "name": name[:156], "site": {"name": "Main"}}
-        row = await self._client.write(
+        response = await self._client.send(self._client.build(
             "POST", self._url("/company/companies"), content=json_bytes(body),
             headers={"Content-Type": "application/json"},
-        )
-        if not isinstance(row, dict):
-            raise ServiceError(SERVICE, "create company: the response holds no company", status=201)
+        ), idempotent=False)
+        row = _checked(response, "create company", TypeAdapter(_Company))
         return PsaCompany(id=str(row["id"]), name=str(row.get("name") or name))

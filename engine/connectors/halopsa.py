@@ -46,6 +46,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter, create_model
+from tenacity import RetryCallState
 
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.connectwise import (
@@ -55,13 +57,82 @@ from engine.connectors.connectwise import (
     key_kind,
     source_for,
 )
-from engine.connectors.http import RateBudget, ServiceClient, decimal_or_none, parse_date, parse_json
+from engine.connectors.http import (
+    PageCap,
+    RateBudget,
+    ServiceClient,
+    decimal_or_none,
+    parse_date,
+    parse_json,
+    validated,
+)
 from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "HaloPSA"
 KEY_FIELD = "comment_1"
-KEY_MAX = 100
+KEY_MAX = 100  # ASSUMED: the spec gives InvoiceDetail.comment_1 no length; every key trueup makes fits
 TOKEN_MARGIN = 60.0
+MAX_PAGES = 10_000
+MAX_BYTES = 2 * 1024 * 1024 * 1024
+# Halo's 429 carries no Retry-After and its window is 300 requests per rolling 5 minutes, shared
+# with every other integration on the tenant [APIS §3.4; issue homotechsual/HaloAPI#31: 5 s waits
+# were "not long enough to get to the next 5 minute window"]: wait 30 s per try, for up to 11 tries
+# (5 minutes), so a full window has drained before a read gives up.
+RATE_LIMIT_WAIT = 30.0
+READ_ATTEMPTS = 11
+
+
+class _HaloClient(ServiceClient):
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ServiceError) and exc.status == 429 and exc.retry_after is None:
+            return RATE_LIMIT_WAIT
+        return super()._wait(state)
+
+
+# --- response envelopes (issue 11: validated before use) -------------------------------------------
+# Halo's swagger types no response [spec], so the shapes are those its clients read [client
+# homotechsual/HaloAPI]: `{"record_count": N, "<key>": [...]}` for a paged list, the record itself
+# for `GET /X/{id}`. Only what the connector relies on is checked.
+
+_Number = StrictInt | Decimal
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: StrictInt
+
+
+class _Line(_Record):
+    ihid: StrictInt | None = None
+    itemid: StrictInt | None = Field(None, alias="_itemid")
+    qty_order: _Number | None = None
+    unit_price: _Number | None = None
+    unit_cost: _Number | None = None
+    startdate: StrictStr | None = None
+    enddate: StrictStr | None = None
+    onetimecharge: StrictBool | None = None
+    is_meter: StrictBool | None = None
+    comment_1: StrictStr | None = None
+
+
+class _Header(_Record):
+    client_id: StrictInt | None = None
+    disabled: StrictBool | None = None
+    lines: list[_Line] | None = None
+
+
+def _page_model(key: str, row: type[BaseModel]) -> TypeAdapter[Any]:
+    fields: dict[str, Any] = {"record_count": (StrictInt, ...), key: (list[row], ...)}  # type: ignore[valid-type]
+    return TypeAdapter(create_model(f"Halo_{key}", __config__=ConfigDict(extra="allow"), **fields))
+
+
+_PAGES: dict[str, TypeAdapter[Any]] = {
+    "invoices": _page_model("invoices", _Header),
+    "clients": _page_model("clients", _Record),
+    "items": _page_model("items", _Record),
+}
+_ONE_HEADER = TypeAdapter(_Header)
 
 
 def halo_datetime(value: date) -> str:
@@ -93,6 +164,21 @@ def halo_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
     return (text[:500] or response.reason_phrase or "request failed"), []
 
 
+def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> Any:
+    """The body of a 2xx once it is what `model` says. Halo answers some failures with a 200 whose
+    body is a bare JSON string (its error bodies are undocumented, [APIS §3.4]) or an OAuth-style
+    `{"error": …}`: those, an empty or a garbled body are a `ServiceError`, never "no rows"."""
+    try:
+        body = parse_json(response) if response.content.strip() else None
+    except ValueError:
+        body = None
+    if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body
+                                 and any(k in body for k in ("error", "message", "Message"))):
+        message, details = halo_error_parser(response)
+        raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
+    return validated(SERVICE, what, model, response)
+
+
 def _int_id(value: str, what: str) -> int:
     try:
         return int(value)
@@ -116,8 +202,14 @@ class HaloConnector:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Any = None,
         clock: Callable[[], float] | None = None,
+        max_pages: int = MAX_PAGES,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/api")
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+        # key -> the line this connector asked Halo to create (the second match, see find_line)
+        self._sent: dict[str, LineWrite] = {}
         self.client_id = client_id
         self.client_secret = client_secret
         self.tenant = tenant
@@ -126,7 +218,7 @@ class HaloConnector:
         self._clock = clock or time.monotonic
         self._token: str | None = None
         self._token_expires = 0.0
-        self._client = ServiceClient(
+        self._client = _HaloClient(
             SERVICE,
             f"{self.base_url}/api",
             transport=transport,
@@ -134,6 +226,8 @@ class HaloConnector:
             budget=RateBudget(300, 300),
             error_parser=halo_error_parser,
             sleep=sleep,
+            read_attempts=READ_ATTEMPTS,
+            max_backoff=RATE_LIMIT_WAIT,
         )
 
     async def aclose(self) -> None:
@@ -198,28 +292,36 @@ class HaloConnector:
         await self.token()
         return await self._client.send(build(), idempotent=idempotent)
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def _get_response(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         def build() -> httpx.Request:
             return self._client.build("GET", path, params=params, headers=self._auth_headers())
 
-        response = await self._call(build, idempotent=True)
-        return parse_json(response)
+        return await self._call(build, idempotent=True)
 
     async def _get_all(self, path: str, list_key: str, params: Mapping[str, str] | None = None) -> list[dict]:
+        """Every row of a paged list: `pageinate=true&page_size=…&page_no=…` until `record_count` rows
+        are in or a page comes back short; stopped by the page and byte caps, and by a page that
+        repeats the previous one (a service that ignores `page_no`)."""
         rows: list[dict] = []
         page = 1
+        cap = PageCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
+        model = _PAGES[list_key]
+        previous: list[Any] | None = None
         while True:
             query = dict(params or {})
             query.update({"pageinate": "true", "page_size": str(self.page_size), "page_no": str(page)})
-            body = await self._get(path, query)
-            if isinstance(body, list):  # an unwrapped list: everything at once
-                return rows + body
-            if not isinstance(body, Mapping):
-                raise ServiceError(SERVICE, f"GET {path}: unexpected response")
-            batch = body.get(list_key) or []
+            response = await self._get_response(path, query)
+            cap.count(response)
+            body = _checked(response, f"GET {path}", model)
+            batch = body[list_key]
+            ids = [row["id"] for row in batch]
+            if batch and ids == previous:
+                raise ServiceError(SERVICE, f"GET {path}: page {page} repeats page {page - 1} (is page_no "
+                                   "ignored?)", status=response.status_code)
+            previous = ids
             rows.extend(batch)
-            total = body.get("record_count")
-            if not batch or len(batch) < self.page_size or (total is not None and len(rows) >= int(total)):
+            total = body["record_count"]
+            if not batch or len(batch) < self.page_size or len(rows) >= total:
                 return rows
             page += 1
 
@@ -292,19 +394,39 @@ class HaloConnector:
 
     async def _header(self, agreement_id: str) -> dict[str, Any]:
         hid = _int_id(agreement_id, "recurring invoice")
-        body = await self._get(f"/RecurringInvoice/{hid}", {"includedetails": "true"})
-        if not isinstance(body, dict):
-            raise ServiceError(SERVICE, f"GET /RecurringInvoice/{hid}: unexpected response")
+        response = await self._get_response(f"/RecurringInvoice/{hid}", {"includedetails": "true"})
+        body: dict[str, Any] = _checked(response, f"GET /RecurringInvoice/{hid}", _ONE_HEADER)
         return body
 
-    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+    async def find_line(self, agreement_id: str, key: str, expect: LineWrite | None = None) -> PsaLine | None:
+        """The line trueup wrote for `key`: first by `comment_1`; when none carries it, by a second,
+        independent match — the same recurring invoice, item, start date and description as the line
+        written (`expect`, or what this connector sent for `key`) on a line that carries no other
+        trueup key — because whether Halo keeps `comment_1` as written is unproven (module docstring)."""
         stored = self.keys.encode(key)
         header = await self._header(agreement_id)
-        found = [line for line in header.get("lines") or [] if KeyCodec.same(line.get(KEY_FIELD), stored)]
+        lines = header.get("lines") or []
+        found = [line for line in lines if KeyCodec.same(line.get(KEY_FIELD), stored)]
         if not found:
-            return None
+            write = expect or self._sent.get(key)
+            if write is None:
+                return None
+            found = [line for line in lines if self._same_line(line, write)]
+            if not found:
+                return None
         found.sort(key=lambda r: (halo_date(r.get("enddate")) is not None, -int(r.get("id") or 0)))
-        return self._line(found[0], header)
+        line = self._line(found[0], header)
+        if line.source is None or line.source.key != key:
+            line = line.model_copy(update={"source": source_for(key)})
+        return line
+
+    def _same_line(self, row: Mapping[str, Any], write: LineWrite) -> bool:
+        if self.keys.decode(row.get(KEY_FIELD)) is not None:
+            return False  # another trueup line
+        description = str(row.get("item_longdescription") or row.get("item_shortdescription") or "").strip()
+        return (str(row.get("_itemid")) == str(write.product_id)
+                and halo_date(row.get("startdate")) == write.effective_date
+                and description == write.description.strip())
 
     def _line(self, row: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> PsaLine:
         header = header or {}
@@ -339,6 +461,10 @@ class HaloConnector:
             "item_shortdescription": psa_description(write),
             "item_longdescription": psa_description(write),
             "onetimecharge": write.kind == "one_time",
+            # trueup writes its own prorates (RULES.md §2): Halo must not add a pro-rata charge of its
+            # own on the next invoice [spec InvoiceDetail.prorata_next_invoice; its effect ASSUMED].
+            "prorata_next_invoice": False,
+            "is_meter": write.metered,
             KEY_FIELD: self.keys.encode(write.key),
         }
         if write.end_date is not None:
@@ -368,6 +494,7 @@ class HaloConnector:
         )
 
     def create_requests(self, write: LineWrite) -> list[httpx.Request]:
+        self._sent[write.key] = write
         return [self._post("/RecurringInvoice/Lines", [self.line_body(write)])]
 
     def update_requests(self, update: LineUpdate) -> list[httpx.Request]:
@@ -375,6 +502,23 @@ class HaloConnector:
         if set(body) <= {"id", "ihid"}:
             return []
         return [self._post("/RecurringInvoice/updatelines", [body])]
+
+    @staticmethod
+    def _written(response: httpx.Response, what: str) -> Any:
+        """The body of a write's 2xx: None when empty (the caller reads the line back); a bare string,
+        an error object or garbled JSON is a `ServiceError` (it may or may not have been applied: the
+        caller looks before anything is sent again)."""
+        if not response.content.strip():
+            return None
+        try:
+            body = parse_json(response)
+        except ValueError:
+            raise ServiceError(SERVICE, f"{what}: the service answered {response.status_code} with a body that "
+                               "is not JSON", status=response.status_code) from None
+        if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body and "lines" not in body):
+            message, details = halo_error_parser(response)
+            raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
+        return body
 
     @staticmethod
     def _saved(body: Any) -> dict[str, Any] | None:
@@ -386,7 +530,7 @@ class HaloConnector:
 
     async def create_line(self, write: LineWrite) -> PsaLine:
         response = await self._call(lambda: self.create_requests(write)[0], idempotent=False)
-        saved = self._saved(parse_json(response))
+        saved = self._saved(self._written(response, "create line"))
         if saved is None:  # the response did not echo the line: read it back by its key
             line = await self.find_line(write.agreement_id, write.key)
             if line is None:
@@ -397,7 +541,7 @@ class HaloConnector:
     async def update_line(self, update: LineUpdate) -> PsaLine:
         if self.update_requests(update):
             response = await self._call(lambda: self.update_requests(update)[0], idempotent=False)
-            saved = self._saved(parse_json(response))
+            saved = self._saved(self._written(response, "update line"))
             if saved is not None and saved.get("_itemid") is not None:
                 return self._line(saved)
         header = await self._header(update.agreement_id)
@@ -409,7 +553,7 @@ class HaloConnector:
 
     async def create_company(self, name: str) -> PsaCompany:
         response = await self._call(lambda: self._post("/Client", [{"name": name}]), idempotent=False)
-        body = parse_json(response)
+        body = self._written(response, "create client")
         if isinstance(body, list):
             body = body[0] if body else None
         if not isinstance(body, Mapping) or body.get("id") is None:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -286,3 +287,54 @@ class ServiceClient:
     async def write_request(self, request: httpx.Request) -> Any:
         response = await self.send(request, idempotent=False)
         return parse_json(response)
+
+
+# --- response guards (issue 11): validated envelopes and capped paging -----------------------------
+
+
+class PageCap:
+    """Stops a paged read that never ends: at most `max_pages` pages and `max_bytes` of bodies per
+    read, then a `ServiceError` naming the service, the path and the cap (a service whose `next` link
+    or `record_count` never lets go must not fill the memory or loop forever)."""
+
+    def __init__(self, service: str, what: str, *, max_pages: int = 10_000,
+                 max_bytes: int = 1024 * 1024 * 1024) -> None:
+        self.service = service
+        self.what = what
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+        self.pages = 0
+        self.bytes = 0
+
+    def count(self, response: httpx.Response) -> None:
+        self.pages += 1
+        self.bytes += len(response.content)
+        if self.pages > self.max_pages:
+            raise ServiceError(self.service, f"{self.what}: stopped after {self.max_pages} pages — the "
+                               "service keeps offering another page", status=response.status_code)
+        if self.bytes > self.max_bytes:
+            raise ServiceError(self.service, f"{self.what}: stopped after {self.bytes} bytes (cap "
+                               f"{self.max_bytes}) — the service keeps sending", status=response.status_code)
+
+
+def validated(service: str, what: str, model: Any, response: httpx.Response) -> Any:
+    """The parsed JSON body, once it validates against the pydantic `model` (a `TypeAdapter` or a
+    type): an empty, garbled or wrongly shaped 200 is a `ServiceError` naming what was wrong, never
+    "no rows"."""
+    status = response.status_code
+    if not response.content.strip():
+        raise ServiceError(service, f"{what}: the service answered {status} with an empty body", status=status)
+    try:
+        body = parse_json(response)
+    except ValueError:
+        raise ServiceError(service, f"{what}: the service answered {status} with a body that is not JSON",
+                           status=status) from None
+    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    try:
+        adapter.validate_python(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the body"
+        raise ServiceError(service, f"{what}: unexpected response ({where}: {first['msg']})",
+                           status=status) from None
+    return body

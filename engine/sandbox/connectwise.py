@@ -12,6 +12,20 @@ answered with ConnectWise's error shape `{"code", "message", "errors": [{"code",
 "resource", "field"}]}`; the 401/403 bodies follow the same shape (their exact wording is not
 published).
 
+As strict as ConnectWise (each rule cites its source beside the code): unknown routes 404 and
+unsupported methods 405 in ConnectWise's error shape; an addition needs `product` and
+`billCustomer` [spec Addition.required]; `serialNumber` ≤ 50 and `invoiceDescription` ≤ 6000
+characters [spec "Max length"]; computed fields (`extPrice`, `margin`, `_info`, …) and fields the
+schema does not name are refused; date-times are `yyyy-MM-ddTHH:mm:ssZ`; `page` ≥ 1 and
+`pageSize` 1–1000 (more is served as 1000) [doc PSA-Pagination]. The sandbox computes what
+ConnectWise invoices: `extPrice` = (quantity − lessIncluded) × unitPrice for a Billable addition (0
+for DoNotBill/NoCharge), and a prorate of the first partial month (`proratePrice`,
+`extendedProratePrice`) unless the addition says `prorateCurrentPeriodFlag: false` — see
+`invoiced()`. The metered line carries a ticked `Metered` Checkbox custom field (the connector's
+docstring). `rate_limit=(requests, seconds)` turns on a rolling window answered with 429 and a
+numeric `Retry-After` [doc PSA-API-Requests]; ConnectWise publishes no figure, so it is off unless
+a test sets it.
+
 Before handling a request the sandbox asks `Faults.decide`: a refusal (429/503) returns without
 doing anything; a 500-after-apply or a lost response (raised as `httpx.ReadTimeout`) happens after
 the write was applied.
@@ -20,23 +34,53 @@ the write was applied.
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from engine.connectors.connectwise import SERIAL_MAX, KeyCodec, cw_datetime, json_bytes
+from engine.connectors.connectwise import (
+    INVOICE_DESCRIPTION_MAX,
+    METERED_CAPTION,
+    SERIAL_MAX,
+    SHORT_DESCRIPTION_MAX,
+    KeyCodec,
+    cw_datetime,
+    json_bytes,
+)
 from engine.connectors.http import loads
 from engine.sandbox.faults import Faults
 from engine.scenario import Scenario
 
 API = "apis/3.0"
-MAX_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 1000  # [doc PSA-Pagination] "pageSize … hard max 1000"
+METERED_FIELD_ID = 7  # the id of the sandbox's "Metered" addition custom field
+# [spec Addition] properties; those ConnectWise computes are refused on a write (ASSUMED: the spec
+# does not mark readOnly; they are the extended/computed values and the record's metadata).
+ADDITION_FIELDS = frozenset({
+    "id", "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
+    "cancelledDate", "taxableFlag", "serialNumber", "invoiceDescription", "purchaseItemFlag",
+    "specialOrderFlag", "agreementId", "description", "billedQuantity", "uom", "extPrice", "extCost",
+    "sequenceNumber", "margin", "prorateCost", "proratePrice", "extendedProrateCost", "extendedProratePrice",
+    "prorateCurrentPeriodFlag", "opportunity", "agreementStatus", "invoiceGrouping", "_info", "customFields",
+})
+COMPUTED = frozenset({
+    "billedQuantity", "extPrice", "extCost", "margin", "prorateCost", "proratePrice", "extendedProrateCost",
+    "extendedProratePrice", "agreementStatus", "_info",
+})
+ROUTES = (  # what this sandbox serves under /{codebase}/apis/3.0; anything else is a 404
+    r"/company/companies", r"/procurement/catalog", r"/finance/agreements", r"/finance/agreements/\d+",
+    r"/finance/agreements/\d+/additions", r"/finance/agreements/\d+/additions/\d+",
+)
+_CW_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # [APIS §2.9] yyyy-MM-ddTHH:mm:ssZ
 
 
 def _num_id(value: str, what: str) -> int:
@@ -60,8 +104,26 @@ def _invalid(resource: str, field: str, code: str, message: str) -> httpx.Respon
                   [{"code": code, "message": message, "resource": resource, "field": field}])
 
 
+def too_many_requests(_: httpx.Request, retry_after: float) -> httpx.Response:
+    """ConnectWise's 429: "will include a Retry-After header with a numeric value that indicates the
+    number of seconds to wait" [doc PSA-API-Requests]; the body's wording is ASSUMED."""
+    response = _error(429, "TooManyRequests", "Request volume exceeds capacity limits. Retry later.")
+    response.headers["Retry-After"] = f"{retry_after:g}"
+    return response
+
+
+def _without_nulls(value: Any) -> Any:
+    """ConnectWise leaves a field without a value out of its answers (its schema types `endDate`,
+    `cancelledDate`, `serialNumber` … as non-null strings [spec])."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json_bytes(body),
+    return httpx.Response(status, content=json_bytes(_without_nulls(body)),
                           headers={"Content-Type": "application/json", **dict(headers or {})})
 
 
@@ -146,8 +208,13 @@ class ConnectWiseSandbox:
         private_key: str = "sandbox-private",
         client_id: str = "00000000-0000-4000-8000-000000000000",
         codebase: str = "v4_6_release",
+        rate_limit: tuple[int, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.faults = faults or Faults()
+        self.rate_limit = rate_limit
+        self._clock = clock
+        self._starts: deque[float] = deque()
         self.site = site
         self.company_id = company_id
         self.public_key = public_key
@@ -224,23 +291,33 @@ class ConnectWiseSandbox:
                     "cancelledDate": cw_datetime(line.cancelled_date) if line.cancelled_date else None,
                     "serialNumber": codec.encode(key) if key else None,
                     "invoiceDescription": line.description,
-                    "description": line.description[:50],
+                    "description": line.description[:SHORT_DESCRIPTION_MAX],
+                    "prorateCurrentPeriodFlag": False,
+                    "customFields": [sandbox.metered_field(line.metered)],
                 },
             )
         ids = [*sandbox.companies, *sandbox.catalog, *sandbox.agreements, *sandbox.additions]
         sandbox._next_id = max([999, *ids]) + 1
         return sandbox
 
+    @staticmethod
+    def metered_field(value: bool) -> dict[str, Any]:
+        """The addition's `Metered` Checkbox custom field [spec CustomFieldValue]."""
+        return {"id": METERED_FIELD_ID, "caption": METERED_CAPTION, "type": "Checkbox",
+                "entryMethod": "EntryField", "numberOfDecimals": 0, "value": value}
+
     def _addition_record(self, lid: int, aid: int, body: Mapping[str, Any]) -> dict[str, Any]:
         product = self.catalog.get(int(body["product"]["id"]), {})
         agreement = self.agreements.get(aid, {})
+        fields = {int(f["id"]): f for f in body.get("customFields") or [] if f.get("id") is not None}
+        metered = bool((fields.get(METERED_FIELD_ID) or {}).get("value") is True)
         record = {
             "id": lid,
             "product": {"id": int(body["product"]["id"]), "identifier": product.get("identifier"),
                         "serializedFlag": False},
             "billCustomer": body.get("billCustomer", "Billable"),
             "quantity": body.get("quantity", Decimal("0")),
-            "lessIncluded": Decimal("0"),
+            "lessIncluded": body.get("lessIncluded") or Decimal("0"),
             "unitPrice": body.get("unitPrice", product.get("price")),
             "unitCost": body.get("unitCost", product.get("cost")),
             "effectiveDate": body.get("effectiveDate"),
@@ -251,9 +328,49 @@ class ConnectWiseSandbox:
             "description": body.get("description", product.get("description")),
             "agreementId": aid,
             "agreementStatus": agreement.get("agreementStatus", "Active"),
-            "_info": {"lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            # ASSUMED: an absent flag follows the agreement's proration, on by default.
+            "prorateCurrentPeriodFlag": body.get("prorateCurrentPeriodFlag", True) is not False,
+            "customFields": [self.metered_field(metered)],
+            "_info": {"lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "dateEntered": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
         }
+        self._compute(record)
         return record
+
+    @staticmethod
+    def _compute(record: dict[str, Any]) -> None:
+        """The values ConnectWise computes for an addition: extended price/cost, margin and, when
+        `prorateCurrentPeriodFlag` is on, the prorate of the first partial month (days left in the
+        month, change day counted, / days in the month)."""
+        def dec(v: Any) -> Decimal:
+            return Decimal(str(v)) if v is not None else Decimal("0")
+
+        billable = record.get("billCustomer") == "Billable"
+        billed = dec(record.get("quantity")) - dec(record.get("lessIncluded"))
+        cents = Decimal("0.01")
+        price = (billed * dec(record.get("unitPrice"))).quantize(cents, ROUND_HALF_UP) if billable else Decimal("0")
+        cost = (billed * dec(record.get("unitCost"))).quantize(cents, ROUND_HALF_UP)
+        record.update({"billedQuantity": billed, "extPrice": price, "extCost": cost, "margin": price - cost})
+        start = record.get("effectiveDate")
+        factor = Decimal("0")
+        if record.get("prorateCurrentPeriodFlag") and start:
+            day = date.fromisoformat(str(start)[:10])
+            days = calendar.monthrange(day.year, day.month)[1]
+            if day.day != 1:
+                factor = Decimal(days - day.day + 1) / Decimal(days)
+        prorate_price = (dec(record.get("unitPrice")) * factor).quantize(cents, ROUND_HALF_UP)
+        prorate_cost = (dec(record.get("unitCost")) * factor).quantize(cents, ROUND_HALF_UP)
+        record.update({
+            "proratePrice": prorate_price, "prorateCost": prorate_cost,
+            "extendedProratePrice": (prorate_price * billed).quantize(cents, ROUND_HALF_UP) if billable else Decimal("0"),
+            "extendedProrateCost": (prorate_cost * billed).quantize(cents, ROUND_HALF_UP),
+        })
+
+    def invoiced(self, addition_id: int) -> tuple[Decimal, Decimal]:
+        """(per period, once) that ConnectWise invoices for an addition: `extPrice` each period while
+        active, plus the prorate it adds itself for the first partial month."""
+        record = self.additions[int(addition_id)]
+        return Decimal(str(record["extPrice"])), Decimal(str(record["extendedProratePrice"]))
 
     def _additions_of(self, aid: int) -> list[dict[str, Any]]:
         """The additions of one agreement, through an index by agreement (rebuilt whenever the set of
@@ -298,7 +415,24 @@ class ConnectWiseSandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return await self.faults.serve(request, self._route)
+        limited = self._rate_limited(request)
+        if limited is not None:
+            return limited
+        return await self.faults.serve(request, self._route, too_many_requests)
+
+    def _rate_limited(self, request: httpx.Request) -> httpx.Response | None:
+        """A rolling window of `rate_limit` (requests, seconds), when set: refused with a 429 that
+        says how long until the oldest request leaves the window."""
+        if self.rate_limit is None:
+            return None
+        limit, seconds = self.rate_limit
+        now = self._clock()
+        while self._starts and now - self._starts[0] >= seconds:
+            self._starts.popleft()
+        if len(self._starts) >= limit:
+            return too_many_requests(request, float(-(-(self._starts[0] + seconds - now) // 1)))
+        self._starts.append(now)
+        return None
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host != self.site:
@@ -357,6 +491,8 @@ class ConnectWiseSandbox:
                     return self._patch_addition(addition, request)
         except ValueError as exc:
             return _error(400, "InvalidRequest", f"The request is invalid: {exc}")
+        if not any(re.fullmatch(route, rest) for route in ROUTES):
+            return _error(404, "NotFound", f"The resource {path} was not found")
         return _error(405, "MethodNotAllowed",
                       f"The requested resource does not support http method '{method}'.")
 
@@ -368,11 +504,14 @@ class ConnectWiseSandbox:
         except ValueError as exc:
             return _error(400, "InvalidRequest", f"Expected a condition near '{exc}'")
         selected = sorted((r for r in records if matches(r, conditions)), key=lambda r: r["id"])
-        page_size = int(params.get("pageSize", "25"))
-        if page_size < 1:
-            return _error(400, "InvalidRequest", "pageSize must be at least 1")
+        try:  # [spec] page, pageSize: int32
+            page_size = int(params.get("pageSize", "25"))
+            page = int(params.get("page", "1"))
+        except ValueError:
+            return _error(400, "InvalidRequest", "page and pageSize must be whole numbers")
+        if page_size < 1 or page < 1:  # ASSUMED wording; pages are 1-based [doc PSA-Pagination]
+            return _error(400, "InvalidRequest", "page and pageSize must be at least 1")
         page_size = min(page_size, MAX_PAGE_SIZE)
-        page = max(1, int(params.get("page", "1")))
         chunk = selected[(page - 1) * page_size: page * page_size]
         last = max(1, -(-len(selected) // page_size))
         links = []
@@ -401,8 +540,11 @@ class ConnectWiseSandbox:
         if not isinstance(body, dict):
             return _error(400, "InvalidRequest", "The request body must be an object")
         for field in ("identifier", "name"):
-            if not body.get(field):
+            if not body.get(field):  # [spec] Company.required
                 return _invalid("company", field, "NullValue", f"The {field} field is required.")
+            if len(str(body[field])) > 156:  # [spec] "Max length: 156;"
+                return _invalid("company", field, "MaxLength",
+                                f"The field {field} must be a string with a maximum length of 156.")
         if any(c["identifier"].lower() == str(body["identifier"]).lower() for c in self.companies.values()):
             return _invalid("company", "identifier", "ObjectExists", "The identifier is already in use.")
         cid = self.new_id()
@@ -413,11 +555,18 @@ class ConnectWiseSandbox:
         return _json(201, record)
 
     def _validate_addition(self, body: Mapping[str, Any], *, partial: bool) -> httpx.Response | None:
+        unknown = sorted(set(body) - ADDITION_FIELDS)
+        if unknown:  # ASSUMED: refused rather than ignored, so a misspelt field never passes
+            return _invalid("addition", unknown[0], "InvalidField", f"{unknown[0]} is not a field of addition.")
+        computed = sorted((set(body) & COMPUTED) - ({"agreementStatus"} if partial else set()))
+        if computed or (partial and "agreementStatus" in body):
+            field = (computed or ["agreementStatus"])[0]
+            return _invalid("addition", field, "ReadOnly", f"The field {field} is read only.")
         if not partial:
             product = body.get("product")
-            if not isinstance(product, Mapping) or product.get("id") is None:
+            if not isinstance(product, Mapping) or product.get("id") is None:  # [spec] required
                 return _invalid("addition", "product", "NullValue", "The product field is required.")
-            if not body.get("billCustomer"):
+            if not body.get("billCustomer"):  # [spec] required
                 return _invalid("addition", "billCustomer", "NullValue",
                                 "The billCustomer field is required.")
         product = body.get("product")
@@ -426,26 +575,44 @@ class ConnectWiseSandbox:
             if item is None:
                 return _invalid("addition", "product", "InvalidObject",
                                 f"Product recID {product['id']} not found.")
-        if body.get("billCustomer") not in (None, "Billable", "DoNotBill", "NoCharge"):
+        if body.get("billCustomer") not in (None, "Billable", "DoNotBill", "NoCharge"):  # [spec] enum
             return _invalid("addition", "billCustomer", "InvalidValue", "billCustomer is not a valid value.")
-        serial = body.get("serialNumber")
-        if serial is not None and len(str(serial)) > SERIAL_MAX:
-            return _invalid("addition", "serialNumber", "MaxLength",
-                            f"The field serialNumber must be a string with a maximum length of {SERIAL_MAX}.")
-        if body.get("invoiceDescription") is not None and len(str(body["invoiceDescription"])) > 6000:
-            return _invalid("addition", "invoiceDescription", "MaxLength",
-                            "The field invoiceDescription must be a string with a maximum length of 6000.")
-        for field in ("quantity", "unitPrice", "unitCost"):
-            if field in body and body[field] is not None and not isinstance(body[field], int | Decimal):
+        for field, limit in (("serialNumber", SERIAL_MAX), ("invoiceDescription", INVOICE_DESCRIPTION_MAX),
+                             ("description", SHORT_DESCRIPTION_MAX)):
+            value = body.get(field)
+            if value is not None and not isinstance(value, str):
+                return _invalid("addition", field, "InvalidValue", f"The field {field} must be a string.")
+            if value is not None and len(value) > limit:  # [spec] "Max length" (description: ASSUMED)
+                return _invalid("addition", field, "MaxLength",
+                                f"The field {field} must be a string with a maximum length of {limit}.")
+        for field in ("quantity", "unitPrice", "unitCost", "lessIncluded"):  # [spec] double
+            value = body.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
                 return _invalid("addition", field, "InvalidValue", f"The field {field} must be a number.")
+        for field in ("taxableFlag", "prorateCurrentPeriodFlag", "purchaseItemFlag", "specialOrderFlag"):
+            if body.get(field) is not None and not isinstance(body[field], bool):  # [spec] boolean
+                return _invalid("addition", field, "InvalidValue", f"The field {field} must be true or false.")
         for field in ("effectiveDate", "cancelledDate"):
             value = body.get(field)
+            if value is not None and not (isinstance(value, str) and _CW_DATETIME.fullmatch(value)):
+                return _invalid("addition", field, "InvalidValue",
+                                f"The field {field} is not a valid date (yyyy-MM-ddTHH:mm:ssZ).")
             if value is not None:
                 try:
-                    datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+                    date.fromisoformat(value[:10])
                 except ValueError:
-                    return _invalid("addition", field, "InvalidValue",
-                                    f"The field {field} is not a valid date.")
+                    return _invalid("addition", field, "InvalidValue", f"The field {field} is not a valid date.")
+        fields = body.get("customFields")
+        if fields is not None:
+            if not isinstance(fields, list) or not all(isinstance(f, Mapping) for f in fields):
+                return _invalid("addition", "customFields", "InvalidValue", "customFields must be a list.")
+            for custom in fields:
+                if custom.get("id") != METERED_FIELD_ID:  # custom fields are matched by id
+                    return _invalid("addition", "customFields", "InvalidObject",
+                                    f"Custom field recID {custom.get('id')} not found.")
+                if not isinstance(custom.get("value"), bool | None):
+                    return _invalid("addition", "customFields", "InvalidValue",
+                                    "The Metered custom field is a Checkbox: true or false.")
         return None
 
     def _create_addition(self, aid: int, request: httpx.Request) -> httpx.Response:
@@ -470,6 +637,7 @@ class ConnectWiseSandbox:
     WRITABLE = frozenset({
         "quantity", "unitPrice", "unitCost", "cancelledDate", "effectiveDate", "serialNumber",
         "invoiceDescription", "description", "billCustomer", "taxableFlag", "lessIncluded",
+        "prorateCurrentPeriodFlag", "customFields", "uom", "sequenceNumber",
     })
 
     def _patch_addition(self, addition: dict[str, Any], request: httpx.Request) -> httpx.Response:
@@ -481,6 +649,8 @@ class ConnectWiseSandbox:
             if not isinstance(op, Mapping) or op.get("op") not in ("add", "replace", "remove"):
                 return _error(400, "InvalidRequest", "Each operation needs an op of add, replace or remove")
             field = str(op.get("path") or "").lstrip("/")
+            if field in COMPUTED:
+                return _invalid("addition", field, "ReadOnly", f"The field {field} is read only.")
             if field not in self.WRITABLE:
                 return _invalid("addition", field or "path", "InvalidField",
                                 f"The path {op.get('path')!r} is not valid.")
@@ -490,7 +660,13 @@ class ConnectWiseSandbox:
         invalid = self._validate_addition(changes, partial=True)
         if invalid is not None:
             return invalid
+        if "customFields" in changes:
+            changes["customFields"] = [self.metered_field(bool(
+                next((f.get("value") for f in changes["customFields"] or []), False)))]
         addition.update(changes)
+        addition["_info"] = {**addition.get("_info", {}),
+                             "lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self._compute(addition)
         self.writes += 1
         return _json(200, addition)
 

@@ -68,8 +68,12 @@ class Faults:
             self.injected.append((request.method, request.url.path, fault))
         return fault
 
-    def refusal(self, fault: Fault, request: httpx.Request) -> httpx.Response | None:
-        """The response for a fault that refuses the request before it is applied, else None."""
+    def refusal(self, fault: Fault, request: httpx.Request,
+                too_many: Callable[[httpx.Request, float], httpx.Response] | None = None) -> httpx.Response | None:
+        """The response for a fault that refuses the request before it is applied, else None.
+        `too_many(request, retry_after)` gives a service's own 429 (body and headers)."""
+        if fault is Fault.RATE_LIMITED and too_many is not None:
+            return too_many(request, self.retry_after)
         if fault is Fault.RATE_LIMITED:
             return httpx.Response(
                 429,
@@ -91,13 +95,14 @@ class Faults:
         return None
 
     async def serve(self, request: httpx.Request,
-                    route: Callable[[httpx.Request], httpx.Response]) -> httpx.Response:
+                    route: Callable[[httpx.Request], httpx.Response],
+                    too_many: Callable[[httpx.Request, float], httpx.Response] | None = None) -> httpx.Response:
         """Answer `request` with `route`, misbehaving as decided: latency first, then a refusal
         (nothing applied), or the route's work followed by a 500 or a lost response."""
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self.decide(request)
-        refused = self.refusal(fault, request)
+        refused = self.refusal(fault, request, too_many)
         if refused is not None:
             return refused
         response = route(request)

@@ -10,6 +10,20 @@ are wrapped as `{"record_count": N, "<key>": [...]}`. A POST of one element answ
 record, of several with the list. Halo's error bodies are not documented: errors come back as a JSON
 string with a 400 (validation) or 401 (token), token errors as OAuth `{"error": …}`.
 
+As strict as Halo where it is known (each rule cites its source beside the code): writes answer 200
+[spec: every POST's only response is "200 Success"]; unknown routes 404 and wrong methods 405 with
+an `Allow` header and no body (ASSUMED: ASP.NET Core's defaults); a line needs `ihid` and `_itemid`;
+the spec's readOnly InvoiceDetail fields are refused; `page_size`/`page_no` must be whole numbers ≥ 1
+(ignored without `pageinate=true`). `rate_limit=(300, 300)` turns on Halo's hosted limit — 300
+requests per rolling 5 minutes per tenant, shared with every other integration — answered with 429
+and "Rate Limit Reached - 300 Requests per rolling 5 minute window", no Retry-After [issue
+KelvinTegelaar/PowerShellWarrantyReports#51, homotechsual/HaloAPI#31]; off unless a test sets it
+(`other_integrations` counts the tenant's other traffic). What Halo invoices for a line: `qty_order ×
+unit_price` each period (once for `onetimecharge`), plus its own pro-rata of a first partial month
+unless `prorata_next_invoice` is false (ASSUMED default on) — see `invoiced()`. Whether Halo keeps
+`comment_1` as written is unproven: `keeps_comment_1=False` / `comment_limit=N` model a Halo that
+drops or truncates it, for the connector's second match.
+
 Faults are consulted before every request: refusals (429/503) do nothing, a 500-after-apply or a lost
 response (`httpx.ReadTimeout`) strikes after the write was applied. `expire_tokens()` invalidates every
 issued token (the next call gets a 401), for refresh tests.
@@ -17,12 +31,15 @@ issued token (the next call gets a 401), for refresh tests.
 
 from __future__ import annotations
 
+import calendar
 import copy
 import itertools
 import re
-from collections.abc import Mapping
-from datetime import datetime
-from decimal import Decimal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -50,11 +67,32 @@ def _bad(message: str) -> httpx.Response:
     return _json(400, message)
 
 
+RATE_LIMIT_MESSAGE = "Rate Limit Reached - 300 Requests per rolling 5 minute window"
+
+
+def too_many_requests(_: httpx.Request, retry_after: float = 0) -> httpx.Response:
+    """Halo's 429: its message as reported by users, and no Retry-After [APIS §3.4] — unless a test's
+    `Faults(retry_after=…)` asks for one (Halo itself sends none)."""
+    headers = {"Content-Type": "text/plain"}
+    if retry_after > 0:
+        headers["Retry-After"] = f"{retry_after:g}"
+    return httpx.Response(429, text=RATE_LIMIT_MESSAGE, headers=headers)
+
+
+ROUTES = {  # path (lower case) → methods served
+    "/api/authinfo": ("GET",), "/auth/token": ("POST",), "/api/client": ("GET", "POST"), "/api/item": ("GET",),
+    "/api/recurringinvoice": ("GET",), "/api/recurringinvoice/lines": ("POST",),
+    "/api/recurringinvoice/updatelines": ("POST",),
+}
+READ_ONLY = frozenset({"discount_converted", "net_amount_converted", "total_price_converted",
+                       "total_net_total"})  # [spec] InvoiceDetail readOnly
+
+
 LINE_FIELDS = frozenset({
     "id", "ihid", "_itemid", "qty_order", "unit_price", "unit_cost", "startdate", "enddate",
     "item_shortdescription", "item_longdescription", "onetimecharge", "is_meter", "comment_1", "comment_2",
     "recurring_invoice_id", "item_code", "nominal_code", "tax_code", "sequenceid", "isinactive", "autorenew",
-    "billingperiod", "discount_perc", "hide_on_pdf", "contract_id",
+    "billingperiod", "discount_perc", "hide_on_pdf", "contract_id", "prorata_next_invoice",
 })
 
 
@@ -70,8 +108,18 @@ class HaloSandbox:
         client_secret: str = "sandbox-secret",
         tenant: str = "sandbox",
         token_lifetime: int = 3600,
+        rate_limit: tuple[int, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        keeps_comment_1: bool = True,
+        comment_limit: int | None = None,
     ) -> None:
         self.faults = faults or Faults()
+        self.rate_limit = rate_limit
+        self._clock = clock
+        self._starts: deque[float] = deque()
+        self.other_integrations = 0  # requests the tenant's other integrations made in the window
+        self.keeps_comment_1 = keeps_comment_1
+        self.comment_limit = comment_limit
         self.host = host
         self.client_id = client_id
         self.client_secret = client_secret
@@ -110,7 +158,7 @@ class HaloSandbox:
                 "internalreference": product.sku,
                 "baseprice": product.unit_price, "costprice": product.unit_cost,
                 "recurringprice": product.unit_price, "recurringcost": product.unit_cost,
-                "isrecurringitem": True, "inactive": False,
+                "isrecurringitem": True,
             }
         for agreement in psa.agreements:
             hid = _num_id(agreement.id, "recurring invoice")
@@ -133,6 +181,7 @@ class HaloSandbox:
                 "enddate": halo_datetime(line.cancelled_date) if line.cancelled_date else None,
                 "item_shortdescription": line.description, "item_longdescription": line.description,
                 "onetimecharge": line.kind == "one_time", "is_meter": line.metered,
+                "prorata_next_invoice": False,
                 KEY_FIELD: codec.encode(key) if key else None,
             })
         start = max([4999, *sandbox.clients, *sandbox.items, *sandbox.headers, *sandbox.lines]) + 1
@@ -152,7 +201,41 @@ class HaloSandbox:
         }
         record.update({k: v for k, v in body.items() if k in LINE_FIELDS and k != "id"})
         record["id"] = lid
+        record.setdefault("prorata_next_invoice", True)  # ASSUMED: Halo pro-ratas unless told not to
+        self._keep_comment(record)
+        self._compute(record)
         return record
+
+    def _keep_comment(self, record: dict[str, Any]) -> None:
+        if not self.keeps_comment_1:
+            record[KEY_FIELD] = None
+        elif self.comment_limit is not None and isinstance(record.get(KEY_FIELD), str):
+            record[KEY_FIELD] = record[KEY_FIELD][: self.comment_limit]
+
+    @staticmethod
+    def _compute(record: dict[str, Any]) -> None:
+        """Halo's pro-rata of a first partial month (days left, start day counted / days in the month)
+        when `prorata_next_invoice` is on."""
+        start = record.get("startdate")
+        factor = Decimal("0")
+        if record.get("prorata_next_invoice") and start and not record.get("onetimecharge"):
+            day = date.fromisoformat(str(start)[:10])
+            days = calendar.monthrange(day.year, day.month)[1]
+            if day.day != 1:
+                factor = Decimal(days - day.day + 1) / Decimal(days)
+        price = Decimal(str(record.get("unit_price") or 0))
+        record["prorata_quantity"] = record.get("qty_order") if factor else Decimal("0")
+        record["prorata_unit_price"] = (price * factor).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+    def invoiced(self, line_id: int) -> tuple[Decimal, Decimal]:
+        """(per period, once) that Halo invoices for a line: qty_order × unit_price each period (or once
+        for a one-time charge), plus its own pro-rata when `prorata_next_invoice` is on."""
+        record = self.lines[int(line_id)]
+        amount = Decimal(str(record.get("qty_order") or 0)) * Decimal(str(record.get("unit_price") or 0))
+        prorata = Decimal(str(record.get("prorata_quantity") or 0)) * Decimal(str(record["prorata_unit_price"]))
+        if record.get("onetimecharge"):
+            return Decimal("0"), amount + prorata
+        return amount, prorata
 
     # --- what tests look at ---
 
@@ -169,7 +252,22 @@ class HaloSandbox:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return await self.faults.serve(request, self._route)
+        if self._rate_limited():
+            return too_many_requests(request)
+        return await self.faults.serve(request, self._route, too_many_requests)
+
+    def _rate_limited(self) -> bool:
+        """The rolling window per tenant, shared with the tenant's other integrations."""
+        if self.rate_limit is None:
+            return False
+        limit, seconds = self.rate_limit
+        now = self._clock()
+        while self._starts and now - self._starts[0] >= seconds:
+            self._starts.popleft()
+        if len(self._starts) + self.other_integrations >= limit:
+            return True
+        self._starts.append(now)
+        return False
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host != self.host:
@@ -183,7 +281,7 @@ class HaloSandbox:
         if low == "/auth/token" and method == "POST":
             return self._token(request)
         if not low.startswith("/api/"):
-            return httpx.Response(404, text="Not Found")
+            return httpx.Response(404)
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in self.tokens:
             return httpx.Response(401, text="", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -212,7 +310,11 @@ class HaloSandbox:
                 return self._post_lines(request, update_only=True)
         except ValueError as exc:
             return _bad(f"Invalid request: {exc}")
-        return httpx.Response(405, text="Method Not Allowed")
+        if re.fullmatch(r"/api/recurringinvoice/\d+", low):
+            return httpx.Response(405, headers={"Allow": "GET, DELETE"})
+        if low in ROUTES:
+            return httpx.Response(405, headers={"Allow": ", ".join(ROUTES[low])})
+        return httpx.Response(404)
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         if request.url.params.get("tenant") != self.tenant:
@@ -273,7 +375,7 @@ class HaloSandbox:
 
     @staticmethod
     def _answer(saved: list[dict[str, Any]]) -> httpx.Response:
-        return _json(201, saved[0] if len(saved) == 1 else saved)
+        return _json(200, saved[0] if len(saved) == 1 else saved)  # [spec] 200 "Success"
 
     def _post_clients(self, request: httpx.Request) -> httpx.Response:
         saved = []
@@ -317,9 +419,12 @@ class HaloSandbox:
                     datetime.fromisoformat(str(value).replace("Z", "+00:00"))
                 except ValueError:
                     return f"{field} is not a valid date"
-        for field in ("onetimecharge", "is_meter"):
+        for field in ("onetimecharge", "is_meter", "prorata_next_invoice"):
             if field in element and not isinstance(element[field], bool):
                 return f"{field} must be true or false"
+        read_only = sorted(set(element) & READ_ONLY)
+        if read_only:
+            return f"{read_only[0]} is read only"
         return None
 
     def _post_lines(self, request: httpx.Request, *, update_only: bool) -> httpx.Response:
@@ -348,6 +453,9 @@ class HaloSandbox:
                 self.lines[lid] = self._line_record(lid, element)
             else:
                 self.lines[lid].update({k: v for k, v in element.items() if k in LINE_FIELDS and k != "id"})
+                if KEY_FIELD in element:
+                    self._keep_comment(self.lines[lid])
+                self._compute(self.lines[lid])
             saved.append(copy.deepcopy(self.lines[lid]))
         self.writes += 1
         return self._answer(saved)

@@ -215,7 +215,7 @@ async def test_create_line_sends_the_exact_addition(spec):
         "product": {"id": 301}, "billCustomer": "Billable", "quantity": 12, "unitPrice": Decimal("5.03"),
         "unitCost": Decimal("4.19"), "effectiveDate": "2026-03-05T00:00:00Z", "serialNumber": KeyCodec(50).encode(write().key),
         "invoiceDescription": write().description, "description": write().description[:50], "agreementId": 290,
-        "cancelledDate": "2026-03-31T00:00:00Z",
+        "cancelledDate": "2026-03-31T00:00:00Z", "prorateCurrentPeriodFlag": False,
     }
     assert b'"unitPrice":5.03,' in sent.content and b'"unitCost":4.19,' in sent.content
     validate(spec, "Addition", body)
@@ -424,3 +424,105 @@ async def test_company_billing_filters_agreements_by_company_then_reads_their_ad
     with pytest.raises(ServiceError, match="company 'nineteen' is not a ConnectWise id"):
         await client.company_billing("nineteen")  # never sent: a condition must not carry text
     await client.aclose()
+
+
+# --- responses are validated before use (issue 11) ---------------------------------------------------
+
+
+@respx.mock
+@pytest.mark.parametrize("response, message", [
+    (httpx.Response(200, json={"code": "InvalidObject", "message": "agreement object is invalid"}),
+     "agreement object is invalid"),
+    (httpx.Response(200, content=b""), "empty body"),
+    (httpx.Response(200, content=b"<html>Cloudflare</html>"), "not JSON"),
+    (httpx.Response(200, json={"items": []}), "unexpected response"),
+    (httpx.Response(200, json=[{"name": "no id"}]), r"unexpected response \(0.id"),
+    (httpx.Response(200, json=[{**ADDITION, "product": "301"}]), r"0.product"),
+])
+async def test_a_200_that_is_not_a_list_of_additions_is_an_error_not_no_rows(response, message):
+    respx.get(f"{ROOT}/finance/agreements/290/additions").mock(return_value=response)
+    with pytest.raises(ServiceError, match=message):
+        await connector().lines(["290"])
+
+
+@respx.mock
+async def test_a_next_link_that_never_ends_is_stopped():
+    looping = f"{ROOT}/procurement/catalog?pageSize=1000&page=2"
+    respx.get(f"{ROOT}/procurement/catalog").respond(
+        json=[{"id": 1, "identifier": "X", "description": "X"}], headers={"Link": f'<{looping}>; rel="next"'})
+    with pytest.raises(ServiceError, match="repeats a page already read"):
+        await connector().products()
+
+
+@respx.mock
+async def test_paging_is_capped_by_pages_and_bytes():
+    counter = {"n": 1}
+
+    def page(request: httpx.Request) -> httpx.Response:
+        counter["n"] += 1
+        following = f"{ROOT}/procurement/catalog?pageSize=1000&page={counter['n']}"
+        return httpx.Response(200, json=[{"id": counter["n"], "identifier": "X" * 500}],
+                              headers={"Link": f'<{following}>; rel="next"'})
+
+    respx.get(f"{ROOT}/procurement/catalog").mock(side_effect=page)
+    client = ConnectWiseConnector(SITE, "acme", "pubkey", "privkey", "client-guid", codebase="v2026_4",
+                                  sleep=Sleeps(), max_pages=5)
+    with pytest.raises(ServiceError, match="stopped after 5 pages"):
+        await client.products()
+    client = ConnectWiseConnector(SITE, "acme", "pubkey", "privkey", "client-guid", codebase="v2026_4",
+                                  sleep=Sleeps(), max_bytes=2000)
+    with pytest.raises(ServiceError, match="stopped after .* bytes"):
+        await client.products()
+
+
+@respx.mock
+async def test_a_create_answered_with_an_empty_201_is_an_error():
+    respx.post(f"{ROOT}/finance/agreements/290/additions").respond(201, content=b"")
+    with pytest.raises(ServiceError, match="create addition: .*empty body"):
+        await connector().create_line(write())
+
+
+# --- billing facts: lessIncluded, metered, prorate flag ----------------------------------------------
+
+
+@respx.mock
+async def test_less_included_is_read_as_the_invoiced_quantity_and_kept_on_update():
+    """ConnectWise invoices (quantity − lessIncluded) × unitPrice: the line holds what is invoiced, and
+    a quantity change keeps the addition's included units."""
+    respx.get(f"{ROOT}/finance/agreements/290/additions").respond(
+        json=[{**ADDITION, "quantity": 12, "lessIncluded": 2}])
+    client = connector()
+    (line,) = await client.lines(["290"])
+    assert line.quantity == Decimal("10")
+    route = respx.patch(f"{ROOT}/finance/agreements/290/additions/7001").respond(
+        200, json={**ADDITION, "quantity": 13, "lessIncluded": 2})
+    updated = await client.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="7001", agreement_id="290",
+                                                  quantity=Decimal("11")))
+    assert json.loads(route.calls.last.request.content) == [{"op": "replace", "path": "quantity", "value": 13}]
+    assert updated.quantity == Decimal("11")
+
+
+@respx.mock
+async def test_the_metered_line_is_the_addition_with_the_metered_custom_field_ticked():
+    metered = {"id": 5, "caption": "Metered", "type": "Checkbox", "entryMethod": "EntryField", "value": True}
+    respx.get(f"{ROOT}/finance/agreements/290/additions").respond(json=[
+        {**ADDITION, "customFields": [{**metered, "value": False}]},
+        {**ADDITION, "id": 7002, "serialNumber": None, "customFields": [metered]},
+        {**ADDITION, "id": 7003, "serialNumber": None},
+    ])
+    client = connector()
+    lines = {line.id: line.metered for line in await client.lines(["290"])}
+    assert lines == {"7001": False, "7002": True, "7003": False}
+    body = client.addition_body(write(metered=True))
+    assert body["customFields"] == [metered]
+
+
+def test_a_metered_create_before_the_field_is_known_is_refused_before_sending():
+    with pytest.raises(ServiceError, match="cannot mark the addition metered") as caught:
+        connector().addition_body(write(metered=True))
+    assert caught.value.sent is False
+
+
+def test_every_addition_is_written_with_prorating_off_and_billable():
+    body = connector().addition_body(write())
+    assert body["prorateCurrentPeriodFlag"] is False and body["billCustomer"] == "Billable"

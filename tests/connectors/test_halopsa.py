@@ -263,7 +263,7 @@ async def test_create_line_posts_an_exact_invoice_detail_array(spec):
         "ihid": 290, "_itemid": 301, "qty_order": 12, "unit_price": Decimal("5.03"), "unit_cost": Decimal("4.19"),
         "startdate": "2026-03-05T00:00:00", "item_shortdescription": "Pax8 - M365 prorate",
         "item_longdescription": "Pax8 - M365 prorate", "onetimecharge": True, "comment_1": write().key,
-        "enddate": "2026-03-31T00:00:00",
+        "enddate": "2026-03-31T00:00:00", "prorata_next_invoice": False, "is_meter": False,
     }]
     assert b'"unit_price":5.03' in sent.content
     validate_post(spec, "/RecurringInvoice/Lines", body)
@@ -388,3 +388,85 @@ async def test_company_billing_reads_one_clients_recurring_invoices_with_their_l
     with pytest.raises(ServiceError, match="is not a Halo id"):
         await client.company_billing("acme")
     await client.aclose()
+
+
+# --- responses are validated before use (issue 11) ---------------------------------------------------
+
+
+@respx.mock
+@pytest.mark.parametrize("response, message", [
+    (httpx.Response(200, json="You do not have permission to view recurring invoices"), "permission"),
+    (httpx.Response(200, json={"error": "invalid_token"}), "invalid_token"),
+    (httpx.Response(200, content=b""), "empty body"),
+    (httpx.Response(200, content=b"{not json"), "not JSON"),
+    (httpx.Response(200, json={"invoices": []}), r"record_count"),
+    (httpx.Response(200, json={"record_count": 1, "invoices": [{"client_id": 19}]}), r"invoices.0.id"),
+    (httpx.Response(200, json=[{"id": 290}]), "unexpected response"),
+])
+async def test_a_200_that_is_not_a_page_of_recurring_invoices_is_an_error_not_no_rows(response, message):
+    mock_auth()
+    respx.get(f"{API}/RecurringInvoice").mock(return_value=response)
+    with pytest.raises(ServiceError, match=message):
+        await connector().lines()
+
+
+@respx.mock
+async def test_a_service_that_ignores_page_no_is_stopped():
+    mock_auth()
+    respx.get(f"{API}/Client").respond(json={"record_count": 10, "clients": [{"id": 1}, {"id": 2}]})
+    client = connector()
+    client.page_size = 2
+    with pytest.raises(ServiceError, match="page 2 repeats page 1"):
+        await client.companies()
+
+
+@respx.mock
+async def test_paging_is_capped_by_pages_and_bytes():
+    mock_auth()
+    counter = {"n": 0}
+
+    def page(request: httpx.Request) -> httpx.Response:
+        counter["n"] += 2
+        return httpx.Response(200, json={"record_count": 10**9, "clients": [
+            {"id": counter["n"], "name": "x" * 400}, {"id": counter["n"] + 1, "name": "y"}]})
+
+    respx.get(f"{API}/Client").mock(side_effect=page)
+    client = connector(max_pages=4)
+    client.page_size = 2
+    with pytest.raises(ServiceError, match="stopped after 4 pages"):
+        await client.companies()
+    client = connector(max_bytes=1500)
+    client.page_size = 2
+    with pytest.raises(ServiceError, match="stopped after .* bytes"):
+        await client.companies()
+
+
+@respx.mock
+async def test_a_write_answered_with_an_error_string_is_an_error_that_was_maybe_sent():
+    mock_auth()
+    respx.post(f"{API}/RecurringInvoice/Lines").respond(200, json="Line could not be saved")
+    with pytest.raises(ServiceError, match="Line could not be saved") as caught:
+        await connector().create_line(write())
+    assert caught.value.sent  # the executor looks before sending again
+
+
+# --- the second match (comment_1 is unproven) --------------------------------------------------------
+
+
+@respx.mock
+async def test_find_line_falls_back_to_item_start_date_and_description_when_comment_1_is_lost():
+    mock_auth()
+    kept_nothing = {**LINE, "id": 9001, "qty_order": 12, "onetimecharge": True, "startdate": "2026-03-05T00:00:00",
+                    "enddate": "2026-03-31T00:00:00", "comment_1": None, "item_longdescription": "Pax8 - M365 prorate"}
+    respx.get(f"{API}/RecurringInvoice/290").respond(json={"id": 290, "lines": [LINE, kept_nothing]})
+    fresh = connector()
+    assert await fresh.find_line("290", write().key) is None  # nothing to match by: not ours
+    found = await fresh.find_line("290", write().key, expect=write())
+    assert found is not None and found.id == "9001" and found.source.key == write().key
+    sender = connector()
+    sender.create_requests(write())  # what this connector sent is remembered for the lookup after a timeout
+    assert (await sender.find_line("290", write().key)).id == "9001"
+    other = write(description="Pax8 - M365 prorate (edited)")
+    assert await fresh.find_line("290", write().key, expect=other) is None
+    assert await fresh.find_line("290", write().key, expect=write(product_id="302")) is None
+    assert await fresh.find_line("290", write().key, expect=write(effective_date=date(2026, 3, 6))) is None

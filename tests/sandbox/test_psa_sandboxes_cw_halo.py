@@ -343,3 +343,216 @@ async def test_halo_lost_write_is_not_resent():
     faults.push(Fault.RATE_LIMITED)
     await client.create_line(write(key=f"{SUB}:prorate:2026-03-09"))
     assert sandbox.writes == 3
+# --- ConnectWise: as strict as the real service ---------------------------------------------------
+
+CW_ADDITIONS = "/v4_6_release/apis/3.0/finance/agreements/290/additions"
+
+
+async def test_cw_unknown_routes_are_404_and_wrong_methods_405_in_cw_shape():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    http = cw(sandbox)._client.http
+    unknown = await http.get("/v4_6_release/apis/3.0/finance/agreementz")
+    assert unknown.status_code == 404 and set(unknown.json()) == {"code", "message"}
+    wrong = await http.delete(CW_ADDITIONS)
+    assert wrong.status_code == 405 and wrong.json()["code"] == "MethodNotAllowed"
+    put = await http.put(f"{CW_ADDITIONS}/8638", json={})
+    assert put.status_code == 405
+
+
+@pytest.mark.parametrize("body, field, code", [
+    ({"billCustomer": "Billable"}, "product", "NullValue"),
+    ({"product": {"id": 301}}, "billCustomer", "NullValue"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "extPrice": 10}, "extPrice", "ReadOnly"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "margin": 1}, "margin", "ReadOnly"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "_info": {}}, "_info", "ReadOnly"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "qty": 1}, "qty", "InvalidField"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "serialNumber": "x" * 51}, "serialNumber", "MaxLength"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "invoiceDescription": "x" * 6001},
+     "invoiceDescription", "MaxLength"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "effectiveDate": "2026-03-05"}, "effectiveDate",
+     "InvalidValue"),
+    ({"product": {"id": 301}, "billCustomer": "Billable", "quantity": "12"}, "quantity", "InvalidValue"),
+    ({"product": {"id": 301}, "billCustomer": "Maybe"}, "billCustomer", "InvalidValue"),
+])
+async def test_cw_refuses_what_connectwise_refuses(body, field, code):
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    response = await cw(sandbox)._client.http.post(CW_ADDITIONS, json=body)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == "InvalidObject" and error["errors"][0]["field"] == field
+    assert error["errors"][0]["code"] == code
+    assert sandbox.writes == 0
+
+
+async def test_cw_patch_of_a_computed_field_is_refused():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    response = await cw(sandbox)._client.http.patch(f"{CW_ADDITIONS}/8638",
+                                                    json=[{"op": "replace", "path": "extPrice", "value": 1}])
+    assert response.status_code == 400 and response.json()["errors"][0]["code"] == "ReadOnly"
+
+
+async def test_cw_paging_params_are_checked_and_page_size_is_capped_at_1000():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    for _ in range(1200):
+        lid = sandbox.new_id()
+        sandbox.additions[lid] = sandbox._addition_record(lid, 291, {"product": {"id": 301}})
+    http = cw(sandbox)._client.http
+    additions = "/v4_6_release/apis/3.0/finance/agreements/291/additions"
+    big = await http.get(additions, params={"pageSize": "5000"})
+    assert len(big.json()) == 1000 and 'rel="next"' in big.headers["Link"]
+    assert "pageSize=1000" in big.headers["Link"]
+    for params in ({"page": "0"}, {"pageSize": "0"}, {"pageSize": "many"}):
+        bad = await http.get(additions, params=params)
+        assert bad.status_code == 400 and bad.json()["code"] == "InvalidRequest"
+
+
+async def test_cw_the_connector_turns_prorating_off_and_connectwise_would_prorate_otherwise():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    client = cw(sandbox)
+    recurring = await client.create_line(write(key=f"{SUB}:recurring", kind="recurring", end_date=None))
+    assert sandbox.additions[int(recurring.id)]["prorateCurrentPeriodFlag"] is False
+    assert sandbox.invoiced(int(recurring.id)) == (Decimal("60.36"), Decimal("0"))  # 12 × 5.03, no prorate
+    # what ConnectWise does with an addition that does not say (ASSUMED default: prorate on)
+    response = await client._client.http.post(CW_ADDITIONS, json={
+        "product": {"id": 301}, "billCustomer": "Billable", "quantity": 12, "unitPrice": 5.03,
+        "effectiveDate": "2026-03-05T00:00:00Z"})
+    assert response.status_code == 201
+    assert sandbox.invoiced(response.json()["id"]) == (Decimal("60.36"), Decimal("52.56"))  # 4.38 × 12
+    await client.aclose()
+
+
+async def test_cw_less_included_and_bill_customer_change_what_is_invoiced():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    sandbox.additions[8638].update({"lessIncluded": Decimal("20")})
+    sandbox._compute(sandbox.additions[8638])
+    client = cw(sandbox)
+    line = next(line for line in await client.lines(["290"]) if line.id == "8638")
+    assert line.quantity == Decimal("250")  # 270 − 20 invoiced
+    assert sandbox.invoiced(8638)[0] == line.quantity * line.unit_price
+    await client.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290",
+                                        quantity=Decimal("260"), previous_quantity=Decimal("250")))
+    assert sandbox.additions[8638]["quantity"] == Decimal("280")
+    assert sandbox.invoiced(8638)[0] == Decimal("260") * Decimal("6.00")
+    sandbox.additions[8638]["billCustomer"] = "DoNotBill"
+    sandbox._compute(sandbox.additions[8638])
+    assert sandbox.invoiced(8638)[0] == 0
+    await client.aclose()
+
+
+async def test_cw_the_metered_flag_round_trips_through_the_custom_field():
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    client = cw(sandbox)
+    lines = {line.id: line.metered for line in await client.lines(["290"])}
+    assert lines == {"8638": False, "8639": True}
+    created = await client.create_line(write(key=f"{SUB}:usage", kind="recurring", end_date=None, metered=True))
+    assert created.metered is True
+    assert sandbox.additions[int(created.id)]["customFields"][0]["value"] is True
+    await client.aclose()
+
+
+async def test_cw_rate_limit_answers_429_with_retry_after_and_the_connector_waits_it_out():
+    now = [0.0]
+    sandbox = ConnectWiseSandbox.from_scenario(scenario(), rate_limit=(3, 60.0), clock=lambda: now[0])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    client = ConnectWiseConnector(sandbox.site, sandbox.company_id, sandbox.public_key, sandbox.private_key,
+                                  sandbox.client_id, transport=httpx.MockTransport(sandbox.handle), sleep=sleep)
+    for _ in range(2):
+        await client.companies()  # 1 codebase lookup + 2 reads fill the window
+    response = await client._client.http.get("/v4_6_release/apis/3.0/company/companies")
+    assert response.status_code == 429 and response.headers["Retry-After"].isdigit()
+    assert response.json()["code"] == "TooManyRequests"
+    assert len(await client.companies()) == 2
+    assert sum(waits) >= 60.0  # Retry-After honoured (each wait capped at the client's 30 s)
+    await client.aclose()
+
+
+
+
+
+# --- HaloPSA: as strict as the real service (where known) ------------------------------------------
+
+
+async def test_halo_writes_answer_200_unknown_routes_404_wrong_methods_405():
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    await client.connect()
+    http = client._client.http
+    auth = client._auth_headers()
+    created = await http.post("/RecurringInvoice/Lines", headers=auth,
+                              json=[{"ihid": 290, "_itemid": 301, "qty_order": 1}])
+    assert created.status_code == 200  # [spec] the only response of every POST
+    assert (await http.get("/RecurringInvoiceLines", headers=auth)).status_code == 404
+    wrong = await http.get("/RecurringInvoice/Lines", headers=auth)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    assert (await http.delete("/Item", headers=auth)).status_code == 405
+    read_only = await http.post("/RecurringInvoice/Lines", headers=auth,
+                                json=[{"ihid": 290, "_itemid": 301, "total_price_converted": 5}])
+    assert read_only.status_code == 400 and "read only" in read_only.json()
+    for params in ({"pageinate": "true", "page_size": "0"}, {"pageinate": "true", "page_no": "two"}):
+        assert (await http.get("/Client", headers=auth, params=params)).status_code == 400
+    await client.aclose()
+
+
+async def test_halo_rolling_window_is_shared_with_other_integrations_and_the_connector_outlasts_it():
+    now = [0.0]
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"), rate_limit=(300, 300.0), clock=lambda: now[0])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    client = HaloConnector(sandbox.base_url, sandbox.client_id, sandbox.client_secret,
+                           transport=httpx.MockTransport(sandbox.handle), sleep=sleep)
+    await client.companies()  # authinfo, token, one page: 3 of the tenant's 300
+    sandbox.other_integrations = 297  # the tenant's other integrations used the rest
+    refused = await client._client.http.get("/Client", headers=client._auth_headers())
+    assert refused.status_code == 429 and refused.text == "Rate Limit Reached - 300 Requests per rolling 5 minute window"
+    assert "Retry-After" not in refused.headers
+
+    def drained() -> None:  # the other integrations' requests age out of the window too
+        if now[0] >= 300:
+            sandbox.other_integrations = 0
+
+    original = sandbox._rate_limited
+    sandbox._rate_limited = lambda: (drained(), original())[1]
+    assert len(await client.companies()) == 2
+    assert set(waits) == {30.0} and sum(waits) >= 300  # 30 s a try until the window drained
+    await client.aclose()
+
+
+async def test_halo_the_connector_turns_pro_rata_off_and_halo_would_add_one_otherwise():
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    line = await client.create_line(write(key=f"{SUB}:recurring", kind="recurring", end_date=None))
+    assert sandbox.lines[int(line.id)]["prorata_next_invoice"] is False
+    assert sandbox.invoiced(int(line.id)) == (Decimal("60.36"), Decimal("0"))  # 12 × 5.03 a month
+    prorate = await client.create_line(write())
+    assert sandbox.invoiced(int(prorate.id)) == (Decimal("0"), Decimal("60.36"))  # a one-time charge, once
+    await client.connect()
+    raw = await client._client.http.post("/RecurringInvoice/Lines", headers=client._auth_headers(), json=[
+        {"ihid": 290, "_itemid": 301, "qty_order": 12, "unit_price": 5.03, "startdate": "2026-03-05T00:00:00"}])
+    assert sandbox.invoiced(raw.json()["id"]) == (Decimal("60.36"), Decimal("52.56"))  # 12 × 4.38 pro-rata
+    await client.aclose()
+
+
+@pytest.mark.parametrize("sandbox_kw", [{"keeps_comment_1": False}, {"comment_limit": 10}])
+async def test_halo_a_lost_response_is_not_written_twice_even_when_comment_1_is_not_kept(sandbox_kw):
+    faults = Faults()
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"), faults=faults, **sandbox_kw)
+    client = halo(sandbox)
+    await client.token()
+    faults.push(Fault.LOST_RESPONSE)
+    with pytest.raises(ServiceError) as lost:
+        await client.create_line(write())
+    assert lost.value.sent and sandbox.writes == 1
+    found = await client.find_line("290", write().key)  # the second match: item, start date, description
+    assert found is not None and found.source.key == write().key
+    fresh = halo(sandbox)  # another process, told what the line was
+    assert (await fresh.find_line("290", write().key, expect=write())).id == found.id
+    assert sandbox.writes == 1

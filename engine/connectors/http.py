@@ -286,3 +286,35 @@ class ServiceClient:
     async def write_request(self, request: httpx.Request) -> Any:
         response = await self.send(request, idempotent=False)
         return parse_json(response)
+
+
+# --- listing caps (issue 11: a listing that never ends) -------------------------------------------
+
+MAX_LISTING_PAGES = 5_000  # 1,000,000 records at Pax8's 200 a page: far beyond any partner
+MAX_LISTING_BYTES = 256 * 1024 * 1024  # one listing's response bodies, together
+
+
+class ListingCap:
+    """Counts one listing's pages and bytes and stops it, with a `ServiceError` naming the listing,
+    once either cap is passed: a service that keeps answering "one more page" (a bug, a proxy
+    looping, hostile data) must not run a refresh forever or fill the memory."""
+
+    def __init__(self, service: str, what: str, *, max_pages: int = MAX_LISTING_PAGES,
+                 max_bytes: int = MAX_LISTING_BYTES) -> None:
+        self.service = service
+        self.what = what
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+        self.pages = 0
+        self.bytes = 0
+
+    def count(self, nbytes: int) -> None:
+        self.pages += 1
+        self.bytes += nbytes
+        if self.pages > self.max_pages:
+            raise ServiceError(self.service, f"{self.what}: stopped after {self.max_pages} pages "
+                                             "(the listing does not end); nothing was stored from it")
+        if self.bytes > self.max_bytes:
+            raise ServiceError(self.service, f"{self.what}: stopped after {self.bytes // (1024 * 1024)} MB "
+                                             f"in {self.pages} pages (over the {self.max_bytes // (1024 * 1024)} MB "
+                                             "cap); nothing was stored from it")

@@ -244,6 +244,8 @@ class TrueupApp(App[int]):
                     self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
                 for error in getattr(result, "errors", None) or []:
                     self.notify(str(error), severity="error", timeout=10)
+                for warning in getattr(result, "warnings", None) or []:
+                    self.notify(str(warning), severity="warning", timeout=10)
                 await self._flag_if_outdated()
             data = await asyncio.to_thread(self.load_data)
         self.refresh_count += 1

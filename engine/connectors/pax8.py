@@ -595,8 +595,12 @@ class Pax8Connector:
         """Await them all, at most CONCURRENCY at a time (a coroutine starts when it gets a slot)."""
 
         async def run(call: Awaitable[T]) -> T:
-            async with self._gate:
-                return await call
+            try:
+                async with self._gate:
+                    return await call
+            finally:
+                if asyncio.iscoroutine(call):
+                    call.close()  # another call failed before this one started: no "never awaited"
 
         return list(await asyncio.gather(*(run(call) for call in calls)))
 

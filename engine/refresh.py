@@ -61,6 +61,14 @@ envelope and a listing past its page/byte cap) or any other failure leaves that 
 the service's message. The other side still refreshes. The time of each side's last success is kept
 in the store settings (`refresh.vendor.at`, `refresh.psa.at`).
 
+**One refresh at a time per store** (issue 11): `refresh` and `refresh_customer` hold the store's
+"refresh" lock (engine.store.locks: a PostgreSQL advisory lock, a lock file beside a SQLite file)
+from before they read the store until they have written it, so two processes refreshing one team
+database serialise instead of colliding (`UniqueViolation psa_company_pkey`). A refresh that finds
+the lock taken reports "another refresh is running (alice@host (pid 123) since 19:50:01 UTC):
+waiting for it to finish" (progress stage "waiting") and waits up to `lock_wait` seconds; past
+that it gives up, writes nothing, and says so (with the holder) in `errors`.
+
 **Empty listings are held** (issue 11): a listing that comes back empty where the store holds rows
 of it — vendor companies, the vendor's subscriptions (a full sweep, or one customer's), PSA
 companies, agreements or lines (the sweep, or one customer's agreements and lines) — is not applied
@@ -83,6 +91,7 @@ from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
 from engine.scenario import Psa, PsaAgreement, PsaLine, Subscription, UsageRow, VendorCompany, VendorProduct
 from engine.store import Store
+from engine.store.locks import HeldLock, LockBusy
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +145,35 @@ class EmptyListingHeld(Exception):
     def __init__(self, listings: list[EmptyListing]) -> None:
         self.listings = listings
         super().__init__("; ".join(item.message for item in listings))
+
+
+REFRESH_LOCK = "refresh"
+LOCK_WAIT = 900.0  # seconds a refresh waits for another one to finish (a month-end sweep takes minutes)
+LOCK_POLL = 0.5
+
+
+async def _refresh_lock(store: Store, run: _Run, wait: float) -> HeldLock:
+    """The store's refresh lock, waited for (asynchronously) up to `wait` seconds; `LockBusy` after."""
+    locks = getattr(store, "locks", None)
+    if locks is None:
+        return HeldLock(None)
+    held = locks.try_acquire(REFRESH_LOCK)
+    if held is not None:
+        return held
+    holder = locks.holder(REFRESH_LOCK)
+    who = holder.describe() if holder else "another process"
+    log.info("refresh: the store is being refreshed by %s; waiting", who)
+    run.report("waiting", 0, 0, f"another refresh is running ({who}): waiting for it to finish")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while loop.time() < deadline:
+        await asyncio.sleep(LOCK_POLL)
+        held = locks.try_acquire(REFRESH_LOCK)
+        if held is not None:
+            run.report("waiting", 1, 1, f"the other refresh ({who}) finished: refreshing now")
+            return held
+        holder = locks.holder(REFRESH_LOCK) or holder
+    raise LockBusy(REFRESH_LOCK, holder, wait)
 
 
 def _service_name(connector: Any) -> str:
@@ -446,15 +484,29 @@ async def refresh(
     clock: Callable[[], datetime] | None = None,
     vendor_clock: Callable[[], datetime] | None = None,
     accept_empty: bool = False,
+    lock_wait: float = LOCK_WAIT,
 ) -> RefreshResult:
     """Refresh both sides (concurrently); see the module doc. `today` decides the usage periods
     (default: the clock's date); `clock` is the wall clock (aware, default UTC now); `vendor_clock`
     is the time as the vendor sees it, for `changed_since` (default: the wall clock);
-    `accept_empty` applies listings that came back empty where the store has rows."""
+    `accept_empty` applies listings that came back empty where the store has rows; `lock_wait`:
+    how long to wait for another process's refresh of this store."""
     wall, vendor_time = _clocks(clock, vendor_clock)
     started = wall()
-    today = today or started.date()
     run = _Run(store, progress)
+    try:
+        lock = await _refresh_lock(store, run, lock_wait)
+    except LockBusy as exc:
+        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=full,
+                             errors=[f"{exc}; nothing was refreshed"])
+    with lock:
+        return await _sweep(run, vendor, psa, full=full, today=today or started.date(), wall=wall,
+                            vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+
+
+async def _sweep(run: _Run, vendor: VendorConnector, psa: PsaConnector, *, full: bool, today: date,
+                 wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
+                 accept_empty: bool) -> RefreshResult:
     errors: list[str] = []
     held: list[EmptyListing] = []
 
@@ -610,14 +662,27 @@ async def refresh_customer(
     clock: Callable[[], datetime] | None = None,
     vendor_clock: Callable[[], datetime] | None = None,
     accept_empty: bool = False,
+    lock_wait: float = LOCK_WAIT,
 ) -> RefreshResult:
     """Refresh one customer (vendor company `company_id`), both sides concurrently; see the module
     doc. Raises `UnknownCompany` when the vendor has no such company (nothing written); a service
     error on one side is reported in `errors` and leaves that side's rows as they were."""
     wall, vendor_time = _clocks(clock, vendor_clock)
     started = wall()
-    today = today or started.date()
     run = _Run(store, progress)
+    try:
+        lock = await _refresh_lock(store, run, lock_wait)
+    except LockBusy as exc:
+        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=False,
+                             errors=[f"{exc}; nothing was refreshed"], company_id=company_id)
+    with lock:
+        return await _customer(run, vendor, psa, company_id, today=today or started.date(), wall=wall,
+                               vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+
+
+async def _customer(run: _Run, vendor: VendorConnector, psa: PsaConnector, company_id: str, *, today: date,
+                    wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
+                    accept_empty: bool) -> RefreshResult:
     errors: list[str] = []
     held: list[EmptyListing] = []
     known: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

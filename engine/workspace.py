@@ -286,7 +286,16 @@ def _load_operator_state(store: Store, scenario: Scenario) -> None:
                          billing_configurations=scenario.vendor.billing_configurations),
         "psa": Psa(),
     })
-    store.import_scenario(state)
+    # Replacing the store's contents races another process's refresh of the same store like a
+    # refresh does: take the same lock (engine.store.locks).
+    from engine.refresh import LOCK_WAIT, REFRESH_LOCK
+    from engine.store.locks import wait_for
+
+    def waiting(holder: Any) -> None:
+        log.warning("the store is being refreshed by %s; waiting", holder.describe() if holder else "another process")
+
+    with wait_for(store.locks, REFRESH_LOCK, timeout=LOCK_WAIT, on_wait=waiting):
+        store.import_scenario(state)
     store.set_setting(SANDBOX_MARKER, True)
     for name in (SETTING_VENDOR_AT, SETTING_PSA_AT):
         store.set_setting(name, None)

@@ -55,9 +55,27 @@ Targeted refresh of one customer (`refresh_customer`), both sides concurrently:
 The result equals what a full refresh would store for that customer; every other row is untouched.
 
 Each side is written in one transaction, and only once everything it needs has been read: a
-connector error (`ServiceError`) leaves that side's previous data in place and is reported in
-`RefreshResult.errors` with the service's message. The other side still refreshes. The time of each
-side's last success is kept in the store settings (`refresh.vendor.at`, `refresh.psa.at`).
+connector error (`ServiceError`, which includes a 200 with an error body, an empty 200, a malformed
+envelope and a listing past its page/byte cap) or any other failure leaves that side's previous data
+— every table, and its settings — exactly as it was, and is reported in `RefreshResult.errors` with
+the service's message. The other side still refreshes. The time of each side's last success is kept
+in the store settings (`refresh.vendor.at`, `refresh.psa.at`).
+
+**One refresh at a time per store** (issue 11): `refresh` and `refresh_customer` hold the store's
+"refresh" lock (engine.store.locks: a PostgreSQL advisory lock, a lock file beside a SQLite file)
+from before they read the store until they have written it, so two processes refreshing one team
+database serialise instead of colliding (`UniqueViolation psa_company_pkey`). A refresh that finds
+the lock taken reports "another refresh is running (alice@host (pid 123) since 19:50:01 UTC):
+waiting for it to finish" (progress stage "waiting") and waits up to `lock_wait` seconds; past
+that it gives up, writes nothing, and says so (with the holder) in `errors`.
+
+**Empty listings are held** (issue 11): a listing that comes back empty where the store holds rows
+of it — vendor companies, the vendor's subscriptions (a full sweep, or one customer's), PSA
+companies, agreements or lines (the sweep, or one customer's agreements and lines) — is not applied
+unless `accept_empty=True`: that side is left as it was, `RefreshResult.held` says what ("Pax8
+returned 0 subscriptions (was 400)") and `errors` carries the same sentence with what to do. A
+service that really has nothing left is applied by refreshing again with `accept_empty`
+(`trueup refresh --accept-empty`).
 """
 
 from __future__ import annotations
@@ -73,6 +91,7 @@ from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
 from engine.scenario import Psa, PsaAgreement, PsaLine, Subscription, UsageRow, VendorCompany, VendorProduct
 from engine.store import Store
+from engine.store.locks import HeldLock, LockBusy
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +122,76 @@ class UnknownCompany(LookupError):
     """The vendor has no such company (or no company has that exact name). The message names it."""
 
 
+SERVICE_NAMES = {"pax8": "Pax8", "connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Autotask"}
+
+
+@dataclass(frozen=True)
+class EmptyListing:
+    """A listing that came back empty where the store holds `was` rows of it (not applied)."""
+
+    service: str  # "Pax8", "ConnectWise"…
+    what: str  # "subscriptions", "companies", "agreements", "lines"
+    was: int
+    scope: str = ""  # " of company X" for a targeted refresh
+
+    @property
+    def message(self) -> str:
+        return f"{self.service} returned 0 {self.what}{self.scope} (was {self.was}) — keep the store?"
+
+
+class EmptyListingHeld(Exception):
+    """Raised inside a side of the refresh: nothing of that side is written."""
+
+    def __init__(self, listings: list[EmptyListing]) -> None:
+        self.listings = listings
+        super().__init__("; ".join(item.message for item in listings))
+
+
+REFRESH_LOCK = "refresh"
+LOCK_WAIT = 900.0  # seconds a refresh waits for another one to finish (a month-end sweep takes minutes)
+LOCK_POLL = 0.5
+
+
+async def _refresh_lock(store: Store, run: _Run, wait: float) -> HeldLock:
+    """The store's refresh lock, waited for (asynchronously) up to `wait` seconds; `LockBusy` after."""
+    locks = getattr(store, "locks", None)
+    if locks is None:
+        return HeldLock(None)
+    held = locks.try_acquire(REFRESH_LOCK)
+    if held is not None:
+        return held
+    holder = locks.holder(REFRESH_LOCK)
+    who = holder.describe() if holder else "another process"
+    log.info("refresh: the store is being refreshed by %s; waiting", who)
+    run.report("waiting", 0, 0, f"another refresh is running ({who}): waiting for it to finish")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while loop.time() < deadline:
+        await asyncio.sleep(LOCK_POLL)
+        held = locks.try_acquire(REFRESH_LOCK)
+        if held is not None:
+            run.report("waiting", 1, 1, f"the other refresh ({who}) finished: refreshing now")
+            return held
+        holder = locks.holder(REFRESH_LOCK) or holder
+    raise LockBusy(REFRESH_LOCK, holder, wait)
+
+
+def _service_name(connector: Any) -> str:
+    name = str(getattr(connector, "name", "") or "")
+    return SERVICE_NAMES.get(name, name or "the service")
+
+
+def _hold_empty(connector: Any, counts: Iterable[tuple[str, int, int]], accept_empty: bool, scope: str = "") -> None:
+    """(what, fresh count, stored count) per listing: raise `EmptyListingHeld` for those that came
+    back empty where the store has rows, unless the operator accepted empty listings."""
+    if accept_empty:
+        return
+    held = [EmptyListing(_service_name(connector), what, was, scope) for what, fresh, was in counts
+            if fresh == 0 and was > 0]
+    if held:
+        raise EmptyListingHeld(held)
+
+
 @dataclass
 class RefreshProgress:
     stage: str
@@ -120,6 +209,8 @@ class RefreshResult:
     full: bool  # the vendor subscriptions were read in full
     errors: list[str] = field(default_factory=list)
     company_id: str | None = None  # a targeted refresh: the vendor company refreshed
+    held: list[EmptyListing] = field(default_factory=list)  # empty listings not applied (also in errors)
+    warnings: list[str] = field(default_factory=list)  # applied, but worth the operator's eye
 
     @property
     def ok(self) -> bool:
@@ -251,7 +342,8 @@ async def _read_usage(run: _Run, vendor: VendorConnector,
 
 
 async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, today: date,
-                          vendor_now: datetime, wall_now: Callable[[], datetime]) -> tuple[int, bool]:
+                          vendor_now: datetime, wall_now: Callable[[], datetime],
+                          accept_empty: bool = False) -> tuple[int, bool]:
     store = run.store
     since = _parse_instant(store.get_setting(SETTING_VENDOR_SINCE))
     full_at = _parse_instant(store.get_setting(SETTING_VENDOR_FULL_AT))
@@ -286,17 +378,21 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     scope = {(sub.id, period) for period, subs in wanted.items() for sub in subs}
 
     # What changes, compared with the store (for the result and the operator): only what was read.
+    stored_companies = store.vendor_companies()
     if full:
         before_subs = store.subscriptions_where()
+        _hold_empty(vendor, [("companies", len(companies), len(stored_companies)),
+                             ("subscriptions", len(changed), len(before_subs))], accept_empty)
         old_usage = [row for row in store.usage_rows()
                      if (row.subscription_id, row.period) in scope or row.subscription_id not in changed_ids]
     else:
+        _hold_empty(vendor, [("companies", len(companies), len(stored_companies))], accept_empty)
         before_subs = store.subscriptions_where(ids=changed_ids) if changed_ids else []
         scoped_ids = {sid for sid, _ in scope}
         old_usage = [row for row in store.usage_rows(scoped_ids)
                      if (row.subscription_id, row.period) in scope]
     changes = (
-        _count_changes(store.vendor_companies(), companies, lambda c: c.id)
+        _count_changes(stored_companies, companies, lambda c: c.id)
         + _count_changes(stored_products, products, lambda p: p.id)
         + _count_changes(before_subs, changed, lambda s: s.id)
         + _count_changes(old_usage, usage, _usage_key)
@@ -314,7 +410,8 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     return changes, full
 
 
-async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], datetime]) -> int:
+async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], datetime],
+                       accept_empty: bool = False) -> int:
     store = run.store
     _remember_keys(store, psa)
     run.report("psa companies", 0, None, "reading companies and products")
@@ -329,6 +426,9 @@ async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], d
     run.report("psa lines", len(lines), len(lines), f"{len(lines)} lines")
     data = Psa(companies=companies, products=products, agreements=agreements, lines=lines)
     before = store.psa_data()
+    _hold_empty(psa, [("companies", len(companies), len(before.companies)),
+                      ("agreements", len(agreements), len(before.agreements)),
+                      ("lines", len(lines), len(before.lines))], accept_empty)
     changes = (
         _count_changes(before.companies, companies, lambda c: c.id)
         + _count_changes(before.products, products, lambda p: p.id)
@@ -343,14 +443,22 @@ T = TypeVar("T")
 
 
 async def _guarded(side: Awaitable[T], service: Any, label: str, errors: list[str], fallback: T,
-                   about: str = "") -> T:
+                   about: str = "", held: list[EmptyListing] | None = None) -> T:
     """One side of a refresh: a failure is reported in `errors` with the service's message (and
-    logged when it is not a service error), and that side's rows stay as they were. A question about
-    a company the vendor does not have (`UnknownCompany`) is the caller's to answer."""
+    logged when it is not a service error), and that side's rows stay as they were. An empty listing
+    held back is reported in `held` and `errors`. A question about a company the vendor does not
+    have (`UnknownCompany`) is the caller's to answer."""
     try:
         return await side
     except UnknownCompany:
         raise
+    except EmptyListingHeld as exc:
+        for item in exc.listings:
+            if held is not None:
+                held.append(item)
+            errors.append(f"{item.message} The {item.service} side was not applied; if {item.service} really "
+                          "has none, refresh again accepting empty listings (trueup refresh --accept-empty).")
+        return fallback
     except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
         if not isinstance(exc, ServiceError):
             log.warning("%s refresh%s failed", label, about, exc_info=True)
@@ -375,24 +483,53 @@ async def refresh(
     today: date | None = None,
     clock: Callable[[], datetime] | None = None,
     vendor_clock: Callable[[], datetime] | None = None,
+    accept_empty: bool = False,
+    lock_wait: float = LOCK_WAIT,
 ) -> RefreshResult:
     """Refresh both sides (concurrently); see the module doc. `today` decides the usage periods
     (default: the clock's date); `clock` is the wall clock (aware, default UTC now); `vendor_clock`
-    is the time as the vendor sees it, for `changed_since` (default: the wall clock)."""
+    is the time as the vendor sees it, for `changed_since` (default: the wall clock);
+    `accept_empty` applies listings that came back empty where the store has rows; `lock_wait`:
+    how long to wait for another process's refresh of this store."""
     wall, vendor_time = _clocks(clock, vendor_clock)
     started = wall()
-    today = today or started.date()
     run = _Run(store, progress)
+    try:
+        lock = await _refresh_lock(store, run, lock_wait)
+    except LockBusy as exc:
+        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=full,
+                             errors=[f"{exc}; nothing was refreshed"])
+    with lock:
+        return await _sweep(run, vendor, psa, full=full, today=today or started.date(), wall=wall,
+                            vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+
+
+async def _sweep(run: _Run, vendor: VendorConnector, psa: PsaConnector, *, full: bool, today: date,
+                 wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
+                 accept_empty: bool) -> RefreshResult:
     errors: list[str] = []
+    held: list[EmptyListing] = []
 
     vendor_side = _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(),
-                                  wall_now=wall)
+                                  wall_now=wall, accept_empty=accept_empty)
     (vendor_changed, was_full), psa_changed = await asyncio.gather(
-        _guarded(vendor_side, vendor, "vendor", errors, (0, full)),
-        _guarded(_refresh_psa(run, psa, wall_now=wall), psa, "psa", errors, 0),
+        _guarded(vendor_side, vendor, "vendor", errors, (0, full), held=held),
+        _guarded(_refresh_psa(run, psa, wall_now=wall, accept_empty=accept_empty), psa, "psa", errors, 0,
+                 held=held),
     )
     return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
-                         psa_changed=psa_changed, full=was_full, errors=errors)
+                         psa_changed=psa_changed, full=was_full, errors=errors, held=held,
+                         warnings=_connector_warnings(vendor, psa))
+
+
+def _connector_warnings(*connectors: Any) -> list[str]:
+    """What the connectors noted while reading (e.g. Pax8's price reading), taken once."""
+    out: list[str] = []
+    for connector in connectors:
+        take = getattr(connector, "take_warnings", None)
+        if callable(take):
+            out.extend(str(w) for w in take())
+    return out
 
 
 # --- the targeted refresh of one customer ------------------------------------------------------------
@@ -419,7 +556,7 @@ async def resolve_company(store: Store, vendor: VendorConnector, text: str) -> V
 
 async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id: str,
                                   known: asyncio.Future[bool], *, today: date, vendor_now: datetime,
-                                  wall_now: Callable[[], datetime]) -> int:
+                                  wall_now: Callable[[], datetime], accept_empty: bool = False) -> int:
     store = run.store
     own = store.get_setting(SETTING_VENDOR_COMPANY + company_id) or {}
     stamps = [s for s in (_parse_instant(store.get_setting(SETTING_VENDOR_SINCE)),
@@ -440,6 +577,7 @@ async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id
     known.set_result(company is not None)
     if company is None:
         raise UnknownCompany(f"{getattr(vendor, 'name', 'the vendor')} has no company {company_id!r}")
+    _hold_empty(vendor, [("subscriptions", len(fresh), len(stored))], accept_empty, f" for company {company_id}")
     fresh_ids = {s.id for s in fresh}
     changed = [s for s in fresh if stored.get(s.id) != s]
     removed = sorted(set(stored) - fresh_ids)
@@ -476,7 +614,7 @@ async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id
 
 
 async def _refresh_psa_company(run: _Run, psa: PsaConnector, company_id: str, known: asyncio.Future[bool], *,
-                               wall_now: Callable[[], datetime]) -> int:
+                               wall_now: Callable[[], datetime], accept_empty: bool = False) -> int:
     store = run.store
     psa_ids, explicit = store.psa_mapping(company_id)
     if not psa_ids and explicit is None:
@@ -499,6 +637,9 @@ async def _refresh_psa_company(run: _Run, psa: PsaConnector, company_id: str, kn
     if not await known:
         return 0  # the vendor has no such company: nothing is written
     in_companies = set(psa_ids)
+    _hold_empty(psa, [("agreements", len(agreements),
+                       sum(1 for a in before.agreements if a.company_id in in_companies)),
+                      ("lines", len(lines), len(before.lines))], accept_empty, f" for company {company_id}")
     changes = (
         _count_changes([a for a in before.agreements if a.company_id in in_companies], agreements,
                        lambda a: a.id)
@@ -520,23 +661,38 @@ async def refresh_customer(
     today: date | None = None,
     clock: Callable[[], datetime] | None = None,
     vendor_clock: Callable[[], datetime] | None = None,
+    accept_empty: bool = False,
+    lock_wait: float = LOCK_WAIT,
 ) -> RefreshResult:
     """Refresh one customer (vendor company `company_id`), both sides concurrently; see the module
     doc. Raises `UnknownCompany` when the vendor has no such company (nothing written); a service
     error on one side is reported in `errors` and leaves that side's rows as they were."""
     wall, vendor_time = _clocks(clock, vendor_clock)
     started = wall()
-    today = today or started.date()
     run = _Run(store, progress)
+    try:
+        lock = await _refresh_lock(store, run, lock_wait)
+    except LockBusy as exc:
+        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=False,
+                             errors=[f"{exc}; nothing was refreshed"], company_id=company_id)
+    with lock:
+        return await _customer(run, vendor, psa, company_id, today=today or started.date(), wall=wall,
+                               vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+
+
+async def _customer(run: _Run, vendor: VendorConnector, psa: PsaConnector, company_id: str, *, today: date,
+                    wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
+                    accept_empty: bool) -> RefreshResult:
     errors: list[str] = []
+    held: list[EmptyListing] = []
     known: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     unknown: list[UnknownCompany] = []
 
     async def vendor_side() -> int:
         try:
             read = _refresh_vendor_company(run, vendor, company_id, known, today=today,
-                                           vendor_now=vendor_time(), wall_now=wall)
-            return await _guarded(read, vendor, "vendor", errors, 0, f" of company {company_id}")
+                                           vendor_now=vendor_time(), wall_now=wall, accept_empty=accept_empty)
+            return await _guarded(read, vendor, "vendor", errors, 0, f" of company {company_id}", held=held)
         except UnknownCompany as exc:
             unknown.append(exc)
             return 0
@@ -544,13 +700,14 @@ async def refresh_customer(
             if not known.done():
                 known.set_result(True)
 
-    psa_side = _refresh_psa_company(run, psa, company_id, known, wall_now=wall)
+    psa_side = _refresh_psa_company(run, psa, company_id, known, wall_now=wall, accept_empty=accept_empty)
     vendor_changed, psa_changed = await asyncio.gather(
-        vendor_side(), _guarded(psa_side, psa, "psa", errors, 0, f" of company {company_id}"))
+        vendor_side(), _guarded(psa_side, psa, "psa", errors, 0, f" of company {company_id}", held=held))
     if unknown:
         raise unknown[0]
     return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
-                         psa_changed=psa_changed, full=False, errors=errors, company_id=company_id)
+                         psa_changed=psa_changed, full=False, errors=errors, company_id=company_id, held=held,
+                         warnings=_connector_warnings(vendor, psa))
 
 
 def stage_names() -> tuple[str, ...]:
@@ -558,6 +715,6 @@ def stage_names() -> tuple[str, ...]:
 
 
 __all__ = [
-    "RefreshProgress", "RefreshResult", "UnknownCompany", "refresh", "refresh_customer", "resolve_company",
+    "EmptyListing", "RefreshProgress", "RefreshResult", "UnknownCompany", "refresh", "refresh_customer", "resolve_company",
     "freshness", "usage_periods", "stage_names",
 ]

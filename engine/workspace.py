@@ -109,17 +109,22 @@ class Workspace:
 
     # --- work ------------------------------------------------------------------------------------
 
-    async def refresh(self, progress: Progress | None = None, *, full: bool = False) -> RefreshResult:
+    async def refresh(self, progress: Progress | None = None, *, full: bool = False,
+                      accept_empty: bool = False) -> RefreshResult:
+        """Refresh both sides (engine.refresh.refresh). `accept_empty`: apply listings that came
+        back empty where the store has rows (otherwise held: `result.held`)."""
         return await refresh(self.store, self.vendor, self.psa, progress, full=full, today=self.today(),
-                             clock=self._clock, vendor_clock=self._vendor_clock)
+                             clock=self._clock, vendor_clock=self._vendor_clock, accept_empty=accept_empty)
 
-    async def refresh_customer(self, company: str, progress: Progress | None = None) -> RefreshResult:
+    async def refresh_customer(self, company: str, progress: Progress | None = None, *,
+                               accept_empty: bool = False) -> RefreshResult:
         """Refresh one customer end to end (engine.refresh.refresh_customer): `company` is the vendor
         company's id or exact name. Raises `UnknownCompany` (message for the operator as is) when
         there is no such company; service errors are in the result's `errors`."""
         found = await resolve_company(self.store, self.vendor, company)
         return await refresh_customer(self.store, self.vendor, self.psa, found.id, progress, today=self.today(),
-                                      clock=self._clock, vendor_clock=self._vendor_clock)
+                                      clock=self._clock, vendor_clock=self._vendor_clock,
+                                      accept_empty=accept_empty)
 
     def plan(self, as_of: date | None = None) -> Plan:
         return reconcile(*self.store.plan_inputs(as_of or self.today()))
@@ -281,7 +286,16 @@ def _load_operator_state(store: Store, scenario: Scenario) -> None:
                          billing_configurations=scenario.vendor.billing_configurations),
         "psa": Psa(),
     })
-    store.import_scenario(state)
+    # Replacing the store's contents races another process's refresh of the same store like a
+    # refresh does: take the same lock (engine.store.locks).
+    from engine.refresh import LOCK_WAIT, REFRESH_LOCK
+    from engine.store.locks import wait_for
+
+    def waiting(holder: Any) -> None:
+        log.warning("the store is being refreshed by %s; waiting", holder.describe() if holder else "another process")
+
+    with wait_for(store.locks, REFRESH_LOCK, timeout=LOCK_WAIT, on_wait=waiting):
+        store.import_scenario(state)
     store.set_setting(SANDBOX_MARKER, True)
     for name in (SETTING_VENDOR_AT, SETTING_PSA_AT):
         store.set_setting(name, None)

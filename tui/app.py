@@ -237,13 +237,19 @@ class TrueupApp(App[int]):
             main.update_header("refreshing…")
         with self._recomputing():
             if fetch:
+                def waiting(progress: Any) -> None:  # another process holds the store's refresh lock
+                    if getattr(progress, "stage", None) == "waiting":
+                        self.notify(str(progress.message), severity="warning", timeout=10)
+
                 try:
-                    result = await self.workspace.refresh(full=full)
+                    result = await self.workspace.refresh(waiting, full=full)
                 except Exception as exc:
                     result = None
                     self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
                 for error in getattr(result, "errors", None) or []:
                     self.notify(str(error), severity="error", timeout=10)
+                for warning in getattr(result, "warnings", None) or []:
+                    self.notify(str(warning), severity="warning", timeout=10)
                 await self._flag_if_outdated()
             data = await asyncio.to_thread(self.load_data)
         self.refresh_count += 1

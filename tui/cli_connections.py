@@ -125,8 +125,10 @@ def doctor(ctx: click.Context) -> None:
 @click.option("--full", is_flag=True, help="Read every vendor subscription, not only the changed ones.")
 @click.option("--company", metavar="COMPANY",
               help="Refresh only this customer: a vendor company id or its exact name.")
+@click.option("--accept-empty", is_flag=True,
+              help="Apply a listing that comes back empty where the store has rows (the service really has none).")
 @click.pass_context
-def refresh(ctx: click.Context, full: bool, company: str | None) -> None:
+def refresh(ctx: click.Context, full: bool, company: str | None, accept_empty: bool) -> None:
     """Pull vendor and PSA data into the store now (one customer with --company)."""
     from engine.refresh import UnknownCompany
 
@@ -142,11 +144,18 @@ def refresh(ctx: click.Context, full: bool, company: str | None) -> None:
         if progress.total is not None:
             click.echo(f"  {progress.stage}: {progress.message}")
 
+    async def once(accept: bool) -> Any:
+        if company is not None:
+            return await workspace.refresh_customer(company, show, accept_empty=accept)
+        return await workspace.refresh(show, full=full, accept_empty=accept)
+
     async def run() -> Any:
         try:
-            if company is not None:
-                return await workspace.refresh_customer(company, show)
-            return await workspace.refresh(show, full=full)
+            result = await once(accept_empty)
+            if result.held and _confirm_empty(result.held):
+                click.echo("Refreshing again, applying the empty listing(s)…")
+                result = await once(True)
+            return result
         finally:
             await workspace.aclose()
 
@@ -158,7 +167,18 @@ def refresh(ctx: click.Context, full: bool, company: str | None) -> None:
     kind = "one customer" if result.company_id else ("full" if result.full else "incremental")
     click.echo(f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
                f"{result.psa_changed} PSA records changed.")
+    for warning in getattr(result, "warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
     for error in result.errors:
         click.echo(f"Error: {error} (the previous data was kept)", err=True)
     if result.errors:
         sys.exit(1)
+
+
+def _confirm_empty(held: list[Any]) -> bool:
+    """Ask whether to apply listings that came back empty (only at a terminal; elsewhere: no)."""
+    if not sys.stdin.isatty():
+        return False
+    for item in held:
+        click.echo(item.message, err=True)
+    return click.confirm("Apply the empty listing(s) and drop those rows from the store?", default=False, err=True)

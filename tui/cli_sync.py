@@ -64,21 +64,39 @@ def _keys(only: tuple[str, ...]) -> list[str]:
     metavar="KEY",
     help="Sync only this plan line (repeatable, or comma-separated keys).",
 )
+@click.option("--use-stored", is_flag=True, help="Plan on the data the store holds when the refresh fails.")
 @click.pass_context
-def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...]) -> None:
+def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...], use_stored: bool) -> None:
     """Write the plan's lines into the PSA (journaled; safe to interrupt and re-run)."""
     db_url = (ctx.obj or {}).get("db_url")
-    sys.exit(asyncio.run(_sync(db_url, dry_run=dry_run, yes=yes, only=_keys(only))) or 0)
+    sys.exit(asyncio.run(_sync(db_url, dry_run=dry_run, yes=yes, only=_keys(only), use_stored=use_stored)) or 0)
 
 
-async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]) -> int:
+def _refresh_failed(result: Any, use_stored: bool) -> bool:
+    """A failed refresh stops the sync (its plan would rest on data the services did not confirm),
+    unless the operator said to use the stored data."""
+    errors = list(getattr(result, "errors", None) or [])
+    for error in errors:
+        click.echo(f"trueup: refresh failed: {error}", err=True)
+    if not errors:
+        return False
+    if use_stored:
+        click.echo("Planning on the data the store already holds (--use-stored).", err=True)
+        return False
+    click.echo("trueup: not planning on a failed refresh; fix the above, or pass --use-stored to plan on "
+               "the data the store already holds.", err=True)
+    return True
+
+
+async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str], use_stored: bool = False) -> int:
     from engine.sync import SyncExecutor, dry_run_requests
     from engine.sync.executor import first_unbilled
 
     ws = _open_workspace(db_url)
     try:
         click.echo(f"Refreshing {ws.label}…", err=True)
-        await ws.refresh()
+        if _refresh_failed(await ws.refresh(), use_stored):
+            return 1
         plan = ws.plan()
         lines = list(plan.lines)
         if only:

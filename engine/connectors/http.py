@@ -289,16 +289,19 @@ class ServiceClient:
         return parse_json(response)
 
 
-# --- response guards (issue 11): validated envelopes and capped paging -----------------------------
+# --- response guards (issue 11): capped listings and validated envelopes ---------------------------
+
+MAX_LISTING_PAGES = 5_000  # 1,000,000 records at Pax8's 200 a page: far beyond any partner
+MAX_LISTING_BYTES = 256 * 1024 * 1024  # one listing's response bodies, together
 
 
-class PageCap:
-    """Stops a paged read that never ends: at most `max_pages` pages and `max_bytes` of bodies per
-    read, then a `ServiceError` naming the service, the path and the cap (a service whose `next` link
-    or `record_count` never lets go must not fill the memory or loop forever)."""
+class ListingCap:
+    """Counts one listing's pages and bytes and stops it, with a `ServiceError` naming the listing,
+    once either cap is passed: a service that keeps answering "one more page" (a bug, a proxy
+    looping, hostile data) must not run a refresh forever or fill the memory."""
 
-    def __init__(self, service: str, what: str, *, max_pages: int = 10_000,
-                 max_bytes: int = 1024 * 1024 * 1024) -> None:
+    def __init__(self, service: str, what: str, *, max_pages: int = MAX_LISTING_PAGES,
+                 max_bytes: int = MAX_LISTING_BYTES) -> None:
         self.service = service
         self.what = what
         self.max_pages = max_pages
@@ -306,15 +309,21 @@ class PageCap:
         self.pages = 0
         self.bytes = 0
 
-    def count(self, response: httpx.Response) -> None:
+    def count(self, response: httpx.Response | int) -> None:
+        """One more page (a response, or its size in bytes)."""
         self.pages += 1
-        self.bytes += len(response.content)
+        self.bytes += response if isinstance(response, int) else len(response.content)
+        status = None if isinstance(response, int) else response.status_code
         if self.pages > self.max_pages:
             raise ServiceError(self.service, f"{self.what}: stopped after {self.max_pages} pages — the "
-                               "service keeps offering another page", status=response.status_code)
+                               "listing does not end; nothing was stored from it", status=status)
         if self.bytes > self.max_bytes:
-            raise ServiceError(self.service, f"{self.what}: stopped after {self.bytes} bytes (cap "
-                               f"{self.max_bytes}) — the service keeps sending", status=response.status_code)
+            raise ServiceError(self.service, f"{self.what}: stopped after {self.bytes:,} bytes in {self.pages} "
+                               f"pages (over the {self.max_bytes:,}-byte cap); nothing was stored from it",
+                               status=status)
+
+
+PageCap = ListingCap  # the name the ConnectWise and HaloPSA connectors use
 
 
 def validated(service: str, what: str, model: Any, response: httpx.Response) -> Any:

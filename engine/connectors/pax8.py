@@ -74,10 +74,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from engine.connectors.base import ServiceError
 from engine.connectors.http import (
+    MAX_LISTING_BYTES,
+    MAX_LISTING_PAGES,
+    ListingCap,
     RateBudget,
     ServiceClient,
     decimal_or_none,
@@ -132,6 +135,69 @@ Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)]
 
 class Pax8Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+# --- envelopes: every response is checked before anything of it is used (issue 11) ------------------
+
+
+class Pax8PageInfo(Pax8Model):
+    """The spec's `Page` schema: `size` 1..200, `totalElements`, `totalPages`, `number` (0-based)."""
+
+    size: int = Field(ge=1, le=200)
+    total_elements: int = Field(alias="totalElements", ge=0)
+    total_pages: int = Field(alias="totalPages", ge=0)
+    number: int = Field(ge=0)
+
+
+class Pax8PageBody(Pax8Model):
+    """A paged list: `{content: [...], page: Page}` [spec, every list endpoint]."""
+
+    content: list[dict[str, Any]]
+    page: Pax8PageInfo
+
+
+class Pax8ListBody(Pax8Model):
+    """An unpaged list: `{content: [...]}` (history, pricing: no `page` block) [spec]."""
+
+    content: list[dict[str, Any]]
+
+
+def _error_in_body(body: Mapping[str, Any]) -> bool:
+    """A body in Pax8's error envelope (`{type, message, instance, status, details}` [spec `Error`])
+    or the token endpoint's `{error, error_description}`, whatever the HTTP status said."""
+    if "content" in body or "id" in body:
+        return False
+    return ("message" in body and ("status" in body or "type" in body)) or "error_description" in body
+
+
+def checked_body(body: Any, what: str) -> Mapping[str, Any]:
+    """The JSON object of a 200 answer, or a `ServiceError` naming the call: an empty 200, a 200
+    that is not a JSON object, and a 200 carrying an error body are failures, never "no data"."""
+    if body is None:
+        raise ServiceError(SERVICE, f"{what}: answered 200 with an empty body", status=200)
+    if not isinstance(body, Mapping):
+        raise ServiceError(SERVICE, f"{what}: answered 200 with a JSON {type(body).__name__}, not an object",
+                           status=200)
+    if _error_in_body(body):
+        message = body.get("message") or body.get("error_description") or body.get("type") or "an error"
+        details = [str(d["message"]) for d in body.get("details") or [] if isinstance(d, Mapping) and d.get("message")]
+        raise ServiceError(SERVICE, f"{what}: answered 200 with an error body: {message}", status=200,
+                           details=details)
+    return body
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], item: Any, what: str) -> M:
+    """`item` as `model`, or a `ServiceError` naming the call and the first bad field."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the body"
+        raise ServiceError(SERVICE, f"{what}: not a valid {model.__name__.removeprefix('Pax8')} "
+                                    f"({where}: {first.get('msg')})", status=200) from None
 
 
 class Pax8Company(Pax8Model):
@@ -269,6 +335,14 @@ def _unit(total: Decimal | None, quantity: Decimal) -> Decimal:
     return _tidy(total / quantity)
 
 
+def _json_of(response: httpx.Response, path: str) -> Any:
+    try:
+        return parse_json(response)
+    except (ValueError, RecursionError):
+        raise ServiceError(SERVICE, f"GET {path}: answered 200 with a body that is not JSON "
+                                    f"({response.text[:80]!r})", status=200) from None
+
+
 def snapshot_order(snapshots: Sequence[Pax8Subscription]) -> list[Pax8Subscription]:
     """Oldest first: by `updatedDate` (else `createdDate`), then `createdDate`, then as received."""
     indexed = list(enumerate(snapshots))
@@ -401,6 +475,8 @@ class Pax8Connector:
         product_kinds: Mapping[str, ProductKind] | None = None,
         clock: Callable[[], float] | None = None,
         today: Callable[[], date] | None = None,
+        max_pages: int = MAX_LISTING_PAGES,
+        max_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -420,6 +496,8 @@ class Pax8Connector:
         self._token_expires_at = 0.0
         self._token_lock = asyncio.Lock()
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        self.max_pages = max_pages  # caps of one listing (engine.connectors.http.ListingCap)
+        self.max_bytes = max_bytes
         self._kinds: dict[str, ProductKind] = {}
         self._product_names: dict[str, str] = {}
         # Per product, from the subscription listings read so far: the subscription to probe for the
@@ -467,11 +545,11 @@ class Pax8Connector:
                 self._token = None
                 self._token_expires_at = 0.0
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def _response(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """GET with the bearer token; on a 401 the token is refreshed once and the call retried."""
         token = await self.access_token()
         try:
-            return await self.client.read(
+            return await self.client.read_response(
                 "GET", path, params=dict(params or {}), headers={"Authorization": f"Bearer {token}"}
             )
         except ServiceError as exc:
@@ -479,41 +557,65 @@ class Pax8Connector:
                 raise
         await self._forget_token(token)
         token = await self.access_token()
-        return await self.client.read(
+        return await self.client.read_response(
             "GET", path, params=dict(params or {}), headers={"Authorization": f"Bearer {token}"}
         )
 
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """The JSON object a GET answers (`checked_body`: an empty or error 200 is a ServiceError)."""
+        response = await self._response(path, params)
+        return checked_body(_json_of(response, path), f"GET {path}")
+
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every element of a paged list: `page` from 0 while `page < totalPages`, 200 a page."""
+        """Every element of a paged list: `page` from 0 while `page < totalPages`, 200 a page [spec
+        `Page`]. Each page must be a `Page` envelope answering the page asked for; a page that comes
+        back empty before `totalPages`, or a listing past `max_pages` pages / `max_bytes` bytes, is a
+        `ServiceError` (nothing of the listing is used)."""
+        what = f"GET {path}"
+        cap = ListingCap(SERVICE, what, max_pages=self.max_pages, max_bytes=self.max_bytes)
         out: list[dict[str, Any]] = []
         page = 0
         while True:
-            body = await self.get(path, {**(params or {}), "page": page, "size": PAGE_SIZE})
-            content = (body or {}).get("content") or []
-            out.extend(content)
-            info = (body or {}).get("page") or {}
-            total_pages = int(info.get("totalPages") or 0)
+            response = await self._response(path, {**(params or {}), "page": page, "size": PAGE_SIZE})
+            cap.count(len(response.content))
+            body = validated(Pax8PageBody, checked_body(_json_of(response, path), what), what)
+            info = body.page
+            if info.number != page:
+                raise ServiceError(SERVICE, f"{what}: asked for page {page}, answered page {info.number}",
+                                   status=200)
+            out.extend(body.content)
             page += 1
-            if page >= total_pages or not content:
+            if page >= info.total_pages:
                 return out
+            if not body.content:
+                raise ServiceError(SERVICE, f"{what}: page {page - 1} of {info.total_pages} came back empty "
+                                            f"({len(out)} of {info.total_elements} items read)", status=200)
 
     async def _gather(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """Await them all, at most CONCURRENCY at a time (a coroutine starts when it gets a slot)."""
 
         async def run(call: Awaitable[T]) -> T:
-            async with self._gate:
-                return await call
+            try:
+                async with self._gate:
+                    return await call
+            finally:
+                if asyncio.iscoroutine(call):
+                    call.close()  # another call failed before this one started: no "never awaited"
 
         return list(await asyncio.gather(*(run(call) for call in calls)))
 
     # --- raw resources ---------------------------------------------------------------------------
 
+    async def _listed(self, model: type[M], path: str, params: Mapping[str, Any] | None = None) -> list[M]:
+        items = await self.pages(path, params)
+        return [validated(model, item, f"GET {path} item {n}") for n, item in enumerate(items)]
+
     async def raw_companies(self) -> list[Pax8Company]:
-        return [Pax8Company.model_validate(item) for item in await self.pages("/companies")]
+        return await self._listed(Pax8Company, "/companies")
 
     async def raw_product(self, product_id: str) -> Pax8Product | None:
         try:
-            return Pax8Product.model_validate(await self.get(f"/products/{product_id}"))
+            return validated(Pax8Product, await self.get(f"/products/{product_id}"), f"GET /products/{product_id}")
         except ServiceError as exc:
             if exc.status == 404:
                 return None
@@ -521,11 +623,11 @@ class Pax8Connector:
 
     async def catalogue(self) -> list[Pax8Product]:
         """The whole product catalogue (`GET /products`, every page)."""
-        return [Pax8Product.model_validate(item) for item in await self.pages("/products")]
+        return await self._listed(Pax8Product, "/products")
 
     async def raw_subscriptions(self, **filters: str) -> list[Pax8Subscription]:
         """`GET /subscriptions` (filters: status, billingTerm, companyId, productId)."""
-        subs = [Pax8Subscription.model_validate(item) for item in await self.pages("/subscriptions", filters)]
+        subs = await self._listed(Pax8Subscription, "/subscriptions", filters)
         self._note_products(subs)
         return subs
 
@@ -544,25 +646,24 @@ class Pax8Connector:
     async def raw_company(self, company_id: str) -> Pax8Company | None:
         """`GET /companies/{companyId}`; None when Pax8 answers 404."""
         try:
-            return Pax8Company.model_validate(await self.get(f"/companies/{company_id}"))
+            return validated(Pax8Company, await self.get(f"/companies/{company_id}"), f"GET /companies/{company_id}")
         except ServiceError as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def raw_history(self, subscription_id: str) -> list[Pax8Subscription]:
-        body = await self.get(f"/subscriptions/{subscription_id}/history")
-        return [Pax8Subscription.model_validate(item) for item in (body or {}).get("content") or []]
+        """`GET /subscriptions/{id}/history`: `{content}` with no page block [spec]."""
+        path = f"/subscriptions/{subscription_id}/history"
+        body = validated(Pax8ListBody, await self.get(path), f"GET {path}")
+        return [validated(Pax8Subscription, item, f"GET {path} item {n}") for n, item in enumerate(body.content)]
 
     async def raw_usage_summaries(self, subscription_id: str) -> list[Pax8UsageSummary]:
-        items = await self.pages(f"/subscriptions/{subscription_id}/usage-summaries")
-        return [Pax8UsageSummary.model_validate(item) for item in items]
+        return await self._listed(Pax8UsageSummary, f"/subscriptions/{subscription_id}/usage-summaries")
 
     async def raw_usage_lines(self, usage_summary_id: str, usage_date: date) -> list[Pax8UsageLine]:
-        items = await self.pages(
-            f"/usage-summaries/{usage_summary_id}/usage-lines", {"usageDate": usage_date.isoformat()}
-        )
-        return [Pax8UsageLine.model_validate(item) for item in items]
+        return await self._listed(Pax8UsageLine, f"/usage-summaries/{usage_summary_id}/usage-lines",
+                                  {"usageDate": usage_date.isoformat()})
 
     # --- VendorConnector -------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
 from sqlalchemy import Engine, delete, event, insert, select
@@ -43,6 +43,9 @@ from engine.scenario import (
 )
 from engine.store import tables as t
 from engine.store.loading import HistoryLoader, history_rows, raw_rows, scan_history
+
+if TYPE_CHECKING:
+    from engine.store.locks import StoreLocks
 
 VENDOR_TABLES = (t.VendorCompanyRow, t.VendorProductRow, t.SubscriptionRow, t.HistoryRowRecord, t.UsageRecord,
                  t.BillingConfigurationRow)
@@ -106,6 +109,16 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def locks(self) -> StoreLocks:
+        """Named locks across processes (engine.store.locks): the refresh holds "refresh"."""
+        from engine.store.locks import StoreLocks
+
+        found = self.__dict__.get("_locks")
+        if found is None:
+            found = self.__dict__["_locks"] = StoreLocks(self.engine, self.url)
+        return found
 
     @contextmanager
     def session(self) -> Iterator[Session]:

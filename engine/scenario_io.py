@@ -117,9 +117,10 @@ def parse_scenario(data: Any, source: str = "scenario", *, references: bool = Tr
 # --- reading files -------------------------------------------------------------------------------
 
 
-def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
+def read_limited(path: Path, limit: int | None = None) -> bytes:
     """The bytes of a regular file of at most `limit` bytes. Raises `ScenarioError` otherwise.
     Opened non-blocking and checked on the open descriptor, so a FIFO cannot hang the read."""
+    limit = MAX_BYTES if limit is None else limit
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:

@@ -127,6 +127,7 @@ _CREDENTIALS = re.compile(
     r"(?P<value>(?:(?:basic|bearer|digest|token|negotiate)\s+)?[^\s\"',;&}\]<>]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\[redacted)[A-Za-z0-9._~+/=-]{8,}")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s/]+)(?=@)")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}")
 
 
@@ -158,6 +159,7 @@ def redact(text: str) -> str:
         text = pattern.sub(REDACTED, text)
         if _secrets:
             text = _BASE64.sub(_encoded_secret, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
     text = _CREDENTIALS.sub(_credential, text)
     return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 

@@ -158,7 +158,9 @@ def refresh(ctx: click.Context, full: bool, company: str | None) -> None:
     kind = "one customer" if result.company_id else ("full" if result.full else "incremental")
     click.echo(f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
                f"{result.psa_changed} PSA records changed.")
+    from tui.cli import one_line
+
     for error in result.errors:
-        click.echo(f"Error: {error} (the previous data was kept)", err=True)
+        click.echo(f"Error: {one_line(error)} (the previous data was kept)", err=True)
     if result.errors:
         sys.exit(1)

@@ -89,6 +89,47 @@ def clean_json(data: Any) -> Any:
     return data
 
 
+# Text fields of a scenario that the console shows (ids are left alone: actions write them back).
+_SHOWN_TEXT: dict[str | None, dict[str, tuple[str, ...]]] = {
+    "vendor": {"companies": ("name",), "products": ("name", "sku", "edition", "storage_location"),
+               "billing_configurations": ("name",)},
+    "psa": {"companies": ("name",), "products": ("name", "sku"), "agreements": ("name",),
+            "lines": ("description",)},
+    None: {"ignored": ("by", "reason")},
+}
+
+
+def clean_scenario(scenario: Any) -> Any:
+    """The scenario with every shown text field through `clean_text` — for data stored before the
+    service boundary scrubbed it. The same object when nothing needed it (the usual case: one
+    `isprintable` per field, no copy)."""
+    updates: dict[str, Any] = {}
+    for side, lists in _SHOWN_TEXT.items():
+        holder = getattr(scenario, side) if side else scenario
+        side_updates: dict[str, Any] = {}
+        for name, fields in lists.items():
+            items = getattr(holder, name)
+            copied: list[Any] | None = None
+            for index, item in enumerate(items):
+                changed = {f: clean_text(v, newlines=f in ("description", "reason")) for f in fields
+                           if isinstance(v := getattr(item, f), str) and not v.isprintable()}
+                changed = {f: v for f, v in changed.items() if v != getattr(item, f)}
+                if changed:
+                    copied = list(items) if copied is None else copied
+                    copied[index] = item.model_copy(update=changed)
+            if copied is not None:
+                side_updates[name] = copied
+        if side_updates:
+            if side:
+                updates[side] = holder.model_copy(update=side_updates)
+            else:
+                updates.update(side_updates)
+    prefix = scenario.settings.description_prefix
+    if isinstance(prefix, str) and not prefix.isprintable():
+        updates["settings"] = scenario.settings.model_copy(update={"description_prefix": clean_text(prefix)})
+    return scenario.model_copy(update=updates) if updates else scenario
+
+
 # --- secrets --------------------------------------------------------------------------------------
 
 _lock = threading.Lock()

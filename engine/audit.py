@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from engine.scrub import redact, redact_data
 from engine.store.tables import AuditEvent
 
 
@@ -22,10 +23,12 @@ def operator() -> str:
 
 def record(session: Session, action: str, subject: str, *, before: dict[str, Any] | None = None,
            after: dict[str, Any] | None = None, company: str | None = None, user: str | None = None) -> AuditEvent:
-    """Add an audit event to the session's transaction (it commits with the change it describes)."""
+    """Add an audit event to the session's transaction (it commits with the change it describes).
+    Every text in it passes `engine.scrub.redact`: a secret a service echoed never enters the trail."""
     event = AuditEvent(
         at=datetime.now(UTC), user=user or operator(), host=socket.gethostname(),
-        action=action, subject=subject, company=company, before=before, after=after,
+        action=action, subject=redact(subject), company=redact(company) if company else company,
+        before=redact_data(before) if before else before, after=redact_data(after) if after else after,
     )
     session.add(event)
     return event

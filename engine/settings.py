@@ -92,6 +92,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from engine.scenario import ProductKind, PsaName
+from engine.scrub import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -452,11 +453,19 @@ def get_secret(service: str, *, environ: Mapping[str, str] | None = None) -> Sec
     """The service's secret: its environment variable first, then the OS keyring."""
     spec = secret_spec(service)
     env = os.environ if environ is None else environ
-    value = env.get(spec.env)
-    if value:
-        return SecretStr(value)
-    stored = keyring_secret(service)
-    return SecretStr(stored) if stored else None
+    value = env.get(spec.env) or keyring_secret(service)
+    if not value:
+        return None
+    register_secret(value)  # from now on `engine.scrub.redact` replaces it in every message
+    return SecretStr(value)
+
+
+def register_configured_secrets(environ: Mapping[str, str] | None = None) -> None:
+    """Tell the redaction every secret set in the environment (the keyring's are registered as
+    `get_secret` reads them, so that a command that connects nowhere never touches the keyring)."""
+    env = os.environ if environ is None else environ
+    for spec in SECRETS.values():
+        register_secret(env.get(spec.env))
 
 
 def require_secret(service: str, *, environ: Mapping[str, str] | None = None) -> SecretStr:

@@ -9,20 +9,125 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync")
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"trueup: {message}", err=True)
+def fail(message: str, code: int = 2) -> NoReturn:
+    from engine.scrub import clean_text, redact
+
+    click.echo(f"trueup: {redact(clean_text(message, newlines=True))}", err=True)
     sys.exit(code)
 
 
-@click.group(invoke_without_command=True)
+# --- operator errors: one sentence, never a traceback --------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """An error message on one line for the operator: scrubbed, redacted, whitespace collapsed, and
+    without pydantic's `[type=…]` and documentation-link noise."""
+    import re
+
+    from engine.scrub import clean_text, redact
+
+    text = re.sub(r"\s*\[type=[^\]]*\]|\s*For further information visit \S+", "", text)
+    return " ".join(redact(clean_text(text, newlines=True)).split())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line or type(exc).__name__
+
+
+def _store_label(ctx: click.Context) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = ((ctx.find_root().obj or {}).get("db_url")) or os.environ.get("TRUEUP_DATABASE_URL")
+    if not url:
+        return "the store"
+    try:
+        return f"the store {make_url(url).render_as_string(hide_password=True)}"
+    except ArgumentError:
+        return "the store"
+
+
+def describe_error(exc: Exception, ctx: click.Context) -> tuple[int, str]:
+    """(exit status, one sentence) for an error a command did not handle itself: 1 for a store, a
+    connection or a service failing, 2 for bad input (configuration, scenario, arguments)."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+    from engine.connectors.base import ServiceError
+    from engine.scenario_io import ScenarioError
+    from engine.settings import ConfigError
+    from engine.store.database import StoreError
+    from engine.workspace import WorkspaceError
+
+    if isinstance(exc, (ConfigError, WorkspaceError, ScenarioError)):
+        return 2, str(exc)
+    if isinstance(exc, StoreError):
+        return 1, str(exc)
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
+        return 2, f"the database URL is not valid ({_first_line(exc)}); check --db, TRUEUP_DATABASE_URL or database_url"
+    if isinstance(exc, DBAPIError):
+        reason = _first_line(exc)
+        if "file is not a database" in reason or "malformed" in reason:
+            return 1, f"{_store_label(ctx)} is corrupt ({reason}); restore it from a backup"
+        return 1, f"{_store_label(ctx)} cannot be used: {reason}"
+    if isinstance(exc, SQLAlchemyError):
+        return 1, f"{_store_label(ctx)} cannot be used: {_first_line(exc)}"
+    if isinstance(exc, ServiceError):
+        return 1, " ".join(str(exc).split())
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return 1, f"{exc.strerror or _first_line(exc)}{where}"
+    return 1, f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+
+
+class TrueupGroup(click.Group):
+    """The `trueup` group: whatever a command (of any area) lets escape is printed as one sentence
+    with exit status 1 (2 for bad input), never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the operator gets a sentence, the log the details
+            import logging
+
+            logging.getLogger("trueup.cli").debug("command failed", exc_info=True)
+            code, message = describe_error(exc, ctx)
+            fail(message, code)
+
+
+def _scrub_outputs(db_url: str | None) -> None:
+    """Secrets known from the start (environment, the store URL's password) are redacted from
+    every message, and every log record passes the redaction."""
+    from engine.scrub import install_log_redaction, register_secret
+    from engine.settings import register_configured_secrets
+
+    install_log_redaction()
+    register_configured_secrets()
+    for url in (db_url, os.environ.get("TRUEUP_DATABASE_URL")):
+        if url:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                register_secret(make_url(url).password)  # type: ignore[arg-type]
+            except ArgumentError:
+                pass
+
+
+@click.group(cls=TrueupGroup, invoke_without_command=True)
 @click.option("--db", "db_url", envvar="TRUEUP_DATABASE_URL", help="SQLAlchemy URL of the store.")
 @click.option("--no-mouse", is_flag=True, help="Console: leave the mouse to the terminal (text selection).")
 @click.option("--theme", help="Console: colour theme (e.g. textual-dark, ansi-dark).")
@@ -34,6 +139,7 @@ def main(ctx: click.Context, db_url: str | None, no_mouse: bool, theme: str | No
     """
     ctx.ensure_object(dict)
     ctx.obj.update(db_url=db_url, no_mouse=no_mouse, theme=theme)
+    _scrub_outputs(db_url)
     if ctx.invoked_subcommand is None:
         try:
             app = importlib.import_module("tui.app")
@@ -82,8 +188,13 @@ def export_scenario(ctx: click.Context, output: Path | None, as_of: object) -> N
         click.echo(text)
     else:
         tmp = output.with_suffix(output.suffix + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(output)  # nothing half-written
+        try:
+            tmp.write_text(text + "\n", encoding="utf-8")
+            tmp.replace(output)  # nothing half-written
+        except OSError as exc:
+            if tmp.parent.is_dir():
+                tmp.unlink(missing_ok=True)
+            fail(f"cannot write {output}: {exc.strerror or exc}; nothing was written.", 2)
         click.echo(f"Wrote {output}")
 
 

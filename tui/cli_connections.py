@@ -167,10 +167,12 @@ def refresh(ctx: click.Context, full: bool, company: str | None, accept_empty: b
     kind = "one customer" if result.company_id else ("full" if result.full else "incremental")
     click.echo(f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
                f"{result.psa_changed} PSA records changed.")
+    from tui.cli import one_line
+
     for warning in getattr(result, "warnings", []):
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(f"Warning: {one_line(warning)}", err=True)
     for error in result.errors:
-        click.echo(f"Error: {error} (the previous data was kept)", err=True)
+        click.echo(f"Error: {one_line(error)} (the previous data was kept)", err=True)
     if result.errors:
         sys.exit(1)
 

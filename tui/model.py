@@ -13,6 +13,7 @@ from typing import Any
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, LineKind, Plan, PlanLine
+from engine.scrub import clean_scenario, clean_text
 
 ZERO = Decimal("0.00")
 IGNORED_PREFIX = "ignored:"  # an Unsynced row of ignored lines next to the same subscription's shown row
@@ -41,6 +42,11 @@ class Row:
     search: str = field(default="", compare=False, repr=False)  # what `/` matches (computed once)
 
     def __post_init__(self) -> None:
+        # Terminal safety: no vendor or PSA text reaches the screen with a control sequence in it.
+        if not all(cell.isprintable() for cell in self.cells):
+            object.__setattr__(self, "cells", tuple(clean_text(cell) for cell in self.cells))
+        if self.detail and not self.detail.isprintable():
+            object.__setattr__(self, "detail", clean_text(self.detail, newlines=True))
         if not self.search:  # built with the row (in the loading thread), not on a keystroke
             object.__setattr__(self, "search", "\x1f".join((self.key, *self.cells)).casefold())
 
@@ -102,9 +108,10 @@ def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleDa
     from engine.reconcile import reconcile  # the rules: not needed to paint a saved state
     if hasattr(store, "plan_inputs"):
         scenario, hints = store.plan_inputs(as_of)
+        scenario = clean_scenario(scenario)  # names stored before the service boundary scrubbed them
         plan = reconcile(scenario, hints)
     else:
-        scenario = store.snapshot(as_of)
+        scenario = clean_scenario(store.snapshot(as_of))
         plan = reconcile(scenario)
     return build(scenario, plan, today=today)
 

@@ -21,6 +21,7 @@ from engine.scenario import (
     VendorCompany,
     VendorProduct,
 )
+from engine.scrub import clean_text, redact
 
 
 class ServiceError(Exception):
@@ -44,15 +45,17 @@ class ServiceError(Exception):
         retry_after: float | None = None,
     ) -> None:
         self.service = service
-        self.message = message
+        # What a service says goes to the journal, the audit trail, logs and the screen: secrets
+        # it echoes back (request headers in an error body) are replaced here, once.
+        self.message = redact(clean_text(message, newlines=True))
         self.status = status
-        self.details = list(details)
+        self.details = [redact(clean_text(str(d), newlines=True)) for d in details]
         self.retryable = retryable
         self.sent = sent
         self.retry_after = retry_after
-        text = f"{service}: {message}"
+        text = f"{service}: {self.message}"
         if status is not None:
-            text = f"{service} (HTTP {status}): {message}"
+            text = f"{service} (HTTP {status}): {self.message}"
         if self.details:
             text += " — " + "; ".join(self.details)
         super().__init__(text)

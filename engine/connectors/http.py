@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from engine.connectors.base import ServiceError
+from engine.scrub import clean_json
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ ErrorParser = Callable[[httpx.Response], tuple[str, list[str]]]
 
 
 def loads(text: str | bytes) -> Any:
-    """JSON with every non-integer number as `Decimal` (money never passes through a float)."""
-    return json.loads(text, parse_float=Decimal)
+    """JSON with every non-integer number as `Decimal` (money never passes through a float), and
+    every string scrubbed of terminal control sequences (`engine.scrub.clean_json`): this is the
+    boundary every service response crosses."""
+    return clean_json(json.loads(text, parse_float=Decimal))
 
 
 def parse_json(response: httpx.Response) -> Any:

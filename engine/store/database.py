@@ -85,12 +85,41 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+class StoreError(Exception):
+    """The store cannot be used as it is. The message is one sentence for the operator."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def refuse_unusable_sqlite(url: str) -> None:
+    """An existing SQLite file that is empty or not a SQLite database is refused, instead of being
+    opened (and migrated) as a new, empty store (issue 11)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///:memory:",):
+        return
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return  # a new store
+    except OSError as exc:
+        raise StoreError(f"the store {path} cannot be read: {exc.strerror or exc}") from None
+    if not header:
+        raise StoreError(f"the store {path} is an empty file (0 bytes), not a trueup store; "
+                         "restore it from a backup, or remove it to start a new store")
+    if header != SQLITE_HEADER:
+        raise StoreError(f"the store {path} is not a SQLite database (corrupt or another kind of file); "
+                         "restore it from a backup, or remove it to start a new store")
+
+
 class Store:
     """The local store. `Store(url)` opens (and migrates) a database; `Store.memory()` is a fresh
     in-memory one (what `trueup plan` uses)."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True):
         self.url = url or default_database_url()
+        refuse_unusable_sqlite(self.url)
         self.engine = make_engine(self.url)
         if migrate:
             if self.url in ("sqlite://", "sqlite:///:memory:"):

@@ -33,6 +33,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from engine import audit
 from engine.scenario import PsaLine
+from engine.scrub import redacted_message
 from engine.store import Store
 from engine.store.tables import OverrideRow, PsaLineRow, SyncedKeyRow
 
@@ -205,7 +206,7 @@ class Journal:
                 SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
                 SyncJournalRow.state == PENDING,
             )  # type: ignore[arg-type]
-            .values(updated_at=utcnow(), **values)
+            .values(updated_at=utcnow(), **(values | redacted_message(values)))
         )
         return result.rowcount == 1  # type: ignore[attr-defined]
 

@@ -378,6 +378,10 @@ class ConnectWiseConnector:
         max_bytes: int = MAX_BYTES,
     ) -> None:
         self.site = site.removeprefix("https://").removeprefix("http://").strip("/")
+        # HTTPS always, but for a loopback address given as http:// (the sandbox served over HTTP by
+        # engine.sandbox.serve, for the kill tests): credentials never travel in clear text elsewhere.
+        loopback = urlsplit(f"http://{self.site}").hostname in ("127.0.0.1", "localhost", "::1")
+        self.origin = f"http://{self.site}" if site.startswith("http://") and loopback else f"https://{self.site}"
         self.company_id = company_id
         self.codebase = codebase.strip("/") if codebase else None
         self.keys = KeyCodec(SERIAL_MAX)
@@ -390,7 +394,7 @@ class ConnectWiseConnector:
         token = base64.b64encode(f"{company_id}+{public_key}:{private_key}".encode()).decode("ascii")
         self._client = ServiceClient(
             SERVICE,
-            f"https://{self.site}",
+            self.origin,
             transport=transport,
             headers={"Authorization": f"Basic {token}", "clientId": client_id, "Accept": "application/json"},
             error_parser=cw_error_parser,
@@ -408,7 +412,7 @@ class ConnectWiseConnector:
 
     async def discover_codebase(self) -> str:
         if self.codebase is None:
-            body = await self._client.read("GET", f"https://{self.site}/login/companyinfo/{self.company_id}")
+            body = await self._client.read("GET", f"{self.origin}/login/companyinfo/{self.company_id}")
             codebase = body.get("Codebase") if isinstance(body, Mapping) else None
             if not codebase:
                 raise ServiceError(SERVICE, f"no Codebase for company {self.company_id!r} on {self.site}",
@@ -438,7 +442,7 @@ class ConnectWiseConnector:
             if not following or not body:
                 return items
             host = urlsplit(following).hostname
-            if host is not None and host != urlsplit(f"https://{self.site}").hostname:
+            if host is not None and host != urlsplit(self.origin).hostname:
                 raise ServiceError(SERVICE, f"refusing a next-page link to another host ({host})")
             if following in seen:
                 raise ServiceError(SERVICE, f"GET {path}: the next-page link repeats a page already read "

@@ -184,3 +184,25 @@ async def test_two_operators_with_different_plans_for_one_key_one_write_one_refu
     late = await run_once(store_url, rig, [stale])
     assert [o.outcome for o in late.outcomes] == [Outcome.REFUSED], late.outcomes
     assert rig.new_lines_by_key() == {alice_line.key: 1}
+
+
+def test_a_key_held_by_two_psa_lines_is_a_duplicate_line_finding_and_nothing_more_is_written() -> None:
+    scenario = build_scenario("connectwise", new=0, updates=1, cancels=0, create_new=0, record_only=0, companies=1)
+    (line,) = scenario.psa.lines
+    twin = line.model_copy(update={"id": "8999"})
+    scenario = scenario.model_copy(update={"psa": scenario.psa.model_copy(update={"lines": [line, twin]})})
+    store = Store("sqlite://")
+    store.import_scenario(scenario)
+    plan = reconcile(store.snapshot())
+    sub = line.source.subscription_id if line.source else ""
+    assert [ln.key for ln in plan.lines if ln.subscription_id == sub] == []  # no update of one, no third line
+    (finding,) = [f for f in plan.findings if f.code == "duplicate_line"]
+    assert finding.severity == "error" and finding.subject == {"subscription_id": sub, "key": f"{sub}:recurring"}
+    assert "8001" in finding.message and "8999" in finding.message
+    # One of the two ended before the other starts (a create-new) is no duplicate.
+    ended = line.model_copy(update={"cancelled_date": date(2026, 3, 31)})
+    later = twin.model_copy(update={"effective_date": date(2026, 4, 1)})
+    scenario = scenario.model_copy(update={"psa": scenario.psa.model_copy(update={"lines": [ended, later]})})
+    store = Store("sqlite://")
+    store.import_scenario(scenario)
+    assert not [f for f in reconcile(store.snapshot()).findings if f.code == "duplicate_line"]

@@ -28,7 +28,7 @@ from engine.verify import verify_lines
 def _with_extra_months(psa: str):  # type: ignore[no-untyped-def]
     """Increases on 2026-03-05 with April already invoiced: recurring update/create + prorate +
     extra months (April) per subscription — three-line change sets."""
-    scenario = build_scenario(psa, new=2, updates=2, cancels=1, create_new=1, record_only=0, companies=3)
+    scenario = build_scenario(psa, new=1, updates=1, cancels=1, create_new=1, record_only=0, companies=2)
     settings = scenario.settings.model_copy(update={"invoiced_through": date(2026, 4, 30)})
     return scenario.model_copy(update={"settings": settings})
 

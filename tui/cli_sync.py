@@ -74,7 +74,6 @@ def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...]) ->
 
 
 async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]) -> int:
-    from engine.plan import PlanLine
     from engine.sync import Journal, SyncExecutor, dry_run_requests
     from engine.sync.executor import first_unbilled, only_change_sets, with_unfinished
 
@@ -94,10 +93,10 @@ async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]
                 click.echo(f"Nothing was sent: {blocked_by}")
                 return 1
         plan = ws.plan()
-        resumed = [PlanLine.model_validate(d) for d in Journal(ws.store).unfinished_lines(ws.psa.name)]
-        lines = with_unfinished(plan.lines, resumed)
-        if resumed:
-            click.echo(f"Resuming {len(resumed)} line(s) of change sets an earlier sync left half-written.")
+        unfinished = Journal(ws.store).unfinished_lines(ws.psa.name)
+        lines = with_unfinished(plan.lines, unfinished)
+        if unfinished:
+            click.echo(f"Resuming {len(unfinished)} line(s) of change sets an earlier sync left half-written.")
         if only:
             known = {line.key for line in lines}
             missing = [k for k in only if k not in known]

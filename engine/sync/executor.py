@@ -2,10 +2,17 @@
 and the journal always says what happened.
 
 For each line:
+0. **Change sets** — lines are written by change set (`PlanLine.change_set`: a seat
+   subscription's recurring update or cancel, its prorates and extra months, RULES.md §3); every
+   line of a set is claimed before any is sent, and a cancel stops after the set in flight. The
+   unwritten lines of a set an earlier sync left half-written (journal `unfinished_lines`) are
+   resumed first, as that sync planned them, even when the new plan no longer proposes them.
 1. **Claim** — a journal row (state `pending`, the intended request) is inserted and committed
-   before anything is sent. Its unique key (line key + fingerprint of the line's values) makes a
-   second executor on the same database back off: it looks the line up and reports
-   `already_there` (the PSA has it) or `skipped` (another sync is writing it).
+   before anything is sent. The row is unique on the line key alone (one writer per key): a
+   second executor with the same line backs off (`already_there` when the PSA has it, `skipped`
+   while another sync writes it); one with a different plan for the key is `refused` ("changed
+   since your review — refresh"), as is a create whose key the PSA already holds from a sync of
+   another plan.
 2. **Inspect** — the PSA is read first. Creates: `find_line(agreement, key)` (the key travels in
    a field the PSA keeps); found → `already_there`. Updates and cancels: the line is re-read and
    compared with what the plan expected (`previous_quantity`; the prices too for kinds whose
@@ -57,6 +64,7 @@ from engine.store import Store
 from engine.store.tables import VendorCompanyRow
 from engine.sync.journal import (
     DONE,
+    PARTIAL_MARK,
     PENDING,
     Journal,
     SyncJournalRow,
@@ -166,9 +174,18 @@ def change_sets(lines: Sequence[PlanLine]) -> list[list[PlanLine]]:
     return list(sets.values())
 
 
-def with_unfinished(lines: Sequence[PlanLine], resumed: Sequence[PlanLine]) -> list[PlanLine]:
-    """The plan's lines with the journal's half-written change sets in front; a resumed line takes
-    the place of the plan's line with the same key (see `SyncExecutor._unfinished`)."""
+def with_unfinished(lines: Sequence[PlanLine], unfinished: Sequence[dict[str, Any]]) -> list[PlanLine]:
+    """The plan's lines with the journal's half-written change sets (`Journal.unfinished_lines`)
+    in front. A journaled line the plan does not propose is resumed as journaled; one the plan
+    proposes too is taken from the plan (it may carry the operator's fix), except a line
+    interrupted part-way (a create-new whose new line exists): a plan made from that half-written
+    PSA takes the new line for the one to replace, so the journal's version is kept."""
+    planned = {line.key: line for line in lines}
+    resumed: list[PlanLine] = []
+    for data in unfinished:
+        partial = bool(data.get(PARTIAL_MARK))
+        line = PlanLine.model_validate({k: v for k, v in data.items() if k != PARTIAL_MARK})
+        resumed.append(line if partial or line.key not in planned else planned[line.key])
     again = {line.key for line in resumed}
     return [*resumed, *(line for line in lines if line.key not in again)]
 
@@ -379,7 +396,7 @@ class SyncExecutor:
         register_live(self._token)
         try:
             report.recovered, report.blocked = await self.recover()
-            sets = change_sets(with_unfinished(lines, self._unfinished()))
+            sets = change_sets(with_unfinished(lines, self.journal.unfinished_lines(self.psa.name)))
             for index, members in enumerate(sets):
                 stop = (
                     report.blocked
@@ -421,13 +438,6 @@ class SyncExecutor:
         finally:
             unregister_live(self._token)
 
-    def _unfinished(self) -> list[PlanLine]:
-        """The unwritten lines of change sets an earlier sync left half-written, as that sync
-        planned them (journal). They take the place of the plan's lines with the same keys: a plan
-        made from a half-written PSA no longer sees what the set owes (the recurring line already
-        holds the new quantity, a create-new's new line looks like the line to replace)."""
-        return [PlanLine.model_validate(data) for data in self.journal.unfinished_lines(self.psa.name)]
-
     async def _process_set(
         self,
         members: list[PlanLine],
@@ -448,8 +458,13 @@ class SyncExecutor:
             self._emit(report, outcome, on_event)
 
     def _release(self, line: PlanLine, row: SyncJournalRow, why: str) -> LineOutcome:
-        """A claimed line not sent (the run halted): its row says nothing was written."""
-        self.journal.mark_failed(row, message=f"not sent: {why}", user=self.user, outcome="not_written")
+        """A claimed line not sent (the run halted): its row says nothing was written (or stays
+        pending for the next start to resolve, when the journal cannot be written either)."""
+        try:
+            self.journal.mark_failed(row, message=f"not sent: {why}", user=self.user, outcome="not_written")
+        except Exception:  # the journal is what failed: the next start resolves the pending row
+            log.exception("sync: could not release %s", line.key)
+            return self._outcome(line, Outcome.SKIPPED, journal_state=PENDING, message=why)
         return self._outcome(line, Outcome.SKIPPED, journal_state="failed", message=why)
 
     @staticmethod

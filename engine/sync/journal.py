@@ -43,6 +43,7 @@ from engine.store import Store
 from engine.store.tables import OverrideRow, PsaLineRow, SyncedKeyRow
 
 PENDING, DONE, FAILED, CONFLICT = "pending", "done", "failed", "conflict"
+PARTIAL_MARK = "_partial"  # in `unfinished_lines`: the row was interrupted part-way
 STATES = (PENDING, DONE, FAILED, CONFLICT)
 TERMINAL = (DONE, FAILED, CONFLICT)
 
@@ -358,7 +359,11 @@ class Journal:
         for members in sets.values():
             if len(members) < 2 or not any(r.state == DONE or r.outcome == "partial" for r in members):
                 continue
-            out += [dict(r.line) for r in members if r.state == FAILED and not r.record_only]
+            out += [
+                {**dict(r.line), PARTIAL_MARK: r.outcome == "partial"}
+                for r in members
+                if r.state == FAILED and not r.record_only
+            ]
         return out
 
     def pending(self, psa: str | None = None) -> list[SyncJournalRow]:

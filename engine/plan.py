@@ -26,6 +26,10 @@ class LineKind(StrEnum):
 
 KIND_ORDER = {kind: i for i, kind in enumerate(LineKind)}
 
+# The kinds RULES.md §3 writes together for one subscription's change: its recurring update (or
+# cancellation), its prorates and its extra months — one change set.
+CHANGE_SET_KINDS = frozenset({LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS})
+
 Action = Literal["create", "update", "cancel"]
 Severity = Literal["error", "warning"]
 
@@ -65,6 +69,14 @@ class PlanLine(BaseModel):
         description="Keys recorded as synced when this line is written: the subscription's zero-value "
         "prorates, which are not plan lines (RULES.md §2).",
     )
+
+    @property
+    def change_set(self) -> str:
+        """The change set the line is written with (RULES.md §3): a seat subscription's recurring
+        update, prorates and extra months share one; any other line is a set of its own."""
+        if self.kind in CHANGE_SET_KINDS:
+            return f"{self.subscription_id}:changes"
+        return self.key
 
     @property
     def record_only(self) -> bool:

@@ -84,6 +84,15 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
         return []
     if product.kind == "seat" and sub.status == "active" and not sub.history and sub.id not in world.hints.quiet:
         return []  # never ordered: nothing to bill
+    duplicates = world.duplicate_lines(sub.id)
+    if duplicates:
+        # Issue 11: a key held by two PSA lines bills the customer twice; trueup writes nothing
+        # more for the subscription (no third line, no update of one of the two) until one goes.
+        for key, ids in sorted(duplicates.items()):
+            world.raise_finding("duplicate_line", {"subscription_id": sub.id, "key": key},
+                                f"PSA lines {', '.join(ids)} both carry {key}: the customer is billed "
+                                "twice for it; nothing is written for this subscription until one is ended.")
+        return []
     # Checked in the order an operator fixes them: customer, product, agreement (RULES.md §8).
     psa_company_id = world.psa_company_for(sub.company_id)
     if psa_company_id is None:

@@ -5,7 +5,9 @@ headers are left out: they carry credentials) and changes nothing. `trueup sync`
 confirmation (the number of lines and the PSA) unless `--yes`, then writes through
 `engine.sync.SyncExecutor`: every line is journaled before it is sent, and an interrupted sync
 (Ctrl-C, a crash) is resolved by lookup on the next start. `--only KEY` (repeatable, or
-comma-separated) limits the sync to those plan lines.
+comma-separated) limits the sync to those plan lines and the rest of their change sets (a change's
+recurring update, prorates and extra months are written together, RULES.md §3). A line another
+operator's different plan holds is `refused` ("changed since your review — refresh").
 
 The workspace is `engine.workspace.open_workspace()` (the built-in sandbox when nothing is
 configured); it is refreshed from the vendor and the PSA before the plan is made, so the plan —
@@ -89,23 +91,37 @@ def _refresh_failed(result: Any, use_stored: bool) -> bool:
 
 
 async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str], use_stored: bool = False) -> int:
-    from engine.sync import SyncExecutor, dry_run_requests
-    from engine.sync.executor import first_unbilled
+    from engine.sync import Journal, SyncExecutor, dry_run_requests
+    from engine.sync.executor import first_unbilled, only_change_sets, with_unfinished
 
     ws = _open_workspace(db_url)
     try:
         click.echo(f"Refreshing {ws.label}…", err=True)
         if _refresh_failed(await ws.refresh(), use_stored):
             return 1
+        executor = None
+        if not dry_run:
+            # Writes an earlier sync left pending are resolved before the plan is made, so the
+            # plan is made from what the PSA really holds (and a create-new done is not redone).
+            executor = SyncExecutor(ws.store, ws.psa)
+            recovered, blocked_by = await executor.recover()
+            for item in recovered:
+                click.echo(f"resolved      {item.key} (interrupted earlier): {item.outcome.value} — {item.message}")
+            if blocked_by:
+                click.echo(f"Nothing was sent: {blocked_by}")
+                return 1
         plan = ws.plan()
-        lines = list(plan.lines)
+        unfinished = Journal(ws.store).unfinished_lines(ws.psa.name)
+        lines = with_unfinished(plan.lines, unfinished)
+        if unfinished:
+            click.echo(f"Resuming {len(unfinished)} line(s) of change sets an earlier sync left half-written.")
         if only:
             known = {line.key for line in lines}
             missing = [k for k in only if k not in known]
             if missing:
                 click.echo(f"trueup: not in the plan: {', '.join(missing)}", err=True)
                 return 2
-            lines = [line for line in lines if line.key in set(only)]
+            lines = only_change_sets(lines, only)  # a line goes with its change set (RULES.md §3)
         label = PSA_LABELS.get(ws.psa.name, ws.psa.name)
         blocking = [f for f in getattr(plan, "findings", []) if f.severity == "error"]
         if not lines:
@@ -140,7 +156,7 @@ async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]
         ):
             click.echo("Nothing was written.")
             return 1
-        executor = SyncExecutor(ws.store, ws.psa)
+        assert executor is not None
 
         def show(outcome: Any) -> None:
             where = f"  line {outcome.psa_line_id}" if outcome.psa_line_id else ""

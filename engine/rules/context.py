@@ -73,6 +73,8 @@ class World:
             self.agreements_by_company[agreement.company_id].append(agreement)
         self.lines_by_agreement: dict[str, list[PsaLine]] = defaultdict(list)
         self.line_keys: set[str] = set()
+        self.psa_lines = psa.lines
+        self._duplicates: dict[str, dict[str, tuple[str, ...]]] | None = None
         for line in psa.lines:
             self.lines_by_agreement[line.agreement_id].append(line)
             if line.source is not None and line.source.key:
@@ -113,6 +115,22 @@ class World:
         return list(self._findings.values())
 
     # --- sync state ------------------------------------------------------------------------------
+
+    def duplicate_lines(self, subscription_id: str) -> dict[str, tuple[str, ...]]:
+        """Keys of this subscription that more than one PSA line carries for the same billing
+        (engine.verify.duplicate_keys): key → PSA line ids."""
+        if self._duplicates is None:
+            from engine.verify import duplicate_keys
+
+            found: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
+            keyed = [line for line in self.psa_lines if line.source is not None and line.source.key]
+            by_line = {line.id: line for line in keyed}
+            for key, ids in duplicate_keys(keyed).items():
+                source = by_line[ids[0]].source
+                sub = (source.subscription_id if source is not None else None) or key.split(":")[0]
+                found[sub][key] = ids
+            self._duplicates = dict(found)
+        return self._duplicates.get(subscription_id, {})
 
     def is_synced(self, key: str) -> bool:
         return key in self.synced_keys or key in self.line_keys

@@ -21,6 +21,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "credit_due": ("warning", "Issue the credit in the PSA by hand; trueup never writes credits."),
     "billing_mode_invalid": ("error", "Use the 'total' mode when licences and storage share a configuration."),
     "override_ignored": ("warning", "Edit the line's effective date again, or clear the override."),
+    "duplicate_line": ("error", "End or delete all but one of the PSA lines that carry this key, then refresh."),
 }
 
 

@@ -2,10 +2,17 @@
 and the journal always says what happened.
 
 For each line:
+0. **Change sets** — lines are written by change set (`PlanLine.change_set`: a seat
+   subscription's recurring update or cancel, its prorates and extra months, RULES.md §3); every
+   line of a set is claimed before any is sent, and a cancel stops after the set in flight. The
+   unwritten lines of a set an earlier sync left half-written (journal `unfinished_lines`) are
+   resumed first, as that sync planned them, even when the new plan no longer proposes them.
 1. **Claim** — a journal row (state `pending`, the intended request) is inserted and committed
-   before anything is sent. Its unique key (line key + fingerprint of the line's values) makes a
-   second executor on the same database back off: it looks the line up and reports
-   `already_there` (the PSA has it) or `skipped` (another sync is writing it).
+   before anything is sent. The row is unique on the line key alone (one writer per key): a
+   second executor with the same line backs off (`already_there` when the PSA has it, `skipped`
+   while another sync writes it); one with a different plan for the key is `refused` ("changed
+   since your review — refresh"), as is a create whose key the PSA already holds from a sync of
+   another plan.
 2. **Inspect** — the PSA is read first. Creates: `find_line(agreement, key)` (the key travels in
    a field the PSA keeps); found → `already_there`. Updates and cancels: the line is re-read and
    compared with what the plan expected (`previous_quantity`; the prices too for kinds whose
@@ -57,6 +64,7 @@ from engine.store import Store
 from engine.store.tables import VendorCompanyRow
 from engine.sync.journal import (
     DONE,
+    PARTIAL_MARK,
     PENDING,
     Journal,
     SyncJournalRow,
@@ -81,6 +89,10 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"
     FAILED = "failed"
     SKIPPED = "skipped"
+    REFUSED = "refused"  # another operator's plan holds the key: "changed since your review — refresh"
+
+
+REFUSED_MESSAGE = "changed since your review — refresh"
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,37 @@ def line_fingerprint(line: PlanLine) -> str:
         "records": sorted(line.records),
     }
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def change_sets(lines: Sequence[PlanLine]) -> list[list[PlanLine]]:
+    """The lines grouped by change set (`PlanLine.change_set`), in the order each set first
+    appears; within a set, in the given order."""
+    sets: dict[str, list[PlanLine]] = {}
+    for line in lines:
+        sets.setdefault(line.change_set, []).append(line)
+    return list(sets.values())
+
+
+def with_unfinished(lines: Sequence[PlanLine], unfinished: Sequence[dict[str, Any]]) -> list[PlanLine]:
+    """The plan's lines with the journal's half-written change sets (`Journal.unfinished_lines`)
+    in front. A journaled line the plan does not propose is resumed as journaled; one the plan
+    proposes too is taken from the plan (it may carry the operator's fix), except a line
+    interrupted part-way (a create-new whose new line exists): a plan made from that half-written
+    PSA takes the new line for the one to replace, so the journal's version is kept."""
+    planned = {line.key: line for line in lines}
+    resumed: list[PlanLine] = []
+    for data in unfinished:
+        partial = bool(data.get(PARTIAL_MARK))
+        line = PlanLine.model_validate({k: v for k, v in data.items() if k != PARTIAL_MARK})
+        resumed.append(line if partial or line.key not in planned else planned[line.key])
+    again = {line.key for line in resumed}
+    return [*resumed, *(line for line in lines if line.key not in again)]
+
+
+def only_change_sets(lines: Sequence[PlanLine], keys: Sequence[str]) -> list[PlanLine]:
+    """`--only KEY…`: the whole change set of every chosen line (RULES.md §3 writes them together)."""
+    chosen = {line.change_set for line in lines if line.key in set(keys)}
+    return [line for line in lines if line.change_set in chosen]
 
 
 def line_write(line: PlanLine) -> LineWrite:
@@ -342,6 +385,10 @@ class SyncExecutor:
         on_event: Callable[[LineOutcome], None] | None = None,
         cancel: asyncio.Event | None = None,
     ) -> SyncReport:
+        """Write `lines` change set by change set (RULES.md §3: a change's recurring update, its
+        prorates and extra months): every line of a set is claimed before any is sent, and a
+        cancel stops after the set in flight. Lines of sets an earlier sync left half-written
+        (journal `unfinished_lines`) are resumed first, even when the plan no longer proposes them."""
         report = SyncReport(psa=self.psa.name, batch=self._batch)
         self.report = report
         self._halt = None
@@ -349,7 +396,8 @@ class SyncExecutor:
         register_live(self._token)
         try:
             report.recovered, report.blocked = await self.recover()
-            for index, line in enumerate(lines):
+            sets = change_sets(with_unfinished(lines, self.journal.unfinished_lines(self.psa.name)))
+            for index, members in enumerate(sets):
                 stop = (
                     report.blocked
                     or self._halt
@@ -358,36 +406,66 @@ class SyncExecutor:
                 if stop:
                     report.cancelled = report.cancelled or (cancel is not None and cancel.is_set())
                     report.halted = self._halt
-                    for rest in lines[index:]:
+                    for rest in (line for later in sets[index:] for line in later):
                         self._emit(report, self._outcome(rest, Outcome.SKIPPED, message=stop), on_event)
                     break
-                task = asyncio.ensure_future(self._process(line))
+                task = asyncio.ensure_future(self._process_set(members, report, on_event))
                 try:
-                    outcome = await asyncio.shield(task)
+                    await asyncio.shield(task)
                 except asyncio.CancelledError:
-                    # Stop after the line in flight: let it finish and be recorded, then stop.
+                    # Stop after the set in flight: let it finish and be recorded, then stop.
                     report.cancelled = True
                     try:
-                        outcome = await task
-                    except asyncio.CancelledError:  # cancelled again: its row stays pending
-                        outcome = self._outcome(
-                            line,
-                            Outcome.FAILED,
-                            journal_state=PENDING,
-                            message="interrupted in flight; the next sync checks the PSA",
-                        )
-                    self._emit(report, outcome, on_event)
-                    for rest in lines[index + 1 :]:
+                        await task
+                    except asyncio.CancelledError:  # cancelled again: its rows stay pending
+                        done = {o.key for o in report.outcomes}
+                        for line in members:
+                            if line.key not in done:
+                                self._emit(report, self._outcome(
+                                    line,
+                                    Outcome.FAILED,
+                                    journal_state=PENDING,
+                                    message="interrupted in flight; the next sync checks the PSA",
+                                ), on_event)
+                    for rest in (line for later in sets[index + 1 :] for line in later):
                         self._emit(
                             report,
                             self._outcome(rest, Outcome.SKIPPED, message="cancelled before it ran"),
                             on_event,
                         )
                     raise
-                self._emit(report, outcome, on_event)
             return report
         finally:
             unregister_live(self._token)
+
+    async def _process_set(
+        self,
+        members: list[PlanLine],
+        report: SyncReport,
+        on_event: Callable[[LineOutcome], None] | None,
+    ) -> None:
+        """Claim every line of the set, then write the claimed ones in order."""
+        acquired: list[tuple[PlanLine, LineOutcome | SyncJournalRow]] = []
+        for line in members:
+            acquired.append((line, await self._acquire(line)))
+        for line, got in acquired:
+            if isinstance(got, LineOutcome):
+                outcome = got
+            elif self._halt:
+                outcome = self._release(line, got, self._halt)
+            else:
+                outcome = await self._write(line, got)
+            self._emit(report, outcome, on_event)
+
+    def _release(self, line: PlanLine, row: SyncJournalRow, why: str) -> LineOutcome:
+        """A claimed line not sent (the run halted): its row says nothing was written (or stays
+        pending for the next start to resolve, when the journal cannot be written either)."""
+        try:
+            self.journal.mark_failed(row, message=f"not sent: {why}", user=self.user, outcome="not_written")
+        except Exception:  # the journal is what failed: the next start resolves the pending row
+            log.exception("sync: could not release %s", line.key)
+            return self._outcome(line, Outcome.SKIPPED, journal_state=PENDING, message=why)
+        return self._outcome(line, Outcome.SKIPPED, journal_state="failed", message=why)
 
     @staticmethod
     def _emit(
@@ -494,17 +572,29 @@ class SyncExecutor:
             else f"interrupted part-way ({insp.message}); the next sync finishes it"
         )
         self.journal.mark_failed(
-            row, message=message, user=self.user, outcome="not_written", audit_action="sync.recovered"
+            row,
+            message=message,
+            user=self.user,
+            outcome="not_written" if insp.status == "absent" else "partial",
+            audit_action="sync.recovered",
         )
         return self._outcome(line, Outcome.FAILED, recovered=True, journal_state="failed", message=message)
 
     # --- one line ----------------------------------------------------------------------------------
 
     async def _process(self, line: PlanLine) -> LineOutcome:
+        acquired = await self._acquire(line)
+        if isinstance(acquired, LineOutcome):
+            return acquired
+        return await self._write(line, acquired)
+
+    async def _acquire(self, line: PlanLine) -> LineOutcome | SyncJournalRow:
+        """Claim the line's journal row (the key's one row) for this executor, or say why not."""
         request = planned_request(line, self.effective_from)
+        fingerprint = line_fingerprint(line)
         claim = self.journal.claim(
             key=line.key,
-            fingerprint=line_fingerprint(line),
+            fingerprint=fingerprint,
             batch=self._batch,
             psa=self.psa.name,
             action=line.action if not line.replaces_line_id else "create_new",
@@ -517,13 +607,19 @@ class SyncExecutor:
             request=request,
             owner=self._owner,
             user=self.user,
+            change_set=f"{line.change_set}|{self._batch}",
         )
         row = claim.row
-        if not claim.claimed:
-            taken = await self._taken(line, row, request)
-            if isinstance(taken, LineOutcome):
-                return taken
-            row = taken
+        if claim.claimed:
+            return row
+        if row.owner == self._owner and row.state == PENDING and row.fingerprint == fingerprint:
+            return row  # claimed by this executor already (its change set was claimed together)
+        return await self._taken(line, row, request)
+
+    def _refused(self, line: PlanLine, why: str) -> LineOutcome:
+        return self._outcome(line, Outcome.REFUSED, message=f"{REFUSED_MESSAGE}: {why}")
+
+    async def _write(self, line: PlanLine, row: SyncJournalRow) -> LineOutcome:
         try:
             if line.record_only:
                 self._done(
@@ -545,7 +641,11 @@ class SyncExecutor:
     ) -> LineOutcome | SyncJournalRow:
         """The line's journal row exists already. Decide without sending anything whether this
         executor may take it (a new attempt) or must leave it."""
+        other_plan = row.fingerprint != line_fingerprint(line)
         if row.state == PENDING:
+            if other_plan and owner_alive(row, lease_seconds=self.lease_seconds):
+                who = row.owner.split("|")[0]
+                return self._refused(line, f"{row.user}@{who} is writing this line with other values")
             if owner_alive(row, lease_seconds=self.lease_seconds):
                 who = row.owner.split("|")[0]
                 try:
@@ -582,7 +682,22 @@ class SyncExecutor:
                 return self._outcome(
                     line, Outcome.SKIPPED, journal_state=PENDING, message="being resolved by another sync"
                 )
-        if row.state == DONE:
+        if row.state == DONE and other_plan and line.replaces_line_id and line.replaces_line_id == row.psa_line_id:
+            # A create-new that would replace the very line an earlier sync wrote for this key.
+            return self._refused(line, f"line {row.psa_line_id} was written for this key by {row.user}'s sync")
+        if row.state == DONE and other_plan and line.action == "create":
+            # Written from another plan: if the PSA holds a line for the key, this plan is stale.
+            try:
+                insp = await self._inspect(line)
+            except ServiceError as exc:
+                return self._outcome(
+                    line, Outcome.FAILED, journal_state=DONE,
+                    message=f"written by an earlier sync with other values; the PSA could not be checked: {exc}",
+                )
+            if insp.status != "absent":
+                held = f" (line {insp.line.id}: {insp.line.quantity} × {insp.line.unit_price})" if insp.line else ""
+                return self._refused(line, f"the PSA already holds this key from {row.user}'s sync{held}")
+        elif row.state == DONE:
             if line.record_only:
                 return self._outcome(
                     line, Outcome.ALREADY_THERE, journal_state=DONE, message="already recorded as synced"
@@ -607,11 +722,30 @@ class SyncExecutor:
                     message="written by an earlier sync",
                 )
         taken = self.journal.reclaim(
-            row, batch=self._batch, owner=self._owner, user=self.user, request=request
+            row,
+            batch=self._batch,
+            owner=self._owner,
+            user=self.user,
+            request=request,
+            replace=self._row_values(line),
         )
         if taken is None:
             return self._outcome(line, Outcome.SKIPPED, message="another sync took this line meanwhile")
         return taken
+
+    def _row_values(self, line: PlanLine) -> dict[str, Any]:
+        """The journal row's columns for `line` (a row taken over for another plan's line)."""
+        return {
+            "fingerprint": line_fingerprint(line),
+            "action": line.action if not line.replaces_line_id else "create_new",
+            "kind": line.kind.value,
+            "agreement_id": line.psa_agreement_id,
+            "company_id": line.company_id,
+            "company": self._companies.get(line.company_id),
+            "record_only": line.record_only,
+            "line": line.model_dump(mode="json"),
+            "change_set": f"{line.change_set}|{self._batch}",
+        }
 
     async def _drive(self, line: PlanLine, row: SyncJournalRow) -> LineOutcome:
         try:

@@ -1,7 +1,13 @@
 """The sync journal: one row per PSA write trueup intends, committed BEFORE the write is sent.
 
-A row is the claim on a line: its unique key is (line key, fingerprint of the line's values), so two
-executors on one database (two operators) cannot both send the same line — the second INSERT fails.
+A row is the claim on a PSA line key: the row is unique on the key alone (one writer per key), so
+two executors on one database (two operators) cannot both write a key — the second INSERT fails —
+even when their plans differ (a vendor change between their refreshes): the executor then refuses
+the second with "changed since your review — refresh". A later write of the key (next month's
+update) takes the row over as a new attempt; `fingerprint`, `line` and `request` are then the new
+line's. `change_set` names the set of lines RULES.md §3 writes together (a change's recurring
+update, prorates and extra months; `<set>|<batch>`), claimed before any of them is sent, so that an
+interrupted set is resumed as a whole (`unfinished_lines`).
 
 States (`state`):
 - `pending`  — claimed; the write may or may not have reached the PSA. Only a PSA lookup can tell.
@@ -38,6 +44,7 @@ from engine.store import Store
 from engine.store.tables import OverrideRow, PsaLineRow, SyncedKeyRow
 
 PENDING, DONE, FAILED, CONFLICT = "pending", "done", "failed", "conflict"
+PARTIAL_MARK = "_partial"  # in `unfinished_lines`: the row was interrupted part-way
 STATES = (PENDING, DONE, FAILED, CONFLICT)
 TERMINAL = (DONE, FAILED, CONFLICT)
 
@@ -55,7 +62,7 @@ class SyncJournalRow(SQLModel, table=True):
 
     __tablename__ = "sync_journal"
     __table_args__ = (
-        UniqueConstraint("key", "fingerprint", name="uq_sync_journal_key_fingerprint"),
+        UniqueConstraint("key", name="uq_sync_journal_key"),
         Index("ix_sync_journal_state_psa", "state", "psa"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -70,6 +77,7 @@ class SyncJournalRow(SQLModel, table=True):
     company_id: str
     company: str | None = None
     record_only: bool = False
+    change_set: str | None = Field(default=None, index=True)
     line: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
     request: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
     state: str = PENDING
@@ -134,6 +142,7 @@ class Journal:
         request: dict[str, Any],
         owner: str,
         user: str,
+        change_set: str | None = None,
     ) -> Claim:
         now = utcnow()
         row = SyncJournalRow(
@@ -147,6 +156,7 @@ class Journal:
             company_id=company_id,
             company=company,
             record_only=record_only,
+            change_set=change_set,
             line=jsonable(line),
             request=jsonable(request),
             state=PENDING,
@@ -161,15 +171,24 @@ class Journal:
                 s.commit()
             return Claim(True, row)
         except IntegrityError:
-            existing = self.get_by_key(key, fingerprint)
+            existing = self.get_by_key(key)
             if existing is None:  # deleted meanwhile: extremely unlikely; let the caller retry
                 raise
             return Claim(False, existing)
 
     def reclaim(
-        self, row: SyncJournalRow, *, batch: str, owner: str, user: str, request: dict[str, Any]
+        self,
+        row: SyncJournalRow,
+        *,
+        batch: str,
+        owner: str,
+        user: str,
+        request: dict[str, Any],
+        replace: dict[str, Any] | None = None,
     ) -> SyncJournalRow | None:
-        """Take a terminal row for a new attempt; None when someone else changed it first."""
+        """Take a terminal row for a new attempt; None when someone else changed it first.
+        `replace`: the new line's values (fingerprint, line, action, kind, …) when it differs from
+        the line the row was claimed for."""
         with self.store.session() as s:
             result = s.execute(
                 update(SyncJournalRow)
@@ -189,6 +208,7 @@ class Journal:
                     user=user,
                     request=jsonable(request),
                     updated_at=utcnow(),
+                    **{name: jsonable(value) for name, value in (replace or {}).items()},
                 )
             )
             s.commit()
@@ -307,18 +327,45 @@ class Journal:
         with self.store.session() as s:
             return s.get(SyncJournalRow, row_id)
 
-    def get_by_key(self, key: str, fingerprint: str) -> SyncJournalRow | None:
+    def get_by_key(self, key: str, fingerprint: str | None = None) -> SyncJournalRow | None:
+        """The key's row (one per key); with `fingerprint`, only if it was claimed for that line."""
         with self.store.session() as s:
-            return (
-                s.execute(
-                    select(SyncJournalRow).where(
-                        SyncJournalRow.key == key,
-                        SyncJournalRow.fingerprint == fingerprint,  # type: ignore[arg-type]
-                    )
-                )
+            row = (
+                s.execute(select(SyncJournalRow).where(SyncJournalRow.key == key))  # type: ignore[arg-type]
                 .scalars()
                 .first()
             )
+        if row is not None and fingerprint is not None and row.fingerprint != fingerprint:
+            return None
+        return row
+
+    def unfinished_lines(self, psa: str) -> list[dict[str, Any]]:
+        """The lines of change sets that were partly written: some row of the set is `done` (or was
+        interrupted part-way: outcome `partial`), others are not (interrupted, refused, never sent). Those lines are owed and the next plan may
+        no longer propose them (the recurring line already holds the new quantity), so the
+        executor resumes them from here. Conflicts are left to the operator."""
+        with self.store.session() as s:
+            rows = list(
+                s.execute(
+                    select(SyncJournalRow).where(
+                        SyncJournalRow.psa == psa,  # type: ignore[arg-type]
+                        SyncJournalRow.change_set.is_not(None),  # type: ignore[union-attr]
+                    ).order_by(SyncJournalRow.id)  # type: ignore[arg-type]
+                ).scalars()
+            )
+        sets: dict[str, list[SyncJournalRow]] = {}
+        for row in rows:
+            sets.setdefault(row.change_set or "", []).append(row)
+        out: list[dict[str, Any]] = []
+        for members in sets.values():
+            if len(members) < 2 or not any(r.state == DONE or r.outcome == "partial" for r in members):
+                continue
+            out += [
+                {**dict(r.line), PARTIAL_MARK: r.outcome == "partial"}
+                for r in members
+                if r.state == FAILED and not r.record_only
+            ]
+        return out
 
     def pending(self, psa: str | None = None) -> list[SyncJournalRow]:
         query = select(SyncJournalRow).where(SyncJournalRow.state == PENDING)  # type: ignore[arg-type]

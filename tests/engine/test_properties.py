@@ -106,6 +106,11 @@ def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_openin
     for sub in scenario.vendor.subscriptions:
         by_day = _quantity_at_end_of_each_day(scenario, sub.id)
         prorated: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+        # A prorate worth $0.00 is no plan line (RULES.md §2): its month's seats are not counted.
+        zero = {
+            (int(key.rsplit(":", 1)[1][:4]), int(key.rsplit(":", 1)[1][5:7]))
+            for line in plan.lines if line.subscription_id == sub.id for key in line.records
+        }
         for line in plan.lines:
             if line.kind == "prorate" and line.subscription_id == sub.id:
                 assert line.period_start is not None
@@ -116,6 +121,9 @@ def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_openin
             peak = max(q for d, q in by_day.items() if (d.year, d.month) == month)
             rise = max(Decimal(0), peak - opening)
             assert prorated.get(month, Decimal(0)) <= rise
+            peak_days = [d for d, q in by_day.items() if (d.year, d.month) == month and q == peak]
+            if month in zero or sub.unit_price == 0 or (peak_days and min(peak_days) == last_of_month(min(peak_days))):
+                continue  # worth $0.00: no plan line, whether or not a line carries its key
             assert (
                 prorated.get(month, Decimal(0)) == rise
             )  # every change is before invoiced_through, none synced

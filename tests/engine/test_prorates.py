@@ -189,12 +189,11 @@ def test_threshold_mark_rises_with_each_prorated_increase() -> None:
     assert the_line(plan, "S1:prorate:2021-03-20").quantity == D(1)  # above the mark of 12
 
 
-def test_threshold_absorbed_increase_is_a_zero_quantity_prorate() -> None:
+def test_threshold_absorbed_increase_writes_nothing() -> None:
+    # RULES.md §2 (last bullet, changed from a record-only $0.00 line): a prorate worth $0.00 is not
+    # a plan line. Here nothing else changes (the line holds 10 again), so the plan is empty.
     plan = seat_plan("2021-03-25", ("2021-01-01", 10), ("2021-03-05", 8), ("2021-03-20", 10), billed=10)
-    line = the_line(plan, "S1:prorate:2021-03-20")
-    assert line.quantity == D(0)
-    assert (line.total_price, line.total_cost) == (D("0.00"), D("0.00"))
-    assert line.record_only
+    assert plan.lines == []
 
 
 def test_threshold_mark_starts_again_each_month() -> None:
@@ -253,13 +252,13 @@ def test_a_synced_prorate_is_never_proposed_again() -> None:
 # --- calendar edges -------------------------------------------------------------------------------
 
 
-def test_increase_on_the_last_day_is_a_zero_value_prorate_still_proposed() -> None:
+def test_increase_on_the_last_day_is_no_plan_line_its_key_rides_on_the_recurring_update() -> None:
+    # RULES.md §2, last bullet (was: a record-only $0.00 plan line).
     plan = seat_plan("2020-09-20", ("2019-01-01", 5), ("2020-08-31", 7), billed=5)
-    line = the_line(plan, "S1:prorate:2020-08-31")
-    assert line.quantity == D(2)
-    assert money(line) == (D("0.00"), D("0.00"), D("0.00"), D("0.00"))
-    assert (line.period_start, line.period_end) == (date(2020, 8, 31), date(2020, 8, 31))
-    assert line.record_only
+    assert keys(plan, "prorate") == []
+    recurring = the_line(plan, "S1:recurring")
+    assert recurring.records == ("S1:prorate:2020-08-31",)
+    assert not any(line.record_only for line in plan.lines)
 
 
 def test_increase_on_the_first_leaves_out_the_first() -> None:
@@ -284,10 +283,9 @@ def test_leap_day_increase_is_zero_value() -> None:
     plan = seat_plan(
         "2024-03-10", ("2024-01-01", 1), ("2024-02-29", 3), billed=1, price="25.00", cost="20.00"
     )
-    line = the_line(plan, "S1:prorate:2024-02-29")
-    assert line.quantity == D(2)
-    assert money(line) == (D("0.00"), D("0.00"), D("0.00"), D("0.00"))
-    assert line.description.endswith("Prorated for 02/29/2024-02/29/2024")
+    # Not a plan line (RULES.md §2, last bullet); recorded with the recurring update.
+    assert keys(plan, "prorate") == []
+    assert the_line(plan, "S1:recurring").records == ("S1:prorate:2024-02-29",)
 
 
 @pytest.mark.parametrize(
@@ -309,6 +307,9 @@ def test_february_in_leap_and_common_years(day: str, unit_price: str, unit_cost:
         price="25.00",
         cost="20.00",
     )
+    if unit_price == "0.00":  # not a plan line (RULES.md §2, last bullet)
+        assert f"S1:prorate:{day}" in the_line(plan, "S1:recurring").records
+        return
     line = the_line(plan, f"S1:prorate:{day}")
     assert (line.unit_price, line.unit_cost) == (D(unit_price), D(unit_cost))
     assert line.period_end == date(int(year), 2, 29 if year == "2024" else 28)

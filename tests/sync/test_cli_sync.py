@@ -38,9 +38,13 @@ def test_sync_asks_first_then_writes_and_the_audit_shows_it(tmp_path: Path) -> N
     key = next(line.split()[1] for line in plan.splitlines() if line.startswith("# ") and ":prorate:" in line)
     only = _run(db, "sync", "--yes", "--only", key)
     assert only.exit_code == 0, only.output
-    assert f"written       {key}" in only.output and "1 written" in only.output
+    # --only writes the line's whole change set (issue 11: the subscription's recurring update,
+    # prorates and extra months go together), so the prorate never lands without them.
+    assert f"written       {key}" in only.output
     rows = Journal(Store(db)).rows()
-    assert [(r.key, r.state) for r in rows] == [(key, "done")]
+    sub = key.split(":")[0]
+    assert key in {r.key for r in rows} and all(r.state == "done" for r in rows)
+    assert {r.key.split(":")[0] for r in rows} == {sub} and f"{len(rows)} written" in only.output
     audit = _run(db, "audit")
     assert "sync.written" in audit.output and key in audit.output and "@" in audit.output
     assert "→" in audit.output

@@ -38,8 +38,9 @@ METERED = (
     "no usage line (issue 10 item 2, metered flag on ConnectWise/Autotask: another helper's branch)"
 )
 KNOWN: dict[tuple[str, str], str] = {
-    ("example:seed004_billing_modes", "connectwise"): METERED,
-    ("example:seed004_billing_modes", "autotask"): METERED,
+    (world, psa): METERED
+    for world in ("example:seed004_billing_modes", *(f"demo:{d.isoformat()}" for d in DEMO_DATES))
+    for psa in ("connectwise", "autotask")
 }
 
 
@@ -120,8 +121,12 @@ async def test_what_lands_in_the_psa_is_the_plan(world: str, psa: str, store_url
     store = Store(store_url)
     try:
         store.import_scenario(scenario)
+        world_keys = {line.key for line in reconcile(store.snapshot()).lines}
         store.replace_psa(await _read_psa(rig))  # the plan is made from the PSA as the connector reads it
         plan = reconcile(store.snapshot())
+        # Reading the PSA through its connector loses nothing the world's plan bills.
+        lost = world_keys - {line.key for line in plan.lines}
+        assert not lost, f"the plan from the PSA as read lacks lines of the world's plan: {sorted(lost)[:5]}"
         if expected is not None:
             missing = {e["key"] for e in expected["lines"]} - {line.key for line in plan.lines}
             assert not missing, f"the plan from the PSA as read lacks expected lines: {sorted(missing)}"

@@ -81,3 +81,47 @@ async def test_after_the_sync_the_psa_is_verified_and_a_difference_shown(
         totals = str(review.query_one("#review-totals").render())
         assert "Verified:" in totals and "differs by $-" in totals and "missing" in totals
         assert any(o.startswith("missing") for o in review.outcomes.values())
+
+
+class _Event:
+    def __init__(self, key: str, outcome: str, message: str = "") -> None:
+        self.key, self.outcome, self.message = key, outcome, message
+
+
+class _RefusingExecutor:
+    """Like the real executor when another operator's plan holds the first line's key."""
+
+    async def run(self, lines: list[Any], *, on_event: Any = None, cancel: Any = None) -> Any:
+        from engine.sync.executor import REFUSED_MESSAGE
+
+        outcomes = [_Event(line.key, "refused" if i == 0 else "written",
+                           f"{REFUSED_MESSAGE}: bob@host is writing this line with other values" if i == 0 else "")
+                    for i, line in enumerate(lines)]
+        for event in outcomes:
+            on_event(event)
+
+        class Report:
+            pass
+
+        report = Report()
+        report.outcomes = outcomes  # type: ignore[attr-defined]
+        return report
+
+
+async def test_a_refused_line_says_changed_since_your_review(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    app.executor_factory = lambda ws: _RefusingExecutor()
+    notes: list[str] = []
+    original = app.notify
+    app.notify = lambda message, **kw: (notes.append(str(message)), original(message, **kw))  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5", "space", "space", "v")
+        await settle(app, pilot)
+        review = app.screen
+        first = review.lines[0].key
+        await pilot.press("y", "y")
+        await settle(app, pilot)
+        assert review.outcomes[first].startswith("refused: changed since your review — refresh")
+        assert any("changed since your review — refresh" in n for n in notes)
+        assert "1 refused" in str(review.query_one("#review-totals").render())

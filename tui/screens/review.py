@@ -134,7 +134,7 @@ class ReviewScreen(Screen[None]):
                 cells = (cells[0], self.outcomes[key], *cells[2:])
             style = "bold" if key.startswith("group:") else ""
             outcome = self.outcomes.get(key, "")
-            if outcome.startswith(("failed", "conflict")):
+            if outcome.startswith(("failed", "conflict", "refused", "missing", "differs", "duplicate")):
                 style = "bold reverse"
             out.append((key, cells, style))
         self.query_one(KeyedTable).apply(out)
@@ -222,7 +222,11 @@ class ReviewScreen(Screen[None]):
         cancelled = self.cancel_event is not None and self.cancel_event.is_set()
         self.app.notify(f"Sync {'cancelled' if cancelled else 'finished'}: {summary}",
                         severity="warning" if cancelled or counts.get("failed") or counts.get("conflict")
-                        else "information", timeout=8)
+                        or counts.get("refused") else "information", timeout=8)
+        if counts.get("refused"):
+            # Another operator's plan holds these keys (issue 11): this review is stale.
+            self.app.notify(f"{counts['refused']} line(s) changed since your review — refresh (f5) and review "
+                            "again", severity="error", timeout=12)
         self.sync_report = report
         await self._verify(executor, report)
         for reason in (getattr(report, "blocked", None), getattr(report, "halted", None)):

@@ -361,3 +361,26 @@ async def test_the_demo_quota_overage_lines_are_proposed_on_autotask() -> None:
     usage = [line for line in reconcile(as_read).lines if line.kind == "usage"]
     expected = [line for line in reconcile(demo).lines if line.kind == "usage"]
     assert usage and sorted((u.key, u.quantity) for u in usage) == sorted((e.key, e.quantity) for e in expected)
+
+
+async def test_the_demo_synced_to_autotask_lands_the_planned_dollars_and_leaves_nothing_to_plan() -> None:
+    from engine.sandbox.demo import build_demo_scenario
+    from engine.sync.executor import SyncExecutor
+    from engine.workspace import Workspace
+
+    demo = build_demo_scenario(psa="autotask")
+    ws = Workspace.sandbox_from_scenario(demo)
+    await ws.refresh()
+    plan = ws.plan()
+    kinds = {line.kind for line in plan.lines}
+
+    report = await SyncExecutor(ws.store, ws.psa, today=demo.as_of).run(list(plan.lines))
+
+    sandbox = ws.sandboxes["autotask"]
+    assert sandbox.refused == [] and {o.outcome for o in report.outcomes} == {"written"}
+    assert {"recurring", "prorate", "extra_months", "arrears", "usage_summary", "usage", "cancel"} <= kinds
+    read = {line.source.key: line for line in await ws.psa.lines() if line.source}
+    keyed = [line for line in plan.lines if line.action == "create"]
+    assert keyed and all(read[line.key].quantity * read[line.key].unit_price == line.total_price for line in keyed)
+    await ws.refresh()
+    assert ws.plan().lines == []

@@ -128,7 +128,6 @@ from engine.connectors.http import (
     loads,
     parse_datetime,
     parse_json,
-    retry_after_seconds,
 )
 from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaName, PsaProduct
 
@@ -1106,4 +1105,4 @@ class AutotaskConnector:
         return PsaCompany(id=str(company_id), name=str((row or {}).get("companyName") or name))
 
 
-__all__ = ["ENTITIES", "AutotaskConnector", "charge_quantity", "retry_after_seconds"]
+__all__ = ["ENTITIES", "AutotaskConnector", "charge_quantity"]

@@ -92,6 +92,7 @@ from engine.connectors.http import (
     PageCap,
     ServiceClient,
     decimal_or_none,
+    json_body,
     parse_date,
     parse_json,
     validated,
@@ -346,14 +347,11 @@ def _list_model(path: str) -> TypeAdapter[Any]:
 def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> Any:
     """The body of a 2xx once it is what `model` says: a 200 carrying ConnectWise's error shape
     (`{"code", "message"}`), an empty or garbled body is a `ServiceError`, never "no rows"."""
-    try:
-        body = parse_json(response) if response.content.strip() else None
-    except ValueError:
-        body = None
+    body = json_body(SERVICE, what, response)
     if isinstance(body, Mapping) and "code" in body and "message" in body and "id" not in body:
         message, details = cw_error_parser(response)
         raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
-    return validated(SERVICE, what, model, response)
+    return validated(SERVICE, what, model, response, body)
 
 
 def _metered(row: Mapping[str, Any], caption: str) -> bool:

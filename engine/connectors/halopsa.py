@@ -84,6 +84,7 @@ from engine.connectors.http import (
     RateBudget,
     ServiceClient,
     decimal_or_none,
+    json_body,
     parse_date,
     parse_json,
     validated,
@@ -190,15 +191,12 @@ def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> An
     """The body of a 2xx once it is what `model` says. Halo answers some failures with a 200 whose
     body is a bare JSON string (its error bodies are undocumented, [APIS §3.4]) or an OAuth-style
     `{"error": …}`: those, an empty or a garbled body are a `ServiceError`, never "no rows"."""
-    try:
-        body = parse_json(response) if response.content.strip() else None
-    except ValueError:
-        body = None
+    body = json_body(SERVICE, what, response)
     if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body
                                  and any(k in body for k in ("error", "message", "Message"))):
         message, details = halo_error_parser(response)
         raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
-    return validated(SERVICE, what, model, response)
+    return validated(SERVICE, what, model, response, body)
 
 
 def _int_id(value: str, what: str) -> int:

@@ -35,8 +35,40 @@ Line kind: an addition is `one_time` when its trueup key is a one-time kind (`pr
 `extra_months`) — trueup writes those with the period's last day as `cancelledDate`, so
 ConnectWise bills them once — and `recurring` otherwise, including additions trueup did not write
 (the catalog's `recurringFlag` is not consulted: it would cost a catalog read on every `lines()`).
-ConnectWise additions have no meter: `metered` is always False. `description` is
-`invoiceDescription` (max 6000); the addition's own `description` gets the first 50 characters.
+`description` is `invoiceDescription` (max 6000 [spec]); the addition's own `description` gets the
+first 50 characters (the spec gives it no length: ASSUMED).
+
+**What ConnectWise invoices** for an addition is (quantity − lessIncluded) × unitPrice each period,
+for a `billCustomer` of Billable [spec Addition: `lessIncluded`, `billCustomer` Billable |
+DoNotBill | NoCharge; the arithmetic is ConnectWise's agreement billing, ASSUMED from the field's
+meaning]. So a line is read with `quantity` = quantity − lessIncluded (never below 0) — what the
+plan and the verification compare — and a quantity update writes the planned quantity +
+lessIncluded (known from the read of that addition the executor always makes first), so the
+included units stay as the operator set them. Every addition trueup creates is Billable.
+`prorateCurrentPeriodFlag` is written false on every create: trueup writes its own prorate lines
+(RULES.md §2) and ConnectWise would otherwise add its own for the first partial month [spec field;
+ASSUMED: an absent flag follows the agreement's proration].
+
+**The metered line** (quota pay-as-you-go / overage, RULES.md §6) is the addition whose custom field
+captioned `Metered` (a Checkbox created by the partner under Setup > Custom Fields for agreement
+additions) is ticked. ConnectWise has no meter of its own on an addition; the prepaid and the metered
+line bill the same catalog item, so the flag must be per addition, and the spec gives additions
+`customFields[]` (`CustomFieldValue{id, caption, type, value}`) [spec Addition.customFields]. The
+caption is a constructor argument (`metered_caption`). A metered create sends the field by the id
+learnt from any addition read that carries it (refused before sending when none has).
+
+Writes per line kind (all `POST /finance/agreements/{id}/additions` with `product`, `billCustomer`
+"Billable", `quantity`, `unitPrice`, `unitCost`, `effectiveDate`, `serialNumber` (the key),
+`invoiceDescription`, `description`, `agreementId`, `prorateCurrentPeriodFlag` false):
+recurring / arrears / usage summary / backup configuration: no `cancelledDate`; prorate and extra
+months: `cancelledDate` = the period's last day (billed once); metered usage: + the `Metered`
+custom field. A quantity or price change: `PATCH …/additions/{id}` replacing `quantity`,
+`unitPrice`, `unitCost`; a cancel: `PATCH` replacing `cancelledDate`.
+
+**Responses are validated before use** (pydantic envelopes of the fields relied on): a 200 that
+carries ConnectWise's error shape, an empty or garbled body, a list whose rows have no integer
+`id` is a `ServiceError`, never "no rows". Paging stops at `max_pages` pages or `max_bytes` read,
+and a `next` link to a page already read is refused.
 
 Extra-months lines (RULES.md §3): an addition has no months field, so the one-time addition is
 written with `quantity` = gap × months at the full `unitPrice` (ConnectWise bills quantity ×
@@ -67,6 +99,7 @@ from engine.connectors.http import (
     PageCap,
     ServiceClient,
     decimal_or_none,
+    json_body,
     parse_date,
     parse_json,
     validated,
@@ -321,14 +354,11 @@ def _list_model(path: str) -> TypeAdapter[Any]:
 def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> Any:
     """The body of a 2xx once it is what `model` says: a 200 carrying ConnectWise's error shape
     (`{"code", "message"}`), an empty or garbled body is a `ServiceError`, never "no rows"."""
-    try:
-        body = parse_json(response) if response.content.strip() else None
-    except ValueError:
-        body = None
+    body = json_body(SERVICE, what, response)
     if isinstance(body, Mapping) and "code" in body and "message" in body and "id" not in body:
         message, details = cw_error_parser(response)
         raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
-    return validated(SERVICE, what, model, response)
+    return validated(SERVICE, what, model, response, body)
 
 
 def _metered(row: Mapping[str, Any], caption: str) -> bool:

@@ -26,10 +26,37 @@ Field mapping: `ihid` = header (agreement), `_itemid` = item (product), `qty_ord
 (Halo's empty-date sentinel is not documented). Annual agreements: a header whose `period` is 12
 (VERIFY: the spec types `period`/`period_type` as bare integers).
 
-**The line key** lives in the line's `comment_1` (a free text InvoiceDetail field the API returns;
-the spec gives no length). `KeyCodec(100)` (engine.connectors.connectwise) stores a key of at most
-100 characters as is — every key trueup makes today — and compacts / digests longer ones exactly as
-for ConnectWise; `find_line` matches the encoded form, `lines()` decodes it into `source.key`.
+**The line key** lives in the line's `comment_1` (a free-text InvoiceDetail field the API returns
+[spec InvoiceDetail.comment_1]). Unproven: whether Halo keeps it as written on a recurring invoice
+line, on create and on update, its length (the spec gives none; `KeyCodec(100)` stores a key of at
+most 100 characters as is — every key trueup makes today — and compacts / digests longer ones as for
+ConnectWise), and what an operator's edit of it does (after an edit, the line is no longer found by
+its key). So `find_line` falls back to a **second, independent match** before anything is sent
+again: a line on the same recurring invoice with the same item (`_itemid`), start date and the
+description trueup wrote, that carries no other trueup key — matched against `expect` (the
+`LineWrite`, when the caller passes it) or what this connector sent for that key (the timeout-then-
+lookup case). `lines()` decodes `comment_1` into `source.key`.
+
+**What Halo invoices** for a line: `qty_order × unit_price` each period, once for a
+`onetimecharge` line [spec fields; the arithmetic ASSUMED from their meaning]. Every create writes
+`prorata_next_invoice: false` — trueup writes its own prorates (RULES.md §2), Halo must not add a
+pro-rata of its own on the next invoice [spec field; its default and effect ASSUMED] — and
+`is_meter` (the metered flag, as the Acronis integration guide sets "Is metered" [seed 004]).
+
+Writes per line kind (`POST /RecurringInvoice/Lines` with `ihid`, `_itemid`, `qty_order`,
+`unit_price`, `unit_cost`, `startdate`, `item_shortdescription`, `item_longdescription`,
+`onetimecharge`, `prorata_next_invoice` false, `is_meter`, `comment_1`): recurring / arrears /
+usage summary / backup configuration: `onetimecharge` false, no `enddate`; prorate and extra
+months: `onetimecharge` true, `enddate` = the period's last day; metered usage: `is_meter` true.
+A quantity or price change: `POST /RecurringInvoice/updatelines` `[{"id", "ihid", "qty_order",
+"unit_price", "unit_cost"}]`; a cancel: the same with `enddate`.
+
+**Responses are validated before use**: a page must be `{"record_count": int, "<key>": [rows with
+an integer id]}`, a header an object with an integer id; a 200 whose body is a bare JSON string or
+an error object, an empty or garbled body is a `ServiceError`, never "no rows". Paging stops at
+`max_pages` pages or `max_bytes` read, and when a page repeats the previous one. A 429 (Halo sends
+no Retry-After; 300 requests per rolling 5 minutes per tenant, shared with every other
+integration) is waited out 30 s a try for up to 5 minutes.
 
 Extra-months lines (RULES.md §3): an InvoiceDetail has no months field, so the one-time line
 (`onetimecharge`) is written with `qty_order` = gap × months at the full `unit_price` (Halo invoices
@@ -62,6 +89,7 @@ from engine.connectors.http import (
     RateBudget,
     ServiceClient,
     decimal_or_none,
+    json_body,
     parse_date,
     parse_json,
     validated,
@@ -168,15 +196,12 @@ def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> An
     """The body of a 2xx once it is what `model` says. Halo answers some failures with a 200 whose
     body is a bare JSON string (its error bodies are undocumented, [APIS §3.4]) or an OAuth-style
     `{"error": …}`: those, an empty or a garbled body are a `ServiceError`, never "no rows"."""
-    try:
-        body = parse_json(response) if response.content.strip() else None
-    except ValueError:
-        body = None
+    body = json_body(SERVICE, what, response)
     if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body
                                  and any(k in body for k in ("error", "message", "Message"))):
         message, details = halo_error_parser(response)
         raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
-    return validated(SERVICE, what, model, response)
+    return validated(SERVICE, what, model, response, body)
 
 
 def _int_id(value: str, what: str) -> int:

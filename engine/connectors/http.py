@@ -329,18 +329,25 @@ class ListingCap:
 PageCap = ListingCap  # the name the ConnectWise and HaloPSA connectors use
 
 
-def validated(service: str, what: str, model: Any, response: httpx.Response) -> Any:
-    """The parsed JSON body, once it validates against the pydantic `model` (a `TypeAdapter` or a
-    type): an empty, garbled or wrongly shaped 200 is a `ServiceError` naming what was wrong, never
-    "no rows"."""
+def json_body(service: str, what: str, response: httpx.Response) -> Any:
+    """The parsed JSON body of a 2xx; an empty or garbled one is a `ServiceError`."""
     status = response.status_code
     if not response.content.strip():
         raise ServiceError(service, f"{what}: the service answered {status} with an empty body", status=status)
     try:
-        body = parse_json(response)
+        return parse_json(response)
     except ValueError:
         raise ServiceError(service, f"{what}: the service answered {status} with a body that is not JSON",
                            status=status) from None
+
+
+def validated(service: str, what: str, model: Any, response: httpx.Response, body: Any = None) -> Any:
+    """The parsed JSON body (`body` when the caller parsed it already), once it validates against the
+    pydantic `model` (a `TypeAdapter` or a type): an empty, garbled or wrongly shaped 200 is a
+    `ServiceError` naming what was wrong, never "no rows"."""
+    status = response.status_code
+    if body is None:
+        body = json_body(service, what, response)
     adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
     try:
         adapter.validate_python(body)

@@ -556,3 +556,43 @@ async def test_halo_a_lost_response_is_not_written_twice_even_when_comment_1_is_
     fresh = halo(sandbox)  # another process, told what the line was
     assert (await fresh.find_line("290", write().key, expect=write())).id == found.id
     assert sandbox.writes == 1
+
+
+# --- the idempotency key round trip (issue 10 item 4) ----------------------------------------------
+
+
+async def test_cw_serial_number_round_trips_on_create_and_update_and_an_operator_edit_unlinks_the_line():
+    """`serialNumber` is an Addition property (≤ 50) that is sent on create, returned on every read
+    and writable by PATCH [spec]; a value an operator types is not a trueup key."""
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    client = cw(sandbox)
+    key = f"{SUB}:prorate:2026-03-05"
+    created = await client.create_line(write(key=key))
+    raw = sandbox.additions[int(created.id)]["serialNumber"]
+    assert len(raw) <= 50 and (await client.find_line("290", key)).id == created.id
+    response = await client._client.http.patch(f"{CW_ADDITIONS}/{created.id}",
+                                               json=[{"op": "replace", "path": "serialNumber", "value": raw}])
+    assert response.status_code == 200 and response.json()["serialNumber"] == raw
+    sandbox.additions[int(created.id)]["serialNumber"] = "SN-FROM-THE-OPERATOR"
+    fresh = cw(sandbox)
+    assert await fresh.find_line("290", key) is None
+    line = next(line for line in await fresh.lines(["290"]) if line.id == created.id)
+    assert line.source is None
+    await client.aclose()
+
+
+async def test_halo_comment_1_round_trips_on_create_and_update_in_the_sandbox():
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    created = await client.create_line(write())
+    assert sandbox.lines[int(created.id)]["comment_1"] == write().key
+    await client.connect()
+    response = await client._client.http.post(
+        "/RecurringInvoice/updatelines", headers=client._auth_headers(),
+        json=[{"id": int(created.id), "ihid": 290, "comment_1": "edited by the operator"}])
+    assert response.status_code == 200
+    fresh = halo(sandbox)
+    assert await fresh.find_line("290", write().key) is None  # no key and nothing to match by
+    found = await fresh.find_line("290", write().key, expect=write())
+    assert found is not None and found.id == created.id  # the second match still finds it
+    await client.aclose()

@@ -14,6 +14,14 @@ the spec's example: clients must not rely on it); errors use the `{type, message
 details[]}` envelope (404 for unknown ids, 400 for bad parameters). Faults (`engine.sandbox.faults`)
 add 429/503 refusals, 500s, lost responses and latency.
 
+Price and cost: the spec reads a subscription's `price` as the customer price and `partnerCost` as
+the partner's (`price_field="retail"`, the default); the Pax8 CLI's tracker says `price` is sent as
+the partner's buy rate (issue #711). `price_field="partner"` serves that reading: `price` = the unit
+cost and no `partnerCost`. Either way `GET /products/{id}/pricing[?companyId=]` answers `{content:
+[Pricing]}` (no page block [spec]) with one pricing per billing term of the product's subscriptions
+(of that company, when it has some): `partnerBuyRate` = the unit cost, `suggestedRetailPrice` = the
+unit price, open quantity range, `Per Unit`; 404 for an unknown product.
+
 How a scenario becomes Pax8 data (the inverse of `engine.connectors.pax8`'s mapping):
 * a subscription's history rows become full snapshots: the first has no `updatedDate` and starts on
   its effective date, each later one has `updatedDate` = its effective date (09:00:0n -0700, so that
@@ -112,7 +120,12 @@ class Pax8Sandbox:
         client_id: str = "sandbox",
         client_secret: str = "sandbox",
         token_ttl: int = 86400,
+        price_field: str = "retail",
     ) -> None:
+        if price_field not in ("retail", "partner"):
+            raise ValueError(f"price_field must be 'retail' or 'partner', not {price_field!r}")
+        self.price_field = price_field
+        self.amounts: dict[str, tuple[Decimal, Decimal]] = {}  # subscription id -> (unit price, unit cost)
         self.faults = faults or Faults()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -134,6 +147,7 @@ class Pax8Sandbox:
             ("GET", re.compile(r"/companies/([^/]+)"), self._get_company),
             ("GET", re.compile(r"/products"), self._list_products),
             ("GET", re.compile(r"/products/([^/]+)"), self._get_product),
+            ("GET", re.compile(r"/products/([^/]+)/pricing"), self._get_pricing),
             ("GET", re.compile(r"/subscriptions"), self._list_subscriptions),
             ("GET", re.compile(r"/subscriptions/([^/]+)"), self._get_subscription),
             ("GET", re.compile(r"/subscriptions/([^/]+)/history"), self._get_history),
@@ -151,8 +165,9 @@ class Pax8Sandbox:
         faults: Faults | None = None,
         client_id: str = "sandbox",
         client_secret: str = "sandbox",
+        price_field: str = "retail",
     ) -> Pax8Sandbox:
-        sandbox = cls(faults=faults, client_id=client_id, client_secret=client_secret)
+        sandbox = cls(faults=faults, client_id=client_id, client_secret=client_secret, price_field=price_field)
         for company in scenario.vendor.companies:
             sandbox.add_company(company)
         for product in scenario.vendor.products:
@@ -215,12 +230,14 @@ class Pax8Sandbox:
             "createdDate": _stamp(sub.history[0].effective_date if sub.history else sub.start_date),
             "billingStart": sub.start_date.isoformat(),
             "status": "Active",
-            "price": sub.unit_price,
-            "partnerCost": sub.unit_cost,
+            "price": sub.unit_price if self.price_field == "retail" else sub.unit_cost,
             "currencyCode": "USD",
             "productName": product.get("name", sub.product_id),
             "billingTerm": "Annual" if sub.billing_term == "annual" else "Monthly",
         }
+        if self.price_field == "retail":
+            base["partnerCost"] = sub.unit_cost
+        self.amounts[sub.id] = (sub.unit_price, sub.unit_cost)
         snapshots: list[dict[str, Any]] = []
         for n, row in enumerate(sub.history):
             snapshot = dict(snapshots[-1] if snapshots else base)
@@ -526,6 +543,28 @@ class Pax8Sandbox:
         if not product:
             return self._not_found(request, "Product", product_id)
         return self._json(200, {**product, "description": product.get("shortDescription", "")})
+
+    def _get_pricing(self, request: httpx.Request, product_id: str) -> httpx.Response:
+        product = self.products.get(product_id)
+        if not product:
+            return self._not_found(request, "Product", product_id)
+        subs = [sub for sub in self.subscriptions.values() if sub["productId"] == product_id]
+        company = request.url.params.get("companyId")
+        own = [sub for sub in subs if sub["companyId"] == company] if company else []
+        chosen: dict[str, dict[str, Any]] = {}
+        for sub in sorted(own or subs, key=lambda item: item["id"]):
+            chosen.setdefault(sub["billingTerm"], sub)
+        content = []
+        for term, sub in chosen.items():
+            retail, cost = self.amounts[sub["id"]]
+            content.append({
+                "productId": product_id, "productName": product["name"], "billingTerm": term,
+                "commitmentTerm": "1-Year" if term == "Annual" else "Monthly",
+                "commitmentTermInMonths": 12 if term == "Annual" else 1, "type": "Flat",
+                "unitOfMeasurement": "User",
+                "rates": [{"partnerBuyRate": cost, "suggestedRetailPrice": retail, "chargeType": "Per Unit"}],
+            })
+        return self._json(200, {"content": content})
 
     def _list_subscriptions(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params

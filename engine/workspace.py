@@ -179,7 +179,10 @@ class Workspace:
                 return faults.get(name)
             return faults
 
-        pax8 = Pax8Sandbox.from_scenario(seeded, faults=faults_for("pax8"), price_field=pax8_price_field)
+        # The demo drops the connectors' client-side budgets (below), so it drops Pax8's 1000-a-minute
+        # limit with them; tests/sandbox/test_pax8_rate_limit.py runs the pair with both in place.
+        pax8 = Pax8Sandbox.from_scenario(seeded, faults=faults_for("pax8"), price_field=pax8_price_field,
+                                         rate_limit=None)
         vendor = Pax8Connector(
             pax8.client_id, pax8.client_secret, transport=_late_transport(pax8),
             product_kinds=pax8.product_kinds(), today=lambda: as_of,

@@ -15,6 +15,7 @@ the OS keyring, `engine.settings`) and opens `Store(config.database_url or the d
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -147,10 +148,16 @@ class Workspace:
         faults: Any = None,
         clock: Callable[[], datetime] | None = None,
         label: str = SANDBOX_LABEL,
+        pax8_price_field: str = "retail",
+        pax8_price_reading: str = "auto",
     ) -> Workspace:
         """Sandbox services seeded from `scenario`, the real connectors talking to them, and `store`
         (default: in memory) holding the scenario's operator state. Call `refresh()` to pull the
         vendor and PSA data through the connectors.
+
+        `pax8_price_field`: what the simulated Pax8 sends as a subscription's `price` ("retail", the
+        spec's reading, or "partner", the buy rate); `pax8_price_reading`: the connector's reading
+        ("auto" cross-checks with /pricing; engine.connectors.pax8, "Price and cost").
 
         `faults`: an `engine.sandbox.faults.Faults` for every service, or a mapping service name
         ("pax8", "connectwise", "halopsa", "autotask") -> Faults. The sandbox services are in
@@ -172,10 +179,14 @@ class Workspace:
                 return faults.get(name)
             return faults
 
-        pax8 = Pax8Sandbox.from_scenario(seeded, faults=faults_for("pax8"))
+        # The demo drops the connectors' client-side budgets (below), so it drops Pax8's 1000-a-minute
+        # limit with them; tests/sandbox/test_pax8_rate_limit.py runs the pair with both in place.
+        pax8 = Pax8Sandbox.from_scenario(seeded, faults=faults_for("pax8"), price_field=pax8_price_field,
+                                         rate_limit=None)
         vendor = Pax8Connector(
             pax8.client_id, pax8.client_secret, transport=_late_transport(pax8),
             product_kinds=pax8.product_kinds(), today=lambda: as_of,
+            price_reading=pax8_price_reading,  # type: ignore[arg-type]
         )
         psa_name = scenario.settings.psa
         psa_sandbox, psa = _psa_sandbox(psa_name, seeded, faults_for(psa_name))
@@ -368,7 +379,8 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
     psa_secret = require_secret(config.psa.kind)
     vendor = Pax8Connector(pax8.client_id, vendor_secret.get_secret_value(), base_url=pax8.base_url,
                            product_kinds=config.vendor.product_kinds,
-                           today=lambda: datetime.now(zone).date())
+                           today=lambda: datetime.now(zone).date(),
+                           price_reading=pax8_price_reading(pax8))
     kind = config.psa.kind
     psa: PsaConnector
     if kind == "connectwise":
@@ -395,6 +407,22 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
                                 zone_url=at.zone_url, zone=config.billing.zone)
         where = at.username
     return vendor, psa, f"Pax8 → {SERVICE_TITLES[kind]} ({where})"
+
+
+PRICE_READING_ENV = "TRUEUP_PAX8_PRICE_READING"
+
+
+def pax8_price_reading(pax8_config: Any = None) -> Any:
+    """How to read Pax8's subscription `price` (engine.connectors.pax8, "Price and cost"): the
+    config's `vendor.pax8.price_reading` when the configuration carries one, else
+    `TRUEUP_PAX8_PRICE_READING`, else "auto". A value other than auto/retail/partner is refused."""
+    from engine.connectors.pax8 import PRICE_READINGS
+
+    value = getattr(pax8_config, "price_reading", None) or os.environ.get(PRICE_READING_ENV) or "auto"
+    value = str(value).strip().lower()
+    if value not in PRICE_READINGS:
+        raise ConfigError(f"{PRICE_READING_ENV}: {value!r} is not one of {', '.join(PRICE_READINGS)}")
+    return value
 
 
 def open_workspace(config: TrueupConfig | None = None, *, db_url: str | None = None) -> Workspace:

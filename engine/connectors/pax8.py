@@ -58,6 +58,29 @@ How the engine's types are derived (nothing here is a Pax8 field, so it is docum
   subscription listings already read this session remember per product (the probe subscription
   for the kind, a fallback name) — a product no listing has shown is looked up with
   `GET /subscriptions?productId=…` — so a refresh does not page every subscription twice.
+* **Price and cost** (issue 10). The spec says a subscription's `price` is "The price for the
+  customer" and `partnerCost` "The price for the Partner" [spec Subscription]; the Pax8 CLI's own
+  tracker says that, as sent, `price` is the partner's buy rate [issues pax8labs/pax8-cli#711,
+  "@pax8/core treats subscription.price as the partner's buy rate … On the wire that's correct"], and
+  other integrations treat the subscription's figure as the distributor's cost to mark up [doc
+  docs.goascent.app/integrations/pax8]. The independent sources are `GET /products/{id}/pricing
+  ?companyId=` (`partnerBuyRate` "The partner cost", `suggestedRetailPrice` "The suggested
+  customer cost" per billing term, commitment term and quantity range [spec Rate, Pricing]) and
+  invoice items (`price` "The customer unit price", `cost` "The partner unit cost" [spec
+  InvoiceItem]; invoiced after the month, so not used for the current price). `price_reading`:
+  - `"retail"` (the spec): unit price = `price`, unit cost = `partnerCost`, else (omitted) the
+    company's `partnerBuyRate` for the subscription's term and quantity;
+  - `"partner"` (#711): unit cost = `price`; unit price = the company's `suggestedRetailPrice` for
+    the term and quantity (none: the cost, with a warning — bind a price);
+  - `"auto"` (default): once a session, one subscription per product (the probe: active first,
+    latest change) is compared with its company's pricing: `price` equal to the buy rate and not to
+    the suggested retail price is a vote for "partner", the reverse for "retail". Only "partner"
+    votes: "partner"; otherwise "retail" (the spec). Mixed votes, no match at all, and a
+    `partnerCost` that differs from the pricing's buy rate are warnings (`take_warnings()`, shown by
+    the refresh). A product binding's own unit price/cost still wins over either (RULES, binding).
+  Cost of the check: one pricing call per product; "partner" (or an omitted `partnerCost`) adds
+  one per (product, company). ASSUMED: the company-specific pricing is what Pax8 bills (the spec
+  says only "company-specific pricing").
 * Billing terms: `Monthly` -> monthly; `Annual`, `2-Year`, `3-Year` -> annual; others -> monthly.
   Status `Cancelled` -> cancelled (its `endDate` is both `end_date` and `cancelled_date`); every
   other status is active. Company status `Active` -> active, `Inactive`/`Deleted` -> inactive.
@@ -71,7 +94,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -108,6 +131,8 @@ ENDPOINT_SNAPSHOT_DAY = 19  # RULES §5: the billable endpoint count of a month 
 TOKEN_MARGIN = 300.0  # refresh this many seconds before expiry (at most a tenth of the lifetime)
 CONCURRENCY = 8  # requests in flight at once (the rate budget still applies)
 QUOTA_SKU_PREFIXES = ("pw-", "pg-")
+PriceReading = Literal["auto", "retail", "partner"]
+PRICE_READINGS: tuple[PriceReading, ...] = ("auto", "retail", "partner")
 
 T = TypeVar("T")
 
@@ -236,6 +261,7 @@ class Pax8Subscription(Pax8Model):
     currency_code: str | None = Field(None, alias="currencyCode")
     product_name: str | None = Field(None, alias="productName")
     billing_term: str | None = Field(None, alias="billingTerm")
+    commitment_term: Pax8Commitment | None = Field(None, alias="commitmentTerm")
 
     @property
     def cancelled(self) -> bool:
@@ -245,6 +271,36 @@ class Pax8Subscription(Pax8Model):
     def changed_at(self) -> datetime | None:
         """When this record last changed: `updatedDate`, else `createdDate`."""
         return self.updated_date or self.created_date
+
+
+class Pax8Commitment(Pax8Model):
+    id: str | None = None
+    term: str | None = None
+
+
+class Pax8Rate(Pax8Model):
+    """[spec `Rate`] `partnerBuyRate` "The partner cost", `suggestedRetailPrice` "The suggested
+    customer cost", quantity range (`startQuantityRange` default 0, `endQuantityRange` null = open)."""
+
+    partner_buy_rate: Money = Field(None, alias="partnerBuyRate")
+    suggested_retail_price: Money = Field(None, alias="suggestedRetailPrice")
+    start_quantity_range: Money = Field(None, alias="startQuantityRange")
+    end_quantity_range: Money = Field(None, alias="endQuantityRange")
+    charge_type: str | None = Field(None, alias="chargeType")
+
+    def covers(self, quantity: Decimal) -> bool:
+        start = self.start_quantity_range if self.start_quantity_range is not None else Decimal("0")
+        return start <= quantity and (self.end_quantity_range is None or quantity <= self.end_quantity_range)
+
+
+class Pax8Pricing(Pax8Model):
+    """[spec `Pricing`, `GET /products/{productId}/pricing?companyId=`]: rates per billing term."""
+
+    product_id: str | None = Field(None, alias="productId")
+    billing_term: str | None = Field(None, alias="billingTerm")
+    commitment_term: str | None = Field(None, alias="commitmentTerm")
+    type: str | None = None
+    rates: list[Pax8Rate] = Field(default_factory=list)
 
 
 class Pax8UsageSummary(Pax8Model):
@@ -398,7 +454,10 @@ def to_company(company: Pax8Company) -> VendorCompany:
     )
 
 
-def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow]) -> Subscription | None:
+def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow],
+                    amounts: tuple[Decimal, Decimal] | None = None) -> Subscription | None:
+    """The engine's subscription. `amounts` = (unit price, unit cost) as the connector settled them
+    (module doc, "Price and cost"); without them the spec's reading: `price`, `partnerCost`."""
     start = _day(current.start_date) or current.billing_start or _day(current.created_date)
     if start is None and history:
         start = history[0].effective_date
@@ -417,8 +476,9 @@ def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow]) ->
         billing_term=billing_term(current.billing_term),  # type: ignore[arg-type]
         start_date=start,
         end_date=end,
-        unit_price=current.price if current.price is not None else Decimal("0"),
-        unit_cost=current.partner_cost if current.partner_cost is not None else Decimal("0"),
+        unit_price=amounts[0] if amounts else (current.price if current.price is not None else Decimal("0")),
+        unit_cost=amounts[1] if amounts else (current.partner_cost if current.partner_cost is not None
+                                              else Decimal("0")),
         status="cancelled" if current.cancelled else "active",
         cancelled_date=cancelled_date,
         history=list(history),
@@ -438,16 +498,42 @@ def sub_product_name(line_name: str | None, parent_name: str | None) -> str | No
     return name
 
 
+def pricing_rates(pricings: Sequence[Pax8Pricing], sub: Pax8Subscription) -> list[Pax8Rate]:
+    """The rates that apply to `sub`: its billing term's pricing (its commitment term's, when the
+    subscription names one and the pricing has it), the rates whose quantity range covers its quantity."""
+    term = (sub.billing_term or "").strip().lower()
+    found = [p for p in pricings if (p.billing_term or "").strip().lower() == term]
+    commitment = (sub.commitment_term.term or "").strip().lower() if sub.commitment_term else ""
+    if commitment:
+        narrowed = [p for p in found if (p.commitment_term or "").strip().lower() == commitment]
+        found = narrowed or found
+    quantity = sub.quantity if sub.quantity is not None else Decimal("0")
+    return [rate for p in found for rate in p.rates if rate.covers(quantity)]
+
+
+def price_evidence(price: Decimal | None, rates: Sequence[Pax8Rate]) -> str | None:
+    """"partner" when `price` is a buy rate and no suggested retail price, "retail" the reverse, else None."""
+    if price is None:
+        return None
+    buy = any(r.partner_buy_rate == price for r in rates)
+    retail = any(r.suggested_retail_price == price for r in rates)
+    if buy and not retail:
+        return "partner"
+    if retail and not buy:
+        return "retail"
+    return None
+
+
 def _probe_rank(sub: Pax8Subscription) -> tuple[bool, datetime]:
     """Which subscription of a product to probe for its kind: active first, then the latest change."""
     return (not sub.cancelled, _instant(sub.changed_at))
 
 
-def _agrees(current: Pax8Subscription, known: Subscription) -> bool:
+def _agrees(current: Pax8Subscription, known: Subscription, amounts: tuple[Decimal, Decimal] | None = None) -> bool:
     """The listed record says nothing the known subscription (with its history) does not: same
     company, product, term, dates, prices and status, and the quantity of its last history row
     (every history row carries the quantity of the snapshot it comes from)."""
-    mapped = to_subscription(current, known.history)
+    mapped = to_subscription(current, known.history, amounts)
     if mapped is None or mapped != known:
         return False
     if not known.history:  # Pax8 gave no snapshots: nothing to compare the quantity with
@@ -477,7 +563,14 @@ class Pax8Connector:
         today: Callable[[], date] | None = None,
         max_pages: int = MAX_LISTING_PAGES,
         max_bytes: int = MAX_LISTING_BYTES,
+        price_reading: PriceReading = "auto",
     ) -> None:
+        if price_reading not in PRICE_READINGS:
+            raise ValueError(f"price_reading must be one of {', '.join(PRICE_READINGS)}, not {price_reading!r}")
+        self.price_reading: PriceReading = price_reading
+        self._reading: PriceReading | None = None  # "auto", once settled this session
+        self._pricing: dict[tuple[str, str | None], list[Pax8Pricing] | None] = {}
+        self._warnings: dict[str, None] = {}
         self.client_id = client_id
         self.client_secret = client_secret
         self.product_kinds: dict[str, ProductKind] = dict(product_kinds or {})
@@ -720,15 +813,18 @@ class Pax8Connector:
         the unchanged ones as known (module doc, "One customer")."""
         current = await self.raw_subscriptions(**({"companyId": company_id} if company_id else {}))
         since = _instant(changed_since) if changed_since is not None else None
+        reading = await self.settle_price_reading(current)
+        if known is None and since is not None:
+            current = [sub for sub in current if sub.changed_at is None or _instant(sub.changed_at) > since]
+        amounts = dict(zip((sub.id for sub in current),
+                           await self._gather([self._amounts(sub, reading) for sub in current]), strict=True))
         reuse: dict[str, Subscription] = {}
         if known is not None:
             for sub in current:
                 old = known.get(sub.id)
-                if old is not None and since is not None and _agrees(sub, old) and (
+                if old is not None and since is not None and _agrees(sub, old, amounts[sub.id]) and (
                         sub.changed_at is not None and _instant(sub.changed_at) <= since):
                     reuse[sub.id] = old
-        elif since is not None:
-            current = [sub for sub in current if sub.changed_at is None or _instant(sub.changed_at) > since]
 
         async def one(sub: Pax8Subscription) -> Subscription | None:
             if sub.id in reuse:
@@ -739,7 +835,7 @@ class Pax8Connector:
                 if exc.status != 404:
                     raise
                 snapshots = [sub]
-            return to_subscription(sub, history_rows(sub.id, snapshots))
+            return to_subscription(sub, history_rows(sub.id, snapshots), amounts[sub.id])
 
         results = await self._gather([one(sub) for sub in current])
         return [result for result in results if result is not None]
@@ -764,6 +860,103 @@ class Pax8Connector:
 
         per_sub = await self._gather([one(sub) for sub in subscriptions])
         return [row for rows in per_sub for row in rows]
+
+    # --- price and cost (module doc, "Price and cost") ---------------------------------------------
+
+    def take_warnings(self) -> list[str]:
+        """What this connector noted since the last call (price reading, disagreeing sources)."""
+        out, self._warnings = list(self._warnings), {}
+        return out
+
+    def _warn(self, message: str) -> None:
+        log.warning("pax8: %s", message)
+        self._warnings[message] = None
+
+    async def raw_pricing(self, product_id: str, company_id: str | None = None) -> list[Pax8Pricing] | None:
+        """`GET /products/{id}/pricing[?companyId=]`: `{content: [Pricing]}` [spec]; None on a 404
+        (cached for the session)."""
+        key = (product_id, company_id)
+        if key in self._pricing:
+            return self._pricing[key]
+        path = f"/products/{product_id}/pricing"
+        try:
+            body = validated(Pax8ListBody, await self.get(path, {"companyId": company_id} if company_id else None),
+                             f"GET {path}")
+            found: list[Pax8Pricing] | None = [validated(Pax8Pricing, item, f"GET {path} item {n}")
+                                               for n, item in enumerate(body.content)]
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        self._pricing[key] = found
+        return found
+
+    async def _rates(self, sub: Pax8Subscription) -> list[Pax8Rate]:
+        if not sub.product_id:
+            return []
+        return pricing_rates(await self.raw_pricing(sub.product_id, sub.company_id) or [], sub)
+
+    async def settle_price_reading(self, subs: Sequence[Pax8Subscription]) -> PriceReading:
+        """The reading of `price` ("retail" or "partner"): as configured, or (auto) from the probes."""
+        if self.price_reading != "auto":
+            return self.price_reading
+        if self._reading is not None:
+            return self._reading
+        probes: dict[str, Pax8Subscription] = {}
+        for sub in subs:
+            if sub.product_id and sub.price is not None and (
+                    sub.product_id not in probes or _probe_rank(sub) > _probe_rank(probes[sub.product_id])):
+                probes[sub.product_id] = sub
+        if not probes:
+            return "retail"  # nothing to judge by (yet): the spec's reading, not remembered
+        rates = await self._gather([self._rates(probe) for probe in probes.values()])
+        votes = {"retail": 0, "partner": 0}
+        for probe, found in zip(probes.values(), rates, strict=True):
+            vote = price_evidence(probe.price, found)
+            if vote:
+                votes[vote] += 1
+            buys = {r.partner_buy_rate for r in found if r.partner_buy_rate is not None}
+            if vote == "retail" and probe.partner_cost is not None and buys and probe.partner_cost not in buys:
+                self._warn(f"subscription {probe.id}: partnerCost {probe.partner_cost} differs from the "
+                           f"partner buy rate {', '.join(str(b) for b in sorted(buys))} /pricing gives for its company")
+        checked = sum(1 for found in rates if found)
+        if votes["partner"] and not votes["retail"]:
+            self._reading = "partner"
+            self._warn(f"Pax8 sends a subscription's price at the partner's buy rate ({votes['partner']} of "
+                       f"{len(probes)} products checked against /pricing): retail prices are taken from the "
+                       "suggested retail price (a product binding's own price still wins)")
+        else:
+            self._reading = "retail"
+            if votes["partner"]:
+                self._warn(f"Pax8's subscription price matched the partner buy rate for {votes['partner']} and the "
+                           f"suggested retail price for {votes['retail']} of {len(probes)} products: read as the "
+                           "customer price (the spec); check TRUEUP_PAX8_PRICE_READING")
+            elif checked and not votes["retail"]:
+                self._warn(f"Pax8's subscription price matched neither the partner buy rate nor the suggested "
+                           f"retail price of /pricing for any of {checked} products: read as the customer price "
+                           "(the spec); set TRUEUP_PAX8_PRICE_READING=partner if Pax8 sends the buy rate")
+        return self._reading
+
+    async def _amounts(self, sub: Pax8Subscription, reading: PriceReading) -> tuple[Decimal, Decimal]:
+        """(unit price, unit cost) of a subscription under `reading`."""
+        zero = Decimal("0")
+        price, cost = sub.price, sub.partner_cost
+        if reading == "retail":
+            if cost is None and price is not None:  # partnerCost omitted: the company's buy rate
+                cost = next((r.partner_buy_rate for r in await self._rates(sub) if r.partner_buy_rate is not None),
+                            None)
+            return (price if price is not None else zero, cost if cost is not None else zero)
+        unit_cost = price if price is not None else (cost if cost is not None else zero)
+        if cost is not None and price is not None and cost != price:
+            self._warn(f"subscription {sub.id}: price {price} (read as the partner's buy rate) differs from "
+                       f"partnerCost {cost}")
+        retail = next((r.suggested_retail_price for r in await self._rates(sub)
+                       if r.suggested_retail_price is not None), None)
+        if retail is None:
+            self._warn(f"subscription {sub.id}: no suggested retail price in /pricing for its company and term; "
+                       "billed at the partner's cost until its product binding sets a price")
+            retail = unit_cost
+        return retail, unit_cost
 
     def remember_products(self, products: Iterable[VendorProduct]) -> None:
         """Tell `usage()` the kind and name of products already known (from the store), so that it

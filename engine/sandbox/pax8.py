@@ -11,8 +11,21 @@ needs `Authorization: Bearer <token>` (the same 401 body otherwise); lists page 
 (size 1..200, default 10) and answer `{content, page: {size, totalElements, totalPages, number}}`;
 `/subscriptions/{id}/history` answers `{content}` with no page block, newest snapshot first (as in
 the spec's example: clients must not rely on it); errors use the `{type, message, instance, status,
-details[]}` envelope (404 for unknown ids, 400 for bad parameters). Faults (`engine.sandbox.faults`)
-add 429/503 refusals, 500s, lost responses and latency.
+details[]}` envelope (404 for unknown ids and routes, 405 for a wrong method, 400 for bad
+parameters). Rate limit: at most `rate_limit` (1000) successful calls in any rolling 60 s, the 1001st
+answered 429 in the same envelope, "Too many requests hit the API quickly", with no Retry-After
+(none is documented). The figure: devx home page "The current rate limit is 1000 …" (stored text
+truncated there), the unit "successful calls per minute" from a third-party skill file, the 429
+message from devx's errors page [doc, shared/APIS.md §1.4 — the unit is ASSUMED, not verified].
+Faults (`engine.sandbox.faults`) add scripted 429/503 refusals, 500s, lost responses and latency.
+
+Price and cost: the spec reads a subscription's `price` as the customer price and `partnerCost` as
+the partner's (`price_field="retail"`, the default); the Pax8 CLI's tracker says `price` is sent as
+the partner's buy rate (issue #711). `price_field="partner"` serves that reading: `price` = the unit
+cost and no `partnerCost`. Either way `GET /products/{id}/pricing[?companyId=]` answers `{content:
+[Pricing]}` (no page block [spec]) with one pricing per billing term of the product's subscriptions
+(of that company, when it has some): `partnerBuyRate` = the unit cost, `suggestedRetailPrice` = the
+unit price, open quantity range, `Per Unit`; 404 for an unknown product.
 
 How a scenario becomes Pax8 data (the inverse of `engine.connectors.pax8`'s mapping):
 * a subscription's history rows become full snapshots: the first has no `updatedDate` and starts on
@@ -38,7 +51,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -58,6 +73,8 @@ from engine.scenario import (
 )
 
 AUDIENCE = "https://api.pax8.com"
+RATE_LIMIT = 1000  # successful calls per rolling RATE_WINDOW (module doc: source and what is assumed)
+RATE_WINDOW = 60.0
 MAX_SIZE = 200
 DEFAULT_SIZE = 10
 _NAMESPACE = uuid.UUID("7b1c8d0e-5a0f-4c55-9a35-3f2b3e6b8a01")
@@ -112,7 +129,18 @@ class Pax8Sandbox:
         client_id: str = "sandbox",
         client_secret: str = "sandbox",
         token_ttl: int = 86400,
+        price_field: str = "retail",
+        rate_limit: int | None = RATE_LIMIT,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        self.rate_limit = rate_limit
+        self._clock = clock or time.monotonic
+        self._served: deque[float] = deque()  # when each successful call of the window was answered
+        self.rate_limited = 0  # calls answered 429 by the rate limit (not by faults)
+        if price_field not in ("retail", "partner"):
+            raise ValueError(f"price_field must be 'retail' or 'partner', not {price_field!r}")
+        self.price_field = price_field
+        self.amounts: dict[str, tuple[Decimal, Decimal]] = {}  # subscription id -> (unit price, unit cost)
         self.faults = faults or Faults()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -134,6 +162,7 @@ class Pax8Sandbox:
             ("GET", re.compile(r"/companies/([^/]+)"), self._get_company),
             ("GET", re.compile(r"/products"), self._list_products),
             ("GET", re.compile(r"/products/([^/]+)"), self._get_product),
+            ("GET", re.compile(r"/products/([^/]+)/pricing"), self._get_pricing),
             ("GET", re.compile(r"/subscriptions"), self._list_subscriptions),
             ("GET", re.compile(r"/subscriptions/([^/]+)"), self._get_subscription),
             ("GET", re.compile(r"/subscriptions/([^/]+)/history"), self._get_history),
@@ -151,8 +180,12 @@ class Pax8Sandbox:
         faults: Faults | None = None,
         client_id: str = "sandbox",
         client_secret: str = "sandbox",
+        price_field: str = "retail",
+        rate_limit: int | None = RATE_LIMIT,
+        clock: Callable[[], float] | None = None,
     ) -> Pax8Sandbox:
-        sandbox = cls(faults=faults, client_id=client_id, client_secret=client_secret)
+        sandbox = cls(faults=faults, client_id=client_id, client_secret=client_secret, price_field=price_field,
+                      rate_limit=rate_limit, clock=clock)
         for company in scenario.vendor.companies:
             sandbox.add_company(company)
         for product in scenario.vendor.products:
@@ -215,12 +248,14 @@ class Pax8Sandbox:
             "createdDate": _stamp(sub.history[0].effective_date if sub.history else sub.start_date),
             "billingStart": sub.start_date.isoformat(),
             "status": "Active",
-            "price": sub.unit_price,
-            "partnerCost": sub.unit_cost,
+            "price": sub.unit_price if self.price_field == "retail" else sub.unit_cost,
             "currencyCode": "USD",
             "productName": product.get("name", sub.product_id),
             "billingTerm": "Annual" if sub.billing_term == "annual" else "Monthly",
         }
+        if self.price_field == "retail":
+            base["partnerCost"] = sub.unit_cost
+        self.amounts[sub.id] = (sub.unit_price, sub.unit_cost)
         snapshots: list[dict[str, Any]] = []
         for n, row in enumerate(sub.history):
             snapshot = dict(snapshots[-1] if snapshots else base)
@@ -353,6 +388,19 @@ class Pax8Sandbox:
         return await self.faults.serve(request, self._respond)
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
+        if self.rate_limit is not None:
+            now = self._clock()
+            while self._served and now - self._served[0] >= RATE_WINDOW:
+                self._served.popleft()
+            if len(self._served) >= self.rate_limit:
+                self.rate_limited += 1
+                return self._error(request, 429, "TOO_MANY_REQUESTS", "Too many requests hit the API quickly")
+        response = self._route(request)
+        if self.rate_limit is not None and response.is_success:
+            self._served.append(self._clock())
+        return response
+
+    def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.startswith("/v1/"):
             path = path[3:]
@@ -526,6 +574,28 @@ class Pax8Sandbox:
         if not product:
             return self._not_found(request, "Product", product_id)
         return self._json(200, {**product, "description": product.get("shortDescription", "")})
+
+    def _get_pricing(self, request: httpx.Request, product_id: str) -> httpx.Response:
+        product = self.products.get(product_id)
+        if not product:
+            return self._not_found(request, "Product", product_id)
+        subs = [sub for sub in self.subscriptions.values() if sub["productId"] == product_id]
+        company = request.url.params.get("companyId")
+        own = [sub for sub in subs if sub["companyId"] == company] if company else []
+        chosen: dict[str, dict[str, Any]] = {}
+        for sub in sorted(own or subs, key=lambda item: item["id"]):
+            chosen.setdefault(sub["billingTerm"], sub)
+        content = []
+        for term, sub in chosen.items():
+            retail, cost = self.amounts[sub["id"]]
+            content.append({
+                "productId": product_id, "productName": product["name"], "billingTerm": term,
+                "commitmentTerm": "1-Year" if term == "Annual" else "Monthly",
+                "commitmentTermInMonths": 12 if term == "Annual" else 1, "type": "Flat",
+                "unitOfMeasurement": "User",
+                "rates": [{"partnerBuyRate": cost, "suggestedRetailPrice": retail, "chargeType": "Per Unit"}],
+            })
+        return self._json(200, {"content": content})
 
     def _list_subscriptions(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params

@@ -119,6 +119,7 @@ def _key2(name: str) -> int:
 
 
 _memory_locks: dict[int, threading.Lock] = {}
+_memory_holders: dict[int, LockHolder] = {}
 _memory_guard = threading.Lock()
 
 
@@ -155,7 +156,9 @@ class StoreLocks:
                     return found
             return None
         path = self._sqlite_path(name)
-        if path is None or not path.exists():
+        if path is None:
+            return _memory_holders.get(self._memory_key(name))
+        if not path.exists():
             return None
         try:
             return LockHolder.from_json(path.read_text(encoding="utf-8"))
@@ -198,12 +201,22 @@ class StoreLocks:
             return None
         return Path(database).with_name(Path(database).name + f".{name}.lock")
 
+    def _memory_key(self, name: str) -> int:
+        return hash((id(self.engine), name))
+
     def _memory_try(self, name: str) -> HeldLock | None:
+        key = self._memory_key(name)
         with _memory_guard:
-            lock = _memory_locks.setdefault(hash((id(self.engine), name)), threading.Lock())
+            lock = _memory_locks.setdefault(key, threading.Lock())
         if not lock.acquire(blocking=False):
             return None
-        return HeldLock(lock.release)
+        _memory_holders[key] = LockHolder.me()
+
+        def release() -> None:
+            _memory_holders.pop(key, None)
+            lock.release()
+
+        return HeldLock(release)
 
     @staticmethod
     def _file_try(path: Path) -> HeldLock | None:

@@ -45,6 +45,10 @@ async def connector():
 def api():
     with respx.mock(base_url=API, assert_all_called=False) as mock:
         mock.post("/token").mock(return_value=token())
+        # No published pricing (a 404, as for products whose pricing Pax8 does not publish): the
+        # connector's price cross-check (engine.connectors.pax8, "Price and cost") finds no evidence.
+        mock.get(url__regex=r"/products/[^/]+/pricing").mock(return_value=httpx.Response(
+            404, json={"type": "NOT_FOUND", "message": "Product Not Found", "status": 404, "details": []}))
         yield mock
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from engine.scrub import redact, redact_data
+from engine.scrub import redact_data
 from engine.store.tables import AuditEvent
 
 
@@ -24,10 +24,11 @@ def operator() -> str:
 def record(session: Session, action: str, subject: str, *, before: dict[str, Any] | None = None,
            after: dict[str, Any] | None = None, company: str | None = None, user: str | None = None) -> AuditEvent:
     """Add an audit event to the session's transaction (it commits with the change it describes).
-    Every text in it passes `engine.scrub.redact`: a secret a service echoed never enters the trail."""
+    Every text in it passes `engine.scrub.redact_data`: a secret a service echoed never enters the
+    trail, nor a terminal control sequence."""
     event = AuditEvent(
         at=datetime.now(UTC), user=user or operator(), host=socket.gethostname(),
-        action=action, subject=redact(subject), company=redact(company) if company else company,
+        action=action, subject=redact_data(subject), company=redact_data(company) if company else company,
         before=redact_data(before) if before else before, after=redact_data(after) if after else after,
     )
     session.add(event)

@@ -206,10 +206,10 @@ def redact(text: str) -> str:
 
 
 def redact_data(data: Any) -> Any:
-    """A copy of a JSON-like value (dicts, lists, strings) with every string through `redact`, and
-    the value of every credential-named key replaced."""
+    """A copy of a JSON-like value (dicts, lists, strings) with every string through `clean_text`
+    and `redact`, and the value of every credential-named key replaced."""
     if isinstance(data, str):
-        return redact(data)
+        return redact(clean_text(data, newlines=True))
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():

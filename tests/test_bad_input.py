@@ -9,7 +9,10 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -264,3 +267,67 @@ def test_the_real_command_prints_no_traceback_on_a_broken_store(tmp_path: Path) 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert empty.stat().st_size == 0
+
+
+# --- the same validation guards the services' data -----------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [Decimal("1E+400"), Decimal("-5"), Decimal("1" * 39)], ids=str)
+async def test_a_vendor_quantity_the_model_refuses_fails_the_refresh_and_keeps_the_store(bad: Any) -> None:
+    """Pax8 answering quantity 1e400 (or -5, or 39 digits) is a refresh error naming the problem; the store
+    keeps the previous figures and the plan is still computed (the console never waits on it)."""
+    import httpx
+
+    from engine.connectors.connectwise import ConnectWiseConnector
+    from engine.connectors.pax8 import Pax8Connector
+    from engine.reconcile import reconcile
+    from engine.refresh import refresh
+    from engine.sandbox.connectwise import ConnectWiseSandbox
+    from engine.sandbox.pax8 import Pax8Sandbox
+    from engine.store import Store
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "sync"))
+    from sync_builder import AS_OF, build_scenario
+
+    scenario = build_scenario("connectwise", new=2, updates=1, cancels=0, create_new=0, record_only=0, companies=1)
+    pax8 = Pax8Sandbox.from_scenario(scenario)
+    cw = ConnectWiseSandbox.from_scenario(scenario)
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    def connectors() -> tuple[Any, Any]:
+        return (Pax8Connector(pax8.client_id, pax8.client_secret, transport=httpx.MockTransport(pax8.handle),
+                              sleep=no_sleep),
+                ConnectWiseConnector(cw.site, cw.company_id, cw.public_key, cw.private_key, cw.client_id,
+                                     codebase=cw.codebase, transport=httpx.MockTransport(cw.handle), sleep=no_sleep))
+
+    store = Store.memory()
+    store.import_scenario(scenario)  # the mappings; the refresh brings the services' data
+    clock = lambda: datetime(2026, 3, 10, 9, tzinfo=UTC)  # noqa: E731
+    vendor, psa = connectors()
+    first = await refresh(store, vendor, psa, full=True, today=AS_OF, clock=clock)
+    assert first.errors == []
+    before = store.snapshot(AS_OF).vendor
+    assert before.subscriptions
+    target = before.subscriptions[0].id
+    pax8.subscriptions[target]["quantity"] = bad
+    for snapshot in pax8.history.get(target, []):
+        snapshot["quantity"] = bad
+    vendor, psa = connectors()
+    second = await refresh(store, vendor, psa, full=True, today=AS_OF, clock=clock)
+    assert len(second.errors) == 1
+    said = " ".join(second.errors[0].split())
+    assert said.startswith("pax8") and "quantity" in said
+    assert any(word in said for word in ("too large", "must not be negative", "too many digits")), said
+    assert store.snapshot(AS_OF).vendor == before  # the store is as it was
+    plan = reconcile(*store.plan_inputs(AS_OF))  # and the plan is computed from it
+    assert plan.lines
+
+
+def test_a_service_answering_nan_is_refused_at_the_parse_hook() -> None:
+    from engine.connectors.http import loads
+
+    with pytest.raises(ValueError, match="NaN is not a number"):
+        loads('{"quantity": NaN}')
+    assert loads('{"name": "Esc \\u001b]0;PWNED\\u0007 ok", "q": 1.50}') == {"name": "Esc  ok", "q": Decimal("1.50")}

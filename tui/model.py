@@ -13,7 +13,7 @@ from typing import Any
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, LineKind, Plan, PlanLine
-from engine.scrub import clean_scenario, clean_text
+from engine.scrub import clean_scenario
 
 ZERO = Decimal("0.00")
 IGNORED_PREFIX = "ignored:"  # an Unsynced row of ignored lines next to the same subscription's shown row
@@ -42,11 +42,6 @@ class Row:
     search: str = field(default="", compare=False, repr=False)  # what `/` matches (computed once)
 
     def __post_init__(self) -> None:
-        # Terminal safety: no vendor or PSA text reaches the screen with a control sequence in it.
-        if not all(cell.isprintable() for cell in self.cells):
-            object.__setattr__(self, "cells", tuple(clean_text(cell) for cell in self.cells))
-        if self.detail and not self.detail.isprintable():
-            object.__setattr__(self, "detail", clean_text(self.detail, newlines=True))
         if not self.search:  # built with the row (in the loading thread), not on a keystroke
             object.__setattr__(self, "search", "\x1f".join((self.key, *self.cells)).casefold())
 

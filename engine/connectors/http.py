@@ -48,7 +48,11 @@ def loads(text: str | bytes) -> Any:
     """JSON with every non-integer number as `Decimal` (money never passes through a float), and
     every string scrubbed of terminal control sequences (`engine.scrub.clean_json`): this is the
     boundary every service response crosses."""
-    return clean_json(json.loads(text, parse_float=Decimal))
+    return clean_json(json.loads(text, parse_float=Decimal, parse_constant=_not_a_number))
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"the response is not valid JSON: {name} is not a number")
 
 
 def parse_json(response: httpx.Response) -> Any:

@@ -19,6 +19,7 @@ class Fault(StrEnum):
     UNAVAILABLE = "503"  # refused before anything happened
     SERVER_ERROR = "500"  # the write WAS applied, then the service answered 500
     LOST_RESPONSE = "lost"  # the write WAS applied, then the connection dropped (read timeout)
+    ECHO_HEADERS = "echo"  # refused with a 400 whose text reflects the request's headers (credentials too)
 
 
 @dataclass
@@ -83,6 +84,9 @@ class Faults:
             )
         if fault is Fault.UNAVAILABLE:
             return httpx.Response(503, text="Service Unavailable", request=request)
+        if fault is Fault.ECHO_HEADERS:  # a service (or a proxy before it) that reflects what it got
+            echoed = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+            return httpx.Response(400, text=f"Bad Request. The request carried:\n{echoed}", request=request)
         return None
 
     @staticmethod

@@ -119,7 +119,8 @@ class Store:
 
     def __init__(self, url: str | None = None, *, migrate: bool = True):
         self.url = url or default_database_url()
-        refuse_unusable_sqlite(self.url)
+        if migrate:  # what would be migrated into a new, empty store
+            refuse_unusable_sqlite(self.url)
         self.engine = make_engine(self.url)
         if migrate:
             if self.url in ("sqlite://", "sqlite:///:memory:"):

@@ -587,6 +587,9 @@ class Pax8Connector:
         self._today = today or (lambda: datetime.now(UTC).date())
         self._token: str | None = None
         self._token_expires_at = 0.0
+        # The lock and the gate belong to the event loop that uses them; a connector used from two
+        # loops in turn (one `asyncio.run` per CLI command on one workspace) gets new ones per loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._token_lock = asyncio.Lock()
         self._gate = asyncio.Semaphore(CONCURRENCY)
         self.max_pages = max_pages  # caps of one listing (engine.connectors.http.ListingCap)
@@ -597,6 +600,13 @@ class Pax8Connector:
         # kind (active first, then the most recently changed) and a name to fall back on.
         self._probes: dict[str, Pax8Subscription] = {}
         self._listed_names: dict[str, str] = {}
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._token_lock = asyncio.Lock()
+            self._gate = asyncio.Semaphore(CONCURRENCY)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -611,6 +621,7 @@ class Pax8Connector:
 
     async def access_token(self) -> str:
         """The cached bearer token, requested again shortly before it expires."""
+        self._bind_loop()
         async with self._token_lock:
             if self._token and self._clock() < self._token_expires_at:
                 return self._token
@@ -686,6 +697,8 @@ class Pax8Connector:
 
     async def _gather(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """Await them all, at most CONCURRENCY at a time (a coroutine starts when it gets a slot)."""
+
+        self._bind_loop()
 
         async def run(call: Awaitable[T]) -> T:
             try:

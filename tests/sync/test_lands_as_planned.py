@@ -31,19 +31,6 @@ EXAMPLE_NAMES = sorted(p.name.removesuffix(".plan.json") for p in EXAMPLES.glob(
 DEMO_DATES = (date(2026, 11, 21), date(2026, 12, 1))
 WORLDS = [f"example:{name}" for name in EXAMPLE_NAMES] + [f"demo:{d.isoformat()}" for d in DEMO_DATES]
 
-# Cases that fail only because of a connector/sandbox defect another helper is fixing in their
-# branch (issue 10); the lead removes these marks when merging. (world, psa) → reason.
-METERED = (
-    "the connector reads every line as not metered, so the rule sees no metered line and proposes "
-    "no usage line (issue 10 item 2, metered flag on ConnectWise/Autotask: another helper's branch)"
-)
-KNOWN: dict[tuple[str, str], str] = {
-    (world, psa): METERED
-    for world in ("example:seed004_billing_modes", *(f"demo:{d.isoformat()}" for d in DEMO_DATES))
-    for psa in ("connectwise", "autotask")
-}
-
-
 def numeric_psa_ids(data: dict, expected: dict) -> None:  # type: ignore[type-arg]
     """Every PSA here numbers its records: give the example's non-numeric PSA ids numbers (in the
     scenario, its mappings and the expected plan alike)."""
@@ -95,9 +82,7 @@ def _cases() -> list[object]:
     out = []
     for world in WORLDS:
         for psa in PSAS:
-            reason = KNOWN.get((world, psa))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(world, psa, id=f"{world}-{psa}", marks=marks))
+            out.append(pytest.param(world, psa, id=f"{world}-{psa}"))
     return out
 
 

@@ -89,7 +89,7 @@ def mutate(data: dict[str, Any], draw: Any) -> str:
     path = draw(st.sampled_from(spots))
     parent, key = at(data, path[:-1]), path[-1]
     if kind == "value":
-        parent[key] = draw(st.sampled_from(HOSTILE_VALUES))
+        parent[key] = copy.deepcopy(draw(st.sampled_from(HOSTILE_VALUES)))  # never one shared (mutable) value
     elif kind == "id":
         id_spots = [p for p in spots if isinstance(p[-1], str) and (p[-1] == "id" or p[-1].endswith("_id"))]
         if id_spots:

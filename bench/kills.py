@@ -76,7 +76,11 @@ class Served:
     def __init__(self, psa: str, directory: Path) -> None:
         self.directory = directory
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.sandbox.serve", "--psa", psa, "--dir", str(directory)],
+            # Four trueup processes start within a minute here, each with its own Pax8 budget: the
+            # served Pax8 would refuse them as the real one does (serve's docstring), testing the
+            # back-off instead of the kill.
+            [sys.executable, "-m", "engine.sandbox.serve", "--psa", psa, "--dir", str(directory),
+             "--no-rate-limits"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         ready = directory / "ready.json"

@@ -215,8 +215,13 @@ class ServedSandbox:
         self.thread.join(timeout=5)
 
 
-def serve(scenario: Scenario, psa: str) -> ServedSandbox:
-    """Start the Pax8 sandbox and `psa`'s sandbox, seeded from `scenario`, on loopback ports."""
+def serve(scenario: Scenario, psa: str, *, rate_limits: bool = True) -> ServedSandbox:
+    """Start the Pax8 sandbox and `psa`'s sandbox, seeded from `scenario`, on loopback ports.
+
+    `rate_limits=False` drops Pax8's 1000 calls per rolling minute (engine/sandbox/pax8.py): each
+    trueup process keeps its own client budget, so several processes started within a minute
+    against one tenant (the kill harness starts four) are refused as they would be by Pax8 — which
+    tests the back-off, not the kill."""
     from engine.sandbox.pax8 import Pax8Sandbox
     from engine.workspace import _psa_sandbox, _seedable
 
@@ -224,7 +229,7 @@ def serve(scenario: Scenario, psa: str) -> ServedSandbox:
         raise ValueError(f"unknown PSA {psa!r} (one of {', '.join(PSA_NAMES)})")
     scenario = scenario.model_copy(update={"settings": scenario.settings.model_copy(update={"psa": psa})})
     seeded = _seedable(scenario)
-    pax8 = Pax8Sandbox.from_scenario(seeded)
+    pax8 = Pax8Sandbox.from_scenario(seeded, **({} if rate_limits else {"rate_limit": None}))
     psa_sandbox, _ = _psa_sandbox(psa, seeded, None)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="sandbox-loop", daemon=True)
@@ -250,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, required=True, help="where trueup.toml, env.json and ready.json go")
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="the demo's date (default today)")
     parser.add_argument("--scale", type=int, default=None, help="the demo MSP's scale (build_demo_scenario)")
+    parser.add_argument("--no-rate-limits", action="store_true",
+                        help="drop Pax8's per-minute limit (several short-lived clients in one minute)")
     args = parser.parse_args(argv)
     from engine.sandbox.demo import build_demo_scenario
 
     scenario = build_demo_scenario(as_of=args.as_of or date.today(), psa=args.psa, scale=args.scale)
-    served = serve(scenario, args.psa)
+    served = serve(scenario, args.psa, rate_limits=not args.no_rate_limits)
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{directory / 'trueup.db'}"

@@ -96,7 +96,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, Ty
 
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.http import (
-    PageCap,
+    ListingCap,
     ServiceClient,
     decimal_or_none,
     json_body,
@@ -460,7 +460,7 @@ class ConnectWiseConnector:
         url: str = self._url(path)
         items: list[dict[str, Any]] = []
         request_params: dict[str, str] | None = query
-        cap = PageCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
+        cap = ListingCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
         model = _list_model(path)
         seen: set[str] = set()
         while True:

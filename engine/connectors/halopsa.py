@@ -85,7 +85,7 @@ from engine.connectors.connectwise import (
     source_for,
 )
 from engine.connectors.http import (
-    PageCap,
+    ListingCap,
     RateBudget,
     ServiceClient,
     decimal_or_none,
@@ -329,7 +329,7 @@ class HaloConnector:
         repeats the previous one (a service that ignores `page_no`)."""
         rows: list[dict] = []
         page = 1
-        cap = PageCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
+        cap = ListingCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
         model = _PAGES[list_key]
         previous: list[Any] | None = None
         while True:

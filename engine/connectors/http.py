@@ -330,9 +330,6 @@ class ListingCap:
                                status=status)
 
 
-PageCap = ListingCap  # the name the ConnectWise and HaloPSA connectors use
-
-
 def json_body(service: str, what: str, response: httpx.Response) -> Any:
     """The parsed JSON body of a 2xx; an empty or garbled one is a `ServiceError`."""
     status = response.status_code

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         results.rows.append(row)
         _log(table(results))
 
-    _log("sync: HaloPSA (scaled budget), Autotask (3 concurrent)")
+    _log("sync: HaloPSA (scaled budget), Autotask (3 concurrent), ConnectWise (full run only)")
     if args.quick:
         results.sync = [_module("sync", "--psa", "halopsa", "--scale", "400", "--min-lines", "50",
                                 "--workdir", workdir),
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
                                 "--workdir", workdir)]
     else:
         results.sync = [_module("sync", "--psa", "halopsa", "--scale", "1500", "--workdir", workdir),
-                        _module("sync", "--psa", "autotask", "--scale", "1000", "--workdir", workdir)]
+                        _module("sync", "--psa", "autotask", "--scale", "1000", "--workdir", workdir),
+                        _module("sync", "--psa", "connectwise", "--scale", "1500", "--workdir", workdir)]
     results.finish()
     text = table(results)
     print(text)

@@ -137,6 +137,9 @@ def sync_line(s: dict[str, Any]) -> str:
         return f"sync: {s['error']}"
     text = (f"sync {s['psa']}: {s['lines']} lines, {s['requests']} requests in {s['seconds']:.2f} s = "
             f"{s['requests_per_s']:.0f} req/s, {s['lines_per_s']:.0f} lines/s, duplicates {s['duplicates']}")
+    if "landed" in s:
+        text += (f"; planned ${s['planned']} → landed ${s['landed']} (cost ${s['planned_cost']} → "
+                 f"${s['landed_cost']}), {s['verify_problems']} line(s) differ")
     if "budget_share" in s:
         text += (f"; budget {s['budget']}: {100 * s['budget_share']:.0f} % of what it allows used, "
                  f"busiest 3 s window {s['busiest_window']}")

@@ -48,6 +48,15 @@ def _keys_in_sandbox(psa: str, sandbox: Any) -> Counter[str]:
                 if key:
                     keys[key] += 1
         return keys
+    if psa == "connectwise":
+        from engine.connectors.connectwise import SERIAL_MAX, KeyCodec
+
+        codec = KeyCodec(SERIAL_MAX)
+        for addition in sandbox.additions.values():
+            key = codec.decode(addition.get("serialNumber"))
+            if key:
+                keys[key] += 1
+        return keys
     from engine.connectors.autotask import NOTE_KEY, _note_value, key_from_marker
 
     contracts = {s["contractID"] for s in sandbox.tables["ContractServices"].values()}
@@ -111,6 +120,11 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
         report = await executor.run(lines)
         elapsed = time.monotonic() - started
         sandbox.handle = handle
+        # What landed, read back through the connector and priced as the PSA invoices it
+        # (engine.verify): must equal the plan to the cent.
+        from engine.verify import verify_psa
+
+        verification = await verify_psa(ws.psa, lines)
         after = _keys_in_sandbox(psa, sandbox)
         plan_keys = {line.key for line in lines}
         duplicates = sorted(k for k, n in after.items() if n > 1 and k in plan_keys)
@@ -128,6 +142,11 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
             "lines_per_s": len(lines) / elapsed if elapsed else 0.0,
             "duplicates": len(duplicates),
             "duplicate_keys": duplicates[:10],
+            "planned": str(verification.planned_price),
+            "landed": str(verification.landed_price),
+            "planned_cost": str(verification.planned_cost),
+            "landed_cost": str(verification.landed_cost),
+            "verify_problems": len(verification.problems) + len(verification.duplicates),
             "keys_before": sum(before.values()),
             "keys_after": sum(after.values()),
         }
@@ -151,7 +170,7 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sync")
-    parser.add_argument("--psa", choices=("halopsa", "autotask"), default="halopsa")
+    parser.add_argument("--psa", choices=("halopsa", "autotask", "connectwise"), default="halopsa")
     parser.add_argument("--scale", type=int, default=1500)
     parser.add_argument("--min-lines", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)

@@ -8,6 +8,7 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import zip_longest
 
 from rich.cells import cell_len
 
@@ -41,13 +42,25 @@ class RowView:
         self._kept = {}
         self._widths = None
 
+    def patch_rows(self, rows: list[Row]) -> None:
+        """`rows` replace the rows shown, most of them the same objects (a per-customer recompute):
+        the column widths are widened by the rows that are new, not measured again over every row
+        (a column may stay wider than its widest cell until the next full set of rows)."""
+        old = self.by_key
+        if rows is self.rows:
+            return
+        changed = [r for r in rows if old.get(r.key) is not r]
+        widths = self._widths
+        self.set_rows(rows)
+        if widths is not None:
+            fresh = _column_widths(changed)
+            self._widths = [max(a, b) for a, b in zip_longest(widths, fresh, fillvalue=0)]
+
     def widths(self) -> list[int]:
         """The widest cell of each column over every row (filtered or not: columns do not jump
         while the operator types). Computed once per set of rows."""
         if self._widths is None:
-            columns = zip(*(r.cells for r in self.rows), strict=False)
-            self._widths = [max(map(_width, column), default=0) if not "".join(column).isascii()
-                            else max(map(len, column), default=0) for column in columns]
+            self._widths = _column_widths(self.rows)
         return self._widths
 
     def in_order(self, keys: Iterable[str]) -> list[Row]:
@@ -94,6 +107,12 @@ class RowView:
         if selected:
             title += f" · {count(selected)} selected"
         return title
+
+
+def _column_widths(rows: list[Row]) -> list[int]:
+    columns = zip(*(r.cells for r in rows), strict=False)
+    return [max(map(_width, column), default=0) if not "".join(column).isascii()
+            else max(map(len, column), default=0) for column in columns]
 
 
 def _width(text: str) -> int:

@@ -102,8 +102,13 @@ class Pane(Vertical):
         """Typed text not yet applied (the debounce is running)."""
         return self._filter_timer is not None
 
-    def set_rows(self, rows: list[Row]) -> None:
-        self.view.set_rows(rows)
+    def set_rows(self, rows: list[Row], *, patch: bool = False) -> None:
+        """Show `rows`; `patch`: most rows are those shown already (a keyed patch: only the rows
+        that changed are measured again)."""
+        if patch:
+            self.view.patch_rows(rows)
+        else:
+            self.view.set_rows(rows)
         if self.selected:
             self.selected &= self.view.by_key.keys()
         self.redraw()

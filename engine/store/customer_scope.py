@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from engine.batch import fast
+from engine.batch import fast, gc_paused
 from engine.rules.hints import PlanHints
 from engine.scenario import (
     AgreementMapping,
@@ -36,15 +36,20 @@ from engine.scenario import (
     Override,
     ProductBinding,
     Psa,
+    PsaAgreement,
     PsaCompany,
     PsaProduct,
     Scenario,
     Settings,
+    Subscription,
+    UsageRow,
     Vendor,
     VendorCompany,
     VendorProduct,
 )
 from engine.store import tables as t
+from engine.store.database import Store
+from engine.store.loading import history_rows
 
 _CHUNK = 400  # ids per IN (…) clause (SQLite's variable limit)
 
@@ -195,23 +200,25 @@ def _key_ranges(column: Any, prefixes: list[str], exact: bool) -> Any:
 def read_customers(store: Any, vendor_ids: Iterable[str], as_of: date | None = None) -> tuple[Scenario, PlanHints]:
     """The scenario of these vendor companies alone (with every product and binding): reconciled,
     it gives exactly their lines and findings of the store's full plan. The history of every
-    subscription is read (there are few), synced keys come as hints, as `Store.plan_inputs` does."""
+    subscription is read (there are few), synced keys come as hints, as `Store.plan_inputs` does.
+    One connection, a dozen indexed reads (primary keys, company ids, key ranges)."""
     ids = sorted(set(vendor_ids))
-    with store.session() as s:
-        conn = s.connection()
+    with gc_paused(), store.engine.connect() as conn:
 
         def rows(table: Any, *where: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
             columns = [c for c in table.__table__.columns if c.name not in drop]
             names = [c.name for c in columns]
-            pk = [c for c in columns if c.primary_key]
+            pk = [c for c in table.__table__.columns if c.primary_key]  # the full read's order (Store._read)
             query = select(*columns).where(*where).order_by(*pk)
             return [dict(zip(names, r, strict=True)) for r in conn.execute(query)]
 
-        stored_as_of = s.get(t.SettingRow, "as_of")
-        settings_row = s.get(t.SettingRow, "scenario_settings")
+        def setting(name: str) -> Any:
+            return conn.execute(select(t.SettingRow.value).where(t.SettingRow.name == name)).scalar()
+
+        stored_as_of, settings_value = setting("as_of"), setting("scenario_settings")
         if as_of is None:
-            as_of = date.fromisoformat(stored_as_of.value) if stored_as_of and stored_as_of.value else date.today()
-        settings = Settings.model_validate(settings_row.value if settings_row and settings_row.value else {})
+            as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()
+        settings = Settings.model_validate(settings_value or {})
         companies = [fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id.in_(ids))]
         configs = [fast(BillingConfiguration, r)
                    for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.company_id.in_(ids))]
@@ -229,35 +236,44 @@ def read_customers(store: Any, vendor_ids: Iterable[str], as_of: date | None = N
             t.ProductBindingRow, drop=("version",))]
         products = [fast(VendorProduct, r) for r in rows(t.VendorProductRow)]
         psa_products = [fast(PsaProduct, r) for r in rows(t.PsaProductRow)]
-    subs = [sub for cid in ids for sub in store.subscriptions_where(company_id=cid)]
-    subs.sort(key=lambda x: x.id)
-    subjects = [x.id for x in subs] + [c.id for c in configs]
-    usage = store.usage_rows([x.id for x in subs]) if subs else []
-    psa = store.psa_data(company_ids=psa_ids, agreement_ids=[a.psa_agreement_id for a in agreement_maps])
-    with store.session() as s:
-        conn = s.connection()
+        sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.company_id.in_(ids))
+        history = history_rows(conn, [r["id"] for r in sub_rows]) if sub_rows else {}
+        subs = [fast(Subscription, {**r, "history": history.get(r["id"], [])}) for r in sub_rows]
+        sub_ids = [x.id for x in subs]
+        usage = [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
+                 for chunk in _chunks(sub_ids)
+                 for r in rows(t.UsageRecord, t.UsageRecord.subscription_id.in_(chunk), drop=("id",))]
+        agreement_ids = [a.psa_agreement_id for a in agreement_maps]
+        agreement_rows = [r for chunk in _chunks(psa_ids)
+                          for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.company_id.in_(chunk))]
+        seen = {r["id"] for r in agreement_rows}
+        agreement_rows += [r for chunk in _chunks(a for a in agreement_ids if a not in seen)
+                           for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id.in_(chunk))]
+        agreements = [fast(PsaAgreement, r) for r in agreement_rows]
+        lines = [Store._line(r) for chunk in _chunks(r["id"] for r in agreement_rows)
+                 for r in rows(t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))]
+        subjects = sorted(sub_ids + [c.id for c in configs])
         synced: set[str] = set()
         ignored: list[Ignore] = []
         overrides: list[Override] = []
         for i in range(0, len(subjects), _CHUNK // 2):
-            chunk = sorted(subjects[i:i + _CHUNK // 2])
+            chunk = subjects[i:i + _CHUNK // 2]
             synced |= set(conn.execute(select(t.SyncedKeyRow.key).where(
                 _key_ranges(t.SyncedKeyRow.key, chunk, exact=False))).scalars())
-            for table, model, out in ((t.IgnoreRow, Ignore, ignored), (t.OverrideRow, Override, overrides)):
-                columns = [c for c in table.__table__.columns if c.name != "version"]
-                names = [c.name for c in columns]
-                for r in conn.execute(select(*columns).where(_key_ranges(table.key, chunk, exact=True))):
-                    out.append(fast(model, dict(zip(names, r, strict=True))))
-        psa_companies = [fast(PsaCompany, dict(r)) for chunk in _chunks(psa_ids) for r in conn.execute(
-            select(t.PsaCompanyRow.id, t.PsaCompanyRow.name).where(t.PsaCompanyRow.id.in_(chunk))).mappings()]
+            ignored += [fast(Ignore, r) for r in rows(t.IgnoreRow, _key_ranges(t.IgnoreRow.key, chunk, exact=True),
+                                                      drop=("version",))]
+            overrides += [fast(Override, r) for r in rows(t.OverrideRow, _key_ranges(t.OverrideRow.key, chunk,
+                                                                                     exact=True), drop=("version",))]
+        psa_companies = [fast(PsaCompany, r) for chunk in _chunks(psa_ids)
+                         for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id.in_(chunk))]
+    lines.sort(key=lambda x: x.id)
     ignored.sort(key=lambda x: x.key)
     overrides.sort(key=lambda x: x.key)
     scenario = fast(Scenario, dict(
         as_of=as_of, settings=settings,
         vendor=fast(Vendor, dict(companies=companies, products=products, subscriptions=subs, usage=usage,
                                  billing_configurations=configs)),
-        psa=fast(Psa, dict(companies=psa_companies, products=psa_products, agreements=psa.agreements,
-                           lines=psa.lines)),
+        psa=fast(Psa, dict(companies=psa_companies, products=psa_products, agreements=agreements, lines=lines)),
         mappings=fast(Mappings, dict(companies=mappings, products=bindings, agreements=agreement_maps)),
         synced=[], ignored=ignored, overrides=overrides,
     ))

@@ -36,6 +36,7 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import sys  # noqa: E402
 from datetime import date, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -102,6 +103,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                    and not any(w.is_running for w in app.workers)):
             await asyncio.sleep(0.05)
         out["launch_to_figures_s"] = time.perf_counter() - t0
+        print(f"figures after {out['launch_to_figures_s']:.1f} s", file=sys.stderr, flush=True)
         main = app.main
         assert main is not None
         await pilot.press("3")
@@ -120,8 +122,11 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 missed[kind] = missed.get(kind, 0) + 1
             else:
                 times.setdefault(kind, []).append(clock.latency)
-            while any(w.is_running and w.group in ("actions", "refresh-customer", "save") for w in app.workers):
-                await asyncio.sleep(0.01)  # the save after the frame is not part of the next action
+            print(f"{kind}: {clock.latency if clock.latency is not None else 'never shown'}", file=sys.stderr,
+                  flush=True)
+            while app._save_timer is not None or any(
+                    w.is_running and w.group in ("actions", "refresh-customer", "save") for w in app.workers):
+                await asyncio.sleep(0.01)  # the save once the operator pauses: not part of the next action
             await pilot.pause()
 
         with FrameClock(app) as clock:

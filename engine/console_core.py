@@ -105,7 +105,10 @@ class View(Protocol[F]):
         ...
 
     def patch(self, shown: F, scenario: Scenario, part: Plan, plan: Plan, companies: set[str],
-              topology: Any, today: date | None) -> F: ...
+              topology: Any, today: date | None, kinds: Any = None) -> F:
+        """`shown` with the rows of `companies` rebuilt from `part`; `kinds`: the plan's figures
+        per line kind (PlanParts.kinds), so the summary needs no pass over every line."""
+        ...
 
     def encode_view(self, data: F) -> bytes: ...
 
@@ -166,6 +169,31 @@ class PlanParts:
     lines: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     ignored: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     findings: dict[str, list[Finding]] = field(default_factory=lambda: defaultdict(list))
+    # per company and line kind: [lines, total price, total cost, provisional lines] of the shown lines
+    sums: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+    def _sum(self, company: str) -> None:
+        acc: dict[str, list[Any]] = {}
+        for line in self.lines.get(company, ()):
+            figures = acc.get(line.kind)
+            if figures is None:
+                figures = acc[line.kind] = [0, CENTS_ZERO, CENTS_ZERO, 0]
+            figures[0] += 1
+            figures[1] += line.total_price
+            figures[2] += line.total_cost
+            figures[3] += line.provisional
+        self.sums[company] = acc
+
+    def kinds(self) -> dict[Any, tuple[int, Decimal, int]]:
+        """Per line kind of the whole plan: (lines, total price, provisional lines)."""
+        out: dict[Any, list[Any]] = {}
+        for acc in self.sums.values():
+            for kind, figures in acc.items():
+                total = out.setdefault(kind, [0, CENTS_ZERO, 0])
+                total[0] += figures[0]
+                total[1] += figures[1]
+                total[2] += figures[3]
+        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
     @classmethod
     def of(cls, plan: Plan, topology: Any) -> PlanParts:
@@ -179,6 +207,8 @@ class PlanParts:
             if company is None:
                 raise ValueError(f"finding {finding.code} {finding.subject} belongs to no customer")
             parts.findings[company].append(finding)
+        for company in parts.lines:
+            parts._sum(company)
         return parts
 
     def replace(self, companies: Iterable[str], part: Plan, topology: Any) -> None:
@@ -186,11 +216,14 @@ class PlanParts:
             self.lines.pop(company, None)
             self.ignored.pop(company, None)
             self.findings.pop(company, None)
+            self.sums.pop(company, None)
         fresh = PlanParts.of(part, topology)
         for target, source in ((self.lines, fresh.lines), (self.ignored, fresh.ignored),
                                (self.findings, fresh.findings)):
             for company, items in source.items():
                 target[company] = items
+        for company in fresh.lines:
+            self._sum(company)
 
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
@@ -203,8 +236,9 @@ class PlanParts:
                             key=lambda x: x.subscription_id))
         findings = sorted((f for items in self.findings.values() for f in items),
                           key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())))
-        totals = Totals(price=sum((x.total_price for x in lines), CENTS_ZERO),
-                        cost=sum((x.total_cost for x in lines), CENTS_ZERO), ignored=len(ignored))
+        totals = Totals(price=sum((f[1] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
+                        cost=sum((f[2] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
+                        ignored=len(ignored))
         return Plan.model_construct(as_of=as_of, invoiced_through=invoiced_through, lines=lines, findings=findings,
                                     totals=totals, ignored_lines=ignored)
 
@@ -480,16 +514,26 @@ class ConsoleCore(Generic[F]):
         return frozenset()
 
     def _companies_of_keys(self, plan: Plan, keys: Iterable[str]) -> frozenset[str] | None:
-        by_key = {line.key: line.company_id for line in (*plan.lines, *plan.ignored_lines)}
-        by_sub = {line.subscription_id: line.company_id for line in (*plan.lines, *plan.ignored_lines)}
+        """The customers of these plan keys or subscription ids (plan keys are `<subject>:…`):
+        by the topology, else by a pass over the plan; None when one belongs to no known customer."""
         found = set()
+        unknown = []
+        known = self.topology.company_of_subject if self.topology is not None else {}
         for key in keys:
-            company = by_key.get(key) or by_sub.get(key)
-            if company is None and self.topology is not None:
-                company = self.topology.company_of_subject.get(key.split(":", 1)[0])
+            company = known.get(key.split(":", 1)[0])
             if company is None:
-                return None  # unknown: recompute everything
-            found.add(company)
+                unknown.append(key)
+            else:
+                found.add(company)
+        if unknown:
+            lines = (*plan.lines, *plan.ignored_lines)
+            by_key = {line.key: line.company_id for line in lines}
+            by_sub = {line.subscription_id: line.company_id for line in lines}
+            for key in unknown:
+                company = by_key.get(key) or by_sub.get(key)
+                if company is None:
+                    return None  # recompute everything
+                found.add(company)
         return frozenset(found)
 
     def _write(self, store: Any, act: Act, plan: Plan, expected: int | None) -> Outcome:
@@ -580,7 +624,7 @@ class ConsoleCore(Generic[F]):
             return
         parts.replace(group, part, topology)
         plan = parts.plan(held.plan.as_of, held.plan.invoiced_through, topology.configurations)
-        data = self.view.patch(held, scenario, part, plan, group, topology, today)
+        data = self.view.patch(held, scenario, part, plan, group, topology, today, parts.kinds())
         self._stamp(data, revision, (as_of, today))
         self.held = data
         self.recomputed.append(frozenset(group))

@@ -27,6 +27,7 @@ from tui.model import VIEW, ConsoleData
 from tui.screens.main import MainScreen
 
 DEFAULT_REFRESH_INTERVAL = 300.0
+SAVE_DELAY = 1.5  # seconds after the last change before the changed figures are saved
 __all__ = ["SAVED_STATE", "TrueupApp", "run_console"]
 log = logging.getLogger(__name__)
 NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own colours, no palette of ours
@@ -42,7 +43,8 @@ class TrueupApp(App[int]):
                  refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL, theme: str | None = None,
                  keymap: dict[str, str] | None = None, executor_factory: Callable[[Any], Any] | None = None,
                  full_refresh_on_start: bool = False,
-                 loader: Callable[[date | None, date], ConsoleData] | None = None) -> None:
+                 loader: Callable[[date | None, date], ConsoleData] | None = None,
+                 save_delay: float = SAVE_DELAY) -> None:
         # NO_COLOR (no-color.org): ANSI colours only, and Textual strips even those (its NoColor filter),
         # so what remains is text and text styles; states are words (TODO, pending, ignored, NOT BOUND).
         no_color = bool(os.environ.get("NO_COLOR"))
@@ -61,6 +63,8 @@ class TrueupApp(App[int]):
         self.busy = ""
         self.animation_level = "none"
         self._refresh_timer: Any = None
+        self._save_timer: Any = None
+        self.save_delay = save_delay  # after a change, the save waits for the operator to pause
         self._initial_theme = theme
         self.refresh_count = 0
         self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
@@ -199,7 +203,7 @@ class TrueupApp(App[int]):
         # stalls for a tenth of a second. Frozen, they are skipped; reference counting still frees
         # them when the next refresh replaces them.
         self.busy = "" if data.complete else "loading…"
-        patched = message.companies is not None and current is not None and current.complete
+        patched = message.companies if current is not None and current.complete else None
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.show_data(data, patch=patched)
@@ -212,11 +216,20 @@ class TrueupApp(App[int]):
             self.call_after_refresh(self._save_later, data)  # after the frame that shows them
 
     def _save_later(self, data: ConsoleData) -> None:
-        self._save_worker(data)
+        """Save a changed plan once the operator pauses (a re-encode of the whole view, in a thread:
+        not while the next action is computed)."""
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_timer = None
+        if self.save_delay <= 0:
+            self._save_worker(data)
+        else:
+            self._save_timer = self.set_timer(self.save_delay, lambda: self._save_worker(self.data))
 
     @work(thread=True, group="save", exclusive=True, exit_on_error=False)
-    def _save_worker(self, data: ConsoleData) -> None:
-        if self.data is data:  # a newer change saves itself
+    def _save_worker(self, data: ConsoleData | None) -> None:
+        self._save_timer = None
+        if data is not None and self.data is data:  # a newer change saves itself
             self.core.save(data)
 
     def refusal(self, what: str, *, review: bool = False) -> str | None:

@@ -382,17 +382,43 @@ def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of
                detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}", company_id=owner)
 
 
-def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row]:
+KindFigures = tuple[int, Decimal, int]  # a line kind's (lines, total price, provisional lines)
+
+
+def kind_figures(lines: list[PlanLine]) -> dict[LineKind, KindFigures]:
+    """Per line kind: how many lines, their total price, how many are provisional (one pass)."""
+    out: dict[LineKind, list[Any]] = {}
+    for line in lines:
+        acc = out.get(line.kind)
+        if acc is None:
+            acc = out[line.kind] = [0, ZERO, 0]
+        acc[0] += 1
+        acc[1] += line.total_price
+        acc[2] += line.provisional
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def _checklist(data: ConsoleData, customers: list[Row], today: date,
+               kinds: dict[LineKind, KindFigures] | None = None) -> list[Row]:
+    """The Overview. `kinds`: the plan's figures per line kind when known (the incremental plan
+    keeps them per customer), else counted here."""
     plan = data.plan
     day = plan.as_of.day
     unmapped = sum(1 for r in customers if r.status == "not_mapped")
     map_errors = sum(1 for r in customers if r.status == "mapping_error")
     unbound = sum(1 for f in plan.findings if f.code == "product_not_bound")
     unsynced = data.rows.get("unsynced", [])
-    unsynced_money = sum((line.total_price for line in plan.lines if line.kind in UNSYNCED_KINDS), ZERO)
-    arrears = [line for line in plan.lines if line.kind in (LineKind.ARREARS, LineKind.USAGE)]
-    summaries = [line for line in plan.lines if line.kind == LineKind.USAGE_SUMMARY]
-    prorates = [line for line in plan.lines if line.kind in PRORATE_KINDS]
+    figures = kinds if kinds is not None else kind_figures(plan.lines)
+    none: KindFigures = (0, ZERO, 0)
+
+    def of(*which: LineKind) -> KindFigures:
+        parts = [figures.get(k, none) for k in which]
+        return (sum(p[0] for p in parts), sum((p[1] for p in parts), ZERO), sum(p[2] for p in parts))
+
+    unsynced_money = of(*UNSYNCED_KINDS)[1]
+    arrears = of(LineKind.ARREARS, LineKind.USAGE)
+    summaries = of(LineKind.USAGE_SUMMARY)
+    prorates = of(*PRORATE_KINDS)
     errors = [f for f in plan.findings if f.severity == "error"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
 
@@ -405,14 +431,14 @@ def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row
         ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "products"),
         ("unsynced", state(not unsynced), "Unsynced subscriptions", f"{len(unsynced)} subscriptions",
          fmt_money(unsynced_money), "unsynced"),
-        ("arrears", state(not arrears, waiting=day <= 3), "Arrears ready (after day 3)",
-         f"{len(arrears)} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
-         fmt_money(sum((x.total_price for x in arrears), ZERO)), "arrears"),
-        ("summaries", state(not summaries, waiting=day <= 5), "Usage summaries final (after day 5)",
-         f"{len(summaries)} lines, {sum(1 for x in summaries if x.provisional)} provisional",
-         fmt_money(sum((x.total_price for x in summaries), ZERO)), "arrears"),
-        ("prorates", state(not prorates), "Prorates pending", f"{len(prorates)} lines",
-         fmt_money(sum((x.total_price for x in prorates), ZERO)), "prorates"),
+        ("arrears", state(not arrears[0], waiting=day <= 3), "Arrears ready (after day 3)",
+         f"{arrears[0]} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
+         fmt_money(arrears[1]), "arrears"),
+        ("summaries", state(not summaries[0], waiting=day <= 5), "Usage summaries final (after day 5)",
+         f"{summaries[0]} lines, {summaries[2]} provisional",
+         fmt_money(summaries[1]), "arrears"),
+        ("prorates", state(not prorates[0]), "Prorates pending", f"{prorates[0]} lines",
+         fmt_money(prorates[1]), "prorates"),
         ("errors", state(not errors), "Errors", f"{len(errors)} errors, {len(warnings)} warnings", "", "errors"),
         ("total", state(not plan.lines), "Total to the PSA", f"{len(plan.lines)} lines, {plan.totals.ignored} ignored",
          fmt_money(plan.totals.price), "unsynced"),
@@ -458,28 +484,62 @@ def _splice(rows: list[Row], new: list[Row], companies: set[str]) -> list[Row]:
     return result
 
 
+def _rows_of(panes: dict[str, list[Row]], companies: set[str], *, in_plan_order: bool) -> list[Row]:
+    """The line panes' rows of `companies`: found by bisection when the rows are in plan order (the
+    shown rows), else by a scan (the ignored rows, few)."""
+    found: list[Row] = []
+    for pane in ("unsynced", "arrears", "prorates"):
+        if pane not in panes:
+            continue
+        rows = panes[pane]
+        if not in_plan_order:
+            found += [r for r in rows if r.company_id in companies]
+            continue
+        for company in companies:
+            lo = bisect_left(rows, company, key=_company)
+            found += rows[lo:bisect_right(rows, company, lo=lo, key=_company)]
+    return found
+
+
+def company_rows(data: ConsoleData, pane: str, companies: frozenset[str], show_ignored: bool) -> list[Row]:
+    """The rows of `pane` a per-customer patch of `companies` rebuilt (by bisection in the line
+    panes; the small panes whole)."""
+    if pane in ("unsynced", "arrears", "prorates"):
+        found = _rows_of({pane: data.rows.get(pane, [])}, set(companies), in_plan_order=True)
+        if show_ignored:
+            found += [r for r in data.ignored_rows.get(pane, []) if r.company_id in companies]
+        return found
+    if pane == "customers":
+        return [r for r in data.rows.get(pane, []) if r.key in companies] if len(companies) < 50 else \
+            data.rows.get(pane, [])
+    return data.rows_for(pane, show_ignored)
+
+
 def _in_order(rows: list[Row], order: dict[str, int]) -> list[Row]:
     return sorted((r for r in rows if r.key in order), key=lambda r: order[r.key])
 
 
 def patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
-          today: date | None) -> ConsoleData:
+          today: date | None, kinds: dict[LineKind, KindFigures] | None = None) -> ConsoleData:
     """`shown` with the rows of `companies` replaced by those of `part` (their plan, reconciled from
     `scenario`, their own), the plan replaced by `plan` (the whole plan, `part` included): the same
     figures a full `build` of the store would give, for the cost of the customers touched."""
     with gc_paused():
-        return _patch(shown, scenario, part, plan, companies, topology, today)
+        return _patch(shown, scenario, part, plan, companies, topology, today, kinds)
 
 
 def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
-           today: date | None) -> ConsoleData:
+           today: date | None, kinds: dict[LineKind, KindFigures] | None) -> ConsoleData:
     own = _build(scenario, part, today)
     data = replace(shown, plan=plan, rows=dict(shown.rows), ignored_rows=dict(shown.ignored_rows), saved=False,
                    stale=False, complete=True)
     for name in ("company_names", "agreement_names", "product_names", "configuration_companies"):
         setattr(data, name, {**getattr(shown, name), **getattr(own, name)})
     data.psa_company_names = {**shown.psa_company_names, **own.psa_company_names}
-    data.lines = {k: x for k, x in shown.lines.items() if x.company_id not in companies}
+    data.lines = dict(shown.lines)  # the group's old lines out, its new ones in: O(the group)
+    for key in [k for r in (*_rows_of(shown.rows, companies, in_plan_order=True),
+                            *_rows_of(shown.ignored_rows, companies, in_plan_order=False)) for k in r.line_keys]:
+        data.lines.pop(key, None)
     data.lines.update(own.lines)
     company_of = topology.company_of_subject
     data.ignored = {k: x for k, x in shown.ignored.items()
@@ -518,7 +578,7 @@ def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies:
     data.rows["products"] = product_rows(data, scenario.vendor.products, scenario.psa.products,
                                          scenario.mappings.products, topology.active_by_product,
                                          topology.product_of_subject, plan.findings)
-    data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
+    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds)
     return data
 
 
@@ -541,8 +601,8 @@ class ConsoleView:
         return load(store, as_of, today=today)
 
     def patch(self, shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str],
-              topology: Any, today: date | None) -> ConsoleData:
-        return patch(shown, scenario, part, plan, companies, topology, today)
+              topology: Any, today: date | None, kinds: Any = None) -> ConsoleData:
+        return patch(shown, scenario, part, plan, companies, topology, today, kinds)
 
     def encode_view(self, data: ConsoleData) -> bytes:
         from tui.saved_view import encode_view

@@ -37,19 +37,18 @@ class RowView:
 
     def set_rows(self, rows: list[Row]) -> None:
         self.rows = rows
-        self.by_key = {r.key: r for r in rows}
-        self.index = {r.key: i for i, r in enumerate(rows)}
+        keys = [r.key for r in rows]
+        self.by_key = dict(zip(keys, rows, strict=True))
+        self.index = dict(zip(keys, range(len(keys))))
         self._kept = {}
         self._widths = None
 
-    def patch_rows(self, rows: list[Row]) -> None:
-        """`rows` replace the rows shown, most of them the same objects (a per-customer recompute):
-        the column widths are widened by the rows that are new, not measured again over every row
+    def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
+        """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
+        recompute): the column widths are widened by `changed`, not measured again over every row
         (a column may stay wider than its widest cell until the next full set of rows)."""
-        old = self.by_key
         if rows is self.rows:
             return
-        changed = [r for r in rows if old.get(r.key) is not r]
         widths = self._widths
         self.set_rows(rows)
         if widths is not None:

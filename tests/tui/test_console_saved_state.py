@@ -40,7 +40,7 @@ def file_url(tmp_path: Path, scenario: Any) -> str:
 
 def launch(store: Store, executor: Any = None) -> TrueupApp:
     workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH)
-    return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None,
+    return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0,
                      executor_factory=lambda ws: executor)
 
 

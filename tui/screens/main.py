@@ -12,7 +12,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from engine.actions import GeneratedMappings
 from engine.console_core import Act, Outcome
 from tui.bindings import bindings
-from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, figures_time
+from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
@@ -54,12 +54,14 @@ class MainScreen(Screen[None]):
     def pane(self, name: str | None = None) -> Pane:
         return self.query_one(f"#pane-{name or self.active}", Pane)
 
-    def show_data(self, data: ConsoleData, *, patch: bool = False) -> None:
-        """Show `data`; `patch`: only some customers changed (each pane keeps what did not)."""
+    def show_data(self, data: ConsoleData, *, patch: frozenset[str] | None = None) -> None:
+        """Show `data`; `patch`: only these customers changed (each pane keeps the rest)."""
         tabs = self.query_one(TabbedContent)
+        show_ignored = self.app.show_ignored
         with self.app.batch_update():
             for name in PANES:
-                self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored), patch=patch)
+                changed = company_rows(data, name, patch, show_ignored) if patch is not None else None
+                self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.show_state()
 

@@ -102,11 +102,11 @@ class Pane(Vertical):
         """Typed text not yet applied (the debounce is running)."""
         return self._filter_timer is not None
 
-    def set_rows(self, rows: list[Row], *, patch: bool = False) -> None:
-        """Show `rows`; `patch`: most rows are those shown already (a keyed patch: only the rows
-        that changed are measured again)."""
-        if patch:
-            self.view.patch_rows(rows)
+    def set_rows(self, rows: list[Row], *, changed: list[Row] | None = None) -> None:
+        """Show `rows`; `changed`: only these differ from the rows shown (a keyed patch: only they
+        are measured again)."""
+        if changed is not None:
+            self.view.patch_rows(rows, changed)
         else:
             self.view.set_rows(rows)
         if self.selected:

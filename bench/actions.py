@@ -191,7 +191,12 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 # --- the targeted refresh of the customer under the cursor ----------------------------
                 main.action_show_pane("unsynced")
                 await pilot.pause()
-                unsynced.table.move_cursor(row=min(30 + i * 11, unsynced.table.row_count - 1))
+                start = min(30 + i * 11, unsynced.table.row_count - 1)
+                for index in range(start, unsynced.table.row_count):  # a subscription the vendor can raise
+                    found = store.subscriptions_where(ids=[unsynced.rows[index].key])
+                    if found and found[0].status == "active" and found[0].history:
+                        break
+                unsynced.table.move_cursor(row=index)
                 await pilot.pause()
                 row = unsynced.current
                 assert row is not None

@@ -98,6 +98,11 @@ class PaintClock:
 
 
 async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[str, Any]:
+    # The launch imports what `trueup` imports before its first paint: the entry point, the app, and
+    # what `run_console` opens the workspace with (engine.workspace: connectors, settings, refresh).
+    import engine.settings  # noqa: F401
+    import engine.workspace  # noqa: F401
+    import tui.cli  # noqa: F401
     from engine.store import Store
     from tui.app import TrueupApp
     from tui.workspace import StoreWorkspace

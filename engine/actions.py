@@ -9,9 +9,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import SequenceMatcher
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from engine import audit
 from engine.months import first_of_month
@@ -27,6 +27,41 @@ class ActionError(Exception):
 
 class StaleEdit(ActionError):
     """Someone else changed the same item since it was read (optimistic concurrency)."""
+
+
+class StaleRevision(ActionError):
+    """The store was written since the plan the action was checked against was computed."""
+
+
+STALE_PLAN = ("The figures changed since they were computed (a refresh or another operator); "
+              "they are being recomputed — try again once they are shown.")
+
+
+def _revision(conn: Any) -> int | None:
+    try:
+        value = conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar()
+    except Exception:  # a store without a revision table (not migrated): nothing to compare with
+        return None
+    return None if value is None else int(value)
+
+
+def _check_revision(s: Any, expected: int | None) -> None:
+    """Optimistic check, in the action's own transaction: the plan the action was validated
+    against was computed from store revision `expected` (None: not checked). Another commit in
+    between moves the revision (engine.store.plan_cache), and the action is refused."""
+    if expected is None:
+        return
+    if _revision(s.connection()) != expected:
+        raise StaleRevision(STALE_PLAN)
+
+
+def check_revision_now(store: Store, expected: int | None) -> None:
+    """The same check outside an action's transaction (an action made of several)."""
+    if expected is None:
+        return
+    with store.engine.connect() as conn:
+        if _revision(conn) != expected:
+            raise StaleRevision(STALE_PLAN)
 
 
 def current_plan(store: Store, as_of: date | None = None) -> Plan:
@@ -62,10 +97,12 @@ def ignore(store: Store, key: str, *, mode: Literal["until_restored", "this_chan
 
 def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored", "this_change"] = "until_restored",
                 reason: str | None = None, as_of: date | None = None,
-                expected_versions: dict[str, int] | None = None, user: str | None = None) -> list[t.IgnoreRow]:
-    """Ignore several lines or subscriptions: checked against one plan, written in one transaction
-    (all or nothing), one audit event each."""
-    plan = current_plan(store, as_of)
+                expected_versions: dict[str, int] | None = None, user: str | None = None,
+                plan: Plan | None = None, expected_revision: int | None = None) -> list[t.IgnoreRow]:
+    """Ignore several lines or subscriptions: checked against one plan (`plan`, computed from store
+    revision `expected_revision`, else a fresh one), written in one transaction (all or nothing),
+    one audit event each."""
+    plan = plan if plan is not None else current_plan(store, as_of)
     by_key = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
     subscriptions = {line.subscription_id for line in by_key.values()}
     problems = []
@@ -80,6 +117,7 @@ def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored"
     on = as_of or date.today()
     rows: list[t.IgnoreRow] = []
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         for key in dict.fromkeys(keys):
             line = by_key.get(key)
             row = s.get(t.IgnoreRow, key)
@@ -104,9 +142,10 @@ def restore(store: Store, key: str, *, expected_version: int | None = None, user
 
 
 def restore_many(store: Store, keys: list[str], *, expected_versions: dict[str, int] | None = None,
-                 user: str | None = None) -> None:
+                 user: str | None = None, expected_revision: int | None = None) -> None:
     """Restore ignored items, in one transaction (all or nothing)."""
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         for key in dict.fromkeys(keys):
             row = s.get(t.IgnoreRow, key)
             if row is None:
@@ -146,18 +185,22 @@ def set_effective_date(store: Store, key: str, new_date: date, *, as_of: date | 
 
 
 def set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
-                        expected_versions: dict[str, int] | None = None, user: str | None = None) -> list[str]:
+                        expected_versions: dict[str, int] | None = None, user: str | None = None,
+                        plan: Plan | None = None, expected_revision: int | None = None) -> list[str]:
     """Bulk: the keys that were moved (all of them, or none and `ActionError`)."""
-    rows = _set_effective_dates(store, keys, new_date, as_of=as_of, expected_versions=expected_versions, user=user)
+    rows = _set_effective_dates(store, keys, new_date, as_of=as_of, expected_versions=expected_versions, user=user,
+                                plan=plan, expected_revision=expected_revision)
     return [row.key for row in rows]
 
 
 def _set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
                          expected_versions: dict[str, int] | None = None,
-                         user: str | None = None) -> list[t.OverrideRow]:
-    """Move proposed lines to `new_date`. Every key is validated against one plan first; if any is
-    refused, none is changed (the message lists each refusal). One transaction, one audit event each."""
-    plan = current_plan(store, as_of)
+                         user: str | None = None, plan: Plan | None = None,
+                         expected_revision: int | None = None) -> list[t.OverrideRow]:
+    """Move proposed lines to `new_date`. Every key is validated against one plan first (`plan`,
+    computed from store revision `expected_revision`, else a fresh one); if any is refused, none is
+    changed (the message lists each refusal). One transaction, one audit event each."""
+    plan = plan if plan is not None else current_plan(store, as_of)
     problems = []
     lines = []
     for key in dict.fromkeys(keys):
@@ -171,6 +214,7 @@ def _set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of
         raise ActionError("No date was changed:\n" + "\n".join(problems))
     rows = []
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         for line in lines:
             row = s.get(t.OverrideRow, line.key)
             _check_version(row, (expected_versions or {}).get(line.key), f"The effective date of {line.key}")
@@ -219,8 +263,10 @@ def choose_create_new(store: Store, subscription_id: str, create_new: bool = Tru
 # --- company mappings (RULES.md §9) ----------------------------------------------------------------
 
 
-def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None = None) -> None:
+def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None = None,
+                expected_revision: int | None = None) -> None:
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         vendor = s.get(t.VendorCompanyRow, vendor_id)
         psa = s.get(t.PsaCompanyRow, psa_id)
         if vendor is None:
@@ -242,8 +288,10 @@ def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None =
                      company=vendor.name, user=user)
 
 
-def unmap_company(store: Store, vendor_id: str, *, user: str | None = None) -> None:
+def unmap_company(store: Store, vendor_id: str, *, user: str | None = None,
+                  expected_revision: int | None = None) -> None:
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         rows = list(s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars())
         if not rows:
             raise ActionError(f"{vendor_id!r} is not mapped.")
@@ -335,8 +383,9 @@ def generate_mappings(store: Store, *, apply: bool = True, user: str | None = No
 
 
 def bind_product(store: Store, vendor_product_id: str, psa_product_id: str, *, sub_product: str | None = None,
-                 free: bool = False, user: str | None = None) -> None:
+                 free: bool = False, user: str | None = None, expected_revision: int | None = None) -> None:
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         product = s.get(t.VendorProductRow, vendor_product_id)
         psa = s.get(t.PsaProductRow, psa_product_id)
         if product is None:
@@ -359,8 +408,9 @@ def bind_product(store: Store, vendor_product_id: str, psa_product_id: str, *, s
 
 
 def unbind_product(store: Store, vendor_product_id: str, *, sub_product: str | None = None,
-                   user: str | None = None) -> None:
+                   user: str | None = None, expected_revision: int | None = None) -> None:
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
         if row is None:
             raise ActionError(f"{vendor_product_id!r} is not bound.")
@@ -370,9 +420,10 @@ def unbind_product(store: Store, vendor_product_id: str, *, sub_product: str | N
 
 
 def map_agreement(store: Store, vendor_company_id: str, psa_agreement_id: str | None, *,
-                  user: str | None = None) -> None:
+                  user: str | None = None, expected_revision: int | None = None) -> None:
     """Send a vendor company's lines to this agreement (None: back to the automatic choice)."""
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         row = s.get(t.AgreementMappingRow, vendor_company_id)
         before = {"psa_agreement_id": row.psa_agreement_id} if row else None
         if psa_agreement_id is None:
@@ -391,10 +442,12 @@ def map_agreement(store: Store, vendor_company_id: str, psa_agreement_id: str | 
                      after={"psa_agreement_id": psa_agreement_id}, user=user)
 
 
-def set_invoiced_through(store: Store, value: date | None, *, user: str | None = None) -> None:
+def set_invoiced_through(store: Store, value: date | None, *, user: str | None = None,
+                         expected_revision: int | None = None) -> None:
     settings = store.settings()
     updated = settings.model_copy(update={"invoiced_through": value})
     with store.session() as s, s.begin():
+        _check_revision(s, expected_revision)
         row = s.get(t.SettingRow, "scenario_settings") or t.SettingRow(name="scenario_settings")
         row.value = updated.model_dump(mode="json")
         s.add(row)

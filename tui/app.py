@@ -8,11 +8,8 @@ import gc
 import logging
 import os
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
-from pathlib import Path
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from textual import work
@@ -20,17 +17,18 @@ from textual.app import App
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
-from engine.actions import ActionError, set_invoiced_through
-from engine.store import plan_cache
+from engine.actions import ActionError
+from engine.console_core import SAVED_STATE, Act, Change, ConsoleCore, Outcome, Workspace
 from tui import model
 from tui.bindings import REGISTRY, bindings
 from tui.commands import RegistryCommands
 from tui.messages import ActionFailed, ActionSucceeded, DataLoaded
-from tui.model import ConsoleData
+from tui.model import VIEW, ConsoleData
 from tui.screens.main import MainScreen
 
 DEFAULT_REFRESH_INTERVAL = 300.0
-SAVED_STATE = "console"  # the name of the console's saved state in the store (engine.store.plan_cache)
+SAVE_DELAY = 1.5  # seconds after the last change before the changed figures are saved
+__all__ = ["SAVED_STATE", "TrueupApp", "run_console"]
 log = logging.getLogger(__name__)
 NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own colours, no palette of ours
 
@@ -41,11 +39,12 @@ class TrueupApp(App[int]):
     BINDINGS = bindings("app")
     COMMANDS = App.COMMANDS | {RegistryCommands}
 
-    def __init__(self, workspace: Any, *, clock: Callable[[], datetime] | None = None, as_of: date | None = None,
+    def __init__(self, workspace: Workspace, *, clock: Callable[[], datetime] | None = None, as_of: date | None = None,
                  refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL, theme: str | None = None,
                  keymap: dict[str, str] | None = None, executor_factory: Callable[[Any], Any] | None = None,
                  full_refresh_on_start: bool = False,
-                 loader: Callable[[date | None, date], ConsoleData] | None = None) -> None:
+                 loader: Callable[[date | None, date], ConsoleData] | None = None,
+                 save_delay: float = SAVE_DELAY) -> None:
         # NO_COLOR (no-color.org): ANSI colours only, and Textual strips even those (its NoColor filter),
         # so what remains is text and text styles; states are words (TODO, pending, ignored, NOT BOUND).
         no_color = bool(os.environ.get("NO_COLOR"))
@@ -59,18 +58,19 @@ class TrueupApp(App[int]):
         self.keymap = dict(keymap or {})
         self.executor_factory = executor_factory
         self.full_refresh_on_start = full_refresh_on_start
-        self.data: ConsoleData | None = None
+        self.data: ConsoleData | None = None  # the figures on screen (the core holds the current ones)
         self.show_ignored = False
         self.busy = ""
         self.animation_level = "none"
-        self._store_lock = threading.Lock()
         self._refresh_timer: Any = None
+        self._save_timer: Any = None
+        self.save_delay = save_delay  # after a change, the save waits for the operator to pause
         self._initial_theme = theme
         self.refresh_count = 0
         self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
-        self._recomputes = 0  # recomputes under way (refresh, after an action): see `recomputing`
-        self._recomputes_lock = threading.Lock()
-        self.saves = 0  # saved states written (tests)
+        self.core: ConsoleCore[ConsoleData] = ConsoleCore(workspace, VIEW, as_of=lambda: self.as_of,
+                                                          today=lambda: self.clock().date(), loader=loader)
+        self.core.subscribe(self._post_change)
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -97,182 +97,93 @@ class TrueupApp(App[int]):
                 return screen
         return None
 
-    # --- data ----------------------------------------------------------------------------------
+    # --- data: the core owns the figures; the app shows them --------------------------------------
 
     @property
     def recomputing(self) -> bool:
         """A recompute is under way: the figures shown are about to change."""
-        return self._recomputes > 0
-
-    @contextmanager
-    def _recomputing(self) -> Iterator[None]:
-        with self._recomputes_lock:
-            self._recomputes += 1
-        try:
-            yield
-        finally:
-            with self._recomputes_lock:
-                self._recomputes -= 1
-
-    def _wanted(self) -> tuple[date | None, date]:
-        """(the as-of asked for — None: the store's own —, today): what the figures are computed for."""
-        today = self.clock().date()
-        as_of = self.as_of
-        if as_of is None and hasattr(self.workspace, "today"):
-            as_of = self.workspace.today()
-        return as_of, today
+        return self.core.recomputing
 
     @property
-    def saves_state(self) -> bool:
-        """Are the figures saved in (and restored from) the store? Not with a custom loader."""
-        store = getattr(self.workspace, "store", None)
-        return self.loader is None and getattr(store, "engine", None) is not None
+    def saves(self) -> int:
+        """Saved states written (tests)."""
+        return self.core.saves
 
-    @staticmethod
-    def _code() -> str:
-        return plan_cache.code_version(Path(model.__file__))
+    def _post_change(self, change: Change[ConsoleData]) -> None:
+        """The core's change feed (any thread): new figures become a message."""
+        self.post_message(DataLoaded(change.data, change.companies, save_after=True))
 
-    @staticmethod
-    def _decoded(saved: plan_cache.SavedState) -> ConsoleData:
-        """The rows of a saved state, stamped with where they come from (blocking)."""
-        assert saved.view is not None
-        data = model.decode_view(saved.view)
-        data.revision, data.computed_at, data.computed_for = saved.revision, saved.computed_at, (saved.as_of,
-                                                                                                  saved.today)
-        data.saved = True
-        return data
-
-    @staticmethod
-    def _shows(shown: ConsoleData | None, revision: int | None, wanted: tuple[date | None, date]) -> bool:
-        """Are the figures shown computed from this store revision, for this as-of and day?"""
-        return (shown is not None and not shown.stale and revision is not None and shown.revision == revision
-                and shown.computed_for == wanted)
-
-    def saved_view(self) -> ConsoleData | None:
-        """The last saved state's rows — current or stale (`data.stale`) — or None (blocking)."""
-        if not self.saves_state:
-            return None
+    def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback` on the UI loop from a worker thread (nothing when the app is gone)."""
         try:
-            store = self.workspace.store
-            with self._store_lock:
-                as_of, today = self._wanted()
-                revision = plan_cache.store_revision(store)
-                saved = plan_cache.load_state(store, SAVED_STATE, plan=False)
-            if saved is None or saved.view is None:
-                return None
-            data = self._decoded(saved)
-        except Exception:  # a saved state is an optimisation: any doubt, and it is not shown
-            log.warning("the saved console state could not be read", exc_info=True)
-            return None
-        data.stale = not saved.current_for(revision, as_of, today, self._code())
-        return data
+            self.call_from_thread(callback, *args)
+        except Exception:  # the app is closing: nothing left to show it on
+            log.debug("UI callback after close", exc_info=True)
 
-    def _restore(self, shown: ConsoleData | None, revision: int | None, wanted: tuple[date | None, date]
-                 ) -> ConsoleData | None:
-        """The saved state if it is current (its plan restored into the rows already shown when they
-        are the same state), else None. Caller holds the store lock."""
-        store = self.workspace.store
-        same = self._shows(shown, revision, wanted)
-        saved = plan_cache.load_state(store, SAVED_STATE, view=not same)
-        if saved is None or saved.plan is None or not saved.current_for(revision, *wanted, self._code()):
-            return None
-        kept = same and shown is not None and saved.computed_at == shown.computed_at
-        view = shown if kept and shown is not None else self._decoded(saved)
-        return model.restore_plan(view, saved.plan)
+    def _header(self, busy: str) -> None:
+        if self.main is not None:
+            self.main.update_header(busy)
 
-    def load_data(self) -> ConsoleData:
-        """The figures for the store as it is now (blocking: call from a thread): those shown when
-        nothing was written since, else the saved state when it is current, else reconciled afresh
-        (to be saved with `save_data`)."""
-        with self._store_lock:
-            as_of, today = self._wanted()
-            if self.loader is not None:
-                return self.loader(as_of, today)
-            revision = None
-            if self.saves_state:
-                store = self.workspace.store
-                shown = self.data
-                try:
-                    revision = plan_cache.store_revision(store)
-                    if shown is not None and shown.complete and self._shows(shown, revision, (as_of, today)):
-                        return shown  # nothing was written since: the figures shown are current
-                    restored = self._restore(shown, revision, (as_of, today))
-                except Exception:
-                    log.warning("the saved console state could not be restored", exc_info=True)
-                    restored = None
-                if restored is not None:
-                    return restored
-            data = model.load(self.workspace.store, as_of, today=today)
-            data.revision, data.computed_for, data.computed_at = revision, (as_of, today), datetime.now(UTC)
-            return data
-
-    def save_data(self, data: ConsoleData) -> None:
-        """Save freshly computed figures with the revision they were computed from (blocking; a
-        failure is logged, never shown: the next launch simply recomputes)."""
-        if not self.saves_state or data.saved or data.computed_for is None:
-            return
-        try:
-            view, plan = model.encode_view(data), model.encode_plan(data)
-            with self._store_lock:
-                saved = plan_cache.save_state(
-                    self.workspace.store, SAVED_STATE, revision=data.revision, as_of=data.computed_for[0],
-                    today=data.computed_for[1], code=self._code(), view=view, plan=plan,
-                    computed_at=data.computed_at)
-            data.saved = True
-            if saved:
-                self.saves += 1
-        except model.NotSaveable as exc:
-            log.info("console state not saved: %s", exc)
-        except Exception:
-            log.warning("the console state could not be saved", exc_info=True)
-
-    @work(exclusive=True, group="refresh", exit_on_error=False)
-    async def refresh_data(self, full: bool = False, fetch: bool = True, restore: bool = False) -> None:
-        if restore:  # launch: paint the last saved state at once (current, or stale with a banner)
-            saved = await asyncio.to_thread(self.saved_view)
-            if saved is not None:
-                self.post_message(DataLoaded(saved))
-        main = self.main
-        if main is not None:
-            main.update_header("refreshing…")
-        with self._recomputing():
-            if fetch:
-                def waiting(progress: Any) -> None:  # another process holds the store's refresh lock
-                    if getattr(progress, "stage", None) == "waiting":
-                        self.notify(str(progress.message), severity="warning", timeout=10)
-
-                try:
-                    result = await self.workspace.refresh(waiting, full=full)
-                except Exception as exc:
-                    result = None
-                    self.notify(f"Refresh failed: {exc}", severity="error", timeout=10)
-                for error in getattr(result, "errors", None) or []:
-                    self.notify(str(error), severity="error", timeout=10)
-                for warning in getattr(result, "warnings", None) or []:
-                    self.notify(str(warning), severity="warning", timeout=10)
-                await self._flag_if_outdated()
-            data = await asyncio.to_thread(self.load_data)
-        self.refresh_count += 1
-        self.post_message(DataLoaded(data))
-        await asyncio.to_thread(self.save_data, data)
-
-    async def _flag_if_outdated(self) -> None:
+    def _mark_stale(self, shown: ConsoleData) -> None:
         """The refresh wrote to the store (or another operator did): until the recompute lands, the
         figures shown are marked stale (banner; review, sync and edits wait)."""
-        shown = self.data
-        if not self.saves_state or shown is None or shown.stale or shown.revision is None:
-            return
-        try:
-            revision = await asyncio.to_thread(plan_cache.store_revision, self.workspace.store)
-        except Exception:
-            return
-        if revision != shown.revision and self.data is shown:
+        if self.data is shown and not shown.stale:
             shown.stale = True
             if self.main is not None:
                 self.main.show_state()
 
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def refresh_data(self, full: bool = False, fetch: bool = True, restore: bool = False) -> None:
+        """The sweep (when `fetch`), then the figures for the store as it is (thread worker)."""
+        core = self.core
+        if restore:  # launch: paint the last saved state at once (current, or stale with a banner)
+            saved = core.saved_view()
+            if saved is not None:
+                self.post_message(DataLoaded(saved))
+        self._from_thread(self._header, "refreshing…")
+        if fetch:
+            def waiting(progress: Any) -> None:  # another process holds the store's refresh lock
+                if getattr(progress, "stage", None) == "waiting":
+                    self._from_thread(self.notify, str(progress.message), severity="warning", timeout=10)
+
+            try:
+                result = core.refresh(full=full, progress=waiting)
+            except Exception as exc:
+                result = None
+                self._from_thread(self.notify, f"Refresh failed: {exc}", severity="error", timeout=10)
+            for error in (result.errors if result is not None else None) or []:
+                self._from_thread(self.notify, str(error), severity="error", timeout=10)
+            for warning in getattr(result, "warnings", None) or []:
+                self._from_thread(self.notify, str(warning), severity="warning", timeout=10)
+            shown = self.data
+            if shown is not None and core.outdated(shown):
+                self._from_thread(self._mark_stale, shown)
+        data = core.load(self.data)
+        self.refresh_count += 1
+        self.post_message(DataLoaded(data))
+        core.save(data)
+        core.prepare()
+
+    @work(thread=True, group="refresh-customer", exit_on_error=False)
+    def refresh_customer(self, company_id: str, name: str) -> None:
+        """The targeted refresh of one customer (behind a running sweep), then its rows alone."""
+        if any(w.group == "refresh" and w.is_running for w in self.workers):
+            self._from_thread(self._header, f"{name}: waiting for the refresh under way…")
+        try:
+            result = self.core.refresh_customer(company_id)
+        except Exception as exc:  # UnknownCompany and the like: the message is for the operator
+            self.post_message(ActionFailed(f"Refresh of {name} failed: {exc}"))
+            return
+        finally:
+            self._from_thread(self._header, "")
+        errors = [str(e) for e in (result.errors if result is not None else None) or []]
+        for error in errors:
+            self._from_thread(self.notify, error, severity="error", timeout=10)
+        if not errors:
+            self.post_message(ActionSucceeded(f"Refreshed {name}"))
+
     def reload(self) -> None:
-        """Reconcile again from the store without fetching (after an operator action)."""
+        """Reconcile again from the store without fetching."""
         self.refresh_data(fetch=False)
 
     def on_data_loaded(self, message: DataLoaded) -> None:
@@ -298,11 +209,34 @@ class TrueupApp(App[int]):
         # stalls for a tenth of a second. Frozen, they are skipped; reference counting still frees
         # them when the next refresh replaces them.
         self.busy = "" if data.complete else "loading…"
+        patched = message.companies if current is not None and current.complete else None
         for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.show_data(data, patch=patched)
+                continue
             show = getattr(screen, "show_data", None)
             if show is not None:
                 show(data)
         gc.freeze()  # after the panes took them: their row indexes (a dict per pane) are as long-lived
+        if message.save_after:
+            self.call_after_refresh(self._save_later, data)  # after the frame that shows them
+
+    def _save_later(self, data: ConsoleData) -> None:
+        """Save a changed plan once the operator pauses (a re-encode of the whole view, in a thread:
+        not while the next action is computed)."""
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_timer = None
+        if self.save_delay <= 0:
+            self._save_worker(data)
+        else:
+            self._save_timer = self.set_timer(self.save_delay, lambda: self._save_worker(self.data))
+
+    @work(thread=True, group="save", exclusive=True, exit_on_error=False)
+    def _save_worker(self, data: ConsoleData | None) -> None:
+        self._save_timer = None
+        if data is not None and self.data is data:  # a newer change saves itself
+            self.core.save(data)
 
     def refusal(self, what: str, *, review: bool = False) -> str | None:
         """Why `what` cannot be done now (the figures are not current yet), or None."""
@@ -351,39 +285,63 @@ class TrueupApp(App[int]):
             return
         self.refresh_data()
 
-    # --- engine actions --------------------------------------------------------------------------
+    # --- operator actions: one path, through the core ---------------------------------------------------
 
-    def run_engine(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None = None) -> None:
-        self._engine_worker(fn, success, then)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def _engine_worker(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None) -> None:
+    def act_now(self, act: Act) -> Outcome:
+        """Make `act` through the core (blocking: call from a thread). Raises ActionError (the
+        figures shown are not current, the action is refused, the store moved meanwhile)."""
         reason = self.refusal("change anything")
         if reason is not None:  # the figures the operator acted on are not current
-            self.post_message(ActionFailed(reason))
-            return
+            raise ActionError(reason)
+        return self.core.act(act)
+
+    def act(self, act: Act, success: str, then: Callable[[Outcome], None] | None = None) -> None:
+        """Make `act` in a thread worker; the new figures arrive by the core's change feed."""
+        self._act_worker(act, success, then)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _act_worker(self, act: Act, success: str, then: Callable[[Outcome], None] | None) -> None:
         try:
-            with self._store_lock:
-                fn()
+            outcome = self.act_now(act)
         except ActionError as exc:
             self.post_message(ActionFailed(str(exc)))
             return
         except Exception as exc:
             self.post_message(ActionFailed(f"{type(exc).__name__}: {exc}"))
             return
-        with self._recomputing():
-            data = self.load_data()
-        self.post_message(DataLoaded(data))
         self.post_message(ActionSucceeded(success))
         if then is not None:
-            self.call_from_thread(then)
-        self.save_data(data)
+            self._from_thread(then, outcome)
+
+    def run_engine(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None = None) -> None:
+        """A store write that is not one of the core's actions (tests, tools): under the core's lock,
+        refused when the figures are not current, then everything recomputed."""
+        self._engine_worker(fn, success, then)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _engine_worker(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None) -> None:
+        reason = self.refusal("change anything")
+        if reason is not None:
+            self.post_message(ActionFailed(reason))
+            return
+        try:
+            self.core.write(fn)
+        except ActionError as exc:
+            self.post_message(ActionFailed(str(exc)))
+            return
+        except Exception as exc:
+            self.post_message(ActionFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(ActionSucceeded(success))
+        if then is not None:
+            self._from_thread(then)
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.message, title="Refused", severity="error", timeout=10)
 
     def on_action_succeeded(self, message: ActionSucceeded) -> None:
-        self.notify(message.message, timeout=4)
+        if message.message:
+            self.notify(message.message, timeout=4)
 
     def make_executor(self) -> Any:
         if self.executor_factory is not None:
@@ -392,7 +350,7 @@ class TrueupApp(App[int]):
             from engine.sync.executor import SyncExecutor
         except ModuleNotFoundError as exc:
             raise RuntimeError("the sync executor is not part of this build") from exc
-        if getattr(self.workspace, "psa", None) is None:
+        if self.workspace.psa is None:
             raise RuntimeError("no PSA connection is open")
         return SyncExecutor(self.workspace.store, self.workspace.psa)
 
@@ -413,6 +371,11 @@ class TrueupApp(App[int]):
         self.busy = "refreshing…"
         self.refresh_data(full=False)
 
+    def action_refresh_customer(self, company_id: str, name: str) -> None:
+        """The targeted refresh of one customer (the main screen's key names the one under the cursor)."""
+        self.notify(f"Refreshing {name}…", timeout=3)
+        self.refresh_customer(company_id, name)
+
     def action_edit_as_of(self) -> None:
         from tui.screens.edit_date import EditDateModal
 
@@ -430,16 +393,13 @@ class TrueupApp(App[int]):
         from tui.screens.edit_date import EditDateModal
 
         current = self.data.invoiced_through if self.data else None
-        store = self.workspace.store
 
-        def apply(value: date) -> None:
-            with self._store_lock:
-                set_invoiced_through(store, value)
+        def apply(value: date) -> None:  # in the modal's worker thread, through the core
+            self.act_now(Act("set_invoiced_through", day=value))
 
         def done(value: date | None) -> None:
             if value is not None:
                 self.notify(f"Invoiced through {value.isoformat()}", timeout=4)
-                self.reload()
 
         self.push_screen(EditDateModal("Invoiced through (last day already invoiced to customers)", current,
                                        apply), done)
@@ -475,6 +435,7 @@ def StoreWorkspaceFactory(store: Any) -> Any:  # noqa: N802 - reads as a constru
 
 def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str | None = None) -> int:
     workspace = None
+    app: TrueupApp | None = None
     try:
         workspace, config = _open_workspace(db_url)
         console = getattr(config, "console", None)
@@ -496,8 +457,12 @@ def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str
         print(f"trueup: the console could not start: {message}.")
         return 1
     finally:
-        if workspace is not None and hasattr(workspace, "aclose"):
-            try:
-                asyncio.run(workspace.aclose())
+        if workspace is not None:
+            try:  # on the loop the connectors ran on
+                if app is not None:
+                    app.core.run_async(workspace.aclose())
+                    app.core.close()
+                else:
+                    asyncio.run(workspace.aclose())
             except Exception:
-                pass
+                log.debug("closing the workspace failed", exc_info=True)

@@ -53,6 +53,9 @@ REGISTRY: tuple[Command, ...] = (
     Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),
     Command("generate-mappings", "g", "generate_mappings", "Generate mappings",
             help="Customers: map exact name matches; confirm near matches one by one."),
+    Command("refresh-customer", "R", "refresh_customer", "Refresh customer",
+            help="Re-read the customer under the cursor from the vendor and the PSA and recompute it alone "
+                 "(after a refresh under way)."),
     Command("products", "p", "products", "Products",
             help="Vendor products and the PSA products they are bound to (bind, unbind)."),
     # products

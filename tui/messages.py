@@ -8,11 +8,15 @@ from tui.model import ConsoleData
 
 
 class DataLoaded(Message):
-    """A fresh reconciliation is ready."""
+    """New figures are ready. `companies`: only these customers were recomputed (their rows are
+    patched), None: everything was."""
 
-    def __init__(self, data: ConsoleData) -> None:
+    def __init__(self, data: ConsoleData, companies: frozenset[str] | None = None, *,
+                 save_after: bool = False) -> None:
         super().__init__()
         self.data = data
+        self.companies = companies
+        self.save_after = save_after  # to be saved once shown (the sender does not save them)
 
 
 class ActionFailed(Message):

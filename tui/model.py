@@ -3,11 +3,13 @@ pane. No Textual here, so it can be tested (and reasoned about) without a screen
 
 from __future__ import annotations
 
-import json
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from engine.batch import gc_paused
@@ -25,6 +27,7 @@ USAGE_PRODUCTS = ("endpoint_usage", "usage_summary")
 PANES = ("overview", "customers", "unsynced", "arrears", "prorates", "errors")
 PANE_TITLES = {"overview": "Overview", "customers": "Customers", "unsynced": "Unsynced",
                "arrears": "Arrears", "prorates": "Prorates", "errors": "Errors", "products": "Products"}
+CUSTOMER_STATES = {"not_mapped": "Not mapped", "mapping_error": "Mapping error", "mapped": "Mapped"}
 PRODUCT_KEY_SEP = "|"  # a Products row's key: vendor product id | sub-product ("" for the product itself)
 
 
@@ -40,6 +43,10 @@ class Row:
     line_keys: tuple[str, ...] = ()  # the plan lines this row stands for
     editable: bool = False  # a proposed `create` line whose effective date can move
     search: str = field(default="", compare=False, repr=False)  # what `/` matches (computed once)
+    # Domain facts of the row, never read back from its cells: the vendor company it belongs to
+    # (what a per-customer recompute patches by) and, on Customers, the mapping state.
+    company_id: str | None = None
+    status: str = ""  # Customers: "not_mapped", "mapping_error" or "mapped"
 
     def __post_init__(self) -> None:
         if not self.search:  # built with the row (in the loading thread), not on a keystroke
@@ -65,6 +72,7 @@ class ConsoleData:
     psa_product_names: dict[str, str] = field(default_factory=dict)
     bindings: dict[tuple[str, str], Any] = field(default_factory=dict)  # (vendor product, sub-product or "")
     psa: str = "PSA"
+    configuration_companies: dict[str, str] = field(default_factory=dict)  # billing configuration -> company
     # Where the figures come from (engine.store.plan_cache): the store revision they were computed
     # from, when, and for which (as-of asked for, day). `stale`: a saved state that no longer matches
     # the store — shown with a banner while the fresh one is computed. `complete` False: the rows of
@@ -147,6 +155,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     data.psa_lines = {line.id: line for line in scenario.psa.lines}
     products = {p.id: p for p in scenario.vendor.products}
     subs = {s.id: s for s in scenario.vendor.subscriptions}
+    data.configuration_companies = {c.id: c.company_id for c in scenario.vendor.billing_configurations}
     data.product_names = {s.id: products[s.product_id].name if s.product_id in products else s.product_id
                           for s in scenario.vendor.subscriptions}
     data.ignored = {i.key: i for i in scenario.ignored}
@@ -197,7 +206,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
             rows.append(Row(key=IGNORED_PREFIX + sub_id if ignored_pass else sub_id, cells=(_short(sub_id), company, data.product_names.get(sub_id, sub_id),
                                                change, fmt_money(added), state),
                             detail=detail, ignored=ignored_pass, line_keys=tuple(x.key for x in lines),
-                            editable=any(x.action == "create" for x in lines)))
+                            editable=any(x.action == "create" for x in lines), company_id=lines[0].company_id))
         (data.ignored_rows if ignored_pass else data.rows)["unsynced"] = rows
 
     # --- Arrears and Prorates: one row per line -------------------------------------------------
@@ -214,7 +223,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                     line.sub_product or "", fmt_quantity(line.quantity), synced, _period(line), final,
                     fmt_money(line.total_price), state),
                     detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
-                    editable=line.action == "create"))
+                    editable=line.action == "create", company_id=line.company_id))
             elif line.kind in PRORATE_KINDS:
                 synced = "ignored" if ignored_pass else "No"
                 during = _period(line)
@@ -232,12 +241,15 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                     fmt_money(line.unit_cost), fmt_money(unit_cost), fmt_money(line.unit_price),
                     fmt_money(unit_price), fmt_money(line.total_price), line.formula),
                     detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
-                    editable=line.action == "create"))
+                    editable=line.action == "create", company_id=line.company_id))
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
     # --- Errors -------------------------------------------------------------------------------------
-    data.rows["errors"] = [_finding_row(data, f, subs) for f in plan.findings]
+    vendors_of_psa: dict[str, list[str]] = defaultdict(list)
+    for m in scenario.mappings.companies:
+        vendors_of_psa[m.psa_id].append(m.vendor_id)
+    data.rows["errors"] = [_finding_row(data, f, subs, vendors_of_psa) for f in plan.findings]
     data.ignored_rows["errors"] = []
 
     # --- Customers ----------------------------------------------------------------------------------
@@ -259,12 +271,8 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     for c in sorted(scenario.vendor.companies, key=lambda c: c.name.casefold()):
         psa_ids = mapped.get(c.id, [])
         errors = company_errors.get(c.id, [])
-        if not psa_ids:
-            status = "Not mapped"
-        elif errors:
-            status = "Mapping error"
-        else:
-            status = "Mapped"
+        state = "not_mapped" if not psa_ids else "mapping_error" if errors else "mapped"
+        status = CUSTOMER_STATES[state]
         psa_name = ", ".join(data.psa_company_names.get(p, p) for p in psa_ids) or "—"
         agreement_ids = sorted(agreements_of.get(c.id, set()))
         agreement = ", ".join(data.agreement_names.get(a, a) for a in agreement_ids) or "—"
@@ -272,7 +280,8 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         detail = "\n".join(x for x in (f"{c.name} (vendor id {c.id}, {c.status})",
                                        f"PSA company: {psa_name}" + (f" (id {', '.join(psa_ids)})" if psa_ids else ""),
                                        f"Agreement: {agreement}", message) if x)
-        customers.append(Row(key=c.id, cells=(c.name, psa_name, status, message or "", agreement), detail=detail))
+        customers.append(Row(key=c.id, cells=(c.name, psa_name, status, message or "", agreement), detail=detail,
+                             company_id=c.id, status=state))
     data.rows["customers"] = customers
     data.ignored_rows["customers"] = []
 
@@ -287,28 +296,37 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
 
 
 def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, Any]) -> list[Row]:
-    psa_products = sorted(scenario.psa.products, key=lambda p: p.name.casefold())
-    data.psa_product_names = {p.id: p.name for p in psa_products}
-    data.psa_products = [(p.id, f"{p.name} · {p.sku}" if p.sku else p.name) for p in psa_products]
-    data.bindings = {(b.vendor_product_id, b.sub_product or ""): b for b in scenario.mappings.products}
     subs_of: dict[str, int] = defaultdict(int)
     for sub in scenario.vendor.subscriptions:
         if sub.status == "active":
             subs_of[sub.product_id] += 1
+    product_of = {sid: sub.product_id for sid, sub in subs.items()}
+    return product_rows(data, scenario.vendor.products, scenario.psa.products, scenario.mappings.products,
+                        subs_of, product_of, plan.findings)
+
+
+def product_rows(data: ConsoleData, products: Any, psa_products_: Any, bindings: Any, subs_of: Mapping[str, int],
+                 product_of: Mapping[str, str], findings: list[Finding]) -> list[Row]:
+    """The Products pane (and the PSA product names it shows): vendor products with their active
+    subscriptions (`subs_of`) and the subscriptions waiting for a binding (`product_not_bound`)."""
+    psa_products = sorted(psa_products_, key=lambda p: p.name.casefold())
+    data.psa_product_names = {p.id: p.name for p in psa_products}
+    data.psa_products = [(p.id, f"{p.name} · {p.sku}" if p.sku else p.name) for p in psa_products]
+    data.bindings = {(b.vendor_product_id, b.sub_product or ""): b for b in bindings}
     unbound: dict[str, list[Finding]] = defaultdict(list)
-    for f in plan.findings:
+    for f in findings:
         if f.code == "product_not_bound":
-            sub = subs.get(f.subject.get("subscription_id", ""))
-            if sub is not None:
-                unbound[sub.product_id].append(f)
+            product_id = product_of.get(f.subject.get("subscription_id", ""))
+            if product_id is not None:
+                unbound[product_id].append(f)
 
     def bound_to(binding: Any) -> str:
         name = data.psa_product_names.get(binding.psa_product_id, binding.psa_product_id)
         return f"{name} (free)" if binding.free else name
 
     rows: list[tuple[tuple[int, int, str, str], Row]] = []
-    for product in scenario.vendor.products:
-        findings = unbound.get(product.id, [])
+    for product in products:
+        waiting = unbound.get(product.id, [])
         for sub_product in (None, *(product.sub_products or [])):
             own = data.bindings.get((product.id, sub_product or ""))
             inherited = data.bindings.get((product.id, "")) if sub_product else None
@@ -320,14 +338,14 @@ def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, 
                 state, psa_name = "sub-products only", "—"
             else:
                 state, psa_name = "NOT BOUND", "—"
-            blocked = len(findings) if sub_product is None else 0
+            blocked = len(waiting) if sub_product is None else 0
             sku = f", SKU {product.sku}" if product.sku else ""
             detail = [f"{product.name}" + (f" · sub-product {sub_product}" if sub_product else "")
                       + f" (vendor id {product.id}{sku}, {product.kind})",
                       f"Bound to: {psa_name}" if own or inherited else "Not bound to a PSA product: b binds it.",
-                      *[f"{f.message}" for f in findings[:2]]]
-            if len(findings) > 2:
-                detail.append(f"… and {len(findings) - 2} more subscriptions")
+                      *[f"{f.message}" for f in waiting[:2]]]
+            if len(waiting) > 2:
+                detail.append(f"… and {len(waiting) - 2} more subscriptions")
             row = Row(key=product_key(product.id, sub_product),
                       cells=(product.name, sub_product or "", product.kind, psa_name,
                              str(subs_of.get(product.id, 0)) if sub_product is None else "",
@@ -340,31 +358,69 @@ def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, 
     return [r for _, r in rows]
 
 
-def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any]) -> Row:
+def finding_key(f: Finding) -> str:
+    return f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(f.subject.items()))
+
+
+def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of_psa: dict[str, list[str]]) -> Row:
     subject = f.subject
     company_id = subject.get("vendor_company_id")
     sub_id = subject.get("subscription_id")
     if company_id is None and sub_id in subs:
         company_id = subs[sub_id].company_id
     customer = data.company(company_id) if company_id else "—"
+    owner = company_id  # the customer whose recompute replaces this row (engine.store.customer_scope)
+    if owner is None:
+        subject_id = subject.get("configuration_id") or subject.get("key", "").split(":", 1)[0]
+        if subject_id in subs:
+            owner = subs[subject_id].company_id
+        elif subject_id in data.configuration_companies:
+            owner = data.configuration_companies[subject_id]
+        elif subject.get("psa_company_id") in vendors_of_psa:
+            owner = min(vendors_of_psa[subject["psa_company_id"]])
     what = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subject.items()))
-    key = f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(subject.items()))
     severity = "ERROR" if f.severity == "error" else "warning"
-    return Row(key=key, cells=(severity, f.code, customer, what, f.message, f.hint),
-               detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}")
+    return Row(key=finding_key(f), cells=(severity, f.code, customer, what, f.message, f.hint),
+               detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}", company_id=owner)
 
 
-def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row]:
+KindFigures = tuple[int, Decimal, int]  # a line kind's (lines, total price, provisional lines)
+
+
+def kind_figures(lines: list[PlanLine]) -> dict[LineKind, KindFigures]:
+    """Per line kind: how many lines, their total price, how many are provisional (one pass)."""
+    out: dict[LineKind, list[Any]] = {}
+    for line in lines:
+        acc = out.get(line.kind)
+        if acc is None:
+            acc = out[line.kind] = [0, ZERO, 0]
+        acc[0] += 1
+        acc[1] += line.total_price
+        acc[2] += line.provisional
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def _checklist(data: ConsoleData, customers: list[Row], today: date,
+               kinds: dict[LineKind, KindFigures] | None = None) -> list[Row]:
+    """The Overview. `kinds`: the plan's figures per line kind when known (the incremental plan
+    keeps them per customer), else counted here."""
     plan = data.plan
     day = plan.as_of.day
-    unmapped = sum(1 for r in customers if r.cells[2] == "Not mapped")
-    map_errors = sum(1 for r in customers if r.cells[2] == "Mapping error")
+    unmapped = sum(1 for r in customers if r.status == "not_mapped")
+    map_errors = sum(1 for r in customers if r.status == "mapping_error")
     unbound = sum(1 for f in plan.findings if f.code == "product_not_bound")
     unsynced = data.rows.get("unsynced", [])
-    unsynced_money = sum((line.total_price for line in plan.lines if line.kind in UNSYNCED_KINDS), ZERO)
-    arrears = [line for line in plan.lines if line.kind in (LineKind.ARREARS, LineKind.USAGE)]
-    summaries = [line for line in plan.lines if line.kind == LineKind.USAGE_SUMMARY]
-    prorates = [line for line in plan.lines if line.kind in PRORATE_KINDS]
+    figures = kinds if kinds is not None else kind_figures(plan.lines)
+    none: KindFigures = (0, ZERO, 0)
+
+    def of(*which: LineKind) -> KindFigures:
+        parts = [figures.get(k, none) for k in which]
+        return (sum(p[0] for p in parts), sum((p[1] for p in parts), ZERO), sum(p[2] for p in parts))
+
+    unsynced_money = of(*UNSYNCED_KINDS)[1]
+    arrears = of(LineKind.ARREARS, LineKind.USAGE)
+    summaries = of(LineKind.USAGE_SUMMARY)
+    prorates = of(*PRORATE_KINDS)
     errors = [f for f in plan.findings if f.severity == "error"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
 
@@ -377,14 +433,14 @@ def _checklist(data: ConsoleData, customers: list[Row], today: date) -> list[Row
         ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "products"),
         ("unsynced", state(not unsynced), "Unsynced subscriptions", f"{len(unsynced)} subscriptions",
          fmt_money(unsynced_money), "unsynced"),
-        ("arrears", state(not arrears, waiting=day <= 3), "Arrears ready (after day 3)",
-         f"{len(arrears)} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
-         fmt_money(sum((x.total_price for x in arrears), ZERO)), "arrears"),
-        ("summaries", state(not summaries, waiting=day <= 5), "Usage summaries final (after day 5)",
-         f"{len(summaries)} lines, {sum(1 for x in summaries if x.provisional)} provisional",
-         fmt_money(sum((x.total_price for x in summaries), ZERO)), "arrears"),
-        ("prorates", state(not prorates), "Prorates pending", f"{len(prorates)} lines",
-         fmt_money(sum((x.total_price for x in prorates), ZERO)), "prorates"),
+        ("arrears", state(not arrears[0], waiting=day <= 3), "Arrears ready (after day 3)",
+         f"{arrears[0]} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
+         fmt_money(arrears[1]), "arrears"),
+        ("summaries", state(not summaries[0], waiting=day <= 5), "Usage summaries final (after day 5)",
+         f"{summaries[0]} lines, {summaries[2]} provisional",
+         fmt_money(summaries[1]), "arrears"),
+        ("prorates", state(not prorates[0]), "Prorates pending", f"{prorates[0]} lines",
+         fmt_money(prorates[1]), "prorates"),
         ("errors", state(not errors), "Errors", f"{len(errors)} errors, {len(warnings)} warnings", "", "errors"),
         ("total", state(not plan.lines), "Total to the PSA", f"{len(plan.lines)} lines, {plan.totals.ignored} ignored",
          fmt_money(plan.totals.price), "unsynced"),
@@ -407,191 +463,168 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-# --- the saved state (engine.store.plan_cache): what a launch paints before anything is computed ---
-#
-# Two parts, both plain data (never pickle: the store may be a team's shared database).
-# * The view — every pane's rows and the few names the panes show — is what the first paint
-#   needs, so it is laid out to decode in a fraction of a second at 50,000 rows: a JSON header,
-#   then each row field of a pane as one UTF-8 string joined by a separator (decoded by one
-#   `split`), rather than a JSON value per row.
-# * The plan — the plan itself, ignores, PSA lines, bindings — is restored after the paint, as
-#   JSON lines validated by the engine's own models, a few hundred at a time (so the screen keeps
-#   answering keys meanwhile).
-
-VIEW_FORMAT = "trueup-view/2"
-PLAN_FORMAT = "trueup-plan/1"
-_US, _RS = "\x1f", "\x1e"  # unit and record separators; a text holding one is not saved
-_CHUNK = 500  # models validated per call while restoring the plan
 
 
-class NotSaveable(ValueError):
-    """A text holds a separator the saved view uses: this state is not saved (it is recomputed)."""
+# --- the incremental plan: one group of customers recomputed, their rows patched --------------------
 
 
-def _joined(values: list[str], sep: str = _US) -> str:
-    for value in values:
-        if _US in value or _RS in value:
-            raise NotSaveable(f"a row holds a control character: {value[:40]!r}")
-    return sep.join(values)
+def _company(row: Row) -> str:
+    return row.company_id or ""
 
 
-def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
-    width = len(rows[0].cells) if rows else 0
-    if any(len(r.cells) != width for r in rows):
-        raise NotSaveable("rows of one pane differ in width")
-    segments = [
-        _joined([r.key for r in rows]),
-        _joined([c for r in rows for c in r.cells]),
-        _joined([r.detail for r in rows]),
-        "".join("1" if r.ignored else "0" for r in rows),
-        "".join("1" if r.editable else "0" for r in rows),
-        _joined([r.target or "" for r in rows]),
-        _RS.join(_joined(list(r.line_keys)) for r in rows),
-        _RS.join(r.search for r in rows),  # key and cells joined by _US, casefolded: saved, not redone
-    ]
-    return {"n": len(rows), "width": width}, segments
+def _splice(rows: list[Row], new: list[Row], companies: set[str]) -> list[Row]:
+    """`rows` (in plan order, so each company's rows are one run, companies in id order) with the
+    runs of `companies` replaced by their rows in `new`: found by bisection, not a scan."""
+    result = list(rows)
+    by_company: dict[str, list[Row]] = defaultdict(list)
+    for row in new:
+        by_company[_company(row)].append(row)
+    for company in sorted(companies):
+        lo = bisect_left(result, company, key=_company)
+        hi = bisect_right(result, company, lo=lo, key=_company)
+        result[lo:hi] = by_company.get(company, [])
+    return result
 
 
-_new = object.__new__
-_set_dict = object.__setattr__
+def _rows_of(panes: dict[str, list[Row]], companies: set[str], *, in_plan_order: bool) -> list[Row]:
+    """The line panes' rows of `companies`: found by bisection when the rows are in plan order (the
+    shown rows), else by a scan (the ignored rows, few)."""
+    found: list[Row] = []
+    for pane in ("unsynced", "arrears", "prorates"):
+        if pane not in panes:
+            continue
+        rows = panes[pane]
+        if not in_plan_order:
+            found += [r for r in rows if r.company_id in companies]
+            continue
+        for company in companies:
+            lo = bisect_left(rows, company, key=_company)
+            found += rows[lo:bisect_right(rows, company, lo=lo, key=_company)]
+    return found
 
 
-def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
-    n, width = meta["n"], meta["width"]
-    if n == 0:
-        return []
-    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, search_s = segments
-    keys = keys_s.split(_US)
-    flat = cells_s.split(_US) if width else []
-    cells = list(zip(*[iter(flat)] * width, strict=True)) if width else [()] * n
-    details = detail_s.split(_US)
-    targets = target_s.split(_US)
-    line_keys = [tuple(x.split(_US)) if x else () for x in lines_s.split(_RS)]
-    searches = search_s.split(_RS)
-    if not (len(keys) == len(cells) == len(details) == len(targets) == len(line_keys) == len(ignored_s)
-            == len(editable_s) == len(searches) == n):
-        raise ValueError("saved view: pane columns differ in length")
-    rows = []
-    append = rows.append
-    for key, cell, detail, ignored, editable, target, lines, search in zip(
-            keys, cells, details, ignored_s, editable_s, targets, line_keys, searches, strict=True):
-        row = _new(Row)  # a frozen dataclass, built without its __init__ (the same fields, checked above)
-        _set_dict(row, "__dict__", {"key": key, "cells": cell, "detail": detail, "ignored": ignored == "1",
-                                    "target": target or None, "line_keys": lines, "editable": editable == "1",
-                                    "search": search})
-        append(row)
-    return rows
+def company_rows(data: ConsoleData, pane: str, companies: frozenset[str], show_ignored: bool) -> list[Row]:
+    """The rows of `pane` a per-customer patch of `companies` rebuilt (by bisection in the line
+    panes; the small panes whole)."""
+    if pane in ("unsynced", "arrears", "prorates"):
+        found = _rows_of({pane: data.rows.get(pane, [])}, set(companies), in_plan_order=True)
+        if show_ignored:
+            found += [r for r in data.ignored_rows.get(pane, []) if r.company_id in companies]
+        return found
+    if pane == "customers":
+        return [r for r in data.rows.get(pane, []) if r.key in companies] if len(companies) < 50 else \
+            data.rows.get(pane, [])
+    return data.rows_for(pane, show_ignored)
 
 
-def encode_view(data: ConsoleData) -> bytes:
-    """The saved view of `data` (raises NotSaveable when a text cannot be laid out)."""
-    panes: dict[str, Any] = {}
-    segments: list[bytes] = []
-    for which, source in (("rows", data.rows), ("ignored", data.ignored_rows)):
-        for pane, rows in source.items():
-            meta, texts = _encode_rows(rows)
-            encoded = [x.encode("utf-8") for x in texts]
-            meta["lengths"] = [len(x) for x in encoded]
-            panes[f"{which}:{pane}"] = meta
-            segments += encoded
-    header = json.dumps({
-        "format": VIEW_FORMAT, "as_of": data.as_of.isoformat(),
-        "invoiced_through": data.invoiced_through.isoformat(), "psa": data.psa,
-        "company_names": data.company_names, "psa_companies": data.psa_companies,
-        "agreement_names": data.agreement_names, "psa_products": data.psa_products,
-        "psa_product_names": data.psa_product_names, "panes": panes,
-    }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return len(header).to_bytes(8, "big") + header + b"".join(segments)
+def _in_order(rows: list[Row], order: dict[str, int]) -> list[Row]:
+    return sorted((r for r in rows if r.key in order), key=lambda r: order[r.key])
 
 
-def decode_view(blob: bytes) -> ConsoleData:
-    """The rows of a saved view, as a ConsoleData whose plan is still to be restored (`complete`
-    False, `restore_plan`). Raises ValueError on anything unexpected."""
-    size = int.from_bytes(blob[:8], "big")
-    header = json.loads(blob[8:8 + size])
-    if header.get("format") != VIEW_FORMAT:
-        raise ValueError(f"saved view: unknown format {header.get('format')!r}")
-    as_of = date.fromisoformat(header["as_of"])
-    invoiced_through = date.fromisoformat(header["invoiced_through"])
-    empty = Plan(as_of=as_of, invoiced_through=invoiced_through, lines=[], findings=[],
-                 totals={"price": ZERO, "cost": ZERO})
-    data = ConsoleData(plan=empty, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"],
-                       complete=False)
-    data.company_names = header["company_names"]
-    data.psa_companies = [(a, b) for a, b in header["psa_companies"]]
-    data.psa_company_names = dict(data.psa_companies)
-    data.agreement_names = header["agreement_names"]
-    data.psa_products = [(a, b) for a, b in header["psa_products"]]
-    data.psa_product_names = header["psa_product_names"]
-    offset = 8 + size
+def patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
+          today: date | None, kinds: dict[LineKind, KindFigures] | None = None) -> ConsoleData:
+    """`shown` with the rows of `companies` replaced by those of `part` (their plan, reconciled from
+    `scenario`, their own), the plan replaced by `plan` (the whole plan, `part` included): the same
+    figures a full `build` of the store would give, for the cost of the customers touched."""
     with gc_paused():
-        for name, meta in header["panes"].items():
-            texts = []
-            for length in meta["lengths"]:
-                texts.append(blob[offset:offset + length].decode("utf-8"))
-                offset += length
-            which, _, pane = name.partition(":")
-            (data.rows if which == "rows" else data.ignored_rows)[pane] = _decode_rows(meta, texts)
-    if offset != len(blob):
-        raise ValueError("saved view: trailing bytes")
+        return _patch(shown, scenario, part, plan, companies, topology, today, kinds)
+
+
+def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
+           today: date | None, kinds: dict[LineKind, KindFigures] | None) -> ConsoleData:
+    own = _build(scenario, part, today)
+    data = replace(shown, plan=plan, rows=dict(shown.rows), ignored_rows=dict(shown.ignored_rows), saved=False,
+                   stale=False, complete=True)
+    for name in ("company_names", "agreement_names", "product_names", "configuration_companies"):
+        setattr(data, name, {**getattr(shown, name), **getattr(own, name)})
+    data.psa_company_names = {**shown.psa_company_names, **own.psa_company_names}
+    data.lines = dict(shown.lines)  # the group's old lines out, its new ones in: O(the group)
+    for key in [k for r in (*_rows_of(shown.rows, companies, in_plan_order=True),
+                            *_rows_of(shown.ignored_rows, companies, in_plan_order=False)) for k in r.line_keys]:
+        data.lines.pop(key, None)
+    data.lines.update(own.lines)
+    company_of = topology.company_of_subject
+    data.ignored = {k: x for k, x in shown.ignored.items()
+                    if company_of.get(k.split(":", 1)[0]) not in companies
+                    and (k not in shown.lines or shown.lines[k].company_id not in companies)}
+    data.ignored.update(own.ignored)
+    agreements = {a.id for a in scenario.psa.agreements}
+    psa_companies = {p for c in companies for p in topology.psa_of_vendor.get(c, ())}
+    data.psa_lines = {k: x for k, x in shown.psa_lines.items() if x.agreement_id not in agreements
+                      and topology.psa_company_of_agreement.get(x.agreement_id) not in psa_companies}
+    data.psa_lines.update(own.psa_lines)
+
+    for pane in ("unsynced", "arrears", "prorates"):
+        data.rows[pane] = _splice(shown.rows.get(pane, []), own.rows.get(pane, []), companies)
+    positions: dict[str, dict[str, int]] = {"unsynced": {}, "arrears": {}, "prorates": {}}
+    for line in plan.ignored_lines:
+        if line.kind in UNSYNCED_KINDS:
+            positions["unsynced"].setdefault(IGNORED_PREFIX + line.subscription_id, len(positions["unsynced"]))
+        if line.kind in ARREARS_KINDS:
+            positions["arrears"].setdefault(line.key, len(positions["arrears"]))
+        elif line.kind in PRORATE_KINDS:
+            positions["prorates"].setdefault(line.key, len(positions["prorates"]))
+    for pane, order in positions.items():
+        kept = [r for r in shown.ignored_rows.get(pane, []) if r.company_id not in companies]
+        data.ignored_rows[pane] = _in_order(kept + own.ignored_rows.get(pane, []), order)
+
+    names = data.company_names
+    customers = [r for r in shown.rows.get("customers", []) if r.key not in companies]
+    for row in own.rows.get("customers", []):
+        insort(customers, row, key=lambda r: (names.get(r.key, r.key).casefold(), r.key))
+    data.rows["customers"] = customers
+
+    errors = [r for r in shown.rows.get("errors", []) if r.company_id not in companies]
+    data.rows["errors"] = _in_order(errors + own.rows.get("errors", []), {finding_key(f): i
+                                                                           for i, f in enumerate(plan.findings)})
+    data.rows["products"] = product_rows(data, scenario.vendor.products, scenario.psa.products,
+                                         scenario.mappings.products, topology.active_by_product,
+                                         topology.product_of_subject, plan.findings)
+    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds)
     return data
 
 
-def encode_plan(data: ConsoleData) -> bytes:
-    """The saved plan of `data`: a JSON header line, then one JSON line per model."""
-    plan = data.plan
-    groups: dict[str, list[Any]] = {
-        "lines": plan.lines, "ignored_lines": plan.ignored_lines, "findings": plan.findings,
-        "ignored": list(data.ignored.values()), "psa_lines": list(data.psa_lines.values()),
-        "bindings": list(data.bindings.values()),
-    }
-    header = json.dumps({
-        "format": PLAN_FORMAT, "totals": plan.totals.model_dump(mode="json"),
-        "counts": {k: len(v) for k, v in groups.items()}, "product_names": data.product_names,
-    }, ensure_ascii=False, separators=(",", ":"))
-    out = [header.encode("utf-8")]
-    for models in groups.values():
-        out += [m.model_dump_json().encode("utf-8") for m in models]
-    return b"\n".join(out)
+class ConsoleView:
+    """The rows and the saved-state codec, as `engine.console_core.View` asks for them."""
+
+    @property
+    def code_files(self) -> tuple[Path, ...]:
+        from tui import saved_view
+
+        return (Path(__file__), Path(saved_view.__file__))
+
+    @property
+    def not_saveable(self) -> type[Exception]:
+        from tui.saved_view import NotSaveable
+
+        return NotSaveable
+
+    def load(self, store: Any, as_of: date | None, today: date) -> ConsoleData:
+        return load(store, as_of, today=today)
+
+    def patch(self, shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str],
+              topology: Any, today: date | None, kinds: Any = None) -> ConsoleData:
+        return patch(shown, scenario, part, plan, companies, topology, today, kinds)
+
+    def encode_view(self, data: ConsoleData) -> bytes:
+        from tui.saved_view import encode_view
+
+        return encode_view(data)
+
+    def decode_view(self, blob: bytes) -> ConsoleData:
+        from tui.saved_view import decode_view
+
+        return decode_view(blob)
+
+    def encode_plan(self, data: ConsoleData) -> bytes:
+        from tui.saved_view import encode_plan
+
+        return encode_plan(data)
+
+    def restore_plan(self, view: ConsoleData, blob: bytes) -> ConsoleData:
+        from tui.saved_view import restore_plan
+
+        return restore_plan(view, blob)
 
 
-def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
-    """`view` (decoded by `decode_view`) with its saved plan: a new, complete ConsoleData sharing
-    the view's rows. Validated by the engine's models, a few hundred at a time."""
-    from pydantic import TypeAdapter
-
-    from engine.plan import Totals
-    from engine.scenario import Ignore, ProductBinding, PsaLine
-
-    head, *lines = blob.split(b"\n")
-    header = json.loads(head)
-    if header.get("format") != PLAN_FORMAT:
-        raise ValueError(f"saved plan: unknown format {header.get('format')!r}")
-    models = {"lines": PlanLine, "ignored_lines": PlanLine, "findings": Finding, "ignored": Ignore,
-              "psa_lines": PsaLine, "bindings": ProductBinding}
-    parsed: dict[str, list[Any]] = {}
-    at = 0
-    with gc_paused():
-        for name, model in models.items():
-            n = header["counts"][name]
-            adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
-            items: list[Any] = []
-            for start in range(at, at + n, _CHUNK):
-                chunk = lines[start:min(start + _CHUNK, at + n)]
-                items += adapter.validate_json(b"[" + b",".join(chunk) + b"]")
-            if len(items) != n:
-                raise ValueError(f"saved plan: {name} truncated")
-            parsed[name] = items
-            at += n
-    if at != len(lines):
-        raise ValueError("saved plan: trailing lines")
-    plan = Plan(as_of=view.as_of, invoiced_through=view.invoiced_through, lines=parsed["lines"],
-                findings=parsed["findings"], totals=Totals.model_validate(header["totals"]))
-    plan.ignored_lines = parsed["ignored_lines"]
-    data = replace(view, plan=plan, complete=True)
-    data.lines = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
-    data.ignored = {i.key: i for i in parsed["ignored"]}
-    data.psa_lines = {line.id: line for line in parsed["psa_lines"]}
-    data.bindings = {(b.vendor_product_id, b.sub_product or ""): b for b in parsed["bindings"]}
-    data.product_names = header["product_names"]
-    return data
+VIEW = ConsoleView()

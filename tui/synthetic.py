@@ -71,7 +71,7 @@ def synthetic_data(subscriptions: int = 50_000, *, companies: int | None = None,
                        status="active", history=[], unit_price=price, unit_cost=price))
         scenario = NS(
             settings=NS(psa="connectwise"),
-            vendor=NS(companies=vendor_companies, subscriptions=subs,
+            vendor=NS(companies=vendor_companies, subscriptions=subs, billing_configurations=[],
                       products=[NS(id="m365-bp", name="Microsoft 365 Business Premium", sku="CFQ7TTC0LCHC",
                                    kind="seat", sub_products=[]),
                                 NS(id="m365-copilot", name="Microsoft 365 Copilot", sku=None, kind="seat",

@@ -8,6 +8,7 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import zip_longest
 
 from rich.cells import cell_len
 
@@ -36,18 +37,29 @@ class RowView:
 
     def set_rows(self, rows: list[Row]) -> None:
         self.rows = rows
-        self.by_key = {r.key: r for r in rows}
-        self.index = {r.key: i for i, r in enumerate(rows)}
+        keys = [r.key for r in rows]
+        self.by_key = dict(zip(keys, rows, strict=True))
+        self.index = dict(zip(keys, range(len(keys))))
         self._kept = {}
         self._widths = None
+
+    def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
+        """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
+        recompute): the column widths are widened by `changed`, not measured again over every row
+        (a column may stay wider than its widest cell until the next full set of rows)."""
+        if rows is self.rows:
+            return
+        widths = self._widths
+        self.set_rows(rows)
+        if widths is not None:
+            fresh = _column_widths(changed)
+            self._widths = [max(a, b) for a, b in zip_longest(widths, fresh, fillvalue=0)]
 
     def widths(self) -> list[int]:
         """The widest cell of each column over every row (filtered or not: columns do not jump
         while the operator types). Computed once per set of rows."""
         if self._widths is None:
-            columns = zip(*(r.cells for r in self.rows), strict=False)
-            self._widths = [max(map(_width, column), default=0) if not "".join(column).isascii()
-                            else max(map(len, column), default=0) for column in columns]
+            self._widths = _column_widths(self.rows)
         return self._widths
 
     def in_order(self, keys: Iterable[str]) -> list[Row]:
@@ -94,6 +106,12 @@ class RowView:
         if selected:
             title += f" · {count(selected)} selected"
         return title
+
+
+def _column_widths(rows: list[Row]) -> list[int]:
+    columns = zip(*(r.cells for r in rows), strict=False)
+    return [max(map(_width, column), default=0) if not "".join(column).isascii()
+            else max(map(len, column), default=0) for column in columns]
 
 
 def _width(text: str) -> int:

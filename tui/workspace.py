@@ -26,9 +26,18 @@ class StoreWorkspace:
         self.label = label
         self.freshness: dict[str, datetime | None] = dict(freshness or {})
         self.refreshes = 0
+        self.customer_refreshes: list[str] = []
+
+    def today(self) -> date | None:
+        return None  # the store's own as-of
 
     async def refresh(self, progress: Any = None, *, full: bool = False) -> RefreshOutcome:
         self.refreshes += 1
+        return RefreshOutcome()
+
+    async def refresh_customer(self, company: str, progress: Any = None) -> RefreshOutcome:
+        """Nothing to fetch from: the store is all there is (tests replace this to write to it)."""
+        self.customer_refreshes.append(company)
         return RefreshOutcome()
 
     def plan(self, as_of: date | None = None) -> Plan:

@@ -83,7 +83,7 @@ def executor() -> FakeExecutor:
 def make_app(store: Store, executor: FakeExecutor) -> Any:
     def make(**kwargs: Any) -> TrueupApp:
         workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH)
-        return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None,
+        return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0,
                          executor_factory=lambda ws: executor, **kwargs)
     return make
 

@@ -17,7 +17,7 @@ from engine import actions
 from engine.plan import LineKind
 from engine.store import Store
 from engine.store import plan_cache as pc
-from tui import model
+from tui import model, saved_view
 from tui.app import SAVED_STATE, TrueupApp
 from tui.screens.ignore import IgnoreModal
 from tui.screens.review import ReviewScreen
@@ -40,7 +40,7 @@ def file_url(tmp_path: Path, scenario: Any) -> str:
 
 def launch(store: Store, executor: Any = None) -> TrueupApp:
     workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH)
-    return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None,
+    return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0,
                      executor_factory=lambda ws: executor)
 
 
@@ -181,7 +181,7 @@ async def test_no_saved_state_shows_the_loading_state_then_the_figures(
 
 async def test_a_damaged_saved_state_is_never_shown(store: Store, make_app: Any, settle: Any) -> None:
     pc.save_state(store, SAVED_STATE, revision=pc.store_revision(store), as_of=AS_OF, today=AS_OF,
-                  code=TrueupApp._code(), view=b"\x00\x00\x00\x00\x00\x00\x00\x05{not json", plan=b"nor this")
+                  code=pc.code_version(*model.VIEW.code_files), view=b"\x00\x00\x00\x00\x00\x00\x00\x05{not json", plan=b"nor this")
     app = make_app()
     notes = notes_of(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -218,11 +218,11 @@ async def test_nothing_written_since_means_nothing_recomputed(
 
 def test_the_saved_view_and_plan_round_trip_exactly(store: Store) -> None:
     data = model.load(store, AS_OF, today=AS_OF)
-    view = model.decode_view(model.encode_view(data))
+    view = saved_view.decode_view(saved_view.encode_view(data))
     assert not view.complete
     assert view.rows == data.rows and view.ignored_rows == data.ignored_rows
     assert [r.search for r in view.rows["unsynced"]] == [r.search for r in data.rows["unsynced"]]
-    full = model.restore_plan(view, model.encode_plan(data))
+    full = saved_view.restore_plan(view, saved_view.encode_plan(data))
     assert full.complete and full.rows is view.rows
     for name in ("plan", "lines", "ignored", "psa_lines", "bindings", "product_names", "company_names",
                  "psa_companies", "psa_company_names", "agreement_names", "psa_products", "psa_product_names",
@@ -236,8 +236,8 @@ def test_a_row_holding_a_separator_is_not_saved(store: Store) -> None:
     data = model.load(store, AS_OF, today=AS_OF)
     row = data.rows["unsynced"][0]
     data.rows["unsynced"][0] = model.Row(key=row.key, cells=(row.cells[0], "Odd\x1fName", *row.cells[2:]))
-    with pytest.raises(model.NotSaveable):
-        model.encode_view(data)
+    with pytest.raises(saved_view.NotSaveable):
+        saved_view.encode_view(data)
 
 
 async def test_figures_outdated_by_a_refresh_are_flagged_until_recomputed(

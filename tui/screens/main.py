@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from engine import actions
+from engine.actions import GeneratedMappings
+from engine.console_core import Act, Outcome
 from tui.bindings import bindings
-from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, figures_time
+from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
@@ -52,11 +54,14 @@ class MainScreen(Screen[None]):
     def pane(self, name: str | None = None) -> Pane:
         return self.query_one(f"#pane-{name or self.active}", Pane)
 
-    def show_data(self, data: ConsoleData) -> None:
+    def show_data(self, data: ConsoleData, *, patch: frozenset[str] | None = None) -> None:
+        """Show `data`; `patch`: only these customers changed (each pane keeps the rest)."""
         tabs = self.query_one(TabbedContent)
+        show_ignored = self.app.show_ignored
         with self.app.batch_update():
             for name in PANES:
-                self.pane(name).set_rows(data.rows_for(name, self.app.show_ignored))
+                changed = company_rows(data, name, patch, show_ignored) if patch is not None else None
+                self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.show_state()
 
@@ -153,8 +158,10 @@ class MainScreen(Screen[None]):
         if action in ("map_company", "unmap_company"):
             if active != "customers" or row is None:
                 return None
-            is_mapped = row.cells[2] != "Not mapped"
+            is_mapped = row.status != "not_mapped"
             return (not is_mapped if action == "map_company" else is_mapped) or None
+        if action == "refresh_customer":
+            return row is not None and self._company_of(row) is not None or None
         if action == "generate_mappings":
             return active == "customers" or None
         if action == "review":  # saved figures (plan not restored yet): let `v` say why it waits
@@ -226,11 +233,8 @@ class MainScreen(Screen[None]):
                 return
             pane.selected -= set(keys)
             pane.redraw()
-
-            def run() -> None:
-                actions.ignore_many(self.app.workspace.store, keys, mode=choice.mode,
-                                    reason=choice.reason or None, as_of=self.app.as_of)
-            self.app.run_engine(run, f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}")
+            self.app.act(Act("ignore", keys=tuple(keys), mode=choice.mode, reason=choice.reason or None),
+                         f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}")
 
         def ask_reason(yes: bool | None = True) -> None:
             if yes:
@@ -268,10 +272,7 @@ class MainScreen(Screen[None]):
             keys += [k for k in candidates if k in data.ignored]
         keys = list(dict.fromkeys(keys))
         self.pane().selected -= {r.key for r in rows}
-
-        def run() -> None:
-            actions.restore_many(self.app.workspace.store, keys)
-        self.app.run_engine(run, f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}")
+        self.app.act(Act("restore", keys=tuple(keys)), f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}")
 
     # --- dates -------------------------------------------------------------------------------------
 
@@ -293,15 +294,13 @@ class MainScreen(Screen[None]):
             return
         key = self._line_key_for_edit(row)
         line = data.lines.get(key)
-        store = self.app.workspace.store
 
-        def apply(value: Any) -> None:
-            actions.set_effective_date(store, key, value, as_of=self.app.as_of)
+        def apply(value: date) -> None:  # in the modal's worker thread: the one write path, the core's
+            self.app.act_now(Act("set_effective_date", keys=(key,), day=value))
 
-        def done(value: Any) -> None:
+        def done(value: date | None) -> None:
             if value is not None:
                 self.app.notify(f"Effective date of {key} set to {value.isoformat()}", timeout=4)
-                self.app.reload()
 
         self.app.push_screen(EditDateModal(f"Effective date of {line.description if line else key}",
                                            line.effective_date if line else None, apply,
@@ -318,16 +317,15 @@ class MainScreen(Screen[None]):
         keys: list[str] = []
         for row in self.targets():
             keys += list(row.line_keys)
-        store = self.app.workspace.store
 
-        def apply(value: Any) -> None:
-            actions.set_effective_dates(store, keys, value, as_of=self.app.as_of)
+        def apply(value: date) -> None:
+            self.app.act_now(Act("set_effective_date", keys=tuple(keys), day=value))
 
-        def done(value: Any) -> None:
+        def done(value: date | None) -> None:
             if value is not None:
                 self.app.notify(f"Effective date of {len(keys)} lines set to {value.isoformat()}", timeout=4)
                 pane.selected.clear()
-                self.app.reload()
+                pane.redraw()
 
         self.app.push_screen(EditDateModal(f"Effective date of {len(keys)} selected lines", None, apply,
                                            note="All or nothing: if one line is refused, none changes."), done)
@@ -342,12 +340,11 @@ class MainScreen(Screen[None]):
         if row is None or data is None:
             return
         vendor_id = row.key
-        store = self.app.workspace.store
 
         def done(psa_id: str | None) -> None:
             if psa_id:
-                self.app.run_engine(lambda: actions.map_company(store, vendor_id, psa_id),
-                                    f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}")
+                self.app.act(Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
+                             f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}")
 
         self.app.push_screen(MapCompanyModal(row.cells[0], data.psa_companies), done)
 
@@ -357,22 +354,14 @@ class MainScreen(Screen[None]):
         row = self.pane().current
         if row is None:
             return
-        store = self.app.workspace.store
-        vendor_id = row.key
-        self.app.run_engine(lambda: actions.unmap_company(store, vendor_id), f"Unmapped {row.cells[0]}")
+        self.app.act(Act("unmap_company", vendor_id=row.key), f"Unmapped {row.cells[0]}")
 
     def action_generate_mappings(self) -> None:
         if self.app.refuse("generate mappings"):
             return
-        store = self.app.workspace.store
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            result["r"] = actions.generate_mappings(store, apply=True)
-
-        def after() -> None:
-            generated = result.get("r")
-            if generated is None:
+        def after(outcome: Outcome) -> None:
+            generated = outcome.result
+            if not isinstance(generated, GeneratedMappings):
                 return
             if not generated.suggestions:
                 self.app.notify(f"Mapped {len(generated.applied)} exact name matches; no near matches.")
@@ -380,15 +369,29 @@ class MainScreen(Screen[None]):
             suggestions = [(s.vendor_id, s.vendor_name, s.psa_id, s.psa_name, s.score) for s in generated.suggestions]
 
             def accepted(pairs: list[tuple[str, str]] | None) -> None:
-                if pairs:
-                    def apply() -> None:
-                        for vendor_id, psa_id in pairs:
-                            actions.map_company(store, vendor_id, psa_id)
-                    self.app.run_engine(apply, f"Mapped {len(pairs)} near matches")
+                for i, (vendor_id, psa_id) in enumerate(pairs or []):
+                    last = i == len(pairs or []) - 1
+                    self.app.act(Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
+                                 f"Mapped {len(pairs or [])} near matches" if last else "")
 
             self.app.push_screen(SuggestionsModal(len(generated.applied), suggestions), accepted)
 
-        self.app.run_engine(run, "Generated mappings", then=after)
+        self.app.act(Act("generate_mappings"), "Generated mappings", then=after)
+
+    # --- the targeted refresh of the customer under the cursor ----------------------------------------
+
+    def _company_of(self, row: Row) -> str | None:
+        if self.active == "customers":
+            return row.key
+        return row.company_id
+
+    def action_refresh_customer(self) -> None:
+        row = self.pane().current
+        company = self._company_of(row) if row is not None else None
+        if company is None:
+            return
+        data = self.app.data
+        self.app.action_refresh_customer(company, data.company(company) if data is not None else company)
 
     # --- review ----------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from engine import actions
+from engine.console_core import Act
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
 from tui.screens.map_company import PickerModal
@@ -97,15 +97,13 @@ class ProductsScreen(Screen[None]):
                     p == product_id and sp for p, sp in self.data.bindings) else "")
         if current is not None:
             note = (f"Now bound to {row.cells[3]}. " + note).strip()
-        store = self.app.workspace.store
 
         def done(psa_id: str | None) -> None:
             if not psa_id:
                 return
             psa_name = self.data.psa_product_names.get(psa_id, psa_id)
-            self.app.run_engine(
-                lambda: actions.bind_product(store, product_id, psa_id, sub_product=sub_product),
-                f"Bound {what} to {psa_name}")
+            self.app.act(Act("bind_product", vendor_id=product_id, psa_id=psa_id, sub_product=sub_product),
+                         f"Bound {what} to {psa_name}")
 
         self.app.push_screen(PickerModal(f"Bind {what} to a {self.data.psa} product", self.data.psa_products,
                                          placeholder=f"Search {self.data.psa} products", note=note,
@@ -117,6 +115,4 @@ class ProductsScreen(Screen[None]):
             return
         product_id, sub_product = split_product_key(row.key)
         what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
-        store = self.app.workspace.store
-        self.app.run_engine(lambda: actions.unbind_product(store, product_id, sub_product=sub_product),
-                            f"Unbound {what}")
+        self.app.act(Act("unbind_product", vendor_id=product_id, sub_product=sub_product), f"Unbound {what}")

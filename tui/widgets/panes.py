@@ -102,8 +102,13 @@ class Pane(Vertical):
         """Typed text not yet applied (the debounce is running)."""
         return self._filter_timer is not None
 
-    def set_rows(self, rows: list[Row]) -> None:
-        self.view.set_rows(rows)
+    def set_rows(self, rows: list[Row], *, changed: list[Row] | None = None) -> None:
+        """Show `rows`; `changed`: only these differ from the rows shown (a keyed patch: only they
+        are measured again)."""
+        if changed is not None:
+            self.view.patch_rows(rows, changed)
+        else:
+            self.view.set_rows(rows)
         if self.selected:
             self.selected &= self.view.by_key.keys()
         self.redraw()

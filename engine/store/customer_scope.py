@@ -1,0 +1,280 @@
+"""Scoped reads for the incremental plan: which customers depend on one another (`Topology`), and
+one group of customers read from the store as a scenario of their own (`read_customers`), so that
+`reconcile` over it gives exactly their lines and findings of the full plan.
+
+**Why groups, not single customers.** A customer's plan reads, besides its own rows, only:
+the products and bindings (read whole: a few hundred rows), the settings, and the PSA companies it
+maps to with their agreements and lines. Two vendor companies mapped to one PSA company (a
+`duplicate_mapping`, RULES.md §9), or one whose explicitly mapped agreement belongs to another's
+PSA company, share those PSA rows (a line claimed by one is not free for the other). So the unit
+of recompute is a connected component of the graph vendor company ↔ PSA company (edges: company
+mappings, and explicit agreement mappings to the agreement's PSA company) — almost always one
+customer alone.
+
+Plan keys are `<subscription or billing configuration id>:<kind>…` (engine/rules), and an ignore
+is keyed by a plan key or a subscription id: a group's synced keys, ignores and overrides are read
+as key ranges of the primary key."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from engine.batch import fast, gc_paused
+from engine.rules.hints import PlanHints
+from engine.scenario import (
+    AgreementMapping,
+    BillingConfiguration,
+    CompanyMapping,
+    Ignore,
+    Mappings,
+    Override,
+    ProductBinding,
+    Psa,
+    PsaAgreement,
+    PsaCompany,
+    PsaProduct,
+    Scenario,
+    Settings,
+    Subscription,
+    UsageRow,
+    Vendor,
+    VendorCompany,
+    VendorProduct,
+)
+from engine.store import tables as t
+from engine.store.database import Store
+from engine.store.loading import history_rows
+
+_CHUNK = 400  # ids per IN (…) clause (SQLite's variable limit)
+
+
+def _chunks(ids: Iterable[str]) -> list[list[str]]:
+    ordered = sorted(set(ids))
+    return [ordered[i:i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+
+
+@dataclass
+class Topology:
+    """Who depends on whom, and whose is what: enough to attribute every plan line and finding to
+    a customer and to find the group a customer is recomputed with."""
+
+    company_of_subject: dict[str, str] = field(default_factory=dict)  # subscription / configuration id
+    configurations: set[str] = field(default_factory=set)  # billing configuration ids
+    product_of_subject: dict[str, str] = field(default_factory=dict)  # subscription -> vendor product
+    active: set[str] = field(default_factory=set)  # active subscriptions
+    active_by_product: Counter[str] = field(default_factory=Counter)  # vendor product -> active subscriptions
+    psa_of_vendor: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    vendors_of_psa: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    agreement_of_vendor: dict[str, str] = field(default_factory=dict)
+    psa_company_of_agreement: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, store: Any) -> Topology:
+        """The whole store's topology (one pass over subscriptions, mappings and agreements)."""
+        topo = cls()
+        with store.engine.connect() as conn:
+            sub = t.SubscriptionRow
+            for row in conn.execute(select(sub.id, sub.company_id, sub.product_id, sub.status)):
+                topo._add_subscription(*row)
+            for bid, cid in conn.execute(select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)):
+                topo.company_of_subject[bid] = cid
+                topo.configurations.add(bid)
+            for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)):
+                topo.psa_company_of_agreement[aid] = cid
+            for vid, pid in conn.execute(select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id)):
+                topo.psa_of_vendor[vid].add(pid)
+                topo.vendors_of_psa[pid].add(vid)
+            for vid, aid in conn.execute(select(t.AgreementMappingRow.vendor_company_id,
+                                                t.AgreementMappingRow.psa_agreement_id)):
+                topo.agreement_of_vendor[vid] = aid
+        return topo
+
+    def _add_subscription(self, sid: str, company_id: str, product_id: str, status: str) -> None:
+        self.company_of_subject[sid] = company_id
+        self.product_of_subject[sid] = product_id
+        if status == "active":
+            self.active.add(sid)
+            self.active_by_product[product_id] += 1
+
+    def _forget_subject(self, subject: str) -> None:
+        del self.company_of_subject[subject]
+        self.configurations.discard(subject)
+        product = self.product_of_subject.pop(subject, None)
+        if subject in self.active:
+            self.active.discard(subject)
+            self.active_by_product[product or ""] -= 1
+
+    def _psa_targets(self, vendor_id: str) -> set[str]:
+        targets = set(self.psa_of_vendor.get(vendor_id, ()))
+        agreement = self.agreement_of_vendor.get(vendor_id)
+        if agreement is not None and agreement in self.psa_company_of_agreement:
+            targets.add(self.psa_company_of_agreement[agreement])
+        return targets
+
+    def group(self, vendor_ids: Iterable[str]) -> set[str]:
+        """The vendor companies recomputed together with `vendor_ids` (their connected components)."""
+        by_agreement_psa: dict[str, set[str]] = defaultdict(set)
+        for vid, aid in self.agreement_of_vendor.items():
+            psa = self.psa_company_of_agreement.get(aid)
+            if psa is not None:
+                by_agreement_psa[psa].add(vid)
+        seen: set[str] = set()
+        todo = list(vendor_ids)
+        while todo:
+            vid = todo.pop()
+            if vid in seen:
+                continue
+            seen.add(vid)
+            for psa in self._psa_targets(vid):
+                todo += [v for v in (*self.vendors_of_psa.get(psa, ()), *by_agreement_psa.get(psa, ())) if v not in seen]
+        return seen
+
+    def company_of_finding(self, subject: dict[str, str]) -> str | None:
+        """The vendor company a finding belongs to (one of its group for a PSA company's)."""
+        if "vendor_company_id" in subject:
+            return subject["vendor_company_id"]
+        for name in ("subscription_id", "configuration_id"):
+            if name in subject and subject[name] in self.company_of_subject:
+                return self.company_of_subject[subject[name]]
+        if "key" in subject:
+            return self.company_of_subject.get(subject["key"].split(":", 1)[0])
+        if "psa_company_id" in subject:
+            vendors = self.vendors_of_psa.get(subject["psa_company_id"])
+            return min(vendors) if vendors else None
+        return None
+
+    def reload(self, store: Any, vendor_ids: Iterable[str]) -> None:
+        """Re-read what these vendor companies own (subscriptions, configurations, mappings, the
+        agreements of the PSA companies they map to): after an action or a targeted refresh."""
+        ids = set(vendor_ids)
+        with store.engine.connect() as conn:
+            for cid in ids:
+                for psa in self.psa_of_vendor.pop(cid, set()):
+                    self.vendors_of_psa[psa].discard(cid)
+                self.agreement_of_vendor.pop(cid, None)
+            for subject in [x for x, c in self.company_of_subject.items() if c in ids]:
+                self._forget_subject(subject)
+            for chunk in _chunks(ids):
+                sub = t.SubscriptionRow
+                for row in conn.execute(select(sub.id, sub.company_id, sub.product_id, sub.status)
+                                        .where(sub.company_id.in_(chunk))):
+                    self._add_subscription(*row)
+                for bid, cid in conn.execute(select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)
+                                             .where(t.BillingConfigurationRow.company_id.in_(chunk))):
+                    self.company_of_subject[bid] = cid
+                    self.configurations.add(bid)
+                for vid, pid in conn.execute(select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id)
+                                             .where(t.CompanyMappingRow.vendor_id.in_(chunk))):
+                    self.psa_of_vendor[vid].add(pid)
+                    self.vendors_of_psa[pid].add(vid)
+                for vid, aid in conn.execute(select(t.AgreementMappingRow.vendor_company_id,
+                                                    t.AgreementMappingRow.psa_agreement_id)
+                                             .where(t.AgreementMappingRow.vendor_company_id.in_(chunk))):
+                    self.agreement_of_vendor[vid] = aid
+            psa_ids = {p for cid in ids for p in self.psa_of_vendor.get(cid, ())}
+            for chunk in _chunks(psa_ids):
+                for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)
+                                             .where(t.PsaAgreementRow.company_id.in_(chunk))):
+                    self.psa_company_of_agreement[aid] = cid
+            explicit = [a for cid in ids if (a := self.agreement_of_vendor.get(cid)) is not None]
+            for chunk in _chunks(explicit):
+                for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)
+                                             .where(t.PsaAgreementRow.id.in_(chunk))):
+                    self.psa_company_of_agreement[aid] = cid
+
+
+def _key_ranges(column: Any, prefixes: list[str], exact: bool) -> Any:
+    """`column` is one of `prefixes` (when `exact`) or starts with `<prefix>:`; as primary-key ranges."""
+    terms = [and_(column >= f"{p}:", column < f"{p};") for p in prefixes]
+    if exact:
+        terms.append(column.in_(prefixes))
+    return or_(*terms)
+
+
+def read_customers(store: Any, vendor_ids: Iterable[str], as_of: date | None = None) -> tuple[Scenario, PlanHints]:
+    """The scenario of these vendor companies alone (with every product and binding): reconciled,
+    it gives exactly their lines and findings of the store's full plan. The history of every
+    subscription is read (there are few), synced keys come as hints, as `Store.plan_inputs` does.
+    One connection, a dozen indexed reads (primary keys, company ids, key ranges)."""
+    ids = sorted(set(vendor_ids))
+    with gc_paused(), store.engine.connect() as conn:
+
+        def rows(table: Any, *where: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+            columns = [c for c in table.__table__.columns if c.name not in drop]
+            names = [c.name for c in columns]
+            pk = [c for c in table.__table__.columns if c.primary_key]  # the full read's order (Store._read)
+            query = select(*columns).where(*where).order_by(*pk)
+            return [dict(zip(names, r, strict=True)) for r in conn.execute(query)]
+
+        def setting(name: str) -> Any:
+            return conn.execute(select(t.SettingRow.value).where(t.SettingRow.name == name)).scalar()
+
+        stored_as_of, settings_value = setting("as_of"), setting("scenario_settings")
+        if as_of is None:
+            as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()
+        settings = Settings.model_validate(settings_value or {})
+        companies = [fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id.in_(ids))]
+        configs = [fast(BillingConfiguration, r)
+                   for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.company_id.in_(ids))]
+        mappings = [fast(CompanyMapping, r) for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id.in_(ids),
+                                                           drop=("version",))]
+        agreement_maps = [fast(AgreementMapping, r) for r in rows(
+            t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id.in_(ids), drop=("version",))]
+        psa_ids = sorted({m.psa_id for m in mappings})
+        # the other side of a shared PSA company (a duplicate mapping is the group's own finding)
+        mappings += [fast(CompanyMapping, r) for r in rows(
+            t.CompanyMappingRow, t.CompanyMappingRow.psa_id.in_(psa_ids), t.CompanyMappingRow.vendor_id.notin_(ids),
+            drop=("version",))] if psa_ids else []
+        mappings.sort(key=lambda m: (m.vendor_id, m.psa_id))
+        bindings = [fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None}) for r in rows(
+            t.ProductBindingRow, drop=("version",))]
+        products = [fast(VendorProduct, r) for r in rows(t.VendorProductRow)]
+        psa_products = [fast(PsaProduct, r) for r in rows(t.PsaProductRow)]
+        sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.company_id.in_(ids))
+        history = history_rows(conn, [r["id"] for r in sub_rows]) if sub_rows else {}
+        subs = [fast(Subscription, {**r, "history": history.get(r["id"], [])}) for r in sub_rows]
+        sub_ids = [x.id for x in subs]
+        usage = [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
+                 for chunk in _chunks(sub_ids)
+                 for r in rows(t.UsageRecord, t.UsageRecord.subscription_id.in_(chunk), drop=("id",))]
+        agreement_ids = [a.psa_agreement_id for a in agreement_maps]
+        agreement_rows = [r for chunk in _chunks(psa_ids)
+                          for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.company_id.in_(chunk))]
+        seen = {r["id"] for r in agreement_rows}
+        agreement_rows += [r for chunk in _chunks(a for a in agreement_ids if a not in seen)
+                           for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id.in_(chunk))]
+        agreements = [fast(PsaAgreement, r) for r in agreement_rows]
+        lines = [Store._line(r) for chunk in _chunks(r["id"] for r in agreement_rows)
+                 for r in rows(t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))]
+        subjects = sorted(sub_ids + [c.id for c in configs])
+        synced: set[str] = set()
+        ignored: list[Ignore] = []
+        overrides: list[Override] = []
+        for i in range(0, len(subjects), _CHUNK // 2):
+            chunk = subjects[i:i + _CHUNK // 2]
+            synced |= set(conn.execute(select(t.SyncedKeyRow.key).where(
+                _key_ranges(t.SyncedKeyRow.key, chunk, exact=False))).scalars())
+            ignored += [fast(Ignore, r) for r in rows(t.IgnoreRow, _key_ranges(t.IgnoreRow.key, chunk, exact=True),
+                                                      drop=("version",))]
+            overrides += [fast(Override, r) for r in rows(t.OverrideRow, _key_ranges(t.OverrideRow.key, chunk,
+                                                                                     exact=True), drop=("version",))]
+        psa_companies = [fast(PsaCompany, r) for chunk in _chunks(psa_ids)
+                         for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id.in_(chunk))]
+    lines.sort(key=lambda x: x.id)
+    ignored.sort(key=lambda x: x.key)
+    overrides.sort(key=lambda x: x.key)
+    scenario = fast(Scenario, dict(
+        as_of=as_of, settings=settings,
+        vendor=fast(Vendor, dict(companies=companies, products=products, subscriptions=subs, usage=usage,
+                                 billing_configurations=configs)),
+        psa=fast(Psa, dict(companies=psa_companies, products=psa_products, agreements=agreements, lines=lines)),
+        mappings=fast(Mappings, dict(companies=mappings, products=bindings, agreements=agreement_maps)),
+        synced=[], ignored=ignored, overrides=overrides,
+    ))
+    return scenario, PlanHints(synced_keys=synced)

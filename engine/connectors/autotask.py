@@ -81,15 +81,15 @@ The line key (crash-safe sync)
 - ContractCharges have no internalDescription: `internalPurchaseOrderNumber` = the marker ([ecit]
   50 characters, internal, writable on create and update) and `notes` (2000) = `trueup-key: <key>`
   + `trueup-service: <service id>` (the Service the charge bills; charges name billing codes).
-- `find_line(agreement_id, key)` queries the contract's ContractServices by marker (either form,
-  metered or not), then its ContractCharges. An operator may edit these fields by hand in the UI
-  (ASSUMED possible); then the key is gone, `lines()` reports the line without a source, and
-  `find_line` falls back, for a line this connector tried to create in this process, to a second
+- `find_line(agreement_id, key, expect)` queries the contract's ContractServices by marker (either
+  form, metered or not), then its ContractCharges. An operator may edit these fields by hand in the
+  UI (ASSUMED possible); then the key is gone, `lines()` reports the line without a source, and
+  `find_line` falls back, for a line this connector tried to create in this process or the one
+  `expect` describes (the executor passes the journaled line, so after a crash too), to a second
   independent match before anything is re-sent: a charge of that contract whose notes carry the
   key; a contract service of that contract and Service whose invoiceDescription is the line's
   description and whose units start on its effective date (or that has no units yet) and that
-  carries no other trueup key. Two candidates are an error, never a guess. After a crash (a new
-  process) only the key fields are searched.
+  carries no other trueup key. Two candidates are an error, never a guess.
 - A found recurring line whose quantity is 0 was created without its units adjustment: the caller
   finishes it with `update_line(quantity=…, previous_quantity=0, effective_date=…)`.
 - Adjustments cannot be queried: `update_applied(update)` reads ContractServiceUnits on the
@@ -862,7 +862,7 @@ class AutotaskConnector:
         line = await self._read_service_line(update.line_id)
         return update.unit_price is None or line.unit_price == update.unit_price
 
-    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+    async def find_line(self, agreement_id: str, key: str, expect: LineWrite | None = None) -> PsaLine | None:
         contract_id = _id(agreement_id)
         markers = sorted({service_marker(key), service_marker(key, metered=True)})
         services = rows(ContractServiceRow, await self.query(
@@ -886,7 +886,7 @@ class AutotaskConnector:
         ), "ContractCharges")
         if charges:
             return self._charge_line(min(charges, key=lambda c: c.id))
-        intent = self._intents.get((contract_id, key))
+        intent = expect or self._intents.get((contract_id, key))
         if intent is not None:
             return await self._second_match(contract_id, intent)
         return None

@@ -167,8 +167,11 @@ class PsaConnector(Protocol):
         from the key-carrying field for lines trueup wrote."""
         ...
 
-    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
-        """The line trueup wrote for `key` on that agreement, if the PSA has it."""
+    async def find_line(self, agreement_id: str, key: str, expect: LineWrite | None = None) -> PsaLine | None:
+        """The line trueup wrote for `key` on that agreement, if the PSA has it. `expect` is the line as
+        it was (or would be) written: a connector whose key field is not proven to round-trip falls
+        back on it for a second, independent match (HaloPSA, Autotask: see each module); the executor
+        passes it from the journaled line, so the match also works after a crash."""
         ...
 
     async def create_line(self, write: LineWrite) -> PsaLine: ...

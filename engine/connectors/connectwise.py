@@ -543,7 +543,9 @@ class ConnectWiseConnector:
             result.extend(self._line(r, str(aid)) for r in rows)
         return result
 
-    async def find_line(self, agreement_id: str, key: str) -> PsaLine | None:
+    async def find_line(self, agreement_id: str, key: str, expect: LineWrite | None = None) -> PsaLine | None:
+        # `expect` is not needed here: serialNumber is kept and returned as written [spec
+        # Addition.serialNumber] (module docstring, "The line key").
         aid = _int_id(agreement_id, "agreement")
         stored = self.keys.encode(key)
         rows = await self._get_all(

@@ -827,7 +827,9 @@ class SyncExecutor:
         )
 
     async def _find_created(self, line: PlanLine) -> PsaLine | None:
-        found = await self.psa.find_line(line.psa_agreement_id, line.key)
+        # The line as written goes along: where a PSA's key field is unproven the connector matches
+        # it a second, independent way (HaloPSA, Autotask), in this process or after a crash alike.
+        found = await self.psa.find_line(line.psa_agreement_id, line.key, expect=line_write(line))
         if found is None:
             return None
         if self._is_ours(found, line):

@@ -113,10 +113,10 @@ class TrueupApp(App[int]):
         """The core's change feed (any thread): new figures become a message."""
         self.post_message(DataLoaded(change.data, change.companies, save_after=True))
 
-    def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
+    def _from_thread(self, callback: Callable[..., object], *args: object, **kwargs: object) -> None:
         """Run `callback` on the UI loop from a worker thread (nothing when the app is gone)."""
         try:
-            self.call_from_thread(callback, *args)
+            self.call_from_thread(callback, *args, **kwargs)
         except Exception:  # the app is closing: nothing left to show it on
             log.debug("UI callback after close", exc_info=True)
 

@@ -96,6 +96,8 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, Ty
 
 from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
 from engine.connectors.http import (
+    IdRecord,
+    JsonNumber,
     ListingCap,
     ServiceClient,
     decimal_or_none,
@@ -294,12 +296,8 @@ def cw_error_parser(response: httpx.Response) -> tuple[str, list[str]]:
 # Only what the connector relies on is checked; every other field may be absent or anything
 # (ConnectWise adds fields between versions). Shapes: [spec] Company, CatalogItem, Agreement, Addition.
 
-_Number = StrictInt | Decimal
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: StrictInt
+_Number = JsonNumber
+_Record = IdRecord
 
 
 class _Ref(BaseModel):

@@ -85,6 +85,8 @@ from engine.connectors.connectwise import (
     source_for,
 )
 from engine.connectors.http import (
+    IdRecord,
+    JsonNumber,
     ListingCap,
     RateBudget,
     ServiceClient,
@@ -123,12 +125,8 @@ class _HaloClient(ServiceClient):
 # homotechsual/HaloAPI]: `{"record_count": N, "<key>": [...]}` for a paged list, the record itself
 # for `GET /X/{id}`. Only what the connector relies on is checked.
 
-_Number = StrictInt | Decimal
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: StrictInt
+_Number = JsonNumber
+_Record = IdRecord
 
 
 class _Line(_Record):

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -340,6 +340,16 @@ def json_body(service: str, what: str, response: httpx.Response) -> Any:
     except ValueError:
         raise ServiceError(service, f"{what}: the service answered {status} with a body that is not JSON",
                            status=status) from None
+
+
+JsonNumber = StrictInt | Decimal  # a JSON number as `loads` reads it (never a float)
+
+
+class IdRecord(BaseModel):
+    """A record the connector relies on only for its integer `id` (the rest is checked where read)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: StrictInt
 
 
 def validated(service: str, what: str, model: Any, response: httpx.Response, body: Any = None) -> Any:

@@ -69,13 +69,19 @@ def _workspace(store: Any, now: datetime) -> Any:
             return RefreshOutcome()
 
         async def refresh_customer(self, company: str, progress: Any = None) -> RefreshOutcome:
-            subs = [s for s in self.store.subscriptions_where(company_id=company)
-                    if s.status == "active" and s.history and s.id == self.target]
+            subs = [
+                s
+                for s in self.store.subscriptions_where(company_id=company)
+                if s.status == "active" and s.history and s.id == self.target
+            ]
             sub = subs[0]
             last = sub.history[-1]
-            row = HistoryRow(id=f"{sub.id}-bench{len(sub.history)}", action="increase",
-                             quantity=last.quantity + 1,
-                             effective_date=max(last.effective_date, now.date().replace(day=2)))
+            row = HistoryRow(
+                id=f"{sub.id}-bench{len(sub.history)}",
+                action="increase",
+                quantity=last.quantity + 1,
+                effective_date=max(last.effective_date, now.date().replace(day=2)),
+            )
             self.store.upsert_subscriptions([sub.model_copy(update={"history": [*sub.history, row]})])
             return RefreshOutcome()
 
@@ -99,8 +105,12 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
     missed: dict[str, int] = {}
     async with app.run_test(size=(120, 40)) as pilot:
         t0 = time.perf_counter()
-        while not (app.data is not None and app.data.complete and not app.data.stale
-                   and not any(w.is_running for w in app.workers)):
+        while not (
+            app.data is not None
+            and app.data.complete
+            and not app.data.stale
+            and not any(w.is_running for w in app.workers)
+        ):
             await asyncio.sleep(0.05)
         out["launch_to_figures_s"] = time.perf_counter() - t0
         print(f"figures after {out['launch_to_figures_s']:.1f} s", file=sys.stderr, flush=True)
@@ -122,10 +132,14 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 missed[kind] = missed.get(kind, 0) + 1
             else:
                 times.setdefault(kind, []).append(clock.latency)
-            print(f"{kind}: {clock.latency if clock.latency is not None else 'never shown'}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{kind}: {clock.latency if clock.latency is not None else 'never shown'}",
+                file=sys.stderr,
+                flush=True,
+            )
             while app._save_timer is not None or any(
-                    w.is_running and w.group in ("actions", "refresh-customer", "save") for w in app.workers):
+                w.is_running and w.group in ("actions", "refresh-customer", "save") for w in app.workers
+            ):
                 await asyncio.sleep(0.01)  # the save once the operator pauses: not part of the next action
             await pilot.pause()
 
@@ -142,16 +156,30 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 await pilot.press("i", *"bench")
                 await pilot.pause()
                 key = row.key
-                await timed(clock, "ignore", "enter", lambda text, key=key, n=n: (
-                    isinstance(app.screen, MainScreen) and key not in unsynced.by_key
-                    and f"Unsynced — {count(n - 1)}" in text))
+                await timed(
+                    clock,
+                    "ignore",
+                    "enter",
+                    lambda text, key=key, n=n: (
+                        isinstance(app.screen, MainScreen)
+                        and key not in unsynced.by_key
+                        and f"Unsynced — {count(n - 1)}" in text
+                    ),
+                )
                 await pilot.press("t")
                 await pilot.pause()
                 unsynced.table.move_cursor(row=unsynced.view.index[IGNORED_PREFIX + key])
                 await pilot.pause()
-                await timed(clock, "restore", "r", lambda text, key=key, n=n: (
-                    key in unsynced.by_key and IGNORED_PREFIX + key not in unsynced.by_key
-                    and f"Unsynced {count(n)}" in text))  # the tab's count (ignored rows not counted)
+                await timed(
+                    clock,
+                    "restore",
+                    "r",
+                    lambda text, key=key, n=n: (
+                        key in unsynced.by_key
+                        and IGNORED_PREFIX + key not in unsynced.by_key
+                        and f"Unsynced {count(n)}" in text
+                    ),
+                )  # the tab's count (ignored rows not counted)
                 await pilot.press("t")
                 await pilot.pause()
 
@@ -165,9 +193,17 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 await pilot.press("e")
                 await pilot.pause()
                 app.screen.query_one("#date-input").value = new.isoformat()
-                await timed(clock, "edit_date", "enter", lambda text, k=line_key, new=new: (
-                    isinstance(app.screen, MainScreen) and app.data is not None
-                    and app.data.lines[k].effective_date == new and f"from {new.isoformat()}" in text))
+                await timed(
+                    clock,
+                    "edit_date",
+                    "enter",
+                    lambda text, k=line_key, new=new: (
+                        isinstance(app.screen, MainScreen)
+                        and app.data is not None
+                        and app.data.lines[k].effective_date == new
+                        and f"from {new.isoformat()}" in text
+                    ),
+                )
 
                 # --- unmap, then map again, a customer -----------------------------------------------
                 main.action_show_pane("customers")
@@ -178,15 +214,28 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 customers.table.move_cursor(row=customers.view.index[target.key])
                 await pilot.pause()
                 psa_name = target.cells[1]
-                await timed(clock, "unmap", "u", lambda text, k=target.key: (  # the detail panel says so
-                    customers.by_key[k].status == "not_mapped" and "PSA company: —" in text))
+                await timed(
+                    clock,
+                    "unmap",
+                    "u",
+                    lambda text, k=target.key: (  # the detail panel says so
+                        customers.by_key[k].status == "not_mapped" and "PSA company: —" in text
+                    ),
+                )
                 await pilot.press("m")
                 await pilot.pause()
                 await pilot.press(*psa_name)
                 await pilot.pause()
-                await timed(clock, "map", "enter", lambda text, k=target.key, psa=psa_name: (
-                    isinstance(app.screen, MainScreen) and customers.by_key[k].status == "mapped"
-                    and f"PSA company: {psa} (id" in text))
+                await timed(
+                    clock,
+                    "map",
+                    "enter",
+                    lambda text, k=target.key, psa=psa_name: (
+                        isinstance(app.screen, MainScreen)
+                        and customers.by_key[k].status == "mapped"
+                        and f"PSA company: {psa} (id" in text
+                    ),
+                )
 
                 # --- the targeted refresh of the customer under the cursor ----------------------------
                 main.action_show_pane("unsynced")
@@ -202,9 +251,16 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 assert row is not None
                 before = row.cells[3]
                 app.workspace.target = row.key
-                await timed(clock, "refresh_customer", "R", lambda text, k=row.key, before=before: (
-                    k in unsynced.by_key and unsynced.by_key[k].cells[3] != before
-                    and unsynced.by_key[k].cells[3] in text))
+                await timed(
+                    clock,
+                    "refresh_customer",
+                    "R",
+                    lambda text, k=row.key, before=before: (
+                        k in unsynced.by_key
+                        and unsynced.by_key[k].cells[3] != before
+                        and unsynced.by_key[k].cells[3] in text
+                    ),
+                )
 
             # --- keystrokes while a sweep's recompute runs in a worker thread ------------------------------
             main.action_show_pane("unsynced")
@@ -217,8 +273,12 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
             while any(w.group == "refresh" and w.is_running for w in app.workers):
                 target_row = min(table.cursor_row + 1, table.row_count - 1)
                 ident = table.rows.row(target_row)[1][1]
-                await timed(clock, "key_during_sweep", "down", lambda text, r=target_row, ident=ident: (
-                    table.cursor_row == r and ident in text))
+                await timed(
+                    clock,
+                    "key_during_sweep",
+                    "down",
+                    lambda text, r=target_row, ident=ident: table.cursor_row == r and ident in text,
+                )
             out["sweep_s"] = time.perf_counter() - sweep_started
     out["recomputed"] = [len(x) if x is not None else "all" for x in app.core.recomputed]
     for kind, values in times.items():

@@ -42,8 +42,12 @@ from typing import Any  # noqa: E402
 def _summary(times: list[float]) -> dict[str, float]:
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
-    return {"n": len(ordered), "median_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000,
-            "max_ms": ordered[-1] * 1000}
+    return {
+        "n": len(ordered),
+        "median_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
 
 
 KIND_SECONDS = 60.0  # a kind of keystroke stops early (fewer than `keys`, reported) past this
@@ -109,8 +113,9 @@ async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[st
 
     store = Store(url)
     now = datetime.combine(as_of, datetime.min.time()).replace(hour=9, minute=30)
-    workspace = StoreWorkspace(store, label="SANDBOX — bench", sandbox=True,
-                               freshness={"vendor": now, "psa": now})
+    workspace = StoreWorkspace(
+        store, label="SANDBOX — bench", sandbox=True, freshness={"vendor": now, "psa": now}
+    )
     app = TrueupApp(workspace, clock=lambda: now, as_of=as_of, refresh_interval=None)
     clock = PaintClock(app)
     out: dict[str, Any] = {"phase": phase}
@@ -165,9 +170,23 @@ def _phase(url: str, as_of: date, keys: int, phase: str) -> dict[str, Any]:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "bench.console", url, "--as-of", as_of.isoformat(),
-                           "--keys", str(keys), "--phase", phase],
-                          capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.console",
+            url,
+            "--as-of",
+            as_of.isoformat(),
+            "--keys",
+            str(keys),
+            "--phase",
+            phase,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise SystemExit(f"bench.console --phase {phase} exited {proc.returncode}: {' | '.join(tail)}")
@@ -205,8 +224,12 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 21))
     parser.add_argument("--keys", type=int, default=50)
-    parser.add_argument("--phase", choices=("cold", "warm", "stale"), default=None,
-                        help="one launch in this process (default: all three, each in a fresh interpreter)")
+    parser.add_argument(
+        "--phase",
+        choices=("cold", "warm", "stale"),
+        default=None,
+        help="one launch in this process (default: all three, each in a fresh interpreter)",
+    )
     args = parser.parse_args()
     if args.phase is None:
         print(json.dumps(_launches(args.url, args.as_of, args.keys)))

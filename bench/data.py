@@ -57,8 +57,12 @@ def prepare(scale: int, workdir: Path = DEFAULT_WORKDIR, kind: str = "plan") -> 
     store = Store(url)
     store.import_scenario(built)
     store.close()
-    info = {**facts(built), "as_of": built.as_of.isoformat(), "generate_s": round(generated - started, 2),
-            "import_s": round(time.perf_counter() - generated, 2)}
+    info = {
+        **facts(built),
+        "as_of": built.as_of.isoformat(),
+        "generate_s": round(generated - started, 2),
+        "import_s": round(time.perf_counter() - generated, 2),
+    }
     meta.write_text(json.dumps(info))
     return url, info
 

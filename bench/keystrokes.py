@@ -39,8 +39,12 @@ FRAME_WAIT = 2.0  # seconds a key's frame may still take after Pilot's waits
 def summary(times: list[float]) -> dict[str, float]:
     ordered = sorted(times) or [0.0]
     p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
-    return {"n": len(times), "median_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000,
-            "max_ms": ordered[-1] * 1000}
+    return {
+        "n": len(times),
+        "median_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
 
 
 class FrameClock:
@@ -157,12 +161,14 @@ async def measure(app: Any, pilot: Any, keys: int, kind_seconds: float) -> dict[
         out["frames_written"] = clock.frames
 
     for kind in ("cursor", "pagedown", "filter"):
-        out[kind] = {**summary(frame.get(kind, [])),
-                     "cpu_median_ms": summary(cpu.get(kind, []))["median_ms"],
-                     "cpu_p95_ms": summary(cpu.get(kind, []))["p95_ms"],
-                     "wall_median_ms": summary(wall.get(kind, []))["median_ms"],
-                     "wall_p95_ms": summary(wall.get(kind, []))["p95_ms"],
-                     "unreflected": unreflected.get(kind, 0)}
+        out[kind] = {
+            **summary(frame.get(kind, [])),
+            "cpu_median_ms": summary(cpu.get(kind, []))["median_ms"],
+            "cpu_p95_ms": summary(cpu.get(kind, []))["p95_ms"],
+            "wall_median_ms": summary(wall.get(kind, []))["median_ms"],
+            "wall_p95_ms": summary(wall.get(kind, []))["p95_ms"],
+            "unreflected": unreflected.get(kind, 0),
+        }
     out["filter_word"] = word
     await pilot.press("escape")
     await pilot.pause()

@@ -79,9 +79,19 @@ class Served:
             # Four trueup processes start within a minute here, each with its own Pax8 budget: the
             # served Pax8 would refuse them as the real one does (serve's docstring), testing the
             # back-off instead of the kill.
-            [sys.executable, "-m", "engine.sandbox.serve", "--psa", psa, "--dir", str(directory),
-             "--no-rate-limits"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "engine.sandbox.serve",
+                "--psa",
+                psa,
+                "--dir",
+                str(directory),
+                "--no-rate-limits",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         ready = directory / "ready.json"
         deadline = time.monotonic() + 120
@@ -93,8 +103,11 @@ class Served:
             time.sleep(0.05)
         self.ready = json.loads(ready.read_text())
         self.psa_url = self.ready["urls"][psa]
-        self.env = {**os.environ, **json.loads((directory / "env.json").read_text()),
-                    "TRUEUP_CONFIG": str(directory / "trueup.toml")}
+        self.env = {
+            **os.environ,
+            **json.loads((directory / "env.json").read_text()),
+            "TRUEUP_CONFIG": str(directory / "trueup.toml"),
+        }
         self.env.pop("TRUEUP_DATABASE_URL", None)  # the configuration names the store
 
     def close(self) -> None:
@@ -152,8 +165,9 @@ def run_once(psa: str, seed: int, workdir: Path | None = None) -> KillRun:
 def _kill_during_sync(served: Served, target: int) -> tuple[bool, int, int]:
     """Start `trueup sync --yes`, SIGKILL it once the PSA has received `target` more writes."""
     base = _stats(served.psa_url)["writes"]
-    proc = subprocess.Popen(_trueup("sync", "--yes"), cwd=ROOT, env=served.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _trueup("sync", "--yes"), cwd=ROOT, env=served.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     killed = False
     while proc.poll() is None:
         if _stats(served.psa_url)["writes"] - base >= target:
@@ -170,8 +184,9 @@ def _resume(served: Served) -> tuple[int, int, str]:
     tracebacks = 0
     detail = ""
     for attempt in range(1, 4):
-        done = subprocess.run(_trueup("sync", "--yes"), cwd=ROOT, env=served.env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            _trueup("sync", "--yes"), cwd=ROOT, env=served.env, capture_output=True, text=True, timeout=300
+        )
         tracebacks += done.stderr.count("Traceback") + done.stdout.count("Traceback")
         if "Nothing to write" in done.stdout:
             return attempt, tracebacks, ""
@@ -205,11 +220,21 @@ async def _run_once(psa: str, seed: int, workdir: Path | None) -> KillRun:
     if problems and not detail:
         detail = "; ".join(f"{p.key}: {p.status} {p.message}" for p in problems[:3])
     return KillRun(
-        psa=psa, seed=seed, lines=len(lines), target=target, killed=killed,
-        killed_after_writes=killed_after, resumes=resumes, duplicates=len(verification.duplicates),
-        lost=len(problems), lost_dollars=f"{lost_dollars:.2f}", tracebacks=tracebacks,
-        planned=f"{verification.planned_price:.2f}", landed=f"{verification.landed_price:.2f}",
-        seconds=round(time.monotonic() - started, 1), detail=detail,
+        psa=psa,
+        seed=seed,
+        lines=len(lines),
+        target=target,
+        killed=killed,
+        killed_after_writes=killed_after,
+        resumes=resumes,
+        duplicates=len(verification.duplicates),
+        lost=len(problems),
+        lost_dollars=f"{lost_dollars:.2f}",
+        tracebacks=tracebacks,
+        planned=f"{verification.planned_price:.2f}",
+        landed=f"{verification.landed_price:.2f}",
+        seconds=round(time.monotonic() - started, 1),
+        detail=detail,
     )
 
 

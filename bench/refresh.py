@@ -33,25 +33,54 @@ from bench.data import DEFAULT_WORKDIR, scenario
 
 # (label, file suffix, function names) of the parts worth naming in the profiles.
 TARGETED_PARTS = (
-    ("Pax8 company + the customer's subscriptions (+ history of the changed)", "engine/connectors/pax8.py",
-     ("company", "subscriptions")),
+    (
+        "Pax8 company + the customer's subscriptions (+ history of the changed)",
+        "engine/connectors/pax8.py",
+        ("company", "subscriptions"),
+    ),
     ("Pax8 usage of the customer", "engine/connectors/pax8.py", ("usage",)),
     ("PSA agreements + lines of the mapped company", "", ("company_billing",)),
-    ("store: the customer's rows read", "engine/store/database.py",
-     ("subscriptions_where", "usage_rows", "psa_data", "vendor_products", "vendor_companies", "psa_mapping",
-      "long_synced_keys", "find_vendor_companies", "billing_configuration_ids")),
+    (
+        "store: the customer's rows read",
+        "engine/store/database.py",
+        (
+            "subscriptions_where",
+            "usage_rows",
+            "psa_data",
+            "vendor_products",
+            "vendor_companies",
+            "psa_mapping",
+            "long_synced_keys",
+            "find_vendor_companies",
+            "billing_configuration_ids",
+        ),
+    ),
     ("write_vendor_scope", "engine/store/database.py", ("write_vendor_scope",)),
     ("write_psa_scope", "engine/store/database.py", ("write_psa_scope",)),
     ("HTTP mock round trips (httpx + sandbox)", "httpx/_client.py", ("send",)),
 )
 SWEEP_PARTS = (
-    ("Pax8 subscriptions (every page, history of the changed)", "engine/connectors/pax8.py", ("subscriptions",)),
+    (
+        "Pax8 subscriptions (every page, history of the changed)",
+        "engine/connectors/pax8.py",
+        ("subscriptions",),
+    ),
     ("Pax8 products (the ids already listed: no second paging)", "engine/connectors/pax8.py", ("products",)),
     ("Pax8 usage", "engine/connectors/pax8.py", ("usage",)),
     ("PSA read (companies, agreements, lines)", "engine/refresh.py", ("_refresh_psa",)),
-    ("store: lean reads for the comparison", "engine/store/database.py",
-     ("subscriptions_where", "usage_rows", "psa_data", "vendor_products", "vendor_companies",
-      "subscription_product_ids", "long_synced_keys")),
+    (
+        "store: lean reads for the comparison",
+        "engine/store/database.py",
+        (
+            "subscriptions_where",
+            "usage_rows",
+            "psa_data",
+            "vendor_products",
+            "vendor_companies",
+            "subscription_product_ids",
+            "long_synced_keys",
+        ),
+    ),
     ("change counting (_count_changes)", "engine/refresh.py", ("_count_changes",)),
     ("write_vendor_refresh", "engine/store/database.py", ("write_vendor_refresh",)),
     ("write_psa_refresh", "engine/store/database.py", ("write_psa_refresh",)),
@@ -59,15 +88,19 @@ SWEEP_PARTS = (
 )
 
 
-def _profile_parts(profile: cProfile.Profile, wanted: tuple[tuple[str, str, tuple[str, ...]], ...]
-                   ) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]]]:
+def _profile_parts(
+    profile: cProfile.Profile, wanted: tuple[tuple[str, str, tuple[str, ...]], ...]
+) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]]]:
     stats = pstats.Stats(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     parts = []
     for label, suffix, names in wanted:
-        cum = sum(v[3] for (file, _line, func), v in raw.items()
-                  if func in names and file.endswith(suffix) and (suffix or "/engine/connectors/" in file))
+        cum = sum(
+            v[3]
+            for (file, _line, func), v in raw.items()
+            if func in names and file.endswith(suffix) and (suffix or "/engine/connectors/" in file)
+        )
         parts.append((label, round(cum, 4)))
     top = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:8]
     own = [(f"{Path(file).name}:{line} {func}", round(v[2], 4)) for (file, line, func), v in top]
@@ -90,8 +123,11 @@ async def _run(scale: int, runs: int, sweep_runs: int, workdir: Path) -> dict[st
         full_s = time.perf_counter() - started
         assert first.ok, first.errors
         kinds = {p.id: p.kind for p in built.vendor.products}
-        seats = [s for s in built.vendor.subscriptions
-                 if s.status == "active" and s.history and kinds.get(s.product_id) == "seat"]
+        seats = [
+            s
+            for s in built.vendor.subscriptions
+            if s.status == "active" and s.history and kinds.get(s.product_id) == "seat"
+        ]
         pax8 = ws.sandboxes["pax8"]
         psa_box = next(box for name, box in ws.sandboxes.items() if name != "pax8")
         on = built.as_of + timedelta(days=1)

@@ -46,10 +46,19 @@ class Results:
                 mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB"
         except OSError:
             pass
-        return cls(command=command, quick=quick, started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                   load_start=_load(),
-                   machine={"nproc": _nproc(), "platform": platform.platform(), "python": platform.python_version(),
-                            "processor": platform.machine(), "memory": mem})
+        return cls(
+            command=command,
+            quick=quick,
+            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            load_start=_load(),
+            machine={
+                "nproc": _nproc(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "processor": platform.machine(),
+                "memory": mem,
+            },
+        )
 
     def finish(self) -> None:
         self.finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -78,21 +87,36 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one scale (None = not measured / error)."""
     r, f, c = row.get("reconcile"), row.get("refresh"), row.get("console")
     return {
-        "reconcile_s": _get(r, "total_s"), "open_s": _get(r, "open_s"), "load_s": _get(r, "load_s"),
-        "plan_s": _get(r, "plan_s"), "rss_mb": _get(r, "rss_mb"),
-        "refresh_ms": _get(f, "incremental_ms"), "full_refresh_s": _get(f, "full_refresh_s"),
+        "reconcile_s": _get(r, "total_s"),
+        "open_s": _get(r, "open_s"),
+        "load_s": _get(r, "load_s"),
+        "plan_s": _get(r, "plan_s"),
+        "rss_mb": _get(r, "rss_mb"),
+        "refresh_ms": _get(f, "incremental_ms"),
+        "full_refresh_s": _get(f, "full_refresh_s"),
         "sweep_ms": _get(f, "sweep_ms"),
-        "rows": _get(c, "unsynced_rows"), "first_paint_s": _get(c, "first_paint_s"),
-        "paint_cpu_s": _get(c, "first_paint_cpu_s"), "paint_current": _get(c, "current"),
-        "cold_paint_s": _get(c, "cold_first_paint_s"), "cold_fresh_s": _get(c, "cold_fresh_s"),
-        "stale_paint_s": _get(c, "stale_first_paint_s"), "stale_fresh_s": _get(c, "stale_fresh_s"),
-        "cursor_ms": _get(c, "cursor", "median_ms"), "cursor_p95": _get(c, "cursor", "p95_ms"),
-        "pagedown_ms": _get(c, "pagedown", "median_ms"), "pagedown_p95": _get(c, "pagedown", "p95_ms"),
-        "filter_ms": _get(c, "filter", "median_ms"), "filter_p95": _get(c, "filter", "p95_ms"),
-        "cursor_cpu": _get(c, "cursor", "cpu_median_ms"), "cursor_cpu95": _get(c, "cursor", "cpu_p95_ms"),
-        "pagedown_cpu": _get(c, "pagedown", "cpu_median_ms"), "pagedown_cpu95": _get(c, "pagedown", "cpu_p95_ms"),
-        "filter_cpu": _get(c, "filter", "cpu_median_ms"), "filter_cpu95": _get(c, "filter", "cpu_p95_ms"),
-        "cursor_wall": _get(c, "cursor", "wall_median_ms"), "pagedown_wall": _get(c, "pagedown", "wall_median_ms"),
+        "rows": _get(c, "unsynced_rows"),
+        "first_paint_s": _get(c, "first_paint_s"),
+        "paint_cpu_s": _get(c, "first_paint_cpu_s"),
+        "paint_current": _get(c, "current"),
+        "cold_paint_s": _get(c, "cold_first_paint_s"),
+        "cold_fresh_s": _get(c, "cold_fresh_s"),
+        "stale_paint_s": _get(c, "stale_first_paint_s"),
+        "stale_fresh_s": _get(c, "stale_fresh_s"),
+        "cursor_ms": _get(c, "cursor", "median_ms"),
+        "cursor_p95": _get(c, "cursor", "p95_ms"),
+        "pagedown_ms": _get(c, "pagedown", "median_ms"),
+        "pagedown_p95": _get(c, "pagedown", "p95_ms"),
+        "filter_ms": _get(c, "filter", "median_ms"),
+        "filter_p95": _get(c, "filter", "p95_ms"),
+        "cursor_cpu": _get(c, "cursor", "cpu_median_ms"),
+        "cursor_cpu95": _get(c, "cursor", "cpu_p95_ms"),
+        "pagedown_cpu": _get(c, "pagedown", "cpu_median_ms"),
+        "pagedown_cpu95": _get(c, "pagedown", "cpu_p95_ms"),
+        "filter_cpu": _get(c, "filter", "cpu_median_ms"),
+        "filter_cpu95": _get(c, "filter", "cpu_p95_ms"),
+        "cursor_wall": _get(c, "cursor", "wall_median_ms"),
+        "pagedown_wall": _get(c, "pagedown", "wall_median_ms"),
         "filter_wall": _get(c, "filter", "wall_median_ms"),
         "floor_ms": _get(c, "floor", "median_ms"),
         "keys_n": min((_get(c, k, "n") or 0) for k in ("cursor", "pagedown", "filter")) if c else 0,
@@ -100,8 +124,17 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
 
 
 COLUMNS = (
-    ("subs", 7), ("load+plan s", 11), ("(open/load/plan)", 17), ("RSS MB", 7), ("refresh ms", 10),
-    ("rows", 6), ("paint s warm/cold/fresh", 23), ("cursor ms", 15), ("pgdn ms", 15), ("filter ms", 15), ("floor", 5),
+    ("subs", 7),
+    ("load+plan s", 11),
+    ("(open/load/plan)", 17),
+    ("RSS MB", 7),
+    ("refresh ms", 10),
+    ("rows", 6),
+    ("paint s warm/cold/fresh", 23),
+    ("cursor ms", 15),
+    ("pgdn ms", 15),
+    ("filter ms", 15),
+    ("floor", 5),
 )
 
 
@@ -111,16 +144,24 @@ def table(results: Results) -> str:
     for row in results.rows:
         x = figures(row)
         cells = (
-            str(row["scale"]), _f(x["reconcile_s"]),
-            f"{_f(x['open_s'])}/{_f(x['load_s'])}/{_f(x['plan_s'])}", _f(x["rss_mb"], "{:.0f}"),
-            _f(x["refresh_ms"], "{:.0f}"), _f(x["rows"], "{}"),
+            str(row["scale"]),
+            _f(x["reconcile_s"]),
+            f"{_f(x['open_s'])}/{_f(x['load_s'])}/{_f(x['plan_s'])}",
+            _f(x["rss_mb"], "{:.0f}"),
+            _f(x["refresh_ms"], "{:.0f}"),
+            _f(x["rows"], "{}"),
             f"{_f(x['first_paint_s'])}/{_f(x['cold_paint_s'])}/{_f(x['cold_fresh_s'])}",
-            _keys(x, "cursor"), _keys(x, "pagedown"), _keys(x, "filter"), _f(x["floor_ms"], "{:.0f}"),
+            _keys(x, "cursor"),
+            _keys(x, "pagedown"),
+            _keys(x, "filter"),
+            _f(x["floor_ms"], "{:.0f}"),
         )
         lines.append(" | ".join(c.ljust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)))
-    lines.append("targets: load+plan ≤ 3 s, RSS ≤ 600 MB, refresh ≤ 100 ms, paint ≤ 2 s, keys ≤ 50 ms "
-                 "(median/p95). Keys: key → frame ms median/p95 (CPU ms median/p95); "
-                 "floor = Pilot's wall ms for an unbound key")
+    lines.append(
+        "targets: load+plan ≤ 3 s, RSS ≤ 600 MB, refresh ≤ 100 ms, paint ≤ 2 s, keys ≤ 50 ms "
+        "(median/p95). Keys: key → frame ms median/p95 (CPU ms median/p95); "
+        "floor = Pilot's wall ms for an unbound key"
+    )
     for s in results.sync:
         lines.append(sync_line(s))
     return "\n".join(lines)
@@ -128,21 +169,29 @@ def table(results: Results) -> str:
 
 def _keys(x: dict[str, Any], kind: str) -> str:
     """`key→frame median/p95 (cpu median/p95)` in ms."""
-    return (f"{_f(x[f'{kind}_ms'], '{:.0f}')}/{_f(x[f'{kind}_p95'], '{:.0f}')} "
-            f"({_f(x[f'{kind}_cpu'], '{:.0f}')}/{_f(x[f'{kind}_cpu95'], '{:.0f}')})")
+    return (
+        f"{_f(x[f'{kind}_ms'], '{:.0f}')}/{_f(x[f'{kind}_p95'], '{:.0f}')} "
+        f"({_f(x[f'{kind}_cpu'], '{:.0f}')}/{_f(x[f'{kind}_cpu95'], '{:.0f}')})"
+    )
 
 
 def sync_line(s: dict[str, Any]) -> str:
     if "error" in s:
         return f"sync: {s['error']}"
-    text = (f"sync {s['psa']}: {s['lines']} lines, {s['requests']} requests in {s['seconds']:.2f} s = "
-            f"{s['requests_per_s']:.0f} req/s, {s['lines_per_s']:.0f} lines/s, duplicates {s['duplicates']}")
+    text = (
+        f"sync {s['psa']}: {s['lines']} lines, {s['requests']} requests in {s['seconds']:.2f} s = "
+        f"{s['requests_per_s']:.0f} req/s, {s['lines_per_s']:.0f} lines/s, duplicates {s['duplicates']}"
+    )
     if "landed" in s:
-        text += (f"; planned ${s['planned']} → landed ${s['landed']} (cost ${s['planned_cost']} → "
-                 f"${s['landed_cost']}), {s['verify_problems']} line(s) differ")
+        text += (
+            f"; planned ${s['planned']} → landed ${s['landed']} (cost ${s['planned_cost']} → "
+            f"${s['landed_cost']}), {s['verify_problems']} line(s) differ"
+        )
     if "budget_share" in s:
-        text += (f"; budget {s['budget']}: {100 * s['budget_share']:.0f} % of what it allows used, "
-                 f"busiest 3 s window {s['busiest_window']}")
+        text += (
+            f"; budget {s['budget']}: {100 * s['budget_share']:.0f} % of what it allows used, "
+            f"busiest 3 s window {s['busiest_window']}"
+        )
     return text
 
 
@@ -154,13 +203,21 @@ def growth(results: Results) -> list[str]:
     first, last = rows[0], rows[-1]
     ratio = last["scale"] / first["scale"]
     out = []
-    for key, label in (("reconcile_s", "load+plan"), ("load_s", "load"), ("plan_s", "plan"),
-                       ("rss_mb", "peak RSS"), ("refresh_ms", "incremental refresh (targeted)"),
-                       ("sweep_ms", "periodic sweep refresh"),
-                       ("first_paint_s", "console first paint"), ("cursor_ms", "cursor move"),
-                       ("pagedown_ms", "page down"), ("filter_ms", "filter keystroke"),
-                       ("cursor_cpu", "cursor move (CPU)"), ("pagedown_cpu", "page down (CPU)"),
-                       ("filter_cpu", "filter keystroke (CPU)")):
+    for key, label in (
+        ("reconcile_s", "load+plan"),
+        ("load_s", "load"),
+        ("plan_s", "plan"),
+        ("rss_mb", "peak RSS"),
+        ("refresh_ms", "incremental refresh (targeted)"),
+        ("sweep_ms", "periodic sweep refresh"),
+        ("first_paint_s", "console first paint"),
+        ("cursor_ms", "cursor move"),
+        ("pagedown_ms", "page down"),
+        ("filter_ms", "filter keystroke"),
+        ("cursor_cpu", "cursor move (CPU)"),
+        ("pagedown_cpu", "page down (CPU)"),
+        ("filter_cpu", "filter keystroke (CPU)"),
+    ):
         a, b = figures(first)[key], figures(last)[key]
         if not a or b is None:
             out.append(f"- {label}: not measured at both ends")
@@ -193,27 +250,37 @@ def verdicts(results: Results) -> list[str]:
             f"saved rows under the stale banner {_f(x['stale_paint_s'])} s, fresh {_f(x['stale_fresh_s'])} s | "
             f"{_mark(x['first_paint_s'], TARGETS['first_paint_s'])} |",
         ]
-        for key, label in (("cursor", "cursor move"), ("pagedown", "page down"), ("filter", "filter keystroke")):
+        for key, label in (
+            ("cursor", "cursor move"),
+            ("pagedown", "page down"),
+            ("filter", "filter keystroke"),
+        ):
             med, p95 = x[f"{key}_ms"], x[f"{key}_p95"]
             cmed, cp95 = x[f"{key}_cpu"], x[f"{key}_cpu95"]
             n = _get(big.get("console"), key, "n")
             ok = med is not None and p95 is not None and med <= TARGETS["key_ms"]
-            out.append(f"| Console: {label}, key → frame (median / p95 of {n}) | ≤ {TARGETS['key_ms']:g} ms | "
-                       f"{_f(med, '{:.0f}')} / {_f(p95, '{:.0f}')} ms; CPU {_f(cmed, '{:.0f}')} / "
-                       f"{_f(cp95, '{:.0f}')} ms; Pilot wall {_f(x[f'{key}_wall'], '{:.0f}')} ms "
-                       f"(floor {_f(x['floor_ms'], '{:.0f}')} ms) | {_mark(p95, TARGETS['key_ms']) if ok else '✗'} |")
+            out.append(
+                f"| Console: {label}, key → frame (median / p95 of {n}) | ≤ {TARGETS['key_ms']:g} ms | "
+                f"{_f(med, '{:.0f}')} / {_f(p95, '{:.0f}')} ms; CPU {_f(cmed, '{:.0f}')} / "
+                f"{_f(cp95, '{:.0f}')} ms; Pilot wall {_f(x[f'{key}_wall'], '{:.0f}')} ms "
+                f"(floor {_f(x['floor_ms'], '{:.0f}')} ms) | {_mark(p95, TARGETS['key_ms']) if ok else '✗'} |"
+            )
     for s in results.sync:
         if "error" in s:
             out.append(f"| Sync | | {s['error']} | ✗ |")
         elif "budget_share" in s:
             ok = s["budget_share"] >= TARGETS["sync_share"] and s["duplicates"] == 0
-            out.append(f"| Sync HaloPSA: share of the budget used ({s['budget']}), duplicates | "
-                       f"≥ {100 * TARGETS['sync_share']:.0f} %, 0 | {100 * s['budget_share']:.0f} %, "
-                       f"{s['duplicates']} | {'✓' if ok else '✗'} |")
+            out.append(
+                f"| Sync HaloPSA: share of the budget used ({s['budget']}), duplicates | "
+                f"≥ {100 * TARGETS['sync_share']:.0f} %, 0 | {100 * s['budget_share']:.0f} %, "
+                f"{s['duplicates']} | {'✓' if ok else '✗'} |"
+            )
         else:
-            out.append(f"| Sync Autotask ({s['budget']}): throughput, duplicates | (report), 0 | "
-                       f"{s['requests_per_s']:.0f} req/s, {s['lines_per_s']:.0f} lines/s, {s['duplicates']} | "
-                       f"{'✓' if s['duplicates'] == 0 else '✗'} |")
+            out.append(
+                f"| Sync Autotask ({s['budget']}): throughput, duplicates | (report), 0 | "
+                f"{s['requests_per_s']:.0f} req/s, {s['lines_per_s']:.0f} lines/s, {s['duplicates']} | "
+                f"{'✓' if s['duplicates'] == 0 else '✗'} |"
+            )
     return out
 
 
@@ -230,8 +297,11 @@ def render(results: Results) -> str:
         f"- machine: nproc {m['nproc']}, {m['platform']} ({m['processor']}), Python {m['python']}, "
         f"memory {m['memory']}",
         f"- load average (1/5/15 min) at start: {results.load_start}; at the end: {results.load_end}"
-        + (" — **the machine was busy** (load above its core count): the times are pessimistic"
-           if _busy(results) else ""),
+        + (
+            " — **the machine was busy** (load above its core count): the times are pessimistic"
+            if _busy(results)
+            else ""
+        ),
         f"- mode: {'quick (fewer runs and keystrokes; indicative only)' if results.quick else 'full'}",
         "",
         "## Targets",
@@ -255,28 +325,38 @@ def render(results: Results) -> str:
     ]
     for row in results.rows:
         d, r = row.get("data") or {}, row.get("reconcile") or {}
-        parts.append(f"| {row['scale']} | {d.get('companies')} | {d.get('history_rows')} | {d.get('usage_rows')} | "
-                     f"{d.get('psa_lines')} | {_f(r.get('lines'), '{:.0f}')} | {r.get('runs')} |")
+        parts.append(
+            f"| {row['scale']} | {d.get('companies')} | {d.get('history_rows')} | {d.get('usage_rows')} | "
+            f"{d.get('psa_lines')} | {_f(r.get('lines'), '{:.0f}')} | {r.get('runs')} |"
+        )
     parts += ["", "## Growth", "", *growth(results), "", "## Incremental refresh: where the time goes", ""]
     for row in results.rows:
         f = row.get("refresh") or {}
         if "profile_parts" not in f:
             parts.append(f"- {row['scale']}: {f.get('error', 'not measured')}")
             continue
-        parts.append(f"- **{row['scale']} subscriptions**: full refresh {f['full_refresh_s']:.1f} s; targeted "
-                     f"refresh of the changed customer {', '.join(str(t) for t in f['incremental_all_ms'])} ms "
-                     f"(vendor records changed {f['vendor_changed']}, requests {f.get('targeted_requests')}); "
-                     f"one more under cProfile took {f['profiled_s'] * 1000:.0f} ms, of which (cumulative, overlapping):")
+        parts.append(
+            f"- **{row['scale']} subscriptions**: full refresh {f['full_refresh_s']:.1f} s; targeted "
+            f"refresh of the changed customer {', '.join(str(t) for t in f['incremental_all_ms'])} ms "
+            f"(vendor records changed {f['vendor_changed']}, requests {f.get('targeted_requests')}); "
+            f"one more under cProfile took {f['profiled_s'] * 1000:.0f} ms, of which (cumulative, overlapping):"
+        )
         parts += [f"  - {label}: {sec * 1000:.1f} ms" for label, sec in f["profile_parts"]]
-        parts.append("  - most own time: " + "; ".join(f"`{name}` {sec * 1000:.1f} ms"
-                                                       for name, sec in f["profile_own"][:5]))
+        parts.append(
+            "  - most own time: "
+            + "; ".join(f"`{name}` {sec * 1000:.1f} ms" for name, sec in f["profile_own"][:5])
+        )
         if "sweep_profile_parts" in f:
-            parts.append(f"  - periodic sweep (every subscription listed, PSA read in full): "
-                         f"{', '.join(str(t) for t in f['sweep_all_ms'])} ms; under cProfile "
-                         f"{f['sweep_profiled_s']:.2f} s, of which:")
+            parts.append(
+                f"  - periodic sweep (every subscription listed, PSA read in full): "
+                f"{', '.join(str(t) for t in f['sweep_all_ms'])} ms; under cProfile "
+                f"{f['sweep_profiled_s']:.2f} s, of which:"
+            )
             parts += [f"    - {label}: {sec:.2f} s" for label, sec in f["sweep_profile_parts"]]
-    parts += ["", "## Sync", ""] + [f"- {sync_line(s)}; outcomes {s.get('outcomes')}, HTTP statuses "
-                                    f"{s.get('statuses')}" for s in results.sync]
+    parts += ["", "## Sync", ""] + [
+        f"- {sync_line(s)}; outcomes {s.get('outcomes')}, HTTP statuses {s.get('statuses')}"
+        for s in results.sync
+    ]
     parts += ["", METHOD]
     return "\n".join(parts) + "\n"
 

@@ -63,9 +63,11 @@ def _keys_in_sandbox(psa: str, sandbox: Any) -> Counter[str]:
     contracts |= {c["contractID"] for c in sandbox.tables["ContractCharges"].values()}
     for contract in sorted(contracts):
         for line in sandbox.lines_for(contract):
-            key = (key_from_marker(line.get("internalDescription"))
-                   or _note_value(line.get("notes"), NOTE_KEY)
-                   or key_from_marker(line.get("internalPurchaseOrderNumber")))
+            key = (
+                key_from_marker(line.get("internalDescription"))
+                or _note_value(line.get("notes"), NOTE_KEY)
+                or key_from_marker(line.get("internalPurchaseOrderNumber"))
+            )
             if key:
                 keys[key] += 1
     return keys
@@ -99,8 +101,11 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
         plan = ws.plan()
         lines = list(plan.lines)
         assert len(lines) >= min_lines, f"{len(lines)} plan lines; raise --scale"
-        client = next(c for c in (getattr(ws.psa, a, None) for a in ("client", "_client", "http"))
-                      if c is not None and hasattr(c, "budget"))
+        client = next(
+            c
+            for c in (getattr(ws.psa, a, None) for a in ("client", "_client", "http"))
+            if c is not None and hasattr(c, "budget")
+        )
         if psa == "halopsa":
             client.budget = RateBudget(HALO_REQUESTS, HALO_SECONDS)
         sandbox = ws.sandboxes[psa]
@@ -131,8 +136,11 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
         span = (stamps[-1] - stamps[0]) if len(stamps) > 1 else elapsed
         out: dict[str, Any] = {
             "psa": psa,
-            "budget": (f"{client.budget.concurrent} concurrent" if client.budget and client.budget.concurrent
-                       else "none"),
+            "budget": (
+                f"{client.budget.concurrent} concurrent"
+                if client.budget and client.budget.concurrent
+                else "none"
+            ),
             "lines": len(lines),
             "outcomes": {k: v for k, v in report.counts().items() if v},
             "requests": len(stamps),
@@ -155,13 +163,15 @@ async def _run(psa: str, scale: int, min_lines: int, workdir: Path) -> dict[str,
             # What a rolling window lets through in `span` seconds: HALO_REQUESTS per started
             # window. The share of that which was sent is the figure.
             allowed = HALO_REQUESTS * max(1, math.ceil(span / HALO_SECONDS))
-            out.update({
-                "budget": f"{HALO_REQUESTS} per {HALO_SECONDS:g} s",
-                "limit_per_s": limit,
-                "allowed": allowed,
-                "budget_share": len(stamps) / allowed,
-                "busiest_window": _busiest(stamps, HALO_SECONDS),
-            })
+            out.update(
+                {
+                    "budget": f"{HALO_REQUESTS} per {HALO_SECONDS:g} s",
+                    "limit_per_s": limit,
+                    "allowed": allowed,
+                    "budget_share": len(stamps) / allowed,
+                    "busiest_window": _busiest(stamps, HALO_SECONDS),
+                }
+            )
         return out
     finally:
         await ws.aclose()

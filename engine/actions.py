@@ -33,8 +33,10 @@ class StaleRevision(ActionError):
     """The store was written since the plan the action was checked against was computed."""
 
 
-STALE_PLAN = ("The figures changed since they were computed (a refresh or another operator); "
-              "they are being recomputed — try again once they are shown.")
+STALE_PLAN = (
+    "The figures changed since they were computed (a refresh or another operator); "
+    "they are being recomputed — try again once they are shown."
+)
 
 
 def _revision(conn: Any) -> int | None:
@@ -86,19 +88,40 @@ def _check_version(row: t.IgnoreRow | t.OverrideRow | None, expected: int | None
 # --- ignore / restore ----------------------------------------------------------------------------
 
 
-def ignore(store: Store, key: str, *, mode: Literal["until_restored", "this_change"] = "until_restored",
-           reason: str | None = None, as_of: date | None = None, expected_version: int | None = None,
-           user: str | None = None) -> t.IgnoreRow:
+def ignore(
+    store: Store,
+    key: str,
+    *,
+    mode: Literal["until_restored", "this_change"] = "until_restored",
+    reason: str | None = None,
+    as_of: date | None = None,
+    expected_version: int | None = None,
+    user: str | None = None,
+) -> t.IgnoreRow:
     """Ignore a plan line (by key) or a whole subscription (by id)."""
-    return ignore_many(store, [key], mode=mode, reason=reason, as_of=as_of,
-                       expected_versions={key: expected_version} if expected_version is not None else None,
-                       user=user)[0]
+    return ignore_many(
+        store,
+        [key],
+        mode=mode,
+        reason=reason,
+        as_of=as_of,
+        expected_versions={key: expected_version} if expected_version is not None else None,
+        user=user,
+    )[0]
 
 
-def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored", "this_change"] = "until_restored",
-                reason: str | None = None, as_of: date | None = None,
-                expected_versions: dict[str, int] | None = None, user: str | None = None,
-                plan: Plan | None = None, expected_revision: int | None = None) -> list[t.IgnoreRow]:
+def ignore_many(
+    store: Store,
+    keys: list[str],
+    *,
+    mode: Literal["until_restored", "this_change"] = "until_restored",
+    reason: str | None = None,
+    as_of: date | None = None,
+    expected_versions: dict[str, int] | None = None,
+    user: str | None = None,
+    plan: Plan | None = None,
+    expected_revision: int | None = None,
+) -> list[t.IgnoreRow]:
     """Ignore several lines or subscriptions: checked against one plan (`plan`, computed from store
     revision `expected_revision`, else a fresh one), written in one transaction (all or nothing),
     one audit event each."""
@@ -110,7 +133,9 @@ def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored"
         if key not in by_key and key not in subscriptions:
             problems.append(f"Nothing to ignore: no proposed line or subscription is called {key!r}.")
         elif mode == "this_change" and key not in by_key:
-            problems.append("'Ignore this change' applies to one line; pick a line, not a whole subscription.")
+            problems.append(
+                "'Ignore this change' applies to one line; pick a line, not a whole subscription."
+            )
     if problems:
         raise ActionError("\n".join(dict.fromkeys(problems)))
     who = user or audit.operator()
@@ -130,19 +155,36 @@ def ignore_many(store: Store, keys: list[str], *, mode: Literal["until_restored"
                 row.mode, row.by, row.on, row.reason, row.fingerprint = mode, who, on, reason, fingerprint
                 row.version += 1
             s.add(row)
-            audit.record(s, "ignore", key, before=before, after=row.model_dump(mode="json"),
-                         company=line.company_id if line else None, user=who)
+            audit.record(
+                s,
+                "ignore",
+                key,
+                before=before,
+                after=row.model_dump(mode="json"),
+                company=line.company_id if line else None,
+                user=who,
+            )
             rows.append(row)
     return rows
 
 
 def restore(store: Store, key: str, *, expected_version: int | None = None, user: str | None = None) -> None:
-    restore_many(store, [key], expected_versions={key: expected_version} if expected_version is not None else None,
-                 user=user)
+    restore_many(
+        store,
+        [key],
+        expected_versions={key: expected_version} if expected_version is not None else None,
+        user=user,
+    )
 
 
-def restore_many(store: Store, keys: list[str], *, expected_versions: dict[str, int] | None = None,
-                 user: str | None = None, expected_revision: int | None = None) -> None:
+def restore_many(
+    store: Store,
+    keys: list[str],
+    *,
+    expected_versions: dict[str, int] | None = None,
+    user: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
     """Restore ignored items, in one transaction (all or nothing)."""
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
@@ -166,37 +208,78 @@ def validate_effective_date(plan: Plan, key: str, new_date: date) -> PlanLine:
     if line is None:
         raise ActionError(f"No proposed line is called {key!r}.")
     if line.action != "create":
-        raise ActionError("The effective date cannot be changed when updating an existing line "
-                          f"({key} updates PSA line {line.psa_line_id}).")
+        raise ActionError(
+            "The effective date cannot be changed when updating an existing line "
+            f"({key} updates PSA line {line.psa_line_id})."
+        )
     if new_date != first_of_month(new_date):
-        raise ActionError(f"{new_date.isoformat()} is not the first of a month; effective dates start a month.")
+        raise ActionError(
+            f"{new_date.isoformat()} is not the first of a month; effective dates start a month."
+        )
     first_unbilled = plan.invoiced_through.toordinal() + 1
     if new_date.toordinal() < first_unbilled:
-        raise ActionError(f"{new_date.isoformat()} is before {date.fromordinal(first_unbilled).isoformat()}, "
-                          f"the first day not yet invoiced (invoiced through {plan.invoiced_through.isoformat()}).")
+        raise ActionError(
+            f"{new_date.isoformat()} is before {date.fromordinal(first_unbilled).isoformat()}, "
+            f"the first day not yet invoiced (invoiced through {plan.invoiced_through.isoformat()})."
+        )
     return line
 
 
-def set_effective_date(store: Store, key: str, new_date: date, *, as_of: date | None = None,
-                       expected_version: int | None = None, user: str | None = None) -> t.OverrideRow:
-    return _set_effective_dates(store, [key], new_date, as_of=as_of, user=user,
-                                expected_versions={key: expected_version} if expected_version is not None
-                                else None)[0]
+def set_effective_date(
+    store: Store,
+    key: str,
+    new_date: date,
+    *,
+    as_of: date | None = None,
+    expected_version: int | None = None,
+    user: str | None = None,
+) -> t.OverrideRow:
+    return _set_effective_dates(
+        store,
+        [key],
+        new_date,
+        as_of=as_of,
+        user=user,
+        expected_versions={key: expected_version} if expected_version is not None else None,
+    )[0]
 
 
-def set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
-                        expected_versions: dict[str, int] | None = None, user: str | None = None,
-                        plan: Plan | None = None, expected_revision: int | None = None) -> list[str]:
+def set_effective_dates(
+    store: Store,
+    keys: list[str],
+    new_date: date,
+    *,
+    as_of: date | None = None,
+    expected_versions: dict[str, int] | None = None,
+    user: str | None = None,
+    plan: Plan | None = None,
+    expected_revision: int | None = None,
+) -> list[str]:
     """Bulk: the keys that were moved (all of them, or none and `ActionError`)."""
-    rows = _set_effective_dates(store, keys, new_date, as_of=as_of, expected_versions=expected_versions, user=user,
-                                plan=plan, expected_revision=expected_revision)
+    rows = _set_effective_dates(
+        store,
+        keys,
+        new_date,
+        as_of=as_of,
+        expected_versions=expected_versions,
+        user=user,
+        plan=plan,
+        expected_revision=expected_revision,
+    )
     return [row.key for row in rows]
 
 
-def _set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of: date | None = None,
-                         expected_versions: dict[str, int] | None = None,
-                         user: str | None = None, plan: Plan | None = None,
-                         expected_revision: int | None = None) -> list[t.OverrideRow]:
+def _set_effective_dates(
+    store: Store,
+    keys: list[str],
+    new_date: date,
+    *,
+    as_of: date | None = None,
+    expected_versions: dict[str, int] | None = None,
+    user: str | None = None,
+    plan: Plan | None = None,
+    expected_revision: int | None = None,
+) -> list[t.OverrideRow]:
     """Move proposed lines to `new_date`. Every key is validated against one plan first (`plan`,
     computed from store revision `expected_revision`, else a fresh one); if any is refused, none is
     changed (the message lists each refusal). One transaction, one audit event each."""
@@ -224,9 +307,15 @@ def _set_effective_dates(store: Store, keys: list[str], new_date: date, *, as_of
                 row.effective_date = new_date
                 row.version += 1
             s.add(row)
-            audit.record(s, "set_effective_date", line.key,
-                         before={"effective_date": line.effective_date.isoformat()},
-                         after={"effective_date": new_date.isoformat()}, company=line.company_id, user=user)
+            audit.record(
+                s,
+                "set_effective_date",
+                line.key,
+                before={"effective_date": line.effective_date.isoformat()},
+                after={"effective_date": new_date.isoformat()},
+                company=line.company_id,
+                user=user,
+            )
             rows.append(row)
     return rows
 
@@ -246,8 +335,9 @@ def clear_effective_date(store: Store, key: str, *, user: str | None = None) -> 
         audit.record(s, "clear_effective_date", key, before=before, after=None, user=user)
 
 
-def choose_create_new(store: Store, subscription_id: str, create_new: bool = True, *,
-                      user: str | None = None) -> None:
+def choose_create_new(
+    store: Store, subscription_id: str, create_new: bool = True, *, user: str | None = None
+) -> None:
     """Create a new recurring line instead of updating the existing one (the old one gets a
     cancelled date the day before the new one starts)."""
     key = f"{subscription_id}:recurring"
@@ -263,8 +353,14 @@ def choose_create_new(store: Store, subscription_id: str, create_new: bool = Tru
 # --- company mappings (RULES.md §9) ----------------------------------------------------------------
 
 
-def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None = None,
-                expected_revision: int | None = None) -> None:
+def map_company(
+    store: Store,
+    vendor_id: str,
+    psa_id: str,
+    *,
+    user: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
         vendor = s.get(t.VendorCompanyRow, vendor_id)
@@ -273,37 +369,79 @@ def map_company(store: Store, vendor_id: str, psa_id: str, *, user: str | None =
             raise ActionError(f"No vendor company {vendor_id!r}.")
         if psa is None:
             raise ActionError(f"No PSA company {psa_id!r}.")
-        existing = list(s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars())
+        existing = list(
+            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars()
+        )
         if any(m.psa_id == psa_id for m in existing):
             raise ActionError(f"{vendor.name} is already mapped to {psa.name}.")
         if existing:
-            raise ActionError(f"{vendor.name} is already mapped to PSA company {existing[0].psa_id}; unmap it first "
-                              "(a vendor company maps to one PSA company).")
-        taken = s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.psa_id == psa_id)).scalars().first()
+            raise ActionError(
+                f"{vendor.name} is already mapped to PSA company {existing[0].psa_id}; unmap it first "
+                "(a vendor company maps to one PSA company)."
+            )
+        taken = (
+            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.psa_id == psa_id))
+            .scalars()
+            .first()
+        )
         if taken is not None:
             other = s.get(t.VendorCompanyRow, taken.vendor_id)
             raise ActionError(f"{psa.name} is already mapped to {other.name if other else taken.vendor_id}.")
         s.add(t.CompanyMappingRow(vendor_id=vendor_id, psa_id=psa_id))
-        audit.record(s, "map_company", vendor_id, before=None, after={"psa_id": psa_id, "psa_name": psa.name},
-                     company=vendor.name, user=user)
+        audit.record(
+            s,
+            "map_company",
+            vendor_id,
+            before=None,
+            after={"psa_id": psa_id, "psa_name": psa.name},
+            company=vendor.name,
+            user=user,
+        )
 
 
-def unmap_company(store: Store, vendor_id: str, *, user: str | None = None,
-                  expected_revision: int | None = None) -> None:
+def unmap_company(
+    store: Store, vendor_id: str, *, user: str | None = None, expected_revision: int | None = None
+) -> None:
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
-        rows = list(s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars())
+        rows = list(
+            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars()
+        )
         if not rows:
             raise ActionError(f"{vendor_id!r} is not mapped.")
         vendor = s.get(t.VendorCompanyRow, vendor_id)
         for row in rows:
             s.delete(row)
-        audit.record(s, "unmap_company", vendor_id, before={"psa_ids": [r.psa_id for r in rows]}, after=None,
-                     company=vendor.name if vendor else None, user=user)
+        audit.record(
+            s,
+            "unmap_company",
+            vendor_id,
+            before={"psa_ids": [r.psa_id for r in rows]},
+            after=None,
+            company=vendor.name if vendor else None,
+            user=user,
+        )
 
 
-_SUFFIXES = {"inc", "incorporated", "llc", "ltd", "limited", "co", "corp", "corporation", "company", "plc",
-             "pllc", "pc", "pa", "lp", "llp", "gmbh", "the"}
+_SUFFIXES = {
+    "inc",
+    "incorporated",
+    "llc",
+    "ltd",
+    "limited",
+    "co",
+    "corp",
+    "corporation",
+    "company",
+    "plc",
+    "pllc",
+    "pc",
+    "pa",
+    "lp",
+    "llp",
+    "gmbh",
+    "the",
+}
 
 
 def normalize_name(name: str) -> str:
@@ -382,8 +520,16 @@ def generate_mappings(store: Store, *, apply: bool = True, user: str | None = No
 # --- products and agreements ---------------------------------------------------------------------
 
 
-def bind_product(store: Store, vendor_product_id: str, psa_product_id: str, *, sub_product: str | None = None,
-                 free: bool = False, user: str | None = None, expected_revision: int | None = None) -> None:
+def bind_product(
+    store: Store,
+    vendor_product_id: str,
+    psa_product_id: str,
+    *,
+    sub_product: str | None = None,
+    free: bool = False,
+    user: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
         product = s.get(t.VendorProductRow, vendor_product_id)
@@ -397,18 +543,33 @@ def bind_product(store: Store, vendor_product_id: str, psa_product_id: str, *, s
         row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
         before = row.model_dump(mode="json") if row else None
         if row is None:
-            row = t.ProductBindingRow(vendor_product_id=vendor_product_id, sub_product=sub_product or "",
-                                      psa_product_id=psa_product_id, free=free)
+            row = t.ProductBindingRow(
+                vendor_product_id=vendor_product_id,
+                sub_product=sub_product or "",
+                psa_product_id=psa_product_id,
+                free=free,
+            )
         else:
             row.psa_product_id, row.free, row.version = psa_product_id, free, row.version + 1
         s.add(row)
-        audit.record(s, "bind_product", vendor_product_id + (f"/{sub_product}" if sub_product else ""),
-                     before=before, after={"psa_product_id": psa_product_id, "psa_name": psa.name, "free": free},
-                     user=user)
+        audit.record(
+            s,
+            "bind_product",
+            vendor_product_id + (f"/{sub_product}" if sub_product else ""),
+            before=before,
+            after={"psa_product_id": psa_product_id, "psa_name": psa.name, "free": free},
+            user=user,
+        )
 
 
-def unbind_product(store: Store, vendor_product_id: str, *, sub_product: str | None = None,
-                   user: str | None = None, expected_revision: int | None = None) -> None:
+def unbind_product(
+    store: Store,
+    vendor_product_id: str,
+    *,
+    sub_product: str | None = None,
+    user: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
         row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
@@ -419,8 +580,14 @@ def unbind_product(store: Store, vendor_product_id: str, *, sub_product: str | N
         audit.record(s, "unbind_product", vendor_product_id, before=before, after=None, user=user)
 
 
-def map_agreement(store: Store, vendor_company_id: str, psa_agreement_id: str | None, *,
-                  user: str | None = None, expected_revision: int | None = None) -> None:
+def map_agreement(
+    store: Store,
+    vendor_company_id: str,
+    psa_agreement_id: str | None,
+    *,
+    user: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
     """Send a vendor company's lines to this agreement (None: back to the automatic choice)."""
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
@@ -434,16 +601,25 @@ def map_agreement(store: Store, vendor_company_id: str, psa_agreement_id: str | 
             if s.get(t.PsaAgreementRow, psa_agreement_id) is None:
                 raise ActionError(f"No PSA agreement {psa_agreement_id!r}.")
             if row is None:
-                row = t.AgreementMappingRow(vendor_company_id=vendor_company_id, psa_agreement_id=psa_agreement_id)
+                row = t.AgreementMappingRow(
+                    vendor_company_id=vendor_company_id, psa_agreement_id=psa_agreement_id
+                )
             else:
                 row.psa_agreement_id, row.version = psa_agreement_id, row.version + 1
             s.add(row)
-        audit.record(s, "map_agreement", vendor_company_id, before=before,
-                     after={"psa_agreement_id": psa_agreement_id}, user=user)
+        audit.record(
+            s,
+            "map_agreement",
+            vendor_company_id,
+            before=before,
+            after={"psa_agreement_id": psa_agreement_id},
+            user=user,
+        )
 
 
-def set_invoiced_through(store: Store, value: date | None, *, user: str | None = None,
-                         expected_revision: int | None = None) -> None:
+def set_invoiced_through(
+    store: Store, value: date | None, *, user: str | None = None, expected_revision: int | None = None
+) -> None:
     settings = store.settings()
     updated = settings.model_copy(update={"invoiced_through": value})
     with store.session() as s, s.begin():
@@ -451,6 +627,15 @@ def set_invoiced_through(store: Store, value: date | None, *, user: str | None =
         row = s.get(t.SettingRow, "scenario_settings") or t.SettingRow(name="scenario_settings")
         row.value = updated.model_dump(mode="json")
         s.add(row)
-        audit.record(s, "set_invoiced_through", "settings",
-                     before={"invoiced_through": settings.invoiced_through.isoformat() if settings.invoiced_through else None},
-                     after={"invoiced_through": value.isoformat() if value else None}, user=user)
+        audit.record(
+            s,
+            "set_invoiced_through",
+            "settings",
+            before={
+                "invoiced_through": settings.invoiced_through.isoformat()
+                if settings.invoiced_through
+                else None
+            },
+            after={"invoiced_through": value.isoformat() if value else None},
+            user=user,
+        )

@@ -21,22 +21,36 @@ def operator() -> str:
         return "unknown"
 
 
-def record(session: Session, action: str, subject: str, *, before: dict[str, Any] | None = None,
-           after: dict[str, Any] | None = None, company: str | None = None, user: str | None = None) -> AuditEvent:
+def record(
+    session: Session,
+    action: str,
+    subject: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    company: str | None = None,
+    user: str | None = None,
+) -> AuditEvent:
     """Add an audit event to the session's transaction (it commits with the change it describes).
     Every text in it passes `engine.scrub.redact_data`: a secret a service echoed never enters the
     trail, nor a terminal control sequence."""
     event = AuditEvent(
-        at=datetime.now(UTC), user=user or operator(), host=socket.gethostname(),
-        action=action, subject=redact_data(subject), company=redact_data(company) if company else company,
-        before=redact_data(before) if before else before, after=redact_data(after) if after else after,
+        at=datetime.now(UTC),
+        user=user or operator(),
+        host=socket.gethostname(),
+        action=action,
+        subject=redact_data(subject),
+        company=redact_data(company) if company else company,
+        before=redact_data(before) if before else before,
+        after=redact_data(after) if after else after,
     )
     session.add(event)
     return event
 
 
-def events(session: Session, *, since: date | None = None, company: str | None = None,
-           limit: int | None = None) -> list[AuditEvent]:
+def events(
+    session: Session, *, since: date | None = None, company: str | None = None, limit: int | None = None
+) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id)  # type: ignore[arg-type]
     if since is not None:
         query = query.where(AuditEvent.at >= datetime.combine(since, datetime.min.time(), tzinfo=UTC))

@@ -104,8 +104,17 @@ class View(Protocol[F]):
         """Every row of the store's full plan (read the fast way, reconciled)."""
         ...
 
-    def patch(self, shown: F, scenario: Scenario, part: Plan, plan: Plan, companies: set[str],
-              topology: Any, today: date | None, kinds: Any = None) -> F:
+    def patch(
+        self,
+        shown: F,
+        scenario: Scenario,
+        part: Plan,
+        plan: Plan,
+        companies: set[str],
+        topology: Any,
+        today: date | None,
+        kinds: Any = None,
+    ) -> F:
         """`shown` with the rows of `companies` rebuilt from `part`; `kinds`: the plan's figures
         per line kind (PlanParts.kinds), so the summary needs no pass over every line."""
         ...
@@ -138,8 +147,18 @@ class StalePlan(actions.ActionError):
 class Act:
     """One operator action. `kind` names it; the fields it uses are its arguments."""
 
-    kind: Literal["ignore", "restore", "set_effective_date", "map_company", "unmap_company", "generate_mappings",
-                  "bind_product", "unbind_product", "set_invoiced_through", "map_agreement"]
+    kind: Literal[
+        "ignore",
+        "restore",
+        "set_effective_date",
+        "map_company",
+        "unmap_company",
+        "generate_mappings",
+        "bind_product",
+        "unbind_product",
+        "set_invoiced_through",
+        "map_agreement",
+    ]
     keys: tuple[str, ...] = ()
     mode: Literal["until_restored", "this_change"] = "until_restored"
     reason: str | None = None
@@ -218,8 +237,11 @@ class PlanParts:
             self.findings.pop(company, None)
             self.sums.pop(company, None)
         fresh = PlanParts.of(part, topology)
-        for target, source in ((self.lines, fresh.lines), (self.ignored, fresh.ignored),
-                               (self.findings, fresh.findings)):
+        for target, source in (
+            (self.lines, fresh.lines),
+            (self.ignored, fresh.ignored),
+            (self.findings, fresh.findings),
+        ):
             for company, items in source.items():
                 target[company] = items
         for company in fresh.lines:
@@ -231,24 +253,41 @@ class PlanParts:
         in company order, then billing configurations), findings by (severity, code, subject)."""
         lines = [line for company in sorted(self.lines) for line in self.lines[company]]
         ignored_all = [line for company in sorted(self.ignored) for line in self.ignored[company]]
-        ignored = ([x for x in ignored_all if x.subscription_id not in configurations]
-                   + sorted((x for x in ignored_all if x.subscription_id in configurations),
-                            key=lambda x: x.subscription_id))
-        findings = sorted((f for items in self.findings.values() for f in items),
-                          key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())))
-        totals = Totals(price=sum((f[1] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-                        cost=sum((f[2] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-                        ignored=len(ignored))
-        return Plan.model_construct(as_of=as_of, invoiced_through=invoiced_through, lines=lines, findings=findings,
-                                    totals=totals, ignored_lines=ignored)
+        ignored = [x for x in ignored_all if x.subscription_id not in configurations] + sorted(
+            (x for x in ignored_all if x.subscription_id in configurations), key=lambda x: x.subscription_id
+        )
+        findings = sorted(
+            (f for items in self.findings.values() for f in items),
+            key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())),
+        )
+        totals = Totals(
+            price=sum((f[1] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
+            cost=sum((f[2] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
+            ignored=len(ignored),
+        )
+        return Plan.model_construct(
+            as_of=as_of,
+            invoiced_through=invoiced_through,
+            lines=lines,
+            findings=findings,
+            totals=totals,
+            ignored_lines=ignored,
+        )
 
 
 # --- the core ------------------------------------------------------------------------------------------
 
 
 class ConsoleCore(Generic[F]):
-    def __init__(self, workspace: Workspace, view: View[F], *, as_of: Callable[[], date | None],
-                 today: Callable[[], date], loader: Callable[[date | None, date], F] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        view: View[F],
+        *,
+        as_of: Callable[[], date | None],
+        today: Callable[[], date],
+        loader: Callable[[date | None, date], F] | None = None,
+    ) -> None:
         self.workspace = workspace
         self.view = view
         self._as_of = as_of  # the as-of the operator asked for (None: the workspace's)
@@ -318,23 +357,36 @@ class ConsoleCore(Generic[F]):
 
         return plan_cache.store_revision(self.workspace.store) if self.saves_state else None
 
-    def _stamp(self, data: F, revision: int | None, wanted: tuple[date | None, date],
-               computed_at: datetime | None = None) -> F:
+    def _stamp(
+        self,
+        data: F,
+        revision: int | None,
+        wanted: tuple[date | None, date],
+        computed_at: datetime | None = None,
+    ) -> F:
         data.revision, data.computed_for = revision, wanted
         data.computed_at = computed_at or datetime.now(UTC)
         return data
 
     def _decoded(self, saved: Any) -> F:
         data = self.view.decode_view(saved.view)
-        data.revision, data.computed_at, data.computed_for = saved.revision, saved.computed_at, (saved.as_of,
-                                                                                                  saved.today)
+        data.revision, data.computed_at, data.computed_for = (
+            saved.revision,
+            saved.computed_at,
+            (saved.as_of, saved.today),
+        )
         data.saved = True
         return data
 
     @staticmethod
     def shows(shown: Figures | None, revision: int | None, wanted: tuple[date | None, date]) -> bool:
-        return (shown is not None and not shown.stale and revision is not None and shown.revision == revision
-                and shown.computed_for == wanted)
+        return (
+            shown is not None
+            and not shown.stale
+            and revision is not None
+            and shown.revision == revision
+            and shown.computed_for == wanted
+        )
 
     # --- the saved state -----------------------------------------------------------------------------
 
@@ -414,9 +466,16 @@ class ConsoleCore(Generic[F]):
             view, plan = self.view.encode_view(data), self.view.encode_plan(data)
             with self.lock:
                 saved = plan_cache.save_state(
-                    self.workspace.store, SAVED_STATE, revision=data.revision, as_of=data.computed_for[0],
-                    today=data.computed_for[1], code=self.code(), view=view, plan=plan,
-                    computed_at=data.computed_at)
+                    self.workspace.store,
+                    SAVED_STATE,
+                    revision=data.revision,
+                    as_of=data.computed_for[0],
+                    today=data.computed_for[1],
+                    code=self.code(),
+                    view=view,
+                    plan=plan,
+                    computed_at=data.computed_at,
+                )
             data.saved = True
             if saved:
                 self.saves += 1
@@ -485,10 +544,12 @@ class ConsoleCore(Generic[F]):
             companies = outcome.companies
             if companies is not None and before_companies is not None:
                 companies = companies | before_companies
-            commits = 1 if act.kind != "generate_mappings" else len(getattr(outcome.result, "applied", ()) or ())
+            commits = (
+                1 if act.kind != "generate_mappings" else len(getattr(outcome.result, "applied", ()) or ())
+            )
             if not commits:
                 return outcome
-            if (companies is None or expected is None or after is None or after != expected + commits):
+            if companies is None or expected is None or after is None or after != expected + commits:
                 self._reload()
             else:
                 self._recompute(set(companies), after)
@@ -500,8 +561,9 @@ class ConsoleCore(Generic[F]):
         with self.lock:
             held = self.held
             try:
-                actions.check_revision_now(self.workspace.store, held.revision if held is not None
-                                           and self.saves_state else None)
+                actions.check_revision_now(
+                    self.workspace.store, held.revision if held is not None and self.saves_state else None
+                )
             except actions.StaleRevision as exc:
                 self._reload()
                 raise StalePlan(str(exc)) from exc
@@ -542,8 +604,16 @@ class ConsoleCore(Generic[F]):
         """The one store-write path of every operator action."""
         keys, user = list(act.keys), act.user
         if act.kind == "ignore":
-            rows = actions.ignore_many(store, keys, mode=act.mode, reason=act.reason, as_of=self._as_of(),
-                                       user=user, plan=plan, expected_revision=expected)
+            rows = actions.ignore_many(
+                store,
+                keys,
+                mode=act.mode,
+                reason=act.reason,
+                as_of=self._as_of(),
+                user=user,
+                plan=plan,
+                expected_revision=expected,
+            )
             return Outcome(rows, self._companies_of_keys(plan, keys))
         if act.kind == "restore":
             companies = self._companies_of_keys(plan, keys)
@@ -551,8 +621,9 @@ class ConsoleCore(Generic[F]):
             return Outcome(None, companies)
         if act.kind == "set_effective_date":
             assert act.day is not None
-            moved = actions.set_effective_dates(store, keys, act.day, as_of=self._as_of(), user=user, plan=plan,
-                                                expected_revision=expected)
+            moved = actions.set_effective_dates(
+                store, keys, act.day, as_of=self._as_of(), user=user, plan=plan, expected_revision=expected
+            )
             return Outcome(moved, self._companies_of_keys(plan, keys))
         if act.kind == "map_company":
             actions.map_company(store, act.vendor_id, act.psa_id, user=user, expected_revision=expected)
@@ -561,19 +632,29 @@ class ConsoleCore(Generic[F]):
             actions.unmap_company(store, act.vendor_id, user=user, expected_revision=expected)
             return Outcome(None, frozenset({act.vendor_id}))
         if act.kind == "map_agreement":
-            actions.map_agreement(store, act.vendor_id, act.psa_id or None, user=user, expected_revision=expected)
+            actions.map_agreement(
+                store, act.vendor_id, act.psa_id or None, user=user, expected_revision=expected
+            )
             return Outcome(None, frozenset({act.vendor_id}))
         if act.kind == "generate_mappings":
             actions.check_revision_now(store, expected)
             generated = actions.generate_mappings(store, apply=True, user=user)
             return Outcome(generated, frozenset(v for v, _ in generated.applied))
         if act.kind == "bind_product":
-            actions.bind_product(store, act.vendor_id, act.psa_id, sub_product=act.sub_product, free=act.free,
-                                 user=user, expected_revision=expected)
+            actions.bind_product(
+                store,
+                act.vendor_id,
+                act.psa_id,
+                sub_product=act.sub_product,
+                free=act.free,
+                user=user,
+                expected_revision=expected,
+            )
             return Outcome(None, None)  # every customer with a subscription of the product
         if act.kind == "unbind_product":
-            actions.unbind_product(store, act.vendor_id, sub_product=act.sub_product, user=user,
-                                   expected_revision=expected)
+            actions.unbind_product(
+                store, act.vendor_id, sub_product=act.sub_product, user=user, expected_revision=expected
+            )
             return Outcome(None, None)
         if act.kind == "set_invoiced_through":
             actions.set_invoiced_through(store, act.day, user=user, expected_revision=expected)

@@ -43,7 +43,9 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
             quota_by_company[sub.company_id].append(sub)
     # Items billed through a backup billing configuration (RULES.md §7) are billed by that
     # configuration's line, not one by one.
-    blocked: set[str] = {sid for config in scenario.vendor.billing_configurations for sid in config.subscription_ids}
+    blocked: set[str] = {
+        sid for config in scenario.vendor.billing_configurations for sid in config.subscription_ids
+    }
     for company_id, subs in quota_by_company.items():
         blocked |= company_checks(world, company_id, subs)
 
@@ -79,19 +81,30 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     product = world.products.get(sub.product_id)
     subject = {"subscription_id": sub.id}
     if product is None:
-        world.raise_finding("product_not_bound", subject,
-                            f"Subscription {sub.id} refers to an unknown vendor product {sub.product_id}.")
+        world.raise_finding(
+            "product_not_bound",
+            subject,
+            f"Subscription {sub.id} refers to an unknown vendor product {sub.product_id}.",
+        )
         return []
-    if product.kind == "seat" and sub.status == "active" and not sub.history and sub.id not in world.hints.quiet:
+    if (
+        product.kind == "seat"
+        and sub.status == "active"
+        and not sub.history
+        and sub.id not in world.hints.quiet
+    ):
         return []  # never ordered: nothing to bill
     duplicates = world.duplicate_lines(sub.id)
     if duplicates:
         # Issue 11: a key held by two PSA lines bills the customer twice; trueup writes nothing
         # more for the subscription (no third line, no update of one of the two) until one goes.
         for key, ids in sorted(duplicates.items()):
-            world.raise_finding("duplicate_line", {"subscription_id": sub.id, "key": key},
-                                f"PSA lines {', '.join(ids)} both carry {key}: the customer is billed "
-                                "twice for it; nothing is written for this subscription until one is ended.")
+            world.raise_finding(
+                "duplicate_line",
+                {"subscription_id": sub.id, "key": key},
+                f"PSA lines {', '.join(ids)} both carry {key}: the customer is billed "
+                "twice for it; nothing is written for this subscription until one is ended.",
+            )
         return []
     # Checked in the order an operator fixes them: customer, product, agreement (RULES.md §8).
     psa_company_id = world.psa_company_for(sub.company_id)
@@ -109,8 +122,11 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     agreement = world.agreement_for(sub.company_id, psa_company_id, sub.billing_term, subject)
     if agreement is None:
         return []
-    target = Target(world.companies.get(sub.company_id) or VendorCompany(id=sub.company_id, name=sub.company_id),
-                    psa_company_id, agreement)
+    target = Target(
+        world.companies.get(sub.company_id) or VendorCompany(id=sub.company_id, name=sub.company_id),
+        psa_company_id,
+        agreement,
+    )
     if product.kind == "endpoint_usage":
         return arrears_lines(world, sub, target) if sub.status == "active" else []
     if product.kind == "usage_summary":
@@ -134,7 +150,13 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
 
 
 def _line_order(line: PlanLine) -> tuple[str, str, int, date, str]:
-    return (line.company_id, line.subscription_id, KIND_ORDER[line.kind], line.period_start or date.min, line.key)
+    return (
+        line.company_id,
+        line.subscription_id,
+        KIND_ORDER[line.kind],
+        line.period_start or date.min,
+        line.key,
+    )
 
 
 def _ignore_for(world: World, line: PlanLine):  # type: ignore[no-untyped-def]

@@ -181,13 +181,18 @@ def _service_name(connector: Any) -> str:
     return SERVICE_NAMES.get(name, name or "the service")
 
 
-def _hold_empty(connector: Any, counts: Iterable[tuple[str, int, int]], accept_empty: bool, scope: str = "") -> None:
+def _hold_empty(
+    connector: Any, counts: Iterable[tuple[str, int, int]], accept_empty: bool, scope: str = ""
+) -> None:
     """(what, fresh count, stored count) per listing: raise `EmptyListingHeld` for those that came
     back empty where the store has rows, unless the operator accepted empty listings."""
     if accept_empty:
         return
-    held = [EmptyListing(_service_name(connector), what, was, scope) for what, fresh, was in counts
-            if fresh == 0 and was > 0]
+    held = [
+        EmptyListing(_service_name(connector), what, was, scope)
+        for what, fresh, was in counts
+        if fresh == 0 and was > 0
+    ]
     if held:
         raise EmptyListingHeld(held)
 
@@ -204,7 +209,9 @@ class RefreshProgress:
 class RefreshResult:
     started: datetime
     finished: datetime
-    vendor_changed: int  # vendor records (companies, products, subscriptions, usage rows) added/changed/removed
+    vendor_changed: (
+        int  # vendor records (companies, products, subscriptions, usage rows) added/changed/removed
+    )
     psa_changed: int  # PSA records (companies, products, agreements, lines) added/changed/removed
     full: bool  # the vendor subscriptions were read in full
     errors: list[str] = field(default_factory=list)
@@ -232,12 +239,15 @@ def _parse_instant(value: Any) -> datetime | None:
 
 def freshness(store: Store) -> dict[str, datetime | None]:
     """The last successful refresh of each source ("vendor", "psa")."""
-    return {"vendor": _parse_instant(store.get_setting(SETTING_VENDOR_AT)),
-            "psa": _parse_instant(store.get_setting(SETTING_PSA_AT))}
+    return {
+        "vendor": _parse_instant(store.get_setting(SETTING_VENDOR_AT)),
+        "psa": _parse_instant(store.get_setting(SETTING_PSA_AT)),
+    }
 
 
-def usage_periods(subscriptions: Iterable[Subscription], products: Iterable[VendorProduct],
-                  today: date) -> dict[str, list[Subscription]]:
+def usage_periods(
+    subscriptions: Iterable[Subscription], products: Iterable[VendorProduct], today: date
+) -> dict[str, list[Subscription]]:
     """Period (YYYY-MM) -> the active subscriptions whose usage of that month the rules need."""
     kinds = {p.id: p.kind for p in products}
     month0 = first_of_month(today)
@@ -261,8 +271,11 @@ def keep_product_details(fresh: list[VendorProduct], stored: Iterable[VendorProd
     for product in fresh:
         old = known.get(product.id)
         if old is not None:
-            keep = {f: getattr(old, f) for f in KEPT_PRODUCT_FIELDS
-                    if getattr(product, f) is None and getattr(old, f) is not None}
+            keep = {
+                f: getattr(old, f)
+                for f in KEPT_PRODUCT_FIELDS
+                if getattr(product, f) is None and getattr(old, f) is not None
+            }
             if keep:
                 product = product.model_copy(update=keep)
         out.append(product)
@@ -321,8 +334,9 @@ def _remember_keys(store: Store, psa: PsaConnector, company_id: str | None = Non
         remember(store.long_synced_keys(DIGEST_KEYS_LONGER_THAN, owners))
 
 
-async def _read_usage(run: _Run, vendor: VendorConnector,
-                      wanted: dict[str, list[Subscription]]) -> list[UsageRow]:
+async def _read_usage(
+    run: _Run, vendor: VendorConnector, wanted: dict[str, list[Subscription]]
+) -> list[UsageRow]:
     """The usage of every period, the periods read concurrently (the connector bounds its requests)."""
     run.report("usage", 0, len(wanted), "reading usage for " + (", ".join(wanted) or "no period"))
     done = 0
@@ -331,7 +345,9 @@ async def _read_usage(run: _Run, vendor: VendorConnector,
         nonlocal done
         rows = await vendor.usage(subs, period=period)
         done += 1
-        run.report("usage", done, len(wanted), f"{period}: {len(rows)} usage rows for {len(subs)} subscriptions")
+        run.report(
+            "usage", done, len(wanted), f"{period}: {len(rows)} usage rows for {len(subs)} subscriptions"
+        )
         return rows
 
     per_period = await asyncio.gather(*(one(period, subs) for period, subs in wanted.items()))
@@ -341,9 +357,16 @@ async def _read_usage(run: _Run, vendor: VendorConnector,
 # --- the periodic sweep ---------------------------------------------------------------------------
 
 
-async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, today: date,
-                          vendor_now: datetime, wall_now: Callable[[], datetime],
-                          accept_empty: bool = False) -> tuple[int, bool]:
+async def _refresh_vendor(
+    run: _Run,
+    vendor: VendorConnector,
+    *,
+    full: bool,
+    today: date,
+    vendor_now: datetime,
+    wall_now: Callable[[], datetime],
+    accept_empty: bool = False,
+) -> tuple[int, bool]:
     store = run.store
     since = _parse_instant(store.get_setting(SETTING_VENDOR_SINCE))
     full_at = _parse_instant(store.get_setting(SETTING_VENDOR_FULL_AT))
@@ -353,8 +376,14 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     companies = await vendor.companies()
     run.report("vendor companies", len(companies), len(companies), f"{len(companies)} companies")
 
-    run.report("vendor subscriptions", 0, None,
-               "reading every subscription" if full else f"reading subscriptions changed since {since:%Y-%m-%d %H:%M}")
+    run.report(
+        "vendor subscriptions",
+        0,
+        None,
+        "reading every subscription"
+        if full
+        else f"reading subscriptions changed since {since:%Y-%m-%d %H:%M}",
+    )
     changed = await vendor.subscriptions(changed_since=None if full else since)
     changed_ids = {sub.id for sub in changed}
     product_ids = {sub.product_id for sub in changed}
@@ -362,16 +391,23 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
         product_ids |= store.subscription_product_ids()
     stored_products = store.vendor_products()
     products = keep_product_details(await vendor.products(sorted(product_ids)), stored_products)
-    run.report("vendor subscriptions", len(changed), len(changed),
-               (f"{len(changed)} subscriptions" if full else f"{len(changed)} changed since the last refresh")
-               + f", {len(products)} products")
+    run.report(
+        "vendor subscriptions",
+        len(changed),
+        len(changed),
+        (f"{len(changed)} subscriptions" if full else f"{len(changed)} changed since the last refresh")
+        + f", {len(products)} products",
+    )
 
     usage_products = [p.id for p in products if p.kind in USAGE_MONTHS]
     if full:
         current: list[Subscription] = list(changed)
     else:
-        stored_usage_subs = store.subscriptions_where(product_ids=usage_products, status="active",
-                                                      with_history=False) if usage_products else []
+        stored_usage_subs = (
+            store.subscriptions_where(product_ids=usage_products, status="active", with_history=False)
+            if usage_products
+            else []
+        )
         current = [s for s in stored_usage_subs if s.id not in changed_ids] + list(changed)
     wanted = usage_periods(current, products, today)
     usage = await _read_usage(run, vendor, wanted)
@@ -381,16 +417,26 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     stored_companies = store.vendor_companies()
     if full:
         before_subs = store.subscriptions_where()
-        _hold_empty(vendor, [("companies", len(companies), len(stored_companies)),
-                             ("subscriptions", len(changed), len(before_subs))], accept_empty)
-        old_usage = [row for row in store.usage_rows()
-                     if (row.subscription_id, row.period) in scope or row.subscription_id not in changed_ids]
+        _hold_empty(
+            vendor,
+            [
+                ("companies", len(companies), len(stored_companies)),
+                ("subscriptions", len(changed), len(before_subs)),
+            ],
+            accept_empty,
+        )
+        old_usage = [
+            row
+            for row in store.usage_rows()
+            if (row.subscription_id, row.period) in scope or row.subscription_id not in changed_ids
+        ]
     else:
         _hold_empty(vendor, [("companies", len(companies), len(stored_companies))], accept_empty)
         before_subs = store.subscriptions_where(ids=changed_ids) if changed_ids else []
         scoped_ids = {sid for sid, _ in scope}
-        old_usage = [row for row in store.usage_rows(scoped_ids)
-                     if (row.subscription_id, row.period) in scope]
+        old_usage = [
+            row for row in store.usage_rows(scoped_ids) if (row.subscription_id, row.period) in scope
+        ]
     changes = (
         _count_changes(stored_companies, companies, lambda c: c.id)
         + _count_changes(stored_products, products, lambda p: p.id)
@@ -404,20 +450,31 @@ async def _refresh_vendor(run: _Run, vendor: VendorConnector, *, full: bool, tod
     if full:
         settings[SETTING_VENDOR_FULL_AT] = vendor_now.isoformat()
     store.write_vendor_refresh(
-        companies=companies, products=products, subscriptions=list(changed),
-        usage=usage, usage_scope=scope, full=full, settings=settings,
+        companies=companies,
+        products=products,
+        subscriptions=list(changed),
+        usage=usage,
+        usage_scope=scope,
+        full=full,
+        settings=settings,
     )
     return changes, full
 
 
-async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], datetime],
-                       accept_empty: bool = False) -> int:
+async def _refresh_psa(
+    run: _Run, psa: PsaConnector, *, wall_now: Callable[[], datetime], accept_empty: bool = False
+) -> int:
     store = run.store
     _remember_keys(store, psa)
     run.report("psa companies", 0, None, "reading companies and products")
     companies = await psa.companies()
     products = await psa.products()
-    run.report("psa companies", len(companies), len(companies), f"{len(companies)} companies, {len(products)} products")
+    run.report(
+        "psa companies",
+        len(companies),
+        len(companies),
+        f"{len(companies)} companies, {len(products)} products",
+    )
     run.report("psa agreements", 0, None, "reading agreements")
     agreements = await psa.agreements()
     run.report("psa agreements", len(agreements), len(agreements), f"{len(agreements)} agreements")
@@ -426,9 +483,15 @@ async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], d
     run.report("psa lines", len(lines), len(lines), f"{len(lines)} lines")
     data = Psa(companies=companies, products=products, agreements=agreements, lines=lines)
     before = store.psa_data()
-    _hold_empty(psa, [("companies", len(companies), len(before.companies)),
-                      ("agreements", len(agreements), len(before.agreements)),
-                      ("lines", len(lines), len(before.lines))], accept_empty)
+    _hold_empty(
+        psa,
+        [
+            ("companies", len(companies), len(before.companies)),
+            ("agreements", len(agreements), len(before.agreements)),
+            ("lines", len(lines), len(before.lines)),
+        ],
+        accept_empty,
+    )
     changes = (
         _count_changes(before.companies, companies, lambda c: c.id)
         + _count_changes(before.products, products, lambda p: p.id)
@@ -442,8 +505,15 @@ async def _refresh_psa(run: _Run, psa: PsaConnector, *, wall_now: Callable[[], d
 T = TypeVar("T")
 
 
-async def _guarded(side: Awaitable[T], service: Any, label: str, errors: list[str], fallback: T,
-                   about: str = "", held: list[EmptyListing] | None = None) -> T:
+async def _guarded(
+    side: Awaitable[T],
+    service: Any,
+    label: str,
+    errors: list[str],
+    fallback: T,
+    about: str = "",
+    held: list[EmptyListing] | None = None,
+) -> T:
     """One side of a refresh: a failure is reported in `errors` with the service's message (and
     logged when it is not a service error), and that side's rows stay as they were. An empty listing
     held back is reported in `held` and `errors`. A question about a company the vendor does not
@@ -456,8 +526,10 @@ async def _guarded(side: Awaitable[T], service: Any, label: str, errors: list[st
         for item in exc.listings:
             if held is not None:
                 held.append(item)
-            errors.append(f"{item.message} The {item.service} side was not applied; if {item.service} really "
-                          "has none, refresh again accepting empty listings (trueup refresh --accept-empty).")
+            errors.append(
+                f"{item.message} The {item.service} side was not applied; if {item.service} really "
+                "has none, refresh again accepting empty listings (trueup refresh --accept-empty)."
+            )
         return fallback
     except Exception as exc:  # noqa: BLE001 - reported, the previous data stays
         if not isinstance(exc, ServiceError):
@@ -466,9 +538,10 @@ async def _guarded(side: Awaitable[T], service: Any, label: str, errors: list[st
         return fallback
 
 
-def _clocks(clock: Callable[[], datetime] | None,
-            vendor_clock: Callable[[], datetime] | None,
-            ) -> tuple[Callable[[], datetime], Callable[[], datetime]]:
+def _clocks(
+    clock: Callable[[], datetime] | None,
+    vendor_clock: Callable[[], datetime] | None,
+) -> tuple[Callable[[], datetime], Callable[[], datetime]]:
     wall = clock or (lambda: datetime.now(UTC))
     return wall, vendor_clock or wall
 
@@ -497,29 +570,68 @@ async def refresh(
     try:
         lock = await _refresh_lock(store, run, lock_wait)
     except LockBusy as exc:
-        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=full,
-                             errors=[f"{exc}; nothing was refreshed"])
+        return RefreshResult(
+            started=started,
+            finished=wall(),
+            vendor_changed=0,
+            psa_changed=0,
+            full=full,
+            errors=[f"{exc}; nothing was refreshed"],
+        )
     with lock:
-        return await _sweep(run, vendor, psa, full=full, today=today or started.date(), wall=wall,
-                            vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+        return await _sweep(
+            run,
+            vendor,
+            psa,
+            full=full,
+            today=today or started.date(),
+            wall=wall,
+            vendor_time=vendor_time,
+            started=started,
+            accept_empty=accept_empty,
+        )
 
 
-async def _sweep(run: _Run, vendor: VendorConnector, psa: PsaConnector, *, full: bool, today: date,
-                 wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
-                 accept_empty: bool) -> RefreshResult:
+async def _sweep(
+    run: _Run,
+    vendor: VendorConnector,
+    psa: PsaConnector,
+    *,
+    full: bool,
+    today: date,
+    wall: Callable[[], datetime],
+    vendor_time: Callable[[], datetime],
+    started: datetime,
+    accept_empty: bool,
+) -> RefreshResult:
     errors: list[str] = []
     held: list[EmptyListing] = []
 
-    vendor_side = _refresh_vendor(run, vendor, full=full, today=today, vendor_now=vendor_time(),
-                                  wall_now=wall, accept_empty=accept_empty)
+    vendor_side = _refresh_vendor(
+        run,
+        vendor,
+        full=full,
+        today=today,
+        vendor_now=vendor_time(),
+        wall_now=wall,
+        accept_empty=accept_empty,
+    )
     (vendor_changed, was_full), psa_changed = await asyncio.gather(
         _guarded(vendor_side, vendor, "vendor", errors, (0, full), held=held),
-        _guarded(_refresh_psa(run, psa, wall_now=wall, accept_empty=accept_empty), psa, "psa", errors, 0,
-                 held=held),
+        _guarded(
+            _refresh_psa(run, psa, wall_now=wall, accept_empty=accept_empty), psa, "psa", errors, 0, held=held
+        ),
     )
-    return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
-                         psa_changed=psa_changed, full=was_full, errors=errors, held=held,
-                         warnings=_connector_warnings(vendor, psa))
+    return RefreshResult(
+        started=started,
+        finished=wall(),
+        vendor_changed=vendor_changed,
+        psa_changed=psa_changed,
+        full=was_full,
+        errors=errors,
+        held=held,
+        warnings=_connector_warnings(vendor, psa),
+    )
 
 
 def _connector_warnings(*connectors: Any) -> list[str]:
@@ -554,13 +666,27 @@ async def resolve_company(store: Store, vendor: VendorConnector, text: str) -> V
     return found[0]
 
 
-async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id: str,
-                                  known: asyncio.Future[bool], *, today: date, vendor_now: datetime,
-                                  wall_now: Callable[[], datetime], accept_empty: bool = False) -> int:
+async def _refresh_vendor_company(
+    run: _Run,
+    vendor: VendorConnector,
+    company_id: str,
+    known: asyncio.Future[bool],
+    *,
+    today: date,
+    vendor_now: datetime,
+    wall_now: Callable[[], datetime],
+    accept_empty: bool = False,
+) -> int:
     store = run.store
     own = store.get_setting(SETTING_VENDOR_COMPANY + company_id) or {}
-    stamps = [s for s in (_parse_instant(store.get_setting(SETTING_VENDOR_SINCE)),
-                          _parse_instant(own.get("since") if isinstance(own, dict) else None)) if s]
+    stamps = [
+        s
+        for s in (
+            _parse_instant(store.get_setting(SETTING_VENDOR_SINCE)),
+            _parse_instant(own.get("since") if isinstance(own, dict) else None),
+        )
+        if s
+    ]
     since = max(stamps) if stamps else None
     stored = {s.id: s for s in store.subscriptions_where(company_id=company_id)}
 
@@ -577,13 +703,19 @@ async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id
     known.set_result(company is not None)
     if company is None:
         raise UnknownCompany(f"{getattr(vendor, 'name', 'the vendor')} has no company {company_id!r}")
-    _hold_empty(vendor, [("subscriptions", len(fresh), len(stored))], accept_empty, f" for company {company_id}")
+    _hold_empty(
+        vendor, [("subscriptions", len(fresh), len(stored))], accept_empty, f" for company {company_id}"
+    )
     fresh_ids = {s.id for s in fresh}
     changed = [s for s in fresh if stored.get(s.id) != s]
     removed = sorted(set(stored) - fresh_ids)
     run.report("vendor companies", 1, 1, company.name)
-    run.report("vendor subscriptions", len(fresh), len(fresh),
-               f"{len(fresh)} subscriptions, {len(changed)} new or changed, {len(removed)} gone")
+    run.report(
+        "vendor subscriptions",
+        len(fresh),
+        len(fresh),
+        f"{len(fresh)} subscriptions, {len(changed)} new or changed, {len(removed)} gone",
+    )
 
     stored_products = store.vendor_products()
     _remember_products(vendor, stored_products)
@@ -596,8 +728,11 @@ async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id
     usage = await _read_usage(run, vendor, wanted)
     scope = {(sub.id, period) for period, subs in wanted.items() for sub in subs}
 
-    old_usage = [row for row in store.usage_rows(set(stored) | fresh_ids)
-                 if (row.subscription_id, row.period) in scope or row.subscription_id in removed]
+    old_usage = [
+        row
+        for row in store.usage_rows(set(stored) | fresh_ids)
+        if (row.subscription_id, row.period) in scope or row.subscription_id in removed
+    ]
     changes = (
         _count_changes(store.vendor_companies([company_id]), [company], lambda c: c.id)
         + len(new_products)
@@ -605,21 +740,37 @@ async def _refresh_vendor_company(run: _Run, vendor: VendorConnector, company_id
         + _count_changes(old_usage, usage, _usage_key)
     )
     store.write_vendor_scope(
-        company=company, new_products=new_products, subscriptions=changed, removed=removed,
-        usage=usage, usage_scope=scope,
-        settings={SETTING_VENDOR_COMPANY + company_id: {
-            "since": (vendor_now - CHANGED_SINCE_MARGIN).isoformat(), "at": wall_now().isoformat()}},
+        company=company,
+        new_products=new_products,
+        subscriptions=changed,
+        removed=removed,
+        usage=usage,
+        usage_scope=scope,
+        settings={
+            SETTING_VENDOR_COMPANY + company_id: {
+                "since": (vendor_now - CHANGED_SINCE_MARGIN).isoformat(),
+                "at": wall_now().isoformat(),
+            }
+        },
     )
     return changes
 
 
-async def _refresh_psa_company(run: _Run, psa: PsaConnector, company_id: str, known: asyncio.Future[bool], *,
-                               wall_now: Callable[[], datetime], accept_empty: bool = False) -> int:
+async def _refresh_psa_company(
+    run: _Run,
+    psa: PsaConnector,
+    company_id: str,
+    known: asyncio.Future[bool],
+    *,
+    wall_now: Callable[[], datetime],
+    accept_empty: bool = False,
+) -> int:
     store = run.store
     psa_ids, explicit = store.psa_mapping(company_id)
     if not psa_ids and explicit is None:
-        run.report("psa agreements", 0, 0,
-                   f"company {company_id} is mapped to no PSA company: PSA side not read")
+        run.report(
+            "psa agreements", 0, 0, f"company {company_id} is mapped to no PSA company: PSA side not read"
+        )
         await known
         return 0
     _remember_keys(store, psa, company_id)
@@ -637,17 +788,29 @@ async def _refresh_psa_company(run: _Run, psa: PsaConnector, company_id: str, kn
     if not await known:
         return 0  # the vendor has no such company: nothing is written
     in_companies = set(psa_ids)
-    _hold_empty(psa, [("agreements", len(agreements),
-                       sum(1 for a in before.agreements if a.company_id in in_companies)),
-                      ("lines", len(lines), len(before.lines))], accept_empty, f" for company {company_id}")
-    changes = (
-        _count_changes([a for a in before.agreements if a.company_id in in_companies], agreements,
-                       lambda a: a.id)
-        + _count_changes(before.lines, lines, lambda line: line.id)
+    _hold_empty(
+        psa,
+        [
+            (
+                "agreements",
+                len(agreements),
+                sum(1 for a in before.agreements if a.company_id in in_companies),
+            ),
+            ("lines", len(lines), len(before.lines)),
+        ],
+        accept_empty,
+        f" for company {company_id}",
     )
-    store.write_psa_scope(company_ids=psa_ids, agreements=agreements, lines=lines,
-                          line_agreement_ids=line_agreements,
-                          settings={SETTING_PSA_COMPANY + company_id: {"at": wall_now().isoformat()}})
+    changes = _count_changes(
+        [a for a in before.agreements if a.company_id in in_companies], agreements, lambda a: a.id
+    ) + _count_changes(before.lines, lines, lambda line: line.id)
+    store.write_psa_scope(
+        company_ids=psa_ids,
+        agreements=agreements,
+        lines=lines,
+        line_agreement_ids=line_agreements,
+        settings={SETTING_PSA_COMPANY + company_id: {"at": wall_now().isoformat()}},
+    )
     return changes
 
 
@@ -673,16 +836,41 @@ async def refresh_customer(
     try:
         lock = await _refresh_lock(store, run, lock_wait)
     except LockBusy as exc:
-        return RefreshResult(started=started, finished=wall(), vendor_changed=0, psa_changed=0, full=False,
-                             errors=[f"{exc}; nothing was refreshed"], company_id=company_id)
+        return RefreshResult(
+            started=started,
+            finished=wall(),
+            vendor_changed=0,
+            psa_changed=0,
+            full=False,
+            errors=[f"{exc}; nothing was refreshed"],
+            company_id=company_id,
+        )
     with lock:
-        return await _customer(run, vendor, psa, company_id, today=today or started.date(), wall=wall,
-                               vendor_time=vendor_time, started=started, accept_empty=accept_empty)
+        return await _customer(
+            run,
+            vendor,
+            psa,
+            company_id,
+            today=today or started.date(),
+            wall=wall,
+            vendor_time=vendor_time,
+            started=started,
+            accept_empty=accept_empty,
+        )
 
 
-async def _customer(run: _Run, vendor: VendorConnector, psa: PsaConnector, company_id: str, *, today: date,
-                    wall: Callable[[], datetime], vendor_time: Callable[[], datetime], started: datetime,
-                    accept_empty: bool) -> RefreshResult:
+async def _customer(
+    run: _Run,
+    vendor: VendorConnector,
+    psa: PsaConnector,
+    company_id: str,
+    *,
+    today: date,
+    wall: Callable[[], datetime],
+    vendor_time: Callable[[], datetime],
+    started: datetime,
+    accept_empty: bool,
+) -> RefreshResult:
     errors: list[str] = []
     held: list[EmptyListing] = []
     known: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -690,8 +878,16 @@ async def _customer(run: _Run, vendor: VendorConnector, psa: PsaConnector, compa
 
     async def vendor_side() -> int:
         try:
-            read = _refresh_vendor_company(run, vendor, company_id, known, today=today,
-                                           vendor_now=vendor_time(), wall_now=wall, accept_empty=accept_empty)
+            read = _refresh_vendor_company(
+                run,
+                vendor,
+                company_id,
+                known,
+                today=today,
+                vendor_now=vendor_time(),
+                wall_now=wall,
+                accept_empty=accept_empty,
+            )
             return await _guarded(read, vendor, "vendor", errors, 0, f" of company {company_id}", held=held)
         except UnknownCompany as exc:
             unknown.append(exc)
@@ -702,12 +898,21 @@ async def _customer(run: _Run, vendor: VendorConnector, psa: PsaConnector, compa
 
     psa_side = _refresh_psa_company(run, psa, company_id, known, wall_now=wall, accept_empty=accept_empty)
     vendor_changed, psa_changed = await asyncio.gather(
-        vendor_side(), _guarded(psa_side, psa, "psa", errors, 0, f" of company {company_id}", held=held))
+        vendor_side(), _guarded(psa_side, psa, "psa", errors, 0, f" of company {company_id}", held=held)
+    )
     if unknown:
         raise unknown[0]
-    return RefreshResult(started=started, finished=wall(), vendor_changed=vendor_changed,
-                         psa_changed=psa_changed, full=False, errors=errors, company_id=company_id, held=held,
-                         warnings=_connector_warnings(vendor, psa))
+    return RefreshResult(
+        started=started,
+        finished=wall(),
+        vendor_changed=vendor_changed,
+        psa_changed=psa_changed,
+        full=False,
+        errors=errors,
+        company_id=company_id,
+        held=held,
+        warnings=_connector_warnings(vendor, psa),
+    )
 
 
 def stage_names() -> tuple[str, ...]:
@@ -715,6 +920,14 @@ def stage_names() -> tuple[str, ...]:
 
 
 __all__ = [
-    "EmptyListing", "RefreshProgress", "RefreshResult", "UnknownCompany", "refresh", "refresh_customer", "resolve_company",
-    "freshness", "usage_periods", "stage_names",
+    "EmptyListing",
+    "RefreshProgress",
+    "RefreshResult",
+    "UnknownCompany",
+    "refresh",
+    "refresh_customer",
+    "resolve_company",
+    "freshness",
+    "usage_periods",
+    "stage_names",
 ]

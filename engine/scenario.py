@@ -182,7 +182,9 @@ class Settings(Model):
     invoiced_through: Day | None = Field(
         None, description="Last day already invoiced to customers; null = last day of as_of's month."
     )
-    threshold_prorates: bool = Field(True, description="Prorate only seats above the month's high-water mark.")
+    threshold_prorates: bool = Field(
+        True, description="Prorate only seats above the month's high-water mark."
+    )
     prorate_counts_change_day: bool = Field(False, description="Count the change day itself in the factor.")
     psa: PsaName = "connectwise"
     description_prefix: Name = Field("Pax8", description="Prefix of generated line descriptions.")
@@ -208,14 +210,17 @@ class VendorProduct(Model):
     kind: ProductKind = "seat"
     sub_products: list[Name] = Field(default_factory=list, description="endpoint_usage only: Business, Pro…")
     edition: Name | None = Field(
-        None, description="Quota products: the vendor edition (per workload / per gigabyte). "
-        "Null: taken from a `pw-`/`pg-` SKU prefix."
+        None,
+        description="Quota products: the vendor edition (per workload / per gigabyte). "
+        "Null: taken from a `pw-`/`pg-` SKU prefix.",
     )
     service: Literal["licence", "backup_storage", "disaster_recovery", "geo_redundancy"] | None = Field(
         None, description="Quota/backup products: what the offering item is."
     )
     storage_location: Name | None = Field(None, description="Backup storage / disaster recovery location.")
-    parent_product_id: Name | None = Field(None, description="Geo-redundancy items: the storage item they copy.")
+    parent_product_id: Name | None = Field(
+        None, description="Geo-redundancy items: the storage item they copy."
+    )
 
 
 class HistoryRow(Model):
@@ -253,7 +258,9 @@ class UsageRow(Model):
     unit_cost: Money = Decimal("0")
     snapshot_date: Day | None = None
     charges: SignedMoney | None = Field(None, description="Usage summaries: the period's customer charges.")
-    partner_total: SignedMoney | None = Field(None, description="Usage summaries: the period's partner total.")
+    partner_total: SignedMoney | None = Field(
+        None, description="Usage summaries: the period's partner total."
+    )
 
 
 class BillingConfiguration(Model):
@@ -264,7 +271,9 @@ class BillingConfiguration(Model):
     name: Name
     mode: Literal["average", "total", "quantity_only"]
     subscription_ids: list[Id] = Field(min_length=1)
-    psa_product_id: Name | None = Field(None, description="Null: the binding of the first subscription's product.")
+    psa_product_id: Name | None = Field(
+        None, description="Null: the binding of the first subscription's product."
+    )
 
 
 class Vendor(Model):
@@ -279,10 +288,18 @@ class Vendor(Model):
         _no_duplicates(self.companies, "companies", lambda c: c.id, "id")
         _no_duplicates(self.products, "products", lambda p: p.id, "id")
         _no_duplicates(self.subscriptions, "subscriptions", lambda s: s.id, "id")
-        _no_duplicates([h for s in self.subscriptions for h in s.history], "history rows", lambda h: h.id,
-                       "id, across subscriptions")
-        _no_duplicates(self.usage, "usage", lambda u: (u.subscription_id, u.sub_product, u.period),
-                       "subscription_id, sub_product and period")
+        _no_duplicates(
+            [h for s in self.subscriptions for h in s.history],
+            "history rows",
+            lambda h: h.id,
+            "id, across subscriptions",
+        )
+        _no_duplicates(
+            self.usage,
+            "usage",
+            lambda u: (u.subscription_id, u.sub_product, u.period),
+            "subscription_id, sub_product and period",
+        )
         _no_duplicates(self.billing_configurations, "billing_configurations", lambda c: c.id, "id")
         return self
 
@@ -341,8 +358,12 @@ class Psa(Model):
 
     @model_validator(mode="after")
     def _unique(self) -> Psa:
-        for name, items in (("companies", self.companies), ("products", self.products),
-                            ("agreements", self.agreements), ("lines", self.lines)):
+        for name, items in (
+            ("companies", self.companies),
+            ("products", self.products),
+            ("agreements", self.agreements),
+            ("lines", self.lines),
+        ):
             _no_duplicates(items, name, lambda x: x.id, "id")
         return self
 
@@ -377,8 +398,12 @@ class Mappings(Model):
     @model_validator(mode="after")
     def _unique(self) -> Mappings:
         _no_duplicates(self.companies, "companies", lambda m: (m.vendor_id, m.psa_id), "vendor_id and psa_id")
-        _no_duplicates(self.products, "products", lambda b: (b.vendor_product_id, b.sub_product),
-                       "vendor_product_id and sub_product")
+        _no_duplicates(
+            self.products,
+            "products",
+            lambda b: (b.vendor_product_id, b.sub_product),
+            "vendor_product_id and sub_product",
+        )
         _no_duplicates(self.agreements, "agreements", lambda m: m.vendor_company_id, "vendor_company_id")
         return self
 
@@ -417,12 +442,18 @@ class Scenario(Model):
 
     @model_validator(mode="after")
     def _unique(self, info: ValidationInfo) -> Scenario:
-        for name, items in (("synced", self.synced), ("ignored", self.ignored), ("overrides", self.overrides)):
+        for name, items in (
+            ("synced", self.synced),
+            ("ignored", self.ignored),
+            ("overrides", self.overrides),
+        ):
             _no_duplicates(items, name, lambda x: x.key, "key")
         if _from_file(info, "references"):
             problems = dangling_references(self)
             if problems:  # each problem names its own path (engine.scenario_io lists them)
-                raise PydanticCustomError("dangling_reference", "{problems}", {"problems": "\n".join(problems)})
+                raise PydanticCustomError(
+                    "dangling_reference", "{problems}", {"problems": "\n".join(problems)}
+                )
         return self
 
 
@@ -470,5 +501,7 @@ def dangling_references(scenario: Scenario) -> list[str]:
         check(f"{at}.vendor_product_id", binding.vendor_product_id, vendor_products, "vendor product")
         check(f"{at}.psa_product_id", binding.psa_product_id, psa_products, "PSA product")
     for at, agreement_mapping in each("mappings.agreements", m.agreements):
-        check(f"{at}.vendor_company_id", agreement_mapping.vendor_company_id, vendor_companies, "vendor company")
+        check(
+            f"{at}.vendor_company_id", agreement_mapping.vendor_company_id, vendor_companies, "vendor company"
+        )
     return problems

@@ -132,9 +132,17 @@ def read_limited(path: Path, limit: int | None = None) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                    else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file")
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(info.st_mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a socket"
+                if stat.S_ISSOCK(info.st_mode)
+                else "not a file"
+            )
             raise ScenarioError(str(path), [f"not a regular file ({kind})"])
         if info.st_size > limit:
             raise ScenarioError(str(path), [f"too large ({info.st_size:,} bytes; at most {limit:,})"])
@@ -210,8 +218,11 @@ class ScenarioYamlLoader(yaml.SafeLoader):
 ScenarioYamlLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$", re.ASCII), list("-+0123456789"))
 ScenarioYamlLoader.add_implicit_resolver(
     _DECIMAL,
-    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?$"
-               r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$", re.ASCII),
+    re.compile(
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?$"
+        r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$",
+        re.ASCII,
+    ),
     list("-+.0123456789"),
 )
 ScenarioYamlLoader.add_constructor(_INT, ScenarioYamlLoader.construct_yaml_int)
@@ -237,7 +248,9 @@ def load_scenario(path: str | Path) -> Scenario:
         else:
             data = loads_json(text)
     except json.JSONDecodeError as exc:
-        raise ScenarioError(str(path), [f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"]) from None
+        raise ScenarioError(
+            str(path), [f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"]
+        ) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(str(path), [f"not valid YAML: {exc}"]) from None
     except RecursionError:

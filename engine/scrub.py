@@ -48,8 +48,15 @@ def clean_text(value: str, *, newlines: bool = False) -> str:
     replaced by U+FFFD. Tab and newline become spaces unless `newlines` (multi-line text)."""
     if value.isprintable():  # the common case, at C speed (no control, format or surrogate char)
         return value
-    if "\x1b" in value or "\x9b" in value or "\x9d" in value or "\x90" in value or "\x9e" in value \
-            or "\x9f" in value or "\x98" in value:
+    if (
+        "\x1b" in value
+        or "\x9b" in value
+        or "\x9d" in value
+        or "\x90" in value
+        or "\x9e" in value
+        or "\x9f" in value
+        or "\x98" in value
+    ):
         value = _ESCAPES.sub("", value)
     value = _CONTROLS.sub("", value)
     value = _SURROGATES.sub("\ufffd", value)
@@ -91,10 +98,17 @@ def clean_json(data: Any) -> Any:
 
 # Text fields of a scenario that the console shows (ids are left alone: actions write them back).
 _SHOWN_TEXT: dict[str | None, dict[str, tuple[str, ...]]] = {
-    "vendor": {"companies": ("name",), "products": ("name", "sku", "edition", "storage_location"),
-               "billing_configurations": ("name",)},
-    "psa": {"companies": ("name",), "products": ("name", "sku"), "agreements": ("name",),
-            "lines": ("description",)},
+    "vendor": {
+        "companies": ("name",),
+        "products": ("name", "sku", "edition", "storage_location"),
+        "billing_configurations": ("name",),
+    },
+    "psa": {
+        "companies": ("name",),
+        "products": ("name", "sku"),
+        "agreements": ("name",),
+        "lines": ("description",),
+    },
     None: {"ignored": ("by", "reason")},
 }
 
@@ -111,8 +125,11 @@ def clean_scenario(scenario: Any) -> Any:
             items = getattr(holder, name)
             copied: list[Any] | None = None
             for index, item in enumerate(items):
-                changed = {f: clean_text(v, newlines=f in ("description", "reason")) for f in fields
-                           if isinstance(v := getattr(item, f), str) and not v.isprintable()}
+                changed = {
+                    f: clean_text(v, newlines=f in ("description", "reason"))
+                    for f in fields
+                    if isinstance(v := getattr(item, f), str) and not v.isprintable()
+                }
                 changed = {f: v for f, v in changed.items() if v != getattr(item, f)}
                 if changed:
                     copied = list(items) if copied is None else copied
@@ -175,7 +192,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}")
 def _credential(match: re.Match[str]) -> str:
     value = match.group("value")
     scheme, _, rest = value.partition(" ")
-    keep = f"{scheme} " if rest and scheme.lower() in ("basic", "bearer", "digest", "token", "negotiate") else ""
+    keep = (
+        f"{scheme} " if rest and scheme.lower() in ("basic", "bearer", "digest", "token", "negotiate") else ""
+    )
     if value.startswith(REDACTED[:-1]) or rest.startswith(REDACTED[:-1]):
         return match.group(0)
     return f"{match.group('name')}{match.group('sep')}{keep}{REDACTED}"

@@ -103,10 +103,20 @@ KEYRING_SERVICE = "trueup"
 ENV_PREFIX = "TRUEUP_"
 
 # Keys that hold secrets: refused anywhere in the file, and in nested environment variables.
-SECRET_KEYS = frozenset({
-    "client_secret", "private_key", "secret", "password", "passwd", "token", "access_token", "api_key",
-    "api_secret", "secret_key",
-})
+SECRET_KEYS = frozenset(
+    {
+        "client_secret",
+        "private_key",
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "access_token",
+        "api_key",
+        "api_secret",
+        "secret_key",
+    }
+)
 # Free-form tables whose keys are names chosen by the operator, not settings.
 FREE_FORM = (("console", "keymap"), ("vendor", "product_kinds"))
 
@@ -187,8 +197,10 @@ class HaloConfig(Section):
 class AutotaskConfig(Section):
     username: str = Field(description="The API user's user name (an e-mail address).")
     integration_code: str = Field(description="The API tracking identifier (integration code).")
-    zone_url: str | None = Field(None, description="e.g. https://webservices5.autotask.net/atservicesrest/v1.0/; "
-                                 "discovered when absent.")
+    zone_url: str | None = Field(
+        None,
+        description="e.g. https://webservices5.autotask.net/atservicesrest/v1.0/; discovered when absent.",
+    )
 
     _check = field_validator("username", "integration_code")(_required_text)
 
@@ -231,7 +243,9 @@ class BillingConfig(Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/London)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
+            ) from None
         return value
 
     @property
@@ -240,13 +254,18 @@ class BillingConfig(Section):
 
     def overrides(self) -> dict[str, Any]:
         """The keys set here, as `engine.scenario.Settings` fields."""
-        return {name: value for name in ("description_prefix", "threshold_prorates", "prorate_counts_change_day")
-                if (value := getattr(self, name)) is not None}
+        return {
+            name: value
+            for name in ("description_prefix", "threshold_prorates", "prorate_counts_change_day")
+            if (value := getattr(self, name)) is not None
+        }
 
 
 # --- the settings object -------------------------------------------------------------------------
 
-_FILE_DATA: ContextVar[Mapping[str, Any]] = ContextVar("trueup_config_file_data", default=MappingProxyType({}))
+_FILE_DATA: ContextVar[Mapping[str, Any]] = ContextVar(
+    "trueup_config_file_data", default=MappingProxyType({})
+)
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -261,7 +280,11 @@ class _FileSource(PydanticBaseSettingsSource):
 
 class TrueupConfig(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False, frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+        frozen=True,
     )
 
     database_url: str | None = Field(None, description="SQLAlchemy URL of the store (default: SQLite).")
@@ -348,9 +371,11 @@ def _refuse_nested_secret_env(environ: Mapping[str, str]) -> None:
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or "__" not in upper:
             continue
-        parts = tuple(p.lower() for p in upper[len(ENV_PREFIX):].split("__"))
+        parts = tuple(p.lower() for p in upper[len(ENV_PREFIX) :].split("__"))
         if parts[-1] in SECRET_KEYS:
-            raise ConfigError(f"environment variable {name}: secrets have fixed names; {_secret_hint(parts)}.")
+            raise ConfigError(
+                f"environment variable {name}: secrets have fixed names; {_secret_hint(parts)}."
+            )
 
 
 def _has(data: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
@@ -372,8 +397,9 @@ def _env_name(loc: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def format_validation_error(exc: ValidationError, path: Path, data: Mapping[str, Any],
-                            environ: Mapping[str, str]) -> str:
+def format_validation_error(
+    exc: ValidationError, path: Path, data: Mapping[str, Any], environ: Mapping[str, str]
+) -> str:
     lines = []
     for error in exc.errors(include_url=False):
         loc = tuple(str(part) for part in error["loc"])
@@ -384,7 +410,9 @@ def format_validation_error(exc: ValidationError, path: Path, data: Mapping[str,
             message = "required but missing"
         elif error["type"] == "extra_forbidden":
             message = "unknown key"
-        elif "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], Mapping):
+        elif (
+            "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], Mapping)
+        ):
             message += f" (got {error['input']!r})"
         env_name = _env_name(loc, environ) if loc else None
         where = f"environment variable {env_name}" if env_name and not _has(data, loc) else str(path)

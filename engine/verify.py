@@ -106,9 +106,7 @@ class Verification:
         return not self.problems and not self.duplicates
 
     def _sum(self, name: str) -> Decimal:
-        return sum(
-            (getattr(c, name) or ZERO for c in self.checks if c.action != "cancel"), ZERO
-        )
+        return sum((getattr(c, name) or ZERO for c in self.checks if c.action != "cancel"), ZERO)
 
     @property
     def planned_price(self) -> Decimal:
@@ -220,7 +218,11 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
         ids = tuple(item.id for item in found)
         if len(found) > 1:
             return LineCheck(
-                **base, status="duplicate", psa_price=price, psa_cost=cost, psa_line_ids=ids,
+                **base,
+                status="duplicate",
+                psa_price=price,
+                psa_cost=cost,
+                psa_line_ids=ids,
                 message=f"{len(found)} lines carry this key: {', '.join(ids)}",
             )
         notes = []
@@ -236,27 +238,42 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
         return LineCheck(**base, status="missing", message=f"line {line.psa_line_id} is not in the PSA")
     price, cost = psa_amount(current)
     if line.action == "cancel":
-        ended = current.cancelled_date is not None and line.end_date is not None and (
-            current.cancelled_date <= line.end_date
+        ended = (
+            current.cancelled_date is not None
+            and line.end_date is not None
+            and (current.cancelled_date <= line.end_date)
         )
         return LineCheck(
-            **base, status="ok" if ended else "differs", psa_price=price, psa_cost=cost,
+            **base,
+            status="ok" if ended else "differs",
+            psa_price=price,
+            psa_cost=cost,
             psa_line_ids=(current.id,),
-            message="" if ended else f"cancelled date {current.cancelled_date or 'not set'}, plan {line.end_date}",
+            message=""
+            if ended
+            else f"cancelled date {current.cancelled_date or 'not set'}, plan {line.end_date}",
         )
     return _compare(base, price, cost, (current.id,), [])
 
 
 def _compare(
-    base: dict, price: Decimal, cost: Decimal, ids: tuple[str, ...], notes: list[str]  # type: ignore[type-arg]
+    base: dict,
+    price: Decimal,
+    cost: Decimal,
+    ids: tuple[str, ...],
+    notes: list[str],  # type: ignore[type-arg]
 ) -> LineCheck:
     if price != base["planned_price"]:
         notes.append(f"price {base['planned_price']} planned, {price} in the PSA")
     if cost != base["planned_cost"]:
         notes.append(f"cost {base['planned_cost']} planned, {cost} in the PSA")
     return LineCheck(
-        **base, status="differs" if notes else "ok", psa_price=price, psa_cost=cost,
-        psa_line_ids=ids, message="; ".join(notes),
+        **base,
+        status="differs" if notes else "ok",
+        psa_price=price,
+        psa_cost=cost,
+        psa_line_ids=ids,
+        message="; ".join(notes),
     )
 
 

@@ -51,8 +51,16 @@ from engine.store import Store, default_database_url
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Check", "RefreshProgress", "RefreshResult", "Workspace", "WorkspaceError", "check_connections",
-    "open_workspace", "sandbox_database_url", "SERVICE_TITLES", "UnknownCompany",
+    "Check",
+    "RefreshProgress",
+    "RefreshResult",
+    "Workspace",
+    "WorkspaceError",
+    "check_connections",
+    "open_workspace",
+    "sandbox_database_url",
+    "SERVICE_TITLES",
+    "UnknownCompany",
 ]
 
 SANDBOX_LABEL = "SANDBOX — demo MSP"
@@ -110,22 +118,41 @@ class Workspace:
 
     # --- work ------------------------------------------------------------------------------------
 
-    async def refresh(self, progress: Progress | None = None, *, full: bool = False,
-                      accept_empty: bool = False) -> RefreshResult:
+    async def refresh(
+        self, progress: Progress | None = None, *, full: bool = False, accept_empty: bool = False
+    ) -> RefreshResult:
         """Refresh both sides (engine.refresh.refresh). `accept_empty`: apply listings that came
         back empty where the store has rows (otherwise held: `result.held`)."""
-        return await refresh(self.store, self.vendor, self.psa, progress, full=full, today=self.today(),
-                             clock=self._clock, vendor_clock=self._vendor_clock, accept_empty=accept_empty)
+        return await refresh(
+            self.store,
+            self.vendor,
+            self.psa,
+            progress,
+            full=full,
+            today=self.today(),
+            clock=self._clock,
+            vendor_clock=self._vendor_clock,
+            accept_empty=accept_empty,
+        )
 
-    async def refresh_customer(self, company: str, progress: Progress | None = None, *,
-                               accept_empty: bool = False) -> RefreshResult:
+    async def refresh_customer(
+        self, company: str, progress: Progress | None = None, *, accept_empty: bool = False
+    ) -> RefreshResult:
         """Refresh one customer end to end (engine.refresh.refresh_customer): `company` is the vendor
         company's id or exact name. Raises `UnknownCompany` (message for the operator as is) when
         there is no such company; service errors are in the result's `errors`."""
         found = await resolve_company(self.store, self.vendor, company)
-        return await refresh_customer(self.store, self.vendor, self.psa, found.id, progress, today=self.today(),
-                                      clock=self._clock, vendor_clock=self._vendor_clock,
-                                      accept_empty=accept_empty)
+        return await refresh_customer(
+            self.store,
+            self.vendor,
+            self.psa,
+            found.id,
+            progress,
+            today=self.today(),
+            clock=self._clock,
+            vendor_clock=self._vendor_clock,
+            accept_empty=accept_empty,
+        )
 
     def plan(self, as_of: date | None = None) -> Plan:
         return reconcile(*self.store.plan_inputs(as_of or self.today()))
@@ -181,11 +208,15 @@ class Workspace:
 
         # The demo drops the connectors' client-side budgets (below), so it drops Pax8's 1000-a-minute
         # limit with them; tests/sandbox/test_pax8_rate_limit.py runs the pair with both in place.
-        pax8 = Pax8Sandbox.from_scenario(seeded, faults=faults_for("pax8"), price_field=pax8_price_field,
-                                         rate_limit=None)
+        pax8 = Pax8Sandbox.from_scenario(
+            seeded, faults=faults_for("pax8"), price_field=pax8_price_field, rate_limit=None
+        )
         vendor = Pax8Connector(
-            pax8.client_id, pax8.client_secret, transport=_late_transport(pax8),
-            product_kinds=pax8.product_kinds(), today=lambda: as_of,
+            pax8.client_id,
+            pax8.client_secret,
+            transport=_late_transport(pax8),
+            product_kinds=pax8.product_kinds(),
+            today=lambda: as_of,
             price_reading=pax8_price_reading,  # type: ignore[arg-type]
         )
         psa_name = scenario.settings.psa
@@ -200,8 +231,17 @@ class Workspace:
         def vendor_clock() -> datetime:
             return evening + timedelta(seconds=_time.monotonic() - started)
 
-        return cls(store, vendor, psa, sandbox=True, label=label, as_of=as_of, clock=clock,
-                   vendor_clock=vendor_clock, sandboxes={"pax8": pax8, psa_name: psa_sandbox})
+        return cls(
+            store,
+            vendor,
+            psa,
+            sandbox=True,
+            label=label,
+            as_of=as_of,
+            clock=clock,
+            vendor_clock=vendor_clock,
+            sandboxes={"pax8": pax8, psa_name: psa_sandbox},
+        )
 
 
 def _no_rate_budget(connector: Any) -> None:
@@ -227,22 +267,29 @@ def _psa_sandbox(name: str, scenario: Scenario, faults: Any) -> tuple[Any, PsaCo
         from engine.sandbox.connectwise import ConnectWiseSandbox
 
         cw = ConnectWiseSandbox.from_scenario(scenario, faults=faults)
-        return cw, ConnectWiseConnector(cw.site, cw.company_id, cw.public_key, cw.private_key, cw.client_id,
-                                        transport=_late_transport(cw))
+        return cw, ConnectWiseConnector(
+            cw.site, cw.company_id, cw.public_key, cw.private_key, cw.client_id, transport=_late_transport(cw)
+        )
     if name == "halopsa":
         from engine.connectors.halopsa import HaloConnector
         from engine.sandbox.halopsa import HaloSandbox
 
         halo = HaloSandbox.from_scenario(scenario, faults=faults)
-        return halo, HaloConnector(halo.base_url, halo.client_id, halo.client_secret, tenant=halo.tenant,
-                                   transport=_late_transport(halo))
+        return halo, HaloConnector(
+            halo.base_url,
+            halo.client_id,
+            halo.client_secret,
+            tenant=halo.tenant,
+            transport=_late_transport(halo),
+        )
     if name == "autotask":
         from engine.connectors.autotask import AutotaskConnector
         from engine.sandbox.autotask import AutotaskSandbox
 
         at = AutotaskSandbox.from_scenario(scenario, faults=faults)
-        return at, AutotaskConnector(at.username, at.secret, at.integration_code, zone_url=at.zone_url,
-                                     transport=_late_transport(at))
+        return at, AutotaskConnector(
+            at.username, at.secret, at.integration_code, zone_url=at.zone_url, transport=_late_transport(at)
+        )
     raise WorkspaceError(f"unknown PSA {name!r}")
 
 
@@ -273,18 +320,21 @@ def _seedable(scenario: Scenario) -> Scenario:
                 key = f"{sub}:arrears:default"
             else:
                 key = f"{sub}:recurring"
-            line = line.model_copy(update={"source": LineSource(subscription_id=sub, sub_product=source.sub_product,
-                                                                key=key)})
+            line = line.model_copy(
+                update={"source": LineSource(subscription_id=sub, sub_product=source.sub_product, key=key)}
+            )
         lines.append(line)
     usage = []
     for row in scenario.vendor.usage:
         if row.snapshot_date is None and last_of_month(parse_month(row.period)) > scenario.as_of:
             row = row.model_copy(update={"snapshot_date": scenario.as_of})
         usage.append(row)
-    return scenario.model_copy(update={
-        "psa": scenario.psa.model_copy(update={"lines": lines}),
-        "vendor": scenario.vendor.model_copy(update={"usage": usage}),
-    })
+    return scenario.model_copy(
+        update={
+            "psa": scenario.psa.model_copy(update={"lines": lines}),
+            "vendor": scenario.vendor.model_copy(update={"usage": usage}),
+        }
+    )
 
 
 def _load_operator_state(store: Store, scenario: Scenario) -> None:
@@ -292,18 +342,24 @@ def _load_operator_state(store: Store, scenario: Scenario) -> None:
     billing configurations (set up by the operator, not read from the vendor), and the products —
     the refresh replaces them but keeps the attributes Pax8 does not carry (backup item service,
     storage location, parent, edition)."""
-    state = scenario.model_copy(update={
-        "vendor": Vendor(products=scenario.vendor.products,
-                         billing_configurations=scenario.vendor.billing_configurations),
-        "psa": Psa(),
-    })
+    state = scenario.model_copy(
+        update={
+            "vendor": Vendor(
+                products=scenario.vendor.products,
+                billing_configurations=scenario.vendor.billing_configurations,
+            ),
+            "psa": Psa(),
+        }
+    )
     # Replacing the store's contents races another process's refresh of the same store like a
     # refresh does: take the same lock (engine.store.locks).
     from engine.refresh import LOCK_WAIT, REFRESH_LOCK
     from engine.store.locks import wait_for
 
     def waiting(holder: Any) -> None:
-        log.warning("the store is being refreshed by %s; waiting", holder.describe() if holder else "another process")
+        log.warning(
+            "the store is being refreshed by %s; waiting", holder.describe() if holder else "another process"
+        )
 
     with wait_for(store.locks, REFRESH_LOCK, timeout=LOCK_WAIT, on_wait=waiting):
         store.import_scenario(state)
@@ -377,10 +433,14 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
     zone = config.billing.zone
     vendor_secret = require_secret("pax8")
     psa_secret = require_secret(config.psa.kind)
-    vendor = Pax8Connector(pax8.client_id, vendor_secret.get_secret_value(), base_url=pax8.base_url,
-                           product_kinds=config.vendor.product_kinds,
-                           today=lambda: datetime.now(zone).date(),
-                           price_reading=pax8_price_reading(pax8))
+    vendor = Pax8Connector(
+        pax8.client_id,
+        vendor_secret.get_secret_value(),
+        base_url=pax8.base_url,
+        product_kinds=config.vendor.product_kinds,
+        today=lambda: datetime.now(zone).date(),
+        price_reading=pax8_price_reading(pax8),
+    )
     kind = config.psa.kind
     psa: PsaConnector
     if kind == "connectwise":
@@ -388,8 +448,14 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
 
         cw = config.psa.connectwise
         assert cw is not None
-        psa = ConnectWiseConnector(cw.site, cw.company_id, cw.public_key, psa_secret.get_secret_value(), cw.client_id,
-                                   codebase=cw.codebase)
+        psa = ConnectWiseConnector(
+            cw.site,
+            cw.company_id,
+            cw.public_key,
+            psa_secret.get_secret_value(),
+            cw.client_id,
+            codebase=cw.codebase,
+        )
         where = cw.site
     elif kind == "halopsa":
         from engine.connectors.halopsa import HaloConnector
@@ -403,8 +469,13 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
 
         at = config.psa.autotask
         assert at is not None
-        psa = AutotaskConnector(at.username, psa_secret.get_secret_value(), at.integration_code,
-                                zone_url=at.zone_url, zone=config.billing.zone)
+        psa = AutotaskConnector(
+            at.username,
+            psa_secret.get_secret_value(),
+            at.integration_code,
+            zone_url=at.zone_url,
+            zone=config.billing.zone,
+        )
         where = at.username
     return vendor, psa, f"Pax8 → {SERVICE_TITLES[kind]} ({where})"
 
@@ -434,8 +505,10 @@ def open_workspace(config: TrueupConfig | None = None, *, db_url: str | None = N
     vendor, psa, label = _connectors(config)
     store = Store(db_url or config.database_url or default_database_url())
     if store.get_setting(SANDBOX_MARKER):
-        raise WorkspaceError(f"the store {_safe_url(store.url)} holds the sandbox's demo data; "
-                             "use another database for a real connection")
+        raise WorkspaceError(
+            f"the store {_safe_url(store.url)} holds the sandbox's demo data; "
+            "use another database for a real connection"
+        )
     overrides = {**config.billing.overrides(), "psa": config.psa.kind}
     current = store.settings()
     if any(getattr(current, name) != value for name, value in overrides.items()):
@@ -489,8 +562,13 @@ async def check_connections(workspace: Workspace) -> list[Check]:
         companies = await workspace.vendor.companies()
         step = "reading subscriptions (check the API credential's access to subscriptions)"
         await workspace.vendor.subscriptions(changed_since=far_future)  # lists them, reads no history
-        checks.append(Check(vendor_title, True, f"{vendor_title}: signed in; {len(companies)} companies readable; "
-                                                "subscriptions readable."))
+        checks.append(
+            Check(
+                vendor_title,
+                True,
+                f"{vendor_title}: signed in; {len(companies)} companies readable; subscriptions readable.",
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence
         checks.append(_failure(vendor_title, step, exc))
 
@@ -504,8 +582,14 @@ async def check_connections(workspace: Workspace) -> list[Check]:
         agreements = await workspace.psa.agreements()
         step = "reading products (check the API user's permissions for the product catalogue)"
         products = await workspace.psa.products()
-        checks.append(Check(psa_title, True, f"{psa_title}: signed in; {len(companies)} companies, "
-                                             f"{len(agreements)} agreements and {len(products)} products readable."))
+        checks.append(
+            Check(
+                psa_title,
+                True,
+                f"{psa_title}: signed in; {len(companies)} companies, "
+                f"{len(agreements)} agreements and {len(products)} products readable.",
+            )
+        )
     except Exception as exc:  # noqa: BLE001
         checks.append(_failure(psa_title, step, exc))
     return checks

@@ -22,7 +22,9 @@ from tui.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "examples"
 TWO_PRORATES = EXAMPLES / "seed001_update_addition_two_prorates.json"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"shared contract examples absent ({EXAMPLES})")
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason=f"shared contract examples absent ({EXAMPLES})"
+)
 
 
 def run(*args: str) -> object:
@@ -47,37 +49,141 @@ def hist(d: dict) -> dict:
 
 # (change, the problem line the CLI prints)
 MUTATIONS = {
-    "quantity 1e400 (JSON number)": ('"quantity": "282"', '"quantity": 1e400', f"{H1}.quantity: too large (at most 12 digits before the decimal point)"),
-    "quantity 1E+999999": ('"quantity": "282"', '"quantity": "1E+999999"', f"{H1}.quantity: too large (at most 12 digits before the decimal point)"),
+    "quantity 1e400 (JSON number)": (
+        '"quantity": "282"',
+        '"quantity": 1e400',
+        f"{H1}.quantity: too large (at most 12 digits before the decimal point)",
+    ),
+    "quantity 1E+999999": (
+        '"quantity": "282"',
+        '"quantity": "1E+999999"',
+        f"{H1}.quantity: too large (at most 12 digits before the decimal point)",
+    ),
     "quantity NaN literal": ('"quantity": "282"', '"quantity": NaN', f"{H1}.quantity: not a finite number"),
     "quantity NaN text": ('"quantity": "282"', '"quantity": "NaN"', f"{H1}.quantity: not a decimal number"),
-    "price Infinity": ('"unit_price": "6.00"', '"unit_price": Infinity', f"{SUB}.unit_price: not a finite number"),
-    "39 digits": ('"quantity": "282"', '"quantity": "' + "1" * 39 + '"', f"{H1}.quantity: too many digits (at most 38)"),
-    "5000-digit integer": ('"quantity": "282"', '"quantity": ' + "9" * 5000, f"{H1}.quantity: too many digits (at most 38)"),
+    "price Infinity": (
+        '"unit_price": "6.00"',
+        '"unit_price": Infinity',
+        f"{SUB}.unit_price: not a finite number",
+    ),
+    "39 digits": (
+        '"quantity": "282"',
+        '"quantity": "' + "1" * 39 + '"',
+        f"{H1}.quantity: too many digits (at most 38)",
+    ),
+    "5000-digit integer": (
+        '"quantity": "282"',
+        '"quantity": ' + "9" * 5000,
+        f"{H1}.quantity: too many digits (at most 38)",
+    ),
     "negative quantity": ('"quantity": "282"', '"quantity": "-5"', f"{H1}.quantity: must not be negative"),
-    "negative price": ('"unit_price": "6.00"', '"unit_price": "-1"', f"{SUB}.unit_price: must not be negative"),
-    "3 decimal places": ('"unit_price": "6.00"', '"unit_price": "25.005"', f"{SUB}.unit_price: more than 2 decimal places (money is in cents)"),
-    "Arabic-Indic digit": ('"quantity": "282"', '"quantity": "\\u0663"', f"{H1}.quantity: not a decimal number (ASCII digits only)"),
-    "underscore separator": ('"quantity": "282"', '"quantity": "1_000"', f"{H1}.quantity: not a decimal number (no _ separators)"),
-    "spaces around": ('"quantity": "282"', '"quantity": " 25 "', f"{H1}.quantity: not a decimal number (spaces around it)"),
+    "negative price": (
+        '"unit_price": "6.00"',
+        '"unit_price": "-1"',
+        f"{SUB}.unit_price: must not be negative",
+    ),
+    "3 decimal places": (
+        '"unit_price": "6.00"',
+        '"unit_price": "25.005"',
+        f"{SUB}.unit_price: more than 2 decimal places (money is in cents)",
+    ),
+    "Arabic-Indic digit": (
+        '"quantity": "282"',
+        '"quantity": "\\u0663"',
+        f"{H1}.quantity: not a decimal number (ASCII digits only)",
+    ),
+    "underscore separator": (
+        '"quantity": "282"',
+        '"quantity": "1_000"',
+        f"{H1}.quantity: not a decimal number (no _ separators)",
+    ),
+    "spaces around": (
+        '"quantity": "282"',
+        '"quantity": " 25 "',
+        f"{H1}.quantity: not a decimal number (spaces around it)",
+    ),
     "boolean quantity": ('"quantity": "282"', '"quantity": true', f"{H1}.quantity: not a decimal number"),
-    "date 9999-12-31": ('"effective_date": "2020-08-05"', '"effective_date": "9999-12-31"', f"{H1}.effective_date: outside 1900–2999"),
-    "date 1899": ('"effective_date": "2020-08-05"', '"effective_date": "1899-12-31"', f"{H1}.effective_date: outside 1900–2999"),
+    "date 9999-12-31": (
+        '"effective_date": "2020-08-05"',
+        '"effective_date": "9999-12-31"',
+        f"{H1}.effective_date: outside 1900–2999",
+    ),
+    "date 1899": (
+        '"effective_date": "2020-08-05"',
+        '"effective_date": "1899-12-31"',
+        f"{H1}.effective_date: outside 1900–2999",
+    ),
     "as_of 0": ('"as_of": "2020-09-20"', '"as_of": 0', "as_of: not a date (expected YYYY-MM-DD)"),
-    "date with time": ('"as_of": "2020-09-20"', '"as_of": "2020-09-20T10:00:00"', "as_of: not a date (expected YYYY-MM-DD)"),
-    "NUL in a name": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "Ace\\u0000", "status"', "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override"),
-    "ESC in a name": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "Esc \\u001b]0;PWNED\\u0007 \\u001b[2J", "status"', "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override"),
-    "C1 in a name": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "A\\u009bce", "status"', "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override"),
-    "bidi override": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "A\\u202ece", "status"', "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override"),
-    "newline in a name": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "A\\nB", "status"', "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override"),
-    "lone surrogate": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "A\\ud800", "status"', "vendor.companies[0].name: not valid text (a lone surrogate)"),
-    "over-long name": ('"name": "Ace Chemical Processing Plant", "status"', '"name": "' + "x" * 501 + '", "status"', "vendor.companies[0].name: too long (at most 500 characters)"),
-    "over-long id": ('"id": "ace"', '"id": "' + "a" * 256 + '"', "vendor.companies[0].id: too long (at most 255 characters)"),
-    "unknown company": ('"company_id": "ace"', '"company_id": "nobody"', f"{SUB}.company_id: no vendor company 'nobody' in the scenario"),
-    "unknown product": ('"product_id": "ess"', '"product_id": "nothing"', f"{SUB}.product_id: no vendor product 'nothing' in the scenario"),
-    "mapping to an unknown PSA company": ('"psa_id": "19"', '"psa_id": "77"', "mappings.companies[0].psa_id: no PSA company '77' in the scenario"),
-    "binding to an unknown PSA product": ('"psa_product_id": "700"', '"psa_product_id": "701"', "mappings.products[0].psa_product_id: no PSA product '701' in the scenario"),
-    "line on an unknown agreement": ('"agreement_id": "290"', '"agreement_id": "291"', "psa.lines[0].agreement_id: no PSA agreement '291' in the scenario"),
+    "date with time": (
+        '"as_of": "2020-09-20"',
+        '"as_of": "2020-09-20T10:00:00"',
+        "as_of: not a date (expected YYYY-MM-DD)",
+    ),
+    "NUL in a name": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "Ace\\u0000", "status"',
+        "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override",
+    ),
+    "ESC in a name": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "Esc \\u001b]0;PWNED\\u0007 \\u001b[2J", "status"',
+        "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override",
+    ),
+    "C1 in a name": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "A\\u009bce", "status"',
+        "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override",
+    ),
+    "bidi override": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "A\\u202ece", "status"',
+        "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override",
+    ),
+    "newline in a name": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "A\\nB", "status"',
+        "vendor.companies[0].name: contains a control character (escape, NUL, C0/C1) or a bidi override",
+    ),
+    "lone surrogate": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "A\\ud800", "status"',
+        "vendor.companies[0].name: not valid text (a lone surrogate)",
+    ),
+    "over-long name": (
+        '"name": "Ace Chemical Processing Plant", "status"',
+        '"name": "' + "x" * 501 + '", "status"',
+        "vendor.companies[0].name: too long (at most 500 characters)",
+    ),
+    "over-long id": (
+        '"id": "ace"',
+        '"id": "' + "a" * 256 + '"',
+        "vendor.companies[0].id: too long (at most 255 characters)",
+    ),
+    "unknown company": (
+        '"company_id": "ace"',
+        '"company_id": "nobody"',
+        f"{SUB}.company_id: no vendor company 'nobody' in the scenario",
+    ),
+    "unknown product": (
+        '"product_id": "ess"',
+        '"product_id": "nothing"',
+        f"{SUB}.product_id: no vendor product 'nothing' in the scenario",
+    ),
+    "mapping to an unknown PSA company": (
+        '"psa_id": "19"',
+        '"psa_id": "77"',
+        "mappings.companies[0].psa_id: no PSA company '77' in the scenario",
+    ),
+    "binding to an unknown PSA product": (
+        '"psa_product_id": "700"',
+        '"psa_product_id": "701"',
+        "mappings.products[0].psa_product_id: no PSA product '701' in the scenario",
+    ),
+    "line on an unknown agreement": (
+        '"agreement_id": "290"',
+        '"agreement_id": "291"',
+        "psa.lines[0].agreement_id: no PSA agreement '291' in the scenario",
+    ),
 }
 
 
@@ -179,7 +285,9 @@ def test_a_yaml_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
 
 def test_yaml_numbers_are_plain_decimals(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("as_of: 2020-09-20\nvendor:\n  usage: []\nsynced:\n  - {key: k, quantity: 1_000, synced_on: 2020-01-01}\n")
+    path.write_text(
+        "as_of: 2020-09-20\nvendor:\n  usage: []\nsynced:\n  - {key: k, quantity: 1_000, synced_on: 2020-01-01}\n"
+    )
     result = run("plan", str(path))
     assert result.exit_code == 2
     assert "synced[0].quantity: not a decimal number (no _ separators)" in result.stderr
@@ -215,8 +323,10 @@ def _stores(tmp_path: Path) -> dict[str, tuple[str, str]]:
     return {
         "zero-length SQLite": (f"sqlite:///{empty}", "is an empty file (0 bytes), not a trueup store"),
         "corrupt SQLite": (f"sqlite:///{corrupt}", "is not a SQLite database"),
-        "unreachable PostgreSQL": ("postgresql://trueup:pw-not-shown@127.0.0.1:1/trueup",
-                                   "cannot be used: connection failed"),
+        "unreachable PostgreSQL": (
+            "postgresql://trueup:pw-not-shown@127.0.0.1:1/trueup",
+            "cannot be used: connection failed",
+        ),
     }
 
 
@@ -262,8 +372,9 @@ def test_the_real_command_prints_no_traceback_on_a_broken_store(tmp_path: Path) 
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     trueup = Path(sys.executable).with_name("trueup")
-    result = subprocess.run([str(trueup), "--db", f"sqlite:///{empty}", "audit"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [str(trueup), "--db", f"sqlite:///{empty}", "audit"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert empty.stat().st_size == 0
@@ -289,7 +400,9 @@ async def test_a_vendor_quantity_the_model_refuses_fails_the_refresh_and_keeps_t
     sys.path.insert(0, str(Path(__file__).resolve().parent / "sync"))
     from sync_builder import AS_OF, build_scenario
 
-    scenario = build_scenario("connectwise", new=2, updates=1, cancels=0, create_new=0, record_only=0, companies=1)
+    scenario = build_scenario(
+        "connectwise", new=2, updates=1, cancels=0, create_new=0, record_only=0, companies=1
+    )
     pax8 = Pax8Sandbox.from_scenario(scenario)
     cw = ConnectWiseSandbox.from_scenario(scenario)
 
@@ -297,10 +410,21 @@ async def test_a_vendor_quantity_the_model_refuses_fails_the_refresh_and_keeps_t
         return None
 
     def connectors() -> tuple[Any, Any]:
-        return (Pax8Connector(pax8.client_id, pax8.client_secret, transport=httpx.MockTransport(pax8.handle),
-                              sleep=no_sleep),
-                ConnectWiseConnector(cw.site, cw.company_id, cw.public_key, cw.private_key, cw.client_id,
-                                     codebase=cw.codebase, transport=httpx.MockTransport(cw.handle), sleep=no_sleep))
+        return (
+            Pax8Connector(
+                pax8.client_id, pax8.client_secret, transport=httpx.MockTransport(pax8.handle), sleep=no_sleep
+            ),
+            ConnectWiseConnector(
+                cw.site,
+                cw.company_id,
+                cw.public_key,
+                cw.private_key,
+                cw.client_id,
+                codebase=cw.codebase,
+                transport=httpx.MockTransport(cw.handle),
+                sleep=no_sleep,
+            ),
+        )
 
     store = Store.memory()
     store.import_scenario(scenario)  # the mappings; the refresh brings the services' data
@@ -330,4 +454,7 @@ def test_a_service_answering_nan_is_refused_at_the_parse_hook() -> None:
 
     with pytest.raises(ValueError, match="NaN is not a number"):
         loads('{"quantity": NaN}')
-    assert loads('{"name": "Esc \\u001b]0;PWNED\\u0007 ok", "q": 1.50}') == {"name": "Esc  ok", "q": Decimal("1.50")}
+    assert loads('{"name": "Esc \\u001b]0;PWNED\\u0007 ok", "q": 1.50}') == {
+        "name": "Esc  ok",
+        "q": Decimal("1.50"),
+    }

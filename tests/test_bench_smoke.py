@@ -15,9 +15,23 @@ def test_bench_quick_produces_the_table_and_the_file(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     env = {**os.environ, "TRUEUP_BENCH_DIR": str(tmp_path / "work")}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", "2000", "--quick", "--output", str(output),
-         "--workdir", str(tmp_path / "work")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--scale",
+            "2000",
+            "--quick",
+            "--output",
+            str(output),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = proc.stdout
@@ -26,9 +40,23 @@ def test_bench_quick_produces_the_table_and_the_file(tmp_path: Path) -> None:
     assert "error" not in row
     assert "sync halopsa:" in table and "sync autotask:" in table and "error" not in table
     text = output.read_text()
-    for needle in ("load average", "nproc", "uv run python -m bench", "## Targets", "Full reconcile",
-                   "Peak memory", "Incremental refresh", "first paint", "cursor move", "page down",
-                   "filter keystroke", "Sync HaloPSA", "Sync Autotask", "## Growth", "## Method"):
+    for needle in (
+        "load average",
+        "nproc",
+        "uv run python -m bench",
+        "## Targets",
+        "Full reconcile",
+        "Peak memory",
+        "Incremental refresh",
+        "first paint",
+        "cursor move",
+        "page down",
+        "filter keystroke",
+        "Sync HaloPSA",
+        "Sync Autotask",
+        "## Growth",
+        "## Method",
+    ):
         assert needle in text, needle
     targets = text.split("## Targets", 1)[1].split("## Figures", 1)[0]
     assert "error" not in targets

@@ -9,7 +9,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

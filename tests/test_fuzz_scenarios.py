@@ -31,7 +31,11 @@ from engine.plan import Plan
 from tui.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "examples"
-BASES = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".plan.json")) if EXAMPLES.is_dir() else []
+BASES = (
+    sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".plan.json"))
+    if EXAMPLES.is_dir()
+    else []
+)
 CASES = int(os.environ.get("TRUEUP_FUZZ_CASES", "400"))
 CASE_SECONDS = 10.0  # a case slower than this is a hang
 MEMORY_LIMIT = 1 << 30
@@ -45,17 +49,59 @@ def resident() -> int:
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
+
 # --- the issue's mutation classes: values put in place of a leaf ----------------------------------
 
 HOSTILE_VALUES: list[Any] = [
-    "1e400", Decimal("1E+400"), "1E+999999", Decimal("1E+999999"), "NaN", Decimal("NaN"), Decimal("-Infinity"),
-    "1" * 39, "9" * 60, 10**45, "-1", "-5", Decimal("-0.01"), "25.005", "0.001", "٣", "1_000", " 25 ", "",
-    "9999-12-31", "1899-12-31", "0001-01-01", 0, 1e308, "2024-02-30", "2024-13", "20/09/2020",
-    "Esc \x1b]0;PWNED\x07 \x1b[2J", "nul\x00", "c1\x9b31m", "bidi\u202eevil", "lone\ud800", "x" * 5000,
-    True, None, [], {}, {"nested": [1, 2]}, "ghost-id", 3.5, -7,
+    "1e400",
+    Decimal("1E+400"),
+    "1E+999999",
+    Decimal("1E+999999"),
+    "NaN",
+    Decimal("NaN"),
+    Decimal("-Infinity"),
+    "1" * 39,
+    "9" * 60,
+    10**45,
+    "-1",
+    "-5",
+    Decimal("-0.01"),
+    "25.005",
+    "0.001",
+    "٣",
+    "1_000",
+    " 25 ",
+    "",
+    "9999-12-31",
+    "1899-12-31",
+    "0001-01-01",
+    0,
+    1e308,
+    "2024-02-30",
+    "2024-13",
+    "20/09/2020",
+    "Esc \x1b]0;PWNED\x07 \x1b[2J",
+    "nul\x00",
+    "c1\x9b31m",
+    "bidi\u202eevil",
+    "lone\ud800",
+    "x" * 5000,
+    True,
+    None,
+    [],
+    {},
+    {"nested": [1, 2]},
+    "ghost-id",
+    3.5,
+    -7,
     # bare literals in the written text (JSON numbers, NaN/Infinity; YAML plain scalars)
-    "@@RAW:1e400@@", "@@RAW:1E+999999@@", "@@RAW:NaN@@", "@@RAW:-Infinity@@", "@@RAW:" + "7" * 39 + "@@",
-    "@@RAW:25.005@@", "@@RAW:-3@@",
+    "@@RAW:1e400@@",
+    "@@RAW:1E+999999@@",
+    "@@RAW:NaN@@",
+    "@@RAW:-Infinity@@",
+    "@@RAW:" + "7" * 39 + "@@",
+    "@@RAW:25.005@@",
+    "@@RAW:-3@@",
 ]
 UNKNOWN_ID = "no-such-id"
 
@@ -90,8 +136,22 @@ def at(node: Any, path: tuple[Any, ...]) -> Any:
 
 def mutate(data: dict[str, Any], draw: Any) -> str:
     """One mutation in place; returns its class (for the figures)."""
-    kind = draw(st.sampled_from(["value", "value", "value", "id", "delete", "unknown_key", "duplicate",
-                                 "drop_entity", "deep", "type"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "value",
+                "value",
+                "value",
+                "id",
+                "delete",
+                "unknown_key",
+                "duplicate",
+                "drop_entity",
+                "deep",
+                "type",
+            ]
+        )
+    )
     spots = leaves(data)
     if not spots:
         return "none"
@@ -153,14 +213,19 @@ def generated(draw: Any) -> dict[str, Any]:
     rules must cope with all of them: history before the start, cancellations, annual terms…)."""
     as_of = draw(DAY)
     n_companies, n_products = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    companies = [{"id": f"c{i}", "name": draw(st.text(min_size=1, max_size=12).filter(str.isprintable))}
-                 for i in range(n_companies)]
-    products = [{"id": f"p{i}", "sku": draw(st.none() | ID), "name": f"Product {i}", "kind": draw(KIND)}
-                for i in range(n_products)]
+    companies = [
+        {"id": f"c{i}", "name": draw(st.text(min_size=1, max_size=12).filter(str.isprintable))}
+        for i in range(n_companies)
+    ]
+    products = [
+        {"id": f"p{i}", "sku": draw(st.none() | ID), "name": f"Product {i}", "kind": draw(KIND)}
+        for i in range(n_products)
+    ]
     for p in products:
         if p["kind"] == "endpoint_usage":
-            p["sub_products"] = draw(st.lists(st.sampled_from(["Business", "Pro", "Advanced"]), max_size=2,
-                                              unique=True))
+            p["sub_products"] = draw(
+                st.lists(st.sampled_from(["Business", "Pro", "Advanced"]), max_size=2, unique=True)
+            )
     subs, usage, lines = [], [], []
     for s in range(draw(st.integers(0, 5))):
         sid = f"s{s}"
@@ -168,53 +233,106 @@ def generated(draw: Any) -> dict[str, Any]:
         history, quantity = [], 0
         for h in range(draw(st.integers(1, 4))):
             quantity = draw(st.integers(0, 300))
-            history.append({"id": f"{sid}-h{h}", "action": "initial" if h == 0 else draw(
-                st.sampled_from(["increase", "decrease", "cancel"])), "quantity": str(quantity),
-                "effective_date": str(draw(DAY))})
+            history.append(
+                {
+                    "id": f"{sid}-h{h}",
+                    "action": "initial"
+                    if h == 0
+                    else draw(st.sampled_from(["increase", "decrease", "cancel"])),
+                    "quantity": str(quantity),
+                    "effective_date": str(draw(DAY)),
+                }
+            )
         cancelled = draw(st.booleans()) and draw(st.booleans())
-        subs.append({
-            "id": sid, "company_id": f"c{draw(st.integers(0, n_companies - 1))}",
-            "product_id": f"p{draw(st.integers(0, n_products - 1))}",
-            "billing_term": draw(st.sampled_from(["monthly", "monthly", "annual"])), "start_date": str(start),
-            "end_date": draw(st.none() | DAY.map(str)), "unit_price": draw(MONEY), "unit_cost": draw(MONEY),
-            "status": "cancelled" if cancelled else "active",
-            "cancelled_date": str(draw(DAY)) if cancelled else None, "history": history,
-        })
+        subs.append(
+            {
+                "id": sid,
+                "company_id": f"c{draw(st.integers(0, n_companies - 1))}",
+                "product_id": f"p{draw(st.integers(0, n_products - 1))}",
+                "billing_term": draw(st.sampled_from(["monthly", "monthly", "annual"])),
+                "start_date": str(start),
+                "end_date": draw(st.none() | DAY.map(str)),
+                "unit_price": draw(MONEY),
+                "unit_cost": draw(MONEY),
+                "status": "cancelled" if cancelled else "active",
+                "cancelled_date": str(draw(DAY)) if cancelled else None,
+                "history": history,
+            }
+        )
         for period in draw(st.lists(DAY.map(lambda d: d.strftime("%Y-%m")), max_size=2, unique=True)):
-            usage.append({"subscription_id": sid, "period": period, "quantity": draw(QUANTITY),
-                          "unit_price": draw(MONEY), "unit_cost": draw(MONEY),
-                          "sub_product": draw(st.none() | st.sampled_from(["Business", "Pro"])),
-                          "charges": draw(st.none() | MONEY), "partner_total": draw(st.none() | MONEY)})
+            usage.append(
+                {
+                    "subscription_id": sid,
+                    "period": period,
+                    "quantity": draw(QUANTITY),
+                    "unit_price": draw(MONEY),
+                    "unit_cost": draw(MONEY),
+                    "sub_product": draw(st.none() | st.sampled_from(["Business", "Pro"])),
+                    "charges": draw(st.none() | MONEY),
+                    "partner_total": draw(st.none() | MONEY),
+                }
+            )
         if draw(st.booleans()):
-            lines.append({"id": f"L{s}", "agreement_id": f"A{draw(st.integers(0, n_companies - 1))}",
-                          "product_id": f"X{draw(st.integers(0, n_products - 1))}",
-                          "kind": draw(st.sampled_from(["recurring", "recurring", "one_time"])),
-                          "quantity": draw(QUANTITY), "unit_price": draw(MONEY), "unit_cost": draw(MONEY),
-                          "effective_date": str(draw(DAY)), "description": "",
-                          "metered": draw(st.booleans()),
-                          "source": {"subscription_id": sid, "sub_product": None,
-                                     "key": draw(st.none() | st.just(f"{sid}:recurring"))}})
+            lines.append(
+                {
+                    "id": f"L{s}",
+                    "agreement_id": f"A{draw(st.integers(0, n_companies - 1))}",
+                    "product_id": f"X{draw(st.integers(0, n_products - 1))}",
+                    "kind": draw(st.sampled_from(["recurring", "recurring", "one_time"])),
+                    "quantity": draw(QUANTITY),
+                    "unit_price": draw(MONEY),
+                    "unit_cost": draw(MONEY),
+                    "effective_date": str(draw(DAY)),
+                    "description": "",
+                    "metered": draw(st.booleans()),
+                    "source": {
+                        "subscription_id": sid,
+                        "sub_product": None,
+                        "key": draw(st.none() | st.just(f"{sid}:recurring")),
+                    },
+                }
+            )
     mapped = draw(st.lists(st.integers(0, n_companies - 1), unique=True, max_size=n_companies))
     return {
         "as_of": str(as_of),
-        "settings": {"invoiced_through": draw(st.none() | DAY.map(str)),
-                     "threshold_prorates": draw(st.booleans()),
-                     "prorate_counts_change_day": draw(st.booleans()),
-                     "psa": draw(st.sampled_from(["connectwise", "halopsa", "autotask"]))},
+        "settings": {
+            "invoiced_through": draw(st.none() | DAY.map(str)),
+            "threshold_prorates": draw(st.booleans()),
+            "prorate_counts_change_day": draw(st.booleans()),
+            "psa": draw(st.sampled_from(["connectwise", "halopsa", "autotask"])),
+        },
         "vendor": {"companies": companies, "products": products, "subscriptions": subs, "usage": usage},
-        "psa": {"companies": [{"id": f"C{i}", "name": c["name"]} for i, c in enumerate(companies)],
-                "products": [{"id": f"X{i}", "name": f"PSA product {i}", "sku": None} for i in range(n_products)],
-                "agreements": [{"id": f"A{i}", "company_id": f"C{i}", "name": f"Agreement {i}",
-                                "start_date": str(draw(DAY)), "end_date": draw(st.none() | DAY.map(str)),
-                                "billing_period": draw(st.sampled_from(["monthly", "annual"]))}
-                               for i in range(n_companies)],
-                "lines": lines},
-        "mappings": {"companies": [{"vendor_id": f"c{i}", "psa_id": f"C{i}"} for i in mapped],
-                     "products": [{"vendor_product_id": f"p{i}", "psa_product_id": f"X{i}",
-                                   "free": draw(st.booleans()) and draw(st.booleans())}
-                                  for i in range(n_products) if draw(st.booleans()) or i == 0],
-                     "agreements": []},
-        "synced": [], "ignored": [],
+        "psa": {
+            "companies": [{"id": f"C{i}", "name": c["name"]} for i, c in enumerate(companies)],
+            "products": [{"id": f"X{i}", "name": f"PSA product {i}", "sku": None} for i in range(n_products)],
+            "agreements": [
+                {
+                    "id": f"A{i}",
+                    "company_id": f"C{i}",
+                    "name": f"Agreement {i}",
+                    "start_date": str(draw(DAY)),
+                    "end_date": draw(st.none() | DAY.map(str)),
+                    "billing_period": draw(st.sampled_from(["monthly", "annual"])),
+                }
+                for i in range(n_companies)
+            ],
+            "lines": lines,
+        },
+        "mappings": {
+            "companies": [{"vendor_id": f"c{i}", "psa_id": f"C{i}"} for i in mapped],
+            "products": [
+                {
+                    "vendor_product_id": f"p{i}",
+                    "psa_product_id": f"X{i}",
+                    "free": draw(st.booleans()) and draw(st.booleans()),
+                }
+                for i in range(n_products)
+                if draw(st.booleans()) or i == 0
+            ],
+            "agreements": [],
+        },
+        "synced": [],
+        "ignored": [],
     }
 
 
@@ -255,8 +373,17 @@ def test_fuzzed_scenarios_exit_0_with_a_plan_or_2_with_a_path(tmp_path: Path) ->
     slowest = [0.0]
     started = time.monotonic()
 
-    @settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+    @settings(
+        max_examples=CASES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
     @given(base=base_scenarios(), data=st.data())
     def case(base: dict[str, Any], data: Any) -> None:
         kinds = [mutate(base, data.draw) for _ in range(data.draw(st.integers(0, 3)))]
@@ -264,8 +391,11 @@ def test_fuzzed_scenarios_exit_0_with_a_plan_or_2_with_a_path(tmp_path: Path) ->
         as_yaml = data.draw(st.integers(0, 4)) == 0
         path = tmp_path / ("scenario.yaml" if as_yaml else "scenario.json")
         plain = json.loads(json.dumps(base, default=str))  # Decimal values written as JSON numbers' text
-        text = yaml.safe_dump(plain, allow_unicode=True, width=10**6) if as_yaml \
+        text = (
+            yaml.safe_dump(plain, allow_unicode=True, width=10**6)
+            if as_yaml
             else json.dumps(base, default=str, ensure_ascii=data.draw(st.booleans()))
+        )
         path.write_text(nest(text), encoding="utf-8", errors="surrogatepass")
         began = time.monotonic()
         result = runner.invoke(main, ["plan", str(path), "--json"], catch_exceptions=True)
@@ -286,9 +416,11 @@ def test_fuzzed_scenarios_exit_0_with_a_plan_or_2_with_a_path(tmp_path: Path) ->
     started = time.monotonic()
     case()
     elapsed = time.monotonic() - started
-    print(f"\nfuzz: {stats['cases']} cases in {elapsed:.1f} s (slowest {slowest[0]:.2f} s), "
-          f"exit 0: {stats['exit 0']}, exit 2: {stats['exit 2']}, other: 0, growth at most {grown[0] / 2**20:.0f} MiB; "
-          + ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k.startswith("mutation")))
+    print(
+        f"\nfuzz: {stats['cases']} cases in {elapsed:.1f} s (slowest {slowest[0]:.2f} s), "
+        f"exit 0: {stats['exit 0']}, exit 2: {stats['exit 2']}, other: 0, growth at most {grown[0] / 2**20:.0f} MiB; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k.startswith("mutation"))
+    )
     assert stats["cases"] >= CASES
     assert stats["exit 0"] >= CASES // 10 and stats["exit 2"] >= CASES // 4  # both outcomes exercised
     assert grown[0] < MEMORY_LIMIT

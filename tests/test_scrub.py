@@ -7,19 +7,22 @@ import pytest
 from engine.scrub import clean_json, clean_text
 
 
-@pytest.mark.parametrize(("raw", "shown"), [
-    ("Esc \x1b]0;PWNED\x07 \x1b[2J", "Esc  "),  # window title (OSC 0) and clear screen (CSI 2J)
-    ("copy\x1b]52;c;cHduZWQ=\x1b\\me", "copyme"),  # OSC 52 clipboard write, ST-terminated
-    ("red\x1b[31mtext\x1b[0m", "redtext"),
-    ("c1\x9b2Jcsi\x9d0;t\x9c", "c1csi"),  # 8-bit CSI and OSC
-    ("dcs\x1bPq#0;2;0;0;0\x1b\\end", "dcsend"),  # DCS (sixel)
-    ("bell\x07nul\x00del\x7f", "bellnuldel"),
-    ("bidi\u202eevil\u2066x\u2069", "bidievilx"),
-    ("lone\ud800surrogate", "lone\ufffdsurrogate"),
-    ("tab\tnew\nline", "tab new line"),
-    ("Café — 株式会社 ✓", "Café — 株式会社 ✓"),  # printable text is untouched
-    ("Acme\u00a0Inc", "Acme\u00a0Inc"),  # a no-break space is kept
-])
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("Esc \x1b]0;PWNED\x07 \x1b[2J", "Esc  "),  # window title (OSC 0) and clear screen (CSI 2J)
+        ("copy\x1b]52;c;cHduZWQ=\x1b\\me", "copyme"),  # OSC 52 clipboard write, ST-terminated
+        ("red\x1b[31mtext\x1b[0m", "redtext"),
+        ("c1\x9b2Jcsi\x9d0;t\x9c", "c1csi"),  # 8-bit CSI and OSC
+        ("dcs\x1bPq#0;2;0;0;0\x1b\\end", "dcsend"),  # DCS (sixel)
+        ("bell\x07nul\x00del\x7f", "bellnuldel"),
+        ("bidi\u202eevil\u2066x\u2069", "bidievilx"),
+        ("lone\ud800surrogate", "lone\ufffdsurrogate"),
+        ("tab\tnew\nline", "tab new line"),
+        ("Café — 株式会社 ✓", "Café — 株式会社 ✓"),  # printable text is untouched
+        ("Acme\u00a0Inc", "Acme\u00a0Inc"),  # a no-break space is kept
+    ],
+)
 def test_clean_text(raw: str, shown: str) -> None:
     assert clean_text(raw) == shown
 

@@ -69,21 +69,40 @@ def psa_world(psa: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Echo
     if psa == "connectwise":
         sb: Any = ConnectWiseSandbox.from_scenario(scenario, faults=faults, private_key=SECRET[psa])
         echo = Echoing(sb, faults, is_write)
-        connector: Any = ConnectWiseConnector(sb.site, sb.company_id, sb.public_key, SECRET[psa], sb.client_id,
-                                              codebase=sb.codebase, transport=httpx.MockTransport(echo),
-                                              sleep=no_sleep)
+        connector: Any = ConnectWiseConnector(
+            sb.site,
+            sb.company_id,
+            sb.public_key,
+            SECRET[psa],
+            sb.client_id,
+            codebase=sb.codebase,
+            transport=httpx.MockTransport(echo),
+            sleep=no_sleep,
+        )
     elif psa == "halopsa":
         sb = HaloSandbox.from_scenario(scenario, faults=faults, client_secret=SECRET[psa])
         echo = Echoing(sb, faults, is_write)
-        connector = HaloConnector(sb.base_url, sb.client_id, SECRET[psa], tenant=sb.tenant,
-                                  transport=httpx.MockTransport(echo), sleep=no_sleep)
+        connector = HaloConnector(
+            sb.base_url,
+            sb.client_id,
+            SECRET[psa],
+            tenant=sb.tenant,
+            transport=httpx.MockTransport(echo),
+            sleep=no_sleep,
+        )
     else:
         sb = AutotaskSandbox.from_scenario(scenario, faults=faults, secret=SECRET[psa])
         if sb.faults is None:
             sb.faults = faults
         echo = Echoing(sb, faults, is_write)
-        connector = AutotaskConnector(sb.username, SECRET[psa], sb.integration_code, zone_url=sb.zone_url,
-                                      transport=httpx.MockTransport(echo), sleep=no_sleep)
+        connector = AutotaskConnector(
+            sb.username,
+            SECRET[psa],
+            sb.integration_code,
+            zone_url=sb.zone_url,
+            transport=httpx.MockTransport(echo),
+            sleep=no_sleep,
+        )
     return scenario, connector, echo
 
 
@@ -126,7 +145,9 @@ async def test_a_psa_echoing_its_headers_leaves_no_secret_behind(
         assert lines
         report = await SyncExecutor(store, connector).run(list(lines))
         await connector.aclose()
-        logging.getLogger("engine.test").warning("sync ended: %s", "; ".join(o.message or "" for o in report.outcomes))
+        logging.getLogger("engine.test").warning(
+            "sync ended: %s", "; ".join(o.message or "" for o in report.outcomes)
+        )
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -135,8 +156,11 @@ async def test_a_psa_echoing_its_headers_leaves_no_secret_behind(
     reflected = credentials_in(echo.echoed)
     needles = {SECRET[psa], *reflected}
     if psa == "connectwise":
-        assert any(base64.b64decode(v.split()[-1]).decode().endswith(SECRET[psa]) for v in reflected
-                   if v.lower().startswith("basic "))
+        assert any(
+            base64.b64decode(v.split()[-1]).decode().endswith(SECRET[psa])
+            for v in reflected
+            if v.lower().startswith("basic ")
+        )
     elif psa == "autotask":
         assert any(f"secret: {SECRET[psa]}".lower() in text.lower() for text in echo.echoed)
     else:  # Halo: the secret buys a token (in the token request's body); the calls carry the token
@@ -170,19 +194,31 @@ async def test_pax8_echoing_its_headers_leaves_no_token_or_secret_behind(
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv(SECRETS["pax8"].env, SECRET["pax8"])
     assert get_secret("pax8") is not None
-    scenario = build_scenario("connectwise", new=2, updates=0, cancels=0, create_new=0, record_only=0, companies=1)
+    scenario = build_scenario(
+        "connectwise", new=2, updates=0, cancels=0, create_new=0, record_only=0, companies=1
+    )
     faults = Faults()
     sandbox = Pax8Sandbox.from_scenario(scenario, faults=faults, client_secret=SECRET["pax8"])
     echo = Echoing(sandbox, faults, lambda r: r.method == "GET" and "/companies" in r.url.path)
-    vendor = Pax8Connector(sandbox.client_id, SECRET["pax8"], transport=httpx.MockTransport(echo), sleep=no_sleep)
+    vendor = Pax8Connector(
+        sandbox.client_id, SECRET["pax8"], transport=httpx.MockTransport(echo), sleep=no_sleep
+    )
     psa_sb = ConnectWiseSandbox.from_scenario(scenario)
-    psa = ConnectWiseConnector(psa_sb.site, psa_sb.company_id, psa_sb.public_key, psa_sb.private_key,
-                               psa_sb.client_id, codebase=psa_sb.codebase,
-                               transport=httpx.MockTransport(psa_sb.handle), sleep=no_sleep)
+    psa = ConnectWiseConnector(
+        psa_sb.site,
+        psa_sb.company_id,
+        psa_sb.public_key,
+        psa_sb.private_key,
+        psa_sb.client_id,
+        codebase=psa_sb.codebase,
+        transport=httpx.MockTransport(psa_sb.handle),
+        sleep=no_sleep,
+    )
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = Store(url)
-    result = await refresh(store, vendor, psa, full=True, today=AS_OF,
-                           clock=lambda: datetime(2026, 3, 10, 9, tzinfo=UTC))
+    result = await refresh(
+        store, vendor, psa, full=True, today=AS_OF, clock=lambda: datetime(2026, 3, 10, 9, tzinfo=UTC)
+    )
     await vendor.aclose()
     await psa.aclose()
     assert echo.echoed and result.errors
@@ -191,7 +227,9 @@ async def test_pax8_echoing_its_headers_leaves_no_token_or_secret_behind(
     needles = {SECRET["pax8"], *tokens}
     assert leaks("\n".join(result.errors), needles) == [] and REDACTED in "\n".join(result.errors)
     logging.getLogger("engine.refresh").warning("refresh errors: %s", result.errors)
-    logging.getLogger("engine.test").info("raw echo: %s", echo.echoed[0])  # even a raw echo logged is redacted
+    logging.getLogger("engine.test").info(
+        "raw echo: %s", echo.echoed[0]
+    )  # even a raw echo logged is redacted
     store.close()
     assert leaks(store_bytes(url), needles) == []
     assert leaks(caplog.text, needles) == []
@@ -202,12 +240,24 @@ def test_redact_knows_the_credential_headers_and_the_configured_secrets() -> Non
 
     register_secret("configured-secret-4242")
     basic = base64.b64encode(b"acme+public:configured-secret-4242").decode()
-    text = (f"Authorization: Basic {basic}\nSecret: abc\nApiIntegrationCode: XYZ123\n"
-            '{"client_secret": "cs-1", "access_token": "tok-1"} url postgresql://u:pw-99@db/x '
-            "bare configured-secret-4242 and Bearer eyJhbGciOi.abc.def")
+    text = (
+        f"Authorization: Basic {basic}\nSecret: abc\nApiIntegrationCode: XYZ123\n"
+        '{"client_secret": "cs-1", "access_token": "tok-1"} url postgresql://u:pw-99@db/x '
+        "bare configured-secret-4242 and Bearer eyJhbGciOi.abc.def"
+    )
     out = redact(text)
-    for needle in (basic, "abc\n", "XYZ123", "cs-1", "tok-1", "pw-99", "configured-secret-4242", "eyJhbGciOi"):
+    for needle in (
+        basic,
+        "abc\n",
+        "XYZ123",
+        "cs-1",
+        "tok-1",
+        "pw-99",
+        "configured-secret-4242",
+        "eyJhbGciOi",
+    ):
         assert needle not in out, needle
     assert out.count(REDACTED) == 8
     assert redact("no client secret configured; set TRUEUP_PAX8_CLIENT_SECRET") == (
-        "no client secret configured; set TRUEUP_PAX8_CLIENT_SECRET")
+        "no client secret configured; set TRUEUP_PAX8_CLIENT_SECRET"
+    )

@@ -39,12 +39,20 @@ class TrueupApp(App[int]):
     BINDINGS = bindings("app")
     COMMANDS = App.COMMANDS | {RegistryCommands}
 
-    def __init__(self, workspace: Workspace, *, clock: Callable[[], datetime] | None = None, as_of: date | None = None,
-                 refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL, theme: str | None = None,
-                 keymap: dict[str, str] | None = None, executor_factory: Callable[[Any], Any] | None = None,
-                 full_refresh_on_start: bool = False,
-                 loader: Callable[[date | None, date], ConsoleData] | None = None,
-                 save_delay: float = SAVE_DELAY) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        as_of: date | None = None,
+        refresh_interval: float | None = DEFAULT_REFRESH_INTERVAL,
+        theme: str | None = None,
+        keymap: dict[str, str] | None = None,
+        executor_factory: Callable[[Any], Any] | None = None,
+        full_refresh_on_start: bool = False,
+        loader: Callable[[date | None, date], ConsoleData] | None = None,
+        save_delay: float = SAVE_DELAY,
+    ) -> None:
         # NO_COLOR (no-color.org): ANSI colours only, and Textual strips even those (its NoColor filter),
         # so what remains is text and text styles; states are words (TODO, pending, ignored, NOT BOUND).
         no_color = bool(os.environ.get("NO_COLOR"))
@@ -68,8 +76,9 @@ class TrueupApp(App[int]):
         self._initial_theme = theme
         self.refresh_count = 0
         self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
-        self.core: ConsoleCore[ConsoleData] = ConsoleCore(workspace, VIEW, as_of=lambda: self.as_of,
-                                                          today=lambda: self.clock().date(), loader=loader)
+        self.core: ConsoleCore[ConsoleData] = ConsoleCore(
+            workspace, VIEW, as_of=lambda: self.as_of, today=lambda: self.clock().date(), loader=loader
+        )
         self.core.subscribe(self._post_change)
 
     # --- start ---------------------------------------------------------------------------------
@@ -142,6 +151,7 @@ class TrueupApp(App[int]):
                 self.post_message(DataLoaded(saved))
         self._from_thread(self._header, "refreshing…")
         if fetch:
+
             def waiting(progress: Any) -> None:  # another process holds the store's refresh lock
                 if getattr(progress, "stage", None) == "waiting":
                     self._from_thread(self.notify, str(progress.message), severity="warning", timeout=10)
@@ -194,8 +204,13 @@ class TrueupApp(App[int]):
             if self.main is not None:
                 self.main.show_state()
             return
-        if (data.complete and current is not None and not current.complete and not current.stale
-                and data.rows is current.rows):
+        if (
+            data.complete
+            and current is not None
+            and not current.complete
+            and not current.stale
+            and data.rows is current.rows
+        ):
             self.data = data  # the plan of the rows already shown: nothing to redraw
             self.busy = ""
             if self.main is not None:
@@ -245,8 +260,10 @@ class TrueupApp(App[int]):
             return f"The figures are still loading; {what} once they are shown."
         if data.stale:
             when = model.figures_time(data)
-            return (f"The figures shown are from {when} and are being recomputed; {what} once the "
-                    "current figures are shown.")
+            return (
+                f"The figures shown are from {when} and are being recomputed; {what} once the "
+                "current figures are shown."
+            )
         if not data.complete:
             return f"The plan is still being restored (a moment); {what} then."
         if review and self.recomputing:
@@ -280,7 +297,8 @@ class TrueupApp(App[int]):
     def _scheduled_refresh(self) -> None:
         self._refresh_timer = None
         if isinstance(self.screen, ModalScreen) or any(
-                w.group in ("refresh", "actions", "sync") and w.is_running for w in self.workers):
+            w.group in ("refresh", "actions", "sync") and w.is_running for w in self.workers
+        ):
             self._arm_timer()  # skipped while a modal is open or something runs; try again later
             return
         self.refresh_data()
@@ -313,7 +331,9 @@ class TrueupApp(App[int]):
         if then is not None:
             self._from_thread(then, outcome)
 
-    def run_engine(self, fn: Callable[[], object], success: str, then: Callable[[], None] | None = None) -> None:
+    def run_engine(
+        self, fn: Callable[[], object], success: str, then: Callable[[], None] | None = None
+    ) -> None:
         """A store write that is not one of the core's actions (tests, tools): under the core's lock,
         refused when the figures are not current, then everything recomputed."""
         self._engine_worker(fn, success, then)
@@ -357,7 +377,9 @@ class TrueupApp(App[int]):
     # --- global keys -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("edit_as_of", "edit_invoiced_through", "refresh") and isinstance(self.screen, ModalScreen):
+        if action in ("edit_as_of", "edit_invoiced_through", "refresh") and isinstance(
+            self.screen, ModalScreen
+        ):
             return None
         return True
 
@@ -401,8 +423,9 @@ class TrueupApp(App[int]):
             if value is not None:
                 self.notify(f"Invoiced through {value.isoformat()}", timeout=4)
 
-        self.push_screen(EditDateModal("Invoiced through (last day already invoiced to customers)", current,
-                                       apply), done)
+        self.push_screen(
+            EditDateModal("Invoiced through (last day already invoiced to customers)", current, apply), done
+        )
 
 
 # --- entry point ------------------------------------------------------------------------------------
@@ -439,12 +462,15 @@ def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str
     try:
         workspace, config = _open_workspace(db_url)
         console = getattr(config, "console", None)
-        interval = float(getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL)
+        interval = float(
+            getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL
+        )
         theme = theme or getattr(console, "theme", None)
         mouse = bool(getattr(console, "mouse", True)) and not no_mouse
         keymap = dict(getattr(console, "keymap", None) or {})
-        app = TrueupApp(workspace, refresh_interval=interval, theme=theme, keymap=keymap,
-                        full_refresh_on_start=True)
+        app = TrueupApp(
+            workspace, refresh_interval=interval, theme=theme, keymap=keymap, full_refresh_on_start=True
+        )
         result = app.run(mouse=mouse)
         return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
     except SystemExit as exc:

@@ -27,10 +27,27 @@ REGISTRY: tuple[Command, ...] = (
     # global
     Command("quit", "q", "quit", "Quit", "app", True),
     Command("help", "question_mark,f1", "help", "Help", "app", True, "All keys, from this same registry."),
-    Command("refresh", "f5", "refresh", "Refresh", "app", True, "Fetch from the vendor and the PSA, then reconcile."),
-    Command("set-as-of", "o", "edit_as_of", "Set as-of date", "app", False, "The date the plan is computed for."),
-    Command("set-invoiced-through", "I", "edit_invoiced_through", "Set invoiced-through", "app", False,
-            "The last day already invoiced to customers."),
+    Command(
+        "refresh",
+        "f5",
+        "refresh",
+        "Refresh",
+        "app",
+        True,
+        "Fetch from the vendor and the PSA, then reconcile.",
+    ),
+    Command(
+        "set-as-of", "o", "edit_as_of", "Set as-of date", "app", False, "The date the plan is computed for."
+    ),
+    Command(
+        "set-invoiced-through",
+        "I",
+        "edit_invoiced_through",
+        "Set invoiced-through",
+        "app",
+        False,
+        "The last day already invoiced to customers.",
+    ),
     # panes
     Command("pane-overview", "1", "show_pane('overview')", "Overview pane"),
     Command("pane-customers", "2", "show_pane('customers')", "Customers pane"),
@@ -38,41 +55,88 @@ REGISTRY: tuple[Command, ...] = (
     Command("pane-arrears", "4", "show_pane('arrears')", "Arrears pane"),
     Command("pane-prorates", "5", "show_pane('prorates')", "Prorates pane"),
     Command("pane-errors", "6", "show_pane('errors')", "Errors pane"),
-    Command("cursor-last", "G", "cursor_last", "Last row", help="Jump to the last row (ignored items are last)."),
+    Command(
+        "cursor-last", "G", "cursor_last", "Last row", help="Jump to the last row (ignored items are last)."
+    ),
     Command("filter", "slash", "filter", "Filter", show=True, help="Type to narrow the pane; esc leaves it."),
     Command("toggle-select", "space", "toggle_select", "Select", help="Select or unselect the row."),
     Command("select-all", "a", "select_all", "Select all", help="Select every row shown (again: none)."),
-    Command("ignore-row", "i", "ignore_row", "Ignore", help="Ignore the row (or the selection) with a reason."),
+    Command(
+        "ignore-row", "i", "ignore_row", "Ignore", help="Ignore the row (or the selection) with a reason."
+    ),
     Command("restore-row", "r", "restore_row", "Restore", help="Restore an ignored row (t shows them)."),
-    Command("toggle-ignored", "t", "toggle_ignored", "Show ignored", help="Show ignored items: who, when, why."),
+    Command(
+        "toggle-ignored", "t", "toggle_ignored", "Show ignored", help="Show ignored items: who, when, why."
+    ),
     Command("edit-date", "e", "edit_date", "Edit date", help="Edit the effective date of a proposed line."),
-    Command("bulk-date", "E", "bulk_date", "Bulk date", help="Set the effective date of every selected line."),
-    Command("review", "v", "review", "Review", show=True, help="Review the selection (or everything) before syncing."),
+    Command(
+        "bulk-date", "E", "bulk_date", "Bulk date", help="Set the effective date of every selected line."
+    ),
+    Command(
+        "review",
+        "v",
+        "review",
+        "Review",
+        show=True,
+        help="Review the selection (or everything) before syncing.",
+    ),
     Command("copy-id", "c", "copy_id", "Copy id", help="Copy the row's id to the clipboard (OSC 52)."),
     Command("map-company", "m", "map_company", "Map customer", help="Customers: map to a PSA company."),
     Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),
-    Command("generate-mappings", "g", "generate_mappings", "Generate mappings",
-            help="Customers: map exact name matches; confirm near matches one by one."),
-    Command("refresh-customer", "R", "refresh_customer", "Refresh customer",
-            help="Re-read the customer under the cursor from the vendor and the PSA and recompute it alone "
-                 "(after a refresh under way)."),
-    Command("products", "p", "products", "Products",
-            help="Vendor products and the PSA products they are bound to (bind, unbind)."),
+    Command(
+        "generate-mappings",
+        "g",
+        "generate_mappings",
+        "Generate mappings",
+        help="Customers: map exact name matches; confirm near matches one by one.",
+    ),
+    Command(
+        "refresh-customer",
+        "R",
+        "refresh_customer",
+        "Refresh customer",
+        help="Re-read the customer under the cursor from the vendor and the PSA and recompute it alone "
+        "(after a refresh under way).",
+    ),
+    Command(
+        "products",
+        "p",
+        "products",
+        "Products",
+        help="Vendor products and the PSA products they are bound to (bind, unbind).",
+    ),
     # products
-    Command("bind-product", "b", "bind_product", "Bind", "products", True,
-            help="Bind the vendor product (or sub-product) to a PSA product; enter does it too."),
-    Command("unbind-product", "u", "unbind_product", "Unbind", "products", True, "Remove the row's own binding."),
+    Command(
+        "bind-product",
+        "b",
+        "bind_product",
+        "Bind",
+        "products",
+        True,
+        help="Bind the vendor product (or sub-product) to a PSA product; enter does it too.",
+    ),
+    Command(
+        "unbind-product", "u", "unbind_product", "Unbind", "products", True, "Remove the row's own binding."
+    ),
     Command("products-filter", "slash", "filter", "Filter", "products", True, "Type to narrow the products."),
     Command("close-products", "escape", "close_products", "Back", "products", True, "Back to the panes."),
     # review
-    Command("confirm-sync", "y,s", "confirm_sync", "Confirm sync", "review", True, "Write these lines to the PSA."),
-    Command("cancel-sync", "x", "cancel_sync", "Cancel sync", "review", True, "Stop after the line in flight."),
-    Command("close-review", "escape", "close_review", "Back", "review", True, "Back (or cancel a running sync)."),
+    Command(
+        "confirm-sync", "y,s", "confirm_sync", "Confirm sync", "review", True, "Write these lines to the PSA."
+    ),
+    Command(
+        "cancel-sync", "x", "cancel_sync", "Cancel sync", "review", True, "Stop after the line in flight."
+    ),
+    Command(
+        "close-review", "escape", "close_review", "Back", "review", True, "Back (or cancel a running sync)."
+    ),
 )
 
 
 def bindings(scope: Scope) -> list[Binding]:
-    return [Binding(c.keys, c.action, c.description, show=c.show, id=c.id) for c in REGISTRY if c.scope == scope]
+    return [
+        Binding(c.keys, c.action, c.description, show=c.show, id=c.id) for c in REGISTRY if c.scope == scope
+    ]
 
 
 def key_label(keys: str) -> str:

@@ -75,7 +75,10 @@ def describe_error(exc: Exception, ctx: click.Context) -> tuple[int, str]:
     if isinstance(exc, StoreError):
         return 1, str(exc)
     if isinstance(exc, (ArgumentError, NoSuchModuleError)):
-        return 2, f"the database URL is not valid ({_first_line(exc)}); check --db, TRUEUP_DATABASE_URL or database_url"
+        return (
+            2,
+            f"the database URL is not valid ({_first_line(exc)}); check --db, TRUEUP_DATABASE_URL or database_url",
+        )
     if isinstance(exc, DBAPIError):
         reason = _first_line(exc)
         if "file is not a database" in reason or "malformed" in reason:
@@ -174,8 +177,12 @@ def plan(file: Path, as_json: bool) -> None:
 
 
 @main.command("export-scenario")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="as_of of the scenario (default: the store's).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+@click.option(
+    "--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="as_of of the scenario (default: the store's)."
+)
 @click.pass_context
 def export_scenario(ctx: click.Context, output: Path | None, as_of: object) -> None:
     """Write the store's world as a scenario file (the format `trueup plan` reads)."""
@@ -206,8 +213,11 @@ def schema(what: str) -> None:
     from engine.scenario import Scenario
 
     model = Scenario if what == "scenario" else Plan
-    click.echo(json.dumps(model.model_json_schema(mode="validation" if what == "scenario" else "serialization"),
-                          indent=1))
+    click.echo(
+        json.dumps(
+            model.model_json_schema(mode="validation" if what == "scenario" else "serialization"), indent=1
+        )
+    )
 
 
 @main.command()

@@ -63,7 +63,9 @@ def config_path_command() -> None:
         click.echo("The file exists.")
     else:
         where = f" (from ${CONFIG_ENV})" if CONFIG_ENV in __import__("os").environ else ""
-        click.echo(f"The file does not exist{where}: with nothing configured, trueup runs on the built-in sandbox.")
+        click.echo(
+            f"The file does not exist{where}: with nothing configured, trueup runs on the built-in sandbox."
+        )
 
 
 @click.command()
@@ -81,11 +83,15 @@ def login(service: str) -> None:
     try:
         store_secret(service, value.strip())
     except NoKeyringError:
-        _fail(f"no OS keyring is available on this machine. Set {spec.env} in the environment instead "
-              "(for example in the service unit or the shell profile of the account that runs trueup).")
+        _fail(
+            f"no OS keyring is available on this machine. Set {spec.env} in the environment instead "
+            "(for example in the service unit or the shell profile of the account that runs trueup)."
+        )
     except KeyringError as exc:
-        _fail(f"the OS keyring refused to store the secret ({type(exc).__name__}: {exc}). "
-              f"Set {spec.env} in the environment instead.")
+        _fail(
+            f"the OS keyring refused to store the secret ({type(exc).__name__}: {exc}). "
+            f"Set {spec.env} in the environment instead."
+        )
     click.echo(f"Stored the {spec.title} {spec.what} in the OS keyring (service 'trueup', user '{service}').")
 
 
@@ -123,10 +129,14 @@ def doctor(ctx: click.Context) -> None:
 
 @click.command()
 @click.option("--full", is_flag=True, help="Read every vendor subscription, not only the changed ones.")
-@click.option("--company", metavar="COMPANY",
-              help="Refresh only this customer: a vendor company id or its exact name.")
-@click.option("--accept-empty", is_flag=True,
-              help="Apply a listing that comes back empty where the store has rows (the service really has none).")
+@click.option(
+    "--company", metavar="COMPANY", help="Refresh only this customer: a vendor company id or its exact name."
+)
+@click.option(
+    "--accept-empty",
+    is_flag=True,
+    help="Apply a listing that comes back empty where the store has rows (the service really has none).",
+)
 @click.pass_context
 def refresh(ctx: click.Context, full: bool, company: str | None, accept_empty: bool) -> None:
     """Pull vendor and PSA data into the store now (one customer with --company)."""
@@ -137,8 +147,10 @@ def refresh(ctx: click.Context, full: bool, company: str | None, accept_empty: b
     if company is not None and not company.strip():
         _fail("--company needs a vendor company id or exact name.", 2)
     workspace = _open(ctx)
-    click.echo(f"Refreshing {company.strip() if company else workspace.label}"
-               + (f" ({workspace.label})" if company else ""))
+    click.echo(
+        f"Refreshing {company.strip() if company else workspace.label}"
+        + (f" ({workspace.label})" if company else "")
+    )
 
     def show(progress: Any) -> None:
         if progress.total is not None:
@@ -165,8 +177,10 @@ def refresh(ctx: click.Context, full: bool, company: str | None, accept_empty: b
         _fail(f"{exc}; nothing was refreshed.")
     seconds = (result.finished - result.started).total_seconds()
     kind = "one customer" if result.company_id else ("full" if result.full else "incremental")
-    click.echo(f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
-               f"{result.psa_changed} PSA records changed.")
+    click.echo(
+        f"Done in {seconds:.1f} s ({kind}): {result.vendor_changed} vendor records and "
+        f"{result.psa_changed} PSA records changed."
+    )
     from tui.cli import one_line
 
     for warning in getattr(result, "warnings", []):
@@ -183,4 +197,6 @@ def _confirm_empty(held: list[Any]) -> bool:
         return False
     for item in held:
         click.echo(item.message, err=True)
-    return click.confirm("Apply the empty listing(s) and drop those rows from the store?", default=False, err=True)
+    return click.confirm(
+        "Apply the empty listing(s) and drop those rows from the store?", default=False, err=True
+    )

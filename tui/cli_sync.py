@@ -71,7 +71,9 @@ def _keys(only: tuple[str, ...]) -> list[str]:
 def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...], use_stored: bool) -> None:
     """Write the plan's lines into the PSA (journaled; safe to interrupt and re-run)."""
     db_url = (ctx.obj or {}).get("db_url")
-    sys.exit(asyncio.run(_sync(db_url, dry_run=dry_run, yes=yes, only=_keys(only), use_stored=use_stored)) or 0)
+    sys.exit(
+        asyncio.run(_sync(db_url, dry_run=dry_run, yes=yes, only=_keys(only), use_stored=use_stored)) or 0
+    )
 
 
 def _refresh_failed(result: Any, use_stored: bool) -> bool:
@@ -85,12 +87,17 @@ def _refresh_failed(result: Any, use_stored: bool) -> bool:
     if use_stored:
         click.echo("Planning on the data the store already holds (--use-stored).", err=True)
         return False
-    click.echo("trueup: not planning on a failed refresh; fix the above, or pass --use-stored to plan on "
-               "the data the store already holds.", err=True)
+    click.echo(
+        "trueup: not planning on a failed refresh; fix the above, or pass --use-stored to plan on "
+        "the data the store already holds.",
+        err=True,
+    )
     return True
 
 
-async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str], use_stored: bool = False) -> int:
+async def _sync(
+    db_url: str | None, *, dry_run: bool, yes: bool, only: list[str], use_stored: bool = False
+) -> int:
     from engine.sync import Journal, SyncExecutor, dry_run_requests
     from engine.sync.executor import first_unbilled, only_change_sets, with_unfinished
 
@@ -106,7 +113,9 @@ async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]
             executor = SyncExecutor(ws.store, ws.psa)
             recovered, blocked_by = await executor.recover()
             for item in recovered:
-                click.echo(f"resolved      {item.key} (interrupted earlier): {item.outcome.value} — {item.message}")
+                click.echo(
+                    f"resolved      {item.key} (interrupted earlier): {item.outcome.value} — {item.message}"
+                )
             if blocked_by:
                 click.echo(f"Nothing was sent: {blocked_by}")
                 return 1
@@ -114,7 +123,9 @@ async def _sync(db_url: str | None, *, dry_run: bool, yes: bool, only: list[str]
         unfinished = Journal(ws.store).unfinished_lines(ws.psa.name)
         lines = with_unfinished(plan.lines, unfinished)
         if unfinished:
-            click.echo(f"Resuming {len(unfinished)} line(s) of change sets an earlier sync left half-written.")
+            click.echo(
+                f"Resuming {len(unfinished)} line(s) of change sets an earlier sync left half-written."
+            )
         if only:
             known = {line.key for line in lines}
             missing = [k for k in only if k not in known]

@@ -11,8 +11,9 @@ class DataLoaded(Message):
     """New figures are ready. `companies`: only these customers were recomputed (their rows are
     patched), None: everything was."""
 
-    def __init__(self, data: ConsoleData, companies: frozenset[str] | None = None, *,
-                 save_after: bool = False) -> None:
+    def __init__(
+        self, data: ConsoleData, companies: frozenset[str] | None = None, *, save_after: bool = False
+    ) -> None:
         super().__init__()
         self.data = data
         self.companies = companies

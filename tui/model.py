@@ -25,8 +25,15 @@ PRORATE_KINDS = (LineKind.PRORATE, LineKind.EXTRA_MONTHS)
 USAGE_PRODUCTS = ("endpoint_usage", "usage_summary")
 
 PANES = ("overview", "customers", "unsynced", "arrears", "prorates", "errors")
-PANE_TITLES = {"overview": "Overview", "customers": "Customers", "unsynced": "Unsynced",
-               "arrears": "Arrears", "prorates": "Prorates", "errors": "Errors", "products": "Products"}
+PANE_TITLES = {
+    "overview": "Overview",
+    "customers": "Customers",
+    "unsynced": "Unsynced",
+    "arrears": "Arrears",
+    "prorates": "Prorates",
+    "errors": "Errors",
+    "products": "Products",
+}
 CUSTOMER_STATES = {"not_mapped": "Not mapped", "mapping_error": "Mapping error", "mapped": "Mapped"}
 PRODUCT_KEY_SEP = "|"  # a Products row's key: vendor product id | sub-product ("" for the product itself)
 
@@ -109,6 +116,7 @@ PSA_NAMES = {"connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Au
 def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleData:
     """Read the store once (the fast way, like every other plan), reconcile, build every pane's rows."""
     from engine.reconcile import reconcile  # the rules: not needed to paint a saved state
+
     if hasattr(store, "plan_inputs"):
         scenario, hints = store.plan_inputs(as_of)
         scenario = clean_scenario(scenario)  # names stored before the service boundary scrubbed them
@@ -149,15 +157,19 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     data = ConsoleData(plan=plan, as_of=plan.as_of, invoiced_through=plan.invoiced_through)
     data.psa = PSA_NAMES.get(str(scenario.settings.psa), str(scenario.settings.psa))
     data.company_names = {c.id: c.name for c in scenario.vendor.companies}
-    data.psa_companies = sorted(((c.id, c.name) for c in scenario.psa.companies), key=lambda c: c[1].casefold())
+    data.psa_companies = sorted(
+        ((c.id, c.name) for c in scenario.psa.companies), key=lambda c: c[1].casefold()
+    )
     data.psa_company_names = dict(data.psa_companies)
     data.agreement_names = {a.id: a.name for a in scenario.psa.agreements}
     data.psa_lines = {line.id: line for line in scenario.psa.lines}
     products = {p.id: p for p in scenario.vendor.products}
     subs = {s.id: s for s in scenario.vendor.subscriptions}
     data.configuration_companies = {c.id: c.company_id for c in scenario.vendor.billing_configurations}
-    data.product_names = {s.id: products[s.product_id].name if s.product_id in products else s.product_id
-                          for s in scenario.vendor.subscriptions}
+    data.product_names = {
+        s.id: products[s.product_id].name if s.product_id in products else s.product_id
+        for s in scenario.vendor.subscriptions
+    }
     data.ignored = {i.key: i for i in scenario.ignored}
     data.lines = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
 
@@ -171,10 +183,12 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         return f"IGNORED by {ig.by} on {ig.on.isoformat()} ({mode}): {ig.reason or 'no reason given'}"
 
     def line_detail(line: PlanLine) -> str:
-        parts = [f"{line.description}",
-                 f"{data.company(line.company_id)} · agreement {data.agreement_names.get(line.psa_agreement_id, line.psa_agreement_id)}"
-                 f" · {line.action} {line.kind.value} · key {line.key}",
-                 f"Formula: {line.formula or '—'}"]
+        parts = [
+            f"{line.description}",
+            f"{data.company(line.company_id)} · agreement {data.agreement_names.get(line.psa_agreement_id, line.psa_agreement_id)}"
+            f" · {line.action} {line.kind.value} · key {line.key}",
+            f"Formula: {line.formula or '—'}",
+        ]
         ig = ignore_of(line)
         if ig is not None:
             parts.insert(0, ignore_text(ig))
@@ -190,7 +204,11 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         for sub_id, lines in by_sub.items():
             recurring = next((x for x in lines if x.kind in (LineKind.RECURRING, LineKind.CANCEL)), None)
             if recurring is not None:
-                old = fmt_quantity(recurring.previous_quantity) if recurring.previous_quantity is not None else "—"
+                old = (
+                    fmt_quantity(recurring.previous_quantity)
+                    if recurring.previous_quantity is not None
+                    else "—"
+                )
                 new = "0" if recurring.kind == LineKind.CANCEL else fmt_quantity(recurring.quantity)
                 change = f"{old} → {new}"
             else:
@@ -201,12 +219,30 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
             detail = "\n".join(
                 ([ignore_text(ignore_of(lines[0]))] if ignored_pass else [])
                 + [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
-                + [f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
-                   f"  from {x.effective_date.isoformat()}  {x.formula}" for x in lines])
-            rows.append(Row(key=IGNORED_PREFIX + sub_id if ignored_pass else sub_id, cells=(_short(sub_id), company, data.product_names.get(sub_id, sub_id),
-                                               change, fmt_money(added), state),
-                            detail=detail, ignored=ignored_pass, line_keys=tuple(x.key for x in lines),
-                            editable=any(x.action == "create" for x in lines), company_id=lines[0].company_id))
+                + [
+                    f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
+                    f"  from {x.effective_date.isoformat()}  {x.formula}"
+                    for x in lines
+                ]
+            )
+            rows.append(
+                Row(
+                    key=IGNORED_PREFIX + sub_id if ignored_pass else sub_id,
+                    cells=(
+                        _short(sub_id),
+                        company,
+                        data.product_names.get(sub_id, sub_id),
+                        change,
+                        fmt_money(added),
+                        state,
+                    ),
+                    detail=detail,
+                    ignored=ignored_pass,
+                    line_keys=tuple(x.key for x in lines),
+                    editable=any(x.action == "create" for x in lines),
+                    company_id=lines[0].company_id,
+                )
+            )
         (data.ignored_rows if ignored_pass else data.rows)["unsynced"] = rows
 
     # --- Arrears and Prorates: one row per line -------------------------------------------------
@@ -218,12 +254,27 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
             if line.kind in ARREARS_KINDS:
                 synced = fmt_quantity(line.previous_quantity) if line.previous_quantity is not None else "—"
                 final = "provisional" if line.provisional else "final"
-                arrears.append(Row(key=line.key, cells=(
-                    company, data.product_names.get(line.subscription_id, line.subscription_id),
-                    line.sub_product or "", fmt_quantity(line.quantity), synced, _period(line), final,
-                    fmt_money(line.total_price), state),
-                    detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
-                    editable=line.action == "create", company_id=line.company_id))
+                arrears.append(
+                    Row(
+                        key=line.key,
+                        cells=(
+                            company,
+                            data.product_names.get(line.subscription_id, line.subscription_id),
+                            line.sub_product or "",
+                            fmt_quantity(line.quantity),
+                            synced,
+                            _period(line),
+                            final,
+                            fmt_money(line.total_price),
+                            state,
+                        ),
+                        detail=line_detail(line),
+                        ignored=ignored_pass,
+                        line_keys=(line.key,),
+                        editable=line.action == "create",
+                        company_id=line.company_id,
+                    )
+                )
             elif line.kind in PRORATE_KINDS:
                 synced = "ignored" if ignored_pass else "No"
                 during = _period(line)
@@ -236,12 +287,30 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                     current_qty = fmt_quantity(sub.history[-1].quantity)
                 unit_cost = sub.unit_cost if sub is not None else line.unit_cost
                 unit_price = sub.unit_price if sub is not None else line.unit_price
-                prorates.append(Row(key=line.key, cells=(
-                    synced, company, line.effective_date.isoformat(), during, increase, current_qty,
-                    fmt_money(line.unit_cost), fmt_money(unit_cost), fmt_money(line.unit_price),
-                    fmt_money(unit_price), fmt_money(line.total_price), line.formula),
-                    detail=line_detail(line), ignored=ignored_pass, line_keys=(line.key,),
-                    editable=line.action == "create", company_id=line.company_id))
+                prorates.append(
+                    Row(
+                        key=line.key,
+                        cells=(
+                            synced,
+                            company,
+                            line.effective_date.isoformat(),
+                            during,
+                            increase,
+                            current_qty,
+                            fmt_money(line.unit_cost),
+                            fmt_money(unit_cost),
+                            fmt_money(line.unit_price),
+                            fmt_money(unit_price),
+                            fmt_money(line.total_price),
+                            line.formula,
+                        ),
+                        detail=line_detail(line),
+                        ignored=ignored_pass,
+                        line_keys=(line.key,),
+                        editable=line.action == "create",
+                        company_id=line.company_id,
+                    )
+                )
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
@@ -261,8 +330,12 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         vid = f.subject.get("vendor_company_id")
         if vid is None and "subscription_id" in f.subject and f.subject["subscription_id"] in subs:
             vid = subs[f.subject["subscription_id"]].company_id
-        if vid and f.code in ("duplicate_mapping", "no_active_agreement", "multiple_active_agreements",
-                              "billing_period_mismatch"):
+        if vid and f.code in (
+            "duplicate_mapping",
+            "no_active_agreement",
+            "multiple_active_agreements",
+            "billing_period_mismatch",
+        ):
             company_errors[vid].append(f)
     agreements_of: dict[str, set[str]] = defaultdict(set)
     for line in (*plan.lines, *plan.ignored_lines):
@@ -277,11 +350,25 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         agreement_ids = sorted(agreements_of.get(c.id, set()))
         agreement = ", ".join(data.agreement_names.get(a, a) for a in agreement_ids) or "—"
         message = "; ".join(f.message for f in errors)
-        detail = "\n".join(x for x in (f"{c.name} (vendor id {c.id}, {c.status})",
-                                       f"PSA company: {psa_name}" + (f" (id {', '.join(psa_ids)})" if psa_ids else ""),
-                                       f"Agreement: {agreement}", message) if x)
-        customers.append(Row(key=c.id, cells=(c.name, psa_name, status, message or "", agreement), detail=detail,
-                             company_id=c.id, status=state))
+        detail = "\n".join(
+            x
+            for x in (
+                f"{c.name} (vendor id {c.id}, {c.status})",
+                f"PSA company: {psa_name}" + (f" (id {', '.join(psa_ids)})" if psa_ids else ""),
+                f"Agreement: {agreement}",
+                message,
+            )
+            if x
+        )
+        customers.append(
+            Row(
+                key=c.id,
+                cells=(c.name, psa_name, status, message or "", agreement),
+                detail=detail,
+                company_id=c.id,
+                status=state,
+            )
+        )
     data.rows["customers"] = customers
     data.ignored_rows["customers"] = []
 
@@ -301,12 +388,26 @@ def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, 
         if sub.status == "active":
             subs_of[sub.product_id] += 1
     product_of = {sid: sub.product_id for sid, sub in subs.items()}
-    return product_rows(data, scenario.vendor.products, scenario.psa.products, scenario.mappings.products,
-                        subs_of, product_of, plan.findings)
+    return product_rows(
+        data,
+        scenario.vendor.products,
+        scenario.psa.products,
+        scenario.mappings.products,
+        subs_of,
+        product_of,
+        plan.findings,
+    )
 
 
-def product_rows(data: ConsoleData, products: Any, psa_products_: Any, bindings: Any, subs_of: Mapping[str, int],
-                 product_of: Mapping[str, str], findings: list[Finding]) -> list[Row]:
+def product_rows(
+    data: ConsoleData,
+    products: Any,
+    psa_products_: Any,
+    bindings: Any,
+    subs_of: Mapping[str, int],
+    product_of: Mapping[str, str],
+    findings: list[Finding],
+) -> list[Row]:
     """The Products pane (and the PSA product names it shows): vendor products with their active
     subscriptions (`subs_of`) and the subscriptions waiting for a binding (`product_not_bound`)."""
     psa_products = sorted(psa_products_, key=lambda p: p.name.casefold())
@@ -340,19 +441,34 @@ def product_rows(data: ConsoleData, products: Any, psa_products_: Any, bindings:
                 state, psa_name = "NOT BOUND", "—"
             blocked = len(waiting) if sub_product is None else 0
             sku = f", SKU {product.sku}" if product.sku else ""
-            detail = [f"{product.name}" + (f" · sub-product {sub_product}" if sub_product else "")
-                      + f" (vendor id {product.id}{sku}, {product.kind})",
-                      f"Bound to: {psa_name}" if own or inherited else "Not bound to a PSA product: b binds it.",
-                      *[f"{f.message}" for f in waiting[:2]]]
+            detail = [
+                f"{product.name}"
+                + (f" · sub-product {sub_product}" if sub_product else "")
+                + f" (vendor id {product.id}{sku}, {product.kind})",
+                f"Bound to: {psa_name}" if own or inherited else "Not bound to a PSA product: b binds it.",
+                *[f"{f.message}" for f in waiting[:2]],
+            ]
             if len(waiting) > 2:
                 detail.append(f"… and {len(waiting) - 2} more subscriptions")
-            row = Row(key=product_key(product.id, sub_product),
-                      cells=(product.name, sub_product or "", product.kind, psa_name,
-                             str(subs_of.get(product.id, 0)) if sub_product is None else "",
-                             str(blocked) if blocked else "", state),
-                      detail="\n".join(detail))
-            order = (0 if blocked else 1, 0 if state == "NOT BOUND" else 1, product.name.casefold(),
-                     sub_product or "")
+            row = Row(
+                key=product_key(product.id, sub_product),
+                cells=(
+                    product.name,
+                    sub_product or "",
+                    product.kind,
+                    psa_name,
+                    str(subs_of.get(product.id, 0)) if sub_product is None else "",
+                    str(blocked) if blocked else "",
+                    state,
+                ),
+                detail="\n".join(detail),
+            )
+            order = (
+                0 if blocked else 1,
+                0 if state == "NOT BOUND" else 1,
+                product.name.casefold(),
+                sub_product or "",
+            )
             rows.append((order, row))
     rows.sort(key=lambda x: x[0])
     return [r for _, r in rows]
@@ -362,7 +478,9 @@ def finding_key(f: Finding) -> str:
     return f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(f.subject.items()))
 
 
-def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of_psa: dict[str, list[str]]) -> Row:
+def _finding_row(
+    data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of_psa: dict[str, list[str]]
+) -> Row:
     subject = f.subject
     company_id = subject.get("vendor_company_id")
     sub_id = subject.get("subscription_id")
@@ -380,8 +498,12 @@ def _finding_row(data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of
             owner = min(vendors_of_psa[subject["psa_company_id"]])
     what = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subject.items()))
     severity = "ERROR" if f.severity == "error" else "warning"
-    return Row(key=finding_key(f), cells=(severity, f.code, customer, what, f.message, f.hint),
-               detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}", company_id=owner)
+    return Row(
+        key=finding_key(f),
+        cells=(severity, f.code, customer, what, f.message, f.hint),
+        detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}",
+        company_id=owner,
+    )
 
 
 KindFigures = tuple[int, Decimal, int]  # a line kind's (lines, total price, provisional lines)
@@ -400,8 +522,9 @@ def kind_figures(lines: list[PlanLine]) -> dict[LineKind, KindFigures]:
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
-def _checklist(data: ConsoleData, customers: list[Row], today: date,
-               kinds: dict[LineKind, KindFigures] | None = None) -> list[Row]:
+def _checklist(
+    data: ConsoleData, customers: list[Row], today: date, kinds: dict[LineKind, KindFigures] | None = None
+) -> list[Row]:
     """The Overview. `kinds`: the plan's figures per line kind when known (the incremental plan
     keeps them per customer), else counted here."""
     plan = data.plan
@@ -428,41 +551,107 @@ def _checklist(data: ConsoleData, customers: list[Row], today: date,
         return "WAIT" if waiting else ("OK" if done else "TODO")
 
     items = [
-        ("unmapped", state(unmapped == 0 and map_errors == 0), "Customers not mapped",
-         f"{unmapped} not mapped, {map_errors} with mapping errors", "", "customers"),
+        (
+            "unmapped",
+            state(unmapped == 0 and map_errors == 0),
+            "Customers not mapped",
+            f"{unmapped} not mapped, {map_errors} with mapping errors",
+            "",
+            "customers",
+        ),
         ("unbound", state(unbound == 0), "Products not bound", f"{unbound} subscriptions", "", "products"),
-        ("unsynced", state(not unsynced), "Unsynced subscriptions", f"{len(unsynced)} subscriptions",
-         fmt_money(unsynced_money), "unsynced"),
-        ("arrears", state(not arrears[0], waiting=day <= 3), "Arrears ready (after day 3)",
-         f"{arrears[0]} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
-         fmt_money(arrears[1]), "arrears"),
-        ("summaries", state(not summaries[0], waiting=day <= 5), "Usage summaries final (after day 5)",
-         f"{summaries[0]} lines, {summaries[2]} provisional",
-         fmt_money(summaries[1]), "arrears"),
-        ("prorates", state(not prorates[0]), "Prorates pending", f"{prorates[0]} lines",
-         fmt_money(prorates[1]), "prorates"),
-        ("errors", state(not errors), "Errors", f"{len(errors)} errors, {len(warnings)} warnings", "", "errors"),
-        ("total", state(not plan.lines), "Total to the PSA", f"{len(plan.lines)} lines, {plan.totals.ignored} ignored",
-         fmt_money(plan.totals.price), "unsynced"),
+        (
+            "unsynced",
+            state(not unsynced),
+            "Unsynced subscriptions",
+            f"{len(unsynced)} subscriptions",
+            fmt_money(unsynced_money),
+            "unsynced",
+        ),
+        (
+            "arrears",
+            state(not arrears[0], waiting=day <= 3),
+            "Arrears ready (after day 3)",
+            f"{arrears[0]} lines" + (" — vendor figures final after the 3rd" if day <= 3 else ""),
+            fmt_money(arrears[1]),
+            "arrears",
+        ),
+        (
+            "summaries",
+            state(not summaries[0], waiting=day <= 5),
+            "Usage summaries final (after day 5)",
+            f"{summaries[0]} lines, {summaries[2]} provisional",
+            fmt_money(summaries[1]),
+            "arrears",
+        ),
+        (
+            "prorates",
+            state(not prorates[0]),
+            "Prorates pending",
+            f"{prorates[0]} lines",
+            fmt_money(prorates[1]),
+            "prorates",
+        ),
+        (
+            "errors",
+            state(not errors),
+            "Errors",
+            f"{len(errors)} errors, {len(warnings)} warnings",
+            "",
+            "errors",
+        ),
+        (
+            "total",
+            state(not plan.lines),
+            "Total to the PSA",
+            f"{len(plan.lines)} lines, {plan.totals.ignored} ignored",
+            fmt_money(plan.totals.price),
+            "unsynced",
+        ),
     ]
-    return [Row(key=k, cells=(s, label, count, money), target=target,
-                detail=f"{label}: {count} {money}\nPress enter to open {PANE_TITLES[target]}.")
-            for k, s, label, count, money, target in items]
+    return [
+        Row(
+            key=k,
+            cells=(s, label, count, money),
+            target=target,
+            detail=f"{label}: {count} {money}\nPress enter to open {PANE_TITLES[target]}.",
+        )
+        for k, s, label, count, money, target in items
+    ]
 
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "overview": ("State", "Checklist", "Count", "Money"),
     "customers": ("Vendor company", "PSA company", "Status", "Message", "Agreement"),
     "unsynced": ("Id", "Company", "Subscription", "Quantity", "Added", "State"),
-    "arrears": ("Company", "Subscription", "Sub-product", "Billable", "Synced", "Period", "Final", "Total",
-                "State"),
-    "prorates": ("Synced", "Company", "Effective Date", "Effective During", "Quantity Increase", "Quantity",
-                 "Prorate Cost", "Unit Cost", "Prorate Price", "Unit Price", "Total to PSA", "Formula"),
+    "arrears": (
+        "Company",
+        "Subscription",
+        "Sub-product",
+        "Billable",
+        "Synced",
+        "Period",
+        "Final",
+        "Total",
+        "State",
+    ),
+    "prorates": (
+        "Synced",
+        "Company",
+        "Effective Date",
+        "Effective During",
+        "Quantity Increase",
+        "Quantity",
+        "Prorate Cost",
+        "Unit Cost",
+        "Prorate Price",
+        "Unit Price",
+        "Total to PSA",
+        "Formula",
+    ),
     "errors": ("Severity", "Code", "Customer", "Subject", "Message", "Clears it"),
     "products": ("Vendor product", "Sub-product", "Kind", "PSA product", "Subs", "Unbound", "State"),
 }
-
-
 
 
 # --- the incremental plan: one group of customers recomputed, their rows patched --------------------
@@ -499,7 +688,7 @@ def _rows_of(panes: dict[str, list[Row]], companies: set[str], *, in_plan_order:
             continue
         for company in companies:
             lo = bisect_left(rows, company, key=_company)
-            found += rows[lo:bisect_right(rows, company, lo=lo, key=_company)]
+            found += rows[lo : bisect_right(rows, company, lo=lo, key=_company)]
     return found
 
 
@@ -512,8 +701,11 @@ def company_rows(data: ConsoleData, pane: str, companies: frozenset[str], show_i
             found += [r for r in data.ignored_rows.get(pane, []) if r.company_id in companies]
         return found
     if pane == "customers":
-        return [r for r in data.rows.get(pane, []) if r.key in companies] if len(companies) < 50 else \
-            data.rows.get(pane, [])
+        return (
+            [r for r in data.rows.get(pane, []) if r.key in companies]
+            if len(companies) < 50
+            else data.rows.get(pane, [])
+        )
     return data.rows_for(pane, show_ignored)
 
 
@@ -521,8 +713,16 @@ def _in_order(rows: list[Row], order: dict[str, int]) -> list[Row]:
     return sorted((r for r in rows if r.key in order), key=lambda r: order[r.key])
 
 
-def patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
-          today: date | None, kinds: dict[LineKind, KindFigures] | None = None) -> ConsoleData:
+def patch(
+    shown: ConsoleData,
+    scenario: Any,
+    part: Plan,
+    plan: Plan,
+    companies: set[str],
+    topology: Any,
+    today: date | None,
+    kinds: dict[LineKind, KindFigures] | None = None,
+) -> ConsoleData:
     """`shown` with the rows of `companies` replaced by those of `part` (their plan, reconciled from
     `scenario`, their own), the plan replaced by `plan` (the whole plan, `part` included): the same
     figures a full `build` of the store would give, for the cost of the customers touched."""
@@ -530,28 +730,56 @@ def patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: 
         return _patch(shown, scenario, part, plan, companies, topology, today, kinds)
 
 
-def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str], topology: Any,
-           today: date | None, kinds: dict[LineKind, KindFigures] | None) -> ConsoleData:
+def _patch(
+    shown: ConsoleData,
+    scenario: Any,
+    part: Plan,
+    plan: Plan,
+    companies: set[str],
+    topology: Any,
+    today: date | None,
+    kinds: dict[LineKind, KindFigures] | None,
+) -> ConsoleData:
     own = _build(scenario, part, today)
-    data = replace(shown, plan=plan, rows=dict(shown.rows), ignored_rows=dict(shown.ignored_rows), saved=False,
-                   stale=False, complete=True)
+    data = replace(
+        shown,
+        plan=plan,
+        rows=dict(shown.rows),
+        ignored_rows=dict(shown.ignored_rows),
+        saved=False,
+        stale=False,
+        complete=True,
+    )
     for name in ("company_names", "agreement_names", "product_names", "configuration_companies"):
         setattr(data, name, {**getattr(shown, name), **getattr(own, name)})
     data.psa_company_names = {**shown.psa_company_names, **own.psa_company_names}
     data.lines = dict(shown.lines)  # the group's old lines out, its new ones in: O(the group)
-    for key in [k for r in (*_rows_of(shown.rows, companies, in_plan_order=True),
-                            *_rows_of(shown.ignored_rows, companies, in_plan_order=False)) for k in r.line_keys]:
+    for key in [
+        k
+        for r in (
+            *_rows_of(shown.rows, companies, in_plan_order=True),
+            *_rows_of(shown.ignored_rows, companies, in_plan_order=False),
+        )
+        for k in r.line_keys
+    ]:
         data.lines.pop(key, None)
     data.lines.update(own.lines)
     company_of = topology.company_of_subject
-    data.ignored = {k: x for k, x in shown.ignored.items()
-                    if company_of.get(k.split(":", 1)[0]) not in companies
-                    and (k not in shown.lines or shown.lines[k].company_id not in companies)}
+    data.ignored = {
+        k: x
+        for k, x in shown.ignored.items()
+        if company_of.get(k.split(":", 1)[0]) not in companies
+        and (k not in shown.lines or shown.lines[k].company_id not in companies)
+    }
     data.ignored.update(own.ignored)
     agreements = {a.id for a in scenario.psa.agreements}
     psa_companies = {p for c in companies for p in topology.psa_of_vendor.get(c, ())}
-    data.psa_lines = {k: x for k, x in shown.psa_lines.items() if x.agreement_id not in agreements
-                      and topology.psa_company_of_agreement.get(x.agreement_id) not in psa_companies}
+    data.psa_lines = {
+        k: x
+        for k, x in shown.psa_lines.items()
+        if x.agreement_id not in agreements
+        and topology.psa_company_of_agreement.get(x.agreement_id) not in psa_companies
+    }
     data.psa_lines.update(own.psa_lines)
 
     for pane in ("unsynced", "arrears", "prorates"):
@@ -559,7 +787,9 @@ def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies:
     positions: dict[str, dict[str, int]] = {"unsynced": {}, "arrears": {}, "prorates": {}}
     for line in plan.ignored_lines:
         if line.kind in UNSYNCED_KINDS:
-            positions["unsynced"].setdefault(IGNORED_PREFIX + line.subscription_id, len(positions["unsynced"]))
+            positions["unsynced"].setdefault(
+                IGNORED_PREFIX + line.subscription_id, len(positions["unsynced"])
+            )
         if line.kind in ARREARS_KINDS:
             positions["arrears"].setdefault(line.key, len(positions["arrears"]))
         elif line.kind in PRORATE_KINDS:
@@ -575,11 +805,18 @@ def _patch(shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies:
     data.rows["customers"] = customers
 
     errors = [r for r in shown.rows.get("errors", []) if r.company_id not in companies]
-    data.rows["errors"] = _in_order(errors + own.rows.get("errors", []), {finding_key(f): i
-                                                                           for i, f in enumerate(plan.findings)})
-    data.rows["products"] = product_rows(data, scenario.vendor.products, scenario.psa.products,
-                                         scenario.mappings.products, topology.active_by_product,
-                                         topology.product_of_subject, plan.findings)
+    data.rows["errors"] = _in_order(
+        errors + own.rows.get("errors", []), {finding_key(f): i for i, f in enumerate(plan.findings)}
+    )
+    data.rows["products"] = product_rows(
+        data,
+        scenario.vendor.products,
+        scenario.psa.products,
+        scenario.mappings.products,
+        topology.active_by_product,
+        topology.product_of_subject,
+        plan.findings,
+    )
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds)
     return data
 
@@ -602,8 +839,17 @@ class ConsoleView:
     def load(self, store: Any, as_of: date | None, today: date) -> ConsoleData:
         return load(store, as_of, today=today)
 
-    def patch(self, shown: ConsoleData, scenario: Any, part: Plan, plan: Plan, companies: set[str],
-              topology: Any, today: date | None, kinds: Any = None) -> ConsoleData:
+    def patch(
+        self,
+        shown: ConsoleData,
+        scenario: Any,
+        part: Plan,
+        plan: Plan,
+        companies: set[str],
+        topology: Any,
+        today: date | None,
+        kinds: Any = None,
+    ) -> ConsoleData:
         return patch(shown, scenario, part, plan, companies, topology, today, kinds)
 
     def encode_view(self, data: ConsoleData) -> bytes:

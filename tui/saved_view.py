@@ -66,7 +66,9 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
     n, width = meta["n"], meta["width"]
     if n == 0:
         return []
-    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, search_s, company_s, status_s = segments
+    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, search_s, company_s, status_s = (
+        segments
+    )
     keys = keys_s.split(_US)
     flat = cells_s.split(_US) if width else []
     cells = list(zip(*[iter(flat)] * width, strict=True)) if width else [()] * n
@@ -76,18 +78,52 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
     searches = search_s.split(_RS)
     companies = company_s.split(_US)
     states = status_s.split(_US)
-    if not (len(keys) == len(cells) == len(details) == len(targets) == len(line_keys) == len(ignored_s)
-            == len(editable_s) == len(searches) == len(companies) == len(states) == n):
+    if not (
+        len(keys)
+        == len(cells)
+        == len(details)
+        == len(targets)
+        == len(line_keys)
+        == len(ignored_s)
+        == len(editable_s)
+        == len(searches)
+        == len(companies)
+        == len(states)
+        == n
+    ):
         raise ValueError("saved view: pane columns differ in length")
     rows = []
     append = rows.append
     for key, cell, detail, ignored, editable, target, lines, search, company, status in zip(
-            keys, cells, details, ignored_s, editable_s, targets, line_keys, searches, companies, states,
-            strict=True):
+        keys,
+        cells,
+        details,
+        ignored_s,
+        editable_s,
+        targets,
+        line_keys,
+        searches,
+        companies,
+        states,
+        strict=True,
+    ):
         row = _new(Row)  # a frozen dataclass, built without its __init__ (the same fields, checked above)
-        _set_dict(row, "__dict__", {"key": key, "cells": cell, "detail": detail, "ignored": ignored == "1",
-                                    "target": target or None, "line_keys": lines, "editable": editable == "1",
-                                    "search": search, "company_id": company or None, "status": status})
+        _set_dict(
+            row,
+            "__dict__",
+            {
+                "key": key,
+                "cells": cell,
+                "detail": detail,
+                "ignored": ignored == "1",
+                "target": target or None,
+                "line_keys": lines,
+                "editable": editable == "1",
+                "search": search,
+                "company_id": company or None,
+                "status": status,
+            },
+        )
         append(row)
     return rows
 
@@ -103,14 +139,23 @@ def encode_view(data: ConsoleData) -> bytes:
             meta["lengths"] = [len(x) for x in encoded]
             panes[f"{which}:{pane}"] = meta
             segments += encoded
-    header = json.dumps({
-        "format": VIEW_FORMAT, "as_of": data.as_of.isoformat(),
-        "invoiced_through": data.invoiced_through.isoformat(), "psa": data.psa,
-        "company_names": data.company_names, "psa_companies": data.psa_companies,
-        "agreement_names": data.agreement_names, "psa_products": data.psa_products,
-        "psa_product_names": data.psa_product_names, "configuration_companies": data.configuration_companies,
-        "panes": panes,
-    }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    header = json.dumps(
+        {
+            "format": VIEW_FORMAT,
+            "as_of": data.as_of.isoformat(),
+            "invoiced_through": data.invoiced_through.isoformat(),
+            "psa": data.psa,
+            "company_names": data.company_names,
+            "psa_companies": data.psa_companies,
+            "agreement_names": data.agreement_names,
+            "psa_products": data.psa_products,
+            "psa_product_names": data.psa_product_names,
+            "configuration_companies": data.configuration_companies,
+            "panes": panes,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
     return len(header).to_bytes(8, "big") + header + b"".join(segments)
 
 
@@ -118,15 +163,21 @@ def decode_view(blob: bytes) -> ConsoleData:
     """The rows of a saved view, as a ConsoleData whose plan is still to be restored (`complete`
     False, `restore_plan`). Raises ValueError on anything unexpected."""
     size = int.from_bytes(blob[:8], "big")
-    header = json.loads(blob[8:8 + size])
+    header = json.loads(blob[8 : 8 + size])
     if header.get("format") != VIEW_FORMAT:
         raise ValueError(f"saved view: unknown format {header.get('format')!r}")
     as_of = date.fromisoformat(header["as_of"])
     invoiced_through = date.fromisoformat(header["invoiced_through"])
-    empty = Plan(as_of=as_of, invoiced_through=invoiced_through, lines=[], findings=[],
-                 totals={"price": ZERO, "cost": ZERO})
-    data = ConsoleData(plan=empty, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"],
-                       complete=False)
+    empty = Plan(
+        as_of=as_of,
+        invoiced_through=invoiced_through,
+        lines=[],
+        findings=[],
+        totals={"price": ZERO, "cost": ZERO},
+    )
+    data = ConsoleData(
+        plan=empty, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"], complete=False
+    )
     data.company_names = header["company_names"]
     data.psa_companies = [(a, b) for a, b in header["psa_companies"]]
     data.psa_company_names = dict(data.psa_companies)
@@ -139,7 +190,7 @@ def decode_view(blob: bytes) -> ConsoleData:
         for name, meta in header["panes"].items():
             texts = []
             for length in meta["lengths"]:
-                texts.append(blob[offset:offset + length].decode("utf-8"))
+                texts.append(blob[offset : offset + length].decode("utf-8"))
                 offset += length
             which, _, pane = name.partition(":")
             (data.rows if which == "rows" else data.ignored_rows)[pane] = _decode_rows(meta, texts)
@@ -152,14 +203,23 @@ def encode_plan(data: ConsoleData) -> bytes:
     """The saved plan of `data`: a JSON header line, then one JSON line per model."""
     plan = data.plan
     groups: dict[str, list[Any]] = {
-        "lines": plan.lines, "ignored_lines": plan.ignored_lines, "findings": plan.findings,
-        "ignored": list(data.ignored.values()), "psa_lines": list(data.psa_lines.values()),
+        "lines": plan.lines,
+        "ignored_lines": plan.ignored_lines,
+        "findings": plan.findings,
+        "ignored": list(data.ignored.values()),
+        "psa_lines": list(data.psa_lines.values()),
         "bindings": list(data.bindings.values()),
     }
-    header = json.dumps({
-        "format": PLAN_FORMAT, "totals": plan.totals.model_dump(mode="json"),
-        "counts": {k: len(v) for k, v in groups.items()}, "product_names": data.product_names,
-    }, ensure_ascii=False, separators=(",", ":"))
+    header = json.dumps(
+        {
+            "format": PLAN_FORMAT,
+            "totals": plan.totals.model_dump(mode="json"),
+            "counts": {k: len(v) for k, v in groups.items()},
+            "product_names": data.product_names,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     out = [header.encode("utf-8")]
     for models in groups.values():
         out += [m.model_dump_json().encode("utf-8") for m in models]
@@ -178,8 +238,14 @@ def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
     header = json.loads(head)
     if header.get("format") != PLAN_FORMAT:
         raise ValueError(f"saved plan: unknown format {header.get('format')!r}")
-    models = {"lines": PlanLine, "ignored_lines": PlanLine, "findings": Finding, "ignored": Ignore,
-              "psa_lines": PsaLine, "bindings": ProductBinding}
+    models = {
+        "lines": PlanLine,
+        "ignored_lines": PlanLine,
+        "findings": Finding,
+        "ignored": Ignore,
+        "psa_lines": PsaLine,
+        "bindings": ProductBinding,
+    }
     parsed: dict[str, list[Any]] = {}
     at = 0
     with gc_paused():
@@ -188,7 +254,7 @@ def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
             adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
             items: list[Any] = []
             for start in range(at, at + n, _CHUNK):
-                chunk = lines[start:min(start + _CHUNK, at + n)]
+                chunk = lines[start : min(start + _CHUNK, at + n)]
                 items += adapter.validate_json(b"[" + b",".join(chunk) + b"]")
             if len(items) != n:
                 raise ValueError(f"saved plan: {name} truncated")
@@ -196,8 +262,13 @@ def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
             at += n
     if at != len(lines):
         raise ValueError("saved plan: trailing lines")
-    plan = Plan(as_of=view.as_of, invoiced_through=view.invoiced_through, lines=parsed["lines"],
-                findings=parsed["findings"], totals=Totals.model_validate(header["totals"]))
+    plan = Plan(
+        as_of=view.as_of,
+        invoiced_through=view.invoiced_through,
+        lines=parsed["lines"],
+        findings=parsed["findings"],
+        totals=Totals.model_validate(header["totals"]),
+    )
     plan.ignored_lines = parsed["ignored_lines"]
     data = replace(view, plan=plan, complete=True)
     data.lines = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}

@@ -110,8 +110,12 @@ class RowView:
 
 def _column_widths(rows: list[Row]) -> list[int]:
     columns = zip(*(r.cells for r in rows), strict=False)
-    return [max(map(_width, column), default=0) if not "".join(column).isascii()
-            else max(map(len, column), default=0) for column in columns]
+    return [
+        max(map(_width, column), default=0)
+        if not "".join(column).isascii()
+        else max(map(len, column), default=0)
+        for column in columns
+    ]
 
 
 def _width(text: str) -> int:

@@ -18,8 +18,15 @@ class RefreshOutcome:
 
 
 class StoreWorkspace:
-    def __init__(self, store: Any, *, label: str = "SANDBOX", sandbox: bool = True, psa: Any = None,
-                 freshness: dict[str, datetime | None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        label: str = "SANDBOX",
+        sandbox: bool = True,
+        psa: Any = None,
+        freshness: dict[str, datetime | None] | None = None,
+    ) -> None:
         self.store = store
         self.psa = psa
         self.sandbox = sandbox

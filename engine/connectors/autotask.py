@@ -569,8 +569,9 @@ class AutotaskConnector:
                         details=exc.details,
                         sent=False,
                     ) from exc
-                log.warning("autotask: %s; waiting %.0f s before %s %s", why, delay, request.method,
-                            request.url.path)
+                log.warning(
+                    "autotask: %s; waiting %.0f s before %s %s", why, delay, request.method, request.url.path
+                )
                 await self._sleep(delay)
                 waited += delay
 
@@ -587,7 +588,9 @@ class AutotaskConnector:
                 f"Autotask's request budget is used up: {used:,} of {limit:,} requests in the last "
                 f"{threshold.requestThresholdTimeframe} minutes (shared by every integration of this database)"
             )
-        return min(self.threshold_step, 5.0), f"Autotask throttled a request ({exc.message}; {used:,} of {limit:,} used)"
+        return min(
+            self.threshold_step, 5.0
+        ), f"Autotask throttled a request ({exc.message}; {used:,} of {limit:,} used)"
 
     async def threshold(self) -> ThresholdAnswer | None:
         """`GET ThresholdInformation` (the hourly budget), or None when it cannot be read."""
@@ -608,7 +611,9 @@ class AutotaskConnector:
         try:
             body = loads(response.content)
         except (ValueError, RecursionError) as exc:
-            raise ServiceError(SERVICE, f"{what}: the answer is not JSON (HTTP {response.status_code})") from exc
+            raise ServiceError(
+                SERVICE, f"{what}: the answer is not JSON (HTTP {response.status_code})"
+            ) from exc
         if isinstance(body, Mapping):
             errors = body.get("errors")
             if isinstance(errors, list) and errors:
@@ -635,8 +640,9 @@ class AutotaskConnector:
         """Every item of `entity` matching `filters` (ANDed), following nextPageUrl to the end."""
         await self.connect()
         what = f"{entity}/query"
-        body, size = await self._read("POST", what, what, content=dumps({"MaxRecords": MAX_RECORDS,
-                                                                         "Filter": list(filters)}))
+        body, size = await self._read(
+            "POST", what, what, content=dumps({"MaxRecords": MAX_RECORDS, "Filter": list(filters)})
+        )
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
         pages = 0
@@ -648,16 +654,23 @@ class AutotaskConnector:
             if not next_url:
                 return items
             if pages >= self.max_pages:
-                raise ServiceError(SERVICE, f"{what}: stopped after {pages:,} pages ({len(items):,} rows) — "
-                                   "the service keeps answering with a next page")
+                raise ServiceError(
+                    SERVICE,
+                    f"{what}: stopped after {pages:,} pages ({len(items):,} rows) — "
+                    "the service keeps answering with a next page",
+                )
             if size >= self.max_bytes:
-                raise ServiceError(SERVICE, f"{what}: stopped after {size:,} bytes ({len(items):,} rows) — "
-                                   f"more than the {self.max_bytes:,} a query may read")
+                raise ServiceError(
+                    SERVICE,
+                    f"{what}: stopped after {size:,} bytes ({len(items):,} rows) — "
+                    f"more than the {self.max_bytes:,} a query may read",
+                )
             if next_url in seen:
                 raise ServiceError(SERVICE, f"{what}: paging loops on {next_url}")
             if not self._same_zone(next_url):
-                raise ServiceError(SERVICE, f"{what}: nextPageUrl leaves the zone ({httpx.URL(next_url).host}); "
-                                   "not followed")
+                raise ServiceError(
+                    SERVICE, f"{what}: nextPageUrl leaves the zone ({httpx.URL(next_url).host}); not followed"
+                )
             seen.add(next_url)
             body, more = await self._read("GET", next_url, what)
             size += more
@@ -680,18 +693,26 @@ class AutotaskConnector:
         return validated(ItemAnswer, body, what).item
 
     async def companies(self) -> list[PsaCompany]:
-        found = rows(CompanyRow, await self.query("Companies", [{"op": "eq", "field": "isActive", "value": True}]),
-                     "Companies")
+        found = rows(
+            CompanyRow,
+            await self.query("Companies", [{"op": "eq", "field": "isActive", "value": True}]),
+            "Companies",
+        )
         return [PsaCompany(id=str(r.id), name=r.companyName or "") for r in found]
 
     async def products(self) -> list[PsaProduct]:
-        found = rows(ServiceRow, await self.query("Services", [{"op": "eq", "field": "isActive", "value": True}]),
-                     "Services")
+        found = rows(
+            ServiceRow,
+            await self.query("Services", [{"op": "eq", "field": "isActive", "value": True}]),
+            "Services",
+        )
         for r in found:
             if r.billingCodeID is not None:
                 self._billing_codes[r.id] = r.billingCodeID
         return [
-            PsaProduct(id=str(r.id), name=r.name or "", sku=None, unit_price=r.unitPrice, unit_cost=r.unitCost)
+            PsaProduct(
+                id=str(r.id), name=r.name or "", sku=None, unit_price=r.unitPrice, unit_cost=r.unitCost
+            )
             for r in found
         ]
 
@@ -754,19 +775,28 @@ class AutotaskConnector:
         contract_ids = [_id(a) for a in agreement_ids]
         if not contract_ids:
             return []
-        services = rows(ContractServiceRow, await self.query_in("ContractServices", "contractID", contract_ids),
-                        "ContractServices")
+        services = rows(
+            ContractServiceRow,
+            await self.query_in("ContractServices", "contractID", contract_ids),
+            "ContractServices",
+        )
         units = (
-            rows(UnitsRow, await self.query_in("ContractServiceUnits", "contractID", contract_ids),
-                 "ContractServiceUnits")
+            rows(
+                UnitsRow,
+                await self.query_in("ContractServiceUnits", "contractID", contract_ids),
+                "ContractServiceUnits",
+            )
             if services
             else []
         )
-        charges = rows(ChargeRow, await self.query_in("ContractCharges", "contractID", contract_ids),
-                       "ContractCharges")
+        charges = rows(
+            ChargeRow, await self.query_in("ContractCharges", "contractID", contract_ids), "ContractCharges"
+        )
         return await self._service_lines(services, units) + [self._charge_line(c) for c in charges]
 
-    async def _service_lines(self, services: Sequence[ContractServiceRow], units: Sequence[UnitsRow]) -> list[PsaLine]:
+    async def _service_lines(
+        self, services: Sequence[ContractServiceRow], units: Sequence[UnitsRow]
+    ) -> list[PsaLine]:
         by_service: dict[int, list[UnitsRow]] = defaultdict(list)
         for row in units:
             by_service[row.contractServiceID].append(row)
@@ -779,11 +809,14 @@ class AutotaskConnector:
                     starts[contract.id] = start
         return [self._service_line(s, by_service.get(s.id, []), starts) for s in services]
 
-    def _service_line(self, service: ContractServiceRow, unit_rows: Sequence[UnitsRow],
-                      starts: Mapping[int, date]) -> PsaLine:
+    def _service_line(
+        self, service: ContractServiceRow, unit_rows: Sequence[UnitsRow], starts: Mapping[int, date]
+    ) -> PsaLine:
         dated = sorted(
-            ((self._day(r.startDate, f"contract service {service.id} units startDate") or date.min, r)
-             for r in unit_rows),
+            (
+                (self._day(r.startDate, f"contract service {service.id} units startDate") or date.min, r)
+                for r in unit_rows
+            ),
             key=lambda pair: pair[0],
         )
         positive = [(d, r) for d, r in dated if r.units > 0]
@@ -865,25 +898,39 @@ class AutotaskConnector:
     async def find_line(self, agreement_id: str, key: str, expect: LineWrite | None = None) -> PsaLine | None:
         contract_id = _id(agreement_id)
         markers = sorted({service_marker(key), service_marker(key, metered=True)})
-        services = rows(ContractServiceRow, await self.query(
+        services = rows(
+            ContractServiceRow,
+            await self.query(
+                "ContractServices",
+                [
+                    {"op": "eq", "field": "contractID", "value": contract_id},
+                    {"op": "in", "field": "internalDescription", "value": markers},
+                ],
+            ),
             "ContractServices",
-            [
-                {"op": "eq", "field": "contractID", "value": contract_id},
-                {"op": "in", "field": "internalDescription", "value": markers},
-            ],
-        ), "ContractServices")
+        )
         if services:
             if len(services) > 1:
-                log.warning("autotask: %d contract services carry key %s; using the first", len(services), key)
+                log.warning(
+                    "autotask: %d contract services carry key %s; using the first", len(services), key
+                )
             service = min(services, key=lambda s: s.id)
             return (await self._service_lines([service], await self._units(service.id)))[0]
-        charges = rows(ChargeRow, await self.query(
+        charges = rows(
+            ChargeRow,
+            await self.query(
+                "ContractCharges",
+                [
+                    {"op": "eq", "field": "contractID", "value": contract_id},
+                    {
+                        "op": "eq",
+                        "field": "internalPurchaseOrderNumber",
+                        "value": key_marker(key, CHARGE_KEY_LIMIT),
+                    },
+                ],
+            ),
             "ContractCharges",
-            [
-                {"op": "eq", "field": "contractID", "value": contract_id},
-                {"op": "eq", "field": "internalPurchaseOrderNumber", "value": key_marker(key, CHARGE_KEY_LIMIT)},
-            ],
-        ), "ContractCharges")
+        )
         if charges:
             return self._charge_line(min(charges, key=lambda c: c.id))
         intent = expect or self._intents.get((contract_id, key))
@@ -895,41 +942,68 @@ class AutotaskConnector:
         """The line a create of `write` (tried by this connector) may have left, found without its
         key field (edited by hand): see the module docstring. Two candidates raise, never guess."""
         if write.kind == "one_time":
-            charges = rows(ChargeRow, await self.query(
-                "ContractCharges", [{"op": "eq", "field": "contractID", "value": contract_id}]), "ContractCharges")
+            charges = rows(
+                ChargeRow,
+                await self.query(
+                    "ContractCharges", [{"op": "eq", "field": "contractID", "value": contract_id}]
+                ),
+                "ContractCharges",
+            )
             found = [c for c in charges if _note_value(c.notes, NOTE_KEY) == write.key]
             if len(found) > 1:
-                raise ServiceError(SERVICE, f"{len(found)} contract charges of contract {contract_id} name key "
-                                   f"{write.key} in their notes; resolve by hand", sent=False)
+                raise ServiceError(
+                    SERVICE,
+                    f"{len(found)} contract charges of contract {contract_id} name key "
+                    f"{write.key} in their notes; resolve by hand",
+                    sent=False,
+                )
             if found:
-                log.warning("autotask: charge %s matched key %s by its notes (its PO number was edited)",
-                            found[0].id, write.key)
+                log.warning(
+                    "autotask: charge %s matched key %s by its notes (its PO number was edited)",
+                    found[0].id,
+                    write.key,
+                )
                 return self._charge_line(found[0])
             return None
-        services = rows(ContractServiceRow, await self.query(
+        services = rows(
+            ContractServiceRow,
+            await self.query(
+                "ContractServices",
+                [
+                    {"op": "eq", "field": "contractID", "value": contract_id},
+                    {"op": "eq", "field": "serviceID", "value": _id(write.product_id)},
+                ],
+            ),
             "ContractServices",
-            [
-                {"op": "eq", "field": "contractID", "value": contract_id},
-                {"op": "eq", "field": "serviceID", "value": _id(write.product_id)},
-            ],
-        ), "ContractServices")
+        )
         candidates = [
-            s for s in services
-            if not _is_trueup_marker(s.internalDescription) and (s.invoiceDescription or "") == write.description
+            s
+            for s in services
+            if not _is_trueup_marker(s.internalDescription)
+            and (s.invoiceDescription or "") == write.description
         ]
         if not candidates:
             return None
-        lines = await self._service_lines(candidates, [u for s in candidates for u in await self._units(s.id)])
+        lines = await self._service_lines(
+            candidates, [u for s in candidates for u in await self._units(s.id)]
+        )
         found_lines = [
             line for line in lines if line.quantity == 0 or line.effective_date == write.effective_date
         ]
         if len(found_lines) > 1:
-            raise ServiceError(SERVICE, f"{len(found_lines)} contract services of contract {contract_id} match "
-                               f"{write.key} (service, date, description) without a key; resolve by hand",
-                               sent=False)
+            raise ServiceError(
+                SERVICE,
+                f"{len(found_lines)} contract services of contract {contract_id} match "
+                f"{write.key} (service, date, description) without a key; resolve by hand",
+                sent=False,
+            )
         if found_lines:
-            log.warning("autotask: contract service %s matched key %s by contract, service, date and "
-                        "description (its internal description was edited)", found_lines[0].id, write.key)
+            log.warning(
+                "autotask: contract service %s matched key %s by contract, service, date and "
+                "description (its internal description was edited)",
+                found_lines[0].id,
+                write.key,
+            )
             return found_lines[0]
         return None
 
@@ -941,14 +1015,19 @@ class AutotaskConnector:
 
     def _contract_service_request(self, write: LineWrite) -> httpx.Request:
         contract_id = _id(write.agreement_id)
-        return self._child("POST", contract_id, "Services", {
-            "contractID": contract_id,
-            "serviceID": _id(write.product_id),
-            "unitPrice": write.unit_price,
-            "unitCost": write.unit_cost,
-            "invoiceDescription": write.description[:INVOICE_DESCRIPTION_LIMIT],
-            "internalDescription": service_marker(write.key, write.metered),
-        })
+        return self._child(
+            "POST",
+            contract_id,
+            "Services",
+            {
+                "contractID": contract_id,
+                "serviceID": _id(write.product_id),
+                "unitPrice": write.unit_price,
+                "unitCost": write.unit_cost,
+                "invoiceDescription": write.description[:INVOICE_DESCRIPTION_LIMIT],
+                "internalDescription": service_marker(write.key, write.metered),
+            },
+        )
 
     def _adjustment_request(
         self,
@@ -1033,14 +1112,16 @@ class AutotaskConnector:
                 raise ValueError("an Autotask cost change needs LineUpdate.effective_date")
         requests: list[httpx.Request] = []
         if change is not None and effective is not None:
-            requests.append(self._adjustment_request(
-                contract_id=contract_id,
-                service_id=None,
-                contract_service_id=line_id,
-                effective=effective,
-                unit_change=change,
-                unit_cost=update.unit_cost if update.cancelled_date is None else None,
-            ))
+            requests.append(
+                self._adjustment_request(
+                    contract_id=contract_id,
+                    service_id=None,
+                    contract_service_id=line_id,
+                    effective=effective,
+                    unit_change=change,
+                    unit_cost=update.unit_cost if update.cancelled_date is None else None,
+                )
+            )
         if update.unit_price is not None and update.cancelled_date is None:
             requests.append(self._price_request(contract_id, line_id, update.unit_price))
         return requests
@@ -1064,8 +1145,11 @@ class AutotaskConnector:
                 raise ServiceError(SERVICE, f"service {service_id} not found", status=404, sent=False)
             (service,) = rows(ServiceRow, [item], "Services")
             if service.billingCodeID is None:
-                raise ServiceError(SERVICE, f"service {service_id} has no billingCodeID: a contract charge "
-                                   "needs one", sent=False)
+                raise ServiceError(
+                    SERVICE,
+                    f"service {service_id} has no billingCodeID: a contract charge needs one",
+                    sent=False,
+                )
             self._billing_codes[service_id] = service.billingCodeID
         return self._billing_codes[service_id]
 
@@ -1093,12 +1177,18 @@ class AutotaskConnector:
         """`POST Companies` {companyName, companyType, phone, ownerResourceID}: phone and
         ownerResourceID are required [anteris]; the owner must be configured."""
         if self.owner_resource_id is None:
-            raise ServiceError(SERVICE, "creating an Autotask company needs an owner resource id "
-                               "(ownerResourceID is required)", sent=False)
+            raise ServiceError(
+                SERVICE,
+                "creating an Autotask company needs an owner resource id (ownerResourceID is required)",
+                sent=False,
+            )
         await self.connect()
-        body: dict[str, Any] = {"companyName": name[:max_length("Companies", "companyName")],
-                                "companyType": COMPANY_TYPE_CUSTOMER, "phone": "",
-                                "ownerResourceID": self.owner_resource_id}
+        body: dict[str, Any] = {
+            "companyName": name[: max_length("Companies", "companyName")],
+            "companyType": COMPANY_TYPE_CUSTOMER,
+            "phone": "",
+            "ownerResourceID": self.owner_resource_id,
+        }
         self._require_zone()
         company_id = await self._write(self.http.build("POST", "Companies", content=dumps(body)), "Companies")
         row = await self.get("Companies", company_id)

@@ -78,8 +78,9 @@ ENTITIES: dict[str, EntityRule] = {
         update="Companies",
         fields={
             "id": _f("int", "[anteris]", **RO),
-            "companyName": _f("str", "[anteris] required; [ecit] AccountName length 100", required=True,
-                              max_length=100),
+            "companyName": _f(
+                "str", "[anteris] required; [ecit] AccountName length 100", required=True, max_length=100
+            ),
             "companyType": _f("int", "[anteris] optional; picklist ASSUMED 1 = Customer"),
             "phone": _f("str", "[anteris] required; [ecit] Phone length 25", required=True, max_length=25),
             "ownerResourceID": _f("int", "[anteris] required; [ecit] Mandatory", required=True),
@@ -93,9 +94,12 @@ ENTITIES: dict[str, EntityRule] = {
         fields={
             "id": _f("int", "[anteris]", **RO),
             "name": _f("str", "[anteris] required", required=True, max_length=150),  # length ASSUMED
-            "billingCodeID": _f("int", "[anteris] required (a Recurring Contract Service billing code)",
-                                required=True),
-            "periodType": _f("int", "[anteris] required; picklist ASSUMED 1 Monthly … 4 Yearly", required=True),
+            "billingCodeID": _f(
+                "int", "[anteris] required (a Recurring Contract Service billing code)", required=True
+            ),
+            "periodType": _f(
+                "int", "[anteris] required; picklist ASSUMED 1 Monthly … 4 Yearly", required=True
+            ),
             "unitPrice": _f("decimal", "[anteris] required", required=True),
             "unitCost": _f("decimal", "[anteris]"),
             "invoiceDescription": _f("str", "[anteris]", max_length=1000),  # length ASSUMED
@@ -110,10 +114,12 @@ ENTITIES: dict[str, EntityRule] = {
             "id": _f("int", "[anteris]", **RO),
             "companyID": _f("int", "[anteris] required", required=True),
             "contractName": _f("str", "[anteris] required", required=True),
-            "contractType": _f("int", "[anteris] required; 7 = Recurring Service [doc ContractServicesEntity]",
-                               required=True),
-            "contractPeriodType": _f("int", "[anteris]; picklist ASSUMED 1 Monthly, 2 Quarterly, 3 Semi-Annual, "
-                                     "4 Yearly"),
+            "contractType": _f(
+                "int", "[anteris] required; 7 = Recurring Service [doc ContractServicesEntity]", required=True
+            ),
+            "contractPeriodType": _f(
+                "int", "[anteris]; picklist ASSUMED 1 Monthly, 2 Quarterly, 3 Semi-Annual, 4 Yearly"
+            ),
             "status": _f("int", "[anteris] required; ASSUMED 1 = Active", required=True),
             "startDate": _f("date", "[anteris] required", required=True),
             "endDate": _f("date", "[anteris] required", required=True),
@@ -122,37 +128,50 @@ ENTITIES: dict[str, EntityRule] = {
     "ContractServices": EntityRule(
         name="ContractServices",
         source="[doc ContractServicesEntity]: parent Contracts; [swagger] POST/PATCH only under "
-               "/V1.0/Contracts/{parentId}/Services, the root serves query and GET by id; [anteris] "
-               "ContractServiceService::create posts Contracts/$contractID/Services",
+        "/V1.0/Contracts/{parentId}/Services, the root serves query and GET by id; [anteris] "
+        "ContractServiceService::create posts Contracts/$contractID/Services",
         query=True,
         create="Contracts/{parentId}/Services",
         update="Contracts/{parentId}/Services",
         fields={
             "id": _f("int", "[anteris]", **RO),
-            "contractID": _f("int", "[anteris] required; must be a contractType 7 contract [doc]", required=True,
-                             create_only=True),
+            "contractID": _f(
+                "int",
+                "[anteris] required; must be a contractType 7 contract [doc]",
+                required=True,
+                create_only=True,
+            ),
             "serviceID": _f("int", "[anteris] required; [ecit] Mandatory", required=True, create_only=True),
             # [doc] "On Update(), all fields are Read-Only except for adjustedPrice and invoiceDescription".
             # The REST model has no `adjustedPrice`; its customer-currency price is `unitPrice` [models,
             # anteris] — ASSUMED to be the field the docs call adjustedPrice.
-            "unitPrice": _f("decimal", "[models] [anteris]; writable on update as the adjusted price (ASSUMED "
-                            "name, [doc] calls it adjustedPrice)"),
+            "unitPrice": _f(
+                "decimal",
+                "[models] [anteris]; writable on update as the adjusted price (ASSUMED "
+                "name, [doc] calls it adjustedPrice)",
+            ),
             "unitCost": _f("decimal", "[anteris]; read-only on update [doc]", create_only=True),
             "internalCurrencyAdjustedPrice": _f("decimal", "[models] multi-currency, computed", **RO),
             "internalCurrencyUnitPrice": _f("decimal", "[models] multi-currency, computed", **RO),
             "invoiceDescription": _f("str", "[ecit] length 1000; writable on update [doc]", max_length=1000),
-            "internalDescription": _f("str", "[ecit] New-AtwsContractService ValidateLength(0,100); read-only on "
-                                      "update [doc] (SOAP Set-AtwsContractService lists it: conflicting)",
-                                      create_only=True, max_length=100),
+            "internalDescription": _f(
+                "str",
+                "[ecit] New-AtwsContractService ValidateLength(0,100); read-only on "
+                "update [doc] (SOAP Set-AtwsContractService lists it: conflicting)",
+                create_only=True,
+                max_length=100,
+            ),
             "quoteItemID": _f("int", "[anteris]", create_only=True),
         },
-        notes=("contractID must reference a Recurring Service (type 7) contract [doc ContractServicesEntity]",),
+        notes=(
+            "contractID must reference a Recurring Service (type 7) contract [doc ContractServicesEntity]",
+        ),
     ),
     "ContractServiceAdjustments": EntityRule(
         name="ContractServiceAdjustments",
         source="[doc ContractServiceAdjustmentsEntity]: create only, cannot be queried or updated, parent "
-               "Contracts; [swagger] POST /V1.0/Contracts/{parentId}/ServiceAdjustments (and the root "
-               "POST /V1.0/ContractServiceAdjustments); [anteris] posts Contracts/$contractID/ServiceAdjustments",
+        "Contracts; [swagger] POST /V1.0/Contracts/{parentId}/ServiceAdjustments (and the root "
+        "POST /V1.0/ContractServiceAdjustments); [anteris] posts Contracts/$contractID/ServiceAdjustments",
         query=False,
         create="Contracts/{parentId}/ServiceAdjustments",
         fields={
@@ -160,16 +179,24 @@ ENTITIES: dict[str, EntityRule] = {
             "contractID": _f("int", "[anteris]; the parent [swagger]"),
             "contractServiceID": _f("int", "[anteris]"),
             "serviceID": _f("int", "[anteris]; the ContractService is created when missing [doc]"),
-            "effectiveDate": _f("date", "[anteris] required; [ecit] Mandatory; a date-only field: the date is "
-                                "kept as written, time set to midnight [doc REST_API_Calls]", required=True),
-            "unitChange": _f("int", "[anteris] integer; required ASSUMED (an adjustment is a units delta)",
-                             required=True),
+            "effectiveDate": _f(
+                "date",
+                "[anteris] required; [ecit] Mandatory; a date-only field: the date is "
+                "kept as written, time set to midnight [doc REST_API_Calls]",
+                required=True,
+            ),
+            "unitChange": _f(
+                "int", "[anteris] integer; required ASSUMED (an adjustment is a units delta)", required=True
+            ),
             "adjustedUnitPrice": _f("decimal", "[anteris] [doc: may be negative]"),
             "adjustedUnitCost": _f("decimal", "[anteris]"),
             "allowRepeatService": _f("bool", "[anteris]"),
             "quoteItemID": _f("int", "[anteris]"),
         },
-        notes=("units may never fall below 0 (ASSUMED)", "effectiveDate on or after the contract start (ASSUMED)"),
+        notes=(
+            "units may never fall below 0 (ASSUMED)",
+            "effectiveDate on or after the contract start (ASSUMED)",
+        ),
     ),
     "ContractServiceUnits": EntityRule(
         name="ContractServiceUnits",
@@ -191,18 +218,25 @@ ENTITIES: dict[str, EntityRule] = {
     "ContractCharges": EntityRule(
         name="ContractCharges",
         source="[doc ContractChargesEntity]: parent Contracts, update/delete only while isBilled = false; "
-               "[swagger] POST/PATCH only under /V1.0/Contracts/{parentId}/Charges, the root serves query "
-               "and GET by id; [anteris] posts Contracts/$contractID/Charges",
+        "[swagger] POST/PATCH only under /V1.0/Contracts/{parentId}/Charges, the root serves query "
+        "and GET by id; [anteris] posts Contracts/$contractID/Charges",
         query=True,
         create="Contracts/{parentId}/Charges",
         update="Contracts/{parentId}/Charges",
         fields={
             "id": _f("int", "[anteris]", **RO),
-            "contractID": _f("int", "[ecit] Mandatory; the parent [swagger]", required=True, create_only=True),
+            "contractID": _f(
+                "int", "[ecit] Mandatory; the parent [swagger]", required=True, create_only=True
+            ),
             "name": _f("str", "[anteris] required; [ecit] length 100", required=True, max_length=100),
             "description": _f("str", "[ecit] length 2000", max_length=2000),
-            "chargeType": _f("int", "[anteris] required; [ecit] CostType Mandatory; picklist ASSUMED 1 "
-                             "Operational, 2 Capitalized", required=True, picklist=frozenset({1, 2})),
+            "chargeType": _f(
+                "int",
+                "[anteris] required; [ecit] CostType Mandatory; picklist ASSUMED 1 "
+                "Operational, 2 Capitalized",
+                required=True,
+                picklist=frozenset({1, 2}),
+            ),
             "datePurchased": _f("date", "[anteris] required; [ecit] Mandatory", required=True),
             "unitQuantity": _f("decimal", "[anteris] required; [ecit] Mandatory", required=True),
             "unitPrice": _f("decimal", "[anteris]"),
@@ -212,8 +246,9 @@ ENTITIES: dict[str, EntityRule] = {
             "contractServiceID": _f("int", "[anteris]"),
             "contractServiceBundleID": _f("int", "[anteris]"),
             "isBillableToCompany": _f("bool", "[anteris]"),
-            "internalPurchaseOrderNumber": _f("str", "[ecit] length 50; updatable [ecit Set-AtwsContractCost]",
-                                              max_length=50),
+            "internalPurchaseOrderNumber": _f(
+                "str", "[ecit] length 50; updatable [ecit Set-AtwsContractCost]", max_length=50
+            ),
             "purchaseOrderNumber": _f("str", "[ecit] length 50", max_length=50),
             "notes": _f("str", "[ecit] length 2000; updatable", max_length=2000),
             "organizationalLevelAssociationID": _f("int", "[anteris]"),
@@ -228,7 +263,9 @@ ENTITIES: dict[str, EntityRule] = {
             "createDate": _f("datetime", "[ecit] not in Set-", **RO),
             "creatorResourceID": _f("int", "[ecit] not in Set-", **RO),
         },
-        notes=("a ContractCharge must have either a productID or a billingCodeID [doc ContractChargesEntity]",),
+        notes=(
+            "a ContractCharge must have either a productID or a billingCodeID [doc ContractChargesEntity]",
+        ),
     ),
 }
 
@@ -238,11 +275,16 @@ THRESHOLD_ROUTE = "ThresholdInformation"  # [swagger] GET /V1.0/ThresholdInforma
 # currentTimeframeRequestCount [models ThresholdStatusResultModel; client tphakala/go-autotask
 # middleware/threshold.go].
 
-HOURLY_REQUEST_THRESHOLD = 10_000  # per rolling hour per database, all integrations [doc REST_Thresholds_Limits]
+HOURLY_REQUEST_THRESHOLD = (
+    10_000  # per rolling hour per database, all integrations [doc REST_Thresholds_Limits]
+)
 THRESHOLD_TIMEFRAME_MINUTES = 60
 
-CHILD_ROUTES: dict[str, str] = {"Services": "ContractServices", "Charges": "ContractCharges",
-                                "ServiceAdjustments": "ContractServiceAdjustments"}  # [swagger] Contracts/{id}/…
+CHILD_ROUTES: dict[str, str] = {
+    "Services": "ContractServices",
+    "Charges": "ContractCharges",
+    "ServiceAdjustments": "ContractServiceAdjustments",
+}  # [swagger] Contracts/{id}/…
 
 
 def max_length(entity: str, name: str) -> int:

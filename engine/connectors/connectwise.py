@@ -409,7 +409,9 @@ class ConnectWiseConnector:
         # HTTPS always, but for a loopback address given as http:// (the sandbox served over HTTP by
         # engine.sandbox.serve, for the kill tests): credentials never travel in clear text elsewhere.
         loopback = urlsplit(f"http://{self.site}").hostname in ("127.0.0.1", "localhost", "::1")
-        self.origin = f"http://{self.site}" if site.startswith("http://") and loopback else f"https://{self.site}"
+        self.origin = (
+            f"http://{self.site}" if site.startswith("http://") and loopback else f"https://{self.site}"
+        )
         self.company_id = company_id
         self.codebase = codebase.strip("/") if codebase else None
         self.keys = KeyCodec(SERIAL_MAX)
@@ -443,8 +445,12 @@ class ConnectWiseConnector:
             body = await self._client.read("GET", f"{self.origin}/login/companyinfo/{self.company_id}")
             codebase = body.get("Codebase") if isinstance(body, Mapping) else None
             if not codebase:
-                raise ServiceError(SERVICE, f"no Codebase for company {self.company_id!r} on {self.site}",
-                                   status=None, sent=True)
+                raise ServiceError(
+                    SERVICE,
+                    f"no Codebase for company {self.company_id!r} on {self.site}",
+                    status=None,
+                    sent=True,
+                )
             self.codebase = str(codebase).strip("/")
         return self.codebase
 
@@ -473,8 +479,11 @@ class ConnectWiseConnector:
             if host is not None and host != urlsplit(self.origin).hostname:
                 raise ServiceError(SERVICE, f"refusing a next-page link to another host ({host})")
             if following in seen:
-                raise ServiceError(SERVICE, f"GET {path}: the next-page link repeats a page already read "
-                                   f"({following})", status=response.status_code)
+                raise ServiceError(
+                    SERVICE,
+                    f"GET {path}: the next-page link repeats a page already read ({following})",
+                    status=response.status_code,
+                )
             seen.add(following)
             url, request_params = following, None
 
@@ -526,8 +535,9 @@ class ConnectWiseConnector:
         """One company's active agreements (`conditions=company/id=N and agreementStatus="Active"`)
         and their additions: what `agreements()` and `lines()` read, for that company only."""
         cid = _int_id(company_id, "company")
-        rows = await self._get_all("/finance/agreements",
-                                   {"conditions": f'company/id={cid} and agreementStatus="Active"'})
+        rows = await self._get_all(
+            "/finance/agreements", {"conditions": f'company/id={cid} and agreementStatus="Active"'}
+        )
         agreements = [self._agreement(r) for r in rows]
         return agreements, await self.lines([a.id for a in agreements])
 
@@ -613,11 +623,21 @@ class ConnectWiseConnector:
         if write.metered:
             if self._metered_field_id is None:
                 raise ServiceError(
-                    SERVICE, f"{write.key}: cannot mark the addition metered — no addition read so far "
+                    SERVICE,
+                    f"{write.key}: cannot mark the addition metered — no addition read so far "
                     f"carries the custom field {self.metered_caption!r} (create it under Setup > Custom "
-                    "Fields > Agreement Additions)", sent=False)
-            body["customFields"] = [{"id": self._metered_field_id, "caption": self.metered_caption,
-                                     "type": "Checkbox", "entryMethod": "EntryField", "value": True}]
+                    "Fields > Agreement Additions)",
+                    sent=False,
+                )
+            body["customFields"] = [
+                {
+                    "id": self._metered_field_id,
+                    "caption": self.metered_caption,
+                    "type": "Checkbox",
+                    "entryMethod": "EntryField",
+                    "value": True,
+                }
+            ]
         return body
 
     def patch_body(self, update: LineUpdate) -> list[dict[str, Any]]:
@@ -688,9 +708,14 @@ class ConnectWiseConnector:
         await self.discover_codebase()
         identifier = re.sub(r"[^A-Za-z0-9]", "", name)[:25] or "Company"
         body = {"identifier": identifier, "name": name[:156], "site": {"name": "Main"}}
-        response = await self._client.send(self._client.build(
-            "POST", self._url("/company/companies"), content=json_bytes(body),
-            headers={"Content-Type": "application/json"},
-        ), idempotent=False)
+        response = await self._client.send(
+            self._client.build(
+                "POST",
+                self._url("/company/companies"),
+                content=json_bytes(body),
+                headers={"Content-Type": "application/json"},
+            ),
+            idempotent=False,
+        )
         row = _checked(response, "create company", TypeAdapter(_Company))
         return PsaCompany(id=str(row["id"]), name=str(row.get("name") or name))

@@ -195,8 +195,11 @@ def _checked(response: httpx.Response, what: str, model: TypeAdapter[Any]) -> An
     body is a bare JSON string (its error bodies are undocumented, [APIS §3.4]) or an OAuth-style
     `{"error": …}`: those, an empty or a garbled body are a `ServiceError`, never "no rows"."""
     body = json_body(SERVICE, what, response)
-    if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body
-                                 and any(k in body for k in ("error", "message", "Message"))):
+    if isinstance(body, str) or (
+        isinstance(body, Mapping)
+        and "id" not in body
+        and any(k in body for k in ("error", "message", "Message"))
+    ):
         message, details = halo_error_parser(response)
         raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)
     return validated(SERVICE, what, model, response, body)
@@ -339,8 +342,11 @@ class HaloConnector:
             batch = body[list_key]
             ids = [row["id"] for row in batch]
             if batch and ids == previous:
-                raise ServiceError(SERVICE, f"GET {path}: page {page} repeats page {page - 1} (is page_no "
-                                   "ignored?)", status=response.status_code)
+                raise ServiceError(
+                    SERVICE,
+                    f"GET {path}: page {page} repeats page {page - 1} (is page_no ignored?)",
+                    status=response.status_code,
+                )
             previous = ids
             rows.extend(batch)
             total = body["record_count"]
@@ -359,13 +365,15 @@ class HaloConnector:
         result = []
         for r in rows:
             recurring = bool(r.get("isrecurringitem"))
-            result.append(PsaProduct(
-                id=str(r["id"]),
-                name=str(r.get("name") or ""),
-                sku=r.get("internalreference") or None,
-                unit_price=decimal_or_none(r.get("recurringprice") if recurring else r.get("baseprice")),
-                unit_cost=decimal_or_none(r.get("recurringcost") if recurring else r.get("costprice")),
-            ))
+            result.append(
+                PsaProduct(
+                    id=str(r["id"]),
+                    name=str(r.get("name") or ""),
+                    sku=r.get("internalreference") or None,
+                    unit_price=decimal_or_none(r.get("recurringprice") if recurring else r.get("baseprice")),
+                    unit_cost=decimal_or_none(r.get("recurringcost") if recurring else r.get("costprice")),
+                )
+            )
         return result
 
     async def agreements(self) -> list[PsaAgreement]:
@@ -374,14 +382,19 @@ class HaloConnector:
 
     @staticmethod
     def _agreement(row: Mapping[str, Any]) -> PsaAgreement:
-        name = (row.get("reference") or row.get("contract_ref") or row.get("client_name")
-                or f"Recurring invoice {row['id']}")
+        name = (
+            row.get("reference")
+            or row.get("contract_ref")
+            or row.get("client_name")
+            or f"Recurring invoice {row['id']}"
+        )
         return PsaAgreement(
             id=str(row["id"]),
             company_id=str(row.get("client_id")),
             name=str(name),
-            start_date=(halo_date(row.get("startdate")) or halo_date(row.get("invoice_date"))
-                        or date(1900, 1, 1)),
+            start_date=(
+                halo_date(row.get("startdate")) or halo_date(row.get("invoice_date")) or date(1900, 1, 1)
+            ),
             end_date=halo_date(row.get("enddate")),
             billing_period="annual" if row.get("period") == 12 else "monthly",
         )
@@ -390,8 +403,9 @@ class HaloConnector:
         """One client's recurring invoices (not disabled) and their lines, in one paged read:
         `GET /RecurringInvoice?client_id=N&includelines=true`."""
         cid = _int_id(company_id, "client")
-        headers = await self._get_all("/RecurringInvoice", "invoices",
-                                      {"client_id": str(cid), "includelines": "true"})
+        headers = await self._get_all(
+            "/RecurringInvoice", "invoices", {"client_id": str(cid), "includelines": "true"}
+        )
         agreements: list[PsaAgreement] = []
         lines: list[PsaLine] = []
         for header in headers:
@@ -447,9 +461,11 @@ class HaloConnector:
         if self.keys.decode(row.get(KEY_FIELD)) is not None:
             return False  # another trueup line
         description = str(row.get("item_longdescription") or row.get("item_shortdescription") or "").strip()
-        return (str(row.get("_itemid")) == str(write.product_id)
-                and halo_date(row.get("startdate")) == write.effective_date
-                and description == write.description.strip())
+        return (
+            str(row.get("_itemid")) == str(write.product_id)
+            and halo_date(row.get("startdate")) == write.effective_date
+            and description == write.description.strip()
+        )
 
     def _line(self, row: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> PsaLine:
         header = header or {}
@@ -512,7 +528,9 @@ class HaloConnector:
 
     def _post(self, path: str, payload: Any) -> httpx.Request:
         return self._client.build(
-            "POST", path, content=json_bytes(payload),
+            "POST",
+            path,
+            content=json_bytes(payload),
             headers={"Content-Type": "application/json", **self._auth_headers()},
         )
 
@@ -536,8 +554,11 @@ class HaloConnector:
         try:
             body = parse_json(response)
         except ValueError:
-            raise ServiceError(SERVICE, f"{what}: the service answered {response.status_code} with a body that "
-                               "is not JSON", status=response.status_code) from None
+            raise ServiceError(
+                SERVICE,
+                f"{what}: the service answered {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+            ) from None
         if isinstance(body, str) or (isinstance(body, Mapping) and "id" not in body and "lines" not in body):
             message, details = halo_error_parser(response)
             raise ServiceError(SERVICE, f"{what}: {message}", status=response.status_code, details=details)

@@ -109,8 +109,14 @@ class RollingWindow:
     with 429s; this keeps the start time of each request in the window and waits for the oldest to
     leave it."""
 
-    def __init__(self, requests: int, per_seconds: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep):
+    def __init__(
+        self,
+        requests: int,
+        per_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ):
         self.requests = requests
         self.per_seconds = per_seconds
         self._clock = clock
@@ -233,7 +239,9 @@ class ServiceClient:
             except httpx.TransportError as exc:
                 # A connect error never reached the service; other transport errors may have.
                 sent = not isinstance(exc, httpx.ConnectError)
-                raise ServiceError(self.service, f"connection failed: {exc}", retryable=True, sent=sent) from exc
+                raise ServiceError(
+                    self.service, f"connection failed: {exc}", retryable=True, sent=sent
+                ) from exc
         if response.is_success:
             return response
         message, details = self.error_parser(response)
@@ -273,8 +281,13 @@ class ServiceClient:
         async for attempt in retrying:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    log.info("%s: retrying %s %s (attempt %d)", self.service, request.method, request.url.path,
-                             attempt.retry_state.attempt_number)
+                    log.info(
+                        "%s: retrying %s %s (attempt %d)",
+                        self.service,
+                        request.method,
+                        request.url.path,
+                        attempt.retry_state.attempt_number,
+                    )
                 return await self._send_once(request)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -307,8 +320,14 @@ class ListingCap:
     once either cap is passed: a service that keeps answering "one more page" (a bug, a proxy
     looping, hostile data) must not run a refresh forever or fill the memory."""
 
-    def __init__(self, service: str, what: str, *, max_pages: int = MAX_LISTING_PAGES,
-                 max_bytes: int = MAX_LISTING_BYTES) -> None:
+    def __init__(
+        self,
+        service: str,
+        what: str,
+        *,
+        max_pages: int = MAX_LISTING_PAGES,
+        max_bytes: int = MAX_LISTING_BYTES,
+    ) -> None:
         self.service = service
         self.what = what
         self.max_pages = max_pages
@@ -322,24 +341,34 @@ class ListingCap:
         self.bytes += response if isinstance(response, int) else len(response.content)
         status = None if isinstance(response, int) else response.status_code
         if self.pages > self.max_pages:
-            raise ServiceError(self.service, f"{self.what}: stopped after {self.max_pages} pages — the "
-                               "listing does not end; nothing was stored from it", status=status)
+            raise ServiceError(
+                self.service,
+                f"{self.what}: stopped after {self.max_pages} pages — the "
+                "listing does not end; nothing was stored from it",
+                status=status,
+            )
         if self.bytes > self.max_bytes:
-            raise ServiceError(self.service, f"{self.what}: stopped after {self.bytes:,} bytes in {self.pages} "
-                               f"pages (over the {self.max_bytes:,}-byte cap); nothing was stored from it",
-                               status=status)
+            raise ServiceError(
+                self.service,
+                f"{self.what}: stopped after {self.bytes:,} bytes in {self.pages} "
+                f"pages (over the {self.max_bytes:,}-byte cap); nothing was stored from it",
+                status=status,
+            )
 
 
 def json_body(service: str, what: str, response: httpx.Response) -> Any:
     """The parsed JSON body of a 2xx; an empty or garbled one is a `ServiceError`."""
     status = response.status_code
     if not response.content.strip():
-        raise ServiceError(service, f"{what}: the service answered {status} with an empty body", status=status)
+        raise ServiceError(
+            service, f"{what}: the service answered {status} with an empty body", status=status
+        )
     try:
         return parse_json(response)
     except ValueError:
-        raise ServiceError(service, f"{what}: the service answered {status} with a body that is not JSON",
-                           status=status) from None
+        raise ServiceError(
+            service, f"{what}: the service answered {status} with a body that is not JSON", status=status
+        ) from None
 
 
 JsonNumber = StrictInt | Decimal  # a JSON number as `loads` reads it (never a float)
@@ -365,6 +394,7 @@ def validated(service: str, what: str, model: Any, response: httpx.Response, bod
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the body"
-        raise ServiceError(service, f"{what}: unexpected response ({where}: {first['msg']})",
-                           status=status) from None
+        raise ServiceError(
+            service, f"{what}: unexpected response ({where}: {first['msg']})", status=status
+        ) from None
     return body

@@ -201,13 +201,19 @@ def checked_body(body: Any, what: str) -> Mapping[str, Any]:
     if body is None:
         raise ServiceError(SERVICE, f"{what}: answered 200 with an empty body", status=200)
     if not isinstance(body, Mapping):
-        raise ServiceError(SERVICE, f"{what}: answered 200 with a JSON {type(body).__name__}, not an object",
-                           status=200)
+        raise ServiceError(
+            SERVICE, f"{what}: answered 200 with a JSON {type(body).__name__}, not an object", status=200
+        )
     if _error_in_body(body):
         message = body.get("message") or body.get("error_description") or body.get("type") or "an error"
-        details = [str(d["message"]) for d in body.get("details") or [] if isinstance(d, Mapping) and d.get("message")]
-        raise ServiceError(SERVICE, f"{what}: answered 200 with an error body: {message}", status=200,
-                           details=details)
+        details = [
+            str(d["message"])
+            for d in body.get("details") or []
+            if isinstance(d, Mapping) and d.get("message")
+        ]
+        raise ServiceError(
+            SERVICE, f"{what}: answered 200 with an error body: {message}", status=200, details=details
+        )
     return body
 
 
@@ -221,8 +227,11 @@ def validated(model: type[M], item: Any, what: str) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "the body"
-        raise ServiceError(SERVICE, f"{what}: not a valid {model.__name__.removeprefix('Pax8')} "
-                                    f"({where}: {first.get('msg')})", status=200) from None
+        raise ServiceError(
+            SERVICE,
+            f"{what}: not a valid {model.__name__.removeprefix('Pax8')} ({where}: {first.get('msg')})",
+            status=200,
+        ) from None
 
 
 class Pax8Company(Pax8Model):
@@ -395,8 +404,11 @@ def _json_of(response: httpx.Response, path: str) -> Any:
     try:
         return parse_json(response)
     except (ValueError, RecursionError):
-        raise ServiceError(SERVICE, f"GET {path}: answered 200 with a body that is not JSON "
-                                    f"({response.text[:80]!r})", status=200) from None
+        raise ServiceError(
+            SERVICE,
+            f"GET {path}: answered 200 with a body that is not JSON ({response.text[:80]!r})",
+            status=200,
+        ) from None
 
 
 def snapshot_order(snapshots: Sequence[Pax8Subscription]) -> list[Pax8Subscription]:
@@ -454,8 +466,9 @@ def to_company(company: Pax8Company) -> VendorCompany:
     )
 
 
-def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow],
-                    amounts: tuple[Decimal, Decimal] | None = None) -> Subscription | None:
+def to_subscription(
+    current: Pax8Subscription, history: Sequence[HistoryRow], amounts: tuple[Decimal, Decimal] | None = None
+) -> Subscription | None:
     """The engine's subscription. `amounts` = (unit price, unit cost) as the connector settled them
     (module doc, "Price and cost"); without them the spec's reading: `price`, `partnerCost`."""
     start = _day(current.start_date) or current.billing_start or _day(current.created_date)
@@ -477,8 +490,9 @@ def to_subscription(current: Pax8Subscription, history: Sequence[HistoryRow],
         start_date=start,
         end_date=end,
         unit_price=amounts[0] if amounts else (current.price if current.price is not None else Decimal("0")),
-        unit_cost=amounts[1] if amounts else (current.partner_cost if current.partner_cost is not None
-                                              else Decimal("0")),
+        unit_cost=amounts[1]
+        if amounts
+        else (current.partner_cost if current.partner_cost is not None else Decimal("0")),
         status="cancelled" if current.cancelled else "active",
         cancelled_date=cancelled_date,
         history=list(history),
@@ -512,7 +526,7 @@ def pricing_rates(pricings: Sequence[Pax8Pricing], sub: Pax8Subscription) -> lis
 
 
 def price_evidence(price: Decimal | None, rates: Sequence[Pax8Rate]) -> str | None:
-    """"partner" when `price` is a buy rate and no suggested retail price, "retail" the reverse, else None."""
+    """ "partner" when `price` is a buy rate and no suggested retail price, "retail" the reverse, else None."""
     if price is None:
         return None
     buy = any(r.partner_buy_rate == price for r in rates)
@@ -529,7 +543,9 @@ def _probe_rank(sub: Pax8Subscription) -> tuple[bool, datetime]:
     return (not sub.cancelled, _instant(sub.changed_at))
 
 
-def _agrees(current: Pax8Subscription, known: Subscription, amounts: tuple[Decimal, Decimal] | None = None) -> bool:
+def _agrees(
+    current: Pax8Subscription, known: Subscription, amounts: tuple[Decimal, Decimal] | None = None
+) -> bool:
     """The listed record says nothing the known subscription (with its history) does not: same
     company, product, term, dates, prices and status, and the quantity of its last history row
     (every history row carries the quantity of the snapshot it comes from)."""
@@ -566,7 +582,9 @@ class Pax8Connector:
         price_reading: PriceReading = "auto",
     ) -> None:
         if price_reading not in PRICE_READINGS:
-            raise ValueError(f"price_reading must be one of {', '.join(PRICE_READINGS)}, not {price_reading!r}")
+            raise ValueError(
+                f"price_reading must be one of {', '.join(PRICE_READINGS)}, not {price_reading!r}"
+            )
         self.price_reading: PriceReading = price_reading
         self._reading: PriceReading | None = None  # "auto", once settled this session
         self._pricing: dict[tuple[str, str | None], list[Pax8Pricing] | None] = {}
@@ -685,15 +703,20 @@ class Pax8Connector:
             body = validated(Pax8PageBody, checked_body(_json_of(response, path), what), what)
             info = body.page
             if info.number != page:
-                raise ServiceError(SERVICE, f"{what}: asked for page {page}, answered page {info.number}",
-                                   status=200)
+                raise ServiceError(
+                    SERVICE, f"{what}: asked for page {page}, answered page {info.number}", status=200
+                )
             out.extend(body.content)
             page += 1
             if page >= info.total_pages:
                 return out
             if not body.content:
-                raise ServiceError(SERVICE, f"{what}: page {page - 1} of {info.total_pages} came back empty "
-                                            f"({len(out)} of {info.total_elements} items read)", status=200)
+                raise ServiceError(
+                    SERVICE,
+                    f"{what}: page {page - 1} of {info.total_pages} came back empty "
+                    f"({len(out)} of {info.total_elements} items read)",
+                    status=200,
+                )
 
     async def _gather(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """Await them all, at most CONCURRENCY at a time (a coroutine starts when it gets a slot)."""
@@ -721,7 +744,9 @@ class Pax8Connector:
 
     async def raw_product(self, product_id: str) -> Pax8Product | None:
         try:
-            return validated(Pax8Product, await self.get(f"/products/{product_id}"), f"GET /products/{product_id}")
+            return validated(
+                Pax8Product, await self.get(f"/products/{product_id}"), f"GET /products/{product_id}"
+            )
         except ServiceError as exc:
             if exc.status == 404:
                 return None
@@ -752,7 +777,9 @@ class Pax8Connector:
     async def raw_company(self, company_id: str) -> Pax8Company | None:
         """`GET /companies/{companyId}`; None when Pax8 answers 404."""
         try:
-            return validated(Pax8Company, await self.get(f"/companies/{company_id}"), f"GET /companies/{company_id}")
+            return validated(
+                Pax8Company, await self.get(f"/companies/{company_id}"), f"GET /companies/{company_id}"
+            )
         except ServiceError as exc:
             if exc.status == 404:
                 return None
@@ -762,14 +789,19 @@ class Pax8Connector:
         """`GET /subscriptions/{id}/history`: `{content}` with no page block [spec]."""
         path = f"/subscriptions/{subscription_id}/history"
         body = validated(Pax8ListBody, await self.get(path), f"GET {path}")
-        return [validated(Pax8Subscription, item, f"GET {path} item {n}") for n, item in enumerate(body.content)]
+        return [
+            validated(Pax8Subscription, item, f"GET {path} item {n}") for n, item in enumerate(body.content)
+        ]
 
     async def raw_usage_summaries(self, subscription_id: str) -> list[Pax8UsageSummary]:
         return await self._listed(Pax8UsageSummary, f"/subscriptions/{subscription_id}/usage-summaries")
 
     async def raw_usage_lines(self, usage_summary_id: str, usage_date: date) -> list[Pax8UsageLine]:
-        return await self._listed(Pax8UsageLine, f"/usage-summaries/{usage_summary_id}/usage-lines",
-                                  {"usageDate": usage_date.isoformat()})
+        return await self._listed(
+            Pax8UsageLine,
+            f"/usage-summaries/{usage_summary_id}/usage-lines",
+            {"usageDate": usage_date.isoformat()},
+        )
 
     # --- VendorConnector -------------------------------------------------------------------------
 
@@ -829,14 +861,23 @@ class Pax8Connector:
         reading = await self.settle_price_reading(current)
         if known is None and since is not None:
             current = [sub for sub in current if sub.changed_at is None or _instant(sub.changed_at) > since]
-        amounts = dict(zip((sub.id for sub in current),
-                           await self._gather([self._amounts(sub, reading) for sub in current]), strict=True))
+        amounts = dict(
+            zip(
+                (sub.id for sub in current),
+                await self._gather([self._amounts(sub, reading) for sub in current]),
+                strict=True,
+            )
+        )
         reuse: dict[str, Subscription] = {}
         if known is not None:
             for sub in current:
                 old = known.get(sub.id)
-                if old is not None and since is not None and _agrees(sub, old, amounts[sub.id]) and (
-                        sub.changed_at is not None and _instant(sub.changed_at) <= since):
+                if (
+                    old is not None
+                    and since is not None
+                    and _agrees(sub, old, amounts[sub.id])
+                    and (sub.changed_at is not None and _instant(sub.changed_at) <= since)
+                ):
                     reuse[sub.id] = old
 
         async def one(sub: Pax8Subscription) -> Subscription | None:
@@ -893,10 +934,14 @@ class Pax8Connector:
             return self._pricing[key]
         path = f"/products/{product_id}/pricing"
         try:
-            body = validated(Pax8ListBody, await self.get(path, {"companyId": company_id} if company_id else None),
-                             f"GET {path}")
-            found: list[Pax8Pricing] | None = [validated(Pax8Pricing, item, f"GET {path} item {n}")
-                                               for n, item in enumerate(body.content)]
+            body = validated(
+                Pax8ListBody,
+                await self.get(path, {"companyId": company_id} if company_id else None),
+                f"GET {path}",
+            )
+            found: list[Pax8Pricing] | None = [
+                validated(Pax8Pricing, item, f"GET {path} item {n}") for n, item in enumerate(body.content)
+            ]
         except ServiceError as exc:
             if exc.status != 404:
                 raise
@@ -917,8 +962,11 @@ class Pax8Connector:
             return self._reading
         probes: dict[str, Pax8Subscription] = {}
         for sub in subs:
-            if sub.product_id and sub.price is not None and (
-                    sub.product_id not in probes or _probe_rank(sub) > _probe_rank(probes[sub.product_id])):
+            if (
+                sub.product_id
+                and sub.price is not None
+                and (sub.product_id not in probes or _probe_rank(sub) > _probe_rank(probes[sub.product_id]))
+            ):
                 probes[sub.product_id] = sub
         if not probes:
             return "retail"  # nothing to judge by (yet): the spec's reading, not remembered
@@ -929,25 +977,38 @@ class Pax8Connector:
             if vote:
                 votes[vote] += 1
             buys = {r.partner_buy_rate for r in found if r.partner_buy_rate is not None}
-            if vote == "retail" and probe.partner_cost is not None and buys and probe.partner_cost not in buys:
-                self._warn(f"subscription {probe.id}: partnerCost {probe.partner_cost} differs from the "
-                           f"partner buy rate {', '.join(str(b) for b in sorted(buys))} /pricing gives for its company")
+            if (
+                vote == "retail"
+                and probe.partner_cost is not None
+                and buys
+                and probe.partner_cost not in buys
+            ):
+                self._warn(
+                    f"subscription {probe.id}: partnerCost {probe.partner_cost} differs from the "
+                    f"partner buy rate {', '.join(str(b) for b in sorted(buys))} /pricing gives for its company"
+                )
         checked = sum(1 for found in rates if found)
         if votes["partner"] and not votes["retail"]:
             self._reading = "partner"
-            self._warn(f"Pax8 sends a subscription's price at the partner's buy rate ({votes['partner']} of "
-                       f"{len(probes)} products checked against /pricing): retail prices are taken from the "
-                       "suggested retail price (a product binding's own price still wins)")
+            self._warn(
+                f"Pax8 sends a subscription's price at the partner's buy rate ({votes['partner']} of "
+                f"{len(probes)} products checked against /pricing): retail prices are taken from the "
+                "suggested retail price (a product binding's own price still wins)"
+            )
         else:
             self._reading = "retail"
             if votes["partner"]:
-                self._warn(f"Pax8's subscription price matched the partner buy rate for {votes['partner']} and the "
-                           f"suggested retail price for {votes['retail']} of {len(probes)} products: read as the "
-                           "customer price (the spec); check TRUEUP_PAX8_PRICE_READING")
+                self._warn(
+                    f"Pax8's subscription price matched the partner buy rate for {votes['partner']} and the "
+                    f"suggested retail price for {votes['retail']} of {len(probes)} products: read as the "
+                    "customer price (the spec); check TRUEUP_PAX8_PRICE_READING"
+                )
             elif checked and not votes["retail"]:
-                self._warn(f"Pax8's subscription price matched neither the partner buy rate nor the suggested "
-                           f"retail price of /pricing for any of {checked} products: read as the customer price "
-                           "(the spec); set TRUEUP_PAX8_PRICE_READING=partner if Pax8 sends the buy rate")
+                self._warn(
+                    f"Pax8's subscription price matched neither the partner buy rate nor the suggested "
+                    f"retail price of /pricing for any of {checked} products: read as the customer price "
+                    "(the spec); set TRUEUP_PAX8_PRICE_READING=partner if Pax8 sends the buy rate"
+                )
         return self._reading
 
     async def _amounts(self, sub: Pax8Subscription, reading: PriceReading) -> tuple[Decimal, Decimal]:
@@ -956,18 +1017,30 @@ class Pax8Connector:
         price, cost = sub.price, sub.partner_cost
         if reading == "retail":
             if cost is None and price is not None:  # partnerCost omitted: the company's buy rate
-                cost = next((r.partner_buy_rate for r in await self._rates(sub) if r.partner_buy_rate is not None),
-                            None)
+                cost = next(
+                    (r.partner_buy_rate for r in await self._rates(sub) if r.partner_buy_rate is not None),
+                    None,
+                )
             return (price if price is not None else zero, cost if cost is not None else zero)
         unit_cost = price if price is not None else (cost if cost is not None else zero)
         if cost is not None and price is not None and cost != price:
-            self._warn(f"subscription {sub.id}: price {price} (read as the partner's buy rate) differs from "
-                       f"partnerCost {cost}")
-        retail = next((r.suggested_retail_price for r in await self._rates(sub)
-                       if r.suggested_retail_price is not None), None)
+            self._warn(
+                f"subscription {sub.id}: price {price} (read as the partner's buy rate) differs from "
+                f"partnerCost {cost}"
+            )
+        retail = next(
+            (
+                r.suggested_retail_price
+                for r in await self._rates(sub)
+                if r.suggested_retail_price is not None
+            ),
+            None,
+        )
         if retail is None:
-            self._warn(f"subscription {sub.id}: no suggested retail price in /pricing for its company and term; "
-                       "billed at the partner's cost until its product binding sets a price")
+            self._warn(
+                f"subscription {sub.id}: no suggested retail price in /pricing for its company and term; "
+                "billed at the partner's cost until its product binding sets a price"
+            )
             retail = unit_cost
         return retail, unit_cost
 
@@ -1034,8 +1107,9 @@ class Pax8Connector:
             own = line.product_id == sub.product_id
             key = None if own else sub_product_name(line.product_name, parent)
             grouped.setdefault(key, []).append(line)
-        return [self._usage_row(sub, period, day, group, sub_product)
-                for sub_product, group in grouped.items()]
+        return [
+            self._usage_row(sub, period, day, group, sub_product) for sub_product, group in grouped.items()
+        ]
 
     async def _latest_rows(
         self, sub: Subscription, summaries: Sequence[Pax8UsageSummary], month: date, period: str, kind: str
@@ -1069,8 +1143,13 @@ class Pax8Connector:
         return []
 
     @staticmethod
-    def _usage_row(sub: Subscription, period: str, day: date, lines: Sequence[Pax8UsageLine],
-                   sub_product: str | None = None) -> UsageRow:
+    def _usage_row(
+        sub: Subscription,
+        period: str,
+        day: date,
+        lines: Sequence[Pax8UsageLine],
+        sub_product: str | None = None,
+    ) -> UsageRow:
         """The usage row of a day's lines for one (sub-)product: quantity, unit price, unit cost."""
         quantity = sum((line.quantity or Decimal("0") for line in lines), Decimal("0"))
         price = next((line.unit_price for line in lines if line.unit_price is not None), None)
@@ -1078,6 +1157,14 @@ class Pax8Connector:
             charges = sum((line.current_charges or Decimal("0") for line in lines), Decimal("0"))
             price = _unit(charges, quantity)
         partner = sum((line.partner_total or Decimal("0") for line in lines), Decimal("0"))
-        return UsageRow(subscription_id=sub.id, sub_product=sub_product, period=period, quantity=quantity,
-                        unit_price=price, unit_cost=_unit(partner, quantity), snapshot_date=day,
-                        charges=None, partner_total=None)
+        return UsageRow(
+            subscription_id=sub.id,
+            sub_product=sub_product,
+            period=period,
+            quantity=quantity,
+            unit_price=price,
+            unit_cost=_unit(partner, quantity),
+            snapshot_date=day,
+            charges=None,
+            partner_total=None,
+        )

@@ -34,7 +34,8 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
     rows = [r for r in world.usage.get(sub.id, []) if r.period == period_key]
     if not rows:
         world.raise_finding(
-            "usage_pending", {"subscription_id": sub.id},
+            "usage_pending",
+            {"subscription_id": sub.id},
             f"{target.company.name} / {product.name}: no billable endpoint counts for {period_key} yet "
             f"(available from day {ENDPOINT_AVAILABLE_DAY} of the next month).",
         )
@@ -51,50 +52,94 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
         binding = world.binding_for(sub, sub_product)
         if binding is None:
             continue
-        existing = world.claim_line(world.active_lines(agreement.id, binding.psa_product_id), sub.id, sub_product)
+        existing = world.claim_line(
+            world.active_lines(agreement.id, binding.psa_product_id), sub.id, sub_product
+        )
         label = sub_product or NO_SUB_PRODUCT
         key = f"{sub.id}:arrears:{label}"
         description = world.line_description(product, f" {sub_product}" if sub_product else "")
-        common = dict(key=key, kind=LineKind.ARREARS, subscription_id=sub.id, company_id=sub.company_id,
-                      psa_agreement_id=agreement.id, psa_product_id=binding.psa_product_id,
-                      sub_product=sub_product, period_start=period, period_end=last_of_month(period))
+        common = dict(
+            key=key,
+            kind=LineKind.ARREARS,
+            subscription_id=sub.id,
+            company_id=sub.company_id,
+            psa_agreement_id=agreement.id,
+            psa_product_id=binding.psa_product_id,
+            sub_product=sub_product,
+            period_start=period,
+            period_end=last_of_month(period),
+        )
         if existing is not None:
             if existing.quantity == row.quantity:
                 continue
-            lines.append(money_line(
-                **common, action="update", psa_line_id=existing.id,
-                description=existing.description or description, quantity=row.quantity,
-                unit_price=existing.unit_price, unit_cost=existing.unit_cost,
-                effective_date=existing.effective_date, end_date=None, previous_quantity=existing.quantity,
-                formula=f"{period_key} snapshot {row.snapshot_date or ''}: {fmt_quantity(existing.quantity)} → "
-                f"{fmt_quantity(row.quantity)} × {fmt_money(existing.unit_price)}".replace("  ", " "),
-            ))
+            lines.append(
+                money_line(
+                    **common,
+                    action="update",
+                    psa_line_id=existing.id,
+                    description=existing.description or description,
+                    quantity=row.quantity,
+                    unit_price=existing.unit_price,
+                    unit_cost=existing.unit_cost,
+                    effective_date=existing.effective_date,
+                    end_date=None,
+                    previous_quantity=existing.quantity,
+                    formula=f"{period_key} snapshot {row.snapshot_date or ''}: {fmt_quantity(existing.quantity)} → "
+                    f"{fmt_quantity(row.quantity)} × {fmt_money(existing.unit_price)}".replace("  ", " "),
+                )
+            )
         else:
             price = binding.unit_price if binding.unit_price is not None else row.unit_price
             cost = binding.unit_cost if binding.unit_cost is not None else row.unit_cost
-            lines.append(money_line(
-                **common, action="create", description=description, quantity=row.quantity,
-                unit_price=price, unit_cost=cost, effective_date=sub.start_date, end_date=None,
-                formula=f"{period_key} snapshot: {fmt_quantity(row.quantity)} × {fmt_money(price)}",
-            ))
+            lines.append(
+                money_line(
+                    **common,
+                    action="create",
+                    description=description,
+                    quantity=row.quantity,
+                    unit_price=price,
+                    unit_cost=cost,
+                    effective_date=sub.start_date,
+                    end_date=None,
+                    formula=f"{period_key} snapshot: {fmt_quantity(row.quantity)} × {fmt_money(price)}",
+                )
+            )
     # A sub-product whose line exists but that has no count this period has dropped to zero.
     for line in world.lines_by_agreement.get(agreement.id, []):
         source = line.source
-        if (source is None or source.subscription_id != sub.id or source.sub_product in seen
-                or line.kind != "recurring" or line.quantity == 0
-                or (line.cancelled_date is not None and line.cancelled_date <= world.month_end)):
+        if (
+            source is None
+            or source.subscription_id != sub.id
+            or source.sub_product in seen
+            or line.kind != "recurring"
+            or line.quantity == 0
+            or (line.cancelled_date is not None and line.cancelled_date <= world.month_end)
+        ):
             continue
         label = source.sub_product or NO_SUB_PRODUCT
-        lines.append(money_line(
-            key=f"{sub.id}:arrears:{label}", kind=LineKind.ARREARS, action="update",
-            subscription_id=sub.id, company_id=sub.company_id, psa_agreement_id=agreement.id,
-            psa_product_id=line.product_id, psa_line_id=line.id, sub_product=source.sub_product,
-            description=line.description or world.line_description(product, f" {label}"),
-            quantity=Decimal(0), unit_price=line.unit_price, unit_cost=line.unit_cost,
-            effective_date=line.effective_date, end_date=None, previous_quantity=line.quantity,
-            period_start=period, period_end=last_of_month(period),
-            formula=f"{period_key}: no endpoints reported → 0",
-        ))
+        lines.append(
+            money_line(
+                key=f"{sub.id}:arrears:{label}",
+                kind=LineKind.ARREARS,
+                action="update",
+                subscription_id=sub.id,
+                company_id=sub.company_id,
+                psa_agreement_id=agreement.id,
+                psa_product_id=line.product_id,
+                psa_line_id=line.id,
+                sub_product=source.sub_product,
+                description=line.description or world.line_description(product, f" {label}"),
+                quantity=Decimal(0),
+                unit_price=line.unit_price,
+                unit_cost=line.unit_cost,
+                effective_date=line.effective_date,
+                end_date=None,
+                previous_quantity=line.quantity,
+                period_start=period,
+                period_end=last_of_month(period),
+                formula=f"{period_key}: no endpoints reported → 0",
+            )
+        )
     return lines
 
 
@@ -106,13 +151,15 @@ def usage_summary_lines(world: World, sub: Subscription, target: Target) -> list
     label = f"{target.company.name} / {product.name}"
     if not rows:
         world.raise_finding(
-            "usage_pending", {"subscription_id": sub.id},
+            "usage_pending",
+            {"subscription_id": sub.id},
             f"{label}: no usage summary for {period_key} yet.",
         )
         return []
     if not final:
         world.raise_finding(
-            "usage_pending", {"subscription_id": sub.id},
+            "usage_pending",
+            {"subscription_id": sub.id},
             f"{label}: {period_key} figures are provisional until day {SUMMARY_FINAL_DAY} of the next month.",
         )
     row = rows[-1]
@@ -124,20 +171,43 @@ def usage_summary_lines(world: World, sub: Subscription, target: Target) -> list
     agreement = target.agreement
     existing = world.claim_line(world.active_lines(agreement.id, binding.psa_product_id), sub.id)
     one = Decimal(1)
-    common = dict(key=f"{sub.id}:usage_summary", kind=LineKind.USAGE_SUMMARY, subscription_id=sub.id,
-                  company_id=sub.company_id, psa_agreement_id=agreement.id,
-                  psa_product_id=binding.psa_product_id, quantity=one, unit_price=charges,
-                  unit_cost=partner_total, period_start=period, period_end=last_of_month(period),
-                  provisional=not final,
-                  formula=f"{period_key}: charges {fmt_money(charges)}, partner total {fmt_money(partner_total)}"
-                  + ("" if final else " (provisional)"))
+    common = dict(
+        key=f"{sub.id}:usage_summary",
+        kind=LineKind.USAGE_SUMMARY,
+        subscription_id=sub.id,
+        company_id=sub.company_id,
+        psa_agreement_id=agreement.id,
+        psa_product_id=binding.psa_product_id,
+        quantity=one,
+        unit_price=charges,
+        unit_cost=partner_total,
+        period_start=period,
+        period_end=last_of_month(period),
+        provisional=not final,
+        formula=f"{period_key}: charges {fmt_money(charges)}, partner total {fmt_money(partner_total)}"
+        + ("" if final else " (provisional)"),
+    )
     description = world.line_description(product) + " (Usage Summary)"
     if existing is not None:
-        if existing.quantity == one and existing.unit_price == charges and existing.unit_cost == partner_total:
+        if (
+            existing.quantity == one
+            and existing.unit_price == charges
+            and existing.unit_cost == partner_total
+        ):
             return []
-        return [money_line(**common, action="update", psa_line_id=existing.id,
-                           description=existing.description or description,
-                           effective_date=existing.effective_date, end_date=None,
-                           previous_quantity=existing.quantity)]
-    return [money_line(**common, action="create", description=description,
-                       effective_date=sub.start_date, end_date=None)]
+        return [
+            money_line(
+                **common,
+                action="update",
+                psa_line_id=existing.id,
+                description=existing.description or description,
+                effective_date=existing.effective_date,
+                end_date=None,
+                previous_quantity=existing.quantity,
+            )
+        ]
+    return [
+        money_line(
+            **common, action="create", description=description, effective_date=sub.start_date, end_date=None
+        )
+    ]

@@ -19,16 +19,20 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
     subject = {"configuration_id": config.id}
     subs = [world.subscriptions[s] for s in config.subscription_ids if s in world.subscriptions]
     missing = [s for s in config.subscription_ids if s not in world.subscriptions]
-    name = f"{world.companies[config.company_id].name if config.company_id in world.companies else config.company_id}" \
+    name = (
+        f"{world.companies[config.company_id].name if config.company_id in world.companies else config.company_id}"
         f" / {config.name}"
+    )
     if missing:
-        world.raise_finding("billing_mode_invalid", subject,
-                            f"{name}: unknown subscriptions {', '.join(missing)}.")
+        world.raise_finding(
+            "billing_mode_invalid", subject, f"{name}: unknown subscriptions {', '.join(missing)}."
+        )
         return []
     services = {world.products[s.product_id].service for s in subs if s.product_id in world.products}
     if services & set(STORAGE) and (services - set(STORAGE)) and config.mode != "total":
         world.raise_finding(
-            "billing_mode_invalid", subject,
+            "billing_mode_invalid",
+            subject,
             f"{name}: licences and storage are mixed, so only the 'total' mode is possible (not '{config.mode}').",
         )
         return []
@@ -53,7 +57,8 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
         if config.mode != "quantity_only" and (price == 0 or cost == 0):
             what = " and ".join(w for w, v in (("price", price), ("cost", cost)) if v == 0)
             world.raise_finding(
-                "price_missing", {"configuration_id": config.id, "subscription_id": sub.id},
+                "price_missing",
+                {"configuration_id": config.id, "subscription_id": sub.id},
                 f"{name}: {world.products[sub.product_id].name} has no {what} configured; 0 is used.",
             )
         quantity += usage
@@ -80,18 +85,44 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
             unit_price = product.unit_price if product and product.unit_price is not None else ZERO
             unit_cost = product.unit_cost if product and product.unit_cost is not None else ZERO
             if unit_price == 0:
-                world.raise_finding("price_missing", {"configuration_id": config.id},
-                                    f"{name}: the PSA product has no price; 0 is used.")
+                world.raise_finding(
+                    "price_missing",
+                    {"configuration_id": config.id},
+                    f"{name}: the PSA product has no price; 0 is used.",
+                )
         how = f"quantity only: {fmt_quantity(quantity)}"
-    common = dict(key=f"{config.id}:usage", kind=LineKind.USAGE, subscription_id=config.id,
-                  company_id=config.company_id, psa_agreement_id=agreement.id, psa_product_id=psa_product_id,
-                  quantity=line_qty, unit_price=unit_price, unit_cost=unit_cost, formula=how)
+    common = dict(
+        key=f"{config.id}:usage",
+        kind=LineKind.USAGE,
+        subscription_id=config.id,
+        company_id=config.company_id,
+        psa_agreement_id=agreement.id,
+        psa_product_id=psa_product_id,
+        quantity=line_qty,
+        unit_price=unit_price,
+        unit_cost=unit_cost,
+        formula=how,
+    )
     if existing is not None:
         if (existing.quantity, existing.unit_price, existing.unit_cost) == (line_qty, unit_price, unit_cost):
             return []
-        return [money_line(**common, action="update", psa_line_id=existing.id,
-                           description=existing.description or config.name,
-                           effective_date=existing.effective_date, end_date=None,
-                           previous_quantity=existing.quantity)]
-    return [money_line(**common, action="create", description=world.description(config.name),
-                       effective_date=world.first_unbilled, end_date=None)]
+        return [
+            money_line(
+                **common,
+                action="update",
+                psa_line_id=existing.id,
+                description=existing.description or config.name,
+                effective_date=existing.effective_date,
+                end_date=None,
+                previous_quantity=existing.quantity,
+            )
+        ]
+    return [
+        money_line(
+            **common,
+            action="create",
+            description=world.description(config.name),
+            effective_date=world.first_unbilled,
+            end_date=None,
+        )
+    ]

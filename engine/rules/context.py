@@ -90,12 +90,15 @@ class World:
         self.agreement_map = {m.vendor_company_id: m.psa_agreement_id for m in mappings.agreements}
         self.synced_keys: set[str] = {s.key for s in scenario.synced}
         if self.hints.synced_keys is not None:  # read only here: not copied when the scenario has none
-            self.synced_keys = (self.synced_keys | self.hints.synced_keys if self.synced_keys
-                                else self.hints.synced_keys)
+            self.synced_keys = (
+                self.synced_keys | self.hints.synced_keys if self.synced_keys else self.hints.synced_keys
+            )
         self.ignored: dict[str, Ignore] = {i.key: i for i in scenario.ignored}
         self.overrides: dict[str, Override] = {o.key: o for o in scenario.overrides}
         self.claimed_lines: set[str] = set()
-        self._agreement_choices: dict[tuple[str, str, str], tuple[PsaAgreement | None, tuple[str, str] | None, int]] = {}
+        self._agreement_choices: dict[
+            tuple[str, str, str], tuple[PsaAgreement | None, tuple[str, str] | None, int]
+        ] = {}
         self._lines_by_product: dict[tuple[str, str], list[PsaLine]] = defaultdict(list)
         for line in psa.lines:
             self._lines_by_product[(line.agreement_id, line.product_id)].append(line)
@@ -182,8 +185,9 @@ class World:
         company = self.psa_companies.get(psa_id)
         return f"{company.name} ({psa_id})" if company else psa_id
 
-    def agreement_for(self, vendor_company_id: str, psa_company_id: str, term: str,
-                      subject: dict[str, str]) -> PsaAgreement | None:
+    def agreement_for(
+        self, vendor_company_id: str, psa_company_id: str, term: str, subject: dict[str, str]
+    ) -> PsaAgreement | None:
         """The agreement a subscription's lines go to (RULES.md §8): an explicit agreement mapping,
         else the PSA company's agreements active on E whose billing period matches the term; the
         newest when several (with a warning)."""
@@ -197,7 +201,11 @@ class World:
             self.raise_finding(code, subject, f"{self._subject_label(subject)}: {reason}")
             return None
         if several and agreement is not None:
-            name = self.companies[vendor_company_id].name if vendor_company_id in self.companies else vendor_company_id
+            name = (
+                self.companies[vendor_company_id].name
+                if vendor_company_id in self.companies
+                else vendor_company_id
+            )
             self.raise_finding(
                 "multiple_active_agreements",
                 {"vendor_company_id": vendor_company_id, "psa_agreement_id": agreement.id},
@@ -205,21 +213,34 @@ class World:
             )
         return agreement
 
-    def _choose_agreement(self, vendor_company_id: str, psa_company_id: str,
-                          term: str) -> tuple[PsaAgreement | None, tuple[str, str] | None, int]:
+    def _choose_agreement(
+        self, vendor_company_id: str, psa_company_id: str, term: str
+    ) -> tuple[PsaAgreement | None, tuple[str, str] | None, int]:
         """(agreement, (finding code, reason) when there is none, how many were candidates)."""
         explicit = self.agreement_map.get(vendor_company_id)
         if explicit is not None:
             agreement = self.agreements.get(explicit)
             if agreement is None:
-                return None, ("no_active_agreement", f"the mapped agreement {explicit} does not exist in the PSA."), 0
+                return (
+                    None,
+                    ("no_active_agreement", f"the mapped agreement {explicit} does not exist in the PSA."),
+                    0,
+                )
             if agreement.billing_period != term:
-                return None, ("billing_period_mismatch", f"{term} subscription, but the mapped agreement "
-                              f"'{agreement.name}' bills {agreement.billing_period}."), 0
+                return (
+                    None,
+                    (
+                        "billing_period_mismatch",
+                        f"{term} subscription, but the mapped agreement "
+                        f"'{agreement.name}' bills {agreement.billing_period}.",
+                    ),
+                    0,
+                )
             return agreement, None, 0
         e = self.first_unbilled
         active = [
-            a for a in self.agreements_by_company.get(psa_company_id, [])
+            a
+            for a in self.agreements_by_company.get(psa_company_id, [])
             if a.start_date <= e and (a.end_date is None or a.end_date >= e)
         ]
         if not active:
@@ -228,8 +249,14 @@ class World:
         matching = [a for a in active if a.billing_period == term]
         if not matching:
             periods = ", ".join(sorted({f"'{a.name}' ({a.billing_period})" for a in active}))
-            return None, ("billing_period_mismatch",
-                          f"{term} subscription, but the active agreements bill otherwise: {periods}."), 0
+            return (
+                None,
+                (
+                    "billing_period_mismatch",
+                    f"{term} subscription, but the active agreements bill otherwise: {periods}.",
+                ),
+                0,
+            )
         newest = max(matching, key=lambda a: (a.start_date, _numeric_order(a.id)))
         return newest, None, len(matching) if len(matching) > 1 else 0
 
@@ -245,7 +272,9 @@ class World:
             return None
         return Target(company, psa_company_id, agreement)
 
-    def binding_for(self, subscription: Subscription, sub_product: str | None = None) -> ProductBinding | None:
+    def binding_for(
+        self, subscription: Subscription, sub_product: str | None = None
+    ) -> ProductBinding | None:
         binding = self.bindings.get((subscription.product_id, sub_product))
         if binding is None and sub_product is not None:
             binding = self.bindings.get((subscription.product_id, None))
@@ -253,8 +282,11 @@ class World:
             product = self.products.get(subscription.product_id)
             name = product.name if product else subscription.product_id
             what = f"{name} {sub_product}" if sub_product else name
-            self.raise_finding("product_not_bound", {"subscription_id": subscription.id},
-                               f"{what} is not bound to a PSA product.")
+            self.raise_finding(
+                "product_not_bound",
+                {"subscription_id": subscription.id},
+                f"{what} is not bound to a PSA product.",
+            )
         return binding
 
     def _subject_label(self, subject: dict[str, str]) -> str:
@@ -276,26 +308,33 @@ class World:
         if found is None:
             month_end = self.month_end
             found = self._active_lines[(agreement_id, product_id)] = [
-                line for line in self._lines_by_product.get((agreement_id, product_id), ())
-                if line.kind == "recurring" and (line.cancelled_date is None or line.cancelled_date > month_end)
+                line
+                for line in self._lines_by_product.get((agreement_id, product_id), ())
+                if line.kind == "recurring"
+                and (line.cancelled_date is None or line.cancelled_date > month_end)
             ]
         return list(found)
 
-    def claim_line(self, candidates: list[PsaLine], subscription_id: str,
-                   sub_product: str | None = None) -> PsaLine | None:
+    def claim_line(
+        self, candidates: list[PsaLine], subscription_id: str, sub_product: str | None = None
+    ) -> PsaLine | None:
         """The PSA line that holds this subscription (and sub-product): one that names it as its source
         first, else the most recent unclaimed line without a source."""
+
         def matches_sub_product(line: PsaLine) -> bool:
             own = line.source.sub_product if line.source else None
             return own == sub_product or (own is None and sub_product is None)
 
         own = [
-            line for line in candidates
-            if line.source is not None and line.source.subscription_id == subscription_id
+            line
+            for line in candidates
+            if line.source is not None
+            and line.source.subscription_id == subscription_id
             and matches_sub_product(line)
         ]
         free = [
-            line for line in candidates
+            line
+            for line in candidates
             if line.id not in self.claimed_lines
             and (line.source is None or (line.source.subscription_id is None and matches_sub_product(line)))
         ]
@@ -326,7 +365,11 @@ class World:
         return text[: self.description_limit]
 
     def line_description(self, product: VendorProduct, suffix: str = "") -> str:
-        base = f"{self.settings.description_prefix} - {product.name}" if self.settings.description_prefix else product.name
+        base = (
+            f"{self.settings.description_prefix} - {product.name}"
+            if self.settings.description_prefix
+            else product.name
+        )
         return self.description(base) + suffix
 
     # --- overrides -------------------------------------------------------------------------------
@@ -337,7 +380,8 @@ class World:
             return default
         if override.effective_date.day != 1 or override.effective_date < self.first_unbilled:
             self.raise_finding(
-                "override_ignored", {"key": key},
+                "override_ignored",
+                {"key": key},
                 f"The effective date {override.effective_date.isoformat()} set on {key} is no longer valid "
                 f"(it must be the 1st of a month on or after {self.first_unbilled.isoformat()}); "
                 f"{default.isoformat()} is used.",
@@ -353,20 +397,36 @@ def money_line(*, months: int | None = None, **fields: Any) -> PlanLine:
     unit_price: Decimal = fields["unit_price"]
     unit_cost: Decimal = fields["unit_cost"]
     times = months or 1
-    fingerprint = "|".join(map(str, (fields["action"], quantity, unit_price, unit_cost,
-                                     fields["effective_date"], fields.get("end_date"), times)))
-    return fast(PlanLine, {
-        **_PLAN_LINE_DEFAULTS,
-        **fields,
-        "months": months,
-        "total_price": round_cents(quantity * unit_price * times),
-        "total_cost": round_cents(quantity * unit_cost * times),
-        "fingerprint": fingerprint,
-    })
+    fingerprint = "|".join(
+        map(
+            str,
+            (
+                fields["action"],
+                quantity,
+                unit_price,
+                unit_cost,
+                fields["effective_date"],
+                fields.get("end_date"),
+                times,
+            ),
+        )
+    )
+    return fast(
+        PlanLine,
+        {
+            **_PLAN_LINE_DEFAULTS,
+            **fields,
+            "months": months,
+            "total_price": round_cents(quantity * unit_price * times),
+            "total_cost": round_cents(quantity * unit_cost * times),
+            "fingerprint": fingerprint,
+        },
+    )
 
 
 # Every field a PlanLine gets when the rules do not set it (lines are built without re-validation).
 _PLAN_LINE_DEFAULTS = {
     name: info.get_default(call_default_factory=True)
-    for name, info in PlanLine.model_fields.items() if not info.is_required()
+    for name, info in PlanLine.model_fields.items()
+    if not info.is_required()
 }

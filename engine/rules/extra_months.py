@@ -23,8 +23,14 @@ class GapRun:
         return add_months(self.first_month, self.months - 1)
 
 
-def gap_runs(timeline: Timeline, *, earliest_change: date, first_unbilled: date, billed: Decimal,
-             until: date | None = None) -> list[GapRun]:
+def gap_runs(
+    timeline: Timeline,
+    *,
+    earliest_change: date,
+    first_unbilled: date,
+    billed: Decimal,
+    until: date | None = None,
+) -> list[GapRun]:
     """For each month strictly between the earliest unsynced change's month and the month of
     `first_unbilled` (E): gap = q(m) − billed, where q(m) is the quantity in force before m's first
     day. Consecutive months with the same gap form one run. `until` caps the months considered
@@ -42,4 +48,3 @@ def gap_runs(timeline: Timeline, *, earliest_change: date, first_unbilled: date,
         else:
             runs.append(GapRun(month, 1, gap))
     return runs
-

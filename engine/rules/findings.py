@@ -6,22 +6,46 @@ from engine.plan import Finding, Severity
 
 # code -> (severity, what clears it)
 CODES: dict[str, tuple[Severity, str]] = {
-    "company_not_mapped": ("error", "Map the vendor company to a PSA company (Customers pane: m), or import it."),
+    "company_not_mapped": (
+        "error",
+        "Map the vendor company to a PSA company (Customers pane: m), or import it.",
+    ),
     "product_not_bound": ("error", "Bind the vendor product to a PSA product."),
     "no_active_agreement": ("error", "Create an active agreement for the customer in the PSA, then refresh."),
-    "multiple_active_agreements": ("warning", "The newest agreement is used; end the others or map one explicitly."),
-    "billing_period_mismatch": ("error", "Add an agreement whose billing period matches the subscription's term."),
+    "multiple_active_agreements": (
+        "warning",
+        "The newest agreement is used; end the others or map one explicitly.",
+    ),
+    "billing_period_mismatch": (
+        "error",
+        "Add an agreement whose billing period matches the subscription's term.",
+    ),
     "mixed_editions": ("error", "Keep offering items of one edition only for this customer."),
     "locations_differ": ("error", "Put backup and disaster recovery on the same storage location."),
-    "geo_redundancy_without_parent": ("error", "Add the parent storage item to the agreement, or remove the geo item."),
-    "no_product_to_sync": ("error", "Add a line for the product to the customer's agreement, or mark it free."),
-    "usage_pending": ("warning", "Wait for the vendor's final figures (day 3 for endpoints, day 5 for usage)."),
+    "geo_redundancy_without_parent": (
+        "error",
+        "Add the parent storage item to the agreement, or remove the geo item.",
+    ),
+    "no_product_to_sync": (
+        "error",
+        "Add a line for the product to the customer's agreement, or mark it free.",
+    ),
+    "usage_pending": (
+        "warning",
+        "Wait for the vendor's final figures (day 3 for endpoints, day 5 for usage).",
+    ),
     "duplicate_mapping": ("error", "Unmap all but one: a vendor company maps to exactly one PSA company."),
     "price_missing": ("warning", "Configure the price and cost for the product in the vendor console."),
     "credit_due": ("warning", "Issue the credit in the PSA by hand; trueup never writes credits."),
-    "billing_mode_invalid": ("error", "Use the 'total' mode when licences and storage share a configuration."),
+    "billing_mode_invalid": (
+        "error",
+        "Use the 'total' mode when licences and storage share a configuration.",
+    ),
     "override_ignored": ("warning", "Edit the line's effective date again, or clear the override."),
-    "duplicate_line": ("error", "End or delete all but one of the PSA lines that carry this key, then refresh."),
+    "duplicate_line": (
+        "error",
+        "End or delete all but one of the PSA lines that carry this key, then refresh.",
+    ),
 }
 
 

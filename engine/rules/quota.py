@@ -37,7 +37,8 @@ def company_checks(world: World, company_id: str, subs: list[Subscription]) -> s
     name = world.companies[company_id].name if company_id in world.companies else company_id
     if len(editions) > 1:
         world.raise_finding(
-            "mixed_editions", {"vendor_company_id": company_id},
+            "mixed_editions",
+            {"vendor_company_id": company_id},
             f"{name}: offering items from several editions ({', '.join(sorted(editions))}); "
             "Cannot enable offering items from multiple editions simultaneously.",
         )
@@ -50,7 +51,8 @@ def company_checks(world: World, company_id: str, subs: list[Subscription]) -> s
     backup, dr = locations.get("backup_storage", set()), locations.get("disaster_recovery", set())
     if backup and dr and backup != dr:
         world.raise_finding(
-            "locations_differ", {"vendor_company_id": company_id},
+            "locations_differ",
+            {"vendor_company_id": company_id},
             f"{name}: Mapping failed. Backup and/or Disaster Recovery offering items are at different locations "
             f"(backup: {', '.join(sorted(backup))}; disaster recovery: {', '.join(sorted(dr))}).",
         )
@@ -70,13 +72,15 @@ def quota_lines(world: World, sub: Subscription, target: Target) -> list[PlanLin
         parent = world.bindings.get((product.parent_product_id, None))
         if parent is None or not world.active_lines(agreement.id, parent.psa_product_id):
             world.raise_finding(
-                "geo_redundancy_without_parent", {"subscription_id": sub.id},
+                "geo_redundancy_without_parent",
+                {"subscription_id": sub.id},
                 f"{label}: the agreement bills geo-redundant storage but not its parent storage item.",
             )
             return []
     if not lines:
         world.raise_finding(
-            "no_product_to_sync", {"subscription_id": sub.id},
+            "no_product_to_sync",
+            {"subscription_id": sub.id},
             f"{label}: No product to sync — the agreement '{agreement.name}' has no line for "
             f"{world.psa_products[binding.psa_product_id].name if binding.psa_product_id in world.psa_products else binding.psa_product_id}.",
         )
@@ -93,18 +97,33 @@ def quota_lines(world: World, sub: Subscription, target: Target) -> list[PlanLin
     quota = sum((p.quantity for p in prepaid), Decimal(0))
     if prepaid:
         quantity = usage - quota if usage > quota else Decimal(0)
-        how = f"usage {fmt_quantity(usage)} − prepaid {fmt_quantity(quota)}" if usage > quota else \
-            f"usage {fmt_quantity(usage)} within prepaid {fmt_quantity(quota)}"
+        how = (
+            f"usage {fmt_quantity(usage)} − prepaid {fmt_quantity(quota)}"
+            if usage > quota
+            else f"usage {fmt_quantity(usage)} within prepaid {fmt_quantity(quota)}"
+        )
     else:
         quantity = usage
         how = f"usage {fmt_quantity(usage)}"
     if line.quantity == quantity:
         return []
-    return [money_line(
-        key=f"{sub.id}:usage", kind=LineKind.USAGE, action="update", subscription_id=sub.id,
-        company_id=sub.company_id, psa_agreement_id=agreement.id, psa_product_id=binding.psa_product_id,
-        psa_line_id=line.id, description=line.description or world.line_description(product),
-        quantity=quantity, unit_price=line.unit_price, unit_cost=line.unit_cost,
-        effective_date=line.effective_date, end_date=None, previous_quantity=line.quantity,
-        formula=f"{how} = {fmt_quantity(quantity)} × {fmt_money(line.unit_price)}",
-    )]
+    return [
+        money_line(
+            key=f"{sub.id}:usage",
+            kind=LineKind.USAGE,
+            action="update",
+            subscription_id=sub.id,
+            company_id=sub.company_id,
+            psa_agreement_id=agreement.id,
+            psa_product_id=binding.psa_product_id,
+            psa_line_id=line.id,
+            description=line.description or world.line_description(product),
+            quantity=quantity,
+            unit_price=line.unit_price,
+            unit_cost=line.unit_cost,
+            effective_date=line.effective_date,
+            end_date=None,
+            previous_quantity=line.quantity,
+            formula=f"{how} = {fmt_quantity(quantity)} × {fmt_money(line.unit_price)}",
+        )
+    ]

@@ -29,8 +29,14 @@ def cancellation_date(sub: Subscription) -> date | None:
     return sub.end_date or sub.start_date
 
 
-def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: str,
-               unit_price: Decimal, unit_cost: Decimal) -> list[PlanLine]:
+def seat_lines(
+    world: World,
+    sub: Subscription,
+    target: Target,
+    psa_product_id: str,
+    unit_price: Decimal,
+    unit_cost: Decimal,
+) -> list[PlanLine]:
     product = world.products[sub.product_id]
     timeline = Timeline(sub.history, until=world.as_of)
     cancelled_on = cancellation_date(sub)
@@ -39,8 +45,11 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     if existing is None and cancelled_on is not None:
         # A cancelled line may already carry a cancelled date this month or earlier.
         existing = world.claim_line(
-            [line for line in world.lines_by_agreement.get(agreement.id, [])
-             if line.product_id == psa_product_id and line.kind == "recurring"],
+            [
+                line
+                for line in world.lines_by_agreement.get(agreement.id, [])
+                if line.product_id == psa_product_id and line.kind == "recurring"
+            ],
             sub.id,
         )
     generated = world.line_description(product)
@@ -58,8 +67,9 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     if cancelled_on is not None:
         lines += _cancel_line(world, sub, existing, cancelled_on, common, base_description)
     else:
-        recurring = _recurring_line(world, sub, existing, timeline.current, unit_price, unit_cost,
-                                    common, generated)
+        recurring = _recurring_line(
+            world, sub, existing, timeline.current, unit_price, unit_cost, common, generated
+        )
         if recurring is not None:
             lines.append(recurring)
 
@@ -82,15 +92,25 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
         effective = world.effective_override(key, e)
         period_end = last_of_month(day)
         prorate = money_line(
-            key=key, kind=LineKind.PRORATE, action="create", **common,
+            key=key,
+            kind=LineKind.PRORATE,
+            action="create",
+            **common,
             description=f"{base_description} - Prorated for {us_date(day)}-{us_date(period_end)}",
-            quantity=item.quantity, unit_price=unit_p, unit_cost=unit_c,
-            effective_date=effective, end_date=last_of_month(effective),
-            period_start=day, period_end=period_end,
+            quantity=item.quantity,
+            unit_price=unit_p,
+            unit_cost=unit_c,
+            effective_date=effective,
+            end_date=last_of_month(effective),
+            period_start=day,
+            period_end=period_end,
             formula=formula(unit_price, factor_text(day, counts_change_day=counts_day), unit_p, item.quantity)
-            + ("" if item.quantity == item.change.after - item.change.before
-               else f" (threshold: {fmt_quantity(item.change.after - item.change.before)} added, "
-                    f"{fmt_quantity(item.quantity)} above the month's high-water mark)"),
+            + (
+                ""
+                if item.quantity == item.change.after - item.change.before
+                else f" (threshold: {fmt_quantity(item.change.after - item.change.before)} added, "
+                f"{fmt_quantity(item.quantity)} above the month's high-water mark)"
+            ),
         )
         if prorate.record_only:
             zero_prorates.append(key)
@@ -100,33 +120,51 @@ def seat_lines(world: World, sub: Subscription, target: Target, psa_product_id: 
     # --- §3 extra months already invoiced at the old quantity --------------------------------------
     if unsynced_increase_days:
         billed = existing.quantity if existing is not None else ZERO
-        runs = gap_runs(timeline, earliest_change=min(unsynced_increase_days), first_unbilled=e,
-                        billed=billed, until=first_of_month(cancelled_on) if cancelled_on else None)
+        runs = gap_runs(
+            timeline,
+            earliest_change=min(unsynced_increase_days),
+            first_unbilled=e,
+            billed=billed,
+            until=first_of_month(cancelled_on) if cancelled_on else None,
+        )
         credits: list[str] = []
         credit_total = ZERO
         for run in runs:
             if run.gap < 0:
                 amount = -run.gap * unit_price * run.months
                 credit_total += amount
-                credits.append(f"{fmt_quantity(-run.gap)} × {run.months} month(s) from {month_key(run.first_month)}")
+                credits.append(
+                    f"{fmt_quantity(-run.gap)} × {run.months} month(s) from {month_key(run.first_month)}"
+                )
                 continue
             key = f"{sub.id}:extra_months:{month_key(run.first_month)}"
             if world.is_synced(key):
                 continue
             effective = world.effective_override(key, e)
             period_end = last_of_month(run.last_month)
-            lines.append(money_line(
-                key=key, kind=LineKind.EXTRA_MONTHS, action="create", **common,
-                description=f"{base_description} - Extra months {us_date(run.first_month)}-{us_date(period_end)}",
-                quantity=run.gap, unit_price=unit_price, unit_cost=unit_cost, months=run.months,
-                effective_date=effective, end_date=last_of_month(effective),
-                period_start=run.first_month, period_end=period_end,
-                formula=f"{fmt_quantity(run.gap)} × {fmt_money(unit_price)} × {run.months} month(s) invoiced "
-                f"at {fmt_quantity(billed)} instead of {fmt_quantity(billed + run.gap)}",
-            ))
+            lines.append(
+                money_line(
+                    key=key,
+                    kind=LineKind.EXTRA_MONTHS,
+                    action="create",
+                    **common,
+                    description=f"{base_description} - Extra months {us_date(run.first_month)}-{us_date(period_end)}",
+                    quantity=run.gap,
+                    unit_price=unit_price,
+                    unit_cost=unit_cost,
+                    months=run.months,
+                    effective_date=effective,
+                    end_date=last_of_month(effective),
+                    period_start=run.first_month,
+                    period_end=period_end,
+                    formula=f"{fmt_quantity(run.gap)} × {fmt_money(unit_price)} × {run.months} month(s) invoiced "
+                    f"at {fmt_quantity(billed)} instead of {fmt_quantity(billed + run.gap)}",
+                )
+            )
         if credits:
             world.raise_finding(
-                "credit_due", {"subscription_id": sub.id},
+                "credit_due",
+                {"subscription_id": sub.id},
                 f"{target.company.name} / {product.name}: invoiced more than was in force "
                 f"({'; '.join(credits)}): {fmt_money(credit_total)} to credit.",
             )
@@ -148,9 +186,16 @@ def _carry_zero_prorates(lines: list[PlanLine], keys: list[str]) -> None:
                 return
 
 
-def _recurring_line(world: World, sub: Subscription, existing: PsaLine | None, quantity: Decimal,
-                    unit_price: Decimal, unit_cost: Decimal, common: dict[str, str],
-                    description: str) -> PlanLine | None:
+def _recurring_line(
+    world: World,
+    sub: Subscription,
+    existing: PsaLine | None,
+    quantity: Decimal,
+    unit_price: Decimal,
+    unit_cost: Decimal,
+    common: dict[str, str],
+    description: str,
+) -> PlanLine | None:
     key = f"{sub.id}:recurring"
     override = world.overrides.get(key)
     create_new = override is not None and override.create_new and existing is not None
@@ -158,10 +203,17 @@ def _recurring_line(world: World, sub: Subscription, existing: PsaLine | None, q
         if existing.quantity == quantity:
             return None  # in sync
         return money_line(
-            key=key, kind=LineKind.RECURRING, action="update", **common, psa_line_id=existing.id,
+            key=key,
+            kind=LineKind.RECURRING,
+            action="update",
+            **common,
+            psa_line_id=existing.id,
             description=existing.description or description,
-            quantity=quantity, unit_price=existing.unit_price, unit_cost=existing.unit_cost,
-            effective_date=existing.effective_date, end_date=None,
+            quantity=quantity,
+            unit_price=existing.unit_price,
+            unit_cost=existing.unit_cost,
+            effective_date=existing.effective_date,
+            end_date=None,
             previous_quantity=existing.quantity,
             formula=f"{fmt_quantity(existing.quantity)} → {fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}",
         )
@@ -169,9 +221,16 @@ def _recurring_line(world: World, sub: Subscription, existing: PsaLine | None, q
         return None
     effective = world.effective_override(key, world.first_unbilled)
     return money_line(
-        key=key, kind=LineKind.RECURRING, action="create", **common,
-        description=description, quantity=quantity, unit_price=unit_price, unit_cost=unit_cost,
-        effective_date=effective, end_date=None,
+        key=key,
+        kind=LineKind.RECURRING,
+        action="create",
+        **common,
+        description=description,
+        quantity=quantity,
+        unit_price=unit_price,
+        unit_cost=unit_cost,
+        effective_date=effective,
+        end_date=None,
         replaces_line_id=existing.id if create_new and existing is not None else None,
         previous_quantity=existing.quantity if create_new and existing is not None else None,
         formula=f"{fmt_quantity(quantity)} × {fmt_money(unit_price)}"
@@ -179,8 +238,14 @@ def _recurring_line(world: World, sub: Subscription, existing: PsaLine | None, q
     )
 
 
-def _cancel_line(world: World, sub: Subscription, existing: PsaLine | None, cancelled_on: date,
-                 common: dict[str, str], description: str) -> list[PlanLine]:
+def _cancel_line(
+    world: World,
+    sub: Subscription,
+    existing: PsaLine | None,
+    cancelled_on: date,
+    common: dict[str, str],
+    description: str,
+) -> list[PlanLine]:
     if existing is None:
         return []
     end = last_of_month(cancelled_on)
@@ -190,24 +255,42 @@ def _cancel_line(world: World, sub: Subscription, existing: PsaLine | None, canc
         months = len(_invoiced_months_after(end, world.invoiced_through))
         amount = existing.quantity * existing.unit_price * months
         world.raise_finding(
-            "credit_due", {"subscription_id": sub.id},
+            "credit_due",
+            {"subscription_id": sub.id},
             f"{world.companies[sub.company_id].name if sub.company_id in world.companies else sub.company_id}: "
             f"cancelled on {cancelled_on.isoformat()} but invoiced through {world.invoiced_through.isoformat()}: "
             f"{fmt_quantity(existing.quantity)} × {fmt_money(existing.unit_price)} × {months} month(s) = "
             f"{fmt_money(amount)} to credit.",
         )
-    return [money_line(
-        key=f"{sub.id}:cancel", kind=LineKind.CANCEL, action="cancel", **common, psa_line_id=existing.id,
-        description=existing.description or description,
-        quantity=existing.quantity, unit_price=existing.unit_price, unit_cost=existing.unit_cost,
-        effective_date=existing.effective_date, end_date=end,
-        previous_quantity=existing.quantity,
-        formula=f"cancelled {cancelled_on.isoformat()}: line ends {end.isoformat()}",
-    )]
+    return [
+        money_line(
+            key=f"{sub.id}:cancel",
+            kind=LineKind.CANCEL,
+            action="cancel",
+            **common,
+            psa_line_id=existing.id,
+            description=existing.description or description,
+            quantity=existing.quantity,
+            unit_price=existing.unit_price,
+            unit_cost=existing.unit_cost,
+            effective_date=existing.effective_date,
+            end_date=end,
+            previous_quantity=existing.quantity,
+            formula=f"cancelled {cancelled_on.isoformat()}: line ends {end.isoformat()}",
+        )
+    ]
 
 
-def _decrease_credit(world: World, sub: Subscription, existing: PsaLine | None, timeline: Timeline,
-                     unit_price: Decimal, target: Target, product_name: str, lines: list[PlanLine]) -> None:
+def _decrease_credit(
+    world: World,
+    sub: Subscription,
+    existing: PsaLine | None,
+    timeline: Timeline,
+    unit_price: Decimal,
+    target: Target,
+    product_name: str,
+    lines: list[PlanLine],
+) -> None:
     """A pending decrease whose months were already invoiced at the higher billed quantity."""
     if existing is None or timeline.current >= existing.quantity:
         return
@@ -223,7 +306,8 @@ def _decrease_credit(world: World, sub: Subscription, existing: PsaLine | None, 
         return
     amount = sum((q * unit_price for _, q in over), ZERO)
     world.raise_finding(
-        "credit_due", {"subscription_id": sub.id},
+        "credit_due",
+        {"subscription_id": sub.id},
         f"{target.company.name} / {product_name}: decreased to {fmt_quantity(timeline.current)} on "
         f"{last.on.isoformat()}, but {len(over)} month(s) were invoiced at {fmt_quantity(existing.quantity)}: "
         f"{fmt_money(amount)} to credit.",
@@ -238,5 +322,3 @@ def _invoiced_months_after(day: date, through: date) -> list[date]:
         out.append(cursor)
         cursor = next_day(last_of_month(cursor))
     return out
-
-

@@ -181,7 +181,9 @@ class AutotaskSandbox:
         self.clock = clock
         self.requests: deque[float] = deque()  # start times of the requests in the rolling window
         self.tables: dict[str, dict[int, dict[str, Any]]] = {
-            name: {} for name in ENTITY_NAMES if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
+            name: {}
+            for name in ENTITY_NAMES
+            if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
         }
         self.adjustments: dict[int, list[_Adjustment]] = {}  # by contract service id
         self._next_id = 1000
@@ -289,7 +291,9 @@ class AutotaskSandbox:
         }
 
     def billing_codes(self) -> set[int]:
-        return {s["billingCodeID"] for s in self.tables["Services"].values() if s.get("billingCodeID") is not None}
+        return {
+            s["billingCodeID"] for s in self.tables["Services"].values() if s.get("billingCodeID") is not None
+        }
 
     def add_contract(
         self,
@@ -345,8 +349,9 @@ class AutotaskSandbox:
             "quoteItemID": None,
         }
 
-    def add_adjustment(self, contract_service_id: int, effective: date, change: int,
-                       unit_cost: Decimal | None = None) -> int:
+    def add_adjustment(
+        self, contract_service_id: int, effective: date, change: int, unit_cost: Decimal | None = None
+    ) -> int:
         adjustment = _Adjustment(self._new_id(), contract_service_id, effective, change, unit_cost)
         self.adjustments.setdefault(contract_service_id, []).append(adjustment)
         return adjustment.id
@@ -512,17 +517,21 @@ class AutotaskSandbox:
         try:
             at = [p.lower() for p in parts].index("v1.0")
         except ValueError:
-            return self._errors(request, 404, f"No HTTP resource was found that matches the request URI {path}")
+            return self._errors(
+                request, 404, f"No HTTP resource was found that matches the request URI {path}"
+            )
         parts = parts[at + 1 :]
         if parts and parts[0].lower() == THRESHOLD_ROUTE.lower() and len(parts) == 1:
             if request.method != "GET":
-                return self._errors(request, 405, f"The requested resource does not support http method "
-                                    f"'{request.method}'.")
+                return self._errors(
+                    request, 405, f"The requested resource does not support http method '{request.method}'."
+                )
             return self._threshold_info(request)
         if self._over_threshold():
             self.throttled += 1
             return self._errors(
-                request, 429,
+                request,
+                429,
                 f"The request threshold of {self.threshold} requests per {self.threshold_window / 60:g} minutes "
                 "for this database has been exceeded.",
             )
@@ -546,7 +555,11 @@ class AutotaskSandbox:
         """(entity, parent contract id for a child route, the rest of the path)."""
         if not parts:
             raise _Reject(404, f"No HTTP resource was found that matches the request URI {path}")
-        if len(parts) >= 3 and parts[0].lower() == "contracts" and not parts[1].lower().startswith(("query", "entity")):
+        if (
+            len(parts) >= 3
+            and parts[0].lower() == "contracts"
+            and not parts[1].lower().startswith(("query", "entity"))
+        ):
             child = next((v for k, v in CHILD_ROUTES.items() if k.lower() == parts[2].lower()), None)
             if child is None:
                 raise _Reject(404, f"No HTTP resource was found that matches the request URI {path}")
@@ -575,11 +588,14 @@ class AutotaskSandbox:
         now = self.clock()
         while self.requests and now - self.requests[0] >= self.threshold_window:
             self.requests.popleft()
-        return self._json(request, {
-            "externalRequestThreshold": self.threshold,
-            "requestThresholdTimeframe": int(self.threshold_window // 60),
-            "currentTimeframeRequestCount": len(self.requests),
-        })
+        return self._json(
+            request,
+            {
+                "externalRequestThreshold": self.threshold,
+                "requestThresholdTimeframe": int(self.threshold_window // 60),
+                "currentTimeframeRequestCount": len(self.requests),
+            },
+        )
 
     def _authorised(self, request: httpx.Request) -> bool:
         headers = request.headers
@@ -593,8 +609,9 @@ class AutotaskSandbox:
     def _not_allowed(request: httpx.Request) -> _Reject:
         return _Reject(405, f"The requested resource does not support http method '{request.method}'.")
 
-    async def _handle(self, request: httpx.Request, entity: str, parent: int | None,
-                      rest: list[str]) -> httpx.Response:
+    async def _handle(
+        self, request: httpx.Request, entity: str, parent: int | None, rest: list[str]
+    ) -> httpx.Response:
         method = request.method
         rule = ENTITIES[entity]
         is_query = parent is None and bool(rest) and rest[0].lower() == "query"
@@ -617,8 +634,15 @@ class AutotaskSandbox:
                 return after
         return response
 
-    def _dispatch(self, request: httpx.Request, entity: str, rule: EntityRule, parent: int | None,
-                  rest: list[str], is_query: bool) -> httpx.Response:
+    def _dispatch(
+        self,
+        request: httpx.Request,
+        entity: str,
+        rule: EntityRule,
+        parent: int | None,
+        rest: list[str],
+        is_query: bool,
+    ) -> httpx.Response:
         method = request.method
         if is_query:
             if not rule.query:
@@ -633,7 +657,9 @@ class AutotaskSandbox:
                     raise self._not_allowed(request)
                 return self._next_page(request, entity)
             if tail:
-                raise _Reject(404, f"No HTTP resource was found that matches the request URI {request.url.path}")
+                raise _Reject(
+                    404, f"No HTTP resource was found that matches the request URI {request.url.path}"
+                )
             if method not in ("GET", "POST"):
                 raise self._not_allowed(request)
             return self._query(request, entity, self._search(request), 1)
@@ -646,7 +672,9 @@ class AutotaskSandbox:
             return self._json(request, {"item": item})
         if rest:
             raise _Reject(404, f"No HTTP resource was found that matches the request URI {request.url.path}")
-        route = f"Contracts/{{parentId}}/{request.url.path.rstrip('/').rsplit('/', 1)[-1]}" if parent else entity
+        route = (
+            f"Contracts/{{parentId}}/{request.url.path.rstrip('/').rsplit('/', 1)[-1]}" if parent else entity
+        )
         if method == "POST":
             served = rule.create is not None and (
                 route.lower() == rule.create.lower()
@@ -714,7 +742,9 @@ class AutotaskSandbox:
             _check_filter(item)
         max_records = _field(search, "maxRecords")
         if max_records is not None and not (
-            isinstance(max_records, int) and not isinstance(max_records, bool) and 1 <= max_records <= MAX_RECORDS
+            isinstance(max_records, int)
+            and not isinstance(max_records, bool)
+            and 1 <= max_records <= MAX_RECORDS
         ):
             raise _Reject(400, f"MaxRecords must be between 1 and {MAX_RECORDS}")
         return search
@@ -763,7 +793,9 @@ class AutotaskSandbox:
             raise _Reject(400, "paging is malformed")
         return self._query(request, entity, self._search(request), paging["page"])
 
-    def _query(self, request: httpx.Request, entity: str, search: dict[str, Any], page: int) -> httpx.Response:
+    def _query(
+        self, request: httpx.Request, entity: str, search: dict[str, Any], page: int
+    ) -> httpx.Response:
         matched = self._select(entity, search)
         size = min(_field(search, "maxRecords") or MAX_RECORDS, self.page_size)
         start = (page - 1) * size
@@ -821,13 +853,17 @@ class AutotaskSandbox:
                 bad_request.append(f"{rule.name}.{key}: not a valid {kind}: {value!r}")
                 continue
             if field_rule.max_length is not None and len(value) > field_rule.max_length:
-                refused.append(f"{rule.name}.{key}: at most {field_rule.max_length} characters ({len(value)} given)")
+                refused.append(
+                    f"{rule.name}.{key}: at most {field_rule.max_length} characters ({len(value)} given)"
+                )
             if field_rule.picklist is not None and value not in field_rule.picklist:
                 refused.append(f"{rule.name}.{key}: {value!r} is not a valid picklist value")
         if not update:
             for key, field_rule in rule.fields.items():
-                if field_rule.required and out.get(key) is None and not any(
-                    e.startswith(f"{rule.name}.{key}") for e in bad_request + refused
+                if (
+                    field_rule.required
+                    and out.get(key) is None
+                    and not any(e.startswith(f"{rule.name}.{key}") for e in bad_request + refused)
                 ):
                     bad_request.append(f"Required field {rule.name}.{key} is missing")
         if bad_request:
@@ -901,7 +937,9 @@ class AutotaskSandbox:
                 "datePurchased": self._at(_written_date(body["datePurchased"], "datePurchased")),
                 "status": CHARGE_STATUS_NEW,
                 "chargeType": body["chargeType"],
-                "isBillableToCompany": True if body.get("isBillableToCompany") is None else body["isBillableToCompany"],
+                "isBillableToCompany": True
+                if body.get("isBillableToCompany") is None
+                else body["isBillableToCompany"],
                 "isBilled": False,
                 "billingCodeID": body.get("billingCodeID"),
                 "productID": body.get("productID"),
@@ -947,7 +985,9 @@ class AutotaskSandbox:
                 raise _Reject(400, "Required field ContractServiceAdjustments.serviceID is missing")
             service = self._service(body["serviceID"])
             existing = sorted(
-                i for i, s in services.items() if s["contractID"] == contract_id and s["serviceID"] == service["id"]
+                i
+                for i, s in services.items()
+                if s["contractID"] == contract_id and s["serviceID"] == service["id"]
             )
             if existing:
                 line_id = existing[-1]
@@ -975,8 +1015,9 @@ class AutotaskSandbox:
         cost = body.get("adjustedUnitCost")
         if cost is not None:
             line["unitCost"] = _money(cost, "adjustedUnitCost")
-        return self.add_adjustment(line_id, effective, change, _money(cost, "adjustedUnitCost") if cost is not None
-                                   else None)
+        return self.add_adjustment(
+            line_id, effective, change, _money(cost, "adjustedUnitCost") if cost is not None else None
+        )
 
     def _update(self, entity: str, body: dict[str, Any], parent: int | None) -> int:
         rule = ENTITIES[entity]
@@ -987,7 +1028,9 @@ class AutotaskSandbox:
         table = self.tables[entity]
         row = table.get(item_id)
         if row is None or (parent is not None and row.get("contractID") != parent):
-            raise _Reject(500, f"{entity} {item_id} does not exist" + (f" on contract {parent}" if parent else ""))
+            raise _Reject(
+                500, f"{entity} {item_id} does not exist" + (f" on contract {parent}" if parent else "")
+            )
         if entity == "ContractCharges" and row.get("isBilled"):
             raise _Reject(500, f"ContractCharges {item_id} is billed and cannot be updated")
         changes = self._check(rule, {k: v for k, v in body.items() if k != item_key}, update=True)

@@ -65,20 +65,63 @@ MAX_PAGE_SIZE = 1000  # [doc PSA-Pagination] "pageSize … hard max 1000"
 METERED_FIELD_ID = 7  # the id of the sandbox's "Metered" addition custom field
 # [spec Addition] properties; those ConnectWise computes are refused on a write (ASSUMED: the spec
 # does not mark readOnly; they are the extended/computed values and the record's metadata).
-ADDITION_FIELDS = frozenset({
-    "id", "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
-    "cancelledDate", "taxableFlag", "serialNumber", "invoiceDescription", "purchaseItemFlag",
-    "specialOrderFlag", "agreementId", "description", "billedQuantity", "uom", "extPrice", "extCost",
-    "sequenceNumber", "margin", "prorateCost", "proratePrice", "extendedProrateCost", "extendedProratePrice",
-    "prorateCurrentPeriodFlag", "opportunity", "agreementStatus", "invoiceGrouping", "_info", "customFields",
-})
-COMPUTED = frozenset({
-    "billedQuantity", "extPrice", "extCost", "margin", "prorateCost", "proratePrice", "extendedProrateCost",
-    "extendedProratePrice", "agreementStatus", "_info",
-})
+ADDITION_FIELDS = frozenset(
+    {
+        "id",
+        "product",
+        "quantity",
+        "lessIncluded",
+        "unitPrice",
+        "unitCost",
+        "billCustomer",
+        "effectiveDate",
+        "cancelledDate",
+        "taxableFlag",
+        "serialNumber",
+        "invoiceDescription",
+        "purchaseItemFlag",
+        "specialOrderFlag",
+        "agreementId",
+        "description",
+        "billedQuantity",
+        "uom",
+        "extPrice",
+        "extCost",
+        "sequenceNumber",
+        "margin",
+        "prorateCost",
+        "proratePrice",
+        "extendedProrateCost",
+        "extendedProratePrice",
+        "prorateCurrentPeriodFlag",
+        "opportunity",
+        "agreementStatus",
+        "invoiceGrouping",
+        "_info",
+        "customFields",
+    }
+)
+COMPUTED = frozenset(
+    {
+        "billedQuantity",
+        "extPrice",
+        "extCost",
+        "margin",
+        "prorateCost",
+        "proratePrice",
+        "extendedProrateCost",
+        "extendedProratePrice",
+        "agreementStatus",
+        "_info",
+    }
+)
 ROUTES = (  # what this sandbox serves under /{codebase}/apis/3.0; anything else is a 404
-    r"/company/companies", r"/procurement/catalog", r"/finance/agreements", r"/finance/agreements/\d+",
-    r"/finance/agreements/\d+/additions", r"/finance/agreements/\d+/additions/\d+",
+    r"/company/companies",
+    r"/procurement/catalog",
+    r"/finance/agreements",
+    r"/finance/agreements/\d+",
+    r"/finance/agreements/\d+/additions",
+    r"/finance/agreements/\d+/additions/\d+",
 )
 _CW_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # [APIS §2.9] yyyy-MM-ddTHH:mm:ssZ
 
@@ -100,8 +143,12 @@ def _error(
 
 
 def _invalid(resource: str, field: str, code: str, message: str) -> httpx.Response:
-    return _error(400, "InvalidObject", f"{resource} object is invalid",
-                  [{"code": code, "message": message, "resource": resource, "field": field}])
+    return _error(
+        400,
+        "InvalidObject",
+        f"{resource} object is invalid",
+        [{"code": code, "message": message, "resource": resource, "field": field}],
+    )
 
 
 def too_many_requests(_: httpx.Request, retry_after: float) -> httpx.Response:
@@ -123,14 +170,17 @@ def _without_nulls(value: Any) -> Any:
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json_bytes(_without_nulls(body)),
-                          headers={"Content-Type": "application/json", **dict(headers or {})})
+    return httpx.Response(
+        status,
+        content=json_bytes(_without_nulls(body)),
+        headers={"Content-Type": "application/json", **dict(headers or {})},
+    )
 
 
 # --- conditions ------------------------------------------------------------------------------------
 
 _CONDITION = re.compile(
-    r'\s*(?P<field>[A-Za-z_][\w/]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*'
+    r"\s*(?P<field>[A-Za-z_][\w/]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*"
     r'(?P<value>"(?:[^"\\]|\\.)*"|\[[^\]]*\]|null|true|false|-?\d+(?:\.\d+)?)\s*',
     re.IGNORECASE,
 )
@@ -243,18 +293,27 @@ class ConnectWiseSandbox:
         for company in psa.companies:
             cid = _num_id(company.id, "company")
             sandbox.companies[cid] = {
-                "id": cid, "identifier": re.sub(r"[^A-Za-z0-9]", "", company.name)[:25] or f"C{cid}",
-                "name": company.name, "status": {"id": 1, "name": "Active"}, "deletedFlag": False,
+                "id": cid,
+                "identifier": re.sub(r"[^A-Za-z0-9]", "", company.name)[:25] or f"C{cid}",
+                "name": company.name,
+                "status": {"id": 1, "name": "Active"},
+                "deletedFlag": False,
                 "_info": {"lastUpdated": "2026-01-01T00:00:00Z"},
             }
         for product in psa.products:
             pid = _num_id(product.id, "product")
             sandbox.catalog[pid] = {
-                "id": pid, "identifier": product.sku or f"P{pid}", "description": product.name[:60],
-                "inactiveFlag": False, "subcategory": {"id": 1, "name": "Cloud"},
+                "id": pid,
+                "identifier": product.sku or f"P{pid}",
+                "description": product.name[:60],
+                "inactiveFlag": False,
+                "subcategory": {"id": 1, "name": "Cloud"},
                 "type": {"id": 1, "name": "Service"},
-                "productClass": "Service", "customerDescription": product.name, "recurringFlag": True,
-                "price": product.unit_price, "cost": product.unit_cost,
+                "productClass": "Service",
+                "customerDescription": product.name,
+                "recurringFlag": True,
+                "price": product.unit_price,
+                "cost": product.unit_cost,
             }
         companies = {c.id: c for c in psa.companies}
         for agreement in psa.agreements:
@@ -263,17 +322,23 @@ class ConnectWiseSandbox:
             company_record = sandbox.companies.get(_num_id(agreement.company_id, "company"), {})
             expired = agreement.end_date is not None and agreement.end_date < scenario.as_of
             sandbox.agreements[aid] = {
-                "id": aid, "name": agreement.name, "type": {"id": 1, "name": "Managed Services"},
-                "company": {"id": _num_id(agreement.company_id, "company"),
-                            "identifier": company_record.get("identifier"),
-                            "name": company.name if company else None},
+                "id": aid,
+                "name": agreement.name,
+                "type": {"id": 1, "name": "Managed Services"},
+                "company": {
+                    "id": _num_id(agreement.company_id, "company"),
+                    "identifier": company_record.get("identifier"),
+                    "name": company.name if company else None,
+                },
                 "contact": {"id": 1, "name": "Billing Contact"},
                 "startDate": cw_datetime(agreement.start_date),
                 "endDate": cw_datetime(agreement.end_date) if agreement.end_date else None,
                 "noEndingDateFlag": agreement.end_date is None,
                 "agreementStatus": "Expired" if expired else "Active",
-                "billingCycle": {"id": 2 if agreement.billing_period == "annual" else 1,
-                                 "name": "Annual" if agreement.billing_period == "annual" else "Monthly"},
+                "billingCycle": {
+                    "id": 2 if agreement.billing_period == "annual" else 1,
+                    "name": "Annual" if agreement.billing_period == "annual" else "Monthly",
+                },
             }
         for line in psa.lines:
             lid = _num_id(line.id, "line")
@@ -303,8 +368,14 @@ class ConnectWiseSandbox:
     @staticmethod
     def metered_field(value: bool) -> dict[str, Any]:
         """The addition's `Metered` Checkbox custom field [spec CustomFieldValue]."""
-        return {"id": METERED_FIELD_ID, "caption": METERED_CAPTION, "type": "Checkbox",
-                "entryMethod": "EntryField", "numberOfDecimals": 0, "value": value}
+        return {
+            "id": METERED_FIELD_ID,
+            "caption": METERED_CAPTION,
+            "type": "Checkbox",
+            "entryMethod": "EntryField",
+            "numberOfDecimals": 0,
+            "value": value,
+        }
 
     def _addition_record(self, lid: int, aid: int, body: Mapping[str, Any]) -> dict[str, Any]:
         product = self.catalog.get(int(body["product"]["id"]), {})
@@ -313,8 +384,11 @@ class ConnectWiseSandbox:
         metered = bool((fields.get(METERED_FIELD_ID) or {}).get("value") is True)
         record = {
             "id": lid,
-            "product": {"id": int(body["product"]["id"]), "identifier": product.get("identifier"),
-                        "serializedFlag": False},
+            "product": {
+                "id": int(body["product"]["id"]),
+                "identifier": product.get("identifier"),
+                "serializedFlag": False,
+            },
             "billCustomer": body.get("billCustomer", "Billable"),
             "quantity": body.get("quantity", Decimal("0")),
             "lessIncluded": body.get("lessIncluded") or Decimal("0"),
@@ -331,8 +405,10 @@ class ConnectWiseSandbox:
             # ASSUMED: an absent flag follows the agreement's proration, on by default.
             "prorateCurrentPeriodFlag": body.get("prorateCurrentPeriodFlag", True) is not False,
             "customFields": [self.metered_field(metered)],
-            "_info": {"lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      "dateEntered": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "_info": {
+                "lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "dateEntered": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
         }
         self._compute(record)
         return record
@@ -342,13 +418,18 @@ class ConnectWiseSandbox:
         """The values ConnectWise computes for an addition: extended price/cost, margin and, when
         `prorateCurrentPeriodFlag` is on, the prorate of the first partial month (days left in the
         month, change day counted, / days in the month)."""
+
         def dec(v: Any) -> Decimal:
             return Decimal(str(v)) if v is not None else Decimal("0")
 
         billable = record.get("billCustomer") == "Billable"
         billed = dec(record.get("quantity")) - dec(record.get("lessIncluded"))
         cents = Decimal("0.01")
-        price = (billed * dec(record.get("unitPrice"))).quantize(cents, ROUND_HALF_UP) if billable else Decimal("0")
+        price = (
+            (billed * dec(record.get("unitPrice"))).quantize(cents, ROUND_HALF_UP)
+            if billable
+            else Decimal("0")
+        )
         cost = (billed * dec(record.get("unitCost"))).quantize(cents, ROUND_HALF_UP)
         record.update({"billedQuantity": billed, "extPrice": price, "extCost": cost, "margin": price - cost})
         start = record.get("effectiveDate")
@@ -360,11 +441,16 @@ class ConnectWiseSandbox:
                 factor = Decimal(days - day.day + 1) / Decimal(days)
         prorate_price = (dec(record.get("unitPrice")) * factor).quantize(cents, ROUND_HALF_UP)
         prorate_cost = (dec(record.get("unitCost")) * factor).quantize(cents, ROUND_HALF_UP)
-        record.update({
-            "proratePrice": prorate_price, "prorateCost": prorate_cost,
-            "extendedProratePrice": (prorate_price * billed).quantize(cents, ROUND_HALF_UP) if billable else Decimal("0"),
-            "extendedProrateCost": (prorate_cost * billed).quantize(cents, ROUND_HALF_UP),
-        })
+        record.update(
+            {
+                "proratePrice": prorate_price,
+                "prorateCost": prorate_cost,
+                "extendedProratePrice": (prorate_price * billed).quantize(cents, ROUND_HALF_UP)
+                if billable
+                else Decimal("0"),
+                "extendedProrateCost": (prorate_cost * billed).quantize(cents, ROUND_HALF_UP),
+            }
+        )
 
     def invoiced(self, addition_id: int) -> tuple[Decimal, Decimal]:
         """(per period, once) that ConnectWise invoices for an addition: `extPrice` each period while
@@ -376,8 +462,11 @@ class ConnectWiseSandbox:
         """The additions of one agreement, through an index by agreement (rebuilt whenever the set of
         additions changed, so tests may edit `additions` directly), as a database would answer."""
         index = self._index
-        if index is None or self._indexed != len(self.additions) or any(
-                i not in self.additions for ids in index.values() for i in ids[:1]):
+        if (
+            index is None
+            or self._indexed != len(self.additions)
+            or any(i not in self.additions for ids in index.values() for i in ids[:1])
+        ):
             index = {}
             for lid, addition in self.additions.items():
                 index.setdefault(addition["agreementId"], []).append(lid)
@@ -442,15 +531,24 @@ class ConnectWiseSandbox:
         if match and request.method == "GET":
             if match[1].lower() != self.company_id.lower():
                 return httpx.Response(200, content=b"null", headers={"Content-Type": "application/json"})
-            return _json(200, {"CompanyName": "Sandbox MSP", "Codebase": f"{self.codebase}/",
-                               "VersionCode": "v2026.4", "VersionNumber": "v4.6.2026.4",
-                               "CompanyID": self.company_id, "IsCloud": True, "SiteUrl": self.site})
+            return _json(
+                200,
+                {
+                    "CompanyName": "Sandbox MSP",
+                    "Codebase": f"{self.codebase}/",
+                    "VersionCode": "v2026.4",
+                    "VersionNumber": "v4.6.2026.4",
+                    "CompanyID": self.company_id,
+                    "IsCloud": True,
+                    "SiteUrl": self.site,
+                },
+            )
         if not path.startswith(self.base + "/"):
             return _error(404, "NotFound", f"The resource {path} was not found")
         denied = self._authorised(request)
         if denied is not None:
             return denied
-        rest = path[len(self.base):]
+        rest = path[len(self.base) :]
         method = request.method
         try:
             if rest == "/company/companies":
@@ -462,7 +560,9 @@ class ConnectWiseSandbox:
                 return self._list(request, list(self.catalog.values()))
             if rest == "/finance/agreements" and method == "GET":
                 records = list(self.agreements.values())
-                company = re.search(r"(?:^|\s)company/id\s*=\s*(\d+)", request.url.params.get("conditions", ""))
+                company = re.search(
+                    r"(?:^|\s)company/id\s*=\s*(\d+)", request.url.params.get("conditions", "")
+                )
                 if company:  # a database would use its index: narrow first, the conditions still apply
                     records = [r for r in records if (r.get("company") or {}).get("id") == int(company[1])]
                 return self._list(request, records)
@@ -493,8 +593,9 @@ class ConnectWiseSandbox:
             return _error(400, "InvalidRequest", f"The request is invalid: {exc}")
         if not any(re.fullmatch(route, rest) for route in ROUTES):
             return _error(404, "NotFound", f"The resource {path} was not found")
-        return _error(405, "MethodNotAllowed",
-                      f"The requested resource does not support http method '{method}'.")
+        return _error(
+            405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+        )
 
     def _list(self, request: httpx.Request, records: list[dict[str, Any]]) -> httpx.Response:
         params = request.url.params
@@ -512,7 +613,7 @@ class ConnectWiseSandbox:
         if page_size < 1 or page < 1:  # ASSUMED wording; pages are 1-based [doc PSA-Pagination]
             return _error(400, "InvalidRequest", "page and pageSize must be at least 1")
         page_size = min(page_size, MAX_PAGE_SIZE)
-        chunk = selected[(page - 1) * page_size: page * page_size]
+        chunk = selected[(page - 1) * page_size : page * page_size]
         last = max(1, -(-len(selected) // page_size))
         links = []
 
@@ -543,13 +644,22 @@ class ConnectWiseSandbox:
             if not body.get(field):  # [spec] Company.required
                 return _invalid("company", field, "NullValue", f"The {field} field is required.")
             if len(str(body[field])) > 156:  # [spec] "Max length: 156;"
-                return _invalid("company", field, "MaxLength",
-                                f"The field {field} must be a string with a maximum length of 156.")
+                return _invalid(
+                    "company",
+                    field,
+                    "MaxLength",
+                    f"The field {field} must be a string with a maximum length of 156.",
+                )
         if any(c["identifier"].lower() == str(body["identifier"]).lower() for c in self.companies.values()):
             return _invalid("company", "identifier", "ObjectExists", "The identifier is already in use.")
         cid = self.new_id()
-        record = {"id": cid, "identifier": body["identifier"], "name": body["name"],
-                  "status": {"id": 1, "name": "Active"}, "deletedFlag": False}
+        record = {
+            "id": cid,
+            "identifier": body["identifier"],
+            "name": body["name"],
+            "status": {"id": 1, "name": "Active"},
+            "deletedFlag": False,
+        }
         self.companies[cid] = record
         self.writes += 1
         return _json(201, record)
@@ -557,7 +667,9 @@ class ConnectWiseSandbox:
     def _validate_addition(self, body: Mapping[str, Any], *, partial: bool) -> httpx.Response | None:
         unknown = sorted(set(body) - ADDITION_FIELDS)
         if unknown:  # ASSUMED: refused rather than ignored, so a misspelt field never passes
-            return _invalid("addition", unknown[0], "InvalidField", f"{unknown[0]} is not a field of addition.")
+            return _invalid(
+                "addition", unknown[0], "InvalidField", f"{unknown[0]} is not a field of addition."
+            )
         computed = sorted((set(body) & COMPUTED) - ({"agreementStatus"} if partial else set()))
         if computed or (partial and "agreementStatus" in body):
             field = (computed or ["agreementStatus"])[0]
@@ -567,52 +679,77 @@ class ConnectWiseSandbox:
             if not isinstance(product, Mapping) or product.get("id") is None:  # [spec] required
                 return _invalid("addition", "product", "NullValue", "The product field is required.")
             if not body.get("billCustomer"):  # [spec] required
-                return _invalid("addition", "billCustomer", "NullValue",
-                                "The billCustomer field is required.")
+                return _invalid(
+                    "addition", "billCustomer", "NullValue", "The billCustomer field is required."
+                )
         product = body.get("product")
         if isinstance(product, Mapping) and product.get("id") is not None:
             item = self.catalog.get(int(product["id"]))
             if item is None:
-                return _invalid("addition", "product", "InvalidObject",
-                                f"Product recID {product['id']} not found.")
+                return _invalid(
+                    "addition", "product", "InvalidObject", f"Product recID {product['id']} not found."
+                )
         if body.get("billCustomer") not in (None, "Billable", "DoNotBill", "NoCharge"):  # [spec] enum
             return _invalid("addition", "billCustomer", "InvalidValue", "billCustomer is not a valid value.")
-        for field, limit in (("serialNumber", SERIAL_MAX), ("invoiceDescription", INVOICE_DESCRIPTION_MAX),
-                             ("description", SHORT_DESCRIPTION_MAX)):
+        for field, limit in (
+            ("serialNumber", SERIAL_MAX),
+            ("invoiceDescription", INVOICE_DESCRIPTION_MAX),
+            ("description", SHORT_DESCRIPTION_MAX),
+        ):
             value = body.get(field)
             if value is not None and not isinstance(value, str):
                 return _invalid("addition", field, "InvalidValue", f"The field {field} must be a string.")
             if value is not None and len(value) > limit:  # [spec] "Max length" (description: ASSUMED)
-                return _invalid("addition", field, "MaxLength",
-                                f"The field {field} must be a string with a maximum length of {limit}.")
+                return _invalid(
+                    "addition",
+                    field,
+                    "MaxLength",
+                    f"The field {field} must be a string with a maximum length of {limit}.",
+                )
         for field in ("quantity", "unitPrice", "unitCost", "lessIncluded"):  # [spec] double
             value = body.get(field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
                 return _invalid("addition", field, "InvalidValue", f"The field {field} must be a number.")
         for field in ("taxableFlag", "prorateCurrentPeriodFlag", "purchaseItemFlag", "specialOrderFlag"):
             if body.get(field) is not None and not isinstance(body[field], bool):  # [spec] boolean
-                return _invalid("addition", field, "InvalidValue", f"The field {field} must be true or false.")
+                return _invalid(
+                    "addition", field, "InvalidValue", f"The field {field} must be true or false."
+                )
         for field in ("effectiveDate", "cancelledDate"):
             value = body.get(field)
             if value is not None and not (isinstance(value, str) and _CW_DATETIME.fullmatch(value)):
-                return _invalid("addition", field, "InvalidValue",
-                                f"The field {field} is not a valid date (yyyy-MM-ddTHH:mm:ssZ).")
+                return _invalid(
+                    "addition",
+                    field,
+                    "InvalidValue",
+                    f"The field {field} is not a valid date (yyyy-MM-ddTHH:mm:ssZ).",
+                )
             if value is not None:
                 try:
                     date.fromisoformat(value[:10])
                 except ValueError:
-                    return _invalid("addition", field, "InvalidValue", f"The field {field} is not a valid date.")
+                    return _invalid(
+                        "addition", field, "InvalidValue", f"The field {field} is not a valid date."
+                    )
         fields = body.get("customFields")
         if fields is not None:
             if not isinstance(fields, list) or not all(isinstance(f, Mapping) for f in fields):
                 return _invalid("addition", "customFields", "InvalidValue", "customFields must be a list.")
             for custom in fields:
                 if custom.get("id") != METERED_FIELD_ID:  # custom fields are matched by id
-                    return _invalid("addition", "customFields", "InvalidObject",
-                                    f"Custom field recID {custom.get('id')} not found.")
+                    return _invalid(
+                        "addition",
+                        "customFields",
+                        "InvalidObject",
+                        f"Custom field recID {custom.get('id')} not found.",
+                    )
                 if not isinstance(custom.get("value"), bool | None):
-                    return _invalid("addition", "customFields", "InvalidValue",
-                                    "The Metered custom field is a Checkbox: true or false.")
+                    return _invalid(
+                        "addition",
+                        "customFields",
+                        "InvalidValue",
+                        "The Metered custom field is a Checkbox: true or false.",
+                    )
         return None
 
     def _create_addition(self, aid: int, request: httpx.Request) -> httpx.Response:
@@ -623,8 +760,9 @@ class ConnectWiseSandbox:
         if invalid is not None:
             return invalid
         if body.get("agreementId") is not None and int(body["agreementId"]) != aid:
-            return _invalid("addition", "agreementId", "InvalidValue",
-                            "agreementId does not match the agreement.")
+            return _invalid(
+                "addition", "agreementId", "InvalidValue", "agreementId does not match the agreement."
+            )
         lid = self.new_id()
         record = self._addition_record(lid, aid, body)
         self.additions[lid] = record
@@ -634,11 +772,25 @@ class ConnectWiseSandbox:
         self.writes += 1
         return _json(201, record)
 
-    WRITABLE = frozenset({
-        "quantity", "unitPrice", "unitCost", "cancelledDate", "effectiveDate", "serialNumber",
-        "invoiceDescription", "description", "billCustomer", "taxableFlag", "lessIncluded",
-        "prorateCurrentPeriodFlag", "customFields", "uom", "sequenceNumber",
-    })
+    WRITABLE = frozenset(
+        {
+            "quantity",
+            "unitPrice",
+            "unitCost",
+            "cancelledDate",
+            "effectiveDate",
+            "serialNumber",
+            "invoiceDescription",
+            "description",
+            "billCustomer",
+            "taxableFlag",
+            "lessIncluded",
+            "prorateCurrentPeriodFlag",
+            "customFields",
+            "uom",
+            "sequenceNumber",
+        }
+    )
 
     def _patch_addition(self, addition: dict[str, Any], request: httpx.Request) -> httpx.Response:
         ops = self._body(request)
@@ -652,8 +804,9 @@ class ConnectWiseSandbox:
             if field in COMPUTED:
                 return _invalid("addition", field, "ReadOnly", f"The field {field} is read only.")
             if field not in self.WRITABLE:
-                return _invalid("addition", field or "path", "InvalidField",
-                                f"The path {op.get('path')!r} is not valid.")
+                return _invalid(
+                    "addition", field or "path", "InvalidField", f"The path {op.get('path')!r} is not valid."
+                )
             if op["op"] != "remove" and "value" not in op:
                 return _error(400, "InvalidRequest", f"The {op['op']} operation for {field} needs a value")
             changes[field] = None if op["op"] == "remove" else op["value"]
@@ -661,12 +814,14 @@ class ConnectWiseSandbox:
         if invalid is not None:
             return invalid
         if "customFields" in changes:
-            changes["customFields"] = [self.metered_field(bool(
-                next((f.get("value") for f in changes["customFields"] or []), False)))]
+            changes["customFields"] = [
+                self.metered_field(bool(next((f.get("value") for f in changes["customFields"] or []), False)))
+            ]
         addition.update(changes)
-        addition["_info"] = {**addition.get("_info", {}),
-                             "lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        addition["_info"] = {
+            **addition.get("_info", {}),
+            "lastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         self._compute(addition)
         self.writes += 1
         return _json(200, addition)
-

@@ -69,8 +69,12 @@ class Faults:
             self.injected.append((request.method, request.url.path, fault))
         return fault
 
-    def refusal(self, fault: Fault, request: httpx.Request,
-                too_many: Callable[[httpx.Request, float], httpx.Response] | None = None) -> httpx.Response | None:
+    def refusal(
+        self,
+        fault: Fault,
+        request: httpx.Request,
+        too_many: Callable[[httpx.Request, float], httpx.Response] | None = None,
+    ) -> httpx.Response | None:
         """The response for a fault that refuses the request before it is applied, else None.
         `too_many(request, retry_after)` gives a service's own 429 (body and headers)."""
         if fault is Fault.RATE_LIMITED and too_many is not None:
@@ -98,9 +102,12 @@ class Faults:
             raise httpx.ReadTimeout("the response was lost after the request was applied", request=request)
         return None
 
-    async def serve(self, request: httpx.Request,
-                    route: Callable[[httpx.Request], httpx.Response],
-                    too_many: Callable[[httpx.Request, float], httpx.Response] | None = None) -> httpx.Response:
+    async def serve(
+        self,
+        request: httpx.Request,
+        route: Callable[[httpx.Request], httpx.Response],
+        too_many: Callable[[httpx.Request, float], httpx.Response] | None = None,
+    ) -> httpx.Response:
         """Answer `request` with `route`, misbehaving as decided: latency first, then a refusal
         (nothing applied), or the route's work followed by a 500 or a lost response."""
         if self.latency:

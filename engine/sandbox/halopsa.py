@@ -80,20 +80,49 @@ def too_many_requests(_: httpx.Request, retry_after: float = 0) -> httpx.Respons
 
 
 ROUTES = {  # path (lower case) → methods served
-    "/api/authinfo": ("GET",), "/auth/token": ("POST",), "/api/client": ("GET", "POST"), "/api/item": ("GET",),
-    "/api/recurringinvoice": ("GET",), "/api/recurringinvoice/lines": ("POST",),
+    "/api/authinfo": ("GET",),
+    "/auth/token": ("POST",),
+    "/api/client": ("GET", "POST"),
+    "/api/item": ("GET",),
+    "/api/recurringinvoice": ("GET",),
+    "/api/recurringinvoice/lines": ("POST",),
     "/api/recurringinvoice/updatelines": ("POST",),
 }
-READ_ONLY = frozenset({"discount_converted", "net_amount_converted", "total_price_converted",
-                       "total_net_total"})  # [spec] InvoiceDetail readOnly
+READ_ONLY = frozenset(
+    {"discount_converted", "net_amount_converted", "total_price_converted", "total_net_total"}
+)  # [spec] InvoiceDetail readOnly
 
 
-LINE_FIELDS = frozenset({
-    "id", "ihid", "_itemid", "qty_order", "unit_price", "unit_cost", "startdate", "enddate",
-    "item_shortdescription", "item_longdescription", "onetimecharge", "is_meter", "comment_1", "comment_2",
-    "recurring_invoice_id", "item_code", "nominal_code", "tax_code", "sequenceid", "isinactive", "autorenew",
-    "billingperiod", "discount_perc", "hide_on_pdf", "contract_id", "prorata_next_invoice",
-})
+LINE_FIELDS = frozenset(
+    {
+        "id",
+        "ihid",
+        "_itemid",
+        "qty_order",
+        "unit_price",
+        "unit_cost",
+        "startdate",
+        "enddate",
+        "item_shortdescription",
+        "item_longdescription",
+        "onetimecharge",
+        "is_meter",
+        "comment_1",
+        "comment_2",
+        "recurring_invoice_id",
+        "item_code",
+        "nominal_code",
+        "tax_code",
+        "sequenceid",
+        "isinactive",
+        "autorenew",
+        "billingperiod",
+        "discount_perc",
+        "hide_on_pdf",
+        "contract_id",
+        "prorata_next_invoice",
+    }
+)
 
 
 class HaloSandbox:
@@ -154,36 +183,51 @@ class HaloSandbox:
         for product in psa.products:
             iid = _num_id(product.id, "item")
             sandbox.items[iid] = {
-                "id": iid, "name": product.name, "description": product.name,
+                "id": iid,
+                "name": product.name,
+                "description": product.name,
                 "internalreference": product.sku,
-                "baseprice": product.unit_price, "costprice": product.unit_cost,
-                "recurringprice": product.unit_price, "recurringcost": product.unit_cost,
+                "baseprice": product.unit_price,
+                "costprice": product.unit_cost,
+                "recurringprice": product.unit_price,
+                "recurringcost": product.unit_cost,
                 "isrecurringitem": True,
             }
         for agreement in psa.agreements:
             hid = _num_id(agreement.id, "recurring invoice")
             client = sandbox.clients.get(_num_id(agreement.company_id, "client"), {})
             sandbox.headers[hid] = {
-                "id": hid, "client_id": int(agreement.company_id), "client_name": client.get("name"),
-                "reference": agreement.name, "is_recurring_invoice": True,
+                "id": hid,
+                "client_id": int(agreement.company_id),
+                "client_name": client.get("name"),
+                "reference": agreement.name,
+                "is_recurring_invoice": True,
                 "startdate": halo_datetime(agreement.start_date),
                 "enddate": halo_datetime(agreement.end_date) if agreement.end_date else None,
-                "period": 12 if agreement.billing_period == "annual" else 1, "disabled": False,
+                "period": 12 if agreement.billing_period == "annual" else 1,
+                "disabled": False,
             }
         for line in psa.lines:
             lid = _num_id(line.id, "line")
             key = line.source.key if line.source else None
-            sandbox.lines[lid] = sandbox._line_record(lid, {
-                "ihid": _num_id(line.agreement_id, "recurring invoice"),
-                "_itemid": _num_id(line.product_id, "item"),
-                "qty_order": line.quantity, "unit_price": line.unit_price, "unit_cost": line.unit_cost,
-                "startdate": halo_datetime(line.effective_date),
-                "enddate": halo_datetime(line.cancelled_date) if line.cancelled_date else None,
-                "item_shortdescription": line.description, "item_longdescription": line.description,
-                "onetimecharge": line.kind == "one_time", "is_meter": line.metered,
-                "prorata_next_invoice": False,
-                KEY_FIELD: codec.encode(key) if key else None,
-            })
+            sandbox.lines[lid] = sandbox._line_record(
+                lid,
+                {
+                    "ihid": _num_id(line.agreement_id, "recurring invoice"),
+                    "_itemid": _num_id(line.product_id, "item"),
+                    "qty_order": line.quantity,
+                    "unit_price": line.unit_price,
+                    "unit_cost": line.unit_cost,
+                    "startdate": halo_datetime(line.effective_date),
+                    "enddate": halo_datetime(line.cancelled_date) if line.cancelled_date else None,
+                    "item_shortdescription": line.description,
+                    "item_longdescription": line.description,
+                    "onetimecharge": line.kind == "one_time",
+                    "is_meter": line.metered,
+                    "prorata_next_invoice": False,
+                    KEY_FIELD: codec.encode(key) if key else None,
+                },
+            )
         start = max([4999, *sandbox.clients, *sandbox.items, *sandbox.headers, *sandbox.lines]) + 1
         sandbox._ids = itertools.count(start)
         return sandbox
@@ -191,13 +235,23 @@ class HaloSandbox:
     def _line_record(self, lid: int, body: Mapping[str, Any]) -> dict[str, Any]:
         item = self.items.get(int(body["_itemid"]), {})
         record: dict[str, Any] = {
-            "id": lid, "ihid": int(body["ihid"]), "recurring_invoice_id": int(body["ihid"]),
-            "_itemid": int(body["_itemid"]), "item_code": item.get("internalreference"),
-            "qty_order": Decimal("1"), "unit_price": item.get("recurringprice"),
+            "id": lid,
+            "ihid": int(body["ihid"]),
+            "recurring_invoice_id": int(body["ihid"]),
+            "_itemid": int(body["_itemid"]),
+            "item_code": item.get("internalreference"),
+            "qty_order": Decimal("1"),
+            "unit_price": item.get("recurringprice"),
             "unit_cost": item.get("recurringcost"),
-            "startdate": None, "enddate": None, "item_shortdescription": item.get("name"),
-            "item_longdescription": item.get("description"), "onetimecharge": False, "is_meter": False,
-            "comment_1": None, "comment_2": None, "isinactive": False,
+            "startdate": None,
+            "enddate": None,
+            "item_shortdescription": item.get("name"),
+            "item_longdescription": item.get("description"),
+            "onetimecharge": False,
+            "is_meter": False,
+            "comment_1": None,
+            "comment_2": None,
+            "isinactive": False,
         }
         record.update({k: v for k, v in body.items() if k in LINE_FIELDS and k != "id"})
         record["id"] = lid
@@ -232,7 +286,9 @@ class HaloSandbox:
         for a one-time charge), plus its own pro-rata when `prorata_next_invoice` is on."""
         record = self.lines[int(line_id)]
         amount = Decimal(str(record.get("qty_order") or 0)) * Decimal(str(record.get("unit_price") or 0))
-        prorata = Decimal(str(record.get("prorata_quantity") or 0)) * Decimal(str(record["prorata_unit_price"]))
+        prorata = Decimal(str(record.get("prorata_quantity") or 0)) * Decimal(
+            str(record["prorata_unit_price"])
+        )
         if record.get("onetimecharge"):
             return Decimal("0"), amount + prorata
         return amount, prorata
@@ -276,16 +332,22 @@ class HaloSandbox:
         low = path.lower()
         method = request.method
         if low == "/api/authinfo" and method == "GET":
-            return _json(200, {"auth_url": f"{self.base_url}/auth", "tenant_id": self.tenant,
-                               "resource_url": f"{self.base_url}/api"})
+            return _json(
+                200,
+                {
+                    "auth_url": f"{self.base_url}/auth",
+                    "tenant_id": self.tenant,
+                    "resource_url": f"{self.base_url}/api",
+                },
+            )
         if low == "/auth/token" and method == "POST":
             return self._token(request)
         if not low.startswith("/api/"):
             return httpx.Response(404)
         auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in self.tokens:
+        if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in self.tokens:
             return httpx.Response(401, text="", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        rest = path[len("/api"):]
+        rest = path[len("/api") :]
         key = rest.lower()
         try:
             if key == "/client":
@@ -300,8 +362,11 @@ class HaloSandbox:
             if m := re.fullmatch(r"/recurringinvoice/(\d+)", key):
                 header = self.headers.get(int(m[1]))
                 if header is None:
-                    return httpx.Response(404, content=json_bytes(f"Recurring invoice {m[1]} not found"),
-                                          headers={"Content-Type": "application/json"})
+                    return httpx.Response(
+                        404,
+                        content=json_bytes(f"Recurring invoice {m[1]} not found"),
+                        headers={"Content-Type": "application/json"},
+                    )
                 if method == "GET":
                     return _json(200, self._header_view(header, with_lines=True))
             if key == "/recurringinvoice/lines" and method == "POST":
@@ -329,8 +394,15 @@ class HaloSandbox:
         self.tokens_issued += 1
         token = f"halo-token-{self.tokens_issued}"
         self.tokens.add(token)
-        return _json(200, {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
-                           "scope": form.get("scope", "all")})
+        return _json(
+            200,
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "scope": form.get("scope", "all"),
+            },
+        )
 
     def _page(self, request: httpx.Request, rows: list[dict[str, Any]], key: str) -> httpx.Response:
         params = request.url.params
@@ -341,7 +413,7 @@ class HaloSandbox:
             number = int(params.get("page_no", "1"))
             if size < 1 or number < 1:
                 return _bad("page_size and page_no must be positive")
-            chunk = rows[(number - 1) * size: number * size]
+            chunk = rows[(number - 1) * size : number * size]
             return _json(200, {"page_no": number, "page_size": size, "record_count": total, key: chunk})
         if params.get("count"):
             rows = rows[: int(params["count"])]

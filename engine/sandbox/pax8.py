@@ -184,8 +184,14 @@ class Pax8Sandbox:
         rate_limit: int | None = RATE_LIMIT,
         clock: Callable[[], float] | None = None,
     ) -> Pax8Sandbox:
-        sandbox = cls(faults=faults, client_id=client_id, client_secret=client_secret, price_field=price_field,
-                      rate_limit=rate_limit, clock=clock)
+        sandbox = cls(
+            faults=faults,
+            client_id=client_id,
+            client_secret=client_secret,
+            price_field=price_field,
+            rate_limit=rate_limit,
+            clock=clock,
+        )
         for company in scenario.vendor.companies:
             sandbox.add_company(company)
         for product in scenario.vendor.products:
@@ -588,20 +594,30 @@ class Pax8Sandbox:
         content = []
         for term, sub in chosen.items():
             retail, cost = self.amounts[sub["id"]]
-            content.append({
-                "productId": product_id, "productName": product["name"], "billingTerm": term,
-                "commitmentTerm": "1-Year" if term == "Annual" else "Monthly",
-                "commitmentTermInMonths": 12 if term == "Annual" else 1, "type": "Flat",
-                "unitOfMeasurement": "User",
-                "rates": [{"partnerBuyRate": cost, "suggestedRetailPrice": retail, "chargeType": "Per Unit"}],
-            })
+            content.append(
+                {
+                    "productId": product_id,
+                    "productName": product["name"],
+                    "billingTerm": term,
+                    "commitmentTerm": "1-Year" if term == "Annual" else "Monthly",
+                    "commitmentTermInMonths": 12 if term == "Annual" else 1,
+                    "type": "Flat",
+                    "unitOfMeasurement": "User",
+                    "rates": [
+                        {"partnerBuyRate": cost, "suggestedRetailPrice": retail, "chargeType": "Per Unit"}
+                    ],
+                }
+            )
         return self._json(200, {"content": content})
 
     def _list_subscriptions(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params
         if "companyId" in params:  # through an index by company, as the real service would
-            items = [self.subscriptions[i] for i in self._company_index().get(params["companyId"], ())
-                     if i in self.subscriptions]
+            items = [
+                self.subscriptions[i]
+                for i in self._company_index().get(params["companyId"], ())
+                if i in self.subscriptions
+            ]
         else:
             items = list(self.subscriptions.values())
         for field in ("status", "billingTerm", "companyId", "productId"):

@@ -98,7 +98,9 @@ class ServedService:
                     if _is_write(self.command, urlsplit(self.path).path):
                         service.writes += 1
                 headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
-                request = httpx.Request(self.command, service.origin + self.path, headers=headers, content=body)
+                request = httpx.Request(
+                    self.command, service.origin + self.path, headers=headers, content=body
+                )
                 future = asyncio.run_coroutine_threadsafe(service.handle(request), service.loop)
                 try:
                     response = future.result(timeout=60)
@@ -197,11 +199,15 @@ class ServedSandbox:
         store that a real configuration opens — without the sandbox marker, as a partner's would be."""
         from engine.store import Store
 
-        state = self.scenario.model_copy(update={
-            "vendor": Vendor(products=self.scenario.vendor.products,
-                             billing_configurations=self.scenario.vendor.billing_configurations),
-            "psa": Psa(),
-        })
+        state = self.scenario.model_copy(
+            update={
+                "vendor": Vendor(
+                    products=self.scenario.vendor.products,
+                    billing_configurations=self.scenario.vendor.billing_configurations,
+                ),
+                "psa": Psa(),
+            }
+        )
         store = Store(database_url)
         try:
             store.import_scenario(state)
@@ -250,13 +256,22 @@ def serve(scenario: Scenario, psa: str, *, rate_limits: bool = True) -> ServedSa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.sandbox.serve", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.sandbox.serve", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--psa", choices=PSA_NAMES, required=True)
-    parser.add_argument("--dir", type=Path, required=True, help="where trueup.toml, env.json and ready.json go")
-    parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="the demo's date (default today)")
+    parser.add_argument(
+        "--dir", type=Path, required=True, help="where trueup.toml, env.json and ready.json go"
+    )
+    parser.add_argument(
+        "--as-of", type=date.fromisoformat, default=None, help="the demo's date (default today)"
+    )
     parser.add_argument("--scale", type=int, default=None, help="the demo MSP's scale (build_demo_scenario)")
-    parser.add_argument("--no-rate-limits", action="store_true",
-                        help="drop Pax8's per-minute limit (several short-lived clients in one minute)")
+    parser.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="drop Pax8's per-minute limit (several short-lived clients in one minute)",
+    )
     args = parser.parse_args(argv)
     from engine.sandbox.demo import build_demo_scenario
 
@@ -268,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     served.seed_store(database_url)
     (directory / "trueup.toml").write_text(served.config_toml(database_url))
     (directory / "env.json").write_text(json.dumps(served.secrets()))
-    ready = {"pid": os.getpid(), "urls": {name: s.url for name, s in served.services.items()},
-             "as_of": scenario.as_of.isoformat()}
+    ready = {
+        "pid": os.getpid(),
+        "urls": {name: s.url for name, s in served.services.items()},
+        "as_of": scenario.as_of.isoformat(),
+    }
     (directory / "ready.json.tmp").write_text(json.dumps(ready))
     os.replace(directory / "ready.json.tmp", directory / "ready.json")
     stop = threading.Event()

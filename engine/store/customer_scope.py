@@ -56,7 +56,7 @@ _CHUNK = 400  # ids per IN (…) clause (SQLite's variable limit)
 
 def _chunks(ids: Iterable[str]) -> list[list[str]]:
     ordered = sorted(set(ids))
-    return [ordered[i:i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
 
 
 @dataclass
@@ -82,7 +82,9 @@ class Topology:
             sub = t.SubscriptionRow
             for row in conn.execute(select(sub.id, sub.company_id, sub.product_id, sub.status)):
                 topo._add_subscription(*row)
-            for bid, cid in conn.execute(select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)):
+            for bid, cid in conn.execute(
+                select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)
+            ):
                 topo.company_of_subject[bid] = cid
                 topo.configurations.add(bid)
             for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)):
@@ -90,8 +92,9 @@ class Topology:
             for vid, pid in conn.execute(select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id)):
                 topo.psa_of_vendor[vid].add(pid)
                 topo.vendors_of_psa[pid].add(vid)
-            for vid, aid in conn.execute(select(t.AgreementMappingRow.vendor_company_id,
-                                                t.AgreementMappingRow.psa_agreement_id)):
+            for vid, aid in conn.execute(
+                select(t.AgreementMappingRow.vendor_company_id, t.AgreementMappingRow.psa_agreement_id)
+            ):
                 topo.agreement_of_vendor[vid] = aid
         return topo
 
@@ -132,7 +135,11 @@ class Topology:
                 continue
             seen.add(vid)
             for psa in self._psa_targets(vid):
-                todo += [v for v in (*self.vendors_of_psa.get(psa, ()), *by_agreement_psa.get(psa, ())) if v not in seen]
+                todo += [
+                    v
+                    for v in (*self.vendors_of_psa.get(psa, ()), *by_agreement_psa.get(psa, ()))
+                    if v not in seen
+                ]
         return seen
 
     def company_of_finding(self, subject: dict[str, str]) -> str | None:
@@ -162,30 +169,47 @@ class Topology:
                 self._forget_subject(subject)
             for chunk in _chunks(ids):
                 sub = t.SubscriptionRow
-                for row in conn.execute(select(sub.id, sub.company_id, sub.product_id, sub.status)
-                                        .where(sub.company_id.in_(chunk))):
+                for row in conn.execute(
+                    select(sub.id, sub.company_id, sub.product_id, sub.status).where(
+                        sub.company_id.in_(chunk)
+                    )
+                ):
                     self._add_subscription(*row)
-                for bid, cid in conn.execute(select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)
-                                             .where(t.BillingConfigurationRow.company_id.in_(chunk))):
+                for bid, cid in conn.execute(
+                    select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id).where(
+                        t.BillingConfigurationRow.company_id.in_(chunk)
+                    )
+                ):
                     self.company_of_subject[bid] = cid
                     self.configurations.add(bid)
-                for vid, pid in conn.execute(select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id)
-                                             .where(t.CompanyMappingRow.vendor_id.in_(chunk))):
+                for vid, pid in conn.execute(
+                    select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id).where(
+                        t.CompanyMappingRow.vendor_id.in_(chunk)
+                    )
+                ):
                     self.psa_of_vendor[vid].add(pid)
                     self.vendors_of_psa[pid].add(vid)
-                for vid, aid in conn.execute(select(t.AgreementMappingRow.vendor_company_id,
-                                                    t.AgreementMappingRow.psa_agreement_id)
-                                             .where(t.AgreementMappingRow.vendor_company_id.in_(chunk))):
+                for vid, aid in conn.execute(
+                    select(
+                        t.AgreementMappingRow.vendor_company_id, t.AgreementMappingRow.psa_agreement_id
+                    ).where(t.AgreementMappingRow.vendor_company_id.in_(chunk))
+                ):
                     self.agreement_of_vendor[vid] = aid
             psa_ids = {p for cid in ids for p in self.psa_of_vendor.get(cid, ())}
             for chunk in _chunks(psa_ids):
-                for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)
-                                             .where(t.PsaAgreementRow.company_id.in_(chunk))):
+                for aid, cid in conn.execute(
+                    select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id).where(
+                        t.PsaAgreementRow.company_id.in_(chunk)
+                    )
+                ):
                     self.psa_company_of_agreement[aid] = cid
             explicit = [a for cid in ids if (a := self.agreement_of_vendor.get(cid)) is not None]
             for chunk in _chunks(explicit):
-                for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)
-                                             .where(t.PsaAgreementRow.id.in_(chunk))):
+                for aid, cid in conn.execute(
+                    select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id).where(
+                        t.PsaAgreementRow.id.in_(chunk)
+                    )
+                ):
                     self.psa_company_of_agreement[aid] = cid
 
 
@@ -197,7 +221,9 @@ def _key_ranges(column: Any, prefixes: list[str], exact: bool) -> Any:
     return or_(*terms)
 
 
-def read_customers(store: Any, vendor_ids: Iterable[str], as_of: date | None = None) -> tuple[Scenario, PlanHints]:
+def read_customers(
+    store: Any, vendor_ids: Iterable[str], as_of: date | None = None
+) -> tuple[Scenario, PlanHints]:
     """The scenario of these vendor companies alone (with every product and binding): reconciled,
     it gives exactly their lines and findings of the store's full plan. The history of every
     subscription is read (there are few), synced keys come as hints, as `Store.plan_inputs` does.
@@ -220,61 +246,120 @@ def read_customers(store: Any, vendor_ids: Iterable[str], as_of: date | None = N
             as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()
         settings = Settings.model_validate(settings_value or {})
         companies = [fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id.in_(ids))]
-        configs = [fast(BillingConfiguration, r)
-                   for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.company_id.in_(ids))]
-        mappings = [fast(CompanyMapping, r) for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id.in_(ids),
-                                                           drop=("version",))]
-        agreement_maps = [fast(AgreementMapping, r) for r in rows(
-            t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id.in_(ids), drop=("version",))]
+        configs = [
+            fast(BillingConfiguration, r)
+            for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.company_id.in_(ids))
+        ]
+        mappings = [
+            fast(CompanyMapping, r)
+            for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id.in_(ids), drop=("version",))
+        ]
+        agreement_maps = [
+            fast(AgreementMapping, r)
+            for r in rows(
+                t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id.in_(ids), drop=("version",)
+            )
+        ]
         psa_ids = sorted({m.psa_id for m in mappings})
         # the other side of a shared PSA company (a duplicate mapping is the group's own finding)
-        mappings += [fast(CompanyMapping, r) for r in rows(
-            t.CompanyMappingRow, t.CompanyMappingRow.psa_id.in_(psa_ids), t.CompanyMappingRow.vendor_id.notin_(ids),
-            drop=("version",))] if psa_ids else []
+        mappings += (
+            [
+                fast(CompanyMapping, r)
+                for r in rows(
+                    t.CompanyMappingRow,
+                    t.CompanyMappingRow.psa_id.in_(psa_ids),
+                    t.CompanyMappingRow.vendor_id.notin_(ids),
+                    drop=("version",),
+                )
+            ]
+            if psa_ids
+            else []
+        )
         mappings.sort(key=lambda m: (m.vendor_id, m.psa_id))
-        bindings = [fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None}) for r in rows(
-            t.ProductBindingRow, drop=("version",))]
+        bindings = [
+            fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None})
+            for r in rows(t.ProductBindingRow, drop=("version",))
+        ]
         products = [fast(VendorProduct, r) for r in rows(t.VendorProductRow)]
         psa_products = [fast(PsaProduct, r) for r in rows(t.PsaProductRow)]
         sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.company_id.in_(ids))
         history = history_rows(conn, [r["id"] for r in sub_rows]) if sub_rows else {}
         subs = [fast(Subscription, {**r, "history": history.get(r["id"], [])}) for r in sub_rows]
         sub_ids = [x.id for x in subs]
-        usage = [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
-                 for chunk in _chunks(sub_ids)
-                 for r in rows(t.UsageRecord, t.UsageRecord.subscription_id.in_(chunk), drop=("id",))]
+        usage = [
+            fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
+            for chunk in _chunks(sub_ids)
+            for r in rows(t.UsageRecord, t.UsageRecord.subscription_id.in_(chunk), drop=("id",))
+        ]
         agreement_ids = [a.psa_agreement_id for a in agreement_maps]
-        agreement_rows = [r for chunk in _chunks(psa_ids)
-                          for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.company_id.in_(chunk))]
+        agreement_rows = [
+            r
+            for chunk in _chunks(psa_ids)
+            for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.company_id.in_(chunk))
+        ]
         seen = {r["id"] for r in agreement_rows}
-        agreement_rows += [r for chunk in _chunks(a for a in agreement_ids if a not in seen)
-                           for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id.in_(chunk))]
+        agreement_rows += [
+            r
+            for chunk in _chunks(a for a in agreement_ids if a not in seen)
+            for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id.in_(chunk))
+        ]
         agreements = [fast(PsaAgreement, r) for r in agreement_rows]
-        lines = [Store._line(r) for chunk in _chunks(r["id"] for r in agreement_rows)
-                 for r in rows(t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))]
+        lines = [
+            Store._line(r)
+            for chunk in _chunks(r["id"] for r in agreement_rows)
+            for r in rows(t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))
+        ]
         subjects = sorted(sub_ids + [c.id for c in configs])
         synced: set[str] = set()
         ignored: list[Ignore] = []
         overrides: list[Override] = []
         for i in range(0, len(subjects), _CHUNK // 2):
-            chunk = subjects[i:i + _CHUNK // 2]
-            synced |= set(conn.execute(select(t.SyncedKeyRow.key).where(
-                _key_ranges(t.SyncedKeyRow.key, chunk, exact=False))).scalars())
-            ignored += [fast(Ignore, r) for r in rows(t.IgnoreRow, _key_ranges(t.IgnoreRow.key, chunk, exact=True),
-                                                      drop=("version",))]
-            overrides += [fast(Override, r) for r in rows(t.OverrideRow, _key_ranges(t.OverrideRow.key, chunk,
-                                                                                     exact=True), drop=("version",))]
-        psa_companies = [fast(PsaCompany, r) for chunk in _chunks(psa_ids)
-                         for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id.in_(chunk))]
+            chunk = subjects[i : i + _CHUNK // 2]
+            synced |= set(
+                conn.execute(
+                    select(t.SyncedKeyRow.key).where(_key_ranges(t.SyncedKeyRow.key, chunk, exact=False))
+                ).scalars()
+            )
+            ignored += [
+                fast(Ignore, r)
+                for r in rows(t.IgnoreRow, _key_ranges(t.IgnoreRow.key, chunk, exact=True), drop=("version",))
+            ]
+            overrides += [
+                fast(Override, r)
+                for r in rows(
+                    t.OverrideRow, _key_ranges(t.OverrideRow.key, chunk, exact=True), drop=("version",)
+                )
+            ]
+        psa_companies = [
+            fast(PsaCompany, r)
+            for chunk in _chunks(psa_ids)
+            for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id.in_(chunk))
+        ]
     lines.sort(key=lambda x: x.id)
     ignored.sort(key=lambda x: x.key)
     overrides.sort(key=lambda x: x.key)
-    scenario = fast(Scenario, dict(
-        as_of=as_of, settings=settings,
-        vendor=fast(Vendor, dict(companies=companies, products=products, subscriptions=subs, usage=usage,
-                                 billing_configurations=configs)),
-        psa=fast(Psa, dict(companies=psa_companies, products=psa_products, agreements=agreements, lines=lines)),
-        mappings=fast(Mappings, dict(companies=mappings, products=bindings, agreements=agreement_maps)),
-        synced=[], ignored=ignored, overrides=overrides,
-    ))
+    scenario = fast(
+        Scenario,
+        dict(
+            as_of=as_of,
+            settings=settings,
+            vendor=fast(
+                Vendor,
+                dict(
+                    companies=companies,
+                    products=products,
+                    subscriptions=subs,
+                    usage=usage,
+                    billing_configurations=configs,
+                ),
+            ),
+            psa=fast(
+                Psa, dict(companies=psa_companies, products=psa_products, agreements=agreements, lines=lines)
+            ),
+            mappings=fast(Mappings, dict(companies=mappings, products=bindings, agreements=agreement_maps)),
+            synced=[],
+            ignored=ignored,
+            overrides=overrides,
+        ),
+    )
     return scenario, PlanHints(synced_keys=synced)

@@ -47,11 +47,23 @@ from engine.store.loading import HistoryLoader, history_rows, raw_rows, scan_his
 if TYPE_CHECKING:
     from engine.store.locks import StoreLocks
 
-VENDOR_TABLES = (t.VendorCompanyRow, t.VendorProductRow, t.SubscriptionRow, t.HistoryRowRecord, t.UsageRecord,
-                 t.BillingConfigurationRow)
+VENDOR_TABLES = (
+    t.VendorCompanyRow,
+    t.VendorProductRow,
+    t.SubscriptionRow,
+    t.HistoryRowRecord,
+    t.UsageRecord,
+    t.BillingConfigurationRow,
+)
 PSA_TABLES = (t.PsaCompanyRow, t.PsaProductRow, t.PsaAgreementRow, t.PsaLineRow)
-OPERATOR_TABLES = (t.CompanyMappingRow, t.ProductBindingRow, t.AgreementMappingRow, t.SyncedKeyRow, t.IgnoreRow,
-                   t.OverrideRow)
+OPERATOR_TABLES = (
+    t.CompanyMappingRow,
+    t.ProductBindingRow,
+    t.AgreementMappingRow,
+    t.SyncedKeyRow,
+    t.IgnoreRow,
+    t.OverrideRow,
+)
 
 
 def default_database_url() -> str:
@@ -106,11 +118,15 @@ def refuse_unusable_sqlite(url: str) -> None:
     except OSError as exc:
         raise StoreError(f"the store {path} cannot be read: {exc.strerror or exc}") from None
     if not header:
-        raise StoreError(f"the store {path} is an empty file (0 bytes), not a trueup store; "
-                         "restore it from a backup, or remove it to start a new store")
+        raise StoreError(
+            f"the store {path} is an empty file (0 bytes), not a trueup store; "
+            "restore it from a backup, or remove it to start a new store"
+        )
     if header != SQLITE_HEADER:
-        raise StoreError(f"the store {path} is not a SQLite database (corrupt or another kind of file); "
-                         "restore it from a backup, or remove it to start a new store")
+        raise StoreError(
+            f"the store {path} is not a SQLite database (corrupt or another kind of file); "
+            "restore it from a backup, or remove it to start a new store"
+        )
 
 
 class Store:
@@ -189,8 +205,10 @@ class Store:
             self._write_vendor(s, scenario.vendor)
             self._write_psa(s, scenario.psa)
             self._write_operator_state(s, scenario)
-            for name, value in (("scenario_settings", scenario.settings.model_dump(mode="json")),
-                                ("as_of", scenario.as_of.isoformat())):
+            for name, value in (
+                ("scenario_settings", scenario.settings.model_dump(mode="json")),
+                ("as_of", scenario.as_of.isoformat()),
+            ):
                 s.merge(t.SettingRow(name=name, value=value))
 
     def replace_vendor(self, vendor: Vendor) -> None:
@@ -221,7 +239,9 @@ class Store:
                 history.append({**row.model_dump(), "subscription_id": sub.id, "seq": seq})
         self._bulk(s, t.SubscriptionRow, subs)
         self._bulk(s, t.HistoryRowRecord, history)
-        self._bulk(s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in vendor.usage])
+        self._bulk(
+            s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in vendor.usage]
+        )
         self._bulk(s, t.BillingConfigurationRow, [c.model_dump() for c in vendor.billing_configurations])
 
     def _write_psa(self, s: Session, psa: Psa) -> None:
@@ -232,17 +252,23 @@ class Store:
         for line in psa.lines:
             data = line.model_dump(exclude={"source"})
             source = line.source
-            data.update(has_source=source is not None,
-                        source_subscription_id=source.subscription_id if source else None,
-                        source_sub_product=source.sub_product if source else None,
-                        source_key=source.key if source else None)
+            data.update(
+                has_source=source is not None,
+                source_subscription_id=source.subscription_id if source else None,
+                source_sub_product=source.sub_product if source else None,
+                source_key=source.key if source else None,
+            )
             rows.append(data)
         self._bulk(s, t.PsaLineRow, rows)
 
     def _write_operator_state(self, s: Session, scenario: Scenario) -> None:
         m = scenario.mappings
         self._bulk(s, t.CompanyMappingRow, [c.model_dump() for c in m.companies])
-        self._bulk(s, t.ProductBindingRow, [{**b.model_dump(), "sub_product": b.sub_product or ""} for b in m.products])
+        self._bulk(
+            s,
+            t.ProductBindingRow,
+            [{**b.model_dump(), "sub_product": b.sub_product or ""} for b in m.products],
+        )
         self._bulk(s, t.AgreementMappingRow, [a.model_dump() for a in m.agreements])
         self._bulk(s, t.SyncedKeyRow, [k.model_dump() for k in scenario.synced])
         self._bulk(s, t.IgnoreRow, [i.model_dump() for i in scenario.ignored])
@@ -268,25 +294,47 @@ class Store:
             stored_as_of = s.get(t.SettingRow, "as_of")
             settings_row = s.get(t.SettingRow, "scenario_settings")
             if as_of is None:
-                as_of = date.fromisoformat(stored_as_of.value) if stored_as_of and stored_as_of.value else date.today()
-            settings = Settings.model_validate(settings_row.value if settings_row and settings_row.value else {})
+                as_of = (
+                    date.fromisoformat(stored_as_of.value)
+                    if stored_as_of and stored_as_of.value
+                    else date.today()
+                )
+            settings = Settings.model_validate(
+                settings_row.value if settings_row and settings_row.value else {}
+            )
 
             def rows(table: type[SQLModel], *order: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
                 columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
                 names = [c.name for c in columns]
-                return [dict(zip(names, r, strict=True)) for r in conn.execute(select(*columns).order_by(*order))]
+                return [
+                    dict(zip(names, r, strict=True)) for r in conn.execute(select(*columns).order_by(*order))
+                ]
 
             sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.id)
             if lean:
                 hints.synced_keys = {k for (k,) in raw_rows(conn, "SELECT key FROM synced_key")}
-                line_keys = {k for (k,) in raw_rows(conn, "SELECT source_key FROM psa_line WHERE source_key IS NOT NULL")}
-                seat_products = {pid for (pid,) in conn.execute(
-                    select(t.VendorProductRow.id).where(t.VendorProductRow.kind == "seat"))}
+                line_keys = {
+                    k
+                    for (k,) in raw_rows(conn, "SELECT source_key FROM psa_line WHERE source_key IS NOT NULL")
+                }
+                seat_products = {
+                    pid
+                    for (pid,) in conn.execute(
+                        select(t.VendorProductRow.id).where(t.VendorProductRow.kind == "seat")
+                    )
+                }
                 monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
                 quiet, history = scan_history(
-                    conn, as_of=as_of, invoiced_through=settings.invoiced_through_on(as_of),
-                    monthly=monthly, synced_keys=hints.synced_keys, line_keys=line_keys)
-                eligible = {r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products}
+                    conn,
+                    as_of=as_of,
+                    invoiced_through=settings.invoiced_through_on(as_of),
+                    monthly=monthly,
+                    synced_keys=hints.synced_keys,
+                    line_keys=line_keys,
+                )
+                eligible = {
+                    r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products
+                }
                 hints.quiet = {sid: q for sid, q in quiet.items() if sid in eligible}
                 hints.load_history = HistoryLoader(self.engine)
             else:
@@ -295,50 +343,105 @@ class Store:
             for r in sub_rows:
                 r["history"] = history.get(r["id"], empty)
             subs = [fast(Subscription, r) for r in sub_rows]
-            vendor = fast(Vendor, dict(
-                companies=[fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)],
-                products=[fast(VendorProduct, r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)],
-                subscriptions=subs,
-                usage=[fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
-                       for r in rows(t.UsageRecord, t.UsageRecord.id, drop=("id",))],
-                billing_configurations=[fast(BillingConfiguration, r)
-                                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)],
-            ))
+            vendor = fast(
+                Vendor,
+                dict(
+                    companies=[
+                        fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)
+                    ],
+                    products=[
+                        fast(VendorProduct, r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)
+                    ],
+                    subscriptions=subs,
+                    usage=[
+                        fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
+                        for r in rows(t.UsageRecord, t.UsageRecord.id, drop=("id",))
+                    ],
+                    billing_configurations=[
+                        fast(BillingConfiguration, r)
+                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)
+                    ],
+                ),
+            )
             lines = []
             line_table = t.PsaLineRow.__table__  # type: ignore[attr-defined]
             source_columns = ("has_source", "source_subscription_id", "source_sub_product", "source_key")
             line_columns = [c for c in line_table.columns if c.name not in source_columns]
             line_names = [c.name for c in line_columns]
-            for r in conn.execute(select(*line_columns, *(line_table.c[name] for name in source_columns))
-                                  .order_by(t.PsaLineRow.id)):
+            for r in conn.execute(
+                select(*line_columns, *(line_table.c[name] for name in source_columns)).order_by(
+                    t.PsaLineRow.id
+                )
+            ):
                 data = dict(zip(line_names, r))  # the line's own columns come first; the source's follow
-                has_source, source_subscription_id, source_sub_product, source_key = r[len(line_names):]
-                data["source"] = fast(LineSource, {"subscription_id": source_subscription_id,
-                                                   "sub_product": source_sub_product,
-                                                   "key": source_key}) if has_source else None
+                has_source, source_subscription_id, source_sub_product, source_key = r[len(line_names) :]
+                data["source"] = (
+                    fast(
+                        LineSource,
+                        {
+                            "subscription_id": source_subscription_id,
+                            "sub_product": source_sub_product,
+                            "key": source_key,
+                        },
+                    )
+                    if has_source
+                    else None
+                )
                 lines.append(fast(PsaLine, data))
-            psa = fast(Psa, dict(
-                companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
-                products=[fast(PsaProduct, r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
-                agreements=[fast(PsaAgreement, r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
-                lines=lines,
-            ))
-            mappings = fast(Mappings, dict(
-                companies=[fast(CompanyMapping, r) for r in rows(
-                    t.CompanyMappingRow, t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id, drop=("version",))],
-                products=[fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None}) for r in rows(
-                    t.ProductBindingRow, t.ProductBindingRow.vendor_product_id, t.ProductBindingRow.sub_product,
-                    drop=("version",))],
-                agreements=[fast(AgreementMapping, r) for r in rows(
-                    t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id, drop=("version",))],
-            ))
+            psa = fast(
+                Psa,
+                dict(
+                    companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
+                    products=[fast(PsaProduct, r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
+                    agreements=[fast(PsaAgreement, r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
+                    lines=lines,
+                ),
+            )
+            mappings = fast(
+                Mappings,
+                dict(
+                    companies=[
+                        fast(CompanyMapping, r)
+                        for r in rows(
+                            t.CompanyMappingRow,
+                            t.CompanyMappingRow.vendor_id,
+                            t.CompanyMappingRow.psa_id,
+                            drop=("version",),
+                        )
+                    ],
+                    products=[
+                        fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None})
+                        for r in rows(
+                            t.ProductBindingRow,
+                            t.ProductBindingRow.vendor_product_id,
+                            t.ProductBindingRow.sub_product,
+                            drop=("version",),
+                        )
+                    ],
+                    agreements=[
+                        fast(AgreementMapping, r)
+                        for r in rows(
+                            t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id, drop=("version",)
+                        )
+                    ],
+                ),
+            )
             synced = [] if lean else [fast(SyncedKey, r) for r in rows(t.SyncedKeyRow, t.SyncedKeyRow.key)]
             ignored = [fast(Ignore, r) for r in rows(t.IgnoreRow, t.IgnoreRow.key, drop=("version",))]
             overrides = [fast(Override, r) for r in rows(t.OverrideRow, t.OverrideRow.key, drop=("version",))]
-        scenario = fast(Scenario, dict(
-            as_of=as_of, settings=settings, vendor=vendor, psa=psa, mappings=mappings,
-            synced=synced, ignored=ignored, overrides=overrides,
-        ))
+        scenario = fast(
+            Scenario,
+            dict(
+                as_of=as_of,
+                settings=settings,
+                vendor=vendor,
+                psa=psa,
+                mappings=mappings,
+                synced=synced,
+                ignored=ignored,
+                overrides=overrides,
+            ),
+        )
         return scenario, hints
 
     # --- refresh: incremental writes (each call is one transaction) ------------------------------
@@ -347,7 +450,7 @@ class Store:
 
     def _delete_in(self, s: Session, column: Any, ids: list[str]) -> None:
         for start in range(0, len(ids), self._CHUNK):
-            s.execute(delete(column.class_).where(column.in_(ids[start:start + self._CHUNK])))
+            s.execute(delete(column.class_).where(column.in_(ids[start : start + self._CHUNK])))
 
     def _upsert_subscriptions(self, s: Session, subscriptions: list[Subscription]) -> None:
         ids = [sub.id for sub in subscriptions]
@@ -367,8 +470,12 @@ class Store:
         for period, subscription_ids in by_period.items():
             ids = sorted(subscription_ids)
             for start in range(0, len(ids), self._CHUNK):
-                s.execute(delete(t.UsageRecord).where(t.UsageRecord.period == period,
-                                                      t.UsageRecord.subscription_id.in_(ids[start:start + self._CHUNK])))
+                s.execute(
+                    delete(t.UsageRecord).where(
+                        t.UsageRecord.period == period,
+                        t.UsageRecord.subscription_id.in_(ids[start : start + self._CHUNK]),
+                    )
+                )
         self._bulk(s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in rows])
 
     def upsert_subscriptions(self, subscriptions: list[Subscription]) -> None:
@@ -406,8 +513,11 @@ class Store:
                 s.execute(delete(t.HistoryRowRecord))
                 s.execute(delete(t.SubscriptionRow))
                 kept = {sub.id for sub in subscriptions}
-                stale = [r for r in s.execute(select(t.UsageRecord.subscription_id).distinct()).scalars()
-                         if r not in kept]
+                stale = [
+                    r
+                    for r in s.execute(select(t.UsageRecord.subscription_id).distinct()).scalars()
+                    if r not in kept
+                ]
                 self._delete_in(s, t.UsageRecord.subscription_id, stale)
             self._upsert_subscriptions(s, subscriptions)
             self._replace_usage(s, usage, usage_scope)
@@ -428,7 +538,9 @@ class Store:
     # Each read touches only the rows it names (no snapshot); each write is one transaction.
 
     @staticmethod
-    def _dicts(s: Session, table: type[SQLModel], *where: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    def _dicts(
+        s: Session, table: type[SQLModel], *where: Any, drop: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
         columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
         names = [c.name for c in columns]
         pk = [c for c in columns if c.primary_key]
@@ -437,15 +549,18 @@ class Store:
 
     def _chunked(self, ids: Iterable[str]) -> list[list[str]]:
         ordered = sorted(set(ids))
-        return [ordered[i:i + self._CHUNK] for i in range(0, len(ordered), self._CHUNK)]
+        return [ordered[i : i + self._CHUNK] for i in range(0, len(ordered), self._CHUNK)]
 
     def vendor_companies(self, ids: Iterable[str] | None = None) -> list[VendorCompany]:
         """The stored vendor companies (only `ids` when given)."""
         with self.session() as s:
             if ids is None:
                 return [fast(VendorCompany, r) for r in self._dicts(s, t.VendorCompanyRow)]
-            return [fast(VendorCompany, r) for chunk in self._chunked(ids)
-                    for r in self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id.in_(chunk))]
+            return [
+                fast(VendorCompany, r)
+                for chunk in self._chunked(ids)
+                for r in self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id.in_(chunk))
+            ]
 
     def find_vendor_companies(self, text: str) -> list[VendorCompany]:
         """Stored vendor companies whose id is `text`, else whose name is exactly `text`."""
@@ -468,9 +583,15 @@ class Store:
         with self.session() as s:
             return set(s.connection().execute(select(t.SubscriptionRow.product_id).distinct()).scalars())
 
-    def subscriptions_where(self, *, company_id: str | None = None, ids: Iterable[str] | None = None,
-                            product_ids: Iterable[str] | None = None, status: str | None = None,
-                            with_history: bool = True) -> list[Subscription]:
+    def subscriptions_where(
+        self,
+        *,
+        company_id: str | None = None,
+        ids: Iterable[str] | None = None,
+        product_ids: Iterable[str] | None = None,
+        status: str | None = None,
+        with_history: bool = True,
+    ) -> list[Subscription]:
         """Stored subscriptions (with their history unless `with_history` is False) of `company_id`,
         of `ids`, of `product_ids` and/or with `status` (every given condition applies)."""
         sub = t.SubscriptionRow
@@ -483,17 +604,24 @@ class Store:
             if ids is None and product_ids is None:
                 rows = self._dicts(s, sub, *where)
             elif ids is not None:
-                rows = [r for chunk in self._chunked(ids) for r in self._dicts(s, sub, *where, sub.id.in_(chunk))]
+                rows = [
+                    r for chunk in self._chunked(ids) for r in self._dicts(s, sub, *where, sub.id.in_(chunk))
+                ]
                 if product_ids is not None:
                     wanted = set(product_ids)
                     rows = [r for r in rows if r["product_id"] in wanted]
             else:
-                rows = [r for chunk in self._chunked(product_ids or ())
-                        for r in self._dicts(s, sub, *where, sub.product_id.in_(chunk))]
+                rows = [
+                    r
+                    for chunk in self._chunked(product_ids or ())
+                    for r in self._dicts(s, sub, *where, sub.product_id.in_(chunk))
+                ]
             history = history_rows(s.connection(), [r["id"] for r in rows]) if with_history and rows else {}
             empty: list[HistoryRow] = []
-            return [fast(Subscription, {**r, "history": history.get(r["id"], empty) if with_history else []})
-                    for r in rows]
+            return [
+                fast(Subscription, {**r, "history": history.get(r["id"], empty) if with_history else []})
+                for r in rows
+            ]
 
     def usage_rows(self, subscription_ids: Iterable[str] | None = None) -> list[UsageRow]:
         """Stored usage rows (of `subscription_ids` only when given)."""
@@ -502,52 +630,86 @@ class Store:
             if subscription_ids is None:
                 rows = self._dicts(s, u, drop=("id",))
             else:
-                rows = [r for chunk in self._chunked(subscription_ids)
-                        for r in self._dicts(s, u, u.subscription_id.in_(chunk), drop=("id",))]
+                rows = [
+                    r
+                    for chunk in self._chunked(subscription_ids)
+                    for r in self._dicts(s, u, u.subscription_id.in_(chunk), drop=("id",))
+                ]
         return [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None}) for r in rows]
 
     def psa_mapping(self, vendor_company_id: str) -> tuple[list[str], str | None]:
         """(the PSA companies the vendor company is mapped to, its explicitly mapped agreement)."""
         with self.session() as s:
             conn = s.connection()
-            psa_ids = list(conn.execute(select(t.CompanyMappingRow.psa_id).where(
-                t.CompanyMappingRow.vendor_id == vendor_company_id).order_by(t.CompanyMappingRow.psa_id)).scalars())
-            agreement = conn.execute(select(t.AgreementMappingRow.psa_agreement_id).where(
-                t.AgreementMappingRow.vendor_company_id == vendor_company_id)).scalar()
+            psa_ids = list(
+                conn.execute(
+                    select(t.CompanyMappingRow.psa_id)
+                    .where(t.CompanyMappingRow.vendor_id == vendor_company_id)
+                    .order_by(t.CompanyMappingRow.psa_id)
+                ).scalars()
+            )
+            agreement = conn.execute(
+                select(t.AgreementMappingRow.psa_agreement_id).where(
+                    t.AgreementMappingRow.vendor_company_id == vendor_company_id
+                )
+            ).scalar()
         return psa_ids, agreement
 
     @staticmethod
     def _line(r: dict[str, Any]) -> PsaLine:
-        source = fast(LineSource, {"subscription_id": r["source_subscription_id"],
-                                   "sub_product": r["source_sub_product"],
-                                   "key": r["source_key"]}) if r["has_source"] else None
-        data = {k: v for k, v in r.items()
-                if k not in ("has_source", "source_subscription_id", "source_sub_product", "source_key")}
+        source = (
+            fast(
+                LineSource,
+                {
+                    "subscription_id": r["source_subscription_id"],
+                    "sub_product": r["source_sub_product"],
+                    "key": r["source_key"],
+                },
+            )
+            if r["has_source"]
+            else None
+        )
+        data = {
+            k: v
+            for k, v in r.items()
+            if k not in ("has_source", "source_subscription_id", "source_sub_product", "source_key")
+        }
         data["source"] = source
         return fast(PsaLine, data)
 
-    def psa_data(self, *, company_ids: Iterable[str] | None = None,
-                 agreement_ids: Iterable[str] = ()) -> Psa:
+    def psa_data(self, *, company_ids: Iterable[str] | None = None, agreement_ids: Iterable[str] = ()) -> Psa:
         """The stored PSA side. With `company_ids`: no companies or products, the agreements of
         those companies (and of `agreement_ids`), and the lines of those agreements."""
         with self.session() as s:
             if company_ids is None:
-                return fast(Psa, dict(
-                    companies=[fast(PsaCompany, r) for r in self._dicts(s, t.PsaCompanyRow)],
-                    products=[fast(PsaProduct, r) for r in self._dicts(s, t.PsaProductRow)],
-                    agreements=[fast(PsaAgreement, r) for r in self._dicts(s, t.PsaAgreementRow)],
-                    lines=[self._line(r) for r in self._dicts(s, t.PsaLineRow)],
-                ))
+                return fast(
+                    Psa,
+                    dict(
+                        companies=[fast(PsaCompany, r) for r in self._dicts(s, t.PsaCompanyRow)],
+                        products=[fast(PsaProduct, r) for r in self._dicts(s, t.PsaProductRow)],
+                        agreements=[fast(PsaAgreement, r) for r in self._dicts(s, t.PsaAgreementRow)],
+                        lines=[self._line(r) for r in self._dicts(s, t.PsaLineRow)],
+                    ),
+                )
             a = t.PsaAgreementRow
-            rows = [r for chunk in self._chunked(company_ids) for r in self._dicts(s, a, a.company_id.in_(chunk))]
+            rows = [
+                r for chunk in self._chunked(company_ids) for r in self._dicts(s, a, a.company_id.in_(chunk))
+            ]
             seen = {r["id"] for r in rows}
             extra = [i for i in agreement_ids if i not in seen]
             rows += [r for chunk in self._chunked(extra) for r in self._dicts(s, a, a.id.in_(chunk))]
             ids = [r["id"] for r in rows]
-            lines = [self._line(r) for chunk in self._chunked(ids)
-                     for r in self._dicts(s, t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))]
-            return fast(Psa, dict(companies=[], products=[], agreements=[fast(PsaAgreement, r) for r in rows],
-                                  lines=lines))
+            lines = [
+                self._line(r)
+                for chunk in self._chunked(ids)
+                for r in self._dicts(s, t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))
+            ]
+            return fast(
+                Psa,
+                dict(
+                    companies=[], products=[], agreements=[fast(PsaAgreement, r) for r in rows], lines=lines
+                ),
+            )
 
     def long_synced_keys(self, longer_than: int, prefixes: Iterable[str] | None = None) -> list[str]:
         """Synced keys longer than `longer_than` characters (the ones a PSA may store as digests);
@@ -569,8 +731,15 @@ class Store:
 
     def billing_configuration_ids(self, company_id: str) -> list[str]:
         with self.session() as s:
-            return list(s.connection().execute(select(t.BillingConfigurationRow.id).where(
-                t.BillingConfigurationRow.company_id == company_id)).scalars())
+            return list(
+                s.connection()
+                .execute(
+                    select(t.BillingConfigurationRow.id).where(
+                        t.BillingConfigurationRow.company_id == company_id
+                    )
+                )
+                .scalars()
+            )
 
     def write_vendor_scope(
         self,

@@ -49,8 +49,10 @@ class HistoryLoader:
         self.engine = engine
         self._connection: Any = None
         marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = ("SELECT id, action, quantity, effective_date FROM subscription_history "
-                     f"WHERE subscription_id = {marker} ORDER BY seq")
+        self._sql = (
+            "SELECT id, action, quantity, effective_date FROM subscription_history "
+            f"WHERE subscription_id = {marker} ORDER BY seq"
+        )
 
     def __call__(self, subscription_id: str) -> list[HistoryRow]:
         if self._connection is None:
@@ -61,9 +63,18 @@ class HistoryLoader:
             rows = cursor.fetchall()
         finally:
             cursor.close()
-        return [fast(HistoryRow, {"id": hid, "action": action, "quantity": Decimal(str(q)),
-                                  "effective_date": day if isinstance(day, date) else date.fromisoformat(day)})
-                for hid, action, q, day in rows]
+        return [
+            fast(
+                HistoryRow,
+                {
+                    "id": hid,
+                    "action": action,
+                    "quantity": Decimal(str(q)),
+                    "effective_date": day if isinstance(day, date) else date.fromisoformat(day),
+                },
+            )
+            for hid, action, q, day in rows
+        ]
 
     def close(self) -> None:
         if self._connection is not None:
@@ -75,8 +86,15 @@ def _iso(value: object) -> str:
     return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
 
 
-def scan_history(conn: Connection, *, as_of: date, invoiced_through: date, monthly: set[str],
-                 synced_keys: set[str], line_keys: set[str]) -> tuple[dict[str, Decimal], dict[str, list[HistoryRow]]]:
+def scan_history(
+    conn: Connection,
+    *,
+    as_of: date,
+    invoiced_through: date,
+    monthly: set[str],
+    synced_keys: set[str],
+    line_keys: set[str],
+) -> tuple[dict[str, Decimal], dict[str, list[HistoryRow]]]:
     """One streamed pass over every history row (plain tuples, in subscription order).
 
     Returns (quiet, busy): `quiet` maps a subscription with no cancel row and no unsynced increase
@@ -128,16 +146,22 @@ def scan_history(conn: Connection, *, as_of: date, invoiced_through: date, month
                     break
             previous = current = quantity
         if needs_look or current is None:
-            busy[sid] = [fast(HistoryRow, {"id": hid, "action": action, "quantity": decimal(q),
-                                           "effective_date": day_of(day)})
-                         for hid, action, q, day in group]
+            busy[sid] = [
+                fast(
+                    HistoryRow,
+                    {"id": hid, "action": action, "quantity": decimal(q), "effective_date": day_of(day)},
+                )
+                for hid, action, q, day in group
+            ]
         else:
             quiet[sid] = current
 
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute("SELECT subscription_id, id, action, quantity, effective_date "
-                       "FROM subscription_history ORDER BY subscription_id, seq")
+        cursor.execute(
+            "SELECT subscription_id, id, action, quantity, effective_date "
+            "FROM subscription_history ORDER BY subscription_id, seq"
+        )
         group: list[tuple[str, str, str, str]] = []
         append = group.append
         current_sid: str | None = None
@@ -161,19 +185,27 @@ _ZERO = Decimal(0)
 _BATCH = 50_000
 
 
-def history_rows(conn: Connection, subscription_ids: Iterable[str] | None = None) -> dict[str, list[HistoryRow]]:
+def history_rows(
+    conn: Connection, subscription_ids: Iterable[str] | None = None
+) -> dict[str, list[HistoryRow]]:
     """History grouped by subscription, in seq order (all subscriptions when ids is None)."""
     h = t.HistoryRowRecord
-    query = select(h.subscription_id, h.id, h.action, h.quantity, h.effective_date).order_by(h.subscription_id, h.seq)
+    query = select(h.subscription_id, h.id, h.action, h.quantity, h.effective_date).order_by(
+        h.subscription_id, h.seq
+    )
     out: dict[str, list[HistoryRow]] = defaultdict(list)
     if subscription_ids is None:
         chunks: list[list[str] | None] = [None]
     else:
         ids = sorted(subscription_ids)
-        chunks = [ids[i:i + 400] for i in range(0, len(ids), 400)]
+        chunks = [ids[i : i + 400] for i in range(0, len(ids), 400)]
     for chunk in chunks:
         q = query if chunk is None else query.where(h.subscription_id.in_(chunk))
         for sid, hid, action, quantity, effective in conn.execute(q):
-            out[sid].append(fast(HistoryRow, {"id": hid, "action": action, "quantity": quantity,
-                                              "effective_date": effective}))
+            out[sid].append(
+                fast(
+                    HistoryRow,
+                    {"id": hid, "action": action, "quantity": quantity, "effective_date": effective},
+                )
+            )
     return out

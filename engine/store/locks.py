@@ -56,8 +56,12 @@ class LockHolder:
             user = getpass.getuser()
         except Exception:  # noqa: BLE001 - no user name in this environment
             user = "unknown"
-        return cls(user=user, host=socket.gethostname().split(".")[0], pid=os.getpid(),
-                   since=datetime.now(UTC).replace(microsecond=0))
+        return cls(
+            user=user,
+            host=socket.gethostname().split(".")[0],
+            pid=os.getpid(),
+            since=datetime.now(UTC).replace(microsecond=0),
+        )
 
     # PostgreSQL: `trueup alice@host pid 123 1767225600` in application_name (63 bytes at most).
     def application_name(self) -> str:
@@ -70,7 +74,7 @@ class LockHolder:
     def from_application_name(cls, name: str | None) -> LockHolder | None:
         if not name or not name.startswith(APPLICATION_PREFIX):
             return None
-        parts = name[len(APPLICATION_PREFIX):].rsplit(" ", 3)
+        parts = name[len(APPLICATION_PREFIX) :].rsplit(" ", 3)
         if len(parts) != 4 or parts[1] != "pid":
             return None
         who, _, pid, stamp = parts
@@ -82,8 +86,14 @@ class LockHolder:
             return None
 
     def to_json(self) -> str:
-        return json.dumps({"user": self.user, "host": self.host, "pid": self.pid,
-                           "since": self.since.isoformat() if self.since else None})
+        return json.dumps(
+            {
+                "user": self.user,
+                "host": self.host,
+                "pid": self.pid,
+                "since": self.since.isoformat() if self.since else None,
+            }
+        )
 
     @classmethod
     def from_json(cls, text_: str) -> LockHolder | None:
@@ -146,10 +156,18 @@ class StoreLocks:
         """Who holds the lock now (None when it is free or the holder cannot be told)."""
         if self.dialect == "postgresql":
             with self.engine.connect() as conn:
-                rows = conn.execute(text(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :k1 AND l.objid = :k2 "
-                    "AND l.objsubid = 2"), {"k1": NAMESPACE, "k2": _key2(name) & 0xFFFFFFFF}).scalars().all()
+                rows = (
+                    conn.execute(
+                        text(
+                            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :k1 AND l.objid = :k2 "
+                            "AND l.objsubid = 2"
+                        ),
+                        {"k1": NAMESPACE, "k2": _key2(name) & 0xFFFFFFFF},
+                    )
+                    .scalars()
+                    .all()
+                )
             for value in rows:
                 found = LockHolder.from_application_name(value)
                 if found is not None:
@@ -170,14 +188,17 @@ class StoreLocks:
     def _pg_try(self, name: str) -> HeldLock | None:
         conn = self.engine.connect()
         try:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k1, :k2)"),
-                               {"k1": NAMESPACE, "k2": _key2(name)}).scalar()
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k1, :k2)"), {"k1": NAMESPACE, "k2": _key2(name)}
+            ).scalar()
             if not got:
                 conn.rollback()
                 conn.close()
                 return None
-            conn.execute(text("SELECT set_config('application_name', :v, false)"),
-                         {"v": LockHolder.me().application_name()})
+            conn.execute(
+                text("SELECT set_config('application_name', :v, false)"),
+                {"v": LockHolder.me().application_name()},
+            )
             conn.commit()  # the advisory lock is the session's: no transaction stays open meanwhile
         except BaseException:
             conn.close()
@@ -185,7 +206,9 @@ class StoreLocks:
 
         def release() -> None:
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k1, :k2)"), {"k1": NAMESPACE, "k2": _key2(name)})
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:k1, :k2)"), {"k1": NAMESPACE, "k2": _key2(name)}
+                )
                 conn.execute(text("SELECT set_config('application_name', '', false)"))
                 conn.commit()
             finally:
@@ -247,8 +270,15 @@ class StoreLocks:
         return HeldLock(release)
 
 
-def wait_for(locks: StoreLocks, name: str, *, timeout: float, poll: float = 0.5,
-             on_wait: Any = None, sleep: Any = time.sleep) -> HeldLock:
+def wait_for(
+    locks: StoreLocks,
+    name: str,
+    *,
+    timeout: float,
+    poll: float = 0.5,
+    on_wait: Any = None,
+    sleep: Any = time.sleep,
+) -> HeldLock:
     """Block until the lock is ours (`on_wait(holder)` once when it is not free at first); raise
     `LockBusy` after `timeout` seconds."""
     held = locks.try_acquire(name)

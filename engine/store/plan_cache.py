@@ -35,8 +35,10 @@ from engine.store import tables as t
 UNTRACKED = frozenset({"audit_event", "plan_cache", "store_revision", "alembic_version"})
 _DIRTY = "trueup_store_written"
 _WRITE = re.compile(
-    r'\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+'
-    r'(?:"?\w+"?\.)?"?(\w+)"?', re.IGNORECASE)
+    r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+"
+    r'(?:"?\w+"?\.)?"?(\w+)"?',
+    re.IGNORECASE,
+)
 _BUMP = "UPDATE store_revision SET revision = revision + 1 WHERE id = 1"
 _ENGINE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +46,9 @@ _ENGINE_ROOT = Path(__file__).resolve().parents[1]
 # --- the revision ------------------------------------------------------------------------------------
 
 
-def _note_write(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                executemany: bool) -> None:
+def _note_write(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
     info = conn.info
     if info.get(_DIRTY):
         return
@@ -137,14 +140,25 @@ class SavedState:
 
     def current_for(self, revision: int | None, as_of: date | None, today: date, code: str) -> bool:
         """Computed from the store as it is now, for the same as-of and day, by the same code."""
-        return (revision is not None and self.revision == revision and self.as_of == as_of
-                and self.today == today and self.code == code)
+        return (
+            revision is not None
+            and self.revision == revision
+            and self.as_of == as_of
+            and self.today == today
+            and self.code == code
+        )
 
 
 def load_state(store: Any, name: str, *, view: bool = True, plan: bool = True) -> SavedState | None:
     """The state saved under `name` (with the parts asked for), or None."""
-    columns = [t.PlanCacheRow.name, t.PlanCacheRow.revision, t.PlanCacheRow.as_of, t.PlanCacheRow.today,
-               t.PlanCacheRow.code, t.PlanCacheRow.computed_at]
+    columns = [
+        t.PlanCacheRow.name,
+        t.PlanCacheRow.revision,
+        t.PlanCacheRow.as_of,
+        t.PlanCacheRow.today,
+        t.PlanCacheRow.code,
+        t.PlanCacheRow.computed_at,
+    ]
     if view:
         columns.append(t.PlanCacheRow.view)
     if plan:
@@ -161,14 +175,29 @@ def load_state(store: Any, name: str, *, view: bool = True, plan: bool = True) -
     if computed_at.tzinfo is None:
         computed_at = computed_at.replace(tzinfo=UTC)
     return SavedState(
-        name=values["name"], revision=int(values["revision"]), as_of=values["as_of"], today=values["today"],
-        code=values["code"], computed_at=computed_at,
+        name=values["name"],
+        revision=int(values["revision"]),
+        as_of=values["as_of"],
+        today=values["today"],
+        code=values["code"],
+        computed_at=computed_at,
         view=zlib.decompress(values["view"]) if view else None,
-        plan=zlib.decompress(values["plan"]) if plan else None)
+        plan=zlib.decompress(values["plan"]) if plan else None,
+    )
 
 
-def save_state(store: Any, name: str, *, revision: int | None, as_of: date | None, today: date, code: str,
-               view: bytes, plan: bytes, computed_at: datetime | None = None) -> bool:
+def save_state(
+    store: Any,
+    name: str,
+    *,
+    revision: int | None,
+    as_of: date | None,
+    today: date,
+    code: str,
+    view: bytes,
+    plan: bytes,
+    computed_at: datetime | None = None,
+) -> bool:
     """Save the state computed from `revision` under `name`, unless the store does not track a
     revision or a state computed from a later revision is already there. True when saved."""
     if revision is None:
@@ -179,9 +208,17 @@ def save_state(store: Any, name: str, *, revision: int | None, as_of: date | Non
         if existing is not None and int(existing) > revision:
             return False
         conn.execute(delete(t.PlanCacheRow).where(t.PlanCacheRow.name == name))
-        conn.execute(insert(t.PlanCacheRow).values(
-            name=name, revision=revision, as_of=as_of, today=today, code=code,
-            computed_at=computed_at or datetime.now(UTC), **packed))
+        conn.execute(
+            insert(t.PlanCacheRow).values(
+                name=name,
+                revision=revision,
+                as_of=as_of,
+                today=today,
+                code=code,
+                computed_at=computed_at or datetime.now(UTC),
+                **packed,
+            )
+        )
     return True
 
 

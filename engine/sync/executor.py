@@ -421,12 +421,16 @@ class SyncExecutor:
                         done = {o.key for o in report.outcomes}
                         for line in members:
                             if line.key not in done:
-                                self._emit(report, self._outcome(
-                                    line,
-                                    Outcome.FAILED,
-                                    journal_state=PENDING,
-                                    message="interrupted in flight; the next sync checks the PSA",
-                                ), on_event)
+                                self._emit(
+                                    report,
+                                    self._outcome(
+                                        line,
+                                        Outcome.FAILED,
+                                        journal_state=PENDING,
+                                        message="interrupted in flight; the next sync checks the PSA",
+                                    ),
+                                    on_event,
+                                )
                     for rest in (line for later in sets[index + 1 :] for line in later):
                         self._emit(
                             report,
@@ -682,20 +686,33 @@ class SyncExecutor:
                 return self._outcome(
                     line, Outcome.SKIPPED, journal_state=PENDING, message="being resolved by another sync"
                 )
-        if row.state == DONE and other_plan and line.replaces_line_id and line.replaces_line_id == row.psa_line_id:
+        if (
+            row.state == DONE
+            and other_plan
+            and line.replaces_line_id
+            and line.replaces_line_id == row.psa_line_id
+        ):
             # A create-new that would replace the very line an earlier sync wrote for this key.
-            return self._refused(line, f"line {row.psa_line_id} was written for this key by {row.user}'s sync")
+            return self._refused(
+                line, f"line {row.psa_line_id} was written for this key by {row.user}'s sync"
+            )
         if row.state == DONE and other_plan and line.action == "create":
             # Written from another plan: if the PSA holds a line for the key, this plan is stale.
             try:
                 insp = await self._inspect(line)
             except ServiceError as exc:
                 return self._outcome(
-                    line, Outcome.FAILED, journal_state=DONE,
+                    line,
+                    Outcome.FAILED,
+                    journal_state=DONE,
                     message=f"written by an earlier sync with other values; the PSA could not be checked: {exc}",
                 )
             if insp.status != "absent":
-                held = f" (line {insp.line.id}: {insp.line.quantity} × {insp.line.unit_price})" if insp.line else ""
+                held = (
+                    f" (line {insp.line.id}: {insp.line.quantity} × {insp.line.unit_price})"
+                    if insp.line
+                    else ""
+                )
                 return self._refused(line, f"the PSA already holds this key from {row.user}'s sync{held}")
         elif row.state == DONE:
             if line.record_only:

@@ -347,10 +347,12 @@ class Journal:
         with self.store.session() as s:
             rows = list(
                 s.execute(
-                    select(SyncJournalRow).where(
+                    select(SyncJournalRow)
+                    .where(
                         SyncJournalRow.psa == psa,  # type: ignore[arg-type]
                         SyncJournalRow.change_set.is_not(None),  # type: ignore[union-attr]
-                    ).order_by(SyncJournalRow.id)  # type: ignore[arg-type]
+                    )
+                    .order_by(SyncJournalRow.id)  # type: ignore[arg-type]
                 ).scalars()
             )
         sets: dict[str, list[SyncJournalRow]] = {}
@@ -382,7 +384,6 @@ class Journal:
             query = query.where(SyncJournalRow.state == state)  # type: ignore[arg-type]
         with self.store.session() as s:
             return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
-
 
     def last_batch_lines(self, psa: str) -> list[dict[str, Any]]:
         """The plan lines (as journaled) that the latest sync to `psa` wrote or found there."""

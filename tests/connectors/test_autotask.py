@@ -394,8 +394,11 @@ async def test_find_line_queries_services_then_charges_by_key_marker() -> None:
 
     assert body(services.calls[0].request)["Filter"] == [
         {"op": "eq", "field": "contractID", "value": 290},
-        {"op": "in", "field": "internalDescription",
-         "value": sorted([key_marker(key, SERVICE_KEY_LIMIT), service_marker(key, metered=True)])},
+        {
+            "op": "in",
+            "field": "internalDescription",
+            "value": sorted([key_marker(key, SERVICE_KEY_LIMIT), service_marker(key, metered=True)]),
+        },
     ]
     assert body(charges.calls[0].request)["Filter"][1] == {
         "op": "eq",
@@ -604,9 +607,20 @@ def test_requests_need_a_known_zone() -> None:
 
 @respx.mock
 async def test_company_billing_queries_that_companys_contracts_then_their_lines() -> None:
-    contracts = respx.post(BASE + "Contracts/query").respond(json=page([
-        {"id": 290, "companyID": 19, "contractName": "Monthly", "contractPeriodType": 1,
-         "startDate": "2018-11-16T00:00:00", "endDate": None}]))
+    contracts = respx.post(BASE + "Contracts/query").respond(
+        json=page(
+            [
+                {
+                    "id": 290,
+                    "companyID": 19,
+                    "contractName": "Monthly",
+                    "contractPeriodType": 1,
+                    "startDate": "2018-11-16T00:00:00",
+                    "endDate": None,
+                }
+            ]
+        )
+    )
     services = respx.post(BASE + "ContractServices/query").respond(json=page([]))
     charges = respx.post(BASE + "ContractCharges/query").respond(json=page([]))
     at, _ = connector()
@@ -614,11 +628,14 @@ async def test_company_billing_queries_that_companys_contracts_then_their_lines(
     agreements, lines = await at.company_billing("19")
 
     assert [(a.id, a.company_id) for a in agreements] == [("290", "19")] and lines == []
-    assert body(contracts.calls[0].request) == {"MaxRecords": 500, "Filter": [
-        {"op": "eq", "field": "companyID", "value": 19},
-        {"op": "eq", "field": "contractType", "value": 7},
-        {"op": "eq", "field": "status", "value": 1},
-    ]}
+    assert body(contracts.calls[0].request) == {
+        "MaxRecords": 500,
+        "Filter": [
+            {"op": "eq", "field": "companyID", "value": 19},
+            {"op": "eq", "field": "contractType", "value": 7},
+            {"op": "eq", "field": "status", "value": 1},
+        ],
+    }
     for route in (services, charges):
         assert body(route.calls[0].request)["Filter"] == [{"op": "in", "field": "contractID", "value": [290]}]
     await at.aclose()

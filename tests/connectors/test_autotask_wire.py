@@ -34,8 +34,15 @@ def connector(**kwargs: object) -> tuple[AutotaskConnector, list[float]]:
 
 
 def page(items: list[dict], next_url: str | None = None) -> dict:
-    return {"items": items, "pageDetails": {"count": len(items), "requestCount": 500, "prevPageUrl": None,
-                                            "nextPageUrl": next_url}}
+    return {
+        "items": items,
+        "pageDetails": {
+            "count": len(items),
+            "requestCount": 500,
+            "prevPageUrl": None,
+            "nextPageUrl": next_url,
+        },
+    }
 
 
 # --- answers are validated before they are used -------------------------------------------------------
@@ -44,17 +51,24 @@ def page(items: list[dict], next_url: str | None = None) -> dict:
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (httpx.Response(200, json={"errors": ["Object reference not set to an instance of an object."]}),
-         "Object reference not set"),
+        (
+            httpx.Response(200, json={"errors": ["Object reference not set to an instance of an object."]}),
+            "Object reference not set",
+        ),
         (httpx.Response(200, content=b""), "empty answer"),
         (httpx.Response(200, content=b"<html>maintenance</html>"), "not JSON"),
-        (httpx.Response(200, json={"pageDetails": {"count": 0}}), "unexpected answer (items: Field required)"),
+        (
+            httpx.Response(200, json={"pageDetails": {"count": 0}}),
+            "unexpected answer (items: Field required)",
+        ),
         (httpx.Response(200, json={"items": []}), "pageDetails: Field required"),
         (httpx.Response(200, json=[]), "unexpected answer"),
     ],
 )
 @respx.mock
-async def test_a_200_that_is_not_a_page_is_an_error_never_no_rows(answer: httpx.Response, expected: str) -> None:
+async def test_a_200_that_is_not_a_page_is_an_error_never_no_rows(
+    answer: httpx.Response, expected: str
+) -> None:
     respx.post(BASE + "Companies/query").mock(return_value=answer)
     at, _ = connector()
 
@@ -79,9 +93,18 @@ async def test_a_row_without_what_trueup_needs_names_the_entity_and_row() -> Non
 async def test_a_create_answer_without_item_id_is_an_error() -> None:
     respx.post(BASE + "Contracts/290/Services").respond(json={"id": 5})
     at, _ = connector()
-    write = LineWrite(key="s:recurring", agreement_id="290", product_id="700", kind="recurring",
-                      quantity=Decimal(1), unit_price=Decimal(1), unit_cost=Decimal(1),
-                      effective_date=date(2021, 3, 1), end_date=None, description="x")
+    write = LineWrite(
+        key="s:recurring",
+        agreement_id="290",
+        product_id="700",
+        kind="recurring",
+        quantity=Decimal(1),
+        unit_price=Decimal(1),
+        unit_cost=Decimal(1),
+        effective_date=date(2021, 3, 1),
+        end_date=None,
+        description="x",
+    )
 
     with pytest.raises(ServiceError, match="itemId"):
         await at.create_line(write)
@@ -97,8 +120,13 @@ async def test_paging_that_never_ends_is_stopped_by_the_page_cap() -> None:
 
     def endless(request: httpx.Request) -> httpx.Response:
         counter["n"] += 1
-        return httpx.Response(200, json=page([{"id": counter["n"], "companyName": "x"}],
-                                             f"{BASE}Companies/query/next?paging={counter['n']}"))
+        return httpx.Response(
+            200,
+            json=page(
+                [{"id": counter["n"], "companyName": "x"}],
+                f"{BASE}Companies/query/next?paging={counter['n']}",
+            ),
+        )
 
     respx.post(BASE + "Companies/query").mock(side_effect=endless)
     respx.get(url__startswith=BASE + "Companies/query/next").mock(side_effect=endless)
@@ -114,7 +142,9 @@ async def test_paging_that_never_ends_is_stopped_by_the_page_cap() -> None:
 async def test_paging_is_stopped_by_the_byte_cap() -> None:
     big = [{"id": n, "companyName": "x" * 1000} for n in range(20)]
     respx.post(BASE + "Companies/query").respond(json=page(big, BASE + "Companies/query/next?paging=2"))
-    respx.get(BASE + "Companies/query/next?paging=2").respond(json=page(big, BASE + "Companies/query/next?paging=3"))
+    respx.get(BASE + "Companies/query/next?paging=2").respond(
+        json=page(big, BASE + "Companies/query/next?paging=3")
+    )
     at, _ = connector(max_bytes=30_000)
 
     with pytest.raises(ServiceError, match="bytes"):
@@ -125,7 +155,10 @@ async def test_paging_is_stopped_by_the_byte_cap() -> None:
 @respx.mock
 async def test_a_next_page_on_another_host_is_not_followed_with_the_credentials() -> None:
     respx.post(BASE + "Companies/query").respond(
-        json=page([{"id": 1}], "https://webservices15.autotask.net.evil.example/v1.0/Companies/query/next?p=2"))
+        json=page(
+            [{"id": 1}], "https://webservices15.autotask.net.evil.example/v1.0/Companies/query/next?p=2"
+        )
+    )
     evil = respx.get(url__startswith="https://webservices15.autotask.net.evil.example").respond(json=page([]))
     at, _ = connector()
 
@@ -145,8 +178,13 @@ THROTTLED = {"errors": ["The request threshold for this database has been exceed
 async def test_a_429_beyond_the_shared_retries_waits_on_the_threshold_then_goes_on() -> None:
     answers = [httpx.Response(429, json=THROTTLED)] * 7 + [httpx.Response(200, json=page([{"id": 5}]))]
     route = respx.post(BASE + "Companies/query").mock(side_effect=answers)
-    threshold = respx.get(BASE + "ThresholdInformation").respond(json={
-        "externalRequestThreshold": 10000, "requestThresholdTimeframe": 60, "currentTimeframeRequestCount": 10000})
+    threshold = respx.get(BASE + "ThresholdInformation").respond(
+        json={
+            "externalRequestThreshold": 10000,
+            "requestThresholdTimeframe": 60,
+            "currentTimeframeRequestCount": 10000,
+        }
+    )
     at, slept = connector()
 
     companies = await at.companies()
@@ -160,8 +198,13 @@ async def test_a_429_beyond_the_shared_retries_waits_on_the_threshold_then_goes_
 @respx.mock
 async def test_a_used_up_hourly_budget_gives_up_with_a_clear_message() -> None:
     respx.post(BASE + "Companies/query").respond(429, json=THROTTLED)
-    respx.get(BASE + "ThresholdInformation").respond(json={
-        "externalRequestThreshold": 10000, "requestThresholdTimeframe": 60, "currentTimeframeRequestCount": 10012})
+    respx.get(BASE + "ThresholdInformation").respond(
+        json={
+            "externalRequestThreshold": 10000,
+            "requestThresholdTimeframe": 60,
+            "currentTimeframeRequestCount": 10012,
+        }
+    )
     at, slept = connector(max_throttle_wait=300)
 
     with pytest.raises(ServiceError) as caught:
@@ -177,7 +220,9 @@ async def test_a_used_up_hourly_budget_gives_up_with_a_clear_message() -> None:
 @respx.mock
 async def test_a_429_with_retry_after_waits_what_the_service_says() -> None:
     answers = [httpx.Response(429, headers={"Retry-After": "120"}, json=THROTTLED)] * 6
-    route = respx.post(BASE + "Companies/query").mock(side_effect=[*answers, httpx.Response(200, json=page([]))])
+    route = respx.post(BASE + "Companies/query").mock(
+        side_effect=[*answers, httpx.Response(200, json=page([]))]
+    )
     threshold = respx.get(BASE + "ThresholdInformation").respond(json={})
     at, slept = connector()
 
@@ -203,9 +248,20 @@ def test_utc_date_times_become_the_partners_local_dates() -> None:
 
 @respx.mock
 async def test_agreements_read_dates_in_the_partners_zone() -> None:
-    respx.post(BASE + "Contracts/query").respond(json=page([
-        {"id": 290, "companyID": 19, "contractName": "M", "contractPeriodType": 1,
-         "startDate": "2026-11-30T13:00:00Z", "endDate": "2027-11-30T12:59:59Z"}]))
+    respx.post(BASE + "Contracts/query").respond(
+        json=page(
+            [
+                {
+                    "id": 290,
+                    "companyID": 19,
+                    "contractName": "M",
+                    "contractPeriodType": 1,
+                    "startDate": "2026-11-30T13:00:00Z",
+                    "endDate": "2027-11-30T12:59:59Z",
+                }
+            ]
+        )
+    )
     at, _ = connector(zone=SYDNEY)
 
     (agreement,) = await at.agreements()
@@ -217,10 +273,19 @@ async def test_agreements_read_dates_in_the_partners_zone() -> None:
 # --- extra months, metered ------------------------------------------------------------------------------------
 
 
-EXTRA = LineWrite(key="sub-9:extra_months:2026-10", agreement_id="290", product_id="700", kind="one_time",
-                  quantity=Decimal(1), unit_price=Decimal("66.00"), unit_cost=Decimal("50.00"),
-                  effective_date=date(2026, 12, 1), end_date=date(2026, 12, 31),
-                  description="Extra months 10/2026-11/2026", months=2)
+EXTRA = LineWrite(
+    key="sub-9:extra_months:2026-10",
+    agreement_id="290",
+    product_id="700",
+    kind="one_time",
+    quantity=Decimal(1),
+    unit_price=Decimal("66.00"),
+    unit_cost=Decimal("50.00"),
+    effective_date=date(2026, 12, 1),
+    end_date=date(2026, 12, 31),
+    description="Extra months 10/2026-11/2026",
+    months=2,
+)
 
 
 def test_an_extra_months_charge_is_gap_times_months_at_the_full_price() -> None:
@@ -229,23 +294,54 @@ def test_an_extra_months_charge_is_gap_times_months_at_the_full_price() -> None:
 
     sent = loads(request.content)
     assert charge_quantity(EXTRA) == Decimal(2)
-    assert (sent["unitQuantity"], sent["unitPrice"]) == (Decimal(2), Decimal("66.00"))  # invoices $132.00 once
+    assert (sent["unitQuantity"], sent["unitPrice"]) == (
+        Decimal(2),
+        Decimal("66.00"),
+    )  # invoices $132.00 once
     plain = LineWrite(**{**EXTRA.__dict__, "months": None, "key": "sub-9:prorate:2026-11-14"})
     assert loads(at.create_requests(plain)[0].content)["unitQuantity"] == Decimal(1)
 
 
 @respx.mock
 async def test_the_metered_flag_is_read_from_the_internal_description() -> None:
-    respx.post(BASE + "ContractServices/query").respond(json=page([
-        {"id": 1, "contractID": 290, "serviceID": 700, "unitPrice": 0.1, "unitCost": 0.05,
-         "internalDescription": "[Metered] backup overage"},
-        {"id": 2, "contractID": 290, "serviceID": 700, "unitPrice": 0.1, "unitCost": 0.05,
-         "internalDescription": service_marker("sub-1:usage", metered=True)},
-        {"id": 3, "contractID": 290, "serviceID": 700, "unitPrice": 0.1, "unitCost": 0.05,
-         "internalDescription": "prepaid 500 GB"},
-    ]))
-    respx.post(BASE + "ContractServiceUnits/query").respond(json=page([
-        {"id": n, "contractServiceID": n, "startDate": "2026-01-01T00:00:00Z", "units": 5} for n in (1, 2, 3)]))
+    respx.post(BASE + "ContractServices/query").respond(
+        json=page(
+            [
+                {
+                    "id": 1,
+                    "contractID": 290,
+                    "serviceID": 700,
+                    "unitPrice": 0.1,
+                    "unitCost": 0.05,
+                    "internalDescription": "[Metered] backup overage",
+                },
+                {
+                    "id": 2,
+                    "contractID": 290,
+                    "serviceID": 700,
+                    "unitPrice": 0.1,
+                    "unitCost": 0.05,
+                    "internalDescription": service_marker("sub-1:usage", metered=True),
+                },
+                {
+                    "id": 3,
+                    "contractID": 290,
+                    "serviceID": 700,
+                    "unitPrice": 0.1,
+                    "unitCost": 0.05,
+                    "internalDescription": "prepaid 500 GB",
+                },
+            ]
+        )
+    )
+    respx.post(BASE + "ContractServiceUnits/query").respond(
+        json=page(
+            [
+                {"id": n, "contractServiceID": n, "startDate": "2026-01-01T00:00:00Z", "units": 5}
+                for n in (1, 2, 3)
+            ]
+        )
+    )
     respx.post(BASE + "ContractCharges/query").respond(json=page([]))
     at, _ = connector()
 
@@ -258,9 +354,19 @@ async def test_the_metered_flag_is_read_from_the_internal_description() -> None:
 
 def test_a_metered_write_tags_its_key_marker_within_the_field_length() -> None:
     at, _ = connector()
-    write = LineWrite(key="x" * 120 + ":usage", agreement_id="290", product_id="700", kind="recurring",
-                      quantity=Decimal(3), unit_price=Decimal(1), unit_cost=Decimal(1),
-                      effective_date=date(2026, 12, 1), end_date=None, description="overage", metered=True)
+    write = LineWrite(
+        key="x" * 120 + ":usage",
+        agreement_id="290",
+        product_id="700",
+        kind="recurring",
+        quantity=Decimal(3),
+        unit_price=Decimal(1),
+        unit_cost=Decimal(1),
+        effective_date=date(2026, 12, 1),
+        end_date=None,
+        description="overage",
+        metered=True,
+    )
     marker = loads(at.create_requests(write)[0].content)["internalDescription"]
     assert marker.startswith("[metered] trueup#") and len(marker) <= 100
 
@@ -268,8 +374,9 @@ def test_a_metered_write_tags_its_key_marker_within_the_field_length() -> None:
 # --- the configured zone reaches the connector -----------------------------------------------------------------
 
 
-def test_the_billing_timezone_setting_reaches_the_autotask_connector(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_billing_timezone_setting_reaches_the_autotask_connector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from engine.settings import load_config
     from engine.workspace import _connectors
 

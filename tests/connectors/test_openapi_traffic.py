@@ -60,11 +60,20 @@ BACKUP = "cfg-backup-7"
 
 # PatchOperation in ConnectWise's full spec (2025.8): op/path/value, `value` an untyped object.
 PATCH_OPERATION = {
-    "type": "object", "required": ["op", "path"],
+    "type": "object",
+    "required": ["op", "path"],
     "properties": {"op": {"enum": ["add", "replace", "remove"]}, "path": {"type": "string"}, "value": {}},
 }
-_HALO_TYPES = {"int": "integer", "bool": "boolean", "long": "integer", "double": "number", "float": "number",
-               "datetime": "string", "date": "string", "guid": "string"}  # the swagger's .NET type names
+_HALO_TYPES = {
+    "int": "integer",
+    "bool": "boolean",
+    "long": "integer",
+    "double": "number",
+    "float": "number",
+    "datetime": "string",
+    "date": "string",
+    "guid": "string",
+}  # the swagger's .NET type names
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
 _OFFSET = re.compile(r".*(Z|[+-]\d{2}:?\d{2})$")
 
@@ -114,13 +123,15 @@ class Spec:
             urn = f"urn:spec{n}"
             document = _normalise(json.loads(file.read_text()), urn)
             self.registry = self.registry.with_resource(
-                urn, Resource.from_contents(document, default_specification=DRAFT202012))
+                urn, Resource.from_contents(document, default_specification=DRAFT202012)
+            )
             for name, schema in (document.get("components") or {}).get("schemas", {}).items():
                 self.schemas[name] = schema
                 self.schemas[f"{urn}#/components/schemas/{name}"] = schema
             for template, item in document["paths"].items():
-                pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$",
-                                     re.IGNORECASE)
+                pattern = re.compile(
+                    "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$", re.IGNORECASE
+                )
                 for method, operation in item.items():
                     if method in ("get", "post", "put", "patch", "delete"):
                         self.operations.append((pattern, template, method.upper(), operation))
@@ -138,8 +149,16 @@ class Spec:
 
     # --- checks ---
 
-    def body(self, instance: Any, schema: Any, *, where: str, request: bool,
-             out: list[tuple[str, str, str]], field: str = "") -> None:
+    def body(
+        self,
+        instance: Any,
+        schema: Any,
+        *,
+        where: str,
+        request: bool,
+        out: list[tuple[str, str, str]],
+        field: str = "",
+    ) -> None:
         """Validate `instance`, then walk it for what JSON Schema leaves out."""
         if not field:
             validator = Draft202012Validator(schema, registry=self.registry)
@@ -174,7 +193,9 @@ class Spec:
             if isinstance(value, dict | list):
                 self.body(value, prop, where=where, request=request, out=out, field=f"{path}.")
 
-    def params(self, request: httpx.Request, operation: dict[str, Any], out: list[tuple[str, str, str]]) -> None:
+    def params(
+        self, request: httpx.Request, operation: dict[str, Any], out: list[tuple[str, str, str]]
+    ) -> None:
         declared = {(p.get("in"), p["name"].lower()): p for p in operation.get("parameters") or []}
         for name, value in request.url.params.multi_items():
             parameter = declared.get(("query", name.lower()))
@@ -190,8 +211,13 @@ class Spec:
         for (where, name), parameter in declared.items():
             if not parameter.get("required"):
                 continue
-            present = name in {k.lower() for k in request.headers} if where == "header" else \
-                name in {k.lower() for k in request.url.params} if where == "query" else True
+            present = (
+                name in {k.lower() for k in request.headers}
+                if where == "header"
+                else name in {k.lower() for k in request.url.params}
+                if where == "query"
+                else True
+            )
             if not present:
                 out.append((where or "?", name, "required, missing"))
 
@@ -208,9 +234,15 @@ class Route:
 
 
 class Checker:
-    def __init__(self, spec: Spec, *, outside: Iterable[tuple[str, str]] = (), routes: Iterable[Route] = (),
-                 records: Callable[[str, Any], Any] | None = None,
-                 documented: Iterable[tuple[str, str, str, str]] = ()) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        outside: Iterable[tuple[str, str]] = (),
+        routes: Iterable[Route] = (),
+        records: Callable[[str, Any], Any] | None = None,
+        documented: Iterable[tuple[str, str, str, str]] = (),
+    ) -> None:
         """`documented`: (method, path regex, where, field regex) the file's schema leaves out but the
         same file states elsewhere (its examples, an operation's description) — each with its source
         where the checker is built."""
@@ -232,7 +264,7 @@ class Checker:
         if not path.lower().startswith(self.spec.base_path.lower()):
             self._add(request, "route", path, "outside the spec's server path")
             return
-        rel = path[len(self.spec.base_path):]
+        rel = path[len(self.spec.base_path) :]
         out: list[tuple[str, str, str]] = []
         found = self.spec.operation(request.method, rel)
         body = loads(request.content) if request.content else None
@@ -240,7 +272,7 @@ class Checker:
         if found is not None:
             template, operation = found
             self.spec.params(request, operation, out)
-            content = ((operation.get("requestBody") or {}).get("content") or {})
+            content = (operation.get("requestBody") or {}).get("content") or {}
             schema = (content.get("application/json") or next(iter(content.values()), {})).get("schema")
             if body is not None and schema is None:
                 out.append(("request", "(body)", "the operation takes no body"))
@@ -250,7 +282,7 @@ class Checker:
             if str(response.status_code) not in declared:
                 out.append(("response", "(status)", f"{response.status_code} not among {sorted(declared)}"))
             else:
-                media = (declared[str(response.status_code)].get("content") or {})
+                media = declared[str(response.status_code)].get("content") or {}
                 response_schema = next(iter(media.values()), {}).get("schema") if media else None
                 if response_schema is not None and answer is not None:
                     self.spec.body(answer, response_schema, where="response", request=False, out=out)
@@ -258,7 +290,9 @@ class Checker:
                     for schema_name, record in self.records(template, answer):
                         self.spec.body(record, schema_name, where="response", request=False, out=out)
         else:
-            route = next((r for r in self.routes if r.method == request.method and re.fullmatch(r.pattern, rel)), None)
+            route = next(
+                (r for r in self.routes if r.method == request.method and re.fullmatch(r.pattern, rel)), None
+            )
             if route is None:
                 self._add(request, "route", rel, "no such operation in the spec")
                 return
@@ -275,14 +309,20 @@ class Checker:
     def _add(self, request: httpx.Request, where: str, field: str, rule: str) -> None:
         path = request.url.path
         for method, pattern, place, name in self.documented:
-            if method == request.method and pattern.fullmatch(path) and place == where and name.fullmatch(field):
+            if (
+                method == request.method
+                and pattern.fullmatch(path)
+                and place == where
+                and name.fullmatch(field)
+            ):
                 self.documented_hits.add(f"{request.method} {path} {where}.{field}")
                 return
         self.violations.append(Violation(request.method, request.url.path, where, field, rule))
 
 
-def recording(handle: Callable[[httpx.Request], Awaitable[httpx.Response]],
-              check: Checker) -> httpx.MockTransport:
+def recording(
+    handle: Callable[[httpx.Request], Awaitable[httpx.Response]], check: Checker
+) -> httpx.MockTransport:
     async def record(request: httpx.Request) -> httpx.Response:
         response = await handle(request)
         check(request, response)
@@ -301,60 +341,149 @@ async def no_sleep(_: float) -> None:
 
 
 def psa_scenario(psa: str) -> Scenario:
-    return Scenario.model_validate({
-        "as_of": "2026-03-10",
-        "settings": {"psa": psa},
-        "psa": {
-            "companies": [{"id": "19", "name": "Ace Chemical"}, {"id": "20", "name": "Wayne Enterprises"}],
-            "products": [
-                {"id": "301", "name": "M365 Business Basic", "sku": "M365-BB", "unit_price": "6.00",
-                 "unit_cost": "5.00"},
-                {"id": "302", "name": "Backup per GB", "sku": "BK-GB", "unit_price": "0.10", "unit_cost": "0.05"},
-            ],
-            "agreements": [
-                {"id": "290", "company_id": "19", "name": "Ace Managed", "start_date": "2019-01-01"},
-                {"id": "291", "company_id": "20", "name": "Wayne Annual", "start_date": "2020-01-01",
-                 "billing_period": "annual"},
-            ],
-            "lines": [
-                {"id": "8638", "agreement_id": "290", "product_id": "301", "quantity": "270", "unit_price": "6.00",
-                 "unit_cost": "5.00", "effective_date": "2019-01-01", "description": "Pax8 - M365 Business Basic",
-                 "source": {"subscription_id": SUB, "key": f"{SUB}:recurring"}},
-                {"id": "8639", "agreement_id": "290", "product_id": "302", "quantity": "12", "unit_price": "0.10",
-                 "unit_cost": "0.05", "effective_date": "2020-02-01", "description": "Backup - overage",
-                 "metered": True},
-            ],
-        },
-    })
+    return Scenario.model_validate(
+        {
+            "as_of": "2026-03-10",
+            "settings": {"psa": psa},
+            "psa": {
+                "companies": [
+                    {"id": "19", "name": "Ace Chemical"},
+                    {"id": "20", "name": "Wayne Enterprises"},
+                ],
+                "products": [
+                    {
+                        "id": "301",
+                        "name": "M365 Business Basic",
+                        "sku": "M365-BB",
+                        "unit_price": "6.00",
+                        "unit_cost": "5.00",
+                    },
+                    {
+                        "id": "302",
+                        "name": "Backup per GB",
+                        "sku": "BK-GB",
+                        "unit_price": "0.10",
+                        "unit_cost": "0.05",
+                    },
+                ],
+                "agreements": [
+                    {"id": "290", "company_id": "19", "name": "Ace Managed", "start_date": "2019-01-01"},
+                    {
+                        "id": "291",
+                        "company_id": "20",
+                        "name": "Wayne Annual",
+                        "start_date": "2020-01-01",
+                        "billing_period": "annual",
+                    },
+                ],
+                "lines": [
+                    {
+                        "id": "8638",
+                        "agreement_id": "290",
+                        "product_id": "301",
+                        "quantity": "270",
+                        "unit_price": "6.00",
+                        "unit_cost": "5.00",
+                        "effective_date": "2019-01-01",
+                        "description": "Pax8 - M365 Business Basic",
+                        "source": {"subscription_id": SUB, "key": f"{SUB}:recurring"},
+                    },
+                    {
+                        "id": "8639",
+                        "agreement_id": "290",
+                        "product_id": "302",
+                        "quantity": "12",
+                        "unit_price": "0.10",
+                        "unit_cost": "0.05",
+                        "effective_date": "2020-02-01",
+                        "description": "Backup - overage",
+                        "metered": True,
+                    },
+                ],
+            },
+        }
+    )
 
 
 def writes() -> list[LineWrite]:
     """One write of every kind the rules produce (RULES.md §2–§7)."""
-    common = dict(agreement_id="290", product_id="301", unit_price=Decimal("5.03"), unit_cost=Decimal("4.19"),
-                  subscription_id=NEW)
+    common = dict(
+        agreement_id="290",
+        product_id="301",
+        unit_price=Decimal("5.03"),
+        unit_cost=Decimal("4.19"),
+        subscription_id=NEW,
+    )
     return [
-        LineWrite(key=f"{NEW}:recurring", kind="recurring", quantity=Decimal("283"), effective_date=date(2026, 3, 1),
-                  end_date=None, description="Pax8 - M365 Business Basic", **common),
-        LineWrite(key=f"{NEW}:prorate:2026-03-05", kind="one_time", quantity=Decimal("12"),
-                  effective_date=date(2026, 3, 5), end_date=date(2026, 3, 31),
-                  description="Pax8 - M365 Business Basic - prorate 5 Mar to 31 Mar 2026", **common),
-        LineWrite(key=f"{NEW}:extra_months:2026-01", kind="one_time", quantity=Decimal("6"),
-                  effective_date=date(2026, 3, 1), end_date=date(2026, 3, 31), months=2,
-                  period_start=date(2026, 1, 1), period_end=date(2026, 2, 28),
-                  description="Pax8 - M365 Business Basic - 3 seats × 2 months (Jan–Feb 2026)", **common),
-        LineWrite(key=f"{NEW}:arrears:Microsoft 365 Business Premium Extra Features", kind="recurring",
-                  quantity=Decimal("4"), effective_date=date(2026, 3, 1), end_date=None,
-                  description="Pax8 - Teams Phone (arrears)", sub_product="Microsoft 365 Business Premium Extra Features",
-                  **common),
-        LineWrite(key=f"{NEW}:usage_summary", kind="recurring", quantity=Decimal("1"),
-                  effective_date=date(2026, 3, 1), end_date=None, description="Microsoft Azure Plan (Usage Summary)",
-                  **common),
-        LineWrite(key=f"{NEW}:usage", kind="recurring", quantity=Decimal("112"), effective_date=date(2026, 3, 1),
-                  end_date=None, description="Backup - overage", metered=True,
-                  **{**common, "product_id": "302", "unit_price": Decimal("0.10"), "unit_cost": Decimal("0.05")}),
-        LineWrite(key=f"{BACKUP}:usage", kind="recurring", quantity=Decimal("3"), effective_date=date(2026, 3, 1),
-                  end_date=None, description="Backup configuration (average)", subscription_id=BACKUP,
-                  **{k: v for k, v in common.items() if k != "subscription_id"}),
+        LineWrite(
+            key=f"{NEW}:recurring",
+            kind="recurring",
+            quantity=Decimal("283"),
+            effective_date=date(2026, 3, 1),
+            end_date=None,
+            description="Pax8 - M365 Business Basic",
+            **common,
+        ),
+        LineWrite(
+            key=f"{NEW}:prorate:2026-03-05",
+            kind="one_time",
+            quantity=Decimal("12"),
+            effective_date=date(2026, 3, 5),
+            end_date=date(2026, 3, 31),
+            description="Pax8 - M365 Business Basic - prorate 5 Mar to 31 Mar 2026",
+            **common,
+        ),
+        LineWrite(
+            key=f"{NEW}:extra_months:2026-01",
+            kind="one_time",
+            quantity=Decimal("6"),
+            effective_date=date(2026, 3, 1),
+            end_date=date(2026, 3, 31),
+            months=2,
+            period_start=date(2026, 1, 1),
+            period_end=date(2026, 2, 28),
+            description="Pax8 - M365 Business Basic - 3 seats × 2 months (Jan–Feb 2026)",
+            **common,
+        ),
+        LineWrite(
+            key=f"{NEW}:arrears:Microsoft 365 Business Premium Extra Features",
+            kind="recurring",
+            quantity=Decimal("4"),
+            effective_date=date(2026, 3, 1),
+            end_date=None,
+            description="Pax8 - Teams Phone (arrears)",
+            sub_product="Microsoft 365 Business Premium Extra Features",
+            **common,
+        ),
+        LineWrite(
+            key=f"{NEW}:usage_summary",
+            kind="recurring",
+            quantity=Decimal("1"),
+            effective_date=date(2026, 3, 1),
+            end_date=None,
+            description="Microsoft Azure Plan (Usage Summary)",
+            **common,
+        ),
+        LineWrite(
+            key=f"{NEW}:usage",
+            kind="recurring",
+            quantity=Decimal("112"),
+            effective_date=date(2026, 3, 1),
+            end_date=None,
+            description="Backup - overage",
+            metered=True,
+            **{**common, "product_id": "302", "unit_price": Decimal("0.10"), "unit_cost": Decimal("0.05")},
+        ),
+        LineWrite(
+            key=f"{BACKUP}:usage",
+            kind="recurring",
+            quantity=Decimal("3"),
+            effective_date=date(2026, 3, 1),
+            end_date=None,
+            description="Backup configuration (average)",
+            subscription_id=BACKUP,
+            **{k: v for k, v in common.items() if k != "subscription_id"},
+        ),
     ]
 
 
@@ -371,15 +500,39 @@ async def drive_psa(connector: Any) -> None:
         assert await connector.find_line(write.agreement_id, write.key) is None
         created.append(await connector.create_line(write))
     assert await connector.find_line("290", writes()[0].key) is not None
-    await connector.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290",
-                                           quantity=Decimal("283"), previous_quantity=Decimal("270")))
-    await connector.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290",
-                                           quantity=Decimal("283"), unit_price=Decimal("6.50"),
-                                           unit_cost=Decimal("5.10")))
-    await connector.update_line(LineUpdate(key=f"{SUB}:usage", line_id="8639", agreement_id="290",
-                                           quantity=Decimal("112"), previous_quantity=Decimal("12")))
-    await connector.update_line(LineUpdate(key=f"{SUB}:cancel", line_id=created[0].id, agreement_id="290",
-                                           cancelled_date=date(2026, 3, 31)))
+    await connector.update_line(
+        LineUpdate(
+            key=f"{SUB}:recurring",
+            line_id="8638",
+            agreement_id="290",
+            quantity=Decimal("283"),
+            previous_quantity=Decimal("270"),
+        )
+    )
+    await connector.update_line(
+        LineUpdate(
+            key=f"{SUB}:recurring",
+            line_id="8638",
+            agreement_id="290",
+            quantity=Decimal("283"),
+            unit_price=Decimal("6.50"),
+            unit_cost=Decimal("5.10"),
+        )
+    )
+    await connector.update_line(
+        LineUpdate(
+            key=f"{SUB}:usage",
+            line_id="8639",
+            agreement_id="290",
+            quantity=Decimal("112"),
+            previous_quantity=Decimal("12"),
+        )
+    )
+    await connector.update_line(
+        LineUpdate(
+            key=f"{SUB}:cancel", line_id=created[0].id, agreement_id="290", cancelled_date=date(2026, 3, 31)
+        )
+    )
     await connector.create_company("Gotham Clinic")
     await connector.aclose()
 
@@ -396,8 +549,13 @@ def connectwise_checker() -> Checker:
     company = {"$ref": "urn:spec0#/components/schemas/Company"}
     routes = [
         Route(r"/finance/agreements/\d+/additions", "POST", addition, 201, addition),
-        Route(r"/finance/agreements/\d+/additions/\d+", "PATCH",
-              {"type": "array", "items": PATCH_OPERATION, "minItems": 1}, 200, addition),
+        Route(
+            r"/finance/agreements/\d+/additions/\d+",
+            "PATCH",
+            {"type": "array", "items": PATCH_OPERATION, "minItems": 1},
+            200,
+            addition,
+        ),
         Route(r"/company/companies", "POST", company, 201, company),
     ]
     return Checker(spec, outside=[("GET", r"/login/companyinfo/[^/]+")], routes=routes)
@@ -406,16 +564,24 @@ def connectwise_checker() -> Checker:
 async def test_connectwise_traffic_matches_the_spec():
     check = connectwise_checker()
     sandbox = ConnectWiseSandbox.from_scenario(psa_scenario("connectwise"))
-    connector = ConnectWiseConnector(sandbox.site, sandbox.company_id, sandbox.public_key, sandbox.private_key,
-                                     sandbox.client_id, transport=recording(sandbox.handle, check), sleep=no_sleep)
+    connector = ConnectWiseConnector(
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        sandbox.private_key,
+        sandbox.client_id,
+        transport=recording(sandbox.handle, check),
+        sleep=no_sleep,
+    )
     await drive_psa(connector)
     patches = [r for r in sandbox.requests if r.method == "PATCH"]
     addition_fields = set(check.spec.schemas["Addition"]["properties"])
     for request in patches:  # a PATCH path must name a field of the Addition
         for op in loads(request.content):
             if op["path"].lstrip("/") not in addition_fields:
-                check.violations.append(Violation("PATCH", request.url.path, "request", op["path"],
-                                                  "not a property of Addition"))
+                check.violations.append(
+                    Violation("PATCH", request.url.path, "request", op["path"], "not a property of Addition")
+                )
     assert check.checked >= 25
     assert check.unchecked == {f"GET /login/companyinfo/{sandbox.company_id}"}
     assert not check.violations, report(check)
@@ -425,13 +591,34 @@ def test_the_connectwise_checker_catches_what_connectwise_refuses():
     """The checks are not vacuous: a sandbox answer or a request that breaks the spec is reported."""
     check = connectwise_checker()
     base = "https://api-na.myconnectwise.net/v4_6_release/apis/3.0"
-    bad_post = httpx.Request("POST", f"{base}/finance/agreements/290/additions", json={
-        "product": {"id": 301}, "serialNumber": "x" * 51, "extPrice": 1, "effectiveDate": "2026-03-05",
-        "nonsense": True})
+    bad_post = httpx.Request(
+        "POST",
+        f"{base}/finance/agreements/290/additions",
+        json={
+            "product": {"id": 301},
+            "serialNumber": "x" * 51,
+            "extPrice": 1,
+            "effectiveDate": "2026-03-05",
+            "nonsense": True,
+        },
+    )
     check(bad_post, httpx.Response(201, json={"id": "7", "product": {"id": 301}, "billCustomer": "Billable"}))
-    check(httpx.Request("GET", f"{base}/finance/agreements?pageSize=lots&bogus=1", headers={}),
-          httpx.Response(200, json=[{"id": 1, "name": "A", "type": {"id": 1}, "company": {"id": 1},
-                                     "contact": {"id": 1}, "invented": 1}]))
+    check(
+        httpx.Request("GET", f"{base}/finance/agreements?pageSize=lots&bogus=1", headers={}),
+        httpx.Response(
+            200,
+            json=[
+                {
+                    "id": 1,
+                    "name": "A",
+                    "type": {"id": 1},
+                    "company": {"id": 1},
+                    "contact": {"id": 1},
+                    "invented": 1,
+                }
+            ],
+        ),
+    )
     check(httpx.Request("DELETE", f"{base}/finance/agreements/290"), httpx.Response(204))
     found = {(v.where, v.field, v.rule.split(":")[0]) for v in check.violations}
     assert ("request", "(body)", "required") in found  # billCustomer missing [spec]
@@ -439,7 +626,11 @@ def test_the_connectwise_checker_catches_what_connectwise_refuses():
     assert ("request", "nonsense", "not a property of the schema") in found
     assert ("request", "effectiveDate", "not a date-time with an offset") in found
     assert ("response", "id", "type") in found
-    assert ("query", "pageSize", "not an integer") in found and ("query", "bogus", "not a parameter of the operation") in found
+    assert ("query", "pageSize", "not an integer") in found and (
+        "query",
+        "bogus",
+        "not a parameter of the operation",
+    ) in found
     assert ("header", "clientid", "required, missing") in found
     assert ("response", "0.invented", "not a property of the schema") in found
     assert ("route", "/finance/agreements/290", "no such operation in the spec") in found
@@ -448,27 +639,42 @@ def test_the_connectwise_checker_catches_what_connectwise_refuses():
 # --- HaloPSA ---------------------------------------------------------------------------------------
 
 
-_HALO_RECORDS = {"/Client": ("clients", "Area"), "/Item": ("items", "Item"),
-                 "/RecurringInvoice": ("invoices", "InvoiceHeader")}
+_HALO_RECORDS = {
+    "/Client": ("clients", "Area"),
+    "/Item": ("items", "Item"),
+    "/RecurringInvoice": ("invoices", "InvoiceHeader"),
+}
 
 
 def halo_records(template: str, answer: Any) -> list[tuple[Any, Any]]:
     """The records inside a Halo answer, each with the resource schema the spec gives it."""
+
     def header(record: Any) -> list[tuple[Any, Any]]:
         lines = record.get("lines") or [] if isinstance(record, dict) else []
         rest = {k: v for k, v in record.items() if k != "lines"} if isinstance(record, dict) else record
         return [({"$ref": "urn:spec0#/components/schemas/InvoiceHeader"}, rest)] + [
-            ({"$ref": "urn:spec0#/components/schemas/InvoiceDetail"}, line) for line in lines]
+            ({"$ref": "urn:spec0#/components/schemas/InvoiceDetail"}, line) for line in lines
+        ]
 
     def ref(name: str) -> dict[str, str]:
         return {"$ref": f"urn:spec0#/components/schemas/{name}"}
 
-    envelope = {"type": "object", "required": ["record_count"], "properties": {
-        "record_count": {"type": "integer"}, "page_no": {"type": "integer"}, "page_size": {"type": "integer"}}}
+    envelope = {
+        "type": "object",
+        "required": ["record_count"],
+        "properties": {
+            "record_count": {"type": "integer"},
+            "page_no": {"type": "integer"},
+            "page_size": {"type": "integer"},
+        },
+    }
     if template in _HALO_RECORDS:
         key, name = _HALO_RECORDS[template]
-        env = {**envelope, "required": ["record_count", key],
-               "properties": {**envelope["properties"], key: {"type": "array"}}}
+        env = {
+            **envelope,
+            "required": ["record_count", key],
+            "properties": {**envelope["properties"], key: {"type": "array"}},
+        }
         records = answer.get(key) if isinstance(answer, dict) else None
         found: list[tuple[Any, Any]] = [(env, answer)]
         for record in records or []:
@@ -503,8 +709,13 @@ def halo_checker() -> Checker:
 async def test_halo_traffic_matches_the_spec():
     check = halo_checker()
     sandbox = HaloSandbox.from_scenario(psa_scenario("halopsa"))
-    connector = HaloConnector(sandbox.base_url, sandbox.client_id, sandbox.client_secret,
-                              transport=recording(sandbox.handle, check), sleep=no_sleep)
+    connector = HaloConnector(
+        sandbox.base_url,
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=recording(sandbox.handle, check),
+        sleep=no_sleep,
+    )
     await drive_psa(connector)
     assert check.checked >= 25
     assert check.unchecked == {"GET /api/authinfo", "POST /auth/token"}
@@ -514,18 +725,29 @@ async def test_halo_traffic_matches_the_spec():
 def test_the_halo_checker_catches_what_the_spec_refuses():
     check = halo_checker()
     base = "https://sandbox.halopsa.com/api"
-    check(httpx.Request("POST", f"{base}/RecurringInvoice/Lines",
-                        json=[{"ihid": "290", "qty": 1, "total_price_converted": 1, "startdate": "soon"}]),
-          httpx.Response(201, json={"id": 1}))
-    check(httpx.Request("GET", f"{base}/Client?pageinate=yes&page_sized=10"),
-          httpx.Response(200, json={"clients": [{"id": "x"}]}))
+    check(
+        httpx.Request(
+            "POST",
+            f"{base}/RecurringInvoice/Lines",
+            json=[{"ihid": "290", "qty": 1, "total_price_converted": 1, "startdate": "soon"}],
+        ),
+        httpx.Response(201, json={"id": 1}),
+    )
+    check(
+        httpx.Request("GET", f"{base}/Client?pageinate=yes&page_sized=10"),
+        httpx.Response(200, json={"clients": [{"id": "x"}]}),
+    )
     found = {(v.where, v.field, v.rule.split(":")[0]) for v in check.violations}
     assert ("request", "0.ihid", "type") in found
     assert ("request", "0.qty", "not a property of the schema") in found
     assert ("request", "0.total_price_converted", "readOnly, sent in a request") in found
     assert ("request", "0.startdate", "not a date-time with an offset") in found
     assert ("response", "(status)", "201 not among ['200']") in found
-    assert ("query", "pageinate", "not a boolean") in found and ("query", "page_sized", "not a parameter of the operation") in found
+    assert ("query", "pageinate", "not a boolean") in found and (
+        "query",
+        "page_sized",
+        "not a parameter of the operation",
+    ) in found
     assert ("response", "(body)", "required") in found  # no record_count
     assert ("response", "id", "type") in found
 
@@ -543,7 +765,10 @@ PAX8_DOCUMENTED = [
 
 
 def pax8_checker() -> Checker:
-    files = [SPECS / "pax8" / "partner-endpoints.openapi.json", SPECS / "pax8" / "authentication.openapi.json"]
+    files = [
+        SPECS / "pax8" / "partner-endpoints.openapi.json",
+        SPECS / "pax8" / "authentication.openapi.json",
+    ]
     if not all(f.exists() for f in files):
         pytest.skip("no Pax8 spec")
     return Checker(Spec(files, "/v1"), documented=PAX8_DOCUMENTED)
@@ -551,11 +776,17 @@ def pax8_checker() -> Checker:
 
 async def test_pax8_traffic_matches_the_spec():
     check = pax8_checker()
-    scenario = Scenario.model_validate(json.loads(
-        (SHARED / "contract" / "examples" / "seed003_multi_product_arrears.json").read_text()))
+    scenario = Scenario.model_validate(
+        json.loads((SHARED / "contract" / "examples" / "seed003_multi_product_arrears.json").read_text())
+    )
     sandbox = Pax8Sandbox.from_scenario(scenario)
-    connector = Pax8Connector("sandbox", "sandbox", transport=recording(sandbox.handle, check), sleep=no_sleep,
-                              today=lambda: scenario.as_of)
+    connector = Pax8Connector(
+        "sandbox",
+        "sandbox",
+        transport=recording(sandbox.handle, check),
+        sleep=no_sleep,
+        today=lambda: scenario.as_of,
+    )
     companies = await connector.companies()
     await connector.company(companies[0].id)
     subscriptions = await connector.subscriptions()

@@ -89,8 +89,11 @@ def api():
         mock.post("/token").mock(return_value=token_response())
         # No published pricing (a 404, as for products whose pricing Pax8 does not publish): the
         # connector's price cross-check (engine.connectors.pax8, "Price and cost") finds no evidence.
-        mock.get(url__regex=r"/products/[^/]+/pricing").mock(return_value=httpx.Response(
-            404, json={"type": "NOT_FOUND", "message": "Product Not Found", "status": 404, "details": []}))
+        mock.get(url__regex=r"/products/[^/]+/pricing").mock(
+            return_value=httpx.Response(
+                404, json={"type": "NOT_FOUND", "message": "Product Not Found", "status": 404, "details": []}
+            )
+        )
         yield mock
 
 
@@ -729,15 +732,29 @@ async def test_one_company_lists_by_company_id_and_reads_history_only_for_change
     new = sub(id="s-new", quantity=2)
     listing = api.get("/subscriptions").mock(return_value=page([quiet, bumped, repriced, new], 0, 1))
     history = {
-        s["id"]: api.get(f"/subscriptions/{s['id']}/history").mock(return_value=httpx.Response(
-            200, json={"content": [s]})) for s in (quiet, bumped, repriced, new)
+        s["id"]: api.get(f"/subscriptions/{s['id']}/history").mock(
+            return_value=httpx.Response(200, json={"content": [s]})
+        )
+        for s in (quiet, bumped, repriced, new)
     }
 
     def stored(raw: dict, quantity: int) -> Subscription:
-        return Subscription(id=raw["id"], company_id="c1", product_id="p1", start_date=date(2020, 12, 1),
-                            unit_price=Decimal("10"), unit_cost=Decimal("8"),
-                            history=[HistoryRow(id=f"{raw['id']}-h1", action="initial", quantity=Decimal(quantity),
-                                                effective_date=date(2020, 12, 1))])
+        return Subscription(
+            id=raw["id"],
+            company_id="c1",
+            product_id="p1",
+            start_date=date(2020, 12, 1),
+            unit_price=Decimal("10"),
+            unit_cost=Decimal("8"),
+            history=[
+                HistoryRow(
+                    id=f"{raw['id']}-h1",
+                    action="initial",
+                    quantity=Decimal(quantity),
+                    effective_date=date(2020, 12, 1),
+                )
+            ],
+        )
 
     known = {"s-quiet": stored(quiet, 5), "s-bumped": stored(bumped, 6), "s-repriced": stored(repriced, 3)}
     got = {s.id: s for s in await connector.subscriptions(company_id="c1", changed_since=since, known=known)}
@@ -745,24 +762,31 @@ async def test_one_company_lists_by_company_id_and_reads_history_only_for_change
     assert set(got) == {"s-quiet", "s-bumped", "s-repriced", "s-new"}
     assert got["s-quiet"] is known["s-quiet"]  # unchanged: not read again
     assert [str(c.request.url) for c in listing.calls] == [
-        "https://api.pax8.com/v1/subscriptions?companyId=c1&page=0&size=200"]
+        "https://api.pax8.com/v1/subscriptions?companyId=c1&page=0&size=200"
+    ]
     assert {sid for sid, route in history.items() if route.called} == {"s-bumped", "s-repriced", "s-new"}
     assert got["s-repriced"].unit_price == Decimal("11")
 
 
 async def test_one_company_with_no_stamp_reads_every_history(connector, api):
     api.get("/subscriptions").mock(return_value=page([sub(id="s1")], 0, 1))
-    route = api.get("/subscriptions/s1/history").mock(return_value=httpx.Response(200, json={"content": [sub()]}))
+    route = api.get("/subscriptions/s1/history").mock(
+        return_value=httpx.Response(200, json={"content": [sub()]})
+    )
     known = {"s1": (await connector.subscriptions(company_id="c1"))[0]}
     await connector.subscriptions(company_id="c1", changed_since=None, known=known)
     assert route.call_count == 2  # no stamp to trust: every history is read
 
 
 async def test_company_reads_one_and_is_none_when_pax8_does_not_know_it(connector, api):
-    api.get("/companies/c1").mock(return_value=httpx.Response(
-        200, json={"id": "c1", "name": "Acme", "status": "Inactive"}))
-    api.get("/companies/nope").mock(return_value=httpx.Response(
-        404, json={"type": "NOT_FOUND", "message": "Company Not Found: nope", "status": 404}))
+    api.get("/companies/c1").mock(
+        return_value=httpx.Response(200, json={"id": "c1", "name": "Acme", "status": "Inactive"})
+    )
+    api.get("/companies/nope").mock(
+        return_value=httpx.Response(
+            404, json={"type": "NOT_FOUND", "message": "Company Not Found: nope", "status": 404}
+        )
+    )
     company = await connector.company("c1")
     assert (company.id, company.name, company.status) == ("c1", "Acme", "inactive")
     assert await connector.company("nope") is None
@@ -771,7 +795,9 @@ async def test_company_reads_one_and_is_none_when_pax8_does_not_know_it(connecto
 async def test_products_of_given_ids_reuse_the_listing_already_read(connector, api):
     listing = api.get("/subscriptions").mock(return_value=page([sub(id="s1", productId="p1")], 0, 1))
     api.get("/subscriptions/s1/history").mock(return_value=httpx.Response(200, json={"content": [sub()]}))
-    api.get("/products/p1").mock(return_value=httpx.Response(200, json={"id": "p1", "name": "Thing", "sku": "T-1"}))
+    api.get("/products/p1").mock(
+        return_value=httpx.Response(200, json={"id": "p1", "name": "Thing", "sku": "T-1"})
+    )
     api.get("/products/p2").mock(return_value=httpx.Response(200, json={"id": "p2", "name": "Other"}))
     api.get("/subscriptions/s1/usage-summaries").mock(return_value=page([], 0, 0))
     await connector.subscriptions()
@@ -786,4 +812,5 @@ async def test_products_of_given_ids_reuse_the_listing_already_read(connector, a
     products = await connector.products(["p2"])
     assert [(p.id, p.name) for p in products] == [("p2", "Other")]
     assert [str(c.request.url) for c in listing.calls[1:]] == [
-        "https://api.pax8.com/v1/subscriptions?productId=p2&page=0&size=200"]
+        "https://api.pax8.com/v1/subscriptions?productId=p2&page=0&size=200"
+    ]

@@ -21,14 +21,32 @@ def token() -> httpx.Response:
 
 
 def page(content: list[dict], number: int, total_pages: int, total: int | None = None) -> httpx.Response:
-    return httpx.Response(200, json={"content": content, "page": {
-        "size": 200, "totalElements": len(content) if total is None else total,
-        "totalPages": total_pages, "number": number}})
+    return httpx.Response(
+        200,
+        json={
+            "content": content,
+            "page": {
+                "size": 200,
+                "totalElements": len(content) if total is None else total,
+                "totalPages": total_pages,
+                "number": number,
+            },
+        },
+    )
 
 
 def sub(sid: str) -> dict:
-    return {"id": sid, "companyId": "c1", "productId": "p1", "quantity": 3, "status": "Active",
-            "startDate": "2020-12-01T08:30:00Z", "price": 10, "partnerCost": 8, "billingTerm": "Monthly"}
+    return {
+        "id": sid,
+        "companyId": "c1",
+        "productId": "p1",
+        "quantity": 3,
+        "status": "Active",
+        "startDate": "2020-12-01T08:30:00Z",
+        "price": 10,
+        "partnerCost": 8,
+        "billingTerm": "Monthly",
+    }
 
 
 @pytest.fixture
@@ -47,14 +65,28 @@ def api():
         mock.post("/token").mock(return_value=token())
         # No published pricing (a 404, as for products whose pricing Pax8 does not publish): the
         # connector's price cross-check (engine.connectors.pax8, "Price and cost") finds no evidence.
-        mock.get(url__regex=r"/products/[^/]+/pricing").mock(return_value=httpx.Response(
-            404, json={"type": "NOT_FOUND", "message": "Product Not Found", "status": 404, "details": []}))
+        mock.get(url__regex=r"/products/[^/]+/pricing").mock(
+            return_value=httpx.Response(
+                404, json={"type": "NOT_FOUND", "message": "Product Not Found", "status": 404, "details": []}
+            )
+        )
         yield mock
 
 
-ERROR_BODY = {"type": "INTERNAL", "message": "Upstream catalogue unavailable", "instance": "/public/v1/subscriptions",
-              "status": 500, "details": [{"type": "INTERNAL", "status": 500, "message": "try again later",
-                                          "instance": "/public/v1/subscriptions"}]}
+ERROR_BODY = {
+    "type": "INTERNAL",
+    "message": "Upstream catalogue unavailable",
+    "instance": "/public/v1/subscriptions",
+    "status": 500,
+    "details": [
+        {
+            "type": "INTERNAL",
+            "status": 500,
+            "message": "try again later",
+            "instance": "/public/v1/subscriptions",
+        }
+    ],
+}
 
 
 async def test_a_200_with_an_error_body_is_a_service_error(connector, api):
@@ -62,25 +94,33 @@ async def test_a_200_with_an_error_body_is_a_service_error(connector, api):
     with pytest.raises(ServiceError) as caught:
         await connector.subscriptions()
     text = str(caught.value)
-    assert "GET /subscriptions" in text and "Upstream catalogue unavailable" in text and "try again later" in text
+    assert (
+        "GET /subscriptions" in text
+        and "Upstream catalogue unavailable" in text
+        and "try again later" in text
+    )
     assert caught.value.status == 200
 
 
 @pytest.mark.parametrize("body", [b"", b"null", b"[]", b'"ok"', b"{not json"])
 async def test_an_empty_or_non_object_200_is_a_service_error(connector, api, body):
-    api.get("/companies").mock(return_value=httpx.Response(200, content=body,
-                                                           headers={"Content-Type": "application/json"}))
+    api.get("/companies").mock(
+        return_value=httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+    )
     with pytest.raises(ServiceError, match="GET /companies: answered 200"):
         await connector.companies()
 
 
-@pytest.mark.parametrize("body", [
-    {"content": [sub("a")]},  # no page block
-    {"page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}},  # no content
-    {"content": {"id": "a"}, "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}},
-    {"content": [sub("a")], "page": {"size": 500, "totalElements": 1, "totalPages": 1, "number": 0}},
-    {"content": [sub("a")], "page": {"size": 200, "totalElements": -1, "totalPages": 1, "number": 0}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": [sub("a")]},  # no page block
+        {"page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}},  # no content
+        {"content": {"id": "a"}, "page": {"size": 200, "totalElements": 1, "totalPages": 1, "number": 0}},
+        {"content": [sub("a")], "page": {"size": 500, "totalElements": 1, "totalPages": 1, "number": 0}},
+        {"content": [sub("a")], "page": {"size": 200, "totalElements": -1, "totalPages": 1, "number": 0}},
+    ],
+)
 async def test_a_list_that_is_not_a_page_envelope_is_refused(connector, api, body):
     api.get("/subscriptions").mock(return_value=httpx.Response(200, json=body))
     with pytest.raises(ServiceError, match=r"GET /subscriptions: not a valid PageBody \((content|page)"):
@@ -91,7 +131,9 @@ async def test_an_item_without_its_id_names_the_item(connector, api):
     bad = sub("b")
     del bad["id"]
     api.get("/subscriptions").mock(return_value=page([sub("a"), bad], 0, 1))
-    with pytest.raises(ServiceError, match=r"GET /subscriptions item 1: not a valid Subscription \(id: Field required"):
+    with pytest.raises(
+        ServiceError, match=r"GET /subscriptions item 1: not a valid Subscription \(id: Field required"
+    ):
         await connector.raw_subscriptions()
 
 
@@ -127,7 +169,9 @@ async def test_a_listing_over_the_byte_cap_is_stopped(connector, api):
         return page(big, number, 100, total=2000)
 
     api.get("/subscriptions").mock(side_effect=pages)
-    with pytest.raises(ServiceError, match=r"stopped after [\d,]+ bytes in 3 pages \(over the 50,000-byte cap\)"):
+    with pytest.raises(
+        ServiceError, match=r"stopped after [\d,]+ bytes in 3 pages \(over the 50,000-byte cap\)"
+    ):
         await connector.raw_subscriptions()
 
 

@@ -85,13 +85,16 @@ def assert_same_figures(held: ConsoleData, full: ConsoleData) -> None:
 
 
 def test_an_ignore_is_checked_against_the_held_plan_and_recomputes_only_its_customer(
-        scenario: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = new_store(scenario)
     core, _, feed = make_core(store)
     held = core.held
     assert held is not None
     line = next(x for x in held.plan.lines if x.kind == "recurring")
-    monkeypatch.setattr(actions, "current_plan", lambda *a, **k: pytest.fail("a fresh full plan was computed"))
+    monkeypatch.setattr(
+        actions, "current_plan", lambda *a, **k: pytest.fail("a fresh full plan was computed")
+    )
     monkeypatch.setattr(model, "load", lambda *a, **k: pytest.fail("a full recompute"))
     core.act(Act("ignore", keys=(line.subscription_id,), reason="customer pays direct"))
     assert feed and feed[-1].companies is not None and line.company_id in feed[-1].companies
@@ -114,7 +117,9 @@ def test_a_write_since_the_figures_refuses_the_action_and_recomputes(scenario: A
     actions.set_invoiced_through(store, date(2026, 11, 30))  # another operator, meanwhile
     with pytest.raises(StalePlan, match="changed since they were computed"):
         core.act(Act("ignore", keys=(line.subscription_id,)))
-    assert not store.snapshot(AS_OF).ignored or all(i.key != line.subscription_id for i in store.snapshot().ignored)
+    assert not store.snapshot(AS_OF).ignored or all(
+        i.key != line.subscription_id for i in store.snapshot().ignored
+    )
     assert feed and feed[-1].companies is None  # everything recomputed from the store as it is
     assert core.held is not None and core.held.invoiced_through == date(2026, 11, 30)
     core.act(Act("ignore", keys=(line.subscription_id,)))  # against the current figures: made
@@ -176,8 +181,12 @@ def _vendor_change(store: Store, company: str, qty: int) -> None:
     sub = subs[qty % len(subs)]
     last = sub.history[-1]
     day = max(last.effective_date + timedelta(days=1), date(2026, 11, 2))
-    row = HistoryRow(id=f"{sub.id}-h{len(sub.history) + 1}", action="increase", quantity=last.quantity + qty,
-                     effective_date=min(day, AS_OF))
+    row = HistoryRow(
+        id=f"{sub.id}-h{len(sub.history) + 1}",
+        action="increase",
+        quantity=last.quantity + qty,
+        effective_date=min(day, AS_OF),
+    )
     store.upsert_subscriptions([sub.model_copy(update={"history": [*sub.history, row]})])
 
 
@@ -190,21 +199,34 @@ def _psa_change(store: Store, company: str, qty: int) -> None:
     if not psa.lines:
         return
     target = psa.lines[qty % len(psa.lines)]
-    lines = [x.model_copy(update={"quantity": x.quantity + Decimal(qty)}) if x.id == target.id else x
-             for x in psa.lines]
-    store.write_psa_scope(company_ids=psa_ids, agreements=psa.agreements, lines=lines,
-                          line_agreement_ids=[a.id for a in psa.agreements])
+    lines = [
+        x.model_copy(update={"quantity": x.quantity + Decimal(qty)}) if x.id == target.id else x
+        for x in psa.lines
+    ]
+    store.write_psa_scope(
+        company_ids=psa_ids,
+        agreements=psa.agreements,
+        lines=lines,
+        line_agreement_ids=[a.id for a in psa.agreements],
+    )
 
 
-STEP = st.tuples(st.sampled_from(["ignore_sub", "ignore_line", "restore", "date", "map", "unmap", "vendor", "psa"]),
-                 st.integers(min_value=0, max_value=10_000), st.integers(min_value=1, max_value=5))
+STEP = st.tuples(
+    st.sampled_from(["ignore_sub", "ignore_line", "restore", "date", "map", "unmap", "vendor", "psa"]),
+    st.integers(min_value=0, max_value=10_000),
+    st.integers(min_value=1, max_value=5),
+)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(steps=st.lists(STEP, min_size=1, max_size=6))
 def test_the_incremental_plan_is_the_full_plan_after_any_actions_and_changes(
-        scenario: Any, steps: list[tuple[str, int, int]]) -> None:
+    scenario: Any, steps: list[tuple[str, int, int]]
+) -> None:
     store = new_store(scenario)
     core, workspace, _ = make_core(store)
     companies = sorted(c.id for c in scenario.vendor.companies)
@@ -216,16 +238,30 @@ def test_the_incremental_plan_is_the_full_plan_after_any_actions_and_changes(
             if kind in ("ignore_sub", "ignore_line") and lines:
                 line = lines[pick % len(lines)]
                 key = line.subscription_id if kind == "ignore_sub" else line.key
-                core.act(Act("ignore", keys=(key,), mode="until_restored" if pick % 2 else "this_change"
-                             if kind == "ignore_line" else "until_restored"))
+                core.act(
+                    Act(
+                        "ignore",
+                        keys=(key,),
+                        mode="until_restored"
+                        if pick % 2
+                        else "this_change"
+                        if kind == "ignore_line"
+                        else "until_restored",
+                    )
+                )
             elif kind == "restore" and held.ignored:
                 keys = sorted(held.ignored)
                 core.act(Act("restore", keys=(keys[pick % len(keys)],)))
             elif kind == "date":
                 creates = [x for x in lines if x.action == "create"]
                 if creates:
-                    core.act(Act("set_effective_date", keys=(creates[pick % len(creates)].key,),
-                                 day=date(2026, 12, 1) if qty % 2 else date(2027, 1, 1)))
+                    core.act(
+                        Act(
+                            "set_effective_date",
+                            keys=(creates[pick % len(creates)].key,),
+                            day=date(2026, 12, 1) if qty % 2 else date(2027, 1, 1),
+                        )
+                    )
             elif kind == "unmap":
                 mapped = [r.key for r in held.rows["customers"] if r.status != "not_mapped"]
                 if mapped:
@@ -233,9 +269,17 @@ def test_the_incremental_plan_is_the_full_plan_after_any_actions_and_changes(
             elif kind == "map":
                 unmapped = [r.key for r in held.rows["customers"] if r.status == "not_mapped"]
                 taken = {m.psa_id for m in store.snapshot().mappings.companies}
-                free = [p for p, _ in held.psa_companies if p not in taken] or [p for p, _ in held.psa_companies]
+                free = [p for p, _ in held.psa_companies if p not in taken] or [
+                    p for p, _ in held.psa_companies
+                ]
                 if unmapped and free:
-                    core.act(Act("map_company", vendor_id=unmapped[pick % len(unmapped)], psa_id=free[qty % len(free)]))
+                    core.act(
+                        Act(
+                            "map_company",
+                            vendor_id=unmapped[pick % len(unmapped)],
+                            psa_id=free[qty % len(free)],
+                        )
+                    )
             elif kind in ("vendor", "psa"):
                 company = companies[pick % len(companies)]
                 change = _vendor_change if kind == "vendor" else _psa_change

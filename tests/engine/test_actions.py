@@ -262,8 +262,9 @@ def test_bulk_ignore_is_one_transaction_and_refuses_all_on_one_bad_key(store: St
     message = refused(store, actions.ignore_many, ["S1:prorate:2020-08-05", "nope"], as_of=AS_OF)
     assert message == "Nothing to ignore: no proposed line or subscription is called 'nope'."
     assert actions.current_plan(store, AS_OF).model_dump_json() == before.model_dump_json()
-    actions.ignore_many(store, ["S1:prorate:2020-08-05", "S1:prorate:2020-08-17"], reason="waived", as_of=AS_OF,
-                        user="ann")
+    actions.ignore_many(
+        store, ["S1:prorate:2020-08-05", "S1:prorate:2020-08-17"], reason="waived", as_of=AS_OF, user="ann"
+    )
     plan = actions.current_plan(store, AS_OF)
     assert not {"S1:prorate:2020-08-05", "S1:prorate:2020-08-17"} & {line.key for line in plan.lines}
     assert plan.totals.ignored == 2

@@ -27,8 +27,11 @@ def _plans(scenario_kwargs: dict, as_of: str = "2021-03-18") -> tuple[str, str, 
     store = Store.memory()
     try:
         store.import_scenario(scenario)
-        return (reconcile(scenario).model_dump_json(), reconcile(store.snapshot()).model_dump_json(),
-                reconcile(*store.plan_inputs()).model_dump_json())
+        return (
+            reconcile(scenario).model_dump_json(),
+            reconcile(store.snapshot()).model_dump_json(),
+            reconcile(*store.plan_inputs()).model_dump_json(),
+        )
     finally:
         store.close()
 
@@ -36,11 +39,13 @@ def _plans(scenario_kwargs: dict, as_of: str = "2021-03-18") -> tuple[str, str, 
 def test_a_cancel_row_dated_after_as_of_is_not_taken_for_a_quiet_subscription() -> None:
     # Every increase is synced and the PSA line holds the quantity: quiet, but for the cancel row
     # dated next month, which the cancellation rule reads (it sets the line's cancelled date).
-    direct, full, fast_read = _plans(dict(
-        subs=[seat_sub("S1", ("2021-01-04", 3), ("2021-04-10", 0, "cancel"))],
-        lines=[psa_line("L1", 3, sub="S1")],
-        synced_keys=[synced("S1:prorate:2021-01-04", 3)],
-    ))
+    direct, full, fast_read = _plans(
+        dict(
+            subs=[seat_sub("S1", ("2021-01-04", 3), ("2021-04-10", 0, "cancel"))],
+            lines=[psa_line("L1", 3, sub="S1")],
+            synced_keys=[synced("S1:prorate:2021-01-04", 3)],
+        )
+    )
     assert '"kind":"cancel"' in direct
     assert full == direct
     assert fast_read == direct
@@ -49,12 +54,17 @@ def test_a_cancel_row_dated_after_as_of_is_not_taken_for_a_quiet_subscription() 
 @pytest.mark.parametrize("line_quantity", [4, 5])
 def test_a_quiet_subscription_plans_the_same_read_fast_or_in_full(line_quantity: int) -> None:
     # 4: the PSA line differs, so the quiet subscription's history is loaded after all.
-    direct, full, fast_read = _plans(dict(
-        subs=[seat_sub("S1", ("2021-01-04", 3), ("2021-02-10", 5), ("2021-02-20", 4), ("2021-02-20", 5))],
-        lines=[psa_line("L1", line_quantity, sub="S1")],
-        synced_keys=[synced("S1:prorate:2021-01-04", 3), synced("S1:prorate:2021-02-10", 5),
-                     synced("S1:prorate:2021-02-20", 5)],
-    ))
+    direct, full, fast_read = _plans(
+        dict(
+            subs=[seat_sub("S1", ("2021-01-04", 3), ("2021-02-10", 5), ("2021-02-20", 4), ("2021-02-20", 5))],
+            lines=[psa_line("L1", line_quantity, sub="S1")],
+            synced_keys=[
+                synced("S1:prorate:2021-01-04", 3),
+                synced("S1:prorate:2021-02-10", 5),
+                synced("S1:prorate:2021-02-20", 5),
+            ],
+        )
+    )
     assert full == direct
     assert fast_read == direct
 
@@ -86,9 +96,18 @@ def test_prorate_units_are_exact_whatever_was_asked_before(unit: str) -> None:
 def test_objects_built_without_validation_behave_like_validated_ones() -> None:
     row = {"id": "S1-h1", "action": "initial", "quantity": Decimal(3), "effective_date": date(2021, 1, 4)}
     history = [fast(HistoryRow, dict(row))]
-    data = {"id": "S1", "company_id": "acme", "product_id": "seat", "billing_term": "monthly",
-            "start_date": date(2021, 1, 4), "end_date": None, "unit_price": Decimal("6.00"),
-            "unit_cost": Decimal("5.00"), "status": "active", "cancelled_date": None}
+    data = {
+        "id": "S1",
+        "company_id": "acme",
+        "product_id": "seat",
+        "billing_term": "monthly",
+        "start_date": date(2021, 1, 4),
+        "end_date": None,
+        "unit_price": Decimal("6.00"),
+        "unit_cost": Decimal("5.00"),
+        "status": "active",
+        "cancelled_date": None,
+    }
     built = fast(Subscription, {**data, "history": history})
     validated = Subscription.model_validate({**data, "history": [row]})
     assert built == validated

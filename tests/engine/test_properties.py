@@ -109,7 +109,9 @@ def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_openin
         # A prorate worth $0.00 is no plan line (RULES.md §2): its month's seats are not counted.
         zero = {
             (int(key.rsplit(":", 1)[1][:4]), int(key.rsplit(":", 1)[1][5:7]))
-            for line in plan.lines if line.subscription_id == sub.id for key in line.records
+            for line in plan.lines
+            if line.subscription_id == sub.id
+            for key in line.records
         }
         for line in plan.lines:
             if line.kind == "prorate" and line.subscription_id == sub.id:
@@ -122,7 +124,11 @@ def test_with_thresholds_a_months_prorated_seats_equal_its_rise_above_the_openin
             rise = max(Decimal(0), peak - opening)
             assert prorated.get(month, Decimal(0)) <= rise
             peak_days = [d for d, q in by_day.items() if (d.year, d.month) == month and q == peak]
-            if month in zero or sub.unit_price == 0 or (peak_days and min(peak_days) == last_of_month(min(peak_days))):
+            if (
+                month in zero
+                or sub.unit_price == 0
+                or (peak_days and min(peak_days) == last_of_month(min(peak_days)))
+            ):
                 continue  # worth $0.00: no plan line, whether or not a line carries its key
             assert (
                 prorated.get(month, Decimal(0)) == rise

@@ -141,8 +141,13 @@ def test_a_line_on_an_older_agreement_is_updated_where_it_is_not_billed_twice() 
     """The customer's newer agreement is where new lines go, but the subscription's own line lives on
     the older one: that line is updated in place — a second recurring line on the newer agreement
     would bill every seat twice."""
-    newer = {"id": "AG2", "company_id": "P1", "name": "Acme 2026", "start_date": "2020-01-01",
-             "billing_period": "monthly"}
+    newer = {
+        "id": "AG2",
+        "company_id": "P1",
+        "name": "Acme 2026",
+        "start_date": "2020-01-01",
+        "billing_period": "monthly",
+    }
     plan = plan_of(
         "2020-09-20",
         subs=[seat_sub("S1", ("2019-01-01", 270), ("2020-08-05", 283))],

@@ -27,9 +27,14 @@ AS_OF = date(2026, 11, 21)
 POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
 STORES = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set")]),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
+        ],
+    ),
 ]
 
 
@@ -82,29 +87,44 @@ def test_every_operator_action_moves_the_revision(store: Store, scenario: Any) -
     recurring = first_line(store, LineKind.RECURRING)
     assert moves(store, lambda: actions.ignore(store, recurring.key, reason="test", as_of=AS_OF))
     assert moves(store, lambda: actions.restore(store, recurring.key))
-    assert moves(store, lambda: actions.set_effective_date(store, recurring.key, date(2027, 1, 1),
-                                                           as_of=AS_OF))
+    assert moves(
+        store, lambda: actions.set_effective_date(store, recurring.key, date(2027, 1, 1), as_of=AS_OF)
+    )
     assert moves(store, lambda: actions.clear_effective_date(store, recurring.key))
     assert moves(store, lambda: actions.set_invoiced_through(store, date(2026, 11, 30)))
     vendor, psa = scenario.vendor.companies[0].id, scenario.psa.companies[0].id
     assert moves(store, lambda: actions.unmap_company(store, vendor))
     assert moves(store, lambda: actions.map_company(store, vendor, psa))
     binding = scenario.mappings.products[0]
-    assert moves(store, lambda: actions.unbind_product(store, binding.vendor_product_id,
-                                                       sub_product=binding.sub_product))
+    assert moves(
+        store,
+        lambda: actions.unbind_product(store, binding.vendor_product_id, sub_product=binding.sub_product),
+    )
 
 
 def test_imports_refresh_writes_and_settings_move_the_revision(store: Store, scenario: Any) -> None:
     assert moves(store, lambda: store.import_scenario(scenario))
     assert moves(store, lambda: store.replace_psa(scenario.psa))
     assert moves(store, lambda: store.write_psa_refresh(scenario.psa, settings={"psa_refreshed_at": "x"}))
-    assert moves(store, lambda: store.write_vendor_refresh(
-        companies=scenario.vendor.companies, products=scenario.vendor.products,
-        subscriptions=scenario.vendor.subscriptions[:3], usage=[], usage_scope=set(), full=False))
+    assert moves(
+        store,
+        lambda: store.write_vendor_refresh(
+            companies=scenario.vendor.companies,
+            products=scenario.vendor.products,
+            subscriptions=scenario.vendor.subscriptions[:3],
+            usage=[],
+            usage_scope=set(),
+            full=False,
+        ),
+    )
     assert moves(store, lambda: store.upsert_subscriptions(scenario.vendor.subscriptions[:1]))
     assert moves(store, lambda: store.replace_usage(scenario.vendor.usage[:1]))
-    assert moves(store, lambda: store.save_settings(scenario.settings.model_copy(
-        update={"invoiced_through": date(2026, 10, 31)})))
+    assert moves(
+        store,
+        lambda: store.save_settings(
+            scenario.settings.model_copy(update={"invoiced_through": date(2026, 10, 31)})
+        ),
+    )
 
 
 def test_sync_journal_and_synced_records_move_the_revision(store: Store) -> None:
@@ -116,15 +136,37 @@ def test_sync_journal_and_synced_records_move_the_revision(store: Store) -> None
 
     def claim_it() -> None:
         claim["c"] = journal.claim(
-            key=line.key, fingerprint=line.fingerprint, batch="b1", psa="connectwise", action=line.action,
-            kind=line.kind.value, agreement_id=line.psa_agreement_id, company_id=line.company_id,
-            company=None, record_only=False, line=line.model_dump(mode="json"), request={}, owner="o",
-            user="u")
+            key=line.key,
+            fingerprint=line.fingerprint,
+            batch="b1",
+            psa="connectwise",
+            action=line.action,
+            kind=line.kind.value,
+            agreement_id=line.psa_agreement_id,
+            company_id=line.company_id,
+            company=None,
+            record_only=False,
+            line=line.model_dump(mode="json"),
+            request={},
+            owner="o",
+            user="u",
+        )
 
     assert moves(store, claim_it)
-    assert moves(store, lambda: journal.mark_done(
-        claim["c"].row, outcome="written", psa_line=None, quantity=line.quantity, synced_on=AS_OF, user="u",
-        audit_action="sync.create", before=None, after={}))
+    assert moves(
+        store,
+        lambda: journal.mark_done(
+            claim["c"].row,
+            outcome="written",
+            psa_line=None,
+            quantity=line.quantity,
+            synced_on=AS_OF,
+            user="u",
+            audit_action="sync.create",
+            before=None,
+            after={},
+        ),
+    )
     with store.session() as s:
         assert s.get(t.SyncedKeyRow, line.key) is not None
 
@@ -148,14 +190,19 @@ def test_reads_audit_rollbacks_and_the_saved_state_leave_it_alone(store: Store) 
 
     assert not moves(store, rolled_back)
     revision = pc.store_revision(store)
-    assert not moves(store, lambda: pc.save_state(store, "console", revision=revision, as_of=AS_OF,
-                                                  today=AS_OF, code="c", view=b"v", plan=b"p"))
+    assert not moves(
+        store,
+        lambda: pc.save_state(
+            store, "console", revision=revision, as_of=AS_OF, today=AS_OF, code="c", view=b"v", plan=b"p"
+        ),
+    )
 
 
 def test_a_write_by_another_store_handle_makes_the_saved_state_stale(url: str, store: Store) -> None:
     revision = pc.store_revision(store)
-    assert pc.save_state(store, "console", revision=revision, as_of=AS_OF, today=AS_OF, code="c",
-                         view=b"rows", plan=b"plan")
+    assert pc.save_state(
+        store, "console", revision=revision, as_of=AS_OF, today=AS_OF, code="c", view=b"rows", plan=b"plan"
+    )
     saved = pc.load_state(store, "console")
     assert saved is not None and (saved.view, saved.plan) == (b"rows", b"plan")
     assert saved.current_for(pc.store_revision(store), AS_OF, AS_OF, "c")
@@ -175,10 +222,12 @@ def test_a_write_by_another_store_handle_makes_the_saved_state_stale(url: str, s
 def test_a_state_from_an_older_revision_never_replaces_a_newer_one(store: Store) -> None:
     revision = pc.store_revision(store)
     assert revision is not None
-    assert pc.save_state(store, "console", revision=revision + 5, as_of=None, today=AS_OF, code="c",
-                         view=b"newer", plan=b"")
-    assert not pc.save_state(store, "console", revision=revision, as_of=None, today=AS_OF, code="c",
-                             view=b"older", plan=b"")
+    assert pc.save_state(
+        store, "console", revision=revision + 5, as_of=None, today=AS_OF, code="c", view=b"newer", plan=b""
+    )
+    assert not pc.save_state(
+        store, "console", revision=revision, as_of=None, today=AS_OF, code="c", view=b"older", plan=b""
+    )
     saved = pc.load_state(store, "console", plan=False)
     assert saved is not None and saved.view == b"newer" and saved.plan is None
     pc.discard_state(store)
@@ -193,8 +242,9 @@ def test_a_store_without_the_revision_table_saves_nothing_and_is_never_current(t
     store = Store(f"sqlite:///{path}", migrate=False)
     try:
         assert pc.store_revision(store) is None
-        assert not pc.save_state(store, "console", revision=None, as_of=None, today=AS_OF, code="c",
-                                 view=b"", plan=b"")
+        assert not pc.save_state(
+            store, "console", revision=None, as_of=None, today=AS_OF, code="c", view=b"", plan=b""
+        )
         assert pc.load_state(store, "console") is None
         with store.engine.begin() as conn:  # writes still work (no hook to trip over)
             conn.execute(text("CREATE TABLE x (a int)"))

@@ -18,19 +18,35 @@ async def main(url: str, lock_wait: float) -> dict:
     workspace.store = Store(url)  # … refreshing the shared store, as `trueup refresh` on a team database
     stages: list[str] = []
     try:
-        result = await workspace.refresh(lambda p: stages.append(f"{p.stage}: {p.message}"), full=True,
-                                         ) if lock_wait < 0 else await _refresh(workspace, stages, lock_wait)
+        result = (
+            await workspace.refresh(
+                lambda p: stages.append(f"{p.stage}: {p.message}"),
+                full=True,
+            )
+            if lock_wait < 0
+            else await _refresh(workspace, stages, lock_wait)
+        )
     finally:
         await workspace.aclose()
-    return {"ok": result.ok, "errors": result.errors, "waiting": [s for s in stages if s.startswith("waiting")]}
+    return {
+        "ok": result.ok,
+        "errors": result.errors,
+        "waiting": [s for s in stages if s.startswith("waiting")],
+    }
 
 
 async def _refresh(workspace, stages, lock_wait):
     from engine.refresh import refresh
 
-    return await refresh(workspace.store, workspace.vendor, workspace.psa,
-                         lambda p: stages.append(f"{p.stage}: {p.message}"), full=True,
-                         today=workspace.today(), lock_wait=lock_wait)
+    return await refresh(
+        workspace.store,
+        workspace.vendor,
+        workspace.psa,
+        lambda p: stages.append(f"{p.stage}: {p.message}"),
+        full=True,
+        today=workspace.today(),
+        lock_wait=lock_wait,
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def _pick(scenario: Scenario, *, skip: str | None = None) -> str:
     for company in scenario.vendor.companies:
         if company.id == skip or company.id not in mapped:
             continue
-        subs = [s for s in scenario.vendor.subscriptions if s.company_id == company.id and s.status == "active"]
+        subs = [
+            s for s in scenario.vendor.subscriptions if s.company_id == company.id and s.status == "active"
+        ]
         seats = [s for s in subs if kinds[s.product_id] == "seat" and s.history]
         usage = [s for s in subs if kinds[s.product_id] != "seat"]
         if len(seats) >= 3:
@@ -58,14 +60,20 @@ def scope(snapshot: Scenario, vendor_id: str, psa_ids: set[str]) -> dict[str, An
     return {
         "company": [c.model_dump() for c in snapshot.vendor.companies if c.id == vendor_id],
         "subscriptions": [s.model_dump() for s in subs],
-        "usage": sorted((u.model_dump() for u in snapshot.vendor.usage if u.subscription_id in sub_ids), key=str),
+        "usage": sorted(
+            (u.model_dump() for u in snapshot.vendor.usage if u.subscription_id in sub_ids), key=str
+        ),
         "agreements": [a.model_dump() for a in agreements],
-        "lines": sorted((line.model_dump() for line in snapshot.psa.lines if line.agreement_id in agreement_ids),
-                        key=lambda d: d["id"]),
+        "lines": sorted(
+            (line.model_dump() for line in snapshot.psa.lines if line.agreement_id in agreement_ids),
+            key=lambda d: d["id"],
+        ),
     }
 
 
-def rest(snapshot: Scenario, vendor_id: str, psa_ids: set[str], gone: set[str] = frozenset()) -> dict[str, Any]:
+def rest(
+    snapshot: Scenario, vendor_id: str, psa_ids: set[str], gone: set[str] = frozenset()
+) -> dict[str, Any]:
     """Everything else in the store (`gone`: subscription ids that left the customer)."""
     mine = {s.id for s in snapshot.vendor.subscriptions if s.company_id == vendor_id} | gone
     agreements = {a.id for a in snapshot.psa.agreements if a.company_id in psa_ids}
@@ -81,11 +89,20 @@ def rest(snapshot: Scenario, vendor_id: str, psa_ids: set[str], gone: set[str] =
 async def _new_line(workspace: Workspace, snapshot: Scenario, psa_company: str, key: str) -> None:
     agreement = next(a for a in snapshot.psa.agreements if a.company_id == psa_company)
     product = snapshot.psa.products[0]
-    await workspace.psa.create_line(LineWrite(
-        key=key, agreement_id=agreement.id, product_id=product.id, kind="recurring", quantity=Decimal("4"),
-        unit_price=Decimal("12.34"), unit_cost=Decimal("9.87"), effective_date=snapshot.as_of.replace(day=1),
-        end_date=None, description="added in the PSA meanwhile",
-    ))
+    await workspace.psa.create_line(
+        LineWrite(
+            key=key,
+            agreement_id=agreement.id,
+            product_id=product.id,
+            kind="recurring",
+            quantity=Decimal("4"),
+            unit_price=Decimal("12.34"),
+            unit_cost=Decimal("9.87"),
+            effective_date=snapshot.as_of.replace(day=1),
+            end_date=None,
+            description="added in the PSA meanwhile",
+        )
+    )
 
 
 @pytest.mark.parametrize("psa", ["connectwise", "halopsa", "autotask"])
@@ -99,18 +116,30 @@ async def test_targeted_refresh_equals_a_full_refresh_for_that_customer_and_touc
     kinds = _kinds(demo)
     pax8 = workspace.sandboxes["pax8"]
     on = demo.as_of + timedelta(days=1)
-    seats = [s for s in demo.vendor.subscriptions
-             if s.company_id == x and s.status == "active" and kinds[s.product_id] == "seat" and s.history]
+    seats = [
+        s
+        for s in demo.vendor.subscriptions
+        if s.company_id == x and s.status == "active" and kinds[s.product_id] == "seat" and s.history
+    ]
     bumped, cancelled, dropped = seats[0], seats[1], seats[2]
     pax8.change_quantity(bumped.id, bumped.history[-1].quantity + 3, on=on)
     pax8.cancel(cancelled.id, on=on)
     del pax8.subscriptions[dropped.id]  # Pax8 no longer lists it
-    new = Subscription(id="0d6f5a4e-1111-4222-8333-444455556666", company_id=x, product_id=bumped.product_id,
-                       start_date=on, unit_price=bumped.unit_price, unit_cost=bumped.unit_cost,
-                       history=[HistoryRow(id="n-h1", action="initial", quantity=Decimal("2"), effective_date=on)])
+    new = Subscription(
+        id="0d6f5a4e-1111-4222-8333-444455556666",
+        company_id=x,
+        product_id=bumped.product_id,
+        start_date=on,
+        unit_price=bumped.unit_price,
+        unit_cost=bumped.unit_cost,
+        history=[HistoryRow(id="n-h1", action="initial", quantity=Decimal("2"), effective_date=on)],
+    )
     pax8.add_subscription(new)
-    other = next(s for s in demo.vendor.subscriptions
-                 if s.company_id == y and s.status == "active" and kinds[s.product_id] == "seat" and s.history)
+    other = next(
+        s
+        for s in demo.vendor.subscriptions
+        if s.company_id == y and s.status == "active" and kinds[s.product_id] == "seat" and s.history
+    )
     pax8.change_quantity(other.id, other.history[-1].quantity + 1, on=on)  # another customer: not read now
     before = workspace.store.snapshot()
     await _new_line(workspace, before, next(iter(x_psa)), f"{bumped.id}:recurring-x")
@@ -157,20 +186,32 @@ def _failing(handler, path_part: str, status: int, body: dict):
     return handle
 
 
-async def test_a_psa_error_leaves_the_psa_side_as_it_was_and_the_vendor_side_still_refreshes(demos, monkeypatch):
+async def test_a_psa_error_leaves_the_psa_side_as_it_was_and_the_vendor_side_still_refreshes(
+    demos, monkeypatch
+):
     demo = demos["connectwise"]
     workspace = Workspace.sandbox_from_scenario(demo)
     await workspace.refresh()
     x = _pick(demo)
     x_psa = _psa_ids(demo, x)
-    sub = next(s for s in demo.vendor.subscriptions
-               if s.company_id == x and s.status == "active" and s.history and _kinds(demo)[s.product_id] == "seat")
-    workspace.sandboxes["pax8"].change_quantity(sub.id, sub.history[-1].quantity + 5, on=demo.as_of + timedelta(days=1))
+    sub = next(
+        s
+        for s in demo.vendor.subscriptions
+        if s.company_id == x and s.status == "active" and s.history and _kinds(demo)[s.product_id] == "seat"
+    )
+    workspace.sandboxes["pax8"].change_quantity(
+        sub.id, sub.history[-1].quantity + 5, on=demo.as_of + timedelta(days=1)
+    )
     before = workspace.store.snapshot()
     await _new_line(workspace, before, next(iter(x_psa)), f"{sub.id}:recurring-x")
     cw = workspace.sandboxes["connectwise"]
-    monkeypatch.setattr(cw, "handle", _failing(cw.handle, "/additions", 403,
-                                               {"code": "Forbidden", "message": "Member lacks Agreement Additions"}))
+    monkeypatch.setattr(
+        cw,
+        "handle",
+        _failing(
+            cw.handle, "/additions", 403, {"code": "Forbidden", "message": "Member lacks Agreement Additions"}
+        ),
+    )
 
     result = await workspace.refresh_customer(x)
 
@@ -190,12 +231,21 @@ async def test_a_vendor_error_leaves_the_customer_as_it_was(demos, monkeypatch):
     x = _pick(demo)
     x_psa = _psa_ids(demo, x)
     pax8 = workspace.sandboxes["pax8"]
-    sub = next(s for s in demo.vendor.subscriptions if s.company_id == x and s.status == "active" and s.history)
+    sub = next(
+        s for s in demo.vendor.subscriptions if s.company_id == x and s.status == "active" and s.history
+    )
     pax8.change_quantity(sub.id, sub.history[-1].quantity + 1, on=demo.as_of + timedelta(days=1))
     before = workspace.store.snapshot()
-    monkeypatch.setattr(pax8, "handle", _failing(pax8.handle, "/history", 400,
-                                                 {"type": "BAD_REQUEST", "message": "History is unavailable",
-                                                  "status": 400}))
+    monkeypatch.setattr(
+        pax8,
+        "handle",
+        _failing(
+            pax8.handle,
+            "/history",
+            400,
+            {"type": "BAD_REQUEST", "message": "History is unavailable", "status": 400},
+        ),
+    )
     result = await workspace.refresh_customer(x)
     assert len(result.errors) == 1 and "History is unavailable" in result.errors[0]
     after = workspace.store.snapshot()
@@ -218,9 +268,16 @@ async def test_an_unknown_company_is_refused_and_nothing_is_written(demos, monke
     x = _pick(demo)
     await _new_line(workspace, workspace.store.snapshot(), next(iter(_psa_ids(demo, x))), "k:recurring-x")
     pax8 = workspace.sandboxes["pax8"]
-    monkeypatch.setattr(pax8, "handle", _failing(pax8.handle, f"/companies/{x}", 404,
-                                                 {"type": "NOT_FOUND", "message": f"Company Not Found: {x}",
-                                                  "status": 404}))
+    monkeypatch.setattr(
+        pax8,
+        "handle",
+        _failing(
+            pax8.handle,
+            f"/companies/{x}",
+            404,
+            {"type": "NOT_FOUND", "message": f"Company Not Found: {x}", "status": 404},
+        ),
+    )
     with pytest.raises(UnknownCompany, match=f"pax8 has no company '{x}'"):
         await refresh_customer(workspace.store, workspace.vendor, workspace.psa, x, today=demo.as_of)
     assert workspace.store.snapshot().model_dump(mode="json") == before
@@ -261,7 +318,9 @@ def test_refresh_company_command(tmp_path, monkeypatch):
     assert "no vendor company has the id or exact name 'Nobody Ltd'" in result.output
 
 
-async def test_the_periodic_sweep_lists_subscriptions_once_and_never_reads_the_whole_store(demos, monkeypatch):
+async def test_the_periodic_sweep_lists_subscriptions_once_and_never_reads_the_whole_store(
+    demos, monkeypatch
+):
     demo = demos["connectwise"]
     workspace = Workspace.sandbox_from_scenario(demo)
     assert (await workspace.refresh()).ok

@@ -16,12 +16,16 @@ from sqlmodel import SQLModel
 
 from engine.refresh import SETTING_PSA_AT, SETTING_VENDOR_AT
 from engine.sandbox.demo import build_demo_scenario
-from engine.store import tables as t
 from engine.store.database import PSA_TABLES, VENDOR_TABLES
 from engine.workspace import Workspace
 
-PAX8_ERROR_200 = {"type": "INTERNAL_SERVER_ERROR", "message": "Subscriptions are temporarily unavailable",
-                  "instance": "/public/v1/subscriptions", "status": 500, "details": []}
+PAX8_ERROR_200 = {
+    "type": "INTERNAL_SERVER_ERROR",
+    "message": "Subscriptions are temporarily unavailable",
+    "instance": "/public/v1/subscriptions",
+    "status": 500,
+    "details": [],
+}
 EMPTY_PAGE = {"content": [], "page": {"size": 200, "totalElements": 0, "totalPages": 0, "number": 0}}
 
 
@@ -69,7 +73,9 @@ async def refreshed(demo: Any) -> Workspace:
 async def test_a_200_error_body_from_pax8_leaves_every_vendor_table_as_it_was(demo, monkeypatch):
     workspace = await refreshed(demo)
     vendor_before = dump(workspace.store, VENDOR_TABLES)
-    stamps = settings_of(workspace.store, SETTING_VENDOR_AT, "refresh.vendor.changed_since", "refresh.vendor.full_at")
+    stamps = settings_of(
+        workspace.store, SETTING_VENDOR_AT, "refresh.vendor.changed_since", "refresh.vendor.full_at"
+    )
     pax8 = workspace.sandboxes["pax8"]
     monkeypatch.setattr(pax8, "handle", answering(pax8.handle, "/subscriptions", 200, PAX8_ERROR_200))
 
@@ -89,8 +95,13 @@ async def test_both_sides_failing_leaves_every_table_as_it_was(demo, monkeypatch
     before = dump(workspace.store)
     pax8, cw = workspace.sandboxes["pax8"], workspace.sandboxes["connectwise"]
     monkeypatch.setattr(pax8, "handle", answering(pax8.handle, "/companies", 200, None))
-    monkeypatch.setattr(cw, "handle", answering(cw.handle, "/finance/agreements", 401,
-                                                {"code": "Unauthorized", "message": "Bad credentials"}))
+    monkeypatch.setattr(
+        cw,
+        "handle",
+        answering(
+            cw.handle, "/finance/agreements", 401, {"code": "Unauthorized", "message": "Bad credentials"}
+        ),
+    )
     result = await workspace.refresh(full=True)
     assert len(result.errors) == 2, result.errors
     assert dump(workspace.store) == before
@@ -107,7 +118,9 @@ async def test_zero_subscriptions_where_the_store_has_them_is_held(demo, monkeyp
 
     result = await workspace.refresh(full=True)
 
-    assert [h.message for h in result.held] == [f"Pax8 returned 0 subscriptions (was {stored}) — keep the store?"]
+    assert [h.message for h in result.held] == [
+        f"Pax8 returned 0 subscriptions (was {stored}) — keep the store?"
+    ]
     assert any("Pax8 returned 0 subscriptions" in e and "--accept-empty" in e for e in result.errors)
     assert dump(workspace.store, VENDOR_TABLES) == vendor_before
     assert len(workspace.plan().lines) == lines_before
@@ -132,7 +145,9 @@ async def test_zero_psa_lines_where_the_store_has_them_is_held(psa, monkeypatch)
     monkeypatch.setattr(workspace.psa, "lines", no_lines)
     result = await workspace.refresh()
     title = {"connectwise": "ConnectWise", "halopsa": "HaloPSA"}[psa]
-    assert [h.message for h in result.held] == [f"{title} returned 0 lines (was {stored_lines}) — keep the store?"]
+    assert [h.message for h in result.held] == [
+        f"{title} returned 0 lines (was {stored_lines}) — keep the store?"
+    ]
     assert dump(workspace.store, PSA_TABLES) == psa_before
     assert workspace.store.get_setting(SETTING_PSA_AT) is not None
     await workspace.aclose()
@@ -140,15 +155,19 @@ async def test_zero_psa_lines_where_the_store_has_them_is_held(psa, monkeypatch)
 
 async def test_one_customer_returning_no_subscriptions_is_held(demo, monkeypatch):
     workspace = await refreshed(demo)
-    company = next(c for c in demo.vendor.companies
-                   if sum(1 for s in demo.vendor.subscriptions if s.company_id == c.id) >= 2)
+    company = next(
+        c
+        for c in demo.vendor.companies
+        if sum(1 for s in demo.vendor.subscriptions if s.company_id == c.id) >= 2
+    )
     stored = len(workspace.store.subscriptions_where(company_id=company.id, with_history=False))
     before = dump(workspace.store, VENDOR_TABLES)
     pax8 = workspace.sandboxes["pax8"]
     monkeypatch.setattr(pax8, "handle", answering(pax8.handle, "/subscriptions", 200, EMPTY_PAGE))
     result = await workspace.refresh_customer(company.id)
     assert [h.message for h in result.held] == [
-        f"Pax8 returned 0 subscriptions for company {company.id} (was {stored}) — keep the store?"]
+        f"Pax8 returned 0 subscriptions for company {company.id} (was {stored}) — keep the store?"
+    ]
     assert dump(workspace.store, VENDOR_TABLES) == before
     await workspace.aclose()
 
@@ -195,12 +214,25 @@ def test_trueup_sync_does_not_plan_on_a_failed_refresh(cli_workspace, monkeypatc
     from tui.cli import main
 
     cw = cli_workspace.sandboxes["connectwise"]
-    monkeypatch.setattr(cw, "handle", answering(cw.handle, "/company/companies", 401,
-                                                {"code": "Unauthorized", "message": "Bad credentials"}))
+    monkeypatch.setattr(
+        cw,
+        "handle",
+        answering(
+            cw.handle, "/company/companies", 401, {"code": "Unauthorized", "message": "Bad credentials"}
+        ),
+    )
     pax8 = cli_workspace.sandboxes["pax8"]
-    monkeypatch.setattr(pax8, "handle", answering(pax8.handle, "/token", 401,
-                                                  {"error": "access_denied", "error_description": "Unauthorized"},
-                                                  method="POST"))
+    monkeypatch.setattr(
+        pax8,
+        "handle",
+        answering(
+            pax8.handle,
+            "/token",
+            401,
+            {"error": "access_denied", "error_description": "Unauthorized"},
+            method="POST",
+        ),
+    )
     result = CliRunner().invoke(main, ["sync", "--dry-run"])
     assert result.exit_code == 1, result.output
     assert "Nothing to write" not in result.output

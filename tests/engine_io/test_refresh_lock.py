@@ -25,11 +25,19 @@ WORKER = HERE / "refresh_worker.py"
 POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=[
-        pytest.mark.postgres, pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set")]),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param(
+            "postgres",
+            id="postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
+            ],
+        ),
+    ]
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'team.db'}"
@@ -61,8 +69,14 @@ async def team_store(store_url: str) -> str:
 
 def start(url: str, lock_wait: float = 600) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(WORKER), url, str(lock_wait)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, str(lock_wait)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def outcome(process: subprocess.Popen[str]) -> dict:
@@ -107,11 +121,14 @@ def test_a_waiting_refresh_names_the_holder_and_one_that_gives_up_writes_nothing
 
 
 def test_a_killed_holder_frees_the_lock(team_store):
-    code = ("import sys, time; from engine.store import Store; s = Store(sys.argv[1]); "
-            "h = s.locks.try_acquire('refresh'); print('held' if h else 'busy', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from engine.store import Store; s = Store(sys.argv[1]); "
+        "h = s.locks.try_acquire('refresh'); print('held' if h else 'busy', flush=True); time.sleep(60)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    holder = subprocess.Popen([sys.executable, "-c", code, team_store], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, team_store], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         store = Store(team_store)

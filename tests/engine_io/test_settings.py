@@ -143,11 +143,14 @@ def test_env_only_configuration(monkeypatch, tmp_path):
     assert config.psa.selected.base_url == "https://acme.halopsa.com"
 
 
-@pytest.mark.parametrize("section,key,env", [
-    ("[vendor.pax8]\nclient_id = 'x'\n", "vendor.pax8.client_secret", "TRUEUP_PAX8_CLIENT_SECRET"),
-    ("[psa.connectwise]\nsite = 'x'\n", "psa.connectwise.private_key", "TRUEUP_CONNECTWISE_PRIVATE_KEY"),
-    ("[psa.autotask]\nusername = 'x'\n", "psa.autotask.secret", "TRUEUP_AUTOTASK_SECRET"),
-])
+@pytest.mark.parametrize(
+    "section,key,env",
+    [
+        ("[vendor.pax8]\nclient_id = 'x'\n", "vendor.pax8.client_secret", "TRUEUP_PAX8_CLIENT_SECRET"),
+        ("[psa.connectwise]\nsite = 'x'\n", "psa.connectwise.private_key", "TRUEUP_CONNECTWISE_PRIVATE_KEY"),
+        ("[psa.autotask]\nusername = 'x'\n", "psa.autotask.secret", "TRUEUP_AUTOTASK_SECRET"),
+    ],
+)
 def test_secret_in_file_refused(tmp_path, section, key, env):
     name = key.rsplit(".", 1)[1]
     path = write(tmp_path, section + f"{name} = 'hunter2'\n")
@@ -165,20 +168,29 @@ def test_secret_in_nested_env_refused(monkeypatch, tmp_path):
 
 
 def test_errors_name_file_key_and_problem(tmp_path):
-    path = write(tmp_path, CONFIG.replace('client_id = "cid"\n', "").replace("refresh_interval = 120",
-                                                                              'refresh_interval = "soon"'))
+    path = write(
+        tmp_path,
+        CONFIG.replace('client_id = "cid"\n', "").replace(
+            "refresh_interval = 120", 'refresh_interval = "soon"'
+        ),
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     lines = str(info.value).splitlines()
     assert any(line.startswith(f"{path}: psa.connectwise.client_id: required") for line in lines), lines
-    assert any(line.startswith(f"{path}: console.refresh_interval:") and "'soon'" in line for line in lines), lines
+    assert any(
+        line.startswith(f"{path}: console.refresh_interval:") and "'soon'" in line for line in lines
+    ), lines
     assert "Traceback" not in str(info.value)
 
 
 def test_error_names_env_var(monkeypatch, tmp_path):
     monkeypatch.setenv("TRUEUP_CONSOLE__REFRESH_INTERVAL", "often")
-    with pytest.raises(ConfigError, match=r"environment variable TRUEUP_CONSOLE__REFRESH_INTERVAL: "
-                                           r"console\.refresh_interval"):
+    with pytest.raises(
+        ConfigError,
+        match=r"environment variable TRUEUP_CONSOLE__REFRESH_INTERVAL: "
+        r"console\.refresh_interval",
+    ):
         load_config(tmp_path / "missing.toml")
 
 
@@ -206,5 +218,7 @@ def test_secret_from_env_then_keyring(monkeypatch, clean_env):
 def test_missing_secret_says_how_to_set_it():
     keyring.set_keyring(NoKeyring())
     assert get_secret("connectwise") is None  # no backend is "no secret", not a crash
-    with pytest.raises(ConfigError, match=r"TRUEUP_CONNECTWISE_PRIVATE_KEY or run `trueup login connectwise`"):
+    with pytest.raises(
+        ConfigError, match=r"TRUEUP_CONNECTWISE_PRIVATE_KEY or run `trueup login connectwise`"
+    ):
         require_secret("connectwise")

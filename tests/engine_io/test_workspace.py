@@ -20,8 +20,17 @@ NOT_ON_CONNECTWISE = {"billing_modes"}
 
 
 def line_key(line):
-    return (line.key, line.kind, line.action, line.quantity, line.unit_price, line.total_price, line.total_cost,
-            line.effective_date, line.psa_line_id)
+    return (
+        line.key,
+        line.kind,
+        line.action,
+        line.quantity,
+        line.unit_price,
+        line.total_price,
+        line.total_cost,
+        line.effective_date,
+        line.psa_line_id,
+    )
 
 
 def lines_of(plan, company_ids):
@@ -56,8 +65,9 @@ async def test_sandbox_plan_equals_reconcile_of_the_scenario(psa):
     if psa == "halopsa":  # every line and finding, not only the story customers'
         assert sorted(map(line_key, got.lines), key=str) == sorted(map(line_key, want.lines), key=str)
         assert (got.totals.price, got.totals.cost) == (want.totals.price, want.totals.cost)
-        assert sorted((f.code, sorted(f.subject.items())) for f in got.findings) == \
-            sorted((f.code, sorted(f.subject.items())) for f in want.findings)
+        assert sorted((f.code, sorted(f.subject.items())) for f in got.findings) == sorted(
+            (f.code, sorted(f.subject.items())) for f in want.findings
+        )
     await workspace.aclose()
 
 
@@ -66,9 +76,14 @@ async def test_incremental_refresh_picks_up_exactly_the_change(demo):
     await workspace.refresh()
     before = workspace.store.snapshot()
     pax8 = workspace.sandboxes["pax8"]
-    sub = next(s for s in demo.vendor.subscriptions
-               if s.status == "active" and s.history and demo.vendor.products and
-               next(p for p in demo.vendor.products if p.id == s.product_id).kind == "seat")
+    sub = next(
+        s
+        for s in demo.vendor.subscriptions
+        if s.status == "active"
+        and s.history
+        and demo.vendor.products
+        and next(p for p in demo.vendor.products if p.id == s.product_id).kind == "seat"
+    )
     new_quantity = sub.history[-1].quantity + 3
     pax8.requests.clear()
     pax8.change_quantity(sub.id, new_quantity, on=demo.as_of + timedelta(days=1))
@@ -109,11 +124,23 @@ async def test_service_error_leaves_the_store_as_it_was(demo, monkeypatch):
     pax8.change_quantity(sub.id, sub.history[-1].quantity + 1, on=demo.as_of + timedelta(days=1))
     # Pax8 fails once subscriptions have been listed (mid-way through the vendor side), ConnectWise
     # refuses the additions (after companies and agreements were read).
-    monkeypatch.setattr(pax8, "handle", _failing(pax8.handle, "/history", 400,
-                                                 {"type": "BAD_REQUEST", "message": "History is unavailable",
-                                                  "status": 400}))
-    monkeypatch.setattr(cw, "handle", _failing(cw.handle, "/additions", 403,
-                                               {"code": "Forbidden", "message": "Member lacks Agreement Additions"}))
+    monkeypatch.setattr(
+        pax8,
+        "handle",
+        _failing(
+            pax8.handle,
+            "/history",
+            400,
+            {"type": "BAD_REQUEST", "message": "History is unavailable", "status": 400},
+        ),
+    )
+    monkeypatch.setattr(
+        cw,
+        "handle",
+        _failing(
+            cw.handle, "/additions", 403, {"code": "Forbidden", "message": "Member lacks Agreement Additions"}
+        ),
+    )
     result = await workspace.refresh()
     assert len(result.errors) == 2
     assert any("History is unavailable" in e and "400" in e for e in result.errors), result.errors
@@ -126,8 +153,13 @@ async def test_service_error_leaves_the_store_as_it_was(demo, monkeypatch):
 async def test_one_side_failing_does_not_stop_the_other(demo, monkeypatch):
     workspace = Workspace.sandbox_from_scenario(demo)
     cw = workspace.sandboxes["connectwise"]
-    monkeypatch.setattr(cw, "handle", _failing(cw.handle, "/company/companies", 401,
-                                               {"code": "Unauthorized", "message": "Bad credentials"}))
+    monkeypatch.setattr(
+        cw,
+        "handle",
+        _failing(
+            cw.handle, "/company/companies", 401, {"code": "Unauthorized", "message": "Bad credentials"}
+        ),
+    )
     result = await workspace.refresh()
     assert len(result.errors) == 1 and "Bad credentials" in result.errors[0]
     snapshot = workspace.store.snapshot()
@@ -174,8 +206,11 @@ def test_doctor_reports_a_refused_login(monkeypatch, tmp_path):
     from tui.cli import main
 
     config = tmp_path / "trueup.toml"
-    config.write_text("[vendor.pax8]\nclient_id='id'\nbase_url='http://127.0.0.1:9/v1'\n[psa]\nkind='halopsa'\n"
-                      "[psa.halopsa]\nbase_url='http://127.0.0.1:9'\nclient_id='x'\n", encoding="utf-8")
+    config.write_text(
+        "[vendor.pax8]\nclient_id='id'\nbase_url='http://127.0.0.1:9/v1'\n[psa]\nkind='halopsa'\n"
+        "[psa.halopsa]\nbase_url='http://127.0.0.1:9'\nclient_id='x'\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("TRUEUP_CONFIG", str(config))
     monkeypatch.setenv("TRUEUP_DATABASE_URL", f"sqlite:///{tmp_path / 'real.db'}")
     result = CliRunner().invoke(main, ["doctor"])
@@ -194,4 +229,3 @@ def test_config_error_is_one_sentence(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "psa.connectwise.private_key: secrets are not read from the config file" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-

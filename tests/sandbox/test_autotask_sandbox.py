@@ -336,17 +336,26 @@ async def test_writes_are_validated_with_errors_bodies() -> None:
 
     missing = await raw(sandbox, "POST", "Contracts/290/Charges", {"contractID": 290, "name": "x"})
     assert missing.status_code == 400 and len(missing.json()["errors"]) == 3
-    not_recurring = await raw(sandbox, "POST", "Contracts/292/Services", {"contractID": 292, "serviceID": 700})
+    not_recurring = await raw(
+        sandbox, "POST", "Contracts/292/Services", {"contractID": 292, "serviceID": 700}
+    )
     assert not_recurring.status_code == 500
     assert not_recurring.json() == {"errors": ["contract 292 is not a Recurring Service contract"]}
     negative = await raw(
         sandbox,
         "POST",
         "Contracts/290/ServiceAdjustments",
-        {"contractID": 290, "contractServiceID": 8639, "effectiveDate": "2020-07-01T00:00:00", "unitChange": -4},
+        {
+            "contractID": 290,
+            "contractServiceID": 8639,
+            "effectiveDate": "2020-07-01T00:00:00",
+            "unitChange": -4,
+        },
     )
     assert negative.status_code == 500 and "leaves -1 units" in negative.json()["errors"][0]
-    read_only = await raw(sandbox, "PATCH", "Contracts/290/Services", {"id": 8638, "internalDescription": "x"})
+    read_only = await raw(
+        sandbox, "PATCH", "Contracts/290/Services", {"id": 8638, "internalDescription": "x"}
+    )
     assert read_only.status_code == 500
     assert read_only.json()["errors"] == ["ContractServices.internalDescription is read-only on update"]
     query_adjustments = await raw(

@@ -24,9 +24,14 @@ def demo():
 
 
 def connect(sandbox: Pax8Sandbox, reading: str = "auto") -> Pax8Connector:
-    return Pax8Connector(sandbox.client_id, sandbox.client_secret, transport=httpx.MockTransport(sandbox.handle),
-                         product_kinds=sandbox.product_kinds(), today=lambda: date(2026, 12, 1),
-                         price_reading=reading)  # type: ignore[arg-type]
+    return Pax8Connector(
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=httpx.MockTransport(sandbox.handle),
+        product_kinds=sandbox.product_kinds(),
+        today=lambda: date(2026, 12, 1),
+        price_reading=reading,
+    )  # type: ignore[arg-type]
 
 
 def amounts(subs):
@@ -49,8 +54,9 @@ async def test_auto_reads_retail_and_cost_right_whatever_price_carries(demo, fie
     if field == "retail":  # one cross-check per product, nothing more
         assert len(pricing_calls) == len(products)
     else:  # + the company's suggested retail price for each (product, company)
-        assert len(pricing_calls) <= len(products) + len({(s.product_id, s.company_id)
-                                                           for s in demo.vendor.subscriptions})
+        assert len(pricing_calls) <= len(products) + len(
+            {(s.product_id, s.company_id) for s in demo.vendor.subscriptions}
+        )
     assert all("companyId" in r.url.params for r in pricing_calls)
 
 
@@ -73,8 +79,10 @@ async def test_the_demo_plan_is_the_same_under_both_readings(demo, field):
     assert bool(result.warnings) == (field == "partner")
 
     def lines(ws):
-        return sorted((line.key, line.quantity, line.unit_price, line.total_price, line.total_cost)
-                      for line in ws.plan().lines)
+        return sorted(
+            (line.key, line.quantity, line.unit_price, line.total_price, line.total_cost)
+            for line in ws.plan().lines
+        )
 
     assert lines(workspace) == lines(reference)
     assert sum(line.total_price for line in workspace.plan().lines) > 0
@@ -88,9 +96,18 @@ API = "https://api.pax8.com/v1"
 
 
 def sub(sid: str, price, partner_cost=None, **extra) -> dict:
-    body = {"id": sid, "companyId": "c1", "productId": "p1", "quantity": 5, "status": "Active",
-            "startDate": "2026-01-01T08:30:00Z", "price": price, "billingTerm": "Monthly",
-            "commitmentTerm": {"id": "t1", "term": "Monthly", "endDate": "2027-01-01"}, **extra}
+    body = {
+        "id": sid,
+        "companyId": "c1",
+        "productId": "p1",
+        "quantity": 5,
+        "status": "Active",
+        "startDate": "2026-01-01T08:30:00Z",
+        "price": price,
+        "billingTerm": "Monthly",
+        "commitmentTerm": {"id": "t1", "term": "Monthly", "endDate": "2027-01-01"},
+        **extra,
+    }
     if partner_cost is not None:
         body["partnerCost"] = partner_cost
     return body
@@ -98,29 +115,67 @@ def sub(sid: str, price, partner_cost=None, **extra) -> dict:
 
 def pricing(buy, retail) -> dict:
     """[spec Pricing/Rate] two commitment terms of the Monthly billing term, a volume range."""
-    return {"content": [
-        {"productId": "p1", "billingTerm": "Monthly", "commitmentTerm": "1-Year", "type": "Volume",
-         "rates": [{"partnerBuyRate": buy - 2, "suggestedRetailPrice": retail, "startQuantityRange": 1,
-                    "chargeType": "Per Unit"}]},
-        {"productId": "p1", "billingTerm": "Monthly", "commitmentTerm": "Monthly", "type": "Volume",
-         "rates": [{"partnerBuyRate": buy + 5, "suggestedRetailPrice": retail + 5, "startQuantityRange": 0,
-                    "endQuantityRange": 4, "chargeType": "Per Unit"},
-                   {"partnerBuyRate": buy, "suggestedRetailPrice": retail, "startQuantityRange": 5,
-                    "chargeType": "Per Unit"}]},
-    ]}
+    return {
+        "content": [
+            {
+                "productId": "p1",
+                "billingTerm": "Monthly",
+                "commitmentTerm": "1-Year",
+                "type": "Volume",
+                "rates": [
+                    {
+                        "partnerBuyRate": buy - 2,
+                        "suggestedRetailPrice": retail,
+                        "startQuantityRange": 1,
+                        "chargeType": "Per Unit",
+                    }
+                ],
+            },
+            {
+                "productId": "p1",
+                "billingTerm": "Monthly",
+                "commitmentTerm": "Monthly",
+                "type": "Volume",
+                "rates": [
+                    {
+                        "partnerBuyRate": buy + 5,
+                        "suggestedRetailPrice": retail + 5,
+                        "startQuantityRange": 0,
+                        "endQuantityRange": 4,
+                        "chargeType": "Per Unit",
+                    },
+                    {
+                        "partnerBuyRate": buy,
+                        "suggestedRetailPrice": retail,
+                        "startQuantityRange": 5,
+                        "chargeType": "Per Unit",
+                    },
+                ],
+            },
+        ]
+    }
 
 
 def page(content: list[dict]) -> httpx.Response:
-    return httpx.Response(200, json={"content": content, "page": {"size": 200, "totalElements": len(content),
-                                                                  "totalPages": 1, "number": 0}})
+    return httpx.Response(
+        200,
+        json={
+            "content": content,
+            "page": {"size": 200, "totalElements": len(content), "totalPages": 1, "number": 0},
+        },
+    )
 
 
 async def read(subs: list[dict], pricing_body: dict, reading: str = "auto"):
     with respx.mock(base_url=API) as mock:
-        mock.post("/token").mock(return_value=httpx.Response(200, json={"access_token": "t", "expires_in": 86400}))
+        mock.post("/token").mock(
+            return_value=httpx.Response(200, json={"access_token": "t", "expires_in": 86400})
+        )
         mock.get("/subscriptions").mock(return_value=page(subs))
         for s in subs:
-            mock.get(f"/subscriptions/{s['id']}/history").mock(return_value=httpx.Response(200, json={"content": [s]}))
+            mock.get(f"/subscriptions/{s['id']}/history").mock(
+                return_value=httpx.Response(200, json={"content": [s]})
+            )
         route = mock.get("/products/p1/pricing").mock(return_value=httpx.Response(200, json=pricing_body))
         async with Pax8Connector("cid", "secret", price_reading=reading) as connector:  # type: ignore[arg-type]
             found = await connector.subscriptions()
@@ -143,14 +198,18 @@ async def test_price_equal_to_the_suggested_retail_price_reads_as_the_spec_says(
 async def test_a_partner_cost_that_differs_from_the_buy_rate_is_a_warning():
     found, warnings, _ = await read([sub("s1", 30, partner_cost=21)], pricing(22.50, 30))
     assert (found[0].unit_price, found[0].unit_cost) == (Decimal("30"), Decimal("21"))
-    assert warnings == ["subscription s1: partnerCost 21 differs from the partner buy rate 22.5 /pricing gives "
-                        "for its company"]
+    assert warnings == [
+        "subscription s1: partnerCost 21 differs from the partner buy rate 22.5 /pricing gives "
+        "for its company"
+    ]
 
 
 async def test_a_price_matching_neither_is_read_as_the_spec_says_with_a_warning():
     found, warnings, _ = await read([sub("s1", 27, partner_cost=20)], pricing(22.50, 30))
     assert (found[0].unit_price, found[0].unit_cost) == (Decimal("27"), Decimal("20"))
-    assert len(warnings) == 1 and "matched neither" in warnings[0] and "TRUEUP_PAX8_PRICE_READING" in warnings[0]
+    assert (
+        len(warnings) == 1 and "matched neither" in warnings[0] and "TRUEUP_PAX8_PRICE_READING" in warnings[0]
+    )
 
 
 async def test_retail_reading_takes_an_omitted_partner_cost_from_the_buy_rate():

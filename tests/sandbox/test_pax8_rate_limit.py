@@ -8,8 +8,8 @@ from datetime import date
 
 import httpx
 
-from engine.connectors.pax8 import Pax8Connector
 from engine.connectors.http import RateBudget
+from engine.connectors.pax8 import Pax8Connector
 from engine.sandbox.demo import build_demo_scenario
 from engine.sandbox.pax8 import RATE_LIMIT, Pax8Sandbox
 
@@ -28,17 +28,32 @@ class Clock:
 async def test_the_1001st_call_in_a_minute_is_429_in_the_error_envelope():
     clock = Clock()
     sandbox = Pax8Sandbox.from_scenario(build_demo_scenario(), clock=clock)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(sandbox.handle), base_url="https://api.pax8.com/v1") as http:
-        token = (await http.post("/token", json={"client_id": "sandbox", "client_secret": "sandbox",
-                                                 "audience": "https://api.pax8.com",
-                                                 "grant_type": "client_credentials"})).json()["access_token"]
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(sandbox.handle), base_url="https://api.pax8.com/v1"
+    ) as http:
+        token = (
+            await http.post(
+                "/token",
+                json={
+                    "client_id": "sandbox",
+                    "client_secret": "sandbox",
+                    "audience": "https://api.pax8.com",
+                    "grant_type": "client_credentials",
+                },
+            )
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(RATE_LIMIT - 1):  # the token call was the first
             assert (await http.get("/companies", headers=headers)).status_code == 200
         refused = await http.get("/companies", headers=headers)
         assert refused.status_code == 429
-        assert refused.json() == {"type": "TOO_MANY_REQUESTS", "message": "Too many requests hit the API quickly",
-                                  "instance": "/public/v1/companies", "status": 429, "details": []}
+        assert refused.json() == {
+            "type": "TOO_MANY_REQUESTS",
+            "message": "Too many requests hit the API quickly",
+            "instance": "/public/v1/companies",
+            "status": 429,
+            "details": [],
+        }
         assert "Retry-After" not in refused.headers
         clock.now += 59.0
         assert (await http.get("/companies", headers=headers)).status_code == 429
@@ -47,9 +62,14 @@ async def test_the_1001st_call_in_a_minute_is_429_in_the_error_envelope():
 
 
 def _connector(sandbox: Pax8Sandbox, clock: Clock, *, budget: bool) -> Pax8Connector:
-    connector = Pax8Connector(sandbox.client_id, sandbox.client_secret,
-                              transport=httpx.MockTransport(sandbox.handle), product_kinds=sandbox.product_kinds(),
-                              today=lambda: date(2026, 12, 1), sleep=clock.sleep)
+    connector = Pax8Connector(
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=httpx.MockTransport(sandbox.handle),
+        product_kinds=sandbox.product_kinds(),
+        today=lambda: date(2026, 12, 1),
+        sleep=clock.sleep,
+    )
     window = connector.client.budget.window if connector.client.budget else None
     assert window is not None and (window.requests, window.per_seconds) == (1000, 60)
     if budget:

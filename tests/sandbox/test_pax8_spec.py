@@ -26,8 +26,10 @@ SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "pax8"
 if not SPECS.is_dir():  # the worktree layout: /work/wt/<name>/tests -> /work/wt/shared
     SPECS = Path("/work/wt/shared/specs/pax8")
 
-pytestmark = pytest.mark.skipif(not (SPECS / "partner-endpoints.openapi.json").is_file(),
-                                reason="the Pax8 OpenAPI files are not at ../shared/specs/pax8")
+pytestmark = pytest.mark.skipif(
+    not (SPECS / "partner-endpoints.openapi.json").is_file(),
+    reason="the Pax8 OpenAPI files are not at ../shared/specs/pax8",
+)
 
 
 def _spec(name: str) -> dict[str, Any]:
@@ -62,15 +64,20 @@ class Spec:
             match = pattern.match(path)
             if match and method.lower() in item:
                 op = item[method.lower()]
-                return template, {**op, "parameters": [*item.get("parameters", []), *op.get("parameters", [])]}, \
-                    dict(zip(names, match.groups(), strict=True))
+                return (
+                    template,
+                    {**op, "parameters": [*item.get("parameters", []), *op.get("parameters", [])]},
+                    dict(zip(names, match.groups(), strict=True)),
+                )
         return None
 
     def validate(self, schema: dict[str, Any], value: Any) -> list[str]:
         root = {**schema, "components": self.document.get("components", {})}
         validator = jsonschema.Draft7Validator(root, format_checker=FORMATS)
-        return [f"{'/'.join(str(p) for p in e.absolute_path) or '(body)'}: {e.message}"
-                for e in validator.iter_errors(value)]
+        return [
+            f"{'/'.join(str(p) for p in e.absolute_path) or '(body)'}: {e.message}"
+            for e in validator.iter_errors(value)
+        ]
 
 
 PARTNER = Spec(_spec("partner-endpoints.openapi.json"))
@@ -104,8 +111,10 @@ def check(request: httpx.Request, response: httpx.Response) -> list[str]:
     if "paginated" in (op.get("description") or "") and "page" not in declared:
         # usage-lines declares no page/size, but says "Fetch a paginated list of usage lines. Default
         # page is 0 and default size is 10. The maximum page size is 200" [spec] and answers a Page.
-        declared |= {"page": {"name": "page", "schema": {"type": "number", "minimum": 0}},
-                     "size": {"name": "size", "schema": {"type": "number", "minimum": 1, "maximum": 200}}}
+        declared |= {
+            "page": {"name": "page", "schema": {"type": "number", "minimum": 0}},
+            "size": {"name": "size", "schema": {"type": "number", "minimum": 1, "maximum": 200}},
+        }
     for name, value in request.url.params.multi_items():
         param = declared.get(name)
         if param is None:
@@ -119,11 +128,13 @@ def check(request: httpx.Request, response: httpx.Response) -> list[str]:
     for param in (p for p in op["parameters"] if p.get("in") == "path"):
         for error in spec.validate(param.get("schema", {}), path_values.get(param["name"])):
             problems.append(f"{where}: path {param['name']}: {error}")
-    body_schema = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
+    body_schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
     if body_schema is not None:
         if request.headers.get("Content-Type", "").split(";")[0] != "application/json":
             problems.append(f"{where}: request body is not application/json")
-        problems += [f"{where}: request body {e}" for e in spec.validate(body_schema, json.loads(request.content))]
+        problems += [
+            f"{where}: request body {e}" for e in spec.validate(body_schema, json.loads(request.content))
+        ]
     status = str(response.status_code)
     if status not in op["responses"] and response.status_code not in (401, 429):
         problems.append(f"{where}: answered {status}, which the spec does not list for {template}")
@@ -161,30 +172,49 @@ async def recorded_refresh(field: str) -> list[tuple[httpx.Request, httpx.Respon
 @pytest.mark.parametrize("field", ["retail", "partner"])
 async def test_every_request_and_answer_of_a_refresh_is_what_the_spec_allows(field):
     seen = await recorded_refresh(field)
-    operations = {PARTNER.operation(r.method, r.url.path.removeprefix("/v1"))[0]  # type: ignore[index]
-                  for r, _ in seen if r.url.path != "/v1/token"}
-    assert {"/companies", "/companies/{companyId}", "/products", "/products/{productId}",
-            "/products/{productId}/pricing", "/subscriptions", "/subscriptions/{subscriptionId}/history",
-            "/subscriptions/{subscriptionId}/usage-summaries",
-            "/usage-summaries/{usageSummaryId}/usage-lines"} <= operations, operations
+    operations = {
+        PARTNER.operation(r.method, r.url.path.removeprefix("/v1"))[0]  # type: ignore[index]
+        for r, _ in seen
+        if r.url.path != "/v1/token"
+    }
+    assert {
+        "/companies",
+        "/companies/{companyId}",
+        "/products",
+        "/products/{productId}",
+        "/products/{productId}/pricing",
+        "/subscriptions",
+        "/subscriptions/{subscriptionId}/history",
+        "/subscriptions/{subscriptionId}/usage-summaries",
+        "/usage-summaries/{usageSummaryId}/usage-lines",
+    } <= operations, operations
     assert any(response.status_code == 404 for _, response in seen)
     problems = [problem for request, response in seen for problem in check(request, response)]
-    assert problems == [], f"{len(problems)} of {len(seen)} exchanges depart from the spec:\n" + "\n".join(problems[:20])
+    assert problems == [], f"{len(problems)} of {len(seen)} exchanges depart from the spec:\n" + "\n".join(
+        problems[:20]
+    )
 
 
 def test_the_check_itself_catches_what_the_spec_refuses():
     """The checker is not a rubber stamp: undeclared and out-of-range parameters, a wrong route, a
     missing required parameter and a body off its schema are all reported."""
-    ok = httpx.Response(200, json={"content": [], "page": {"size": 10, "totalElements": 0, "totalPages": 0,
-                                                           "number": 0}})
+    ok = httpx.Response(
+        200, json={"content": [], "page": {"size": 10, "totalElements": 0, "totalPages": 0, "number": 0}}
+    )
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions?page=0&size=200"), ok) == []
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions?size=500"), ok)
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions?updatedSince=2026-01-01"), ok)
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions?companyId=acme"), ok)
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions?sort=updatedDate,desc"), ok)
     assert check(httpx.Request("GET", "https://api.pax8.com/v1/things"), ok)
-    assert check(httpx.Request("GET", f"https://api.pax8.com/v1/usage-summaries/{uuid.uuid4()}/usage-lines"), ok)
-    assert check(httpx.Request("GET", "https://api.pax8.com/v1/subscriptions"),
-                 httpx.Response(200, json={"content": [{"id": "s1", "quantity": "three"}]}))
-    assert check(httpx.Request("GET", f"https://api.pax8.com/v1/companies/{uuid.uuid4()}"),
-                 httpx.Response(404, json={"type": "NOT_FOUND", "status": "404"}))
+    assert check(
+        httpx.Request("GET", f"https://api.pax8.com/v1/usage-summaries/{uuid.uuid4()}/usage-lines"), ok
+    )
+    assert check(
+        httpx.Request("GET", "https://api.pax8.com/v1/subscriptions"),
+        httpx.Response(200, json={"content": [{"id": "s1", "quantity": "three"}]}),
+    )
+    assert check(
+        httpx.Request("GET", f"https://api.pax8.com/v1/companies/{uuid.uuid4()}"),
+        httpx.Response(404, json={"type": "NOT_FOUND", "status": "404"}),
+    )

@@ -20,39 +20,84 @@ SUB = "8c1b6c3e-1d2a-4c55-9a77-0e2a5b3c4d5e"
 
 
 def scenario(**settings) -> Scenario:
-    return Scenario.model_validate({
-        "as_of": "2026-03-10",
-        "settings": settings,
-        "psa": {
-            "companies": [{"id": "19", "name": "Ace Chemical"}, {"id": "20", "name": "Wayne Enterprises"}],
-            "products": [
-                {"id": "301", "name": "M365 Business Basic", "sku": "M365-BB", "unit_price": "6.00", "unit_cost": "5.00"},
-                {"id": "302", "name": "Backup per GB", "sku": "BK-GB"},
-            ],
-            "agreements": [
-                {"id": "290", "company_id": "19", "name": "Ace Managed", "start_date": "2019-01-01"},
-                {"id": "291", "company_id": "20", "name": "Wayne Annual", "start_date": "2020-01-01",
-                 "billing_period": "annual"},
-                {"id": "292", "company_id": "20", "name": "Wayne Old", "start_date": "2018-01-01",
-                 "end_date": "2019-12-31"},
-            ],
-            "lines": [
-                {"id": "8638", "agreement_id": "290", "product_id": "301", "quantity": "270", "unit_price": "6.00",
-                 "unit_cost": "5.00", "effective_date": "2019-01-01", "description": "Pax8 - M365 Business Basic",
-                 "source": {"subscription_id": SUB, "key": f"{SUB}:recurring"}},
-                {"id": "8639", "agreement_id": "290", "product_id": "302", "quantity": "12.5", "unit_price": "0.10",
-                 "unit_cost": "0.05", "effective_date": "2020-02-01", "cancelled_date": "2020-06-30",
-                 "description": "Operator's own line", "metered": True},
-            ],
-        },
-    })
+    return Scenario.model_validate(
+        {
+            "as_of": "2026-03-10",
+            "settings": settings,
+            "psa": {
+                "companies": [
+                    {"id": "19", "name": "Ace Chemical"},
+                    {"id": "20", "name": "Wayne Enterprises"},
+                ],
+                "products": [
+                    {
+                        "id": "301",
+                        "name": "M365 Business Basic",
+                        "sku": "M365-BB",
+                        "unit_price": "6.00",
+                        "unit_cost": "5.00",
+                    },
+                    {"id": "302", "name": "Backup per GB", "sku": "BK-GB"},
+                ],
+                "agreements": [
+                    {"id": "290", "company_id": "19", "name": "Ace Managed", "start_date": "2019-01-01"},
+                    {
+                        "id": "291",
+                        "company_id": "20",
+                        "name": "Wayne Annual",
+                        "start_date": "2020-01-01",
+                        "billing_period": "annual",
+                    },
+                    {
+                        "id": "292",
+                        "company_id": "20",
+                        "name": "Wayne Old",
+                        "start_date": "2018-01-01",
+                        "end_date": "2019-12-31",
+                    },
+                ],
+                "lines": [
+                    {
+                        "id": "8638",
+                        "agreement_id": "290",
+                        "product_id": "301",
+                        "quantity": "270",
+                        "unit_price": "6.00",
+                        "unit_cost": "5.00",
+                        "effective_date": "2019-01-01",
+                        "description": "Pax8 - M365 Business Basic",
+                        "source": {"subscription_id": SUB, "key": f"{SUB}:recurring"},
+                    },
+                    {
+                        "id": "8639",
+                        "agreement_id": "290",
+                        "product_id": "302",
+                        "quantity": "12.5",
+                        "unit_price": "0.10",
+                        "unit_cost": "0.05",
+                        "effective_date": "2020-02-01",
+                        "cancelled_date": "2020-06-30",
+                        "description": "Operator's own line",
+                        "metered": True,
+                    },
+                ],
+            },
+        }
+    )
 
 
 def write(key: str = f"{SUB}:prorate:2026-03-05", **changes) -> LineWrite:
     values = dict(
-        key=key, agreement_id="290", product_id="301", kind="one_time", quantity=Decimal("12"),
-        unit_price=Decimal("5.03"), unit_cost=Decimal("4.19"), effective_date=date(2026, 3, 5),
-        end_date=date(2026, 3, 31), description="Pax8 - M365 Business Basic (prorate 3/5-3/31)",
+        key=key,
+        agreement_id="290",
+        product_id="301",
+        kind="one_time",
+        quantity=Decimal("12"),
+        unit_price=Decimal("5.03"),
+        unit_cost=Decimal("4.19"),
+        effective_date=date(2026, 3, 5),
+        end_date=date(2026, 3, 31),
+        description="Pax8 - M365 Business Basic (prorate 3/5-3/31)",
         subscription_id=SUB,
     )
     values.update(changes)
@@ -68,8 +113,14 @@ async def no_sleep(_: float) -> None:
 
 def cw(sandbox: ConnectWiseSandbox, **kw) -> ConnectWiseConnector:
     return ConnectWiseConnector(
-        sandbox.site, sandbox.company_id, sandbox.public_key, sandbox.private_key, sandbox.client_id,
-        transport=httpx.MockTransport(sandbox.handle), sleep=no_sleep, **kw,
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        sandbox.private_key,
+        sandbox.client_id,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+        **kw,
     )
 
 
@@ -80,7 +131,10 @@ async def test_cw_reads_the_scenario_back():
     products = await client.products()
     assert products[0].sku == "M365-BB" and products[0].unit_price == Decimal("6.00")
     agreements = await client.agreements()
-    assert [(a.id, a.billing_period) for a in agreements] == [("290", "monthly"), ("291", "annual")]  # 292 expired
+    assert [(a.id, a.billing_period) for a in agreements] == [
+        ("290", "monthly"),
+        ("291", "annual"),
+    ]  # 292 expired
     lines = await client.lines()
     by_id = {line.id: line for line in lines}
     assert by_id["8638"].source.key == f"{SUB}:recurring"
@@ -105,16 +159,20 @@ async def test_cw_create_then_find_then_update_and_cancel():
     assert await client.find_line("290", f"{SUB}:prorate:2026-03-06") is None
     assert await client.find_line("291", f"{SUB}:prorate:2026-03-05") is None
 
-    updated = await client.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290",
-                                                  quantity=Decimal("283")))
+    updated = await client.update_line(
+        LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290", quantity=Decimal("283"))
+    )
     assert updated.quantity == Decimal("283") and updated.effective_date == date(2019, 1, 1)
-    cancelled = await client.update_line(LineUpdate(key=f"{SUB}:cancel", line_id="8638", agreement_id="290",
-                                                    cancelled_date=date(2026, 3, 31)))
+    cancelled = await client.update_line(
+        LineUpdate(key=f"{SUB}:cancel", line_id="8638", agreement_id="290", cancelled_date=date(2026, 3, 31))
+    )
     assert cancelled.cancelled_date == date(2026, 3, 31)
     assert sandbox.writes == 3
     # a fresh connector (after a crash) reads the same state back
     again = {line.id: line for line in await cw(sandbox).lines(["290"])}
-    assert again["8638"].quantity == Decimal("283") and again[created.id].source.key.endswith(":prorate:2026-03-05")
+    assert again["8638"].quantity == Decimal("283") and again[created.id].source.key.endswith(
+        ":prorate:2026-03-05"
+    )
     await client.aclose()
 
 
@@ -147,14 +205,17 @@ async def test_cw_sandbox_rejects_bad_writes_with_cw_errors():
 
     async def post(body):
         return await client._client.http.post(
-            "/v4_6_release/apis/3.0/finance/agreements/290/additions", json=body)
+            "/v4_6_release/apis/3.0/finance/agreements/290/additions", json=body
+        )
+
     response = await post({"billCustomer": "Billable"})
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "product"
     response = await post({"product": {"id": 301}, "billCustomer": "Billable", "serialNumber": "x" * 51})
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "MaxLength"
     response = await client._client.http.patch(
         "/v4_6_release/apis/3.0/finance/agreements/290/additions/8638",
-        json=[{"op": "replace", "path": "nonsense", "value": 1}])
+        json=[{"op": "replace", "path": "nonsense", "value": 1}],
+    )
     assert response.status_code == 400
     assert sandbox.writes == 0
     await client.aclose()
@@ -162,13 +223,27 @@ async def test_cw_sandbox_rejects_bad_writes_with_cw_errors():
 
 async def test_cw_sandbox_checks_credentials():
     sandbox = ConnectWiseSandbox.from_scenario(scenario())
-    wrong_key = ConnectWiseConnector(sandbox.site, sandbox.company_id, sandbox.public_key, "wrong", sandbox.client_id,
-                                     transport=httpx.MockTransport(sandbox.handle), sleep=no_sleep)
+    wrong_key = ConnectWiseConnector(
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        "wrong",
+        sandbox.client_id,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+    )
     with pytest.raises(ServiceError) as denied:
         await wrong_key.companies()
     assert denied.value.status == 401 and denied.value.rejected
-    wrong_client = ConnectWiseConnector(sandbox.site, sandbox.company_id, sandbox.public_key, sandbox.private_key,
-                                        "not-the-client", transport=httpx.MockTransport(sandbox.handle), sleep=no_sleep)
+    wrong_client = ConnectWiseConnector(
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        sandbox.private_key,
+        "not-the-client",
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+    )
     with pytest.raises(ServiceError) as forbidden:
         await wrong_client.agreements()
     assert forbidden.value.status == 403
@@ -178,7 +253,9 @@ async def test_cw_sandbox_pages_with_link_headers():
     sandbox = ConnectWiseSandbox.from_scenario(scenario())
     for n in range(2500):
         lid = sandbox.new_id()
-        sandbox.additions[lid] = sandbox._addition_record(lid, 291, {"product": {"id": 301}, "quantity": Decimal(n)})
+        sandbox.additions[lid] = sandbox._addition_record(
+            lid, 291, {"product": {"id": 301}, "quantity": Decimal(n)}
+        )
     client = cw(sandbox)
     lines = await client.lines(["291"])
     assert len(lines) == 2500 and len({line.id for line in lines}) == 2500
@@ -189,7 +266,9 @@ async def test_cw_sandbox_pages_with_link_headers():
 
 def test_cw_sandbox_conditions():
     assert parse_conditions('agreementStatus="Active" and company/id = 19') == [
-        ("agreementStatus", "=", "Active"), ("company/id", "=", Decimal("19"))]
+        ("agreementStatus", "=", "Active"),
+        ("company/id", "=", Decimal("19")),
+    ]
     with pytest.raises(ValueError):
         parse_conditions("agreementStatus ~ 3")
 
@@ -208,7 +287,9 @@ async def test_cw_faults_after_apply_are_not_resent_and_found_by_lookup():
 
     faults.push(Fault.SERVER_ERROR)
     with pytest.raises(ServiceError) as server:
-        await client.update_line(LineUpdate(key="k", line_id="8638", agreement_id="290", quantity=Decimal("1")))
+        await client.update_line(
+            LineUpdate(key="k", line_id="8638", agreement_id="290", quantity=Decimal("1"))
+        )
     assert server.value.status == 500 and server.value.sent
     assert sandbox.writes == 2 and sandbox.lines_for("290")[0]["quantity"] == Decimal("1")
 
@@ -252,8 +333,14 @@ async def test_cw_random_faults_never_duplicate_a_line():
 
 
 def halo(sandbox: HaloSandbox, **kw) -> HaloConnector:
-    return HaloConnector(sandbox.base_url, sandbox.client_id, sandbox.client_secret,
-                         transport=httpx.MockTransport(sandbox.handle), sleep=no_sleep, **kw)
+    return HaloConnector(
+        sandbox.base_url,
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+        **kw,
+    )
 
 
 async def test_halo_reads_the_scenario_back():
@@ -263,7 +350,11 @@ async def test_halo_reads_the_scenario_back():
     assert [c.id for c in await client.companies()] == ["19", "20"]
     assert [p.sku for p in await client.products()] == ["M365-BB", "BK-GB"]
     agreements = await client.agreements()
-    assert [(a.id, a.billing_period) for a in agreements] == [("290", "monthly"), ("291", "annual"), ("292", "monthly")]
+    assert [(a.id, a.billing_period) for a in agreements] == [
+        ("290", "monthly"),
+        ("291", "annual"),
+        ("292", "monthly"),
+    ]
     lines = {line.id: line for line in await client.lines()}
     assert lines["8638"].source.key == f"{SUB}:recurring" and lines["8638"].agreement_id == "290"
     assert lines["8639"].metered and lines["8639"].source is None
@@ -284,11 +375,15 @@ async def test_halo_create_find_update_cancel():
     assert stored["unit_price"] == Decimal("5.03") and stored["enddate"] == "2026-03-31T00:00:00"
     assert (await client.find_line("290", write().key)).id == created.id
     assert await client.find_line("291", write().key) is None
-    updated = await client.update_line(LineUpdate(key="k", line_id="8638", agreement_id="290",
-                                                  quantity=Decimal("283"), unit_price=Decimal("6.50")))
+    updated = await client.update_line(
+        LineUpdate(
+            key="k", line_id="8638", agreement_id="290", quantity=Decimal("283"), unit_price=Decimal("6.50")
+        )
+    )
     assert updated.quantity == Decimal("283") and updated.unit_price == Decimal("6.50")
-    cancelled = await client.update_line(LineUpdate(key="k", line_id="8638", agreement_id="290",
-                                                    cancelled_date=date(2026, 3, 31)))
+    cancelled = await client.update_line(
+        LineUpdate(key="k", line_id="8638", agreement_id="290", cancelled_date=date(2026, 3, 31))
+    )
     assert cancelled.cancelled_date == date(2026, 3, 31)
     assert sandbox.writes == 3
     company = await client.create_company("Gotham Clinic")
@@ -318,8 +413,13 @@ async def test_halo_token_refresh_and_bad_credentials():
     sandbox.expire_tokens()
     await client.companies()  # 401 → new token → once more
     assert sandbox.tokens_issued == 2
-    wrong = HaloConnector(sandbox.base_url, sandbox.client_id, "nope", transport=httpx.MockTransport(sandbox.handle),
-                          sleep=no_sleep)
+    wrong = HaloConnector(
+        sandbox.base_url,
+        sandbox.client_id,
+        "nope",
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+    )
     with pytest.raises(ServiceError) as denied:
         await wrong.companies()
     assert denied.value.status == 401 and denied.value.message == "invalid_client"
@@ -337,12 +437,16 @@ async def test_halo_lost_write_is_not_resent():
     assert sandbox.writes == 1 and (await client.find_line("290", write().key)) is not None
     faults.push(Fault.SERVER_ERROR)
     with pytest.raises(ServiceError) as server:
-        await client.update_line(LineUpdate(key="k", line_id="8638", agreement_id="290", quantity=Decimal("2")))
+        await client.update_line(
+            LineUpdate(key="k", line_id="8638", agreement_id="290", quantity=Decimal("2"))
+        )
     assert server.value.status == 500
     assert sandbox.writes == 2 and sandbox.lines[8638]["qty_order"] == Decimal("2")
     faults.push(Fault.RATE_LIMITED)
     await client.create_line(write(key=f"{SUB}:prorate:2026-03-09"))
     assert sandbox.writes == 3
+
+
 # --- ConnectWise: as strict as the real service ---------------------------------------------------
 
 CW_ADDITIONS = "/v4_6_release/apis/3.0/finance/agreements/290/additions"
@@ -359,21 +463,34 @@ async def test_cw_unknown_routes_are_404_and_wrong_methods_405_in_cw_shape():
     assert put.status_code == 405
 
 
-@pytest.mark.parametrize("body, field, code", [
-    ({"billCustomer": "Billable"}, "product", "NullValue"),
-    ({"product": {"id": 301}}, "billCustomer", "NullValue"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "extPrice": 10}, "extPrice", "ReadOnly"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "margin": 1}, "margin", "ReadOnly"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "_info": {}}, "_info", "ReadOnly"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "qty": 1}, "qty", "InvalidField"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "serialNumber": "x" * 51}, "serialNumber", "MaxLength"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "invoiceDescription": "x" * 6001},
-     "invoiceDescription", "MaxLength"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "effectiveDate": "2026-03-05"}, "effectiveDate",
-     "InvalidValue"),
-    ({"product": {"id": 301}, "billCustomer": "Billable", "quantity": "12"}, "quantity", "InvalidValue"),
-    ({"product": {"id": 301}, "billCustomer": "Maybe"}, "billCustomer", "InvalidValue"),
-])
+@pytest.mark.parametrize(
+    "body, field, code",
+    [
+        ({"billCustomer": "Billable"}, "product", "NullValue"),
+        ({"product": {"id": 301}}, "billCustomer", "NullValue"),
+        ({"product": {"id": 301}, "billCustomer": "Billable", "extPrice": 10}, "extPrice", "ReadOnly"),
+        ({"product": {"id": 301}, "billCustomer": "Billable", "margin": 1}, "margin", "ReadOnly"),
+        ({"product": {"id": 301}, "billCustomer": "Billable", "_info": {}}, "_info", "ReadOnly"),
+        ({"product": {"id": 301}, "billCustomer": "Billable", "qty": 1}, "qty", "InvalidField"),
+        (
+            {"product": {"id": 301}, "billCustomer": "Billable", "serialNumber": "x" * 51},
+            "serialNumber",
+            "MaxLength",
+        ),
+        (
+            {"product": {"id": 301}, "billCustomer": "Billable", "invoiceDescription": "x" * 6001},
+            "invoiceDescription",
+            "MaxLength",
+        ),
+        (
+            {"product": {"id": 301}, "billCustomer": "Billable", "effectiveDate": "2026-03-05"},
+            "effectiveDate",
+            "InvalidValue",
+        ),
+        ({"product": {"id": 301}, "billCustomer": "Billable", "quantity": "12"}, "quantity", "InvalidValue"),
+        ({"product": {"id": 301}, "billCustomer": "Maybe"}, "billCustomer", "InvalidValue"),
+    ],
+)
 async def test_cw_refuses_what_connectwise_refuses(body, field, code):
     sandbox = ConnectWiseSandbox.from_scenario(scenario())
     response = await cw(sandbox)._client.http.post(CW_ADDITIONS, json=body)
@@ -386,8 +503,9 @@ async def test_cw_refuses_what_connectwise_refuses(body, field, code):
 
 async def test_cw_patch_of_a_computed_field_is_refused():
     sandbox = ConnectWiseSandbox.from_scenario(scenario())
-    response = await cw(sandbox)._client.http.patch(f"{CW_ADDITIONS}/8638",
-                                                    json=[{"op": "replace", "path": "extPrice", "value": 1}])
+    response = await cw(sandbox)._client.http.patch(
+        f"{CW_ADDITIONS}/8638", json=[{"op": "replace", "path": "extPrice", "value": 1}]
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "ReadOnly"
 
 
@@ -413,9 +531,16 @@ async def test_cw_the_connector_turns_prorating_off_and_connectwise_would_prorat
     assert sandbox.additions[int(recurring.id)]["prorateCurrentPeriodFlag"] is False
     assert sandbox.invoiced(int(recurring.id)) == (Decimal("60.36"), Decimal("0"))  # 12 × 5.03, no prorate
     # what ConnectWise does with an addition that does not say (ASSUMED default: prorate on)
-    response = await client._client.http.post(CW_ADDITIONS, json={
-        "product": {"id": 301}, "billCustomer": "Billable", "quantity": 12, "unitPrice": 5.03,
-        "effectiveDate": "2026-03-05T00:00:00Z"})
+    response = await client._client.http.post(
+        CW_ADDITIONS,
+        json={
+            "product": {"id": 301},
+            "billCustomer": "Billable",
+            "quantity": 12,
+            "unitPrice": 5.03,
+            "effectiveDate": "2026-03-05T00:00:00Z",
+        },
+    )
     assert response.status_code == 201
     assert sandbox.invoiced(response.json()["id"]) == (Decimal("60.36"), Decimal("52.56"))  # 4.38 × 12
     await client.aclose()
@@ -429,8 +554,15 @@ async def test_cw_less_included_and_bill_customer_change_what_is_invoiced():
     line = next(line for line in await client.lines(["290"]) if line.id == "8638")
     assert line.quantity == Decimal("250")  # 270 − 20 invoiced
     assert sandbox.invoiced(8638)[0] == line.quantity * line.unit_price
-    await client.update_line(LineUpdate(key=f"{SUB}:recurring", line_id="8638", agreement_id="290",
-                                        quantity=Decimal("260"), previous_quantity=Decimal("250")))
+    await client.update_line(
+        LineUpdate(
+            key=f"{SUB}:recurring",
+            line_id="8638",
+            agreement_id="290",
+            quantity=Decimal("260"),
+            previous_quantity=Decimal("250"),
+        )
+    )
     assert sandbox.additions[8638]["quantity"] == Decimal("280")
     assert sandbox.invoiced(8638)[0] == Decimal("260") * Decimal("6.00")
     sandbox.additions[8638]["billCustomer"] = "DoNotBill"
@@ -444,7 +576,9 @@ async def test_cw_the_metered_flag_round_trips_through_the_custom_field():
     client = cw(sandbox)
     lines = {line.id: line.metered for line in await client.lines(["290"])}
     assert lines == {"8638": False, "8639": True}
-    created = await client.create_line(write(key=f"{SUB}:usage", kind="recurring", end_date=None, metered=True))
+    created = await client.create_line(
+        write(key=f"{SUB}:usage", kind="recurring", end_date=None, metered=True)
+    )
     assert created.metered is True
     assert sandbox.additions[int(created.id)]["customFields"][0]["value"] is True
     await client.aclose()
@@ -459,8 +593,15 @@ async def test_cw_rate_limit_answers_429_with_retry_after_and_the_connector_wait
         waits.append(seconds)
         now[0] += seconds
 
-    client = ConnectWiseConnector(sandbox.site, sandbox.company_id, sandbox.public_key, sandbox.private_key,
-                                  sandbox.client_id, transport=httpx.MockTransport(sandbox.handle), sleep=sleep)
+    client = ConnectWiseConnector(
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        sandbox.private_key,
+        sandbox.client_id,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=sleep,
+    )
     for _ in range(2):
         await client.companies()  # 1 codebase lookup + 2 reads fill the window
     response = await client._client.http.get("/v4_6_release/apis/3.0/company/companies")
@@ -469,9 +610,6 @@ async def test_cw_rate_limit_answers_429_with_retry_after_and_the_connector_wait
     assert len(await client.companies()) == 2
     assert sum(waits) >= 60.0  # Retry-After honoured (each wait capped at the client's 30 s)
     await client.aclose()
-
-
-
 
 
 # --- HaloPSA: as strict as the real service (where known) ------------------------------------------
@@ -483,15 +621,19 @@ async def test_halo_writes_answer_200_unknown_routes_404_wrong_methods_405():
     await client.connect()
     http = client._client.http
     auth = client._auth_headers()
-    created = await http.post("/RecurringInvoice/Lines", headers=auth,
-                              json=[{"ihid": 290, "_itemid": 301, "qty_order": 1}])
+    created = await http.post(
+        "/RecurringInvoice/Lines", headers=auth, json=[{"ihid": 290, "_itemid": 301, "qty_order": 1}]
+    )
     assert created.status_code == 200  # [spec] the only response of every POST
     assert (await http.get("/RecurringInvoiceLines", headers=auth)).status_code == 404
     wrong = await http.get("/RecurringInvoice/Lines", headers=auth)
     assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
     assert (await http.delete("/Item", headers=auth)).status_code == 405
-    read_only = await http.post("/RecurringInvoice/Lines", headers=auth,
-                                json=[{"ihid": 290, "_itemid": 301, "total_price_converted": 5}])
+    read_only = await http.post(
+        "/RecurringInvoice/Lines",
+        headers=auth,
+        json=[{"ihid": 290, "_itemid": 301, "total_price_converted": 5}],
+    )
     assert read_only.status_code == 400 and "read only" in read_only.json()
     for params in ({"pageinate": "true", "page_size": "0"}, {"pageinate": "true", "page_no": "two"}):
         assert (await http.get("/Client", headers=auth, params=params)).status_code == 400
@@ -500,19 +642,29 @@ async def test_halo_writes_answer_200_unknown_routes_404_wrong_methods_405():
 
 async def test_halo_rolling_window_is_shared_with_other_integrations_and_the_connector_outlasts_it():
     now = [0.0]
-    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"), rate_limit=(300, 300.0), clock=lambda: now[0])
+    sandbox = HaloSandbox.from_scenario(
+        scenario(psa="halopsa"), rate_limit=(300, 300.0), clock=lambda: now[0]
+    )
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    client = HaloConnector(sandbox.base_url, sandbox.client_id, sandbox.client_secret,
-                           transport=httpx.MockTransport(sandbox.handle), sleep=sleep)
+    client = HaloConnector(
+        sandbox.base_url,
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=sleep,
+    )
     await client.companies()  # authinfo, token, one page: 3 of the tenant's 300
     sandbox.other_integrations = 297  # the tenant's other integrations used the rest
     refused = await client._client.http.get("/Client", headers=client._auth_headers())
-    assert refused.status_code == 429 and refused.text == "Rate Limit Reached - 300 Requests per rolling 5 minute window"
+    assert (
+        refused.status_code == 429
+        and refused.text == "Rate Limit Reached - 300 Requests per rolling 5 minute window"
+    )
     assert "Retry-After" not in refused.headers
 
     def drained() -> None:  # the other integrations' requests age out of the window too
@@ -535,8 +687,19 @@ async def test_halo_the_connector_turns_pro_rata_off_and_halo_would_add_one_othe
     prorate = await client.create_line(write())
     assert sandbox.invoiced(int(prorate.id)) == (Decimal("0"), Decimal("60.36"))  # a one-time charge, once
     await client.connect()
-    raw = await client._client.http.post("/RecurringInvoice/Lines", headers=client._auth_headers(), json=[
-        {"ihid": 290, "_itemid": 301, "qty_order": 12, "unit_price": 5.03, "startdate": "2026-03-05T00:00:00"}])
+    raw = await client._client.http.post(
+        "/RecurringInvoice/Lines",
+        headers=client._auth_headers(),
+        json=[
+            {
+                "ihid": 290,
+                "_itemid": 301,
+                "qty_order": 12,
+                "unit_price": 5.03,
+                "startdate": "2026-03-05T00:00:00",
+            }
+        ],
+    )
     assert sandbox.invoiced(raw.json()["id"]) == (Decimal("60.36"), Decimal("52.56"))  # 12 × 4.38 pro-rata
     await client.aclose()
 
@@ -570,8 +733,9 @@ async def test_cw_serial_number_round_trips_on_create_and_update_and_an_operator
     created = await client.create_line(write(key=key))
     raw = sandbox.additions[int(created.id)]["serialNumber"]
     assert len(raw) <= 50 and (await client.find_line("290", key)).id == created.id
-    response = await client._client.http.patch(f"{CW_ADDITIONS}/{created.id}",
-                                               json=[{"op": "replace", "path": "serialNumber", "value": raw}])
+    response = await client._client.http.patch(
+        f"{CW_ADDITIONS}/{created.id}", json=[{"op": "replace", "path": "serialNumber", "value": raw}]
+    )
     assert response.status_code == 200 and response.json()["serialNumber"] == raw
     sandbox.additions[int(created.id)]["serialNumber"] = "SN-FROM-THE-OPERATOR"
     fresh = cw(sandbox)
@@ -588,8 +752,10 @@ async def test_halo_comment_1_round_trips_on_create_and_update_in_the_sandbox():
     assert sandbox.lines[int(created.id)]["comment_1"] == write().key
     await client.connect()
     response = await client._client.http.post(
-        "/RecurringInvoice/updatelines", headers=client._auth_headers(),
-        json=[{"id": int(created.id), "ihid": 290, "comment_1": "edited by the operator"}])
+        "/RecurringInvoice/updatelines",
+        headers=client._auth_headers(),
+        json=[{"id": int(created.id), "ihid": 290, "comment_1": "edited by the operator"}],
+    )
     assert response.status_code == 200
     fresh = halo(sandbox)
     assert await fresh.find_line("290", write().key) is None  # no key and nothing to match by

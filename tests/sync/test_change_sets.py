@@ -159,11 +159,13 @@ async def test_two_operators_with_different_plans_for_one_key_one_write_one_refu
     (alice_line,) = [line for line in reconcile(store.snapshot()).lines if line.kind is LineKind.RECURRING]
     store.close()
     # Bob refreshed after the vendor quantity changed: the same key, another quantity.
-    bob_line = alice_line.model_copy(update={
-        "quantity": alice_line.quantity + 1,
-        "total_price": (alice_line.quantity + 1) * alice_line.unit_price,
-        "total_cost": (alice_line.quantity + 1) * alice_line.unit_cost,
-    })
+    bob_line = alice_line.model_copy(
+        update={
+            "quantity": alice_line.quantity + 1,
+            "total_price": (alice_line.quantity + 1) * alice_line.unit_price,
+            "total_cost": (alice_line.quantity + 1) * alice_line.unit_cost,
+        }
+    )
     store_a, store_b = Store(store_url), Store(store_url)
     psa_a, psa_b = rig.connector(), rig.connector()
     a, b = await asyncio.gather(
@@ -187,7 +189,9 @@ async def test_two_operators_with_different_plans_for_one_key_one_write_one_refu
 
 
 def test_a_key_held_by_two_psa_lines_is_a_duplicate_line_finding_and_nothing_more_is_written() -> None:
-    scenario = build_scenario("connectwise", new=0, updates=1, cancels=0, create_new=0, record_only=0, companies=1)
+    scenario = build_scenario(
+        "connectwise", new=0, updates=1, cancels=0, create_new=0, record_only=0, companies=1
+    )
     (line,) = scenario.psa.lines
     twin = line.model_copy(update={"id": "8999"})
     scenario = scenario.model_copy(update={"psa": scenario.psa.model_copy(update={"lines": [line, twin]})})
@@ -197,7 +201,10 @@ def test_a_key_held_by_two_psa_lines_is_a_duplicate_line_finding_and_nothing_mor
     sub = line.source.subscription_id if line.source else ""
     assert [ln.key for ln in plan.lines if ln.subscription_id == sub] == []  # no update of one, no third line
     (finding,) = [f for f in plan.findings if f.code == "duplicate_line"]
-    assert finding.severity == "error" and finding.subject == {"subscription_id": sub, "key": f"{sub}:recurring"}
+    assert finding.severity == "error" and finding.subject == {
+        "subscription_id": sub,
+        "key": f"{sub}:recurring",
+    }
     assert "8001" in finding.message and "8999" in finding.message
     # One of the two ended before the other starts (a create-new) is no duplicate.
     ended = line.model_copy(update={"cancelled_date": date(2026, 3, 31)})

@@ -93,15 +93,20 @@ def test_verify_after_sync_says_the_psa_holds_the_plan_and_exits_1_when_it_diffe
 
     codec = KeyCodec(SERIAL_MAX)
     sandbox = kept.ws.sandboxes["connectwise"]
-    addition = next(a for a in sandbox.additions.values()
-                    if ":extra_months:" in (codec.decode(a.get("serialNumber")) or ""))
+    addition = next(
+        a
+        for a in sandbox.additions.values()
+        if ":extra_months:" in (codec.decode(a.get("serialNumber")) or "")
+    )
     addition["quantity"] = addition["quantity"] + 1
     differs = _run(db, "verify")
     assert differs.exit_code == 1, differs.output
     assert "differs " in differs.output and "differs by $" in differs.output and "1 differs" in differs.output
 
 
-def test_zero_value_prorates_are_not_plan_lines_in_the_cli_nor_the_console(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_zero_value_prorates_are_not_plan_lines_in_the_cli_nor_the_console(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     # The demo as of 2026-12-01 has increases on 2026-11-30 (change day not counted: $0.00).
     from datetime import date
 

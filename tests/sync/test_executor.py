@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 from sync_builder import AS_OF, PSAS, build_scenario, load_store, make_rig, plan_lines
-from sync_checks import assert_all_consistent, journal_done, run_once
+from sync_checks import assert_all_consistent, run_once
 
 from engine import audit
 from engine.store import Store

@@ -31,6 +31,7 @@ EXAMPLE_NAMES = sorted(p.name.removesuffix(".plan.json") for p in EXAMPLES.glob(
 DEMO_DATES = (date(2026, 11, 21), date(2026, 12, 1))
 WORLDS = [f"example:{name}" for name in EXAMPLE_NAMES] + [f"demo:{d.isoformat()}" for d in DEMO_DATES]
 
+
 def numeric_psa_ids(data: dict, expected: dict) -> None:  # type: ignore[type-arg]
     """Every PSA here numbers its records: give the example's non-numeric PSA ids numbers (in the
     scenario, its mappings and the expected plan alike)."""
@@ -124,7 +125,9 @@ async def test_what_lands_in_the_psa_is_the_plan(world: str, psa: str, store_url
             report = await SyncExecutor(store, connector, today=scenario.as_of).run(plan.lines)
         finally:
             await connector.aclose()
-        not_written = [(o.key, o.outcome.value, o.message) for o in report.outcomes if o.outcome is not Outcome.WRITTEN]
+        not_written = [
+            (o.key, o.outcome.value, o.message) for o in report.outcomes if o.outcome is not Outcome.WRITTEN
+        ]
         assert not not_written and not report.blocked, not_written[:5]
 
         landed = await _read_psa(rig)

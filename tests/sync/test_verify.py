@@ -16,18 +16,36 @@ E = date(2021, 4, 1)
 
 def _plan(key: str, kind: LineKind, quantity: str, price: str, *, months: int | None = None, **extra):  # type: ignore[no-untyped-def]
     return money_line(
-        key=key, kind=kind, action=extra.pop("action", "create"), subscription_id="s1", company_id="c1",
-        psa_agreement_id="200", psa_product_id="300", description="Pax8 - Seats",
-        quantity=D(quantity), unit_price=D(price), unit_cost=D(price) - 1, effective_date=E,
-        end_date=date(2021, 4, 30) if kind.one_time else None, months=months, **extra,
+        key=key,
+        kind=kind,
+        action=extra.pop("action", "create"),
+        subscription_id="s1",
+        company_id="c1",
+        psa_agreement_id="200",
+        psa_product_id="300",
+        description="Pax8 - Seats",
+        quantity=D(quantity),
+        unit_price=D(price),
+        unit_cost=D(price) - 1,
+        effective_date=E,
+        end_date=date(2021, 4, 30) if kind.one_time else None,
+        months=months,
+        **extra,
     )
 
 
 def _psa(line_id: str, key: str | None, quantity: str, price: str, *, one_time: bool = False, **extra):  # type: ignore[no-untyped-def]
     return PsaLine(
-        id=line_id, agreement_id="200", product_id="300", kind="one_time" if one_time else "recurring",
-        quantity=D(quantity), unit_price=D(price), unit_cost=D(price) - 1, effective_date=E,
-        source=LineSource(subscription_id="s1", key=key) if key else None, **extra,
+        id=line_id,
+        agreement_id="200",
+        product_id="300",
+        kind="one_time" if one_time else "recurring",
+        quantity=D(quantity),
+        unit_price=D(price),
+        unit_cost=D(price) - 1,
+        effective_date=E,
+        source=LineSource(subscription_id="s1", key=key) if key else None,
+        **extra,
     )
 
 
@@ -64,7 +82,9 @@ def test_missing_and_duplicate_lines_are_reported_by_key() -> None:
 
 
 def test_a_replaced_line_with_the_same_key_is_not_a_duplicate() -> None:
-    plan = [_plan("s1:recurring", LineKind.RECURRING, "5", "6.00", replaces_line_id="1", previous_quantity=D(4))]
+    plan = [
+        _plan("s1:recurring", LineKind.RECURRING, "5", "6.00", replaces_line_id="1", previous_quantity=D(4))
+    ]
     old = _psa("1", "s1:recurring", "4", "6.00", cancelled_date=date(2021, 3, 31))
     old = old.model_copy(update={"effective_date": date(2020, 1, 1)})
     result = verify_lines(plan, [old, _psa("2", "s1:recurring", "5", "6.00")], psa="x")
@@ -72,16 +92,37 @@ def test_a_replaced_line_with_the_same_key_is_not_a_duplicate() -> None:
 
 
 def test_updates_and_cancels_are_read_by_line_id() -> None:
-    update = _plan("s1:recurring", LineKind.RECURRING, "5", "6.00", action="update", psa_line_id="1",
-                   previous_quantity=D(4))
+    update = _plan(
+        "s1:recurring",
+        LineKind.RECURRING,
+        "5",
+        "6.00",
+        action="update",
+        psa_line_id="1",
+        previous_quantity=D(4),
+    )
     cancel = money_line(
-        key="s2:cancel", kind=LineKind.CANCEL, action="cancel", subscription_id="s2", company_id="c1",
-        psa_agreement_id="200", psa_product_id="300", psa_line_id="7", description="x", quantity=D(2),
-        unit_price=D(6), unit_cost=D(5), effective_date=E, end_date=date(2021, 3, 31), previous_quantity=D(2),
+        key="s2:cancel",
+        kind=LineKind.CANCEL,
+        action="cancel",
+        subscription_id="s2",
+        company_id="c1",
+        psa_agreement_id="200",
+        psa_product_id="300",
+        psa_line_id="7",
+        description="x",
+        quantity=D(2),
+        unit_price=D(6),
+        unit_cost=D(5),
+        effective_date=E,
+        end_date=date(2021, 3, 31),
+        previous_quantity=D(2),
     )
     psa = [_psa("1", "s1:recurring", "4", "6.00"), _psa("7", "s2:recurring", "2", "6.00")]
     result = verify_lines([update, cancel], psa, psa="x")
     assert [c.status for c in result.checks] == ["differs", "differs"]
-    psa = [_psa("1", "s1:recurring", "5", "6.00"),
-           _psa("7", "s2:recurring", "2", "6.00", cancelled_date=date(2021, 3, 31))]
+    psa = [
+        _psa("1", "s1:recurring", "5", "6.00"),
+        _psa("7", "s2:recurring", "2", "6.00", cancelled_date=date(2021, 3, 31)),
+    ]
     assert verify_lines([update, cancel], psa, psa="x").ok

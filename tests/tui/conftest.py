@@ -58,7 +58,9 @@ class FakeExecutor:
         self.calls: list[list[str]] = []
         self.delay = delay
 
-    async def run(self, lines: list[Any], *, on_event: Any = None, cancel: asyncio.Event | None = None) -> Report:
+    async def run(
+        self, lines: list[Any], *, on_event: Any = None, cancel: asyncio.Event | None = None
+    ) -> Report:
         self.calls.append([line.key for line in lines])
         outcomes = []
         for i, line in enumerate(lines):
@@ -66,8 +68,11 @@ class FakeExecutor:
                 event = Event(line.key, "skipped", "cancelled before it ran")
             else:
                 await asyncio.sleep(self.delay)
-                event = Event(line.key, "conflict" if i == 1 else "written",
-                              "the PSA line changed meanwhile" if i == 1 else "")
+                event = Event(
+                    line.key,
+                    "conflict" if i == 1 else "written",
+                    "the PSA line changed meanwhile" if i == 1 else "",
+                )
             outcomes.append(event)
             if on_event:
                 on_event(event)
@@ -83,8 +88,16 @@ def executor() -> FakeExecutor:
 def make_app(store: Store, executor: FakeExecutor) -> Any:
     def make(**kwargs: Any) -> TrueupApp:
         workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH)
-        return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0,
-                         executor_factory=lambda ws: executor, **kwargs)
+        return TrueupApp(
+            workspace,
+            clock=lambda: NOW,
+            as_of=AS_OF,
+            refresh_interval=None,
+            save_delay=0,
+            executor_factory=lambda ws: executor,
+            **kwargs,
+        )
+
     return make
 
 

@@ -57,7 +57,9 @@ async def test_overview_enter_jumps_to_pane(make_app: Any, settle: Any) -> None:
         assert app.main.active == "customers"
 
 
-async def test_ignore_removes_row_and_stores_reason_then_restore(make_app: Any, store: Any, settle: Any) -> None:
+async def test_ignore_removes_row_and_stores_reason_then_restore(
+    make_app: Any, store: Any, settle: Any
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -390,8 +392,9 @@ def bindings_rows(store: Any) -> dict[tuple[str, str], str]:
         return {(r.vendor_product_id, r.sub_product): r.psa_product_id for r in rows}
 
 
-async def test_bulk_ignore_asks_yes_no_with_the_count_then_the_reason(make_app: Any, store: Any,
-                                                                      settle: Any) -> None:
+async def test_bulk_ignore_asks_yes_no_with_the_count_then_the_reason(
+    make_app: Any, store: Any, settle: Any
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -511,8 +514,9 @@ async def test_tab_labels_show_pane_counts(make_app: Any, settle: Any) -> None:
         assert str(tabs.get_tab("tab-prorates").label) == f"Prorates {before - 1}"
 
 
-async def test_no_color_picks_a_monochrome_builtin_theme(make_app: Any, monkeypatch: Any,
-                                                         settle: Any) -> None:
+async def test_no_color_picks_a_monochrome_builtin_theme(
+    make_app: Any, monkeypatch: Any, settle: Any
+) -> None:
     from textual.app import App
 
     from tui.app import NO_COLOR_THEME

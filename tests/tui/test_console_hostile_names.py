@@ -24,12 +24,19 @@ def hostile(scenario: Any) -> Any:
     def names(items: Any, field: str = "name") -> list[Any]:
         return [x.model_copy(update={field: f"{HOSTILE} {getattr(x, field)}"}) for x in items]
 
-    return scenario.model_copy(update={
-        "vendor": v.model_copy(update={"companies": names(v.companies), "products": names(v.products)}),
-        "psa": p.model_copy(update={"companies": names(p.companies), "products": names(p.products),
-                                    "agreements": names(p.agreements),
-                                    "lines": names(p.lines, "description")}),
-    })
+    return scenario.model_copy(
+        update={
+            "vendor": v.model_copy(update={"companies": names(v.companies), "products": names(v.products)}),
+            "psa": p.model_copy(
+                update={
+                    "companies": names(p.companies),
+                    "products": names(p.products),
+                    "agreements": names(p.agreements),
+                    "lines": names(p.lines, "description"),
+                }
+            ),
+        }
+    )
 
 
 @pytest.fixture
@@ -76,7 +83,9 @@ async def test_a_hostile_name_reaches_no_pane_as_a_control_sequence(make_app: An
         data = app.data
         assert data is not None
         assert any(name.startswith("Esc ") for name in data.company_names.values())  # the names are shown…
-        for number, pane in enumerate(("overview", "customers", "unsynced", "arrears", "prorates", "errors"), 1):
+        for number, pane in enumerate(
+            ("overview", "customers", "unsynced", "arrears", "prorates", "errors"), 1
+        ):
             await pilot.press(str(number))
             await settle(app, pilot)
             assert app.main.active == pane

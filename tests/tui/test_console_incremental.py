@@ -18,14 +18,18 @@ AS_OF = date(2026, 11, 21)
 
 
 async def test_r_refreshes_the_customer_under_the_cursor_and_patches_its_rows(
-        make_app: Any, store: Any, settle: Any) -> None:
+    make_app: Any, store: Any, settle: Any
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("3")
         pane = app.main.pane("unsynced")
-        row = next(r for r in pane.rows if r.company_id and r.line_keys
-                   and app.data.lines[r.line_keys[0]].kind == "recurring")
+        row = next(
+            r
+            for r in pane.rows
+            if r.company_id and r.line_keys and app.data.lines[r.line_keys[0]].kind == "recurring"
+        )
         pane.table.move_cursor(row=pane.view.index[row.key])
         await pilot.pause()
         other = next(r for r in pane.rows if r.company_id != row.company_id)
@@ -33,9 +37,14 @@ async def test_r_refreshes_the_customer_under_the_cursor_and_patches_its_rows(
 
         def vendor_reports_an_increase(company: str) -> None:  # what the targeted refresh writes
             last = sub.history[-1]
-            bumped = HistoryRow(id=f"{sub.id}-more", action="increase", quantity=last.quantity + Decimal(3),
-                                effective_date=date(2026, 11, 2) if last.effective_date < date(2026, 11, 2)
-                                else last.effective_date)
+            bumped = HistoryRow(
+                id=f"{sub.id}-more",
+                action="increase",
+                quantity=last.quantity + Decimal(3),
+                effective_date=date(2026, 11, 2)
+                if last.effective_date < date(2026, 11, 2)
+                else last.effective_date,
+            )
             store.upsert_subscriptions([sub.model_copy(update={"history": [*sub.history, bumped]})])
 
         workspace = app.workspace
@@ -74,7 +83,8 @@ async def test_an_ignore_recomputes_only_its_customer(make_app: Any, store: Any,
 
 
 async def test_the_edit_date_modal_is_refused_when_the_store_moved_since_the_figures(
-        make_app: Any, store: Any, settle: Any) -> None:
+    make_app: Any, store: Any, settle: Any
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

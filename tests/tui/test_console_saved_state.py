@@ -40,8 +40,14 @@ def file_url(tmp_path: Path, scenario: Any) -> str:
 
 def launch(store: Store, executor: Any = None) -> TrueupApp:
     workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH)
-    return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0,
-                     executor_factory=lambda ws: executor)
+    return TrueupApp(
+        workspace,
+        clock=lambda: NOW,
+        as_of=AS_OF,
+        refresh_interval=None,
+        save_delay=0,
+        executor_factory=lambda ws: executor,
+    )
 
 
 def notes_of(app: TrueupApp) -> list[str]:
@@ -86,7 +92,8 @@ def banner(app: TrueupApp) -> Static:
 
 
 async def test_a_second_launch_paints_the_saved_figures_identical_to_a_recompute(
-        file_url: str, settle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    file_url: str, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(file_url)
     first = launch(store)
     async with first.run_test(size=SIZE) as pilot:
@@ -113,7 +120,8 @@ async def test_a_second_launch_paints_the_saved_figures_identical_to_a_recompute
 
 
 async def test_a_stale_saved_state_is_shown_with_a_banner_and_review_waits_for_the_fresh_figures(
-        file_url: str, settle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    file_url: str, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(file_url)
     first = launch(store)
     async with first.run_test(size=SIZE) as pilot:
@@ -165,7 +173,8 @@ async def test_a_stale_saved_state_is_shown_with_a_banner_and_review_waits_for_t
 
 
 async def test_no_saved_state_shows_the_loading_state_then_the_figures(
-        store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate = Gate(monkeypatch)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -180,8 +189,16 @@ async def test_no_saved_state_shows_the_loading_state_then_the_figures(
 
 
 async def test_a_damaged_saved_state_is_never_shown(store: Store, make_app: Any, settle: Any) -> None:
-    pc.save_state(store, SAVED_STATE, revision=pc.store_revision(store), as_of=AS_OF, today=AS_OF,
-                  code=pc.code_version(*model.VIEW.code_files), view=b"\x00\x00\x00\x00\x00\x00\x00\x05{not json", plan=b"nor this")
+    pc.save_state(
+        store,
+        SAVED_STATE,
+        revision=pc.store_revision(store),
+        as_of=AS_OF,
+        today=AS_OF,
+        code=pc.code_version(*model.VIEW.code_files),
+        view=b"\x00\x00\x00\x00\x00\x00\x00\x05{not json",
+        plan=b"nor this",
+    )
     app = make_app()
     notes = notes_of(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -205,7 +222,8 @@ async def test_an_action_saves_the_recomputed_figures(store: Store, make_app: An
 
 
 async def test_nothing_written_since_means_nothing_recomputed(
-        store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -224,9 +242,23 @@ def test_the_saved_view_and_plan_round_trip_exactly(store: Store) -> None:
     assert [r.search for r in view.rows["unsynced"]] == [r.search for r in data.rows["unsynced"]]
     full = saved_view.restore_plan(view, saved_view.encode_plan(data))
     assert full.complete and full.rows is view.rows
-    for name in ("plan", "lines", "ignored", "psa_lines", "bindings", "product_names", "company_names",
-                 "psa_companies", "psa_company_names", "agreement_names", "psa_products", "psa_product_names",
-                 "psa", "as_of", "invoiced_through"):
+    for name in (
+        "plan",
+        "lines",
+        "ignored",
+        "psa_lines",
+        "bindings",
+        "product_names",
+        "company_names",
+        "psa_companies",
+        "psa_company_names",
+        "agreement_names",
+        "psa_products",
+        "psa_product_names",
+        "psa",
+        "as_of",
+        "invoiced_through",
+    ):
         assert getattr(full, name) == getattr(data, name), name
     assert full.plan.ignored_lines == data.plan.ignored_lines
     assert any(line.kind == LineKind.RECURRING for line in full.plan.lines)
@@ -241,7 +273,8 @@ def test_a_row_holding_a_separator_is_not_saved(store: Store) -> None:
 
 
 async def test_figures_outdated_by_a_refresh_are_flagged_until_recomputed(
-        store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

@@ -29,8 +29,12 @@ def loader() -> Any:
 
 
 def make(loader: Any) -> TrueupApp:
-    return TrueupApp(StoreWorkspace(None, label="SANDBOX — scale"), as_of=date(2026, 11, 21),
-                     refresh_interval=None, loader=loader)
+    return TrueupApp(
+        StoreWorkspace(None, label="SANDBOX — scale"),
+        as_of=date(2026, 11, 21),
+        refresh_interval=None,
+        loader=loader,
+    )
 
 
 async def filtered(pilot: Any, pane: Any) -> None:
@@ -191,7 +195,11 @@ async def test_apply_keeps_the_cursor_on_its_key() -> None:
         assert highlighted[-1] == table.cursor_key
         table.apply(())
         await pilot.pause()
-        assert table.cursor_key is None and table.row_count == 0 and on_screen(table)[0].split() == ["Id", "Name"]
+        assert (
+            table.cursor_key is None
+            and table.row_count == 0
+            and on_screen(table)[0].split() == ["Id", "Name"]
+        )
 
 
 def test_row_view_filters_the_model_and_narrows() -> None:
@@ -216,6 +224,7 @@ def test_row_view_filters_the_model_and_narrows() -> None:
 
 def test_building_the_panes_is_linear() -> None:
     """Twice the plan, about twice the time (quadratic would be four times): 6k vs 12k lines."""
+
     def timed(n: int) -> float:
         best = float("inf")
         for _ in range(3):

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.tmux, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,8 +25,9 @@ class Tmux:
         self.socket = socket
 
     def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                               check=False, timeout=30).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "console")
@@ -60,8 +64,27 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         env.pop(name, None)
     uv = shutil.which("uv")
     command = f"cd {ROOT} && {uv} run trueup" if uv else f"cd {ROOT} && trueup"
-    subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "console", "-x", "120",
-                    "-y", "40", command], env=env, check=True, timeout=30)
+    subprocess.run(
+        [
+            "tmux",
+            "-L",
+            socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "console",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            command,
+        ],
+        env=env,
+        check=True,
+        timeout=30,
+    )
     try:
         yield t
     finally:

@@ -94,9 +94,14 @@ class _RefusingExecutor:
     async def run(self, lines: list[Any], *, on_event: Any = None, cancel: Any = None) -> Any:
         from engine.sync.executor import REFUSED_MESSAGE
 
-        outcomes = [_Event(line.key, "refused" if i == 0 else "written",
-                           f"{REFUSED_MESSAGE}: bob@host is writing this line with other values" if i == 0 else "")
-                    for i, line in enumerate(lines)]
+        outcomes = [
+            _Event(
+                line.key,
+                "refused" if i == 0 else "written",
+                f"{REFUSED_MESSAGE}: bob@host is writing this line with other values" if i == 0 else "",
+            )
+            for i, line in enumerate(lines)
+        ]
         for event in outcomes:
             on_event(event)
 

@@ -11,8 +11,10 @@ from textual.widgets import Static
 
 
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [Binding("y", "answer(True)", "Yes", id="modal-yes"),
-                Binding("n,escape", "answer(False)", "No", id="modal-no")]
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="modal-yes"),
+        Binding("n,escape", "answer(False)", "No", id="modal-no"),
+    ]
 
     def __init__(self, title: str, body: str) -> None:
         super().__init__()

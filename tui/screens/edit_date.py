@@ -20,8 +20,9 @@ from engine.actions import ActionError
 class EditDateModal(ModalScreen[date | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel")]
 
-    def __init__(self, title: str, current: date | None, apply: Callable[[date], object] | None,
-                 note: str = "") -> None:
+    def __init__(
+        self, title: str, current: date | None, apply: Callable[[date], object] | None, note: str = ""
+    ) -> None:
         super().__init__()
         self._title, self._current, self._apply, self._note = title, current, apply, note
 
@@ -30,8 +31,11 @@ class EditDateModal(ModalScreen[date | None]):
             yield Static(Text(self._title), classes="modal-title")
             if self._note:
                 yield Static(Text(self._note))
-            yield Input(value=self._current.isoformat() if self._current else "", placeholder="YYYY-MM-DD",
-                        id="date-input")
+            yield Input(
+                value=self._current.isoformat() if self._current else "",
+                placeholder="YYYY-MM-DD",
+                id="date-input",
+            )
             yield Static("", id="date-error", classes="modal-error")
             yield Static(Text("enter  save      esc  cancel"), classes="modal-keys")
 

@@ -28,8 +28,12 @@ class HelpModal(ModalScreen[None]):
         table.add_columns("Where", "Keys", "Action", "What it does")
         keymap = getattr(self.app, "keymap", {})
         for command in REGISTRY:
-            table.add_row(Text(SCOPES[command.scope]), Text(key_label(effective_keys(command, keymap))),
-                          Text(command.description), Text(command.help))
+            table.add_row(
+                Text(SCOPES[command.scope]),
+                Text(key_label(effective_keys(command, keymap))),
+                Text(command.description),
+                Text(command.help),
+            )
         table.focus()
 
     def action_close(self) -> None:

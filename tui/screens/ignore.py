@@ -20,8 +20,10 @@ class IgnoreChoice:
 
 
 class IgnoreModal(ModalScreen[IgnoreChoice | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel"),
-                Binding("tab", "toggle_mode", "Mode", priority=True, id="modal-toggle-mode")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="modal-cancel"),
+        Binding("tab", "toggle_mode", "Mode", priority=True, id="modal-toggle-mode"),
+    ]
 
     def __init__(self, what: str, allow_this_change: bool = True) -> None:
         super().__init__()

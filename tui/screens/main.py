@@ -72,8 +72,10 @@ class MainScreen(Screen[None]):
         data = self.app.data
         banner = self.query_one("#stale-banner", Static)
         if data is not None and data.stale:
-            banner.update(f"⚠ FIGURES FROM {figures_time(data)} (saved), RECOMPUTING… — they may have "
-                          "changed since; review, sync and edits wait for the current figures.")
+            banner.update(
+                f"⚠ FIGURES FROM {figures_time(data)} (saved), RECOMPUTING… — they may have "
+                "changed since; review, sync and edits wait for the current figures."
+            )
             banner.remove_class("-hidden")
         else:
             banner.add_class("-hidden")
@@ -94,9 +96,13 @@ class MainScreen(Screen[None]):
         if not busy and data is not None and data.stale:
             busy = f"figures from {figures_time(data)}, recomputing…"
         self.query_one(StatusHeader).show(
-            label=ws.label, sandbox=ws.sandbox, as_of=data.as_of if data else app.as_of,
+            label=ws.label,
+            sandbox=ws.sandbox,
+            as_of=data.as_of if data else app.as_of,
             invoiced_through=data.invoiced_through if data else None,
-            freshness=dict(getattr(ws, "freshness", {}) or {}), busy=busy or app.busy)
+            freshness=dict(getattr(ws, "freshness", {}) or {}),
+            busy=busy or app.busy,
+        )
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.pane().table.focus()
@@ -204,8 +210,10 @@ class MainScreen(Screen[None]):
         self.app.show_ignored = not self.app.show_ignored
         if self.app.data is not None:
             self.show_data(self.app.data)
-        self.notify("Showing ignored items (r restores)" if self.app.show_ignored else "Ignored items hidden",
-                    timeout=3)
+        self.notify(
+            "Showing ignored items (r restores)" if self.app.show_ignored else "Ignored items hidden",
+            timeout=3,
+        )
 
     def action_copy_id(self) -> None:
         row = self.pane().current
@@ -233,8 +241,10 @@ class MainScreen(Screen[None]):
                 return
             pane.selected -= set(keys)
             pane.redraw()
-            self.app.act(Act("ignore", keys=tuple(keys), mode=choice.mode, reason=choice.reason or None),
-                         f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}")
+            self.app.act(
+                Act("ignore", keys=tuple(keys), mode=choice.mode, reason=choice.reason or None),
+                f"Ignored {count(len(keys))} {'row' if len(keys) == 1 else 'rows'}",
+            )
 
         def ask_reason(yes: bool | None = True) -> None:
             if yes:
@@ -244,9 +254,11 @@ class MainScreen(Screen[None]):
             ask_reason()
             return
         hidden = sum(1 for k in keys if not pane.table.holds(k))
-        body = (f"Ignore {count(len(keys))} selected rows of {title}?"
-                + (f" ({count(hidden)} of them are hidden by the filter.)" if hidden else "")
-                + " Ignored rows leave the plan (t shows them, r restores). Next: the reason.")
+        body = (
+            f"Ignore {count(len(keys))} selected rows of {title}?"
+            + (f" ({count(hidden)} of them are hidden by the filter.)" if hidden else "")
+            + " Ignored rows leave the plan (t shows them, r restores). Next: the reason."
+        )
         self.app.push_screen(ConfirmModal(f"Ignore {count(len(keys))} rows", body), ask_reason)
 
     def action_products(self) -> None:
@@ -272,7 +284,9 @@ class MainScreen(Screen[None]):
             keys += [k for k in candidates if k in data.ignored]
         keys = list(dict.fromkeys(keys))
         self.pane().selected -= {r.key for r in rows}
-        self.app.act(Act("restore", keys=tuple(keys)), f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}")
+        self.app.act(
+            Act("restore", keys=tuple(keys)), f"Restored {len(keys)} {'item' if len(keys) == 1 else 'items'}"
+        )
 
     # --- dates -------------------------------------------------------------------------------------
 
@@ -302,10 +316,15 @@ class MainScreen(Screen[None]):
             if value is not None:
                 self.app.notify(f"Effective date of {key} set to {value.isoformat()}", timeout=4)
 
-        self.app.push_screen(EditDateModal(f"Effective date of {line.description if line else key}",
-                                           line.effective_date if line else None, apply,
-                                           note=f"The 1st of a month, after {data.invoiced_through.isoformat()}."),
-                             done)
+        self.app.push_screen(
+            EditDateModal(
+                f"Effective date of {line.description if line else key}",
+                line.effective_date if line else None,
+                apply,
+                note=f"The 1st of a month, after {data.invoiced_through.isoformat()}.",
+            ),
+            done,
+        )
 
     def action_bulk_date(self) -> None:
         if self.app.refuse("edit dates"):
@@ -327,8 +346,15 @@ class MainScreen(Screen[None]):
                 pane.selected.clear()
                 pane.redraw()
 
-        self.app.push_screen(EditDateModal(f"Effective date of {len(keys)} selected lines", None, apply,
-                                           note="All or nothing: if one line is refused, none changes."), done)
+        self.app.push_screen(
+            EditDateModal(
+                f"Effective date of {len(keys)} selected lines",
+                None,
+                apply,
+                note="All or nothing: if one line is refused, none changes.",
+            ),
+            done,
+        )
 
     # --- customers -----------------------------------------------------------------------------------
 
@@ -343,8 +369,10 @@ class MainScreen(Screen[None]):
 
         def done(psa_id: str | None) -> None:
             if psa_id:
-                self.app.act(Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
-                             f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}")
+                self.app.act(
+                    Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
+                    f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}",
+                )
 
         self.app.push_screen(MapCompanyModal(row.cells[0], data.psa_companies), done)
 
@@ -359,6 +387,7 @@ class MainScreen(Screen[None]):
     def action_generate_mappings(self) -> None:
         if self.app.refuse("generate mappings"):
             return
+
         def after(outcome: Outcome) -> None:
             generated = outcome.result
             if not isinstance(generated, GeneratedMappings):
@@ -366,13 +395,17 @@ class MainScreen(Screen[None]):
             if not generated.suggestions:
                 self.app.notify(f"Mapped {len(generated.applied)} exact name matches; no near matches.")
                 return
-            suggestions = [(s.vendor_id, s.vendor_name, s.psa_id, s.psa_name, s.score) for s in generated.suggestions]
+            suggestions = [
+                (s.vendor_id, s.vendor_name, s.psa_id, s.psa_name, s.score) for s in generated.suggestions
+            ]
 
             def accepted(pairs: list[tuple[str, str]] | None) -> None:
                 for i, (vendor_id, psa_id) in enumerate(pairs or []):
                     last = i == len(pairs or []) - 1
-                    self.app.act(Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
-                                 f"Mapped {len(pairs or [])} near matches" if last else "")
+                    self.app.act(
+                        Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
+                        f"Mapped {len(pairs or [])} near matches" if last else "",
+                    )
 
             self.app.push_screen(SuggestionsModal(len(generated.applied), suggestions), accepted)
 

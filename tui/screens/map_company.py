@@ -18,11 +18,21 @@ class PickerModal(ModalScreen[str | None]):
     """Pick one of many (id, label) by typing: the list narrows on every keystroke, enter takes the
     highlighted one, ↓ moves into the list, esc cancels. Returns the chosen id."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel"),
-                Binding("down", "focus_list", show=False, id="modal-down")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="modal-cancel"),
+        Binding("down", "focus_list", show=False, id="modal-down"),
+    ]
 
-    def __init__(self, title: str, choices: list[tuple[str, str]], *, placeholder: str = "Search",
-                 note: str = "", list_id: str = "choices", verb: str = "choose") -> None:
+    def __init__(
+        self,
+        title: str,
+        choices: list[tuple[str, str]],
+        *,
+        placeholder: str = "Search",
+        note: str = "",
+        list_id: str = "choices",
+        verb: str = "choose",
+    ) -> None:
         super().__init__()
         self._title, self._choices, self._placeholder = title, choices, placeholder
         self._note, self._list_id, self._verb = note, list_id, verb
@@ -34,13 +44,17 @@ class PickerModal(ModalScreen[str | None]):
                 yield Static(Text(self._note), classes="modal-note")
             yield Input(placeholder=self._placeholder, id="search", value="")
             yield OptionList(*self._options(""), id=self._list_id, classes="picker")
-            yield Static(Text(f"type to search   ↓ list   enter  {self._verb}   esc  cancel"),
-                         classes="modal-keys")
+            yield Static(
+                Text(f"type to search   ↓ list   enter  {self._verb}   esc  cancel"), classes="modal-keys"
+            )
 
     def _options(self, query: str) -> list[Option]:
         q = query.casefold().strip()
-        found = [Option(Text(f"{label}  ({cid})"), id=cid) for cid, label in self._choices
-                 if not q or q in label.casefold() or q == cid.casefold()]
+        found = [
+            Option(Text(f"{label}  ({cid})"), id=cid)
+            for cid, label in self._choices
+            if not q or q in label.casefold() or q == cid.casefold()
+        ]
         if len(found) > PICKER_LIMIT:
             more = len(found) - PICKER_LIMIT
             found = [*found[:PICKER_LIMIT], Option(Text(f"… {more:,} more: type to narrow"), disabled=True)]
@@ -79,16 +93,23 @@ class MapCompanyModal(PickerModal):
     """Returns the chosen PSA company id."""
 
     def __init__(self, vendor_name: str, companies: list[tuple[str, str]]) -> None:
-        super().__init__(f"Map {vendor_name} to a PSA company", companies, placeholder="Search PSA companies",
-                         list_id="companies", verb="map")
+        super().__init__(
+            f"Map {vendor_name} to a PSA company",
+            companies,
+            placeholder="Search PSA companies",
+            list_id="companies",
+            verb="map",
+        )
 
 
 class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):
     """Near matches from `generate_mappings`: `y` (or enter) accepts the highlighted one; esc closes
     and returns every accepted (vendor id, PSA id)."""
 
-    BINDINGS = [Binding("y,enter", "accept", "Accept", id="modal-accept"),
-                Binding("escape", "done", "Done", id="modal-done")]
+    BINDINGS = [
+        Binding("y,enter", "accept", "Accept", id="modal-accept"),
+        Binding("escape", "done", "Done", id="modal-done"),
+    ]
 
     def __init__(self, applied: int, suggestions: list[tuple[str, str, str, str, float]]) -> None:
         super().__init__()
@@ -98,9 +119,16 @@ class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
-            yield Static(Text(f"Mapped {self._applied} exact name matches. Near matches:"), classes="modal-title")
-            yield OptionList(*[Option(Text(f"{vn}  →  {pn}  ({score:.0%})"), id=f"{i}")
-                               for i, (_, vn, _, pn, score) in enumerate(self._suggestions)], id="suggestions")
+            yield Static(
+                Text(f"Mapped {self._applied} exact name matches. Near matches:"), classes="modal-title"
+            )
+            yield OptionList(
+                *[
+                    Option(Text(f"{vn}  →  {pn}  ({score:.0%})"), id=f"{i}")
+                    for i, (_, vn, _, pn, score) in enumerate(self._suggestions)
+                ],
+                id="suggestions",
+            )
             yield Static(Text("y / enter  map this one     esc  done"), classes="modal-keys")
 
     def on_mount(self) -> None:
@@ -118,7 +146,9 @@ class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):
         vendor_id, vendor_name, psa_id, psa_name, _ = self._suggestions[int(option.id or 0)]
         if (vendor_id, psa_id) not in self._accepted and not option.disabled:
             self._accepted.append((vendor_id, psa_id))
-            options.replace_option_prompt_at_index(options.highlighted, Text(f"MAPPED  {vendor_name}  →  {psa_name}"))
+            options.replace_option_prompt_at_index(
+                options.highlighted, Text(f"MAPPED  {vendor_name}  →  {psa_name}")
+            )
             options.disable_option_at_index(options.highlighted)
 
     def action_done(self) -> None:

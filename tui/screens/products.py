@@ -50,8 +50,13 @@ class ProductsScreen(Screen[None]):
         self.pane.set_rows(data.rows_for("products", False))
         ws = self.app.workspace
         self.query_one(StatusHeader).show(
-            label=ws.label, sandbox=ws.sandbox, as_of=data.as_of, invoiced_through=data.invoiced_through,
-            freshness=dict(getattr(ws, "freshness", {}) or {}), busy=self.app.busy)
+            label=ws.label,
+            sandbox=ws.sandbox,
+            as_of=data.as_of,
+            invoiced_through=data.invoiced_through,
+            freshness=dict(getattr(ws, "freshness", {}) or {}),
+            busy=self.app.busy,
+        )
         self.refresh_bindings()
 
     def _binding_of(self, row: Row) -> object | None:
@@ -92,9 +97,13 @@ class ProductsScreen(Screen[None]):
         product_id, sub_product = split_product_key(row.key)
         what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
         current = self._binding_of(row)
-        note = ("Every sub-product without a binding of its own follows the product's."
-                if sub_product is None and row.cells[1] == "" and any(
-                    p == product_id and sp for p, sp in self.data.bindings) else "")
+        note = (
+            "Every sub-product without a binding of its own follows the product's."
+            if sub_product is None
+            and row.cells[1] == ""
+            and any(p == product_id and sp for p, sp in self.data.bindings)
+            else ""
+        )
         if current is not None:
             note = (f"Now bound to {row.cells[3]}. " + note).strip()
 
@@ -102,12 +111,22 @@ class ProductsScreen(Screen[None]):
             if not psa_id:
                 return
             psa_name = self.data.psa_product_names.get(psa_id, psa_id)
-            self.app.act(Act("bind_product", vendor_id=product_id, psa_id=psa_id, sub_product=sub_product),
-                         f"Bound {what} to {psa_name}")
+            self.app.act(
+                Act("bind_product", vendor_id=product_id, psa_id=psa_id, sub_product=sub_product),
+                f"Bound {what} to {psa_name}",
+            )
 
-        self.app.push_screen(PickerModal(f"Bind {what} to a {self.data.psa} product", self.data.psa_products,
-                                         placeholder=f"Search {self.data.psa} products", note=note,
-                                         list_id="psa-products", verb="bind"), done)
+        self.app.push_screen(
+            PickerModal(
+                f"Bind {what} to a {self.data.psa} product",
+                self.data.psa_products,
+                placeholder=f"Search {self.data.psa} products",
+                note=note,
+                list_id="psa-products",
+                verb="bind",
+            ),
+            done,
+        )
 
     def action_unbind_product(self) -> None:
         row = self.pane.current

@@ -27,8 +27,20 @@ if TYPE_CHECKING:
     from tui.app import TrueupApp
 
 ZERO = Decimal("0.00")
-COLUMNS = ("Line", "Outcome", "Action", "Qty Pax8", "Qty PSA", "Unit cost Pax8", "Unit cost PSA", "Unit price Pax8",
-           "Unit price PSA", "Total", "Effective", "End")
+COLUMNS = (
+    "Line",
+    "Outcome",
+    "Action",
+    "Qty Pax8",
+    "Qty PSA",
+    "Unit cost Pax8",
+    "Unit cost PSA",
+    "Unit price Pax8",
+    "Unit price PSA",
+    "Total",
+    "Effective",
+    "End",
+)
 
 
 def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]:
@@ -38,8 +50,11 @@ def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]
     found = []
     for f in data.plan.findings:
         s = f.subject
-        if (s.get("subscription_id") in subs or s.get("vendor_company_id") in companies
-                or s.get("psa_agreement_id") in agreements):
+        if (
+            s.get("subscription_id") in subs
+            or s.get("vendor_company_id") in companies
+            or s.get("psa_agreement_id") in agreements
+        ):
             found.append(f)
     return found
 
@@ -67,7 +82,9 @@ class ReviewScreen(Screen[None]):
         yield KeyedTable(COLUMNS, id="review-table")
         yield Static(id="review-detail", classes="detail")
         yield Static(id="review-findings", classes="findings")
-        yield ProgressBar(total=max(1, len(self.lines)), show_eta=False, id="review-progress", classes="-hidden")
+        yield ProgressBar(
+            total=max(1, len(self.lines)), show_eta=False, id="review-progress", classes="-hidden"
+        )
         yield Static(id="review-totals", classes="totals")
         yield Footer()
 
@@ -75,9 +92,12 @@ class ReviewScreen(Screen[None]):
         data = self.data
         psa_name = data.psa
         scope = "selected lines" if self.selection else "all proposed lines"
-        self.query_one("#review-title", Static).update(Text(
-            f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.workspace.label}) · "
-            f"Pax8 | {psa_name} side by side"))
+        self.query_one("#review-title", Static).update(
+            Text(
+                f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.workspace.label}) · "
+                f"Pax8 | {psa_name} side by side"
+            )
+        )
         groups: dict[tuple[str, str], list[PlanLine]] = defaultdict(list)
         for line in self.lines:
             groups[(data.company(line.company_id), line.psa_agreement_id)].append(line)
@@ -85,20 +105,40 @@ class ReviewScreen(Screen[None]):
             agreement = data.agreement_names.get(agreement_id, agreement_id)
             subtotal = sum((x.total_price for x in lines), ZERO)
             header_key = f"group:{company}:{agreement_id}"
-            self.rows[header_key] = (f"▸ {company} — {agreement} ({agreement_id})", "", "", "", "", "", "", "", "",
-                                     fmt_money(subtotal), "", "")
-            self.details[header_key] = f"{company} — agreement {agreement}: {len(lines)} lines, {fmt_money(subtotal)}"
+            self.rows[header_key] = (
+                f"▸ {company} — {agreement} ({agreement_id})",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                fmt_money(subtotal),
+                "",
+                "",
+            )
+            self.details[header_key] = (
+                f"{company} — agreement {agreement}: {len(lines)} lines, {fmt_money(subtotal)}"
+            )
             for line in lines:
                 psa = data.psa_lines.get(line.psa_line_id) if line.psa_line_id else None
                 recurring = "one-time" if line.kind.one_time else "recurring"
                 self.rows[line.key] = (
-                    f"  {line.description}", "pending", f"{line.action} {line.kind.value}",
+                    f"  {line.description}",
+                    "pending",
+                    f"{line.action} {line.kind.value}",
                     fmt_quantity(line.quantity),
                     fmt_quantity(psa.quantity) if psa is not None else "—",
-                    fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—",
-                    fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—",
-                    f"{fmt_money(line.total_price)} {recurring}", line.effective_date.isoformat(),
-                    line.end_date.isoformat() if line.end_date else "—")
+                    fmt_money(line.unit_cost),
+                    fmt_money(psa.unit_cost) if psa is not None else "—",
+                    fmt_money(line.unit_price),
+                    fmt_money(psa.unit_price) if psa is not None else "—",
+                    f"{fmt_money(line.total_price)} {recurring}",
+                    line.effective_date.isoformat(),
+                    line.end_date.isoformat() if line.end_date else "—",
+                )
                 self.details[line.key] = self._side_by_side(line, psa)
         self.draw()
         findings = blocking_findings(data, self.lines)
@@ -115,16 +155,28 @@ class ReviewScreen(Screen[None]):
 
     def _side_by_side(self, line: PlanLine, psa: Any) -> str:
         name = self.data.psa
-        rows = [("", "Pax8", name),
-                ("Action", f"{line.action} ({line.kind.value})", f"line {line.psa_line_id}" if psa is not None else "new"),
-                ("Quantity", fmt_quantity(line.quantity), fmt_quantity(psa.quantity) if psa is not None else "—"),
-                ("Unit cost", fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—"),
-                ("Unit price", fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—"),
-                ("Effective", line.effective_date.isoformat(),
-                 psa.effective_date.isoformat() if psa is not None else "—"),
-                ("End", line.end_date.isoformat() if line.end_date else "—",
-                 psa.cancelled_date.isoformat() if psa is not None and psa.cancelled_date else "—"),
-                ("Description", line.description, psa.description if psa is not None else "—")]
+        rows = [
+            ("", "Pax8", name),
+            (
+                "Action",
+                f"{line.action} ({line.kind.value})",
+                f"line {line.psa_line_id}" if psa is not None else "new",
+            ),
+            ("Quantity", fmt_quantity(line.quantity), fmt_quantity(psa.quantity) if psa is not None else "—"),
+            ("Unit cost", fmt_money(line.unit_cost), fmt_money(psa.unit_cost) if psa is not None else "—"),
+            ("Unit price", fmt_money(line.unit_price), fmt_money(psa.unit_price) if psa is not None else "—"),
+            (
+                "Effective",
+                line.effective_date.isoformat(),
+                psa.effective_date.isoformat() if psa is not None else "—",
+            ),
+            (
+                "End",
+                line.end_date.isoformat() if line.end_date else "—",
+                psa.cancelled_date.isoformat() if psa is not None and psa.cancelled_date else "—",
+            ),
+            ("Description", line.description, psa.description if psa is not None else "—"),
+        ]
         return "\n".join(f"{a:<12} {b:<28} {c}" for a, b, c in rows) + f"\nFormula: {line.formula}"
 
     def draw(self) -> None:
@@ -152,8 +204,10 @@ class ReviewScreen(Screen[None]):
         one_time = sum((x.total_price for x in self.lines if x.kind.one_time), ZERO)
         recurring = price - one_time
         counts = Counter(x.action for x in self.lines)
-        text = (f"Grand total {fmt_money(price)} (recurring {fmt_money(recurring)}, one-time {fmt_money(one_time)})"
-                f" · cost {fmt_money(cost)} · " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+        text = (
+            f"Grand total {fmt_money(price)} (recurring {fmt_money(recurring)}, one-time {fmt_money(one_time)})"
+            f" · cost {fmt_money(cost)} · " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+        )
         if self.outcomes:
             done = Counter(o.split(":")[0] for o in self.outcomes.values())
             text += "\nOutcomes: " + ", ".join(f"{n} {o}" for o, n in sorted(done.items()))
@@ -175,8 +229,10 @@ class ReviewScreen(Screen[None]):
             return
         ws = self.app.workspace
         # The total is what the PSA will invoice for these lines (engine.verify), not a plan sum.
-        body = (f"Write {len(self.lines)} lines ({fmt_money(invoiced_total(self.lines))}) "
-                f"to {self.data.psa} — {ws.label}{' (sandbox)' if ws.sandbox else ''}?")
+        body = (
+            f"Write {len(self.lines)} lines ({fmt_money(invoiced_total(self.lines))}) "
+            f"to {self.data.psa} — {ws.label}{' (sandbox)' if ws.sandbox else ''}?"
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -220,13 +276,20 @@ class ReviewScreen(Screen[None]):
         counts = Counter(o.split(":")[0] for o in self.outcomes.values())
         summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing written"
         cancelled = self.cancel_event is not None and self.cancel_event.is_set()
-        self.app.notify(f"Sync {'cancelled' if cancelled else 'finished'}: {summary}",
-                        severity="warning" if cancelled or counts.get("failed") or counts.get("conflict")
-                        or counts.get("refused") else "information", timeout=8)
+        self.app.notify(
+            f"Sync {'cancelled' if cancelled else 'finished'}: {summary}",
+            severity="warning"
+            if cancelled or counts.get("failed") or counts.get("conflict") or counts.get("refused")
+            else "information",
+            timeout=8,
+        )
         if counts.get("refused"):
             # Another operator's plan holds these keys (issue 11): this review is stale.
-            self.app.notify(f"{counts['refused']} line(s) changed since your review — refresh (f5) and review "
-                            "again", severity="error", timeout=12)
+            self.app.notify(
+                f"{counts['refused']} line(s) changed since your review — refresh (f5) and review again",
+                severity="error",
+                timeout=12,
+            )
         self.sync_report = report
         await self._verify(executor, report)
         for reason in (getattr(report, "blocked", None), getattr(report, "halted", None)):
@@ -255,8 +318,9 @@ class ReviewScreen(Screen[None]):
             if not result.ok:
                 for check in result.problems[:5]:
                     self.outcomes[check.key] = f"{check.status}: {check.message}"
-                self.app.notify(f"The PSA differs from the plan: {self.verification}", severity="error",
-                                timeout=12)
+                self.app.notify(
+                    f"The PSA differs from the plan: {self.verification}", severity="error", timeout=12
+                )
         self.draw()
         self.update_totals()
 

@@ -9,8 +9,16 @@ from textual.widgets import Static
 
 
 class StatusHeader(Static):
-    def show(self, *, label: str, sandbox: bool, as_of: date | None, invoiced_through: date | None,
-             freshness: dict[str, datetime | None], busy: str = "") -> None:
+    def show(
+        self,
+        *,
+        label: str,
+        sandbox: bool,
+        as_of: date | None,
+        invoiced_through: date | None,
+        freshness: dict[str, datetime | None],
+        busy: str = "",
+    ) -> None:
         text = Text()
         if sandbox:
             text.append(" SANDBOX ", style="reverse bold")

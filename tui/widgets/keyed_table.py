@@ -102,8 +102,14 @@ class SubsetRows:
     """`Rows` over some of a list's items kept in the list's order (a filter's matches): the
     index of a key is found by bisection on the full list's positions, never by a scan."""
 
-    def __init__(self, items: Sequence[object], position: dict[str, int], key: Callable[[object], str],
-                 render: Callable[[int], tuple[str, Cells, str]], widths: Callable[[], Sequence[int]]) -> None:
+    def __init__(
+        self,
+        items: Sequence[object],
+        position: dict[str, int],
+        key: Callable[[object], str],
+        render: Callable[[int], tuple[str, Cells, str]],
+        widths: Callable[[], Sequence[int]],
+    ) -> None:
         self._items, self._position, self._key = items, position, key
         self._render, self._widths = render, widths
 
@@ -142,7 +148,10 @@ class KeyedTable(ScrollView, can_focus=True):
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "keyed-table--header", "keyed-table--cursor", "keyed-table--even-row", "keyed-table--odd-row",
+        "keyed-table--header",
+        "keyed-table--cursor",
+        "keyed-table--even-row",
+        "keyed-table--odd-row",
     }
 
     DEFAULT_CSS = """
@@ -256,8 +265,10 @@ class KeyedTable(ScrollView, can_focus=True):
         self._rows = rows
         self._generation += 1
         self._lines.clear()
-        widths = [max(cell_width(name), w) for name, w in zip(self._column_names, rows.widths(), strict=False)]
-        widths += [cell_width(name) for name in self._column_names[len(widths):]]
+        widths = [
+            max(cell_width(name), w) for name, w in zip(self._column_names, rows.widths(), strict=False)
+        ]
+        widths += [cell_width(name) for name in self._column_names[len(widths) :]]
         self._widths = widths
         index = rows.index(keep) if keep is not None else None
         row = index if index is not None else max(0, min(self.cursor_row, len(rows) - 1))
@@ -373,8 +384,12 @@ class KeyedTable(ScrollView, can_focus=True):
         component = self.get_component_rich_style
         cursor = component("keyed-table--cursor")
         self._palette = (
-            self.rich_style, component("keyed-table--header"), component("keyed-table--even-row"),
-            component("keyed-table--odd-row"), cursor, Style.from_color(cursor.color, cursor.bgcolor),
+            self.rich_style,
+            component("keyed-table--header"),
+            component("keyed-table--even-row"),
+            component("keyed-table--odd-row"),
+            cursor,
+            Style.from_color(cursor.color, cursor.bgcolor),
         )
         return super().render_lines(crop)
 

@@ -74,8 +74,12 @@ class Pane(Vertical):
         self._detail_lines = 0
 
     def compose(self) -> ComposeResult:
-        yield FilterInput(self.typed, placeholder="Filter (enter: keep, esc: clear)", id=f"filter-{self.pane}",
-                    classes="filter -hidden")
+        yield FilterInput(
+            self.typed,
+            placeholder="Filter (enter: keep, esc: clear)",
+            id=f"filter-{self.pane}",
+            classes="filter -hidden",
+        )
         yield KeyedTable(("Sel", *COLUMNS[self.pane]), id=f"table-{self.pane}")
         yield Static("", id=f"detail-{self.pane}", classes="detail")
 

@@ -25,9 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "DELETE FROM sync_journal WHERE id NOT IN (SELECT MAX(id) FROM sync_journal GROUP BY key)"
-    )
+    op.execute("DELETE FROM sync_journal WHERE id NOT IN (SELECT MAX(id) FROM sync_journal GROUP BY key)")
     with op.batch_alter_table("sync_journal", schema=None) as batch_op:
         batch_op.add_column(sa.Column("change_set", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.drop_constraint("uq_sync_journal_key_fingerprint", type_="unique")

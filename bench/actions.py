@@ -218,7 +218,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                     clock,
                     "unmap",
                     "u",
-                    lambda text, k=target.key: (  # the detail panel says so
+                    lambda text, k=target.key, customers=customers: (  # the detail panel says so
                         customers.by_key[k].status == "not_mapped" and "PSA company: —" in text
                     ),
                 )
@@ -230,7 +230,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                     clock,
                     "map",
                     "enter",
-                    lambda text, k=target.key, psa=psa_name: (
+                    lambda text, k=target.key, psa=psa_name, customers=customers: (
                         isinstance(app.screen, MainScreen)
                         and customers.by_key[k].status == "mapped"
                         and f"PSA company: {psa} (id" in text

@@ -139,7 +139,7 @@ def ignore_many(
     if problems:
         raise ActionError("\n".join(dict.fromkeys(problems)))
     who = user or audit.operator()
-    on = as_of or date.today()
+    on = as_of or date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
     rows: list[t.IgnoreRow] = []
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)

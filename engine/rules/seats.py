@@ -127,13 +127,13 @@ def seat_lines(
             billed=billed,
             until=first_of_month(cancelled_on) if cancelled_on else None,
         )
-        credits: list[str] = []
+        credit_notes: list[str] = []
         credit_total = ZERO
         for run in runs:
             if run.gap < 0:
                 amount = -run.gap * unit_price * run.months
                 credit_total += amount
-                credits.append(
+                credit_notes.append(
                     f"{fmt_quantity(-run.gap)} × {run.months} month(s) from {month_key(run.first_month)}"
                 )
                 continue
@@ -161,12 +161,12 @@ def seat_lines(
                     f"at {fmt_quantity(billed)} instead of {fmt_quantity(billed + run.gap)}",
                 )
             )
-        if credits:
+        if credit_notes:
             world.raise_finding(
                 "credit_due",
                 {"subscription_id": sub.id},
                 f"{target.company.name} / {product.name}: invoiced more than was in force "
-                f"({'; '.join(credits)}): {fmt_money(credit_total)} to credit.",
+                f"({'; '.join(credit_notes)}): {fmt_money(credit_total)} to credit.",
             )
     _decrease_credit(world, sub, existing, timeline, unit_price, target, product.name, lines)
     if zero_prorates:

@@ -612,7 +612,6 @@ class AutotaskSandbox:
     async def _handle(
         self, request: httpx.Request, entity: str, parent: int | None, rest: list[str]
     ) -> httpx.Response:
-        method = request.method
         rule = ENTITIES[entity]
         is_query = parent is None and bool(rest) and rest[0].lower() == "query"
         fault = None

@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from engine.sandbox.demo import build_demo_scenario
 
-    scenario = build_demo_scenario(as_of=args.as_of or date.today(), psa=args.psa, scale=args.scale)
+    today = date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
+    scenario = build_demo_scenario(as_of=args.as_of or today, psa=args.psa, scale=args.scale)
     served = serve(scenario, args.psa, rate_limits=not args.no_rate_limits)
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)

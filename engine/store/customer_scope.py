@@ -243,7 +243,7 @@ def read_customers(
 
         stored_as_of, settings_value = setting("as_of"), setting("scenario_settings")
         if as_of is None:
-            as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()
+            as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
         settings = Settings.model_validate(settings_value or {})
         companies = [fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id.in_(ids))]
         configs = [

@@ -297,7 +297,7 @@ class Store:
                 as_of = (
                     date.fromisoformat(stored_as_of.value)
                     if stored_as_of and stored_as_of.value
-                    else date.today()
+                    else date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
                 )
             settings = Settings.model_validate(
                 settings_row.value if settings_row and settings_row.value else {}
@@ -373,7 +373,9 @@ class Store:
                     t.PsaLineRow.id
                 )
             ):
-                data = dict(zip(line_names, r))  # the line's own columns come first; the source's follow
+                data = dict(
+                    zip(line_names, r, strict=False)
+                )  # the line's own columns come first; the source's follow
                 has_source, source_subscription_id, source_sub_product, source_key = r[len(line_names) :]
                 data["source"] = (
                     fast(

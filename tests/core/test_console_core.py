@@ -283,7 +283,7 @@ def test_the_incremental_plan_is_the_full_plan_after_any_actions_and_changes(
             elif kind in ("vendor", "psa"):
                 company = companies[pick % len(companies)]
                 change = _vendor_change if kind == "vendor" else _psa_change
-                workspace.customer = lambda c, change=change: change(store, c, qty)
+                workspace.customer = lambda c, change=change, qty=qty: change(store, c, qty)
                 core.refresh_customer(company)
         except actions.ActionError:
             pass  # refused (already mapped…): nothing written, the held figures stay what they were

@@ -7,4 +7,4 @@ import sys as _sys
 # not loaded yet, mark that one module as unavailable: httpx then skips it (it guards the import), and
 # the headless engine loads no UI library. `httpx.main` becomes httpx's own "install httpx[cli]" stub.
 if "httpx" not in _sys.modules:
-    _sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    _sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None in sys.modules is the documented "import fails" marker

@@ -12,8 +12,10 @@ from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from sqlalchemy import select, text
+from sqlmodel import col
 
 from engine import audit
+from engine.keys import PlanKey
 from engine.months import first_of_month
 from engine.plan import Plan, PlanLine
 from engine.reconcile import reconcile
@@ -340,7 +342,7 @@ def choose_create_new(
 ) -> None:
     """Create a new recurring line instead of updating the existing one (the old one gets a
     cancelled date the day before the new one starts)."""
-    key = f"{subscription_id}:recurring"
+    key = PlanKey.recurring(subscription_id).format()
     with store.session() as s, s.begin():
         row = s.get(t.OverrideRow, key) or t.OverrideRow(key=key)
         before = {"create_new": row.create_new}
@@ -370,7 +372,9 @@ def map_company(
         if psa is None:
             raise ActionError(f"No PSA company {psa_id!r}.")
         existing = list(
-            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars()
+            s.execute(
+                select(t.CompanyMappingRow).where(col(t.CompanyMappingRow.vendor_id) == vendor_id)
+            ).scalars()
         )
         if any(m.psa_id == psa_id for m in existing):
             raise ActionError(f"{vendor.name} is already mapped to {psa.name}.")
@@ -380,7 +384,7 @@ def map_company(
                 "(a vendor company maps to one PSA company)."
             )
         taken = (
-            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.psa_id == psa_id))
+            s.execute(select(t.CompanyMappingRow).where(col(t.CompanyMappingRow.psa_id) == psa_id))
             .scalars()
             .first()
         )
@@ -405,7 +409,9 @@ def unmap_company(
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
         rows = list(
-            s.execute(select(t.CompanyMappingRow).where(t.CompanyMappingRow.vendor_id == vendor_id)).scalars()
+            s.execute(
+                select(t.CompanyMappingRow).where(col(t.CompanyMappingRow.vendor_id) == vendor_id)
+            ).scalars()
         )
         if not rows:
             raise ActionError(f"{vendor_id!r} is not mapped.")
@@ -477,8 +483,8 @@ def generate_mappings(store: Store, *, apply: bool = True, user: str | None = No
     matches (suffixes, punctuation, small typos) as suggestions that need a confirming keystroke."""
     result = GeneratedMappings()
     with store.session() as s:
-        vendors = list(s.execute(select(t.VendorCompanyRow).order_by(t.VendorCompanyRow.name)).scalars())
-        psas = list(s.execute(select(t.PsaCompanyRow).order_by(t.PsaCompanyRow.name)).scalars())
+        vendors = list(s.execute(select(t.VendorCompanyRow).order_by(col(t.VendorCompanyRow.name))).scalars())
+        psas = list(s.execute(select(t.PsaCompanyRow).order_by(col(t.PsaCompanyRow.name))).scalars())
         mapped_vendor = {m.vendor_id for m in s.execute(select(t.CompanyMappingRow)).scalars()}
         mapped_psa = {m.psa_id for m in s.execute(select(t.CompanyMappingRow)).scalars()}
     free_psa = [p for p in psas if p.id not in mapped_psa]

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.scrub import redact_data
 from engine.store.tables import AuditEvent
@@ -51,11 +51,11 @@ def record(
 def events(
     session: Session, *, since: date | None = None, company: str | None = None, limit: int | None = None
 ) -> list[AuditEvent]:
-    query = select(AuditEvent).order_by(AuditEvent.id)  # type: ignore[arg-type]
+    query = select(AuditEvent).order_by(col(AuditEvent.id))
     if since is not None:
-        query = query.where(AuditEvent.at >= datetime.combine(since, datetime.min.time(), tzinfo=UTC))
+        query = query.where(col(AuditEvent.at) >= datetime.combine(since, datetime.min.time(), tzinfo=UTC))
     if company is not None:
-        query = query.where(AuditEvent.company.ilike(f"%{company}%"))  # type: ignore[union-attr]
+        query = query.where(col(AuditEvent.company).ilike(f"%{company}%"))
     if limit is not None:
         query = query.limit(limit)
     return list(session.execute(query).scalars())

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from engine import actions
+from engine.keys import subject_of
 from engine.plan import Finding, Plan, PlanLine, Totals
 from engine.scenario import Scenario
 
@@ -92,6 +93,7 @@ class Figures(Protocol):
 
 
 F = TypeVar("F", bound=Figures)
+_T = TypeVar("_T")
 
 
 class View(Protocol[F]):
@@ -237,13 +239,9 @@ class PlanParts:
             self.findings.pop(company, None)
             self.sums.pop(company, None)
         fresh = PlanParts.of(part, topology)
-        for target, source in (
-            (self.lines, fresh.lines),
-            (self.ignored, fresh.ignored),
-            (self.findings, fresh.findings),
-        ):
-            for company, items in source.items():
-                target[company] = items
+        self.lines.update(fresh.lines)
+        self.ignored.update(fresh.ignored)
+        self.findings.update(fresh.findings)
         for company in fresh.lines:
             self._sum(company)
 
@@ -315,7 +313,7 @@ class ConsoleCore(Generic[F]):
 
     # --- the workspace's async calls, on the core's own loop -----------------------------------------
 
-    def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
+    def run_async(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run a workspace coroutine on the core's event loop (a thread of its own) and wait."""
         if self._loop is None:
             loop = asyncio.new_event_loop()
@@ -500,7 +498,7 @@ class ConsoleCore(Generic[F]):
         them "waiting": another process holds the store's refresh lock). Raises what the workspace
         raises."""
         with self._refreshing:
-            return self.run_async(self.workspace.refresh(progress, full=full))  # type: ignore[no-any-return]
+            return self.run_async(self.workspace.refresh(progress, full=full))
 
     def refresh_customer(self, company_id: str) -> RefreshReport | None:
         """The targeted refresh of one customer (waits behind a running sweep), then that customer's
@@ -512,12 +510,12 @@ class ConsoleCore(Generic[F]):
             after = self.revision()
             held = self.held
             if held is None or after == before:
-                return report  # type: ignore[no-any-return]
+                return report
             if held.revision != before or after is None or before is None:
                 self._reload()
             else:
                 self._recompute({company_id}, after)
-        return report  # type: ignore[no-any-return]
+        return report
 
     # --- actions -------------------------------------------------------------------------------------
 
@@ -584,7 +582,7 @@ class ConsoleCore(Generic[F]):
         unknown = []
         known = self.topology.company_of_subject if self.topology is not None else {}
         for key in keys:
-            company = known.get(key.split(":", 1)[0])
+            company = known.get(subject_of(key))
             if company is None:
                 unknown.append(key)
             else:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.keys import change_set_key
+
 
 class LineKind(StrEnum):
     RECURRING = "recurring"
@@ -75,7 +77,7 @@ class PlanLine(BaseModel):
         """The change set the line is written with (RULES.md §3): a seat subscription's recurring
         update, prorates and extra months share one; any other line is a set of its own."""
         if self.kind in CHANGE_SET_KINDS:
-            return f"{self.subscription_id}:changes"
+            return change_set_key(self.subscription_id)
         return self.key
 
     @property

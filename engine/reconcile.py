@@ -15,7 +15,7 @@ from engine.rules.context import Target, World
 from engine.rules.hints import PlanHints
 from engine.rules.quota import company_checks, quota_lines
 from engine.rules.seats import seat_lines
-from engine.scenario import Scenario, Subscription, VendorCompany
+from engine.scenario import Ignore, Scenario, Subscription, VendorCompany
 
 SEVERITY_ORDER = {"error": 0, "warning": 1}
 CENTS_ZERO = Decimal("0.00")
@@ -159,7 +159,7 @@ def _line_order(line: PlanLine) -> tuple[str, str, int, date, str]:
     )
 
 
-def _ignore_for(world: World, line: PlanLine):  # type: ignore[no-untyped-def]
+def _ignore_for(world: World, line: PlanLine) -> Ignore | None:
     return world.ignored.get(line.key) or world.ignored.get(line.subscription_id)
 
 

@@ -91,7 +91,7 @@ from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
 from engine.scenario import Psa, PsaAgreement, PsaLine, Subscription, UsageRow, VendorCompany, VendorProduct
 from engine.store import Store
-from engine.store.locks import HeldLock, LockBusy
+from engine.store.locks import HeldLock, LockBusy, StoreLocks
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ LOCK_POLL = 0.5
 
 async def _refresh_lock(store: Store, run: _Run, wait: float) -> HeldLock:
     """The store's refresh lock, waited for (asynchronously) up to `wait` seconds; `LockBusy` after."""
-    locks = getattr(store, "locks", None)
+    locks: StoreLocks | None = getattr(store, "locks", None)
     if locks is None:
         return HeldLock(None)
     held = locks.try_acquire(REFRESH_LOCK)

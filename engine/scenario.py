@@ -79,15 +79,16 @@ def _number(value: Any) -> Decimal:
         value = Decimal(value)
     elif isinstance(value, float):
         value = Decimal(repr(value))  # a YAML number; repr keeps what was written
-    if not value.is_finite():
+    number: Decimal = value  # every branch above made it one
+    if not number.is_finite():
         raise ValueError("not a finite number")
-    if len(value.as_tuple().digits) > MAX_DIGITS:
+    if len(number.as_tuple().digits) > MAX_DIGITS:
         raise ValueError(f"too many digits (at most {MAX_DIGITS})")
-    if value and value.adjusted() >= MAX_INTEGER_DIGITS:
+    if number and number.adjusted() >= MAX_INTEGER_DIGITS:
         raise ValueError(f"too large (at most {MAX_INTEGER_DIGITS} digits before the decimal point)")
-    if value and value.normalize().as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+    if number and number.normalize().as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]  # finite, so an int exponent (typeshed: int | 'n' | 'N' | 'F')
         raise ValueError(f"too many decimal places (at most {MAX_PLACES})")
-    return value
+    return number
 
 
 def _why_not_a_number(text: str) -> str:

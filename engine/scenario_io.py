@@ -204,7 +204,7 @@ class ScenarioYamlLoader(yaml.SafeLoader):
         self._sizes[id(node)] = size
         return node
 
-    def construct_yaml_int(self, node: Any) -> int | Decimal:  # type: ignore[override]
+    def construct_yaml_int(self, node: Any) -> int | Decimal:  # type: ignore[override]  # YAML ints that are not plain ints become Decimal (SafeConstructor says int)
         text = self.construct_scalar(node)
         return _json_int(text.lstrip("+"))
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from engine.connectors.base import PsaConnector
 from engine.money import round_cents
@@ -194,7 +194,7 @@ def _created(line: PlanLine, candidates: Sequence[PsaLine]) -> list[PsaLine]:
 
 def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
     """One plan line against the PSA lines of its agreement."""
-    base = dict(
+    base: dict[str, Any] = dict(
         key=line.key,
         kind=line.kind.value,
         action=line.action,
@@ -225,7 +225,7 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
                 psa_line_ids=ids,
                 message=f"{len(found)} lines carry this key: {', '.join(ids)}",
             )
-        notes = []
+        notes: list[str] = []
         if line.replaces_line_id:
             old = next((item for item in psa_lines if item.id == line.replaces_line_id), None)
             if old is not None and (
@@ -257,11 +257,11 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
 
 
 def _compare(
-    base: dict,
+    base: dict[str, Any],
     price: Decimal,
     cost: Decimal,
     ids: tuple[str, ...],
-    notes: list[str],  # type: ignore[type-arg]
+    notes: list[str],
 ) -> LineCheck:
     if price != base["planned_price"]:
         notes.append(f"price {base['planned_price']} planned, {price} in the PSA")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +29,7 @@ from platformdirs import user_data_dir
 
 from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.connectors.http import RateBudget, ServiceClient
+from engine.keys import PlanKey
 from engine.months import last_of_month, parse_month
 from engine.plan import Plan
 from engine.reconcile import reconcile
@@ -217,7 +218,7 @@ class Workspace:
             transport=_late_transport(pax8),
             product_kinds=pax8.product_kinds(),
             today=lambda: as_of,
-            price_reading=pax8_price_reading,  # type: ignore[arg-type]
+            price_reading=pax8_price_reading,  # type: ignore[arg-type]  # a str; Pax8Connector refuses any value other than its PriceReading literals
         )
         psa_name = scenario.settings.psa
         psa_sandbox, psa = _psa_sandbox(psa_name, seeded, faults_for(psa_name))
@@ -254,7 +255,11 @@ def _no_rate_budget(connector: Any) -> None:
             client.budget = RateBudget(concurrent=concurrent) if concurrent else None
 
 
-def _late_transport(sandbox: Any) -> httpx.MockTransport:
+class _Handles(Protocol):
+    async def handle(self, request: httpx.Request) -> httpx.Response: ...
+
+
+def _late_transport(sandbox: _Handles) -> httpx.MockTransport:
     async def handle(request: httpx.Request) -> httpx.Response:
         return await sandbox.handle(request)
 
@@ -311,15 +316,15 @@ def _seedable(scenario: Scenario) -> Scenario:
             sub = source.subscription_id
             kind = sub_kind.get(sub, "seat")
             if source.sub_product:
-                key = f"{sub}:arrears:{source.sub_product}"
+                key = PlanKey.arrears(sub, source.sub_product).format()
             elif kind == "usage_summary":
-                key = f"{sub}:usage_summary"
+                key = PlanKey.usage_summary(sub).format()
             elif kind == "quota":
-                key = f"{sub}:usage"
+                key = PlanKey.usage(sub).format()
             elif kind == "endpoint_usage":
-                key = f"{sub}:arrears:default"
+                key = PlanKey.arrears(sub, "default").format()
             else:
-                key = f"{sub}:recurring"
+                key = PlanKey.recurring(sub).format()
             line = line.model_copy(
                 update={"source": LineSource(subscription_id=sub, sub_product=source.sub_product, key=key)}
             )
@@ -577,7 +582,7 @@ async def check_connections(workspace: Workspace) -> list[Check]:
     try:
         await _authenticate(workspace.psa)
         step = "reading companies"
-        companies = await workspace.psa.companies()
+        psa_companies = await workspace.psa.companies()
         step = "reading agreements (check the API user's permissions for agreements/contracts)"
         agreements = await workspace.psa.agreements()
         step = "reading products (check the API user's permissions for the product catalogue)"
@@ -586,7 +591,7 @@ async def check_connections(workspace: Workspace) -> list[Check]:
             Check(
                 psa_title,
                 True,
-                f"{psa_title}: signed in; {len(companies)} companies, "
+                f"{psa_title}: signed in; {len(psa_companies)} companies, "
                 f"{len(agreements)} agreements and {len(products)} products readable.",
             )
         )

@@ -129,7 +129,8 @@ from engine.connectors.http import (
     parse_datetime,
     parse_json,
 )
-from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaName, PsaProduct
+from engine.keys import line_source
+from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaName, PsaProduct
 
 log = logging.getLogger(__name__)
 
@@ -254,19 +255,6 @@ def _note_value(notes: object, prefix: str) -> str | None:
 charge_quantity = psa_quantity
 
 
-def source_from_key(key: str | None) -> LineSource | None:
-    """`<sub>:<kind>[:<arg>]` -> the subscription (and arrears sub-product) the key names."""
-    if not key:
-        return None
-    subscription, _, rest = key.partition(":")
-    kind, _, arg = rest.partition(":")
-    return LineSource(
-        subscription_id=subscription or None,
-        sub_product=(arg or None) if kind == "arrears" else None,
-        key=key,
-    )
-
-
 def at_midnight(d: date) -> str:
     """How a date goes to Autotask: `yyyy-mm-ddThh:mm:ss.ms` [doc REST_API_Calls], at midnight;
     date-only fields keep the date as written [doc REST_API_Calls]."""
@@ -280,6 +268,7 @@ def to_date(value: object, zone: tzinfo = UTC) -> date | None:
     """An Autotask date-time as a date in the partner's `zone` (see the module docstring)."""
     if value is None or value == "":
         return None
+    moment: datetime | None
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -841,7 +830,7 @@ class AutotaskConnector:
             cancelled_date=cancelled,
             description=service.invoiceDescription or "",
             metered=is_metered(service.internalDescription),
-            source=source_from_key(key),
+            source=line_source(key or None),
         )
 
     def _charge_line(self, charge: ChargeRow) -> PsaLine:
@@ -860,7 +849,7 @@ class AutotaskConnector:
             unit_cost=charge.unitCost if charge.unitCost is not None else Decimal("0"),
             effective_date=purchased,
             description=charge.description or charge.name or "",
-            source=source_from_key(key),
+            source=line_source(key or None),
         )
 
     async def _read_service_line(self, contract_service_id: int | str) -> PsaLine:

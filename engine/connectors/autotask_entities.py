@@ -64,7 +64,7 @@ class EntityRule:
 
 
 def _f(type_: FieldType, source: str, **kw: object) -> FieldRule:
-    return FieldRule(type_, source, **kw)  # type: ignore[arg-type]
+    return FieldRule(type_, source, **kw)  # type: ignore[arg-type]  # the table's keyword arguments are FieldRule's own (checked by its tests)
 
 
 RO = {"read_only": True}

@@ -149,7 +149,8 @@ class LineUpdate:
 class PsaConnector(Protocol):
     """A PSA where billing lines are written (ConnectWise Manage, HaloPSA, Autotask)."""
 
-    name: PsaName
+    @property
+    def name(self) -> PsaName: ...  # read-only, so a connector's own `Literal` name satisfies it
 
     async def companies(self) -> list[PsaCompany]: ...
 

@@ -106,7 +106,8 @@ from engine.connectors.http import (
     parse_json,
     validated,
 )
-from engine.scenario import LineSource, PsaAgreement, PsaCompany, PsaLine, PsaProduct
+from engine.keys import PlanKey, kind_of, line_source
+from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "ConnectWise Manage"
 DEFAULT_CODEBASE = "v4_6_release"
@@ -163,39 +164,10 @@ KIND_LETTERS = {
 }
 LETTER_KINDS = {v: k for k, v in KIND_LETTERS.items()}
 ONE_TIME_KINDS = frozenset({"prorate", "extra_months"})
-_KEY_RE = re.compile(
-    r"^(?P<sub>[^:]+)"
-    r":(?P<kind>recurring|cancel|prorate|extra_months|arrears|usage_summary|usage)"
-    r"(?::(?P<rest>.+))?$",
-    re.DOTALL,
-)
 
 
 def _b32(data: bytes) -> str:
     return base64.b32encode(data).decode("ascii").rstrip("=").lower()
-
-
-def parse_key(key: str) -> tuple[str, str, str | None] | None:
-    """(subscription id, kind, rest) of a plan key, or None when it is not one."""
-    match = _KEY_RE.match(key)
-    if not match:
-        return None
-    return match["sub"], match["kind"], match["rest"]
-
-
-def source_for(key: str | None) -> LineSource | None:
-    if key is None:
-        return None
-    parsed = parse_key(key)
-    if parsed is None:
-        return LineSource(key=key)
-    sub, kind, rest = parsed
-    return LineSource(subscription_id=sub, sub_product=rest if kind == "arrears" else None, key=key)
-
-
-def key_kind(key: str | None) -> str | None:
-    parsed = parse_key(key) if key else None
-    return parsed[1] if parsed else None
 
 
 class KeyCodec:
@@ -212,7 +184,7 @@ class KeyCodec:
 
     def encode(self, key: str) -> str:
         safe = '"' not in key and "\\" not in key and not key.startswith(("~", "#"))
-        if safe and len(key) <= self.limit and parse_key(key) is not None:
+        if safe and len(key) <= self.limit and PlanKey.parse(key) is not None:
             return key
         compact = self._compact(key) if safe else None
         if compact is not None and len(compact) <= self.limit:
@@ -229,10 +201,10 @@ class KeyCodec:
 
     @staticmethod
     def _compact(key: str) -> str | None:
-        parsed = parse_key(key)
+        parsed = PlanKey.parse(key)
         if parsed is None:
             return None
-        sub, kind, rest = parsed
+        sub, kind, rest = parsed.subject, parsed.kind, parsed.argument
         try:
             sub_uuid = uuid.UUID(sub)
         except ValueError:
@@ -260,7 +232,7 @@ class KeyCodec:
             kind = LETTER_KINDS[body[26].lower()]
             rest = body[27:]
             return f"{sub}:{kind}" + (f":{rest}" if rest else "")
-        return stored if parse_key(stored) is not None else None
+        return stored if PlanKey.parse(stored) is not None else None
 
     @staticmethod
     def same(a: str | None, b: str) -> bool:
@@ -578,7 +550,7 @@ class ConnectWiseConnector:
             id=str(row["id"]),
             agreement_id=str(row.get("agreementId") or agreement_id),
             product_id=str(product.get("id")),
-            kind="one_time" if key_kind(key) in ONE_TIME_KINDS else "recurring",
+            kind="one_time" if kind_of(key) in ONE_TIME_KINDS else "recurring",
             # What ConnectWise invoices: (quantity − lessIncluded) × unitPrice (see the docstring).
             quantity=max(quantity - less_included, Decimal("0")),
             unit_price=decimal_or_none(row.get("unitPrice")) or Decimal("0"),
@@ -587,7 +559,7 @@ class ConnectWiseConnector:
             cancelled_date=parse_date(row.get("cancelledDate")),
             description=str(row.get("invoiceDescription") or row.get("description") or ""),
             metered=_metered(row, self.metered_caption),
-            source=source_for(key),
+            source=line_source(key),
         )
 
     def _learn_metered_field(self, row: Mapping[str, Any]) -> None:

@@ -81,8 +81,6 @@ from engine.connectors.connectwise import (
     ONE_TIME_KINDS,
     KeyCodec,
     json_bytes,
-    key_kind,
-    source_for,
 )
 from engine.connectors.http import (
     IdRecord,
@@ -96,6 +94,7 @@ from engine.connectors.http import (
     parse_json,
     validated,
 )
+from engine.keys import kind_of, line_source
 from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "HaloPSA"
@@ -149,7 +148,7 @@ class _Header(_Record):
 
 
 def _page_model(key: str, row: type[BaseModel]) -> TypeAdapter[Any]:
-    fields: dict[str, Any] = {"record_count": (StrictInt, ...), key: (list[row], ...)}  # type: ignore[valid-type]
+    fields: dict[str, Any] = {"record_count": (StrictInt, ...), key: (list[row], ...)}  # type: ignore[valid-type]  # a model built at runtime: list[row] of a runtime class is valid to pydantic
     return TypeAdapter(create_model(f"Halo_{key}", __config__=ConfigDict(extra="allow"), **fields))
 
 
@@ -324,11 +323,13 @@ class HaloConnector:
 
         return await self._call(build, idempotent=True)
 
-    async def _get_all(self, path: str, list_key: str, params: Mapping[str, str] | None = None) -> list[dict]:
+    async def _get_all(
+        self, path: str, list_key: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Every row of a paged list: `pageinate=true&page_size=…&page_no=…` until `record_count` rows
         are in or a page comes back short; stopped by the page and byte caps, and by a page that
         repeats the previous one (a service that ignores `page_no`)."""
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         page = 1
         cap = ListingCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
         model = _PAGES[list_key]
@@ -454,7 +455,7 @@ class HaloConnector:
         found.sort(key=lambda r: (halo_date(r.get("enddate")) is not None, -int(r.get("id") or 0)))
         line = self._line(found[0], header)
         if line.source is None or line.source.key != key:
-            line = line.model_copy(update={"source": source_for(key)})
+            line = line.model_copy(update={"source": line_source(key)})
         return line
 
     def _same_line(self, row: Mapping[str, Any], write: LineWrite) -> bool:
@@ -470,7 +471,7 @@ class HaloConnector:
     def _line(self, row: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> PsaLine:
         header = header or {}
         key = self.keys.decode(row.get(KEY_FIELD))
-        one_time = bool(row.get("onetimecharge")) or key_kind(key) in ONE_TIME_KINDS
+        one_time = bool(row.get("onetimecharge")) or kind_of(key) in ONE_TIME_KINDS
         effective = halo_date(row.get("startdate")) or halo_date(header.get("startdate")) or date(1900, 1, 1)
         return PsaLine(
             id=str(row["id"]),
@@ -484,7 +485,7 @@ class HaloConnector:
             cancelled_date=halo_date(row.get("enddate")),
             description=str(row.get("item_longdescription") or row.get("item_shortdescription") or ""),
             metered=bool(row.get("is_meter")),
-            source=source_for(key),
+            source=line_source(key),
         )
 
     # --- writes ---

@@ -450,7 +450,7 @@ def history_rows(subscription_id: str, snapshots: Sequence[Pax8Subscription]) ->
                 )
         previous = snapshot
     return [
-        HistoryRow(id=f"{subscription_id}-h{n}", action=action, quantity=quantity, effective_date=on)  # type: ignore[arg-type]
+        HistoryRow(id=f"{subscription_id}-h{n}", action=action, quantity=quantity, effective_date=on)  # type: ignore[arg-type]  # the actions built above are the HistoryRow action literals
         for n, (action, quantity, on) in enumerate(rows, start=1)
     ]
 
@@ -486,7 +486,7 @@ def to_subscription(
         id=current.id,
         company_id=current.company_id,
         product_id=current.product_id,
-        billing_term=billing_term(current.billing_term),  # type: ignore[arg-type]
+        billing_term=billing_term(current.billing_term),  # type: ignore[arg-type]  # billing_term() returns only 'annual' or 'monthly'
         start_date=start,
         end_date=end,
         unit_price=amounts[0] if amounts else (current.price if current.price is not None else Decimal("0")),

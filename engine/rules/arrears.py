@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
+from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity
 from engine.months import add_months, first_of_month, last_of_month, month_key
 from engine.plan import LineKind, PlanLine
@@ -56,9 +58,9 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
             world.active_lines(agreement.id, binding.psa_product_id), sub.id, sub_product
         )
         label = sub_product or NO_SUB_PRODUCT
-        key = f"{sub.id}:arrears:{label}"
+        key = PlanKey.arrears(sub.id, label).format()
         description = world.line_description(product, f" {sub_product}" if sub_product else "")
-        common = dict(
+        common: dict[str, Any] = dict(
             key=key,
             kind=LineKind.ARREARS,
             subscription_id=sub.id,
@@ -119,7 +121,7 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
         label = source.sub_product or NO_SUB_PRODUCT
         lines.append(
             money_line(
-                key=f"{sub.id}:arrears:{label}",
+                key=PlanKey.arrears(sub.id, label).format(),
                 kind=LineKind.ARREARS,
                 action="update",
                 subscription_id=sub.id,
@@ -171,8 +173,8 @@ def usage_summary_lines(world: World, sub: Subscription, target: Target) -> list
     agreement = target.agreement
     existing = world.claim_line(world.active_lines(agreement.id, binding.psa_product_id), sub.id)
     one = Decimal(1)
-    common = dict(
-        key=f"{sub.id}:usage_summary",
+    common: dict[str, Any] = dict(
+        key=PlanKey.usage_summary(sub.id).format(),
         kind=LineKind.USAGE_SUMMARY,
         subscription_id=sub.id,
         company_id=sub.company_id,

@@ -4,7 +4,9 @@ storage items of one customer billed as one line — average, total or quantity 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity, round_cents
 from engine.plan import LineKind, PlanLine
 from engine.rules.context import World, money_line
@@ -91,8 +93,8 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
                     f"{name}: the PSA product has no price; 0 is used.",
                 )
         how = f"quantity only: {fmt_quantity(quantity)}"
-    common = dict(
-        key=f"{config.id}:usage",
+    common: dict[str, Any] = dict(
+        key=PlanKey.usage(config.id).format(),
         kind=LineKind.USAGE,
         subscription_id=config.id,
         company_id=config.company_id,

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.batch import fast
+from engine.keys import subject_of
 from engine.money import round_cents
 from engine.months import last_of_month, next_day
 from engine.plan import Finding, PlanLine
@@ -130,7 +131,7 @@ class World:
             by_line = {line.id: line for line in keyed}
             for key, ids in duplicate_keys(keyed).items():
                 source = by_line[ids[0]].source
-                sub = (source.subscription_id if source is not None else None) or key.split(":")[0]
+                sub = (source.subscription_id if source is not None else None) or subject_of(key)
                 found[sub][key] = ids
             self._duplicates = dict(found)
         return self._duplicates.get(subscription_id, {})

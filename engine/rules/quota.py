@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import LineKind, PlanLine
 from engine.rules.context import Target, World, money_line
@@ -109,7 +110,7 @@ def quota_lines(world: World, sub: Subscription, target: Target) -> list[PlanLin
         return []
     return [
         money_line(
-            key=f"{sub.id}:usage",
+            key=PlanKey.usage(sub.id).format(),
             kind=LineKind.USAGE,
             action="update",
             subscription_id=sub.id,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
+from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity
 from engine.months import first_of_month, last_of_month, month_key, next_day, us_date
 from engine.plan import LineKind, PlanLine
@@ -54,7 +56,7 @@ def seat_lines(
         )
     generated = world.line_description(product)
     base_description = existing.description if existing is not None and existing.description else generated
-    common = dict(
+    common: dict[str, Any] = dict(
         subscription_id=sub.id,
         company_id=sub.company_id,
         psa_agreement_id=existing.agreement_id if existing is not None else agreement.id,
@@ -82,7 +84,7 @@ def seat_lines(
     zero_prorates: list[str] = []  # RULES.md §2: not plan lines; recorded with the recurring update
     for item in prorated_increases(timeline, thresholds=world.settings.threshold_prorates):
         day = item.change.on
-        key = f"{sub.id}:prorate:{day.isoformat()}"
+        key = PlanKey.prorate(sub.id, day).format()
         if day > world.invoiced_through or world.is_synced(key):
             continue
         unsynced_increase_days.append(day)
@@ -137,7 +139,7 @@ def seat_lines(
                     f"{fmt_quantity(-run.gap)} × {run.months} month(s) from {month_key(run.first_month)}"
                 )
                 continue
-            key = f"{sub.id}:extra_months:{month_key(run.first_month)}"
+            key = PlanKey.extra_months(sub.id, run.first_month).format()
             if world.is_synced(key):
                 continue
             effective = world.effective_override(key, e)
@@ -193,10 +195,10 @@ def _recurring_line(
     quantity: Decimal,
     unit_price: Decimal,
     unit_cost: Decimal,
-    common: dict[str, str],
+    common: dict[str, Any],
     description: str,
 ) -> PlanLine | None:
-    key = f"{sub.id}:recurring"
+    key = PlanKey.recurring(sub.id).format()
     override = world.overrides.get(key)
     create_new = override is not None and override.create_new and existing is not None
     if existing is not None and not create_new:
@@ -243,7 +245,7 @@ def _cancel_line(
     sub: Subscription,
     existing: PsaLine | None,
     cancelled_on: date,
-    common: dict[str, str],
+    common: dict[str, Any],
     description: str,
 ) -> list[PlanLine]:
     if existing is None:
@@ -264,7 +266,7 @@ def _cancel_line(
         )
     return [
         money_line(
-            key=f"{sub.id}:cancel",
+            key=PlanKey.cancel(sub.id).format(),
             kind=LineKind.CANCEL,
             action="cancel",
             **common,

@@ -235,7 +235,7 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
         b: Any = expected
     else:
         a, b = str(actual).lower(), str(expected).lower()  # ConnectWise compares text without case
-    return {"=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    return bool({"=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
 
 
 def matches(record: Mapping[str, Any], conditions: list[tuple[str, str, Any]]) -> bool:
@@ -287,7 +287,7 @@ class ConnectWiseSandbox:
     def from_scenario(
         cls, scenario: Scenario, faults: Faults | None = None, **credentials: str
     ) -> ConnectWiseSandbox:
-        sandbox = cls(faults=faults, **credentials)
+        sandbox = cls(faults=faults, **credentials)  # type: ignore[arg-type]  # credentials: the str keywords of __init__ (site, company_id, keys), never rate_limit/clock
         codec = KeyCodec(SERIAL_MAX)
         psa = scenario.psa
         for company in psa.companies:
@@ -318,7 +318,7 @@ class ConnectWiseSandbox:
         companies = {c.id: c for c in psa.companies}
         for agreement in psa.agreements:
             aid = _num_id(agreement.id, "agreement")
-            company = companies.get(agreement.company_id)
+            owner = companies.get(agreement.company_id)
             company_record = sandbox.companies.get(_num_id(agreement.company_id, "company"), {})
             expired = agreement.end_date is not None and agreement.end_date < scenario.as_of
             sandbox.agreements[aid] = {
@@ -328,7 +328,7 @@ class ConnectWiseSandbox:
                 "company": {
                     "id": _num_id(agreement.company_id, "company"),
                     "identifier": company_record.get("identifier"),
-                    "name": company.name if company else None,
+                    "name": owner.name if owner else None,
                 },
                 "contact": {"id": 1, "name": "Billing Contact"},
                 "startDate": cw_datetime(agreement.start_date),

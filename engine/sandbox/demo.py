@@ -26,7 +26,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from engine.months import add_months, days_in_month, first_of_month, last_of_month, month_key
 from engine.scenario import (
@@ -614,13 +616,14 @@ _AGREEMENT_NAMES = (
 
 _REQUIRED = object()
 _SPECS: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
+_M = TypeVar("_M", bound=BaseModel)
 _setattr = object.__setattr__
 
 
-def _spec(cls: type) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+def _spec(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
     template: dict[str, Any] = {}
     factories: list[tuple[str, Any]] = []
-    for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
+    for name, info in cls.model_fields.items():
         if info.default_factory is not None:
             template[name] = _REQUIRED
             factories.append((name, info.default_factory))
@@ -632,7 +635,7 @@ def _spec(cls: type) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
     return spec
 
 
-def _mk(cls: type, **values: Any) -> Any:
+def _mk(cls: type[_M], **values: Any) -> _M:
     """A model without validation (what `model_construct` does, minus its per-call overhead, which
     matters at 50,000 subscriptions): the generator is trusted, and the default path validates the
     whole scenario at the end."""
@@ -1169,7 +1172,7 @@ class _Builder:
         self,
         cust: _Cust,
         start: date,
-        counts: dict[str, list[int]] | None = None,
+        counts: dict[str, list[int | None]] | None = None,
         *,
         psa_period: date | None = None,
         months: int = 12,
@@ -1186,12 +1189,12 @@ class _Builder:
             for sub_product, chance in (("Business", 1.0), ("Advanced", 0.3), ("Pro", 0.1)):
                 if sub_product != "Business" and rng.random() >= chance:
                     continue
-                n = max(1, int(cust.employees * (0.9 if sub_product == "Business" else 0.2)))
-                series = []
+                seats = max(1, int(cust.employees * (0.9 if sub_product == "Business" else 0.2)))
+                series: list[int | None] = []
                 for _ in periods:
                     if rng.random() < 0.18:
-                        n = max(1, n + rng.choice((-2, -1, 1, 1, 2)))
-                    series.append(n)
+                        seats = max(1, seats + rng.choice((-2, -1, 1, 1, 2)))
+                    series.append(seats)
                 counts[sub_product] = series
         for sub_product, series in counts.items():
             price, cost = _PROOFPOINT_PRICES[sub_product]
@@ -1217,8 +1220,8 @@ class _Builder:
         if cust.agreement is not None and cust.synced_before:
             for sub_product, series in counts.items():
                 by_month = dict(zip(periods[-len(series) :], series, strict=True))
-                n = by_month.get(psa_period)
-                if not n:
+                held = by_month.get(psa_period)
+                if not held:
                     continue
                 price, cost = _PROOFPOINT_PRICES[sub_product]
                 self.lines.append(
@@ -1228,7 +1231,7 @@ class _Builder:
                         agreement_id=cust.agreement,
                         product_id=self.proofpoint_psa,
                         kind="recurring",
-                        quantity=self.q(n),
+                        quantity=self.q(held),
                         unit_price=price,
                         unit_cost=cost,
                         effective_date=start,
@@ -1480,7 +1483,7 @@ class _Builder:
         # §5: multi-product arrears, one subscription with no usage for the period, an Azure summary.
         fw = self.company("1stwestinsurance.com", 18, psa_name="1st West Insurance", role="arrears_story")
         n = len(self.periods(date(2000, 1, 1), 12, include_current=self.as_of.day >= 19))
-        business = [15] * n
+        business: list[int | None] = [15] * n
         advanced: list[int | None] = [None] * n
         last_closed = n - (2 if self.as_of.day >= 19 else 1)  # index of the previous month
         business[last_closed] = 17
@@ -1495,7 +1498,7 @@ class _Builder:
             psa_period=add_months(self.prev_month, -1),
         )
         pvc = self.company("Pinecrest Veterinary Clinic", 16, role="usage_pending")
-        counts = [12] * n
+        counts: list[int | None] = [12] * n
         counts[last_closed] = None  # no snapshot for the period that is now billable
         if last_closed + 1 < n:
             counts[last_closed + 1] = None
@@ -1711,7 +1714,7 @@ class _Builder:
 # --- small pure helpers ---------------------------------------------------------------------------
 
 
-class _QtyCache(dict):  # type: ignore[type-arg]
+class _QtyCache(dict[int, Decimal]):
     """Quantities as shared `Decimal`s (immutable, so one object per value is enough)."""
 
     def __missing__(self, n: int) -> Decimal:
@@ -1723,7 +1726,7 @@ _HISTORY_SET = {"id", "action", "quantity", "effective_date"}
 _SYNCED_SET = {"key", "quantity", "synced_on", "psa_line_id"}
 
 
-def _raw(cls: type, fields_set: set[str], data: dict[str, Any]) -> Any:
+def _raw(cls: type[_M], fields_set: set[str], data: dict[str, Any]) -> _M:
     """The hot path of `_mk`: `data` holds every field already."""
     obj = cls.__new__(cls)
     _setattr(obj, "__dict__", data)

@@ -632,7 +632,8 @@ class Pax8Sandbox:
         if self._by_company is None or self._by_company_size != len(self.subscriptions):
             index: dict[str, list[str]] = {}
             for sid, sub in self.subscriptions.items():
-                index.setdefault(sub.get("companyId"), []).append(sid)
+                if (company := sub.get("companyId")) is not None:  # a str lookup never finds None
+                    index.setdefault(company, []).append(sid)
             self._by_company, self._by_company_size = index, len(self.subscriptions)
         return self._by_company
 

@@ -30,7 +30,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,7 +47,7 @@ STATS_PATH = "/__sandbox__/stats"
 LOOPBACK = "127.0.0.1"
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
 
 
 def _is_write(method: str, path: str) -> bool:
@@ -74,6 +74,7 @@ class ServedService:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address is (host, port)
         return f"http://{host}:{port}"
 
     def serve(self) -> None:
@@ -235,7 +236,11 @@ def serve(scenario: Scenario, psa: str, *, rate_limits: bool = True) -> ServedSa
         raise ValueError(f"unknown PSA {psa!r} (one of {', '.join(PSA_NAMES)})")
     scenario = scenario.model_copy(update={"settings": scenario.settings.model_copy(update={"psa": psa})})
     seeded = _seedable(scenario)
-    pax8 = Pax8Sandbox.from_scenario(seeded, **({} if rate_limits else {"rate_limit": None}))
+    pax8 = (
+        Pax8Sandbox.from_scenario(seeded)
+        if rate_limits
+        else Pax8Sandbox.from_scenario(seeded, rate_limit=None)
+    )
     psa_sandbox, _ = _psa_sandbox(psa, seeded, None)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="sandbox-loop", daemon=True)

@@ -24,8 +24,10 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlmodel import col
 
 from engine.batch import fast, gc_paused
+from engine.keys import subject_of
 from engine.rules.hints import PlanHints
 from engine.scenario import (
     AgreementMapping,
@@ -80,20 +82,28 @@ class Topology:
         topo = cls()
         with store.engine.connect() as conn:
             sub = t.SubscriptionRow
-            for row in conn.execute(select(sub.id, sub.company_id, sub.product_id, sub.status)):
+            for row in conn.execute(
+                select(col(sub.id), col(sub.company_id), col(sub.product_id), col(sub.status))
+            ):
                 topo._add_subscription(*row)
             for bid, cid in conn.execute(
-                select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id)
+                select(col(t.BillingConfigurationRow.id), col(t.BillingConfigurationRow.company_id))
             ):
                 topo.company_of_subject[bid] = cid
                 topo.configurations.add(bid)
-            for aid, cid in conn.execute(select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id)):
+            for aid, cid in conn.execute(
+                select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id))
+            ):
                 topo.psa_company_of_agreement[aid] = cid
-            for vid, pid in conn.execute(select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id)):
+            for vid, pid in conn.execute(
+                select(col(t.CompanyMappingRow.vendor_id), col(t.CompanyMappingRow.psa_id))
+            ):
                 topo.psa_of_vendor[vid].add(pid)
                 topo.vendors_of_psa[pid].add(vid)
             for vid, aid in conn.execute(
-                select(t.AgreementMappingRow.vendor_company_id, t.AgreementMappingRow.psa_agreement_id)
+                select(
+                    col(t.AgreementMappingRow.vendor_company_id), col(t.AgreementMappingRow.psa_agreement_id)
+                )
             ):
                 topo.agreement_of_vendor[vid] = aid
         return topo
@@ -150,7 +160,7 @@ class Topology:
             if name in subject and subject[name] in self.company_of_subject:
                 return self.company_of_subject[subject[name]]
         if "key" in subject:
-            return self.company_of_subject.get(subject["key"].split(":", 1)[0])
+            return self.company_of_subject.get(subject_of(subject["key"]))
         if "psa_company_id" in subject:
             vendors = self.vendors_of_psa.get(subject["psa_company_id"])
             return min(vendors) if vendors else None
@@ -170,44 +180,45 @@ class Topology:
             for chunk in _chunks(ids):
                 sub = t.SubscriptionRow
                 for row in conn.execute(
-                    select(sub.id, sub.company_id, sub.product_id, sub.status).where(
-                        sub.company_id.in_(chunk)
+                    select(col(sub.id), col(sub.company_id), col(sub.product_id), col(sub.status)).where(
+                        col(sub.company_id).in_(chunk)
                     )
                 ):
                     self._add_subscription(*row)
                 for bid, cid in conn.execute(
-                    select(t.BillingConfigurationRow.id, t.BillingConfigurationRow.company_id).where(
-                        t.BillingConfigurationRow.company_id.in_(chunk)
-                    )
+                    select(
+                        col(t.BillingConfigurationRow.id), col(t.BillingConfigurationRow.company_id)
+                    ).where(col(t.BillingConfigurationRow.company_id).in_(chunk))
                 ):
                     self.company_of_subject[bid] = cid
                     self.configurations.add(bid)
                 for vid, pid in conn.execute(
-                    select(t.CompanyMappingRow.vendor_id, t.CompanyMappingRow.psa_id).where(
-                        t.CompanyMappingRow.vendor_id.in_(chunk)
+                    select(col(t.CompanyMappingRow.vendor_id), col(t.CompanyMappingRow.psa_id)).where(
+                        col(t.CompanyMappingRow.vendor_id).in_(chunk)
                     )
                 ):
                     self.psa_of_vendor[vid].add(pid)
                     self.vendors_of_psa[pid].add(vid)
                 for vid, aid in conn.execute(
                     select(
-                        t.AgreementMappingRow.vendor_company_id, t.AgreementMappingRow.psa_agreement_id
-                    ).where(t.AgreementMappingRow.vendor_company_id.in_(chunk))
+                        col(t.AgreementMappingRow.vendor_company_id),
+                        col(t.AgreementMappingRow.psa_agreement_id),
+                    ).where(col(t.AgreementMappingRow.vendor_company_id).in_(chunk))
                 ):
                     self.agreement_of_vendor[vid] = aid
             psa_ids = {p for cid in ids for p in self.psa_of_vendor.get(cid, ())}
             for chunk in _chunks(psa_ids):
                 for aid, cid in conn.execute(
-                    select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id).where(
-                        t.PsaAgreementRow.company_id.in_(chunk)
+                    select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id)).where(
+                        col(t.PsaAgreementRow.company_id).in_(chunk)
                     )
                 ):
                     self.psa_company_of_agreement[aid] = cid
             explicit = [a for cid in ids if (a := self.agreement_of_vendor.get(cid)) is not None]
             for chunk in _chunks(explicit):
                 for aid, cid in conn.execute(
-                    select(t.PsaAgreementRow.id, t.PsaAgreementRow.company_id).where(
-                        t.PsaAgreementRow.id.in_(chunk)
+                    select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id)).where(
+                        col(t.PsaAgreementRow.id).in_(chunk)
                     )
                 ):
                     self.psa_company_of_agreement[aid] = cid
@@ -239,25 +250,31 @@ def read_customers(
             return [dict(zip(names, r, strict=True)) for r in conn.execute(query)]
 
         def setting(name: str) -> Any:
-            return conn.execute(select(t.SettingRow.value).where(t.SettingRow.name == name)).scalar()
+            return conn.execute(
+                select(col(t.SettingRow.value)).where(col(t.SettingRow.name) == name)
+            ).scalar()
 
         stored_as_of, settings_value = setting("as_of"), setting("scenario_settings")
         if as_of is None:
             as_of = date.fromisoformat(stored_as_of) if stored_as_of else date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
         settings = Settings.model_validate(settings_value or {})
-        companies = [fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id.in_(ids))]
+        companies = [
+            fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, col(t.VendorCompanyRow.id).in_(ids))
+        ]
         configs = [
             fast(BillingConfiguration, r)
-            for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.company_id.in_(ids))
+            for r in rows(t.BillingConfigurationRow, col(t.BillingConfigurationRow.company_id).in_(ids))
         ]
         mappings = [
             fast(CompanyMapping, r)
-            for r in rows(t.CompanyMappingRow, t.CompanyMappingRow.vendor_id.in_(ids), drop=("version",))
+            for r in rows(t.CompanyMappingRow, col(t.CompanyMappingRow.vendor_id).in_(ids), drop=("version",))
         ]
         agreement_maps = [
             fast(AgreementMapping, r)
             for r in rows(
-                t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id.in_(ids), drop=("version",)
+                t.AgreementMappingRow,
+                col(t.AgreementMappingRow.vendor_company_id).in_(ids),
+                drop=("version",),
             )
         ]
         psa_ids = sorted({m.psa_id for m in mappings})
@@ -267,8 +284,8 @@ def read_customers(
                 fast(CompanyMapping, r)
                 for r in rows(
                     t.CompanyMappingRow,
-                    t.CompanyMappingRow.psa_id.in_(psa_ids),
-                    t.CompanyMappingRow.vendor_id.notin_(ids),
+                    col(t.CompanyMappingRow.psa_id).in_(psa_ids),
+                    col(t.CompanyMappingRow.vendor_id).notin_(ids),
                     drop=("version",),
                 )
             ]
@@ -282,32 +299,32 @@ def read_customers(
         ]
         products = [fast(VendorProduct, r) for r in rows(t.VendorProductRow)]
         psa_products = [fast(PsaProduct, r) for r in rows(t.PsaProductRow)]
-        sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.company_id.in_(ids))
+        sub_rows = rows(t.SubscriptionRow, col(t.SubscriptionRow.company_id).in_(ids))
         history = history_rows(conn, [r["id"] for r in sub_rows]) if sub_rows else {}
         subs = [fast(Subscription, {**r, "history": history.get(r["id"], [])}) for r in sub_rows]
         sub_ids = [x.id for x in subs]
         usage = [
             fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
             for chunk in _chunks(sub_ids)
-            for r in rows(t.UsageRecord, t.UsageRecord.subscription_id.in_(chunk), drop=("id",))
+            for r in rows(t.UsageRecord, col(t.UsageRecord.subscription_id).in_(chunk), drop=("id",))
         ]
         agreement_ids = [a.psa_agreement_id for a in agreement_maps]
         agreement_rows = [
             r
             for chunk in _chunks(psa_ids)
-            for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.company_id.in_(chunk))
+            for r in rows(t.PsaAgreementRow, col(t.PsaAgreementRow.company_id).in_(chunk))
         ]
         seen = {r["id"] for r in agreement_rows}
         agreement_rows += [
             r
             for chunk in _chunks(a for a in agreement_ids if a not in seen)
-            for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id.in_(chunk))
+            for r in rows(t.PsaAgreementRow, col(t.PsaAgreementRow.id).in_(chunk))
         ]
         agreements = [fast(PsaAgreement, r) for r in agreement_rows]
         lines = [
             Store._line(r)
             for chunk in _chunks(r["id"] for r in agreement_rows)
-            for r in rows(t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))
+            for r in rows(t.PsaLineRow, col(t.PsaLineRow.agreement_id).in_(chunk))
         ]
         subjects = sorted(sub_ids + [c.id for c in configs])
         synced: set[str] = set()
@@ -317,23 +334,27 @@ def read_customers(
             chunk = subjects[i : i + _CHUNK // 2]
             synced |= set(
                 conn.execute(
-                    select(t.SyncedKeyRow.key).where(_key_ranges(t.SyncedKeyRow.key, chunk, exact=False))
+                    select(col(t.SyncedKeyRow.key)).where(
+                        _key_ranges(col(t.SyncedKeyRow.key), chunk, exact=False)
+                    )
                 ).scalars()
             )
             ignored += [
                 fast(Ignore, r)
-                for r in rows(t.IgnoreRow, _key_ranges(t.IgnoreRow.key, chunk, exact=True), drop=("version",))
+                for r in rows(
+                    t.IgnoreRow, _key_ranges(col(t.IgnoreRow.key), chunk, exact=True), drop=("version",)
+                )
             ]
             overrides += [
                 fast(Override, r)
                 for r in rows(
-                    t.OverrideRow, _key_ranges(t.OverrideRow.key, chunk, exact=True), drop=("version",)
+                    t.OverrideRow, _key_ranges(col(t.OverrideRow.key), chunk, exact=True), drop=("version",)
                 )
             ]
         psa_companies = [
             fast(PsaCompany, r)
             for chunk in _chunks(psa_ids)
-            for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id.in_(chunk))
+            for r in rows(t.PsaCompanyRow, col(t.PsaCompanyRow.id).in_(chunk))
         ]
     lines.sort(key=lambda x: x.id)
     ignored.sort(key=lambda x: x.key)

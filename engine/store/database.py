@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from platformdirs import user_data_dir
 from sqlalchemy import Engine, delete, event, insert, select
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, col, create_engine
 
 from engine.batch import fast, gc_paused
 from engine.rules.hints import PlanHints
@@ -295,7 +295,7 @@ class Store:
             settings_row = s.get(t.SettingRow, "scenario_settings")
             if as_of is None:
                 as_of = (
-                    date.fromisoformat(stored_as_of.value)
+                    date.fromisoformat(str(stored_as_of.value))  # stored as an ISO date string
                     if stored_as_of and stored_as_of.value
                     else date.today()  # noqa: DTZ011 (the operator's calendar day, as the CLI's --as-of default)
                 )
@@ -304,13 +304,13 @@ class Store:
             )
 
             def rows(table: type[SQLModel], *order: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-                columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
+                columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]  # SQLModel sets __table__ on table classes at runtime; its stubs do not declare it
                 names = [c.name for c in columns]
                 return [
                     dict(zip(names, r, strict=True)) for r in conn.execute(select(*columns).order_by(*order))
                 ]
 
-            sub_rows = rows(t.SubscriptionRow, t.SubscriptionRow.id)
+            sub_rows = rows(t.SubscriptionRow, col(t.SubscriptionRow.id))
             if lean:
                 hints.synced_keys = {k for (k,) in raw_rows(conn, "SELECT key FROM synced_key")}
                 line_keys = {
@@ -320,7 +320,7 @@ class Store:
                 seat_products = {
                     pid
                     for (pid,) in conn.execute(
-                        select(t.VendorProductRow.id).where(t.VendorProductRow.kind == "seat")
+                        select(col(t.VendorProductRow.id)).where(col(t.VendorProductRow.kind) == "seat")
                     )
                 }
                 monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
@@ -347,36 +347,38 @@ class Store:
                 Vendor,
                 dict(
                     companies=[
-                        fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, t.VendorCompanyRow.id)
+                        fast(VendorCompany, r) for r in rows(t.VendorCompanyRow, col(t.VendorCompanyRow.id))
                     ],
                     products=[
-                        fast(VendorProduct, r) for r in rows(t.VendorProductRow, t.VendorProductRow.id)
+                        fast(VendorProduct, r) for r in rows(t.VendorProductRow, col(t.VendorProductRow.id))
                     ],
                     subscriptions=subs,
                     usage=[
                         fast(UsageRow, {**r, "sub_product": r["sub_product"] or None})
-                        for r in rows(t.UsageRecord, t.UsageRecord.id, drop=("id",))
+                        for r in rows(t.UsageRecord, col(t.UsageRecord.id), drop=("id",))
                     ],
                     billing_configurations=[
                         fast(BillingConfiguration, r)
-                        for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)
+                        for r in rows(t.BillingConfigurationRow, col(t.BillingConfigurationRow.id))
                     ],
                 ),
             )
             lines = []
-            line_table = t.PsaLineRow.__table__  # type: ignore[attr-defined]
+            line_table = t.PsaLineRow.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table classes at runtime; its stubs do not declare it
             source_columns = ("has_source", "source_subscription_id", "source_sub_product", "source_key")
             line_columns = [c for c in line_table.columns if c.name not in source_columns]
             line_names = [c.name for c in line_columns]
-            for r in conn.execute(
+            for line_row in conn.execute(
                 select(*line_columns, *(line_table.c[name] for name in source_columns)).order_by(
-                    t.PsaLineRow.id
+                    col(t.PsaLineRow.id)
                 )
             ):
                 data = dict(
-                    zip(line_names, r, strict=False)
+                    zip(line_names, line_row, strict=False)
                 )  # the line's own columns come first; the source's follow
-                has_source, source_subscription_id, source_sub_product, source_key = r[len(line_names) :]
+                has_source, source_subscription_id, source_sub_product, source_key = line_row[
+                    len(line_names) :
+                ]
                 data["source"] = (
                     fast(
                         LineSource,
@@ -393,9 +395,11 @@ class Store:
             psa = fast(
                 Psa,
                 dict(
-                    companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, t.PsaCompanyRow.id)],
-                    products=[fast(PsaProduct, r) for r in rows(t.PsaProductRow, t.PsaProductRow.id)],
-                    agreements=[fast(PsaAgreement, r) for r in rows(t.PsaAgreementRow, t.PsaAgreementRow.id)],
+                    companies=[fast(PsaCompany, r) for r in rows(t.PsaCompanyRow, col(t.PsaCompanyRow.id))],
+                    products=[fast(PsaProduct, r) for r in rows(t.PsaProductRow, col(t.PsaProductRow.id))],
+                    agreements=[
+                        fast(PsaAgreement, r) for r in rows(t.PsaAgreementRow, col(t.PsaAgreementRow.id))
+                    ],
                     lines=lines,
                 ),
             )
@@ -406,8 +410,8 @@ class Store:
                         fast(CompanyMapping, r)
                         for r in rows(
                             t.CompanyMappingRow,
-                            t.CompanyMappingRow.vendor_id,
-                            t.CompanyMappingRow.psa_id,
+                            col(t.CompanyMappingRow.vendor_id),
+                            col(t.CompanyMappingRow.psa_id),
                             drop=("version",),
                         )
                     ],
@@ -415,22 +419,28 @@ class Store:
                         fast(ProductBinding, {**r, "sub_product": r["sub_product"] or None})
                         for r in rows(
                             t.ProductBindingRow,
-                            t.ProductBindingRow.vendor_product_id,
-                            t.ProductBindingRow.sub_product,
+                            col(t.ProductBindingRow.vendor_product_id),
+                            col(t.ProductBindingRow.sub_product),
                             drop=("version",),
                         )
                     ],
                     agreements=[
                         fast(AgreementMapping, r)
                         for r in rows(
-                            t.AgreementMappingRow, t.AgreementMappingRow.vendor_company_id, drop=("version",)
+                            t.AgreementMappingRow,
+                            col(t.AgreementMappingRow.vendor_company_id),
+                            drop=("version",),
                         )
                     ],
                 ),
             )
-            synced = [] if lean else [fast(SyncedKey, r) for r in rows(t.SyncedKeyRow, t.SyncedKeyRow.key)]
-            ignored = [fast(Ignore, r) for r in rows(t.IgnoreRow, t.IgnoreRow.key, drop=("version",))]
-            overrides = [fast(Override, r) for r in rows(t.OverrideRow, t.OverrideRow.key, drop=("version",))]
+            synced = (
+                [] if lean else [fast(SyncedKey, r) for r in rows(t.SyncedKeyRow, col(t.SyncedKeyRow.key))]
+            )
+            ignored = [fast(Ignore, r) for r in rows(t.IgnoreRow, col(t.IgnoreRow.key), drop=("version",))]
+            overrides = [
+                fast(Override, r) for r in rows(t.OverrideRow, col(t.OverrideRow.key), drop=("version",))
+            ]
         scenario = fast(
             Scenario,
             dict(
@@ -456,8 +466,8 @@ class Store:
 
     def _upsert_subscriptions(self, s: Session, subscriptions: list[Subscription]) -> None:
         ids = [sub.id for sub in subscriptions]
-        self._delete_in(s, t.HistoryRowRecord.subscription_id, ids)
-        self._delete_in(s, t.SubscriptionRow.id, ids)
+        self._delete_in(s, col(t.HistoryRowRecord.subscription_id), ids)
+        self._delete_in(s, col(t.SubscriptionRow.id), ids)
         history = []
         for sub in subscriptions:
             for seq, row in enumerate(sub.history):
@@ -474,8 +484,8 @@ class Store:
             for start in range(0, len(ids), self._CHUNK):
                 s.execute(
                     delete(t.UsageRecord).where(
-                        t.UsageRecord.period == period,
-                        t.UsageRecord.subscription_id.in_(ids[start : start + self._CHUNK]),
+                        col(t.UsageRecord.period) == period,
+                        col(t.UsageRecord.subscription_id).in_(ids[start : start + self._CHUNK]),
                     )
                 )
         self._bulk(s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in rows])
@@ -517,10 +527,10 @@ class Store:
                 kept = {sub.id for sub in subscriptions}
                 stale = [
                     r
-                    for r in s.execute(select(t.UsageRecord.subscription_id).distinct()).scalars()
+                    for r in s.execute(select(col(t.UsageRecord.subscription_id)).distinct()).scalars()
                     if r not in kept
                 ]
-                self._delete_in(s, t.UsageRecord.subscription_id, stale)
+                self._delete_in(s, col(t.UsageRecord.subscription_id), stale)
             self._upsert_subscriptions(s, subscriptions)
             self._replace_usage(s, usage, usage_scope)
             for name, value in (settings or {}).items():
@@ -543,7 +553,7 @@ class Store:
     def _dicts(
         s: Session, table: type[SQLModel], *where: Any, drop: tuple[str, ...] = ()
     ) -> list[dict[str, Any]]:
-        columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]
+        columns = [c for c in table.__table__.columns if c.name not in drop]  # type: ignore[attr-defined]  # SQLModel sets __table__ on table classes at runtime; its stubs do not declare it
         names = [c.name for c in columns]
         pk = [c for c in columns if c.primary_key]
         query = select(*columns).where(*where).order_by(*pk)
@@ -561,15 +571,15 @@ class Store:
             return [
                 fast(VendorCompany, r)
                 for chunk in self._chunked(ids)
-                for r in self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id.in_(chunk))
+                for r in self._dicts(s, t.VendorCompanyRow, col(t.VendorCompanyRow.id).in_(chunk))
             ]
 
     def find_vendor_companies(self, text: str) -> list[VendorCompany]:
         """Stored vendor companies whose id is `text`, else whose name is exactly `text`."""
         with self.session() as s:
-            rows = self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.id == text)
+            rows = self._dicts(s, t.VendorCompanyRow, col(t.VendorCompanyRow.id) == text)
             if not rows:
-                rows = self._dicts(s, t.VendorCompanyRow, t.VendorCompanyRow.name == text)
+                rows = self._dicts(s, t.VendorCompanyRow, col(t.VendorCompanyRow.name) == text)
             return [fast(VendorCompany, r) for r in rows]
 
     def vendor_products(self) -> list[VendorProduct]:
@@ -578,12 +588,12 @@ class Store:
 
     def subscription_ids(self) -> set[str]:
         with self.session() as s:
-            return set(s.connection().execute(select(t.SubscriptionRow.id)).scalars())
+            return set(s.connection().execute(select(col(t.SubscriptionRow.id))).scalars())
 
     def subscription_product_ids(self) -> set[str]:
         """The products the stored subscriptions use."""
         with self.session() as s:
-            return set(s.connection().execute(select(t.SubscriptionRow.product_id).distinct()).scalars())
+            return set(s.connection().execute(select(col(t.SubscriptionRow.product_id)).distinct()).scalars())
 
     def subscriptions_where(
         self,
@@ -607,7 +617,9 @@ class Store:
                 rows = self._dicts(s, sub, *where)
             elif ids is not None:
                 rows = [
-                    r for chunk in self._chunked(ids) for r in self._dicts(s, sub, *where, sub.id.in_(chunk))
+                    r
+                    for chunk in self._chunked(ids)
+                    for r in self._dicts(s, sub, *where, col(sub.id).in_(chunk))
                 ]
                 if product_ids is not None:
                     wanted = set(product_ids)
@@ -616,7 +628,7 @@ class Store:
                 rows = [
                     r
                     for chunk in self._chunked(product_ids or ())
-                    for r in self._dicts(s, sub, *where, sub.product_id.in_(chunk))
+                    for r in self._dicts(s, sub, *where, col(sub.product_id).in_(chunk))
                 ]
             history = history_rows(s.connection(), [r["id"] for r in rows]) if with_history and rows else {}
             empty: list[HistoryRow] = []
@@ -635,7 +647,7 @@ class Store:
                 rows = [
                     r
                     for chunk in self._chunked(subscription_ids)
-                    for r in self._dicts(s, u, u.subscription_id.in_(chunk), drop=("id",))
+                    for r in self._dicts(s, u, col(u.subscription_id).in_(chunk), drop=("id",))
                 ]
         return [fast(UsageRow, {**r, "sub_product": r["sub_product"] or None}) for r in rows]
 
@@ -645,14 +657,14 @@ class Store:
             conn = s.connection()
             psa_ids = list(
                 conn.execute(
-                    select(t.CompanyMappingRow.psa_id)
-                    .where(t.CompanyMappingRow.vendor_id == vendor_company_id)
-                    .order_by(t.CompanyMappingRow.psa_id)
+                    select(col(t.CompanyMappingRow.psa_id))
+                    .where(col(t.CompanyMappingRow.vendor_id) == vendor_company_id)
+                    .order_by(col(t.CompanyMappingRow.psa_id))
                 ).scalars()
             )
             agreement = conn.execute(
-                select(t.AgreementMappingRow.psa_agreement_id).where(
-                    t.AgreementMappingRow.vendor_company_id == vendor_company_id
+                select(col(t.AgreementMappingRow.psa_agreement_id)).where(
+                    col(t.AgreementMappingRow.vendor_company_id) == vendor_company_id
                 )
             ).scalar()
         return psa_ids, agreement
@@ -695,16 +707,18 @@ class Store:
                 )
             a = t.PsaAgreementRow
             rows = [
-                r for chunk in self._chunked(company_ids) for r in self._dicts(s, a, a.company_id.in_(chunk))
+                r
+                for chunk in self._chunked(company_ids)
+                for r in self._dicts(s, a, col(a.company_id).in_(chunk))
             ]
             seen = {r["id"] for r in rows}
             extra = [i for i in agreement_ids if i not in seen]
-            rows += [r for chunk in self._chunked(extra) for r in self._dicts(s, a, a.id.in_(chunk))]
+            rows += [r for chunk in self._chunked(extra) for r in self._dicts(s, a, col(a.id).in_(chunk))]
             ids = [r["id"] for r in rows]
             lines = [
                 self._line(r)
                 for chunk in self._chunked(ids)
-                for r in self._dicts(s, t.PsaLineRow, t.PsaLineRow.agreement_id.in_(chunk))
+                for r in self._dicts(s, t.PsaLineRow, col(t.PsaLineRow.agreement_id).in_(chunk))
             ]
             return fast(
                 Psa,
@@ -719,7 +733,7 @@ class Store:
         read as key ranges of the primary key."""
         from sqlalchemy import and_, func, or_
 
-        k = t.SyncedKeyRow.key
+        k = col(t.SyncedKeyRow.key)
         longer = func.length(k) > longer_than
         with self.session() as s:
             conn = s.connection()
@@ -736,8 +750,8 @@ class Store:
             return list(
                 s.connection()
                 .execute(
-                    select(t.BillingConfigurationRow.id).where(
-                        t.BillingConfigurationRow.company_id == company_id
+                    select(col(t.BillingConfigurationRow.id)).where(
+                        col(t.BillingConfigurationRow.company_id) == company_id
                     )
                 )
                 .scalars()
@@ -759,15 +773,15 @@ class Store:
         their history, the subscriptions in `removed` deleted with their history and usage, the
         usage of `usage_scope` replaced; nothing else is touched."""
         with self.session() as s, s.begin():
-            s.execute(delete(t.VendorCompanyRow).where(t.VendorCompanyRow.id == company.id))
+            s.execute(delete(t.VendorCompanyRow).where(col(t.VendorCompanyRow.id) == company.id))
             self._bulk(s, t.VendorCompanyRow, [company.model_dump()])
             if new_products:
-                self._delete_in(s, t.VendorProductRow.id, [p.id for p in new_products])
+                self._delete_in(s, col(t.VendorProductRow.id), [p.id for p in new_products])
                 self._bulk(s, t.VendorProductRow, [p.model_dump() for p in new_products])
             if removed:
-                self._delete_in(s, t.UsageRecord.subscription_id, removed)
-                self._delete_in(s, t.HistoryRowRecord.subscription_id, removed)
-                self._delete_in(s, t.SubscriptionRow.id, removed)
+                self._delete_in(s, col(t.UsageRecord.subscription_id), removed)
+                self._delete_in(s, col(t.HistoryRowRecord.subscription_id), removed)
+                self._delete_in(s, col(t.SubscriptionRow.id), removed)
             if subscriptions:
                 self._upsert_subscriptions(s, subscriptions)
             self._replace_usage(s, usage, usage_scope)
@@ -789,10 +803,12 @@ class Store:
         with self.session() as s, s.begin():
             a, line = t.PsaAgreementRow, t.PsaLineRow
             for chunk in self._chunked(company_ids):
-                s.execute(delete(a).where(a.company_id.in_(chunk)))
-            self._delete_in(s, a.id, [x.id for x in agreements])
-            self._delete_in(s, line.agreement_id, sorted({*line_agreement_ids, *(x.id for x in agreements)}))
-            self._delete_in(s, line.id, [x.id for x in lines])
+                s.execute(delete(a).where(col(a.company_id).in_(chunk)))
+            self._delete_in(s, col(a.id), [x.id for x in agreements])
+            self._delete_in(
+                s, col(line.agreement_id), sorted({*line_agreement_ids, *(x.id for x in agreements)})
+            )
+            self._delete_in(s, col(line.id), [x.id for x in lines])
             self._write_psa(s, fast(Psa, dict(companies=[], products=[], agreements=agreements, lines=lines)))
             for name, value in (settings or {}).items():
                 s.merge(t.SettingRow(name=name, value=value))

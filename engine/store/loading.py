@@ -13,8 +13,10 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
+from sqlmodel import col
 
 from engine.batch import fast
+from engine.keys import PlanKey
 from engine.scenario import HistoryRow
 from engine.store import tables as t
 
@@ -22,17 +24,18 @@ from engine.store import tables as t
 def raw_rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
     """Rows as plain tuples straight from the driver's cursor (no per-row result processing):
     for the big reads, where SQLAlchemy's row-by-row fetching costs more than the query."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # an open connection always has its DBAPI connection (typed Optional)
     try:
         cursor.execute(sql)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
     finally:
         cursor.close()
 
 
 def raw_stream(conn: Connection, sql: str, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
     """Like `raw_rows`, in batches, so the whole result never sits in memory at once."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # an open connection always has its DBAPI connection (typed Optional)
     try:
         cursor.execute(sql)
         while chunk := cursor.fetchmany(batch):
@@ -83,7 +86,7 @@ class HistoryLoader:
 
 
 def _iso(value: object) -> str:
-    return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
+    return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]  # not a str, so a date or datetime read by the driver
 
 
 def scan_history(
@@ -140,7 +143,7 @@ def scan_history(
                 continue
             quantity = decimal(quantity_text)
             if is_monthly and quantity > previous and day <= through_text:
-                key = f"{sid}:prorate:{day}"
+                key = PlanKey.prorate(sid, day).format()
                 if key not in synced_keys and key not in line_keys:
                     needs_look = True
                     break
@@ -156,7 +159,7 @@ def scan_history(
         else:
             quiet[sid] = current
 
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # an open connection always has its DBAPI connection (typed Optional)
     try:
         cursor.execute(
             "SELECT subscription_id, id, action, quantity, effective_date "
@@ -190,9 +193,9 @@ def history_rows(
 ) -> dict[str, list[HistoryRow]]:
     """History grouped by subscription, in seq order (all subscriptions when ids is None)."""
     h = t.HistoryRowRecord
-    query = select(h.subscription_id, h.id, h.action, h.quantity, h.effective_date).order_by(
-        h.subscription_id, h.seq
-    )
+    query = select(
+        col(h.subscription_id), col(h.id), col(h.action), col(h.quantity), col(h.effective_date)
+    ).order_by(col(h.subscription_id), col(h.seq))
     out: dict[str, list[HistoryRow]] = defaultdict(list)
     if subscription_ids is None:
         chunks: list[list[str] | None] = [None]
@@ -200,7 +203,7 @@ def history_rows(
         ids = sorted(subscription_ids)
         chunks = [ids[i : i + 400] for i in range(0, len(ids), 400)]
     for chunk in chunks:
-        q = query if chunk is None else query.where(h.subscription_id.in_(chunk))
+        q = query if chunk is None else query.where(col(h.subscription_id).in_(chunk))
         for sid, hid, action, quantity, effective in conn.execute(q):
             out[sid].append(
                 fast(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, insert, select, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from engine.store import tables as t
 
@@ -80,7 +80,7 @@ def track_revision(engine: Engine) -> bool:
     try:
         with engine.begin() as conn:
             row = t.StoreRevisionRow
-            found = conn.execute(select(row.revision).where(row.id == 1)).first()
+            found = conn.execute(select(col(row.revision)).where(col(row.id) == 1)).first()
             if found is None:
                 conn.execute(insert(t.StoreRevisionRow).values(id=1, revision=0))
     except Exception:  # no such table: revisions unknown, so nothing saved is ever taken as current
@@ -152,20 +152,20 @@ class SavedState:
 def load_state(store: Any, name: str, *, view: bool = True, plan: bool = True) -> SavedState | None:
     """The state saved under `name` (with the parts asked for), or None."""
     columns = [
-        t.PlanCacheRow.name,
-        t.PlanCacheRow.revision,
-        t.PlanCacheRow.as_of,
-        t.PlanCacheRow.today,
-        t.PlanCacheRow.code,
-        t.PlanCacheRow.computed_at,
+        col(t.PlanCacheRow.name),
+        col(t.PlanCacheRow.revision),
+        col(t.PlanCacheRow.as_of),
+        col(t.PlanCacheRow.today),
+        col(t.PlanCacheRow.code),
+        col(t.PlanCacheRow.computed_at),
     ]
     if view:
-        columns.append(t.PlanCacheRow.view)
+        columns.append(col(t.PlanCacheRow.view))
     if plan:
-        columns.append(t.PlanCacheRow.plan)
+        columns.append(col(t.PlanCacheRow.plan))
     try:
         with store.engine.connect() as conn:
-            row = conn.execute(select(*columns).where(t.PlanCacheRow.name == name)).first()
+            row = conn.execute(select(*columns).where(col(t.PlanCacheRow.name) == name)).first()
     except Exception:  # no such table (a store not migrated): nothing saved
         return None
     if row is None:
@@ -204,10 +204,12 @@ def save_state(
         return False
     packed = {"view": zlib.compress(view, 1), "plan": zlib.compress(plan, 1)}
     with store.engine.begin() as conn:
-        existing = conn.execute(select(t.PlanCacheRow.revision).where(t.PlanCacheRow.name == name)).scalar()
+        existing = conn.execute(
+            select(col(t.PlanCacheRow.revision)).where(col(t.PlanCacheRow.name) == name)
+        ).scalar()
         if existing is not None and int(existing) > revision:
             return False
-        conn.execute(delete(t.PlanCacheRow).where(t.PlanCacheRow.name == name))
+        conn.execute(delete(t.PlanCacheRow).where(col(t.PlanCacheRow.name) == name))
         conn.execute(
             insert(t.PlanCacheRow).values(
                 name=name,
@@ -226,4 +228,4 @@ def discard_state(store: Any, name: str | None = None) -> None:
     """Forget the saved state (`name`, or all)."""
     with store.engine.begin() as conn:
         statement = delete(t.PlanCacheRow)
-        conn.execute(statement if name is None else statement.where(t.PlanCacheRow.name == name))
+        conn.execute(statement if name is None else statement.where(col(t.PlanCacheRow.name) == name))

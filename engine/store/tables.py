@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -11,7 +12,7 @@ from sqlmodel import Field, SQLModel
 from engine.store.types import DecimalText
 
 
-def money(nullable: bool = False) -> object:
+def money(nullable: bool = False) -> Any:  # what Field() returns: a FieldInfo typed as the column's value
     return Field(default=None if nullable else Decimal(0), sa_column=Column(DecimalText(), nullable=nullable))
 
 
@@ -46,8 +47,8 @@ class SubscriptionRow(SQLModel, table=True):
     billing_term: str = "monthly"
     start_date: date
     end_date: date | None = None
-    unit_price: Decimal = money()  # type: ignore[assignment]
-    unit_cost: Decimal = money()  # type: ignore[assignment]
+    unit_price: Decimal = money()
+    unit_cost: Decimal = money()
     status: str = "active"
     cancelled_date: date | None = None
 
@@ -59,7 +60,7 @@ class HistoryRowRecord(SQLModel, table=True):
     subscription_id: str
     seq: int
     action: str
-    quantity: Decimal = money()  # type: ignore[assignment]
+    quantity: Decimal = money()
     effective_date: date
 
 
@@ -70,12 +71,12 @@ class UsageRecord(SQLModel, table=True):
     subscription_id: str = Field(index=True)
     sub_product: str = ""  # "" = none (a NULL would defeat the unique constraint)
     period: str
-    quantity: Decimal = money()  # type: ignore[assignment]
-    unit_price: Decimal = money()  # type: ignore[assignment]
-    unit_cost: Decimal = money()  # type: ignore[assignment]
+    quantity: Decimal = money()
+    unit_price: Decimal = money()
+    unit_cost: Decimal = money()
     snapshot_date: date | None = None
-    charges: Decimal | None = money(nullable=True)  # type: ignore[assignment]
-    partner_total: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    charges: Decimal | None = money(nullable=True)
+    partner_total: Decimal | None = money(nullable=True)
 
 
 class BillingConfigurationRow(SQLModel, table=True):
@@ -102,8 +103,8 @@ class PsaProductRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     sku: str | None = None
-    unit_price: Decimal | None = money(nullable=True)  # type: ignore[assignment]
-    unit_cost: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    unit_price: Decimal | None = money(nullable=True)
+    unit_cost: Decimal | None = money(nullable=True)
 
 
 class PsaAgreementRow(SQLModel, table=True):
@@ -122,9 +123,9 @@ class PsaLineRow(SQLModel, table=True):
     agreement_id: str = Field(index=True)
     product_id: str
     kind: str = "recurring"
-    quantity: Decimal = money()  # type: ignore[assignment]
-    unit_price: Decimal = money()  # type: ignore[assignment]
-    unit_cost: Decimal = money()  # type: ignore[assignment]
+    quantity: Decimal = money()
+    unit_price: Decimal = money()
+    unit_cost: Decimal = money()
     effective_date: date
     cancelled_date: date | None = None
     description: str = ""
@@ -151,8 +152,8 @@ class ProductBindingRow(SQLModel, table=True):
     sub_product: str = Field(default="", primary_key=True)  # "" = the top-level product
     psa_product_id: str
     free: bool = False
-    unit_price: Decimal | None = money(nullable=True)  # type: ignore[assignment]
-    unit_cost: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    unit_price: Decimal | None = money(nullable=True)
+    unit_cost: Decimal | None = money(nullable=True)
     version: int = 1
 
 
@@ -166,7 +167,7 @@ class AgreementMappingRow(SQLModel, table=True):
 class SyncedKeyRow(SQLModel, table=True):
     __tablename__ = "synced_key"
     key: str = Field(primary_key=True)
-    quantity: Decimal | None = money(nullable=True)  # type: ignore[assignment]
+    quantity: Decimal | None = money(nullable=True)
     synced_on: date
     psa_line_id: str | None = None
 
@@ -195,7 +196,7 @@ class SettingRow(SQLModel, table=True):
 
     __tablename__ = "setting"
     name: str = Field(primary_key=True)
-    value: str | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    value: dict[str, Any] | str | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -209,8 +210,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(index=True)
     subject: str = Field(index=True)
     company: str | None = Field(default=None, index=True)
-    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
-    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 # --- the store's revision and the last computed state (engine.store.plan_cache) ------------------

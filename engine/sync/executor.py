@@ -68,7 +68,7 @@ from engine.sync.journal import (
     PENDING,
     Journal,
     SyncJournalRow,
-    jsonable,
+    jsonable_object,
     owner_alive,
     owner_id,
     register_live,
@@ -262,21 +262,23 @@ def planned_request(line: PlanLine, effective_from: date) -> dict[str, Any]:
         request: dict[str, Any] = {"create": asdict(line_write(line))}
         if line.replaces_line_id:
             request["cancel_replaced"] = asdict(replaced_cancel(line))
-        return jsonable(request)
-    return jsonable({line.action: asdict(line_update(line, effective_from)), "expected": _expected(line)})
+        return jsonable_object(request)
+    return jsonable_object(
+        {line.action: asdict(line_update(line, effective_from)), "expected": _expected(line)}
+    )
 
 
 def _expected(line: PlanLine) -> dict[str, Any]:
     expected: dict[str, Any] = {"quantity": line.previous_quantity}
     if line.kind not in PRICE_WRITING_KINDS:
         expected.update(unit_price=line.unit_price, unit_cost=line.unit_cost)
-    return jsonable(expected)
+    return jsonable_object(expected)
 
 
 def _values(line: PsaLine | None) -> dict[str, Any] | None:
     if line is None:
         return None
-    return jsonable(
+    return jsonable_object(
         {
             "id": line.id,
             "quantity": line.quantity,
@@ -679,7 +681,7 @@ class SyncExecutor:
                     journal_state=PENDING,
                     message=f"an interrupted earlier write could not be checked: {exc}",
                 )
-            fresh = self.journal.get(row.id)  # type: ignore[arg-type]
+            fresh = self.journal.get(row.id)  # type: ignore[arg-type]  # a journaled row has its id (SQLModel types the autoincrement key int | None)
             assert fresh is not None
             row = fresh
             if row.state == PENDING:
@@ -957,12 +959,12 @@ class SyncExecutor:
         message: str | None = None,
     ) -> bool:
         psa_line = insp.line
-        before = None
+        before: dict[str, Any] | None = None
         if line.action != "create":
             before = {"quantity": line.previous_quantity, "psa_line_id": line.psa_line_id}
         elif line.replaces_line_id:
             before = {"replaces_line_id": line.replaces_line_id, "quantity": line.previous_quantity}
-        after = {
+        after: dict[str, Any] = {
             "action": line.action,
             "kind": line.kind.value,
             "quantity": line.quantity,

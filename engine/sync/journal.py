@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from engine import audit
 from engine.scenario import PsaLine
@@ -78,13 +78,13 @@ class SyncJournalRow(SQLModel, table=True):
     company: str | None = None
     record_only: bool = False
     change_set: str | None = Field(default=None, index=True)
-    line: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
-    request: dict = Field(sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    line: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     state: str = PENDING
     outcome: str | None = None
     psa_line_id: str | None = None
     message: str | None = None
-    found: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # type: ignore[type-arg]
+    found: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     owner: str
     user: str
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -111,6 +111,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def jsonable_object(value: dict[str, Any]) -> dict[str, Any]:
+    """`jsonable` of a JSON object, typed as one."""
+    return {k: jsonable(v) for k, v in value.items()}
+
+
 def this_host() -> str:
     return socket.gethostname()
 
@@ -121,7 +126,7 @@ class Journal:
     def __init__(self, store: Store):
         self.store = store
         # Stores opened without migrations (in-memory) get the table here; a migrated one has it.
-        SyncJournalRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
+        SyncJournalRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]  # SQLModel sets __table__ on table classes at runtime; its stubs do not declare it
 
     # --- claiming ----------------------------------------------------------------------------------
 
@@ -193,10 +198,10 @@ class Journal:
             result = s.execute(
                 update(SyncJournalRow)
                 .where(
-                    SyncJournalRow.id == row.id,
-                    SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
-                    SyncJournalRow.state.in_(TERMINAL),
-                )  # type: ignore[attr-defined]
+                    col(SyncJournalRow.id) == row.id,
+                    col(SyncJournalRow.attempt) == row.attempt,
+                    col(SyncJournalRow.state).in_(TERMINAL),
+                )
                 .values(
                     attempt=row.attempt + 1,
                     state=PENDING,
@@ -212,9 +217,9 @@ class Journal:
                 )
             )
             s.commit()
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:  # type: ignore[attr-defined]  # Session.execute is typed Result; an UPDATE gives a CursorResult (rowcount)
                 return None
-        return self.get(row.id)  # type: ignore[arg-type]
+        return self.get(row.id)  # type: ignore[arg-type]  # a journaled row has its id (SQLModel types the autoincrement key int | None)
 
     # --- resolving ---------------------------------------------------------------------------------
 
@@ -222,13 +227,13 @@ class Journal:
         result = s.execute(
             update(SyncJournalRow)
             .where(
-                SyncJournalRow.id == row.id,
-                SyncJournalRow.attempt == row.attempt,  # type: ignore[arg-type]
-                SyncJournalRow.state == PENDING,
-            )  # type: ignore[arg-type]
+                col(SyncJournalRow.id) == row.id,
+                col(SyncJournalRow.attempt) == row.attempt,
+                col(SyncJournalRow.state) == PENDING,
+            )
             .values(updated_at=utcnow(), **(values | redacted_message(values)))
         )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # Session.execute is typed Result, an UPDATE gives a CursorResult (rowcount)
 
     def mark_done(
         self,
@@ -266,7 +271,7 @@ class Journal:
                 if line is not None:
                     s.merge(psa_line_row(line))
             if consume_override:
-                s.execute(delete(OverrideRow).where(OverrideRow.key == row.key))  # type: ignore[arg-type]
+                s.execute(delete(OverrideRow).where(col(OverrideRow.key) == row.key))
             audit.record(
                 s,
                 audit_action,
@@ -330,11 +335,7 @@ class Journal:
     def get_by_key(self, key: str, fingerprint: str | None = None) -> SyncJournalRow | None:
         """The key's row (one per key); with `fingerprint`, only if it was claimed for that line."""
         with self.store.session() as s:
-            row = (
-                s.execute(select(SyncJournalRow).where(SyncJournalRow.key == key))  # type: ignore[arg-type]
-                .scalars()
-                .first()
-            )
+            row = s.execute(select(SyncJournalRow).where(col(SyncJournalRow.key) == key)).scalars().first()
         if row is not None and fingerprint is not None and row.fingerprint != fingerprint:
             return None
         return row
@@ -349,10 +350,10 @@ class Journal:
                 s.execute(
                     select(SyncJournalRow)
                     .where(
-                        SyncJournalRow.psa == psa,  # type: ignore[arg-type]
-                        SyncJournalRow.change_set.is_not(None),  # type: ignore[union-attr]
+                        col(SyncJournalRow.psa) == psa,
+                        col(SyncJournalRow.change_set).is_not(None),
                     )
-                    .order_by(SyncJournalRow.id)  # type: ignore[arg-type]
+                    .order_by(col(SyncJournalRow.id))
                 ).scalars()
             )
         sets: dict[str, list[SyncJournalRow]] = {}
@@ -370,29 +371,29 @@ class Journal:
         return out
 
     def pending(self, psa: str | None = None) -> list[SyncJournalRow]:
-        query = select(SyncJournalRow).where(SyncJournalRow.state == PENDING)  # type: ignore[arg-type]
+        query = select(SyncJournalRow).where(col(SyncJournalRow.state) == PENDING)
         if psa is not None:
-            query = query.where(SyncJournalRow.psa == psa)  # type: ignore[arg-type]
+            query = query.where(col(SyncJournalRow.psa) == psa)
         with self.store.session() as s:
-            return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
+            return list(s.execute(query.order_by(col(SyncJournalRow.id))).scalars())
 
     def rows(self, *, psa: str | None = None, state: str | None = None) -> list[SyncJournalRow]:
         query = select(SyncJournalRow)
         if psa is not None:
-            query = query.where(SyncJournalRow.psa == psa)  # type: ignore[arg-type]
+            query = query.where(col(SyncJournalRow.psa) == psa)
         if state is not None:
-            query = query.where(SyncJournalRow.state == state)  # type: ignore[arg-type]
+            query = query.where(col(SyncJournalRow.state) == state)
         with self.store.session() as s:
-            return list(s.execute(query.order_by(SyncJournalRow.id)).scalars())  # type: ignore[arg-type]
+            return list(s.execute(query.order_by(col(SyncJournalRow.id))).scalars())
 
     def last_batch_lines(self, psa: str) -> list[dict[str, Any]]:
         """The plan lines (as journaled) that the latest sync to `psa` wrote or found there."""
         with self.store.session() as s:
             latest = (
                 s.execute(
-                    select(SyncJournalRow.batch)
-                    .where(SyncJournalRow.psa == psa, SyncJournalRow.state == DONE)  # type: ignore[arg-type]
-                    .order_by(SyncJournalRow.updated_at.desc(), SyncJournalRow.id.desc())  # type: ignore[attr-defined,union-attr]
+                    select(col(SyncJournalRow.batch))
+                    .where(col(SyncJournalRow.psa) == psa, col(SyncJournalRow.state) == DONE)
+                    .order_by(col(SyncJournalRow.updated_at).desc(), col(SyncJournalRow.id).desc())
                     .limit(1)
                 )
                 .scalars()
@@ -403,11 +404,11 @@ class Journal:
             rows = s.execute(
                 select(SyncJournalRow)
                 .where(
-                    SyncJournalRow.psa == psa,
-                    SyncJournalRow.batch == latest,  # type: ignore[arg-type]
-                    SyncJournalRow.state == DONE,  # type: ignore[arg-type]
+                    col(SyncJournalRow.psa) == psa,
+                    col(SyncJournalRow.batch) == latest,
+                    col(SyncJournalRow.state) == DONE,
                 )
-                .order_by(SyncJournalRow.id)  # type: ignore[arg-type]
+                .order_by(col(SyncJournalRow.id))
             ).scalars()
             return [dict(row.line) for row in rows if not row.record_only]
 

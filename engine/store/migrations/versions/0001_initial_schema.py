@@ -8,7 +8,7 @@ Create Date: 2026-11-21 22:21:02.535240
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import engine.store.types

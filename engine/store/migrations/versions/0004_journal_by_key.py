@@ -15,7 +15,7 @@ Create Date: 2026-12-01 20:00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0004_journal_by_key"

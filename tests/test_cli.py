@@ -38,7 +38,8 @@ def write(tmp_path: Path, data: object, name: str = "scenario.json") -> Path:
 
 @needs_examples
 def test_plan_prints_the_lines_and_the_totals() -> None:
-    result = run("plan", str(TWO_PRORATES))
+    # A wide terminal shows every column (80 columns drop some: tests/test_cli_plan.py).
+    result = CliRunner().invoke(main, ["plan", str(TWO_PRORATES)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.startswith("Plan as of 2020-09-20 · invoiced through 2020-09-30")

@@ -156,16 +156,22 @@ def main(ctx: click.Context, db_url: str | None, no_mouse: bool, theme: str | No
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(file: Path, as_json: bool) -> None:
+@click.option("--csv", "as_csv", is_flag=True, help="Print every plan line as CSV (money as plain decimals).")
+def plan(file: Path, as_json: bool, as_csv: bool) -> None:
     """Print the plan for a scenario FILE (JSON or YAML).
 
     The scenario is loaded into a fresh in-memory store and reconciled exactly as the console does.
+    The table fits the terminal (COLUMNS, else 80 columns); --csv and --json print everything.
     """
+    import shutil
+
     from engine.reconcile import reconcile
-    from engine.report import plan_table
+    from engine.report import plan_csv, plan_table
     from engine.scenario_io import ScenarioError, load_scenario
     from engine.store import Store
 
+    if as_json and as_csv:
+        fail("choose one of --json and --csv, not both.")
     try:
         scenario = load_scenario(file)
     except ScenarioError as exc:
@@ -173,7 +179,12 @@ def plan(file: Path, as_json: bool) -> None:
     store = Store.memory()
     store.import_scenario(scenario)
     result = reconcile(*store.plan_inputs(scenario.as_of))
-    click.echo(result.model_dump_json(indent=1) if as_json else plan_table(result))
+    if as_json:
+        click.echo(result.model_dump_json(indent=1))
+    elif as_csv:
+        click.echo(plan_csv(result), nl=False)
+    else:
+        click.echo(plan_table(result, shutil.get_terminal_size((80, 24)).columns))
 
 
 @main.command("export-scenario")

@@ -85,10 +85,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.months import add_months, first_of_month, month_key
+from engine.psa import PSAS, Capability, DigestsKeys, psa_spec
 from engine.scenario import Psa, PsaAgreement, PsaLine, Subscription, UsageRow, VendorCompany, VendorProduct
 from engine.store import Store
 from engine.store.locks import HeldLock, LockBusy, StoreLocks
@@ -122,7 +123,7 @@ class UnknownCompany(LookupError):
     """The vendor has no such company (or no company has that exact name). The message names it."""
 
 
-SERVICE_NAMES = {"pax8": "Pax8", "connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Autotask"}
+SERVICE_NAMES: dict[str, str] = {"pax8": "Pax8", **{name: psa.display_name for name, psa in PSAS.items()}}
 
 
 @dataclass(frozen=True)
@@ -322,9 +323,9 @@ def _remember_products(vendor: VendorConnector, products: Iterable[VendorProduct
 def _remember_keys(store: Store, psa: PsaConnector, company_id: str | None = None) -> None:
     """Keys too long for the PSA field are stored as digests: tell the connector the synced keys
     that may be (of one vendor company's subscriptions and billing configurations when given)."""
-    remember = getattr(psa, "remember_keys", None)
-    if not callable(remember):
+    if not psa_spec(psa.name).can(Capability.DIGEST_KEYS):
         return
+    remember = cast(DigestsKeys, psa).remember_keys
     if company_id is None:
         remember(store.long_synced_keys(DIGEST_KEYS_LONGER_THAN))
         return

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from engine.months import last_of_month
+from engine.psa import PsaName as PsaName  # the registry owns the PSA names; re-exported here
 
 # --- what a value may be -------------------------------------------------------------------------
 
@@ -54,7 +55,6 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=_LINE)]
 Name = Annotated[str, Field(max_length=MAX_NAME, pattern=_LINE)]
 Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=_LINES)]
 ProductKind = Literal["seat", "endpoint_usage", "usage_summary", "quota"]
-PsaName = Literal["connectwise", "halopsa", "autotask"]
 
 MAX_DIGITS = 38  # a number written with more digits is refused outright
 MAX_INTEGER_DIGITS = 12  # below 10^12: products and sums stay exact in Decimal's 28 digits

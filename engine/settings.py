@@ -91,6 +91,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from engine.psa import PSAS
 from engine.scenario import ProductKind, PsaName
 from engine.scrub import register_secret
 
@@ -131,9 +132,7 @@ class SecretSpec:
 
 SECRETS: dict[str, SecretSpec] = {
     "pax8": SecretSpec("pax8", "Pax8", "client secret", "TRUEUP_PAX8_CLIENT_SECRET"),
-    "connectwise": SecretSpec("connectwise", "ConnectWise", "private key", "TRUEUP_CONNECTWISE_PRIVATE_KEY"),
-    "halopsa": SecretSpec("halopsa", "HaloPSA", "client secret", "TRUEUP_HALOPSA_CLIENT_SECRET"),
-    "autotask": SecretSpec("autotask", "Autotask", "API user secret", "TRUEUP_AUTOTASK_SECRET"),
+    **{name: SecretSpec(name, psa.display_name, psa.secret, psa.secret_env) for name, psa in PSAS.items()},
 }
 
 

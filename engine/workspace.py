@@ -32,6 +32,7 @@ from engine.connectors.http import RateBudget, ServiceClient
 from engine.keys import PlanKey
 from engine.months import last_of_month, parse_month
 from engine.plan import Plan
+from engine.psa import PSAS, display_name
 from engine.reconcile import reconcile
 from engine.refresh import (
     SETTING_PSA_AT,
@@ -66,7 +67,7 @@ __all__ = [
 
 SANDBOX_LABEL = "SANDBOX — demo MSP"
 SANDBOX_MARKER = "workspace.sandbox"  # store setting: this store holds the sandbox's demo data
-SERVICE_TITLES = {"pax8": "Pax8", "connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Autotask"}
+SERVICE_TITLES: dict[str, str] = {"pax8": "Pax8", **{name: psa.display_name for name, psa in PSAS.items()}}
 
 
 class WorkspaceError(Exception):
@@ -577,7 +578,7 @@ async def check_connections(workspace: Workspace) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence
         checks.append(_failure(vendor_title, step, exc))
 
-    psa_title = SERVICE_TITLES.get(getattr(workspace.psa, "name", ""), "PSA")
+    psa_title = display_name(workspace.psa.name)
     step = "authenticating"
     try:
         await _authenticate(workspace.psa)

@@ -15,6 +15,7 @@ from engine.keys import subject_of
 from engine.money import round_cents
 from engine.months import last_of_month, next_day
 from engine.plan import Finding, PlanLine
+from engine.psa import psa_spec
 from engine.rules.findings import finding
 from engine.rules.hints import PlanHints
 from engine.scenario import (
@@ -29,9 +30,6 @@ from engine.scenario import (
     VendorCompany,
     VendorProduct,
 )
-
-# How much of a description each PSA keeps in its short description field (RULES.md §1).
-DESCRIPTION_LIMIT = {"connectwise": 50, "halopsa": 255, "autotask": 200}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +55,8 @@ class World:
         self.invoiced_through = settings.invoiced_through_on(scenario.as_of)
         self.first_unbilled = next_day(self.invoiced_through)  # E
         self.month_end = last_of_month(scenario.as_of)
-        self.description_limit = DESCRIPTION_LIMIT[settings.psa]
+        # how much of a description the PSA keeps in its short description field (RULES.md §1)
+        self.description_limit = psa_spec(settings.psa).limits.description
 
         vendor, psa, mappings = scenario.vendor, scenario.psa, scenario.mappings
         self.companies: dict[str, VendorCompany] = {c.id: c for c in vendor.companies}

@@ -40,9 +40,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from engine.psa import PSA_NAMES, psa_spec
 from engine.scenario import Psa, Scenario, Vendor
 
-PSA_NAMES = ("connectwise", "halopsa", "autotask")
 STATS_PATH = "/__sandbox__/stats"
 LOOPBACK = "127.0.0.1"
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
@@ -188,12 +188,15 @@ class ServedSandbox:
     def secrets(self) -> dict[str, str]:
         """The environment variables that carry the secrets (engine/settings.py's table)."""
         psa = self.sandboxes[self.psa]
-        variable, value = {
-            "connectwise": ("TRUEUP_CONNECTWISE_PRIVATE_KEY", getattr(psa, "private_key", "")),
-            "halopsa": ("TRUEUP_HALOPSA_CLIENT_SECRET", getattr(psa, "client_secret", "")),
-            "autotask": ("TRUEUP_AUTOTASK_SECRET", getattr(psa, "secret", "")),
+        value = {  # each sandbox's own attribute for the PSA's secret
+            "connectwise": getattr(psa, "private_key", ""),
+            "halopsa": getattr(psa, "client_secret", ""),
+            "autotask": getattr(psa, "secret", ""),
         }[self.psa]
-        return {"TRUEUP_PAX8_CLIENT_SECRET": self.sandboxes["pax8"].client_secret, variable: value}
+        return {
+            "TRUEUP_PAX8_CLIENT_SECRET": self.sandboxes["pax8"].client_secret,
+            psa_spec(self.psa).secret_env: value,
+        }
 
     def seed_store(self, database_url: str) -> None:
         """The operator's state of the demo (mappings, bindings, settings, products' attributes) in a
@@ -232,8 +235,7 @@ def serve(scenario: Scenario, psa: str, *, rate_limits: bool = True) -> ServedSa
     from engine.sandbox.pax8 import Pax8Sandbox
     from engine.workspace import _psa_sandbox, _seedable
 
-    if psa not in PSA_NAMES:
-        raise ValueError(f"unknown PSA {psa!r} (one of {', '.join(PSA_NAMES)})")
+    psa_spec(psa)  # a ValueError naming the known PSAs for any other name
     scenario = scenario.model_copy(update={"settings": scenario.settings.model_copy(update={"psa": psa})})
     seeded = _seedable(scenario)
     pax8 = (

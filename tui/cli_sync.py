@@ -23,7 +23,9 @@ from typing import Any
 
 import click
 
-PSA_LABELS = {"connectwise": "ConnectWise Manage", "halopsa": "HaloPSA", "autotask": "Autotask"}
+from engine.psa import PSAS
+
+PSA_LABELS = {name: psa.product_name for name, psa in PSAS.items()}
 
 
 def register(group: click.Group) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, LineKind, Plan, PlanLine
+from engine.psa import PSAS
 from engine.scrub import clean_scenario
 
 ZERO = Decimal("0.00")
@@ -110,7 +111,7 @@ def figures_time(data: ConsoleData) -> str:
     return at.strftime("%H:%M") if at.date() == today else at.strftime("%d %b %H:%M")
 
 
-PSA_NAMES = {"connectwise": "ConnectWise", "halopsa": "HaloPSA", "autotask": "Autotask"}
+PSA_NAMES = {name: psa.display_name for name, psa in PSAS.items()}
 
 
 def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleData:

@@ -52,3 +52,8 @@ CODES: dict[str, tuple[Severity, str]] = {
 def finding(code: str, subject: dict[str, str], message: str) -> Finding:
     severity, hint = CODES[code]
     return Finding(code=code, severity=severity, subject=subject, message=message, hint=hint)
+
+
+def finding_key(f: Finding) -> str:
+    """A finding's stable key (code and subject): what an acknowledgement is recorded against."""
+    return f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(f.subject.items()))

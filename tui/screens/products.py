@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from engine import actions
 from engine.console_core import Act
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
-from tui.screens.map_company import PickerModal
+from tui.screens.fixes import PreselectPickerModal
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
@@ -116,16 +117,36 @@ class ProductsScreen(Screen[None]):
                 f"Bound {what} to {psa_name}",
             )
 
+        # issue 13: the PSA product with the vendor product's SKU (else the current binding) is highlighted
+        preselect = actions.same_sku_product(self.app.workspace.store, product_id)
+        if current is not None:
+            preselect = getattr(current, "psa_product_id", None) or preselect
         self.app.push_screen(
-            PickerModal(
+            PreselectPickerModal(
                 f"Bind {what} to a {self.data.psa} product",
                 self.data.psa_products,
                 placeholder=f"Search {self.data.psa} products",
                 note=note,
                 list_id="psa-products",
                 verb="bind",
+                selected=preselect,
             ),
             done,
+        )
+
+    def action_mark_free(self) -> None:
+        """Issue 13: the row's binding free / not free (re-binding keeps it)."""
+        row = self.pane.current
+        current = self._binding_of(row) if row is not None else None
+        if row is None or current is None:
+            self.notify("Bind the product first (b), then mark it free.", severity="warning", timeout=6)
+            return
+        product_id, sub_product = split_product_key(row.key)
+        free = not bool(getattr(current, "free", False))
+        store = self.app.workspace.store
+        self.app.run_engine(
+            lambda: actions.set_free(store, product_id, free, sub_product=sub_product),
+            f"{row.cells[0]} marked {'free' if free else 'not free'}",
         )
 
     def action_unbind_product(self) -> None:

@@ -1112,3 +1112,57 @@ async def _psa_company_named(psa: CreatesCompanies, name: str) -> PsaCompany | N
     wanted = normalize_name(name)
     hits = [c for c in await psa.companies() if normalize_name(c.name) == wanted]
     return max(hits, key=lambda c: c.id) if hits else None
+
+
+# --- what the console's fix dialogs read ------------------------------------------------------------
+
+
+def agreements_of(store: Store, vendor_company_id: str) -> list[tuple[str, str]]:
+    """The agreements of the PSA company a vendor company is mapped to, as (id, label), newest first."""
+    with store.session() as s:
+        psa_ids = [
+            m.psa_id
+            for m in s.execute(
+                select(t.CompanyMappingRow).where(col(t.CompanyMappingRow.vendor_id) == vendor_company_id)
+            ).scalars()
+        ]
+        if not psa_ids:
+            return []
+        rows = list(
+            s.execute(
+                select(t.PsaAgreementRow).where(col(t.PsaAgreementRow.company_id).in_(psa_ids))
+            ).scalars()
+        )
+    rows.sort(key=lambda a: (a.start_date, a.id), reverse=True)
+    out = []
+    for a in rows:
+        ends = f" – {a.end_date.isoformat()}" if a.end_date else ""
+        out.append((a.id, f"{a.name} · {a.billing_period} · from {a.start_date.isoformat()}{ends}"))
+    return out
+
+
+def chosen_agreement(store: Store, vendor_company_id: str) -> str | None:
+    with store.session() as s:
+        row = s.get(t.AgreementMappingRow, vendor_company_id)
+        return row.psa_agreement_id if row is not None else None
+
+
+def same_sku_product(store: Store, vendor_product_id: str) -> str | None:
+    """The PSA product whose SKU is the vendor product's (trimmed, case-folded), when exactly one is."""
+    with store.session() as s:
+        product = s.get(t.VendorProductRow, vendor_product_id)
+        if product is None or not (product.sku or "").strip():
+            return None
+        wanted = product.sku.strip().casefold() if product.sku else ""
+        hits = [
+            p.id
+            for p in s.execute(select(t.PsaProductRow).where(col(t.PsaProductRow.sku).is_not(None))).scalars()
+            if (p.sku or "").strip().casefold() == wanted
+        ]
+    return hits[0] if len(hits) == 1 else None
+
+
+def product_of(store: Store, subscription_id: str) -> str | None:
+    with store.session() as s:
+        row = s.get(t.SubscriptionRow, subscription_id)
+        return row.product_id if row is not None else None

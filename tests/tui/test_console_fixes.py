@@ -237,13 +237,12 @@ async def test_products_free_survives_a_rebind_and_bind_preselects_the_sku(
         assert isinstance(screen, ProductsScreen)
         pane = screen.pane
         # a bound product whose SKU a PSA product carries
-        for index, key in enumerate(pane.table.keys):
-            product_id = key.split("|")[0]
-            same = actions.same_sku_product(store, product_id)
-            if same is not None and key.endswith("|") and (product_id, "") in app.data.bindings:
-                break
-        else:
-            raise AssertionError("the demo has a bound product with a same-SKU PSA product")
+        candidates = [
+            (i, key.split("|")[0], actions.same_sku_product(store, key.split("|")[0]))
+            for i, key in enumerate(pane.table.keys)
+            if key.endswith("|") and (key.split("|")[0], "") in app.data.bindings
+        ]
+        index, product_id, same = next(c for c in candidates if c[2] is not None)
         pane.table.move_cursor(row=index)
         await pilot.pause()
         await pilot.press("f")

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 from typing import Any, Literal, Protocol
 
@@ -15,10 +16,11 @@ from sqlalchemy import select, text
 from sqlmodel import col
 
 from engine import audit
+from engine.connectors.base import ProductSpec
 from engine.months import first_of_month
 from engine.plan import Plan, PlanLine
 from engine.reconcile import reconcile
-from engine.scenario import PsaCompany
+from engine.scenario import PsaCompany, PsaProduct
 from engine.store import Store
 from engine.store import tables as t
 
@@ -1166,3 +1168,132 @@ def product_of(store: Store, subscription_id: str) -> str | None:
     with store.session() as s:
         row = s.get(t.SubscriptionRow, subscription_id)
         return row.product_id if row is not None else None
+
+
+# --- create the product in the PSA (product_not_bound; seed 001 "Export Product") ------------------
+
+
+class CreatesProducts(Protocol):
+    name: str
+
+    async def products(self) -> list[PsaProduct]: ...
+
+    async def create_product(self, spec: ProductSpec) -> PsaProduct: ...
+
+
+def new_product_spec(
+    name: str, sku: str, price: str, cost: str, *, recurring: bool = True, taxable: bool = False
+) -> ProductSpec:
+    """The wizard's fields, checked: a name, money with at most 2 places and not negative."""
+    clean = " ".join(name.split())
+    if not clean:
+        raise ActionError("The product needs a name.")
+    if len(clean) > 150:
+        raise ActionError(f"The name is {len(clean)} characters; 150 at most.")
+    amounts = []
+    for what, value in (("price", price), ("cost", cost)):
+        try:
+            amount = Decimal(value.strip().lstrip("$").replace(",", "") or "0")
+        except InvalidOperation:
+            raise ActionError(f"The {what} {value!r} is not an amount (like 12.50).") from None
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            raise ActionError(f"The {what} {value!r} must be 0 or more, with at most 2 decimal places.")
+        amounts.append(amount.quantize(Decimal("0.01")))
+    return ProductSpec(
+        name=clean,
+        sku=" ".join(sku.split()) or None,
+        unit_price=amounts[0],
+        unit_cost=amounts[1],
+        recurring=recurring,
+        taxable=taxable,
+    )
+
+
+async def create_product(
+    store: Store,
+    psa: object,
+    vendor_product_id: str,
+    spec: ProductSpec,
+    *,
+    sub_product: str | None = None,
+    user: str | None = None,
+) -> PsaProduct:
+    """Create the product in the PSA's catalogue and bind the vendor product to it. Journaled as
+    `import_company` is: "create_product.requested" first; after a lost answer the PSA's products are
+    read and one with the same SKU (else name) is taken instead of creating a second."""
+    from engine.connectors.base import ServiceError
+
+    service = str(getattr(psa, "name", "the PSA"))
+    if not hasattr(psa, "create_product"):
+        raise ActionError(
+            f"Creating products in {service} is not supported here yet; create it in {service}, "
+            "refresh, then bind it (b)."
+        )
+    creator: CreatesProducts = psa  # type: ignore[assignment]  # checked just above
+    with store.session() as s:
+        if s.get(t.VendorProductRow, vendor_product_id) is None:
+            raise ActionError(f"No vendor product {vendor_product_id!r}.")
+        if spec.sku:
+            taken = [
+                p
+                for p in s.execute(select(t.PsaProductRow)).scalars()
+                if (p.sku or "").strip().casefold() == spec.sku.casefold()
+            ]
+            if taken:
+                raise ActionError(
+                    f"{service} already has {taken[0].name} with SKU {spec.sku}; bind to it (b) instead."
+                )
+    with store.session() as s, s.begin():
+        audit.record(
+            s,
+            "create_product.requested",
+            vendor_product_id,
+            after={"name": spec.name, "sku": spec.sku, "psa": service},
+            user=user,
+        )
+    try:
+        created = await creator.create_product(spec)
+    except ServiceError as exc:
+        if exc.rejected or not exc.sent:
+            raise ActionError(f"{service} refused to create {spec.name}: {exc.message}") from exc
+        found = await _psa_product_like(creator, spec)
+        if found is None:
+            raise ActionError(
+                f"{service} did not answer whether {spec.name} was created ({exc.message}); look in "
+                f"{service}, refresh, then bind it."
+            ) from exc
+        created = found
+    with store.session() as s, s.begin():
+        if s.get(t.PsaProductRow, created.id) is None:
+            s.add(
+                t.PsaProductRow(
+                    id=created.id,
+                    name=created.name,
+                    sku=created.sku,
+                    unit_price=created.unit_price,
+                    unit_cost=created.unit_cost,
+                )
+            )
+        audit.record(
+            s,
+            "create_product",
+            vendor_product_id,
+            after={
+                "psa_product_id": created.id,
+                "psa_name": created.name,
+                "sku": created.sku,
+                "psa": service,
+            },
+            user=user,
+        )
+    bind_product(store, vendor_product_id, created.id, sub_product=sub_product, user=user)
+    return created
+
+
+async def _psa_product_like(psa: CreatesProducts, spec: ProductSpec) -> PsaProduct | None:
+    products = await psa.products()
+    if spec.sku:
+        hits = [p for p in products if (p.sku or "").strip().casefold() == spec.sku.casefold()]
+    else:
+        hits = [p for p in products if normalize_name(p.name) == normalize_name(spec.name)]
+    return max(hits, key=lambda p: p.id) if hits else None

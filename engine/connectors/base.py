@@ -132,6 +132,19 @@ class LineWrite:
 
 
 @dataclass(frozen=True)
+class ProductSpec:
+    """A product to create in the PSA's catalogue (seed 001 "Export Product", seed 004's wizard):
+    each connector says which fields carry what."""
+
+    name: str
+    sku: str | None
+    unit_price: Decimal
+    unit_cost: Decimal
+    recurring: bool = True
+    taxable: bool = False
+
+
+@dataclass(frozen=True)
 class LineUpdate:
     """Changes to an existing PSA line. Only the fields that are not None are written."""
 

@@ -301,3 +301,49 @@ async def test_import_after_a_lost_response_finds_the_company_instead_of_creatin
     assert names.count("Gotham Clinic") == 1
     assert ("new", created.id) in {(m.vendor_id, m.psa_id) for m in store.snapshot(AS_OF).mappings.companies}
     await psa.aclose()
+
+
+# --- create the product in the PSA (product_not_bound) ----------------------------------------------
+
+
+def test_the_wizard_fields_are_checked() -> None:
+    spec = actions.new_product_spec("  Backup   GB ", " BK-GB ", "$1,200.50", "0.5", taxable=True)
+    assert (spec.name, spec.sku, str(spec.unit_price), str(spec.unit_cost), spec.taxable) == (
+        "Backup GB",
+        "BK-GB",
+        "1200.50",
+        "0.50",
+        True,
+    )
+    with pytest.raises(actions.ActionError, match="needs a name"):
+        actions.new_product_spec(" ", "", "1", "1")
+    with pytest.raises(actions.ActionError, match=r"The price '1.005' must be 0 or more, with at most 2"):
+        actions.new_product_spec("X", "", "1.005", "1")
+    with pytest.raises(actions.ActionError, match=r"The cost 'abc' is not an amount"):
+        actions.new_product_spec("X", "", "1", "abc")
+
+
+async def test_create_product_in_the_psa_binds_it_and_clears_the_finding(store: Store) -> None:
+    sandbox, psa = halo_sandbox()
+    with store.session() as s, s.begin():
+        s.add(t.SubscriptionRow(id="S9", company_id="acme", product_id="bk", start_date=date(2020, 1, 1)))
+    spec = actions.new_product_spec("Backup per GB", "BK-GB", "0.12", "0.05")
+    created = await actions.create_product(store, psa, "bk", spec, user="ann")
+    assert sandbox.items[int(created.id)]["name"] == "Backup per GB"
+    assert binding(store, "bk") == (created.id, False)
+    kinds = [e.action for e in events(store)]
+    assert kinds[-3:] == ["create_product.requested", "create_product", "bind_product"]
+    with pytest.raises(actions.ActionError, match="already has Backup per GB with SKU BK-GB; bind to it"):
+        await actions.create_product(store, psa, "seat", spec)
+    await psa.aclose()
+
+
+async def test_create_product_where_the_connector_cannot_says_so(store: Store) -> None:
+    class NoCatalogue:
+        name = "connectwise"
+
+    spec = actions.new_product_spec("Backup per GB", "BK-GB", "0.12", "0.05")
+    with pytest.raises(
+        actions.ActionError, match="Creating products in connectwise is not supported here yet"
+    ):
+        await actions.create_product(store, NoCatalogue(), "bk", spec)

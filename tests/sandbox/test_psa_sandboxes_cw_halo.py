@@ -762,3 +762,27 @@ async def test_halo_comment_1_round_trips_on_create_and_update_in_the_sandbox():
     found = await fresh.find_line("290", write().key, expect=write())
     assert found is not None and found.id == created.id  # the second match still finds it
     await client.aclose()
+
+
+async def test_halo_sandbox_creates_items_strictly():
+    """Issue 13: POST /Item as Halo takes it (an array), refusing what Halo refuses."""
+    from engine.connectors.base import ProductSpec
+
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    item = await client.create_product(
+        ProductSpec("Backup per TB", "BK-TB", Decimal("9.00"), Decimal("4.00"))
+    )
+    assert sandbox.items[int(item.id)]["internalreference"] == "BK-TB"
+    assert {p.id: p.sku for p in await client.products()}[item.id] == "BK-TB"
+    with pytest.raises(ServiceError) as unnamed:
+        await client.create_product(ProductSpec("  ", None, Decimal("1"), Decimal("0")))
+    assert unnamed.value.status == 400 and "Please enter a Name" in unnamed.value.message
+    token = await client.token()
+    bad = await httpx.AsyncClient(transport=httpx.MockTransport(sandbox.handle)).post(
+        f"{sandbox.base_url}/api/Item",
+        json=[{"name": "X", "baseprice": "9.00", "colour": "red"}],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert bad.status_code == 400 and "colour" in bad.text
+    await client.aclose()

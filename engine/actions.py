@@ -1297,3 +1297,25 @@ async def _psa_product_like(psa: CreatesProducts, spec: ProductSpec) -> PsaProdu
     else:
         hits = [p for p in products if normalize_name(p.name) == normalize_name(spec.name)]
     return max(hits, key=lambda p: p.id) if hits else None
+
+
+def product_defaults(store: Store, vendor_product_id: str) -> tuple[str, str, str, str]:
+    """What the product wizard starts from: the vendor product's name and SKU, and the price and cost
+    of its newest subscription (the vendor's figures; the operator edits them)."""
+    with store.session() as s:
+        product = s.get(t.VendorProductRow, vendor_product_id)
+        if product is None:
+            raise ActionError(f"No vendor product {vendor_product_id!r}.")
+        sub = (
+            s.execute(
+                select(t.SubscriptionRow)
+                .where(col(t.SubscriptionRow.product_id) == vendor_product_id)
+                .order_by(col(t.SubscriptionRow.start_date).desc())
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
+    price = format(sub.unit_price, "f") if sub is not None else ""
+    cost = format(sub.unit_cost, "f") if sub is not None else ""
+    return product.name, product.sku or "", price, cost

@@ -170,6 +170,15 @@ REGISTRY: tuple[Command, ...] = (
     Command(
         "products-mark-free", "f", "mark_free", "Free / not free", "products", True, "Mark the binding free."
     ),
+    Command(
+        "create-product",
+        "N",
+        "create_product",
+        "Create in PSA",
+        "products",
+        True,
+        "Create the product in the PSA (name, SKU, price, cost, recurring, taxable) and bind it.",
+    ),
     Command("products-filter", "slash", "filter", "Filter", "products", True, "Type to narrow the products."),
     Command("close-products", "escape", "close_products", "Back", "products", True, "Back to the panes."),
     # review

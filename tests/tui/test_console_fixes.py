@@ -287,3 +287,68 @@ async def test_bind_picker_opens_on_the_same_sku(make_app: Any, store: Any, sett
         await settle(app, pilot)
         with store.session() as s:
             assert s.get(t.ProductBindingRow, ("vp-x", "")).psa_product_id == "pp-x"
+
+
+async def test_products_n_creates_the_product_in_the_psa_and_binds_it(store: Any, settle: Any) -> None:
+    """Seed 001 "Export Product" / seed 004's wizard, on the HaloPSA sandbox."""
+    from engine.connectors.halopsa import HaloConnector
+    from engine.sandbox.halopsa import HaloSandbox
+    from engine.scenario import Scenario
+    from tui.screens.product_wizard import ProductWizardModal
+    from tui.screens.products import ProductsScreen
+
+    sandbox = HaloSandbox.from_scenario(
+        Scenario.model_validate({"as_of": "2026-11-21", "settings": {"psa": "halopsa"}})
+    )
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    psa = HaloConnector(
+        sandbox.base_url,
+        sandbox.client_id,
+        sandbox.client_secret,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+    )
+    workspace = StoreWorkspace(store, label="SANDBOX — test", sandbox=True, freshness=FRESH, psa=psa)
+    app = TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ProductsScreen)
+        row = screen.pane.current
+        assert row.cells[-1] == "NOT BOUND"
+        product_id = row.key.split("|")[0]
+        await pilot.press("N")
+        assert isinstance(app.screen, ProductWizardModal)
+        wizard = app.screen
+        name, sku, _, _ = actions.product_defaults(store, product_id)
+        assert wizard.query_one("#wizard-name").value == name
+        wizard.query_one("#wizard-price").value = "12.345"
+        await pilot.press("ctrl+s")
+        assert app.screen is wizard  # refused inline, nothing sent
+        assert "at most 2 decimal places" in str(wizard.query_one("#wizard-error").render())
+        assert not sandbox.items
+        wizard.query_one("#wizard-price").value = "30.00"
+        wizard.query_one("#wizard-cost").value = "24.00"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        # the PSA has a product of that SKU already: refused, bind to it instead
+        assert any(f"with SKU {sku}; bind to it (b) instead" in n for n in notices(app))
+        assert not sandbox.items
+        await pilot.press("N")
+        wizard = app.screen
+        wizard.query_one("#wizard-sku").value = "TU-NEW-1"
+        wizard.query_one("#wizard-price").value = "30.00"
+        wizard.query_one("#wizard-cost").value = "24.00"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        [item] = sandbox.items.values()
+        assert (item["name"], item["baseprice"], item["costprice"]) == (name, 30, 24)
+        with store.session() as s:
+            assert s.get(t.ProductBindingRow, (product_id, "")).psa_product_id == str(item["id"])
+        assert not [f for f in app.data.plan.findings if f.code == "product_not_bound"]
+    await psa.aclose()

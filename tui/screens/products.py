@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from engine import actions
+from engine.connectors.base import ProductSpec
 from engine.console_core import Act
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
@@ -147,6 +148,36 @@ class ProductsScreen(Screen[None]):
         self.app.run_engine(
             lambda: actions.set_free(store, product_id, free, sub_product=sub_product),
             f"{row.cells[0]} marked {'free' if free else 'not free'}",
+        )
+
+    def action_create_product(self) -> None:
+        """Issue 13 / seed 001 "Export Product": create the row's product in the PSA and bind it."""
+        row = self.pane.current
+        ws = self.app.workspace
+        if row is None:
+            return
+        if getattr(ws, "psa", None) is None:
+            self.notify("No PSA connection is open; creating a product needs one.", severity="warning")
+            return
+        from tui.screens.product_wizard import ProductWizardModal
+
+        product_id, sub_product = split_product_key(row.key)
+        name, sku, price, cost = actions.product_defaults(ws.store, product_id)
+        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        store, psa, core = ws.store, ws.psa, self.app.core
+
+        def done(spec: ProductSpec | None) -> None:
+            if spec is None:
+                return
+            self.app.run_engine(
+                lambda: core.run_async(
+                    actions.create_product(store, psa, product_id, spec, sub_product=sub_product)
+                ),
+                f"Created {what} in {self.data.psa} and bound it",
+            )
+
+        self.app.push_screen(
+            ProductWizardModal(self.data.psa, name=name, sku=sku, price=price, cost=cost, what=what), done
         )
 
     def action_unbind_product(self) -> None:

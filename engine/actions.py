@@ -1182,7 +1182,14 @@ class CreatesProducts(Protocol):
 
 
 def new_product_spec(
-    name: str, sku: str, price: str, cost: str, *, recurring: bool = True, taxable: bool = False
+    name: str,
+    sku: str,
+    price: str,
+    cost: str,
+    *,
+    recurring: bool = True,
+    taxable: bool = False,
+    category: str = "",
 ) -> ProductSpec:
     """The wizard's fields, checked: a name, money with at most 2 places and not negative."""
     clean = " ".join(name.split())
@@ -1206,6 +1213,7 @@ def new_product_spec(
         unit_cost=amounts[1],
         recurring=recurring,
         taxable=taxable,
+        category=" ".join(category.split()) or None,
     )
 
 

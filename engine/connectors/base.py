@@ -142,6 +142,9 @@ class ProductSpec:
     unit_cost: Decimal
     recurring: bool = True
     taxable: bool = False
+    # the PSA's product group, by name: ConnectWise's catalog subcategory (required there); a PSA
+    # whose catalogue trueup does not group refuses a category rather than drop it
+    category: str | None = None
 
 
 @dataclass(frozen=True)

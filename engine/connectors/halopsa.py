@@ -623,6 +623,10 @@ class HaloConnector:
 
     async def create_product(self, spec: ProductSpec) -> PsaProduct:
         """Create an item: create and update are both a POST of a JSON array [spec]."""
+        if spec.category:
+            raise ServiceError(
+                SERVICE, "trueup does not set a HaloPSA item's group; leave the category empty", sent=False
+            )
         response = await self._call(lambda: self._post("/Item", [self.item_body(spec)]), idempotent=False)
         body = self._written(response, "create item")
         if isinstance(body, list):

@@ -347,3 +347,35 @@ async def test_create_product_where_the_connector_cannot_says_so(store: Store) -
         actions.ActionError, match="Creating products in connectwise is not supported here yet"
     ):
         await actions.create_product(store, NoCatalogue(), "bk", spec)
+
+
+async def test_create_product_in_connectwise_goes_to_the_named_subcategory(store: Store) -> None:
+    from engine.connectors.connectwise import ConnectWiseConnector
+    from engine.sandbox.connectwise import ConnectWiseSandbox
+
+    sandbox = ConnectWiseSandbox.from_scenario(Scenario.model_validate({"as_of": "2020-09-20"}))
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    psa = ConnectWiseConnector(
+        sandbox.site,
+        sandbox.company_id,
+        sandbox.public_key,
+        sandbox.private_key,
+        sandbox.client_id,
+        transport=httpx.MockTransport(sandbox.handle),
+        sleep=no_sleep,
+    )
+    with pytest.raises(
+        actions.ActionError, match=r"refused to create Backup per GB: .*say which subcategory"
+    ):
+        await actions.create_product(
+            store, psa, "bk", actions.new_product_spec("Backup per GB", "BK-GB", "1", "0")
+        )
+    assert not sandbox.catalog
+    spec = actions.new_product_spec("Backup per GB", "BK-GB", "0.12", "0.05", category=" backup ")
+    created = await actions.create_product(store, psa, "bk", spec)
+    assert sandbox.catalog[int(created.id)]["subcategory"]["name"] == "Backup"
+    assert binding(store, "bk") == (created.id, False)
+    await psa.aclose()

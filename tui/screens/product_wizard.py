@@ -1,5 +1,6 @@
 """Create the vendor product in the PSA (seed 001 "Export Product", seed 004's wizard): name, SKU,
-price, cost, recurring and taxable, filled in from the vendor product; enter on a field moves on,
+price, cost, product group (ConnectWise: the catalog subcategory; empty for HaloPSA), recurring and
+taxable, filled in from the vendor product; enter on a field moves on,
 enter on the last one (or ctrl+s) creates, esc cancels. A refused field is said inline and nothing
 is sent."""
 
@@ -15,7 +16,7 @@ from textual.widgets import Checkbox, Input, Static
 from engine import actions
 from engine.connectors.base import ProductSpec
 
-FIELDS = (("name", "Name"), ("sku", "SKU"), ("price", "Price"), ("cost", "Cost"))
+FIELDS = (("name", "Name"), ("sku", "SKU"), ("price", "Price"), ("cost", "Cost"), ("category", "Group"))
 
 
 class ProductWizardModal(ModalScreen[ProductSpec | None]):
@@ -29,7 +30,7 @@ class ProductWizardModal(ModalScreen[ProductSpec | None]):
     ) -> None:
         super().__init__()
         self._psa, self._what = psa, what or name
-        self._values = {"name": name, "sku": sku, "price": price, "cost": cost}
+        self._values = {"name": name, "sku": sku, "price": price, "cost": cost, "category": ""}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
@@ -65,6 +66,7 @@ class ProductWizardModal(ModalScreen[ProductSpec | None]):
             value["cost"],
             recurring=self.query_one("#wizard-recurring", Checkbox).value,
             taxable=self.query_one("#wizard-taxable", Checkbox).value,
+            category=value["category"],
         )
 
     def action_create(self) -> None:

@@ -379,3 +379,13 @@ async def test_create_product_in_connectwise_goes_to_the_named_subcategory(store
     assert sandbox.catalog[int(created.id)]["subcategory"]["name"] == "Backup"
     assert binding(store, "bk") == (created.id, False)
     await psa.aclose()
+
+
+async def test_undoing_an_import_unmaps_and_leaves_the_psa_company(store: Store) -> None:
+    sandbox, psa = halo_sandbox()
+    created = await actions.import_company(store, psa, "new")
+    assert actions.undo(store).action == "import_company"
+    assert "new" not in {m.vendor_id for m in store.snapshot(AS_OF).mappings.companies}
+    assert int(created.id) in sandbox.clients  # the PSA keeps it; it can be mapped again with m
+    actions.map_company(store, "new", created.id)
+    await psa.aclose()

@@ -352,3 +352,47 @@ async def test_products_n_creates_the_product_in_the_psa_and_binds_it(store: Any
             assert s.get(t.ProductBindingRow, (product_id, "")).psa_product_id == str(item["id"])
         assert not [f for f in app.data.plan.findings if f.code == "product_not_bound"]
     await psa.aclose()
+
+
+async def test_a_picks_the_agreement_for_a_customer_with_several(
+    make_app: Any, store: Any, settle: Any
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        row = await errors_row(app, pilot, "multiple_active_agreements", settle)
+        finding = next(f for f in app.data.plan.findings if f.code == "multiple_active_agreements")
+        vendor_id = finding.subject["vendor_company_id"]
+        choices = actions.agreements_of(store, vendor_id)
+        assert len(choices) >= 2 and row.company_id == vendor_id
+        await pilot.press("A")
+        assert isinstance(app.screen, PreselectPickerModal)
+        other = next(aid for aid, _ in choices if aid != finding.subject["psa_agreement_id"])
+        app.screen.query_one("#search").value = other
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert actions.chosen_agreement(store, vendor_id) == other
+        # the pick is the explicit choice: the warning clears (lines already on an agreement stay there)
+        assert not [
+            f
+            for f in app.data.plan.findings
+            if f.code == "multiple_active_agreements" and f.subject.get("vendor_company_id") == vendor_id
+        ]
+
+
+async def test_f_on_no_product_to_sync_marks_the_product_free(make_app: Any, store: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await errors_row(app, pilot, "no_product_to_sync", settle)
+        finding = next(f for f in app.data.plan.findings if f.code == "no_product_to_sync")
+        product = actions.product_of(store, finding.subject["subscription_id"])
+        await pilot.press("f")
+        await settle(app, pilot)
+        with store.session() as s:
+            assert s.get(t.ProductBindingRow, (product, "")).free is True
+        assert "no_product_to_sync" not in {f.code for f in app.data.plan.findings}
+        await pilot.press("U", "y")
+        await settle(app, pilot)
+        assert "no_product_to_sync" in {f.code for f in app.data.plan.findings}

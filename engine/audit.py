@@ -44,8 +44,98 @@ def record(
         before=redact_data(before) if before else before,
         after=redact_data(after) if after else after,
     )
+    if not action.startswith("sync.") and action not in ("note", "undo"):
+        # a note on the line (its key or subscription) or the customer goes with every action on it
+        note = note_of(session, subject) or (
+            note_of(session, subject.split(":", 1)[0]) if ":" in subject else None
+        )
+        if note:
+            event.after = {**(event.after or {}), "note": redact_data(note)}
     session.add(event)
     return event
+
+
+# --- what the trail itself holds: notes, acknowledged warnings, what can be undone ----------------
+
+
+def _undone_ids(session: Session) -> set[int]:
+    query = select(col(AuditEvent.before)).where(col(AuditEvent.action) == "undo")
+    return {int(b["event_id"]) for (b,) in session.execute(query) if isinstance(b, dict) and "event_id" in b}
+
+
+def _latest(session: Session, action: str, subject: str | None = None) -> list[AuditEvent]:
+    query = select(AuditEvent).where(col(AuditEvent.action) == action)
+    if subject is not None:
+        query = query.where(col(AuditEvent.subject) == subject)
+    rows = list(session.execute(query.order_by(col(AuditEvent.id).desc())).scalars())
+    if not rows:  # the common case (no note on this subject): one indexed query
+        return []
+    undone = _undone_ids(session)
+    return [e for e in rows if e.id not in undone]
+
+
+def note_of(session: Session, subject: str) -> str | None:
+    """The subject's current note: its newest note event not undone (None: none, or cleared)."""
+    found = _latest(session, "note", subject)
+    if not found:
+        return None
+    value = (found[0].after or {}).get("note")
+    return str(value) if value else None
+
+
+def current_notes(session: Session) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in _latest(session, "note"):
+        if e.subject not in out:
+            out[e.subject] = str((e.after or {}).get("note") or "")
+    return {k: v for k, v in out.items() if v}
+
+
+def current_acknowledgements(session: Session) -> dict[str, AuditEvent]:
+    """Acknowledged warnings by finding key (the newest acknowledgement not undone)."""
+    out: dict[str, AuditEvent] = {}
+    for e in _latest(session, "acknowledge"):
+        out.setdefault(e.subject, e)
+    return out
+
+
+def last_sync_id(session: Session) -> int:
+    query = select(col(AuditEvent.id)).where(col(AuditEvent.action).startswith("sync."))
+    value = session.execute(query.order_by(col(AuditEvent.id).desc()).limit(1)).scalar()
+    return int(value) if value is not None else 0
+
+
+def undoable(session: Session, actions: tuple[str, ...]) -> list[AuditEvent]:
+    """Operator actions after the last sync event that no "undo" event has withdrawn, newest first."""
+    since = last_sync_id(session)
+    undone = _undone_ids(session)
+    query = (
+        select(AuditEvent)
+        .where(col(AuditEvent.id) > since, col(AuditEvent.action).in_(actions))
+        .order_by(col(AuditEvent.id).desc())
+    )
+    return [e for e in session.execute(query).scalars() if e.id not in undone]
+
+
+def previous_state(session: Session, event: AuditEvent, actions: tuple[str, ...]) -> AuditEvent | None:
+    """The newest event before `event` on the same subject among `actions`, not undone; None when
+    a sync of that subject came in between (a sync consumes what the operator set on the line)."""
+    undone = _undone_ids(session)
+    query = (
+        select(AuditEvent)
+        .where(
+            col(AuditEvent.id) < (event.id or 0),
+            col(AuditEvent.subject) == event.subject,
+        )
+        .order_by(col(AuditEvent.id).desc())
+    )
+    earlier: list[AuditEvent] = list(session.execute(query).scalars())
+    for e in earlier:
+        if e.action.startswith("sync."):
+            return None
+        if e.action in actions and e.id not in undone:
+            return e
+    return None
 
 
 def events(

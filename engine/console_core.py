@@ -168,7 +168,7 @@ class Act:
     vendor_id: str = ""
     psa_id: str = ""
     sub_product: str | None = None
-    free: bool = False
+    free: bool | None = None  # None: a re-bind keeps the binding's free flag
     user: str | None = None
 
 

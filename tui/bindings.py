@@ -105,6 +105,55 @@ REGISTRY: tuple[Command, ...] = (
         "Products",
         help="Vendor products and the PSA products they are bound to (bind, unbind).",
     ),
+    # every finding's fix is a key (issue 13: tui.screens.fixes)
+    Command(
+        "import-company",
+        "N",
+        "import_company",
+        "Create in PSA",
+        help="Customers / Errors: create the vendor company in the PSA and map it (company_not_mapped).",
+    ),
+    Command(
+        "pick-agreement",
+        "A",
+        "pick_agreement",
+        "Pick agreement",
+        help="Customers / Errors: the agreement the customer's lines go to (several active, period).",
+    ),
+    Command(
+        "toggle-create-new",
+        "C",
+        "toggle_create_new",
+        "Create new / update",
+        help="A recurring line: create a new PSA line (the old one ends) instead of updating it, or back.",
+    ),
+    Command(
+        "mark-free", "f", "mark_free", "Free / not free", help="The row's product: mark it free or not free."
+    ),
+    Command(
+        "clear-date", "X", "clear_date", "Clear date", help="Clear the effective date set on the row's line."
+    ),
+    Command(
+        "acknowledge",
+        "k",
+        "acknowledge",
+        "Acknowledge",
+        help="Errors: acknowledge a warning with why (credit_due: 'credit issued'), audited.",
+    ),
+    Command(
+        "add-note",
+        "n",
+        "add_note",
+        "Note",
+        help="A note on the line or customer; later actions on it carry it into the audit trail.",
+    ),
+    Command(
+        "undo",
+        "U",
+        "undo",
+        "Undo",
+        help="Undo the last change (ignore, unmap, date, free…) until the next sync.",
+    ),
     # products
     Command(
         "bind-product",
@@ -117,6 +166,18 @@ REGISTRY: tuple[Command, ...] = (
     ),
     Command(
         "unbind-product", "u", "unbind_product", "Unbind", "products", True, "Remove the row's own binding."
+    ),
+    Command(
+        "products-mark-free", "f", "mark_free", "Free / not free", "products", True, "Mark the binding free."
+    ),
+    Command(
+        "create-product",
+        "N",
+        "create_product",
+        "Create in PSA",
+        "products",
+        True,
+        "Create the product in the PSA (name, SKU, price, cost, recurring, taxable) and bind it.",
     ),
     Command("products-filter", "slash", "filter", "Filter", "products", True, "Type to narrow the products."),
     Command("close-products", "escape", "close_products", "Back", "products", True, "Back to the panes."),

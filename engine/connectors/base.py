@@ -132,6 +132,22 @@ class LineWrite:
 
 
 @dataclass(frozen=True)
+class ProductSpec:
+    """A product to create in the PSA's catalogue (seed 001 "Export Product", seed 004's wizard):
+    each connector says which fields carry what."""
+
+    name: str
+    sku: str | None
+    unit_price: Decimal
+    unit_cost: Decimal
+    recurring: bool = True
+    taxable: bool = False
+    # the PSA's product group, by name: ConnectWise's catalog subcategory (required there); a PSA
+    # whose catalogue trueup does not group refuses a category rather than drop it
+    category: str | None = None
+
+
+@dataclass(frozen=True)
 class LineUpdate:
     """Changes to an existing PSA line. Only the fields that are not None are written."""
 

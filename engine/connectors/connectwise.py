@@ -94,7 +94,14 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, TypeAdapter
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
+from engine.connectors.base import (
+    LineUpdate,
+    LineWrite,
+    ProductSpec,
+    ServiceError,
+    psa_description,
+    psa_quantity,
+)
 from engine.connectors.http import (
     IdRecord,
     JsonNumber,
@@ -675,6 +682,67 @@ class ConnectWiseConnector:
         response = await self._client.send(requests[0], idempotent=False)
         body = _checked(response, "update addition", _ONE_ADDITION)
         return self._line(body, update.agreement_id)
+
+    # --- catalog items (issue 13: the product wizard) ---
+
+    async def _named(self, path: str, wanted: str | None, what: str, default: str | None = None) -> int:
+        """The id of the record at `path` whose name is `wanted` (case-folded); with none asked, the
+        `default` name, else the only record. Refused (nothing sent) naming the choices."""
+        rows = await self._get_all(path)
+        names = {
+            str(r.get("name") or "").strip().casefold(): int(r["id"]) for r in rows if r.get("id") is not None
+        }
+        for name in (wanted, None if wanted else default):
+            if name and name.strip().casefold() in names:
+                return names[name.strip().casefold()]
+        if not wanted and len(names) == 1:
+            return next(iter(names.values()))
+        choices = ", ".join(sorted(str(r.get("name")) for r in rows)[:8]) or "none"
+        asked = f"no {what} named {wanted!r}" if wanted else f"say which {what}"
+        raise ServiceError(SERVICE, f"create catalog item: {asked} (ConnectWise has: {choices})", sent=False)
+
+    async def catalog_body(self, spec: ProductSpec) -> dict[str, Any]:
+        """`POST /procurement/catalog` [client: ConnectWise's generated API, CatalogsItemApi
+        procurement_catalog_post]: required `identifier`, `description`, `subcategory`, `type`,
+        `customerDescription` [spec CatalogItem.required]; the subcategory is the wizard's category,
+        read from `/procurement/subcategories`, the type from `/procurement/types` [client
+        SubCategoriesApi, ProductTypesApi] ("Service" when there is one: ASSUMED the usual type for
+        a cloud subscription). `identifier` carries the SKU (what `products()` reads back as SKU);
+        lengths: identifier 75, description 60, customerDescription 6000 [APIS §2]."""
+        subcategory = await self._named("/procurement/subcategories", spec.category, "subcategory")
+        kind = await self._named("/procurement/types", None, "product type", default="Service")
+        identifier = (spec.sku or re.sub(r"[^A-Za-z0-9-]", "", spec.name) or "Product")[:75]
+        body: dict[str, Any] = {
+            "identifier": identifier,
+            "description": spec.name[:60],
+            "customerDescription": spec.name[:6000],
+            "subcategory": {"id": subcategory},
+            "type": {"id": kind},
+            "productClass": "Service",  # [spec CatalogItem.productClass enum]; ASSUMED for subscriptions
+            "price": spec.unit_price,
+            "cost": spec.unit_cost,
+            "taxableFlag": spec.taxable,
+            "recurringFlag": spec.recurring,
+            "inactiveFlag": False,
+        }
+        if spec.recurring:
+            body["recurringRevenue"], body["recurringCost"] = spec.unit_price, spec.unit_cost
+        return body
+
+    async def create_product(self, spec: ProductSpec) -> PsaProduct:
+        await self.discover_codebase()
+        body = await self.catalog_body(spec)
+        response = await self._client.send(
+            self._client.build(
+                "POST",
+                self._url("/procurement/catalog"),
+                content=json_bytes(body),
+                headers={"Content-Type": "application/json"},
+            ),
+            idempotent=False,
+        )
+        row = _checked(response, "create catalog item", _ONE_RECORD)
+        return self._product({**body, **row})
 
     async def create_company(self, name: str) -> PsaCompany:
         await self.discover_codebase()

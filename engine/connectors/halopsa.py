@@ -76,7 +76,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter, create_model
 from tenacity import RetryCallState
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
+from engine.connectors.base import (
+    LineUpdate,
+    LineWrite,
+    ProductSpec,
+    ServiceError,
+    psa_description,
+    psa_quantity,
+)
 from engine.connectors.connectwise import (
     ONE_TIME_KINDS,
     KeyCodec,
@@ -595,6 +602,45 @@ class HaloConnector:
                 return self._line(line, header)
         message = f"line {update.line_id} is not on recurring invoice {update.agreement_id}"
         raise ServiceError(SERVICE, message)
+
+    @staticmethod
+    def item_body(spec: ProductSpec) -> dict[str, Any]:
+        """`POST /Item` element [spec Item]: `name`, sell `baseprice` / cost `costprice`, and for a
+        recurring item `isrecurringitem` with `recurringprice` / `recurringcost` (what `products()`
+        reads back); the SKU in `internalreference` (where `products()` reads it; ASSUMED: Halo has
+        no SKU field of its own), `taxable`."""
+        body: dict[str, Any] = {
+            "name": spec.name,
+            "baseprice": spec.unit_price,
+            "costprice": spec.unit_cost,
+            "isrecurringitem": spec.recurring,
+            "taxable": spec.taxable,
+        }
+        if spec.recurring:
+            body["recurringprice"], body["recurringcost"] = spec.unit_price, spec.unit_cost
+        if spec.sku:
+            body["internalreference"] = spec.sku
+        return body
+
+    async def create_product(self, spec: ProductSpec) -> PsaProduct:
+        """Create an item: create and update are both a POST of a JSON array [spec]."""
+        if spec.category:
+            raise ServiceError(
+                SERVICE, "trueup does not set a HaloPSA item's group; leave the category empty", sent=False
+            )
+        response = await self._call(lambda: self._post("/Item", [self.item_body(spec)]), idempotent=False)
+        body = self._written(response, "create item")
+        if isinstance(body, list):
+            body = body[0] if body else None
+        if not isinstance(body, Mapping) or body.get("id") is None:
+            raise ServiceError(SERVICE, "create item: the response holds no item")
+        return PsaProduct(
+            id=str(body["id"]),
+            name=str(body.get("name") or spec.name),
+            sku=body.get("internalreference") or spec.sku,
+            unit_price=spec.unit_price,
+            unit_cost=spec.unit_cost,
+        )
 
     async def create_company(self, name: str) -> PsaCompany:
         response = await self._call(lambda: self._post("/Client", [{"name": name}]), idempotent=False)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from engine.plan import Finding, Severity
 
-# code -> (severity, what clears it)
+# code -> (severity, what clears it). The keys named are the console's defaults; the console's own
+# table (tui/screens/fixes.py FIXES) names them after the operator's keymap.
 CODES: dict[str, tuple[Severity, str]] = {
     "company_not_mapped": (
         "error",
-        "Map the vendor company to a PSA company (Customers pane: m), or import it.",
+        "Map the vendor company to a PSA company (m), or create it in the PSA and map it (N).",
     ),
-    "product_not_bound": ("error", "Bind the vendor product to a PSA product."),
+    "product_not_bound": (
+        "error",
+        "Bind the vendor product to a PSA product (Products: b), or create it in the PSA (Products: N).",
+    ),
     "no_active_agreement": ("error", "Create an active agreement for the customer in the PSA, then refresh."),
     "multiple_active_agreements": (
         "warning",
-        "The newest agreement is used; end the others or map one explicitly.",
+        "The newest agreement is used; pick one for the customer (A), or end the others in the PSA.",
     ),
     "billing_period_mismatch": (
         "error",
-        "Add an agreement whose billing period matches the subscription's term.",
+        "Pick an agreement whose billing period matches the subscription's term (A), or add one in the PSA.",
     ),
     "mixed_editions": ("error", "Keep offering items of one edition only for this customer."),
     "locations_differ": ("error", "Put backup and disaster recovery on the same storage location."),
@@ -28,20 +32,26 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "no_product_to_sync": (
         "error",
-        "Add a line for the product to the customer's agreement, or mark it free.",
+        "Add a line for the product to the customer's agreement in the PSA, or mark the product free (f).",
     ),
     "usage_pending": (
         "warning",
         "Wait for the vendor's final figures (day 3 for endpoints, day 5 for usage).",
     ),
-    "duplicate_mapping": ("error", "Unmap all but one: a vendor company maps to exactly one PSA company."),
+    "duplicate_mapping": (
+        "error",
+        "Unmap all but one (u): a vendor company maps to exactly one PSA company.",
+    ),
     "price_missing": ("warning", "Configure the price and cost for the product in the vendor console."),
-    "credit_due": ("warning", "Issue the credit in the PSA by hand; trueup never writes credits."),
+    "credit_due": (
+        "warning",
+        "Issue the credit in the PSA by hand (trueup never writes credits), then acknowledge it (k).",
+    ),
     "billing_mode_invalid": (
         "error",
         "Use the 'total' mode when licences and storage share a configuration.",
     ),
-    "override_ignored": ("warning", "Edit the line's effective date again, or clear the override."),
+    "override_ignored": ("warning", "Edit the line's effective date again (e), or clear it (X)."),
     "duplicate_line": (
         "error",
         "End or delete all but one of the PSA lines that carry this key, then refresh.",
@@ -52,3 +62,8 @@ CODES: dict[str, tuple[Severity, str]] = {
 def finding(code: str, subject: dict[str, str], message: str) -> Finding:
     severity, hint = CODES[code]
     return Finding(code=code, severity=severity, subject=subject, message=message, hint=hint)
+
+
+def finding_key(f: Finding) -> str:
+    """A finding's stable key (code and subject): what an acknowledgement is recorded against."""
+    return f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(f.subject.items()))

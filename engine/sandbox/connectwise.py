@@ -118,6 +118,8 @@ COMPUTED = frozenset(
 ROUTES = (  # what this sandbox serves under /{codebase}/apis/3.0; anything else is a 404
     r"/company/companies",
     r"/procurement/catalog",
+    r"/procurement/subcategories",
+    r"/procurement/types",
     r"/finance/agreements",
     r"/finance/agreements/\d+",
     r"/finance/agreements/\d+/additions",
@@ -273,6 +275,16 @@ class ConnectWiseSandbox:
         self.codebase = codebase.strip("/")
         self.companies: dict[int, dict[str, Any]] = {}
         self.catalog: dict[int, dict[str, Any]] = {}
+        # the catalog's groups (the seeded items use subcategory 1 / type 1); [client SubCategoriesApi,
+        # ProductTypesApi] list them at /procurement/subcategories and /procurement/types
+        self.subcategories: dict[int, dict[str, Any]] = {
+            1: {"id": 1, "name": "Cloud", "category": {"id": 1, "name": "Cloud Services"}},
+            2: {"id": 2, "name": "Backup", "category": {"id": 1, "name": "Cloud Services"}},
+        }
+        self.product_types: dict[int, dict[str, Any]] = {
+            1: {"id": 1, "name": "Service"},
+            2: {"id": 2, "name": "Hardware"},
+        }
         self.agreements: dict[int, dict[str, Any]] = {}
         self.additions: dict[int, dict[str, Any]] = {}
         self.writes = 0
@@ -558,6 +570,12 @@ class ConnectWiseSandbox:
                     return self._create_company(request)
             if rest == "/procurement/catalog" and method == "GET":
                 return self._list(request, list(self.catalog.values()))
+            if rest == "/procurement/catalog" and method == "POST":
+                return self._create_catalog_item(request)
+            if rest == "/procurement/subcategories" and method == "GET":
+                return self._list(request, list(self.subcategories.values()))
+            if rest == "/procurement/types" and method == "GET":
+                return self._list(request, list(self.product_types.values()))
             if rest == "/finance/agreements" and method == "GET":
                 records = list(self.agreements.values())
                 company = re.search(
@@ -635,6 +653,53 @@ class ConnectWiseSandbox:
             return loads(request.content)
         except ValueError as exc:
             raise ValueError(f"the body is not JSON ({exc})") from None
+
+    # [spec CatalogItem] required fields and enums; lengths [APIS §2] (identifier 75, description 60,
+    # customerDescription 6000)
+    _CATALOG_REQUIRED = ("identifier", "description", "subcategory", "type", "customerDescription")
+    _CATALOG_LENGTHS = {"identifier": 75, "description": 60, "customerDescription": 6000}
+    _PRODUCT_CLASSES = ("Agreement", "Bundle", "Inventory", "NonInventory", "Service")
+
+    def _create_catalog_item(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            return _error(400, "InvalidRequest", "The request body must be an object")
+        if "id" in body:
+            return _invalid("catalogItem", "id", "ReadOnly", "The id field is read-only.")
+        for field in self._CATALOG_REQUIRED:
+            if body.get(field) in (None, "", {}):
+                return _invalid("catalogItem", field, "NullValue", f"The {field} field is required.")
+        for field, limit in self._CATALOG_LENGTHS.items():
+            if not isinstance(body[field], str) or len(body[field]) > limit:
+                return _invalid(
+                    "catalogItem",
+                    field,
+                    "MaxLength",
+                    f"The field {field} must be a string with a maximum length of {limit}.",
+                )
+        for field, known in (("subcategory", self.subcategories), ("type", self.product_types)):
+            ref = body[field]
+            if not isinstance(ref, dict) or not isinstance(ref.get("id"), int) or ref["id"] not in known:
+                return _invalid("catalogItem", field, "InvalidObject", f"The {field} is not valid.")
+        if body.get("productClass") is not None and body["productClass"] not in self._PRODUCT_CLASSES:
+            return _invalid("catalogItem", "productClass", "InvalidValue", "productClass is not valid.")
+        for field in ("price", "cost", "recurringRevenue", "recurringCost"):
+            value = body.get(field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float | Decimal)
+            ):
+                return _invalid("catalogItem", field, "InvalidValue", f"{field} must be a number.")
+        if any(str(c["identifier"]).lower() == body["identifier"].lower() for c in self.catalog.values()):
+            return _invalid("catalogItem", "identifier", "ObjectExists", "The identifier is already in use.")
+        pid = self.new_id()
+        record = {k: v for k, v in body.items() if v is not None}
+        record["id"] = pid
+        record["subcategory"] = dict(self.subcategories[body["subcategory"]["id"]])
+        record["type"] = dict(self.product_types[body["type"]["id"]])
+        record.setdefault("inactiveFlag", False)
+        self.catalog[pid] = record
+        self.writes += 1
+        return _json(201, record)
 
     def _create_company(self, request: httpx.Request) -> httpx.Response:
         body = self._body(request)

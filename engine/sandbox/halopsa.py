@@ -357,6 +357,8 @@ class HaloSandbox:
                     return self._post_clients(request)
             if key == "/item" and method == "GET":
                 return self._list(request, self.items.values(), "items")
+            if key == "/item" and method == "POST":
+                return self._post_items(request)
             if key == "/recurringinvoice" and method == "GET":
                 return self._list_headers(request)
             if m := re.fullmatch(r"/recurringinvoice/(\d+)", key):
@@ -466,6 +468,44 @@ class HaloSandbox:
             cid = next(self._ids)
             self.clients[cid] = {"id": cid, "name": element["name"], "inactive": False, "toplevel_id": 1}
             saved.append(copy.deepcopy(self.clients[cid]))
+        self.writes += 1
+        return self._answer(saved)
+
+    # [spec Item] types; ASSUMED: Halo's "Please enter a Name" wording, as for a client
+    _ITEM_NUMBERS = ("baseprice", "costprice", "recurringprice", "recurringcost")
+    _ITEM_FLAGS = ("isrecurringitem", "taxable")
+    _ITEM_TEXTS = ("name", "description", "internalreference")
+
+    def _post_items(self, request: httpx.Request) -> httpx.Response:
+        saved = []
+        for element in self._array(request):
+            if not isinstance(element, Mapping):
+                return _bad("Each element must be an object")
+            if element.get("id"):
+                return _bad("trueup's sandbox creates items only")  # updates are not used
+            unknown = sorted(set(element) - {*self._ITEM_NUMBERS, *self._ITEM_FLAGS, *self._ITEM_TEXTS})
+            if unknown:
+                return _bad(f"Unknown Item field(s): {', '.join(unknown)}")
+            if not str(element.get("name") or "").strip():
+                return _bad("Please enter a Name")
+            for name in self._ITEM_NUMBERS:
+                value = element.get(name)
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float | Decimal)
+                ):
+                    return _bad(f"{name}: not a number")
+            for name in self._ITEM_FLAGS:
+                if element.get(name) is not None and not isinstance(element[name], bool):
+                    return _bad(f"{name}: not a boolean")
+            for name in self._ITEM_TEXTS:
+                if element.get(name) is not None and not isinstance(element[name], str):
+                    return _bad(f"{name}: not a string")
+            iid = next(self._ids)
+            record = {"id": iid, "description": element.get("description") or element["name"]}
+            record.update({k: v for k, v in element.items() if v is not None})
+            record.setdefault("isrecurringitem", False)
+            self.items[iid] = record
+            saved.append(copy.deepcopy(record))
         self.writes += 1
         return self._answer(saved)
 

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.base import LineUpdate, LineWrite, ProductSpec, ServiceError
 from engine.connectors.connectwise import ConnectWiseConnector, KeyCodec, json_bytes
 
 SITE = "api-na.myconnectwise.net"
@@ -713,3 +713,55 @@ def test_a_metered_create_before_the_field_is_known_is_refused_before_sending():
 def test_every_addition_is_written_with_prorating_off_and_billable():
     body = connector().addition_body(write())
     assert body["prorateCurrentPeriodFlag"] is False and body["billCustomer"] == "Billable"
+
+
+# --- issue 13: the product wizard creates a catalog item ----------------------------------------------
+
+
+@respx.mock
+async def test_create_product_posts_a_catalog_item_the_spec_accepts(spec):
+    respx.get(f"{ROOT}/procurement/subcategories").respond(
+        200, json=[{"id": 7, "name": "Cloud"}, {"id": 8, "name": "Backup"}]
+    )
+    respx.get(f"{ROOT}/procurement/types").respond(
+        200, json=[{"id": 3, "name": "Hardware"}, {"id": 4, "name": "Service"}]
+    )
+    route = respx.post(f"{ROOT}/procurement/catalog").respond(201, json={"id": 901, "identifier": "ACR-GB"})
+    spec_ = ProductSpec(
+        "Acronis Backup GB", "ACR-GB", Decimal("0.12"), Decimal("0.05"), taxable=True, category="backup"
+    )
+    product = await connector().create_product(spec_)
+    body = json.loads(route.calls.last.request.content)
+    assert body == {
+        "identifier": "ACR-GB",
+        "description": "Acronis Backup GB",
+        "customerDescription": "Acronis Backup GB",
+        "subcategory": {"id": 8},
+        "type": {"id": 4},
+        "productClass": "Service",
+        "price": 0.12,
+        "cost": 0.05,
+        "taxableFlag": True,
+        "recurringFlag": True,
+        "inactiveFlag": False,
+        "recurringRevenue": 0.12,
+        "recurringCost": 0.05,
+    }
+    validate(spec, "CatalogItem", body)
+    assert (product.id, product.sku, product.name, product.unit_price) == (
+        "901",
+        "ACR-GB",
+        "Acronis Backup GB",
+        Decimal("0.12"),
+    )
+
+
+@respx.mock
+async def test_create_product_with_an_unknown_category_names_the_choices_and_sends_nothing():
+    respx.get(f"{ROOT}/procurement/subcategories").respond(200, json=[{"id": 7, "name": "Cloud"}])
+    respx.get(f"{ROOT}/procurement/types").respond(200, json=[{"id": 4, "name": "Service"}])
+    route = respx.post(f"{ROOT}/procurement/catalog").respond(201, json={"id": 1})
+    with pytest.raises(ServiceError) as info:
+        await connector().create_product(ProductSpec("X", "X1", Decimal(1), Decimal(0), category="Backup"))
+    assert "no subcategory named 'Backup' (ConnectWise has: Cloud)" in str(info.value)
+    assert info.value.sent is False and not route.called

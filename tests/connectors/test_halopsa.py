@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError
+from engine.connectors.base import LineUpdate, LineWrite, ProductSpec, ServiceError
 from engine.connectors.halopsa import HaloConnector
 
 BASE = "https://acme.halopsa.com"
@@ -628,3 +628,34 @@ async def test_find_line_falls_back_to_item_start_date_and_description_when_comm
     assert await fresh.find_line("290", write().key, expect=other) is None
     assert await fresh.find_line("290", write().key, expect=write(product_id="302")) is None
     assert await fresh.find_line("290", write().key, expect=write(effective_date=date(2026, 3, 6))) is None
+
+
+# --- issue 13: the product wizard creates an item -------------------------------------------------
+
+
+@respx.mock
+async def test_create_product_posts_an_item_array_the_spec_accepts(spec):
+    mock_auth()
+    route = respx.post(f"{API}/Item").respond(
+        200, json={"id": 912, "name": "Acronis Backup GB", "internalreference": "ACR-GB"}
+    )
+    created = await connector().create_product(
+        ProductSpec(
+            "Acronis Backup GB", "ACR-GB", Decimal("0.12"), Decimal("0.05"), recurring=True, taxable=True
+        )
+    )
+    body = json.loads(route.calls.last.request.content)
+    assert body == [
+        {
+            "name": "Acronis Backup GB",
+            "baseprice": 0.12,
+            "costprice": 0.05,
+            "isrecurringitem": True,
+            "taxable": True,
+            "recurringprice": 0.12,
+            "recurringcost": 0.05,
+            "internalreference": "ACR-GB",
+        }
+    ]
+    validate_post(spec, "/Item", body)
+    assert (created.id, created.sku, created.unit_price) == ("912", "ACR-GB", Decimal("0.12"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -761,4 +762,66 @@ async def test_halo_comment_1_round_trips_on_create_and_update_in_the_sandbox():
     assert await fresh.find_line("290", write().key) is None  # no key and nothing to match by
     found = await fresh.find_line("290", write().key, expect=write())
     assert found is not None and found.id == created.id  # the second match still finds it
+    await client.aclose()
+
+
+async def test_halo_sandbox_creates_items_strictly():
+    """Issue 13: POST /Item as Halo takes it (an array), refusing what Halo refuses."""
+    from engine.connectors.base import ProductSpec
+
+    sandbox = HaloSandbox.from_scenario(scenario(psa="halopsa"))
+    client = halo(sandbox)
+    item = await client.create_product(
+        ProductSpec("Backup per TB", "BK-TB", Decimal("9.00"), Decimal("4.00"))
+    )
+    assert sandbox.items[int(item.id)]["internalreference"] == "BK-TB"
+    assert {p.id: p.sku for p in await client.products()}[item.id] == "BK-TB"
+    with pytest.raises(ServiceError) as unnamed:
+        await client.create_product(ProductSpec("  ", None, Decimal("1"), Decimal("0")))
+    assert unnamed.value.status == 400 and "Please enter a Name" in unnamed.value.message
+    token = await client.token()
+    bad = await httpx.AsyncClient(transport=httpx.MockTransport(sandbox.handle)).post(
+        f"{sandbox.base_url}/api/Item",
+        json=[{"name": "X", "baseprice": "9.00", "colour": "red"}],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert bad.status_code == 400 and "colour" in bad.text
+    await client.aclose()
+
+
+async def test_cw_sandbox_creates_catalog_items_strictly():
+    """Issue 13: POST /procurement/catalog refuses what ConnectWise refuses (required fields, lengths,
+    unknown subcategory, a taken identifier)."""
+    from engine.connectors.base import ProductSpec
+
+    sandbox = ConnectWiseSandbox.from_scenario(scenario())
+    client = cw(sandbox)
+    item = await client.create_product(
+        ProductSpec("Backup per TB", "BK-TB", Decimal("9.00"), Decimal("4.00"), category="Backup")
+    )
+    assert sandbox.catalog[int(item.id)]["subcategory"]["name"] == "Backup"
+    assert {p.id: p.sku for p in await client.products()}[item.id] == "BK-TB"
+    with pytest.raises(ServiceError) as taken:
+        await client.create_product(
+            ProductSpec("Again", "bk-tb", Decimal("1"), Decimal("0"), category="Cloud")
+        )
+    assert taken.value.status == 400 and "identifier is already in use" in str(taken.value)
+    body = await client.catalog_body(
+        ProductSpec("Y" * 61, "Y1", Decimal("1"), Decimal("0"), category="Cloud")
+    )
+    long_description = {**body, "description": "Y" * 61}
+    for bad, field in (
+        ({k: v for k, v in body.items() if k != "type"}, "type"),
+        (long_description, "description"),
+        ({**body, "subcategory": {"id": 99}}, "subcategory"),
+    ):
+        response = await sandbox.handle(
+            client._client.build(
+                "POST",
+                client._url("/procurement/catalog"),
+                content=json.dumps(bad, default=str).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
     await client.aclose()

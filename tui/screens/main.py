@@ -15,6 +15,7 @@ from tui.bindings import bindings
 from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
+from tui.screens.fixes import FixActions
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal
 from tui.view import count
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 LINE_PANES = ("unsynced", "arrears", "prorates")
 
 
-class MainScreen(Screen[None]):
+class MainScreen(FixActions, Screen[None]):
     SCOPE = "main"
     BINDINGS = bindings("main")
     app: TrueupApp  # type: ignore[assignment]
@@ -116,6 +117,8 @@ class MainScreen(Screen[None]):
                 self.action_products()
             else:
                 self.action_show_pane(row.target)
+        elif pane.pane == "errors" and row is not None:
+            self.fix_finding(row)  # issue 13: jump to where it is fixed and say the key
 
     # No refresh_bindings on a cursor move: the footer shows only keys that do not depend on the
     # row (filter, review, help, refresh, quit), a footer rebuild is a full layout pass (the
@@ -157,10 +160,12 @@ class MainScreen(Screen[None]):
             return active in LINE_PANES and self._any_target(ignored=True) or None
         if action == "toggle_ignored":
             return active in LINE_PANES or None
-        if action == "edit_date":
-            return active in LINE_PANES and row is not None and not row.ignored and row.editable or None
+        if action == "edit_date":  # an update-only line says why (action_edit_date)
+            return active in LINE_PANES and row is not None and not row.ignored or None
         if action == "bulk_date":
             return active in LINE_PANES and bool(pane.selected) or None
+        if action == "map_company" and active == "errors":  # a finding's customer (issue 13)
+            return row is not None and row.company_id is not None or None
         if action in ("map_company", "unmap_company"):
             if active != "customers" or row is None:
                 return None
@@ -306,6 +311,13 @@ class MainScreen(Screen[None]):
         data = self.app.data
         if row is None or data is None:
             return
+        if not row.editable:  # seed 001's wording; C creates a new line, whose date can move
+            self.notify(
+                "Cannot be changed when updating existing addition (C creates a new line instead).",
+                severity="warning",
+                timeout=6,
+            )
+            return
         key = self._line_key_for_edit(row)
         line = data.lines.get(key)
 
@@ -365,16 +377,19 @@ class MainScreen(Screen[None]):
         data = self.app.data
         if row is None or data is None:
             return
-        vendor_id = row.key
+        vendor_id = row.key if self.active == "customers" else row.company_id
+        if vendor_id is None:
+            return
+        name = data.company(vendor_id)
 
         def done(psa_id: str | None) -> None:
             if psa_id:
                 self.app.act(
                     Act("map_company", vendor_id=vendor_id, psa_id=psa_id),
-                    f"Mapped {row.cells[0]} to {data.psa_company_names.get(psa_id, psa_id)}",
+                    f"Mapped {name} to {data.psa_company_names.get(psa_id, psa_id)}",
                 )
 
-        self.app.push_screen(MapCompanyModal(row.cells[0], data.psa_companies), done)
+        self.app.push_screen(MapCompanyModal(name, data.psa_companies), done)
 
     def action_unmap_company(self) -> None:
         if self.app.refuse("unmap customers"):

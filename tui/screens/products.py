@@ -11,10 +11,12 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from engine import actions
+from engine.connectors.base import ProductSpec
 from engine.console_core import Act
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
-from tui.screens.map_company import PickerModal
+from tui.screens.fixes import PreselectPickerModal
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
@@ -116,16 +118,66 @@ class ProductsScreen(Screen[None]):
                 f"Bound {what} to {psa_name}",
             )
 
+        # issue 13: the PSA product with the vendor product's SKU (else the current binding) is highlighted
+        preselect = actions.same_sku_product(self.app.workspace.store, product_id)
+        if current is not None:
+            preselect = getattr(current, "psa_product_id", None) or preselect
         self.app.push_screen(
-            PickerModal(
+            PreselectPickerModal(
                 f"Bind {what} to a {self.data.psa} product",
                 self.data.psa_products,
                 placeholder=f"Search {self.data.psa} products",
                 note=note,
                 list_id="psa-products",
                 verb="bind",
+                selected=preselect,
             ),
             done,
+        )
+
+    def action_mark_free(self) -> None:
+        """Issue 13: the row's binding free / not free (re-binding keeps it)."""
+        row = self.pane.current
+        current = self._binding_of(row) if row is not None else None
+        if row is None or current is None:
+            self.notify("Bind the product first (b), then mark it free.", severity="warning", timeout=6)
+            return
+        product_id, sub_product = split_product_key(row.key)
+        free = not bool(getattr(current, "free", False))
+        store = self.app.workspace.store
+        self.app.run_engine(
+            lambda: actions.set_free(store, product_id, free, sub_product=sub_product),
+            f"{row.cells[0]} marked {'free' if free else 'not free'}",
+        )
+
+    def action_create_product(self) -> None:
+        """Issue 13 / seed 001 "Export Product": create the row's product in the PSA and bind it."""
+        row = self.pane.current
+        ws = self.app.workspace
+        if row is None:
+            return
+        if getattr(ws, "psa", None) is None:
+            self.notify("No PSA connection is open; creating a product needs one.", severity="warning")
+            return
+        from tui.screens.product_wizard import ProductWizardModal
+
+        product_id, sub_product = split_product_key(row.key)
+        name, sku, price, cost = actions.product_defaults(ws.store, product_id)
+        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        store, psa, core = ws.store, ws.psa, self.app.core
+
+        def done(spec: ProductSpec | None) -> None:
+            if spec is None:
+                return
+            self.app.run_engine(
+                lambda: core.run_async(
+                    actions.create_product(store, psa, product_id, spec, sub_product=sub_product)
+                ),
+                f"Created {what} in {self.data.psa} and bound it",
+            )
+
+        self.app.push_screen(
+            ProductWizardModal(self.data.psa, name=name, sku=sku, price=price, cost=cost, what=what), done
         )
 
     def action_unbind_product(self) -> None:

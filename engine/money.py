@@ -9,23 +9,6 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0")
 
 
-def to_decimal(value: object) -> Decimal:
-    """Turn a JSON/API value into a `Decimal` without passing through a binary float."""
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not an amount")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        # JSON numbers from the services are parsed as floats by some libraries: go through repr,
-        # which is the shortest string that round-trips, never through the binary value.
-        return Decimal(repr(value))
-    if isinstance(value, str):
-        return Decimal(value.strip())
-    raise TypeError(f"not an amount: {value!r}")
-
-
 def round_cents(value: Decimal | Fraction) -> Decimal:
     """Round half-up to cents. A `Fraction` is rounded exactly (no intermediate precision loss)."""
     if isinstance(value, Fraction):

@@ -168,10 +168,6 @@ def register_secret(value: str | None) -> None:
         _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
-def known_secrets() -> frozenset[str]:
-    return frozenset(_secrets)
-
-
 # Header and field names whose value is a credential, with the value after `:`/`=` (quoted or not;
 # an `Authorization` value keeps its scheme word: `Basic …`, `Bearer …`).
 _CREDENTIAL_NAMES = (

@@ -366,10 +366,8 @@ class TrueupApp(App[int]):
     def make_executor(self) -> Any:
         if self.executor_factory is not None:
             return self.executor_factory(self.workspace)
-        try:
-            from engine.sync.executor import SyncExecutor
-        except ModuleNotFoundError as exc:
-            raise RuntimeError("the sync executor is not part of this build") from exc
+        from engine.sync.executor import SyncExecutor
+
         if self.workspace.psa is None:
             raise RuntimeError("no PSA connection is open")
         return SyncExecutor(self.workspace.store, self.workspace.psa)
@@ -433,27 +431,11 @@ class TrueupApp(App[int]):
 
 def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
     """The configured workspace, else the sandbox. Returns (workspace, config or None)."""
-    try:
-        from engine.workspace import open_workspace
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.workspace":
-            raise
-        from engine.sandbox.demo import build_demo_scenario
-        from engine.store import Store
-
-        store = Store.memory()
-        store.import_scenario(build_demo_scenario())
-        return StoreWorkspaceFactory(store), None
     from engine.settings import load_config
+    from engine.workspace import open_workspace
 
     config = load_config()
     return open_workspace(config, db_url=db_url), config
-
-
-def StoreWorkspaceFactory(store: Any) -> Any:  # noqa: N802 - reads as a constructor
-    from tui.workspace import StoreWorkspace
-
-    return StoreWorkspace(store, label="SANDBOX (in memory)", sandbox=True)
 
 
 def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str | None = None) -> int:

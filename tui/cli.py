@@ -144,13 +144,9 @@ def main(ctx: click.Context, db_url: str | None, no_mouse: bool, theme: str | No
     ctx.obj.update(db_url=db_url, no_mouse=no_mouse, theme=theme)
     _scrub_outputs(db_url)
     if ctx.invoked_subcommand is None:
-        try:
-            app = importlib.import_module("tui.app")
-        except ModuleNotFoundError as exc:
-            if exc.name != "tui.app":
-                raise
-            fail("the console is not part of this build; `trueup plan FILE` works.", 1)
-        sys.exit(app.run_console(db_url=db_url, no_mouse=no_mouse, theme=theme))
+        from tui.app import run_console
+
+        sys.exit(run_console(db_url=db_url, no_mouse=no_mouse, theme=theme))
 
 
 @main.command()
@@ -280,13 +276,7 @@ async def _verify(db_url: str | None, *, current: bool) -> int:
 
 def _register_areas() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(main)
+        importlib.import_module(name).register(main)
 
 
 _register_areas()

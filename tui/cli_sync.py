@@ -25,7 +25,7 @@ import click
 
 from engine.psa import PSAS
 
-PSA_LABELS = {name: psa.product_name for name, psa in PSAS.items()}
+PSA_LABELS: dict[str, str] = {name: psa.product_name for name, psa in PSAS.items()}
 
 
 def register(group: click.Group) -> None:

@@ -111,7 +111,7 @@ def figures_time(data: ConsoleData) -> str:
     return at.strftime("%H:%M") if at.date() == today else at.strftime("%d %b %H:%M")
 
 
-PSA_NAMES = {name: psa.display_name for name, psa in PSAS.items()}
+PSA_NAMES: dict[str, str] = {name: psa.display_name for name, psa in PSAS.items()}
 
 
 def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleData:

@@ -304,10 +304,6 @@ class ServiceClient:
         response = await self.send(self.build(method, url, **kwargs), idempotent=False)
         return parse_json(response)
 
-    async def write_request(self, request: httpx.Request) -> Any:
-        response = await self.send(request, idempotent=False)
-        return parse_json(response)
-
 
 # --- response guards (issue 11): capped listings and validated envelopes ---------------------------
 

@@ -22,10 +22,6 @@ class Change:
     after: Decimal
 
     @property
-    def is_increase(self) -> bool:
-        return self.after > self.before
-
-    @property
     def is_decrease(self) -> bool:
         return self.after < self.before
 

@@ -1187,12 +1187,6 @@ def _as_list(value: object) -> Iterable[object]:
     return value if isinstance(value, list) else [value]
 
 
-def _require(body: Mapping[str, Any], *fields: str) -> None:
-    missing = [f for f in fields if body.get(f) is None]
-    if missing:
-        raise _Reject(400, *(f"Required field {f!r} is missing" for f in missing))
-
-
 def _canonical(name: str) -> str | None:
     for entity in ENTITY_NAMES:
         if entity.lower() == name.lower():

@@ -211,12 +211,6 @@ class Store:
             ):
                 s.merge(t.SettingRow(name=name, value=value))
 
-    def replace_vendor(self, vendor: Vendor) -> None:
-        with self.session() as s, s.begin():
-            for table in VENDOR_TABLES:
-                s.execute(delete(table))
-            self._write_vendor(s, vendor)
-
     def replace_psa(self, psa: Psa) -> None:
         with self.session() as s, s.begin():
             for table in PSA_TABLES:

@@ -6,7 +6,7 @@ without validating again (rows were validated on the way in)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from operator import itemgetter
@@ -29,17 +29,6 @@ def raw_rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
         cursor.execute(sql)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
         return rows
-    finally:
-        cursor.close()
-
-
-def raw_stream(conn: Connection, sql: str, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
-    """Like `raw_rows`, in batches, so the whole result never sits in memory at once."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # an open connection always has its DBAPI connection (typed Optional)
-    try:
-        cursor.execute(sql)
-        while chunk := cursor.fetchmany(batch):
-            yield from chunk
     finally:
         cursor.close()
 

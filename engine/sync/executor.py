@@ -128,9 +128,6 @@ class SyncReport:
             counts[item.outcome.value] += 1
         return counts
 
-    def by_outcome(self, outcome: Outcome) -> list[LineOutcome]:
-        return [o for o in self.outcomes if o.outcome is outcome]
-
     @property
     def ok(self) -> bool:
         return all(o.outcome in (Outcome.WRITTEN, Outcome.ALREADY_THERE) for o in self.outcomes)
@@ -587,12 +584,6 @@ class SyncExecutor:
         return self._outcome(line, Outcome.FAILED, recovered=True, journal_state="failed", message=message)
 
     # --- one line ----------------------------------------------------------------------------------
-
-    async def _process(self, line: PlanLine) -> LineOutcome:
-        acquired = await self._acquire(line)
-        if isinstance(acquired, LineOutcome):
-            return acquired
-        return await self._write(line, acquired)
 
     async def _acquire(self, line: PlanLine) -> LineOutcome | SyncJournalRow:
         """Claim the line's journal row (the key's one row) for this executor, or say why not."""

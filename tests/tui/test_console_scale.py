@@ -13,8 +13,8 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 
+from bench.synthetic import synthetic_data, synthetic_loader
 from tui.app import TrueupApp
-from tui.synthetic import synthetic_data, synthetic_loader
 from tui.view import RowView
 from tui.widgets.keyed_table import KeyedTable
 from tui.workspace import StoreWorkspace

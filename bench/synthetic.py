@@ -1,5 +1,5 @@
 """Synthetic console data at month-end scale, built straight from plan lines (no store, no
-reconciliation): for the big-pane tests and the benchmarks. `synthetic_data(50_000)` gives an
+reconciliation): for the big-pane tests (tests/tui/test_console_scale.py). `synthetic_data(50_000)` gives an
 Unsynced pane of 50,000 rows in about a second; `TrueupApp(..., loader=synthetic_loader(n))` shows it."""
 
 from __future__ import annotations

@@ -291,10 +291,18 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.actions")
-    parser.add_argument("url")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        help="the store (default: the one trueup would open: TRUEUP_DATABASE_URL, trueup.toml, the sandbox's)",
+    )
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 21))
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
+    from engine.settings import load_config
+    from engine.store.resolve import resolve_store
+
+    args.url = resolve_store(args.url, load_config()).url  # the one resolution, as trueup's
     url = _copy(args.url)
     load = os.getloadavg()
     result = asyncio.run(_run(url, args.as_of, args.runs))

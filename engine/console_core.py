@@ -600,10 +600,28 @@ class ConsoleCore(Generic[F]):
                 found.add(company)
         return frozenset(found)
 
+    def _scoped(self, plan: Plan, companies: frozenset[str] | None) -> Plan:
+        """The held plan's lines of these customers only: what an action on their keys is validated
+        against (the same lines the full plan holds for them — `parts` is cut from it —, without a
+        pass over every line of the plan). The whole plan when the customers are not known."""
+        parts = self.parts
+        if companies is None or parts is None:
+            return plan
+        ordered = sorted(companies)
+        return Plan.model_construct(
+            as_of=plan.as_of,
+            invoiced_through=plan.invoiced_through,
+            lines=[line for c in ordered for line in parts.lines.get(c, ())],
+            ignored_lines=[line for c in ordered for line in parts.ignored.get(c, ())],
+            findings=[f for c in ordered for f in parts.findings.get(c, ())],
+            totals=plan.totals,
+        )
+
     def _write(self, store: Any, act: Act, plan: Plan, expected: int | None) -> Outcome:
         """The one store-write path of every operator action."""
         keys, user = list(act.keys), act.user
         if act.kind == "ignore":
+            companies = self._companies_of_keys(plan, keys)
             rows = actions.ignore_many(
                 store,
                 keys,
@@ -611,20 +629,27 @@ class ConsoleCore(Generic[F]):
                 reason=act.reason,
                 as_of=self._as_of(),
                 user=user,
-                plan=plan,
+                plan=self._scoped(plan, companies),
                 expected_revision=expected,
             )
-            return Outcome(rows, self._companies_of_keys(plan, keys))
+            return Outcome(rows, companies)
         if act.kind == "restore":
             companies = self._companies_of_keys(plan, keys)
             actions.restore_many(store, keys, user=user, expected_revision=expected)
             return Outcome(None, companies)
         if act.kind == "set_effective_date":
             assert act.day is not None
+            companies = self._companies_of_keys(plan, keys)
             moved = actions.set_effective_dates(
-                store, keys, act.day, as_of=self._as_of(), user=user, plan=plan, expected_revision=expected
+                store,
+                keys,
+                act.day,
+                as_of=self._as_of(),
+                user=user,
+                plan=self._scoped(plan, companies),
+                expected_revision=expected,
             )
-            return Outcome(moved, self._companies_of_keys(plan, keys))
+            return Outcome(moved, companies)
         if act.kind == "map_company":
             actions.map_company(store, act.vendor_id, act.psa_id, user=user, expected_revision=expected)
             return Outcome(None, frozenset({act.vendor_id}))

@@ -330,6 +330,17 @@ class Store:
                     )
                 }
                 monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
+                # subscriptions a PSA line is tied to (by its source or its key): the others have no line
+                lined = {
+                    sid
+                    for (sid,) in raw_rows(
+                        conn,
+                        "SELECT source_subscription_id FROM psa_line WHERE source_subscription_id IS NOT NULL",
+                    )
+                } | {k.split(":", 1)[0] for k in line_keys}
+                eligible = {
+                    r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products
+                }
                 quiet, history = scan_history(
                     conn,
                     as_of=as_of,
@@ -337,10 +348,8 @@ class Store:
                     monthly=monthly,
                     synced_keys=hints.synced_keys,
                     line_keys=line_keys,
+                    unlined=eligible - lined,
                 )
-                eligible = {
-                    r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products
-                }
                 hints.quiet = {sid: q for sid, q in quiet.items() if sid in eligible}
                 hints.load_history = HistoryLoader(self.engine)
             else:

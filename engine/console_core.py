@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -190,6 +191,8 @@ class PlanParts:
     findings: dict[str, list[Finding]] = field(default_factory=lambda: defaultdict(list))
     # per company and line kind: [lines, total price, total cost, provisional lines] of the shown lines
     sums: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # the findings' sort keys of the last `plan()`, by finding object (id -> (finding, key))
+    _finding_keys: dict[int, tuple[Finding, tuple[Any, ...]]] = field(default_factory=dict, repr=False)
 
     def _sum(self, company: str) -> None:
         acc: dict[str, list[Any]] = {}
@@ -250,21 +253,32 @@ class PlanParts:
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
         each company's own are in that order already —, ignored lines as generated (subscriptions
-        in company order, then billing configurations), findings by (severity, code, subject)."""
-        lines = [line for company in sorted(self.lines) for line in self.lines[company]]
-        ignored_all = [line for company in sorted(self.ignored) for line in self.ignored[company]]
+        in company order, then billing configurations), findings by (severity, code, subject).
+        Concatenated in C (`chain`), the findings' sort keys kept per finding object (frozen), so a
+        per-customer recompute does not redo the whole plan's Python work."""
+        companies = sorted(self.lines)
+        lines = list(chain.from_iterable(map(self.lines.__getitem__, companies)))
+        ignored_all = list(chain.from_iterable(map(self.ignored.__getitem__, sorted(self.ignored))))
         ignored = [x for x in ignored_all if x.subscription_id not in configurations] + sorted(
             (x for x in ignored_all if x.subscription_id in configurations), key=lambda x: x.subscription_id
         )
-        findings = sorted(
-            (f for items in self.findings.values() for f in items),
-            key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())),
-        )
-        totals = Totals(
-            price=sum((f[1] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-            cost=sum((f[2] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-            ignored=len(ignored),
-        )
+        keys = self._finding_keys
+        fresh: dict[int, tuple[Finding, tuple[Any, ...]]] = {}
+
+        def order(f: Finding) -> tuple[Any, ...]:
+            hit = keys.get(id(f))
+            key = hit[1] if hit is not None and hit[0] is f else finding_order(f)
+            fresh[id(f)] = (f, key)
+            return key
+
+        findings = sorted(chain.from_iterable(self.findings.values()), key=order)
+        self._finding_keys = fresh
+        price, cost = CENTS_ZERO, CENTS_ZERO
+        for acc in self.sums.values():
+            for f in acc.values():
+                price += f[1]
+                cost += f[2]
+        totals = Totals(price=price, cost=cost, ignored=len(ignored))
         return Plan.model_construct(
             as_of=as_of,
             invoiced_through=invoiced_through,
@@ -273,6 +287,11 @@ class PlanParts:
             totals=totals,
             ignored_lines=ignored,
         )
+
+
+def finding_order(f: Finding) -> tuple[Any, ...]:
+    """Where a finding sorts in the plan: (severity, code, subject) — as `reconcile` orders them."""
+    return (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items()))
 
 
 # --- the core ------------------------------------------------------------------------------------------

@@ -38,8 +38,10 @@ class OpenHold:
         if fcntl is None:
             return
         path = lock_path(store_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a read-only folder: the store opens unguarded (nothing could delete it there)
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a reset holds it (milliseconds)
         except BaseException:

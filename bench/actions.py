@@ -243,7 +243,15 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 start = min(30 + i * 11, unsynced.table.row_count - 1)
                 for index in range(start, unsynced.table.row_count):  # a subscription the vendor can raise
                     found = store.subscriptions_where(ids=[unsynced.rows[index].key])
-                    if found and found[0].status == "active" and found[0].history:
+                    # one whose raise shows on as_of: active, no cancel row, its last change not
+                    # after as_of (a raise behind a future-dated change would not be in force)
+                    if (
+                        found
+                        and found[0].status == "active"
+                        and found[0].history
+                        and found[0].history[-1].effective_date <= as_of
+                        and all(h.action != "cancel" for h in found[0].history)
+                    ):
                         break
                 unsynced.table.move_cursor(row=index)
                 await pilot.pause()

@@ -243,7 +243,15 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 start = min(30 + i * 11, unsynced.table.row_count - 1)
                 for index in range(start, unsynced.table.row_count):  # a subscription the vendor can raise
                     found = store.subscriptions_where(ids=[unsynced.rows[index].key])
-                    if found and found[0].status == "active" and found[0].history:
+                    # one whose raise shows on as_of: active, no cancel row, its last change not
+                    # after as_of (a raise behind a future-dated change would not be in force)
+                    if (
+                        found
+                        and found[0].status == "active"
+                        and found[0].history
+                        and found[0].history[-1].effective_date <= as_of
+                        and all(h.action != "cancel" for h in found[0].history)
+                    ):
                         break
                 unsynced.table.move_cursor(row=index)
                 await pilot.pause()
@@ -291,10 +299,18 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.actions")
-    parser.add_argument("url")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        help="the store (default: the one trueup would open: TRUEUP_DATABASE_URL, trueup.toml, the sandbox's)",
+    )
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 21))
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
+    from engine.settings import load_config
+    from engine.store.resolve import resolve_store
+
+    args.url = resolve_store(args.url, load_config()).url  # the one resolution, as trueup's
     url = _copy(args.url)
     load = os.getloadavg()
     result = asyncio.run(_run(url, args.as_of, args.runs))

@@ -221,7 +221,11 @@ def _launches(url: str, as_of: date, keys: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.console")
-    parser.add_argument("url")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        help="the store (default: the one trueup would open: TRUEUP_DATABASE_URL, trueup.toml, the sandbox's)",
+    )
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 21))
     parser.add_argument("--keys", type=int, default=50)
     parser.add_argument(
@@ -231,6 +235,10 @@ def main() -> None:
         help="one launch in this process (default: all three, each in a fresh interpreter)",
     )
     args = parser.parse_args()
+    from engine.settings import load_config
+    from engine.store.resolve import resolve_store
+
+    args.url = resolve_store(args.url, load_config()).url  # the one resolution, as trueup's
     if args.phase is None:
         print(json.dumps(_launches(args.url, args.as_of, args.keys)))
     else:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -192,6 +193,8 @@ class PlanParts:
     findings: dict[str, list[Finding]] = field(default_factory=lambda: defaultdict(list))
     # per company and line kind: [lines, total price, total cost, provisional lines] of the shown lines
     sums: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # the findings' sort keys of the last `plan()`, by finding object (id -> (finding, key))
+    _finding_keys: dict[int, tuple[Finding, tuple[Any, ...]]] = field(default_factory=dict, repr=False)
 
     def _sum(self, company: str) -> None:
         acc: dict[str, list[Any]] = {}
@@ -248,21 +251,32 @@ class PlanParts:
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
         each company's own are in that order already —, ignored lines as generated (subscriptions
-        in company order, then billing configurations), findings by (severity, code, subject)."""
-        lines = [line for company in sorted(self.lines) for line in self.lines[company]]
-        ignored_all = [line for company in sorted(self.ignored) for line in self.ignored[company]]
+        in company order, then billing configurations), findings by (severity, code, subject).
+        Concatenated in C (`chain`), the findings' sort keys kept per finding object (frozen), so a
+        per-customer recompute does not redo the whole plan's Python work."""
+        companies = sorted(self.lines)
+        lines = list(chain.from_iterable(map(self.lines.__getitem__, companies)))
+        ignored_all = list(chain.from_iterable(map(self.ignored.__getitem__, sorted(self.ignored))))
         ignored = [x for x in ignored_all if x.subscription_id not in configurations] + sorted(
             (x for x in ignored_all if x.subscription_id in configurations), key=lambda x: x.subscription_id
         )
-        findings = sorted(
-            (f for items in self.findings.values() for f in items),
-            key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())),
-        )
-        totals = Totals(
-            price=sum((f[1] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-            cost=sum((f[2] for acc in self.sums.values() for f in acc.values()), CENTS_ZERO),
-            ignored=len(ignored),
-        )
+        keys = self._finding_keys
+        fresh: dict[int, tuple[Finding, tuple[Any, ...]]] = {}
+
+        def order(f: Finding) -> tuple[Any, ...]:
+            hit = keys.get(id(f))
+            key = hit[1] if hit is not None and hit[0] is f else finding_order(f)
+            fresh[id(f)] = (f, key)
+            return key
+
+        findings = sorted(chain.from_iterable(self.findings.values()), key=order)
+        self._finding_keys = fresh
+        price, cost = CENTS_ZERO, CENTS_ZERO
+        for acc in self.sums.values():
+            for f in acc.values():
+                price += f[1]
+                cost += f[2]
+        totals = Totals(price=price, cost=cost, ignored=len(ignored))
         return Plan.model_construct(
             as_of=as_of,
             invoiced_through=invoiced_through,
@@ -271,6 +285,11 @@ class PlanParts:
             totals=totals,
             ignored_lines=ignored,
         )
+
+
+def finding_order(f: Finding) -> tuple[Any, ...]:
+    """Where a finding sorts in the plan: (severity, code, subject) — as `reconcile` orders them."""
+    return (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items()))
 
 
 # --- the core ------------------------------------------------------------------------------------------
@@ -598,10 +617,28 @@ class ConsoleCore(Generic[F]):
                 found.add(company)
         return frozenset(found)
 
+    def _scoped(self, plan: Plan, companies: frozenset[str] | None) -> Plan:
+        """The held plan's lines of these customers only: what an action on their keys is validated
+        against (the same lines the full plan holds for them — `parts` is cut from it —, without a
+        pass over every line of the plan). The whole plan when the customers are not known."""
+        parts = self.parts
+        if companies is None or parts is None:
+            return plan
+        ordered = sorted(companies)
+        return Plan.model_construct(
+            as_of=plan.as_of,
+            invoiced_through=plan.invoiced_through,
+            lines=[line for c in ordered for line in parts.lines.get(c, ())],
+            ignored_lines=[line for c in ordered for line in parts.ignored.get(c, ())],
+            findings=[f for c in ordered for f in parts.findings.get(c, ())],
+            totals=plan.totals,
+        )
+
     def _write(self, store: Any, act: Act, plan: Plan, expected: int | None) -> Outcome:
         """The one store-write path of every operator action."""
         keys, user = list(act.keys), act.user
         if act.kind == "ignore":
+            companies = self._companies_of_keys(plan, keys)
             rows = actions.ignore_many(
                 store,
                 keys,
@@ -609,20 +646,27 @@ class ConsoleCore(Generic[F]):
                 reason=act.reason,
                 as_of=self._as_of(),
                 user=user,
-                plan=plan,
+                plan=self._scoped(plan, companies),
                 expected_revision=expected,
             )
-            return Outcome(rows, self._companies_of_keys(plan, keys))
+            return Outcome(rows, companies)
         if act.kind == "restore":
             companies = self._companies_of_keys(plan, keys)
             actions.restore_many(store, keys, user=user, expected_revision=expected)
             return Outcome(None, companies)
         if act.kind == "set_effective_date":
             assert act.day is not None
+            companies = self._companies_of_keys(plan, keys)
             moved = actions.set_effective_dates(
-                store, keys, act.day, as_of=self._as_of(), user=user, plan=plan, expected_revision=expected
+                store,
+                keys,
+                act.day,
+                as_of=self._as_of(),
+                user=user,
+                plan=self._scoped(plan, companies),
+                expected_revision=expected,
             )
-            return Outcome(moved, self._companies_of_keys(plan, keys))
+            return Outcome(moved, companies)
         if act.kind == "map_company":
             actions.map_company(store, act.vendor_id, act.psa_id, user=user, expected_revision=expected)
             return Outcome(None, frozenset({act.vendor_id}))

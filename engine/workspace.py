@@ -3,13 +3,14 @@ commands work on.
 
 `open_workspace()` with no configuration (or one that names no connection) gives the **sandbox**:
 the demo MSP (`engine.sandbox.demo.build_demo_scenario`, as of today) served by the sandbox
-services through the real connectors, in a fresh SQLite store `sandbox.db` in the user data dir
-(recreated at each launch, so the demo always tells the same story). The store receives the demo's
-operator state (mappings, synced keys, ignores, overrides, settings, billing configurations); the
+services through the real connectors, in the SQLite store `sandbox.db` in the user data dir. The
+sandbox persists across launches (the next launch seeds the services with the world the store holds;
+`trueup sandbox reset` starts it over). A new store receives the demo's operator state (mappings, synced keys, ignores, overrides, settings, billing configurations); the
 vendor and PSA data arrive by `refresh()`, exactly as they would from the real services.
 
 With a configuration it connects to Pax8 and the configured PSA (secrets from the environment or
-the OS keyring, `engine.settings`) and opens `Store(config.database_url or the default)`.
+the OS keyring, `engine.settings`). The store is the one `engine.store.resolve.resolve_store` names
+(--db > TRUEUP_DATABASE_URL > database_url > default), the same for the console and every command.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from platformdirs import user_data_dir
 
 from engine.connectors.base import PsaConnector, ServiceError, VendorConnector
 from engine.connectors.http import RateBudget, ServiceClient
@@ -48,7 +48,8 @@ from engine.refresh import (
 )
 from engine.scenario import LineSource, Psa, Scenario, Vendor
 from engine.settings import ConfigError, TrueupConfig, require_secret
-from engine.store import Store, default_database_url
+from engine.store import Store
+from engine.store.resolve import StoreChoice, resolve_store, safe_url, sandbox_url
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ __all__ = [
     "WorkspaceError",
     "check_connections",
     "open_workspace",
+    "reset_sandbox",
     "sandbox_database_url",
     "SERVICE_TITLES",
     "UnknownCompany",
@@ -107,6 +109,7 @@ class Workspace:
         self._as_of = as_of  # fixed as_of (sandbox: the scenario's); None = today in the partner's zone
         self._clock = clock or _utc_now
         self._vendor_clock = vendor_clock
+        self.store_choice: StoreChoice | None = None  # how the store was chosen (open_workspace)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -179,6 +182,7 @@ class Workspace:
         label: str = SANDBOX_LABEL,
         pax8_price_field: str = "retail",
         pax8_price_reading: str = "auto",
+        load_state: bool = True,
     ) -> Workspace:
         """Sandbox services seeded from `scenario`, the real connectors talking to them, and `store`
         (default: in memory) holding the scenario's operator state. Call `refresh()` to pull the
@@ -223,7 +227,8 @@ class Workspace:
         )
         psa_name = scenario.settings.psa
         psa_sandbox, psa = _psa_sandbox(psa_name, seeded, faults_for(psa_name))
-        _load_operator_state(store, scenario)
+        if load_state:  # False: the store already holds this world (a persisted sandbox)
+            _load_operator_state(store, scenario)
 
         for connector in (vendor, psa):
             _no_rate_budget(connector)
@@ -382,18 +387,8 @@ def _load_operator_state(store: Store, scenario: Scenario) -> None:
 
 
 def sandbox_database_url() -> str:
-    directory = Path(user_data_dir("trueup", appauthor=False))
-    directory.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{directory / 'sandbox.db'}"
-
-
-def _fresh_sqlite(url: str) -> None:
-    """Delete a SQLite file store (and its WAL files) so that it is created anew."""
-    path = Path(url.removeprefix("sqlite:///"))
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.exists():
-            candidate.unlink()
+    """The sandbox's own SQLite file (engine.store.resolve)."""
+    return sandbox_url()
 
 
 def _guard_sandbox_store(store: Store) -> None:
@@ -409,26 +404,90 @@ def _guard_sandbox_store(store: Store) -> None:
 
 
 def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    return safe_url(url)
 
 
-def _open_sandbox(config: TrueupConfig | None, db_url: str | None) -> Workspace:
+def _sandbox_world(store: Store, as_of: date) -> Scenario | None:
+    """The world a sandbox store already holds (a previous launch refreshed it; its syncs are in
+    the store's PSA lines through the journal), or None when it holds none yet."""
+    if not store.get_setting(SANDBOX_MARKER):
+        return None
+    world = store.snapshot(as_of)
+    if not world.vendor.companies:
+        return None  # marked but never refreshed (a launch that quit before its first refresh)
+    return world
+
+
+def _open_sandbox(config: TrueupConfig | None, choice: StoreChoice) -> Workspace:
+    """The sandbox on the resolved store. It persists across launches: a store that already holds
+    the sandbox's world seeds the simulated services with that world (the operator's mappings,
+    ignores, audit and syncs stay); only a new store gets the demo. `trueup sandbox reset` starts
+    it over."""
     from engine.sandbox.demo import build_demo_scenario
 
     zone = config.billing.zone if config else UTC
     as_of = datetime.now(zone).date()
-    scenario = build_demo_scenario(as_of=as_of)
-    if db_url is None:
-        url = sandbox_database_url()
-        _fresh_sqlite(url)
-        store = Store(url)
+    store = Store(choice.url)
+    _guard_sandbox_store(store)
+    world = _sandbox_world(store, as_of)
+    if world is not None:
+        workspace = Workspace.sandbox_from_scenario(world, store=store, load_state=False)
     else:
-        store = Store(db_url)
-        _guard_sandbox_store(store)
-    return Workspace.sandbox_from_scenario(scenario, store=store)
+        workspace = Workspace.sandbox_from_scenario(build_demo_scenario(as_of=as_of), store=store)
+    workspace.store_choice = choice
+    workspace.label = f"{SANDBOX_LABEL} · {choice.short()}"
+    return workspace
+
+
+def reset_sandbox(choice: StoreChoice) -> str:
+    """Start the sandbox over: delete its SQLite file (and WAL files) — refused when the store is
+    open in another process (engine.store.presence), holds real data, or is not a SQLite file.
+    Returns the sentence to print."""
+    from engine.store.presence import exclusive
+
+    path = choice.path
+    if path is None:
+        raise WorkspaceError(
+            f"the store {choice.describe()} is not a SQLite file; `trueup sandbox reset` only starts over "
+            "the sandbox's own file (pass --db with it, or unset the configured database)"
+        )
+    if not path.exists():
+        return f"Nothing to reset: {path} does not exist; the next `trueup` starts from the demo."
+    if not _file_is_sandbox(path):
+        raise WorkspaceError(
+            f"the store {path} holds data that is not the sandbox's; `trueup sandbox reset` deletes only a "
+            "sandbox store, nothing was deleted"
+        )
+    with exclusive(path):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return f"Reset the sandbox: deleted {path}; the next `trueup` starts from the demo."
+
+
+def _file_is_sandbox(path: Path) -> bool:
+    """Read with the bare driver (opening a `Store` would hold the file open): the sandbox marker is
+    set, or the store holds no companies, mappings or synced keys at all."""
+    import json
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "setting" in tables:
+            row = db.execute("SELECT value FROM setting WHERE name = ?", (SANDBOX_MARKER,)).fetchone()
+            if row is not None and json.loads(row[0]) is True:
+                return True
+        for table in ("vendor_company", "psa_company", "company_mapping", "synced_key"):
+            if table in tables and db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():  # noqa: S608
+                return False
+        return True
+    except (sqlite3.Error, ValueError):
+        return False
+    finally:
+        db.close()
 
 
 def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, str]:
@@ -503,13 +562,15 @@ def pax8_price_reading(pax8_config: Any = None) -> Any:
 
 
 def open_workspace(config: TrueupConfig | None = None, *, db_url: str | None = None) -> Workspace:
-    """The workspace the configuration describes (the sandbox when it describes none).
+    """The workspace the configuration describes (the sandbox when it describes none), on the store
+    `resolve_store(db_url, config)` names (flag > env > config > default).
 
     Raises `ConfigError` (a missing secret…) or `WorkspaceError`; the caller then refreshes."""
+    choice = resolve_store(db_url, config)
     if config is None or config.is_sandbox:
-        return _open_sandbox(config, db_url)
+        return _open_sandbox(config, choice)
     vendor, psa, label = _connectors(config)
-    store = Store(db_url or config.database_url or default_database_url())
+    store = Store(choice.url)
     if store.get_setting(SANDBOX_MARKER):
         raise WorkspaceError(
             f"the store {_safe_url(store.url)} holds the sandbox's demo data; "
@@ -519,7 +580,17 @@ def open_workspace(config: TrueupConfig | None = None, *, db_url: str | None = N
     current = store.settings()
     if any(getattr(current, name) != value for name, value in overrides.items()):
         store.save_settings(current.model_copy(update=overrides))
-    return Workspace(store, vendor, psa, sandbox=False, label=label, zone=config.billing.zone, config=config)
+    workspace = Workspace(
+        store,
+        vendor,
+        psa,
+        sandbox=False,
+        label=f"{label} · {choice.short()}",
+        zone=config.billing.zone,
+        config=config,
+    )
+    workspace.store_choice = choice
+    return workspace
 
 
 # --- doctor --------------------------------------------------------------------------------------

@@ -12,9 +12,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from engine.store.resolve import StoreChoice
 
 COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync")
 
@@ -46,17 +49,23 @@ def _first_line(exc: BaseException) -> str:
     return line or type(exc).__name__
 
 
-def _store_label(ctx: click.Context) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+def store_choice(ctx: click.Context) -> StoreChoice:
+    """The store this command works on: `engine.store.resolve.resolve_store` (flag > env > config >
+    default), the same resolution as the console's and the bench's. A configuration that cannot be
+    read is a ConfigError (exit 2, one sentence)."""
+    from engine.settings import load_config
+    from engine.store.resolve import resolve_store
 
-    url = ((ctx.find_root().obj or {}).get("db_url")) or os.environ.get("TRUEUP_DATABASE_URL")
-    if not url:
-        return "the store"
+    return resolve_store((ctx.find_root().obj or {}).get("db_url"), load_config())
+
+
+def _store_label(ctx: click.Context) -> str:
+    from engine.store.resolve import resolve_store, safe_url
+
     try:
-        return f"the store {make_url(url).render_as_string(hide_password=True)}"
-    except ArgumentError:
-        return "the store"
+        return f"the store {safe_url(store_choice(ctx).url)}"
+    except Exception:  # noqa: BLE001 - the label of an error message must not raise itself
+        return f"the store {safe_url(resolve_store((ctx.find_root().obj or {}).get('db_url'), None).url)}"
 
 
 def describe_error(exc: Exception, ctx: click.Context) -> tuple[int, str]:
@@ -98,6 +107,11 @@ class TrueupGroup(click.Group):
     """The `trueup` group: whatever a command (of any area) lets escape is printed as one sentence
     with exit status 1 (2 for bad input), never as a traceback."""
 
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        with formatter.section("Store"):
+            formatter.write_text(_help_store(ctx))
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -109,6 +123,18 @@ class TrueupGroup(click.Group):
             logging.getLogger("trueup.cli").debug("command failed", exc_info=True)
             code, message = describe_error(exc, ctx)
             fail(message, code)
+
+
+def _help_store(ctx: click.Context) -> str:
+    """`--help` says which store the commands and the console would open now, and why."""
+    from engine.settings import ConfigError
+
+    order = "Chosen by --db, else TRUEUP_DATABASE_URL, else database_url in trueup.toml, else the sandbox's own file."
+    try:
+        now = f"Now: {store_choice(ctx).describe()}."
+    except ConfigError as exc:
+        now = f"Now: unknown, the configuration cannot be read ({one_line(str(exc))})."
+    return f"{order}\n\n\b\n{now}"  # \b: click does not re-wrap the path
 
 
 def _scrub_outputs(db_url: str | None) -> None:
@@ -131,7 +157,12 @@ def _scrub_outputs(db_url: str | None) -> None:
 
 
 @click.group(cls=TrueupGroup, invoke_without_command=True)
-@click.option("--db", "db_url", envvar="TRUEUP_DATABASE_URL", help="SQLAlchemy URL of the store.")
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="SQLAlchemy URL of the store (over TRUEUP_DATABASE_URL and trueup.toml's database_url; see Store below).",
+)
 @click.option("--no-mouse", is_flag=True, help="Console: leave the mouse to the terminal (text selection).")
 @click.option("--theme", help="Console: colour theme (e.g. textual-dark, ansi-dark).")
 @click.pass_context
@@ -196,7 +227,7 @@ def export_scenario(ctx: click.Context, output: Path | None, as_of: object) -> N
     from engine.scenario_io import dump_scenario
     from engine.store import Store
 
-    store = Store(ctx.obj["db_url"])
+    store = Store(store_choice(ctx).url)
     text = dump_scenario(store.snapshot(as_of.date() if as_of else None))  # type: ignore[attr-defined]
     if output is None:
         click.echo(text)
@@ -272,6 +303,26 @@ async def _verify(db_url: str | None, *, current: bool) -> int:
         return 0 if result.ok else 1
     finally:
         await ws.aclose()
+
+
+@main.group()
+def sandbox() -> None:
+    """The built-in sandbox (a simulated Pax8 and PSA with the demo MSP). It persists across launches."""
+
+
+@sandbox.command("reset")
+@click.pass_context
+def sandbox_reset(ctx: click.Context) -> None:
+    """Start the sandbox over: delete its store, so the next `trueup` starts from the demo.
+
+    Refused while a console or a command has the store open, and for a store that is not the sandbox's."""
+    from engine.store.presence import StoreInUse
+    from engine.workspace import reset_sandbox
+
+    try:
+        click.echo(reset_sandbox(store_choice(ctx)))
+    except StoreInUse as exc:
+        fail(str(exc), 1)
 
 
 def _register_areas() -> None:

@@ -223,8 +223,9 @@ def audit_command(ctx: click.Context, since: Any, customer: str | None) -> None:
     """Print the audit trail: time, user@host, action, subject, before → after."""
     from engine import audit
     from engine.store import Store
+    from tui.cli import store_choice
 
-    store = Store((ctx.obj or {}).get("db_url"))
+    store = Store(store_choice(ctx).url)  # the one resolution (engine.store.resolve)
     since_date: date | None = since.date() if since else None
     with store.session() as s:
         events = audit.events(s, since=since_date, company=customer)

@@ -14,9 +14,11 @@ Two parts:
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.batch import gc_paused
 from engine.plan import Finding, Plan, PlanLine
@@ -32,28 +34,75 @@ class NotSaveable(ValueError):
     """A text holds a separator the saved view uses: this state is not saved (it is recomputed)."""
 
 
-def _joined(values: list[str], sep: str = _US) -> str:
-    for value in values:
-        if _US in value or _RS in value:
-            raise NotSaveable(f"a row holds a control character: {value[:40]!r}")
-    return sep.join(values)
+T = TypeVar("T")
+V = TypeVar("V")
+
+
+class _Memo(Generic[T, V]):
+    """What the last encode computed per object, by identity (rows and the engine's models are
+    frozen, so an object seen before encodes the same): a save after a per-customer recompute
+    encodes only the objects that recompute made, the rest is reused. Holds the objects of the
+    last encode only (the next one drops what it did not see)."""
+
+    def __init__(self, make: Callable[[T], V]) -> None:
+        self.make = make
+        self.lock = threading.Lock()  # one encode at a time (saves run in worker threads)
+        self._last: dict[int, tuple[T, V]] = {}
+        self._now: dict[int, tuple[T, V]] = {}
+        self.made = 0  # objects encoded afresh by the last encode (tests)
+
+    def __call__(self, obj: T) -> V:
+        hit = self._last.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            value = hit[1]
+        else:
+            value = self.make(obj)
+            self.made += 1
+        self._now[id(obj)] = (obj, value)
+        return value
+
+    def begin(self) -> None:
+        self._now, self.made = {}, 0
+
+    def end(self) -> None:
+        self._last, self._now = self._now, {}
+
+
+_MODELS: _Memo[Any, bytes] = _Memo(lambda m: m.model_dump_json().encode("utf-8"))
+
+
+def _checked(segment: str, items: int, sep: str = _US) -> str:
+    """`segment` joined from `items` texts by `sep`: refused when a text held a separator (the
+    separators are counted on the joined text, at C speed, instead of scanning each text)."""
+    if segment.count(sep) != max(items - 1, 0) or (_RS in segment if sep == _US else _US in segment):
+        raise NotSaveable("a row holds a control character (a unit or record separator)")
+    return segment
 
 
 def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
     width = len(rows[0].cells) if rows else 0
     if any(len(r.cells) != width for r in rows):
         raise NotSaveable("rows of one pane differ in width")
+    n = len(rows)
+    line_keys = _RS.join([_US.join(r.line_keys) for r in rows])
+    if line_keys.count(_RS) != max(n - 1, 0) or line_keys.count(_US) != sum(
+        max(len(r.line_keys) - 1, 0) for r in rows
+    ):
+        raise NotSaveable("a plan key holds a control character (a unit or record separator)")
+    search = _RS.join([r.search for r in rows])  # key and cells joined by _US, casefolded: saved, not redone
+    if search.count(_RS) != max(n - 1, 0):
+        raise NotSaveable("a row holds a control character (a record separator)")
     segments = [
-        _joined([r.key for r in rows]),
-        _joined([c for r in rows for c in r.cells]),
-        _joined([r.detail for r in rows]),
-        "".join("1" if r.ignored else "0" for r in rows),
-        "".join("1" if r.editable else "0" for r in rows),
-        _joined([r.target or "" for r in rows]),
-        _RS.join(_joined(list(r.line_keys)) for r in rows),
-        _RS.join(r.search for r in rows),  # key and cells joined by _US, casefolded: saved, not redone
-        _joined([r.company_id or "" for r in rows]),
-        _joined([r.status for r in rows]),
+        _checked(_US.join([r.key for r in rows]), n),
+        _checked(_US.join([c for r in rows for c in r.cells]), n * width),
+        _checked(_US.join([r.detail for r in rows]), n),
+        "".join(["1" if r.ignored else "0" for r in rows]),
+        "".join(["1" if r.editable else "0" for r in rows]),
+        _checked(_US.join([r.target or "" for r in rows]), n),
+        line_keys,
+        search,
+        _checked(_US.join([r.company_id or "" for r in rows]), n),
+        _checked(_US.join([r.status for r in rows]), n),
     ]
     return {"n": len(rows), "width": width}, segments
 
@@ -130,6 +179,11 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
 
 def encode_view(data: ConsoleData) -> bytes:
     """The saved view of `data` (raises NotSaveable when a text cannot be laid out)."""
+    with gc_paused():
+        return _encode_view(data)
+
+
+def _encode_view(data: ConsoleData) -> bytes:
     panes: dict[str, Any] = {}
     segments: list[bytes] = []
     for which, source in (("rows", data.rows), ("ignored", data.ignored_rows)):
@@ -200,7 +254,17 @@ def decode_view(blob: bytes) -> ConsoleData:
 
 
 def encode_plan(data: ConsoleData) -> bytes:
-    """The saved plan of `data`: a JSON header line, then one JSON line per model."""
+    """The saved plan of `data`: a JSON header line, then one JSON line per model (each model's
+    JSON reused from the last encode when it is the same object)."""
+    with _MODELS.lock, gc_paused():
+        _MODELS.begin()
+        try:
+            return _encode_plan(data)
+        finally:
+            _MODELS.end()
+
+
+def _encode_plan(data: ConsoleData) -> bytes:
     plan = data.plan
     groups: dict[str, list[Any]] = {
         "lines": plan.lines,
@@ -222,7 +286,7 @@ def encode_plan(data: ConsoleData) -> bytes:
     )
     out = [header.encode("utf-8")]
     for models in groups.values():
-        out += [m.model_dump_json().encode("utf-8") for m in models]
+        out += [_MODELS(m) for m in models]
     return b"\n".join(out)
 
 

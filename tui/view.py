@@ -39,7 +39,7 @@ class RowView:
         self.rows = rows
         keys = [r.key for r in rows]
         self.by_key = dict(zip(keys, rows, strict=True))
-        self.index = {k: i for i, k in enumerate(keys)}
+        self.index = dict(zip(keys, range(len(keys)), strict=True))  # built in C, no Python loop
         self._kept = {}
         self._widths = None
 

@@ -67,6 +67,8 @@ class Topology:
     a customer and to find the group a customer is recomputed with."""
 
     company_of_subject: dict[str, str] = field(default_factory=dict)  # subscription / configuration id
+    # the reverse: a company's subjects (a reload forgets them without a pass over every subject)
+    subjects_of_company: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     configurations: set[str] = field(default_factory=set)  # billing configuration ids
     product_of_subject: dict[str, str] = field(default_factory=dict)  # subscription -> vendor product
     active: set[str] = field(default_factory=set)  # active subscriptions
@@ -89,7 +91,7 @@ class Topology:
             for bid, cid in conn.execute(
                 select(col(t.BillingConfigurationRow.id), col(t.BillingConfigurationRow.company_id))
             ):
-                topo.company_of_subject[bid] = cid
+                topo._own(bid, cid)
                 topo.configurations.add(bid)
             for aid, cid in conn.execute(
                 select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id))
@@ -108,15 +110,23 @@ class Topology:
                 topo.agreement_of_vendor[vid] = aid
         return topo
 
+    def _own(self, subject: str, company_id: str) -> None:
+        old = self.company_of_subject.get(subject)
+        if old is not None and old != company_id:
+            self.subjects_of_company[old].discard(subject)
+        self.company_of_subject[subject] = company_id
+        self.subjects_of_company[company_id].add(subject)
+
     def _add_subscription(self, sid: str, company_id: str, product_id: str, status: str) -> None:
-        self.company_of_subject[sid] = company_id
+        self._own(sid, company_id)
         self.product_of_subject[sid] = product_id
         if status == "active":
             self.active.add(sid)
             self.active_by_product[product_id] += 1
 
     def _forget_subject(self, subject: str) -> None:
-        del self.company_of_subject[subject]
+        company = self.company_of_subject.pop(subject)
+        self.subjects_of_company[company].discard(subject)
         self.configurations.discard(subject)
         product = self.product_of_subject.pop(subject, None)
         if subject in self.active:
@@ -175,7 +185,7 @@ class Topology:
                 for psa in self.psa_of_vendor.pop(cid, set()):
                     self.vendors_of_psa[psa].discard(cid)
                 self.agreement_of_vendor.pop(cid, None)
-            for subject in [x for x, c in self.company_of_subject.items() if c in ids]:
+            for subject in [x for cid in ids for x in self.subjects_of_company.get(cid, ())]:
                 self._forget_subject(subject)
             for chunk in _chunks(ids):
                 sub = t.SubscriptionRow
@@ -190,7 +200,7 @@ class Topology:
                         col(t.BillingConfigurationRow.id), col(t.BillingConfigurationRow.company_id)
                     ).where(col(t.BillingConfigurationRow.company_id).in_(chunk))
                 ):
-                    self.company_of_subject[bid] = cid
+                    self._own(bid, cid)
                     self.configurations.add(bid)
                 for vid, pid in conn.execute(
                     select(col(t.CompanyMappingRow.vendor_id), col(t.CompanyMappingRow.psa_id)).where(

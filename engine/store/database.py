@@ -10,7 +10,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platformdirs import user_data_dir
 from sqlalchemy import Engine, delete, event, insert, select
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine
@@ -67,13 +66,12 @@ OPERATOR_TABLES = (
 
 
 def default_database_url() -> str:
-    """`TRUEUP_DATABASE_URL`, else a SQLite file in the user data dir."""
-    url = os.environ.get("TRUEUP_DATABASE_URL")
-    if url:
-        return url
-    directory = Path(user_data_dir("trueup", appauthor=False))
-    directory.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{directory / 'trueup.db'}"
+    """`TRUEUP_DATABASE_URL`, else the real default SQLite file in the user data dir. Entry points
+    resolve the store with `engine.store.resolve.resolve_store` (flag > env > config > default);
+    this is only `Store()`'s fallback when given no URL."""
+    from engine.store.resolve import ENV_VAR, real_default_url
+
+    return os.environ.get(ENV_VAR) or real_default_url()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -137,6 +135,12 @@ class Store:
         self.url = url or default_database_url()
         if migrate:  # what would be migrated into a new, empty store
             refuse_unusable_sqlite(self.url)
+        from engine.store.presence import OpenHold
+        from engine.store.resolve import sqlite_path
+
+        file = sqlite_path(self.url)
+        # held while open: nothing deletes this file under us (engine.store.presence)
+        self._hold = OpenHold(file) if file is not None else None
         self.engine = make_engine(self.url)
         if migrate:
             if self.url in ("sqlite://", "sqlite:///:memory:"):
@@ -155,6 +159,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._hold is not None:
+            self._hold.release()
 
     @property
     def locks(self) -> StoreLocks:
@@ -318,6 +324,17 @@ class Store:
                     )
                 }
                 monthly = {r["id"] for r in sub_rows if r["billing_term"] == "monthly"}
+                # subscriptions a PSA line is tied to (by its source or its key): the others have no line
+                lined = {
+                    sid
+                    for (sid,) in raw_rows(
+                        conn,
+                        "SELECT source_subscription_id FROM psa_line WHERE source_subscription_id IS NOT NULL",
+                    )
+                } | {k.split(":", 1)[0] for k in line_keys}
+                eligible = {
+                    r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products
+                }
                 quiet, history = scan_history(
                     conn,
                     as_of=as_of,
@@ -325,10 +342,8 @@ class Store:
                     monthly=monthly,
                     synced_keys=hints.synced_keys,
                     line_keys=line_keys,
+                    unlined=eligible - lined,
                 )
-                eligible = {
-                    r["id"] for r in sub_rows if r["status"] == "active" and r["product_id"] in seat_products
-                }
                 hints.quiet = {sid: q for sid, q in quiet.items() if sid in eligible}
                 hints.load_history = HistoryLoader(self.engine)
             else:

@@ -86,6 +86,7 @@ def scan_history(
     monthly: set[str],
     synced_keys: set[str],
     line_keys: set[str],
+    unlined: set[str] | None = None,
 ) -> tuple[dict[str, Decimal], dict[str, list[HistoryRow]]]:
     """One streamed pass over every history row (plain tuples, in subscription order).
 
@@ -95,6 +96,9 @@ def scan_history(
     `HistoryRow`s. An increase is judged row by row, which flags a superset of the day-level
     changes the rules prorate, so a quiet subscription never hides a line; a cancel row makes the
     subscription busy whatever its date (`cancellation_date` reads every row, not only those in force).
+    A subscription of `unlined` (a seat subscription no PSA line is tied to) is busy too: its plan
+    is a line to create, which needs its history — quiet, it would be read again one subscription
+    at a time (issue 12: 43,939 such reads on a cold start).
 
     Hot path at scale (≈10 rows per subscription): the rows are fetched in large batches straight
     from the cursor, and the few distinct quantity texts and dates become `Decimal`s and `date`s
@@ -137,7 +141,7 @@ def scan_history(
                     needs_look = True
                     break
             previous = current = quantity
-        if needs_look or current is None:
+        if needs_look or current is None or (unlined is not None and sid in unlined):
             busy[sid] = [
                 fast(
                     HistoryRow,

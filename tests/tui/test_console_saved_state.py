@@ -272,6 +272,37 @@ def test_a_row_holding_a_separator_is_not_saved(store: Store) -> None:
         saved_view.encode_view(data)
 
 
+def test_separators_anywhere_in_a_row_are_refused(store: Store) -> None:
+    """The separators are counted on the joined texts: one in a key, a detail, a plan key or the
+    search text is refused as surely as one in a cell."""
+    data = model.load(store, AS_OF, today=AS_OF)
+    row = data.rows["unsynced"][0]
+    for change in (
+        {"key": "a\x1eb"},
+        {"detail": "x\x1fy"},
+        {"line_keys": ("k\x1fk",)},
+        {"search": "s\x1es"},
+        {"status": "\x1e"},
+    ):
+        data.rows["unsynced"][0] = model.Row(**{**row.__dict__, **change})
+        with pytest.raises(saved_view.NotSaveable):
+            saved_view.encode_view(data)
+
+
+def test_a_save_after_a_patch_encodes_only_the_new_models_and_equals_a_fresh_encode(store: Store) -> None:
+    data = model.load(store, AS_OF, today=AS_OF)
+    first = saved_view.encode_plan(data)
+    assert saved_view._MODELS.made > 0
+    assert saved_view.encode_plan(data) == first and saved_view._MODELS.made == 0  # all reused
+    line = data.plan.lines[0]
+    moved = line.model_copy(update={"quantity": line.quantity + 1})
+    data.plan = data.plan.model_copy(update={"lines": [moved, *data.plan.lines[1:]]})
+    again = saved_view.encode_plan(data)
+    assert saved_view._MODELS.made == 1  # the one new line
+    saved_view._MODELS._last.clear()
+    assert again == saved_view.encode_plan(data)  # the same bytes as encoding everything afresh
+
+
 async def test_figures_outdated_by_a_refresh_are_flagged_until_recomputed(
     store: Store, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ from engine.scenario import (
     VendorProduct,
 )
 from engine.store import tables as t
+from engine.store.commitments import read_commitments, write_commitments
 from engine.store.loading import HistoryLoader, history_rows, raw_rows, scan_history
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ VENDOR_TABLES = (
     t.HistoryRowRecord,
     t.UsageRecord,
     t.BillingConfigurationRow,
+    t.CommitmentTermRow,  # issue 15: commitment terms are vendor data
+    t.SeatAdditionRow,
 )
 PSA_TABLES = (t.PsaCompanyRow, t.PsaProductRow, t.PsaAgreementRow, t.PsaLineRow)
 OPERATOR_TABLES = (
@@ -243,6 +246,7 @@ class Store:
             s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in vendor.usage]
         )
         self._bulk(s, t.BillingConfigurationRow, [c.model_dump() for c in vendor.billing_configurations])
+        write_commitments(s, vendor.commitments)
 
     def _write_psa(self, s: Session, psa: Psa) -> None:
         self._bulk(s, t.PsaCompanyRow, [c.model_dump() for c in psa.companies])
@@ -361,6 +365,7 @@ class Store:
                         fast(BillingConfiguration, r)
                         for r in rows(t.BillingConfigurationRow, t.BillingConfigurationRow.id)
                     ],
+                    commitments=read_commitments(conn),
                 ),
             )
             lines = []

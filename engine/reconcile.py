@@ -63,7 +63,9 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
     shown, ignored = _apply_ignores(world, lines)
     shown.sort(key=_line_order)
     # Commitment terms (issue 15): judged on the lines the operator will write.
-    commitment = commitment_findings(scenario, shown, quiet=world.hints.quiet)
+    commitment = commitment_findings(
+        scenario, shown, quiet=world.hints.quiet, load_history=world.hints.load_history
+    )
     findings = [f for f in [*world.findings, *commitment] if not _finding_ignored(world, f)]
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())))
     return Plan(

@@ -62,7 +62,7 @@ Everything here is pure: the scenario, the plan's lines and the instant in, find
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -72,7 +72,7 @@ from engine.money import fmt_money, fmt_quantity, round_cents
 from engine.months import add_months, next_day
 from engine.plan import Finding, LineKind, PlanLine
 from engine.rules.findings import finding
-from engine.scenario import Commitment, Scenario, Subscription
+from engine.scenario import Commitment, HistoryRow, Scenario, Subscription
 
 COMMITTED_TERMS = frozenset({"annual", "two_year", "three_year"})
 REDUCIBLE_FOR = timedelta(hours=168)  # [doc learn.microsoft.com … cancel-an-azure-marketplace-subscription]
@@ -235,10 +235,11 @@ def commitment_findings(
     now: datetime | None = None,
     within_days: int | None = None,
     quiet: Mapping[str, Decimal] | None = None,
+    load_history: Callable[[str], list[HistoryRow]] | None = None,
 ) -> list[Finding]:
     """Every finding of the module's rules, for the plan's shown `lines`. `now` defaults to 00:00
     UTC of `as_of`; `quiet` gives the current quantity of subscriptions whose history was not read
-    (the store's fast path)."""
+    (the store's fast path), `load_history` reads it for one that has a line to judge."""
     commitments = {c.subscription_id: c for c in scenario.vendor.commitments if is_committed(c)}
     if not commitments:
         return []
@@ -255,6 +256,8 @@ def commitment_findings(
     out: list[Finding] = []
     for sub_id in sorted(subs):
         sub, commitment = subs[sub_id], commitments[sub_id]
+        if not sub.history and by_sub.get(sub_id) and load_history is not None and sub_id in (quiet or {}):
+            sub = sub.model_copy(update={"history": load_history(sub_id)})
         if sub.status != "active" and not by_sub.get(sub_id):
             continue
         out += _seat_windows(ctx, sub, commitment)

@@ -50,12 +50,12 @@ def renewals_command(ctx: click.Context, within: int | None, as_csv: bool, as_of
     from engine.money import fmt_money, fmt_quantity
     from engine.rules.commitments import renewals
     from engine.store import Store
+    from engine.store.commitments import renewal_scenario
 
     store = Store((ctx.obj or {}).get("db_url"))
     try:
         today = as_of.date() if as_of else date.today()  # noqa: DTZ011 (the operator's calendar day)
-        scenario, hints = store.plan_inputs(today)
-        rows = renewals(scenario, today=today, within_days=within, quiet=hints.quiet)
+        rows = renewals(renewal_scenario(store, today), today=today, within_days=within)
     finally:
         store.close()
     records: list[dict[str, Any]] = [

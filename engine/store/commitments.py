@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,16 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from engine.batch import fast
-from engine.scenario import Commitment, SeatAddition
+from engine.scenario import (
+    Commitment,
+    HistoryRow,
+    Scenario,
+    SeatAddition,
+    Subscription,
+    Vendor,
+    VendorCompany,
+    VendorProduct,
+)
 from engine.store import tables as t
 
 TABLES = (t.CommitmentTermRow, t.SeatAdditionRow)
@@ -84,3 +93,53 @@ def read_commitments(conn: Connection, subscription_ids: set[str] | None = None)
         data["seat_additions"] = additions.get(data["subscription_id"], [])
         out.append(fast(Commitment, data))
     return out
+
+
+def renewal_scenario(store: Any, as_of: date) -> Scenario:
+    """What `engine.rules.commitments.renewals` needs, read without the rest of the store: the
+    committed subscriptions (with their last history row: the current quantity), their companies and
+    products, and the commitments. A few indexed reads however large the store is."""
+    with store.engine.connect() as conn:
+        commitments = read_commitments(conn)
+        ids = sorted({c.subscription_id for c in commitments})
+        s, h = t.SubscriptionRow.__table__, t.HistoryRowRecord.__table__  # type: ignore[attr-defined]
+        subs: list[dict[str, Any]] = []
+        last: dict[str, HistoryRow] = {}
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            subs += [dict(r._mapping) for r in conn.execute(select(s).where(s.c.id.in_(chunk)))]
+            for row in conn.execute(
+                select(h.c.subscription_id, h.c.id, h.c.action, h.c.quantity, h.c.effective_date)
+                .where(h.c.subscription_id.in_(chunk))
+                .order_by(h.c.subscription_id, h.c.seq)
+            ):
+                last[row.subscription_id] = HistoryRow(
+                    id=row.id, action=row.action, quantity=row.quantity, effective_date=row.effective_date
+                )
+        company_ids = sorted({r["company_id"] for r in subs})
+        product_ids = sorted({r["product_id"] for r in subs})
+        c, p = t.VendorCompanyRow.__table__, t.VendorProductRow.__table__  # type: ignore[attr-defined]
+        companies = [
+            VendorCompany.model_validate({"id": r.id, "name": r.name, "status": r.status})
+            for start in range(0, len(company_ids), 400)
+            for r in conn.execute(select(c).where(c.c.id.in_(company_ids[start : start + 400])))
+        ]
+        products = [
+            VendorProduct.model_validate({"id": r.id, "name": r.name, "sku": r.sku})
+            for start in range(0, len(product_ids), 400)
+            for r in conn.execute(select(p).where(p.c.id.in_(product_ids[start : start + 400])))
+        ]
+    subscriptions = [
+        Subscription.model_validate({**r, "history": [last[r["id"]]] if r["id"] in last else []})
+        for r in subs
+    ]
+    known = {sub.id for sub in subscriptions}
+    return Scenario(
+        as_of=as_of,
+        vendor=Vendor(
+            companies=companies,
+            products=products,
+            subscriptions=subscriptions,
+            commitments=[x for x in commitments if x.subscription_id in known],
+        ),
+    )

@@ -490,3 +490,16 @@ def renewals(
         )
     out.sort(key=lambda r: (r.window.closes, r.company, r.subscription_id))
     return out
+
+
+def describe_term(commitment: Commitment, billing_term: str) -> str:
+    """One line for a subscription's detail: its term, how it is paid, its end and renewal window."""
+    paid = "paid up front" if billing_term == "annual" else "paid monthly"
+    text = f"Term: {TERM_LABELS[commitment.term]} ({paid})"
+    if commitment.end_date is not None:
+        text += f", ends {commitment.end_date.isoformat()}"
+    window = renewal_window(commitment)
+    if window is not None:
+        text += f" · renewal window {window.opens}–{window.closes}"
+        text += " · renews automatically" if commitment.auto_renew else " · does not renew"
+    return text

@@ -29,6 +29,14 @@ from engine.scenario import (
 from engine.store import tables as t
 
 TABLES = (t.CommitmentTermRow, t.SeatAdditionRow)
+_PRODUCT_DEFAULTS: dict[str, Any] = {
+    "kind": "seat",
+    "sub_products": [],
+    "edition": None,
+    "service": None,
+    "storage_location": None,
+    "parent_product_id": None,
+}
 _TERM_FIELDS = tuple(c.name for c in t.CommitmentTermRow.__table__.columns)  # type: ignore[attr-defined]
 
 
@@ -113,33 +121,38 @@ def renewal_scenario(store: Any, as_of: date) -> Scenario:
                 .where(h.c.subscription_id.in_(chunk))
                 .order_by(h.c.subscription_id, h.c.seq)
             ):
-                last[row.subscription_id] = HistoryRow(
-                    id=row.id, action=row.action, quantity=row.quantity, effective_date=row.effective_date
+                last[row.subscription_id] = fast(
+                    HistoryRow,
+                    {
+                        "id": row.id,
+                        "action": row.action,
+                        "quantity": row.quantity,
+                        "effective_date": row.effective_date,
+                    },
                 )
         company_ids = sorted({r["company_id"] for r in subs})
         product_ids = sorted({r["product_id"] for r in subs})
         c, p = t.VendorCompanyRow.__table__, t.VendorProductRow.__table__  # type: ignore[attr-defined]
         companies = [
-            VendorCompany.model_validate({"id": r.id, "name": r.name, "status": r.status})
+            fast(VendorCompany, {"id": r.id, "name": r.name, "status": r.status})
             for start in range(0, len(company_ids), 400)
             for r in conn.execute(select(c).where(c.c.id.in_(company_ids[start : start + 400])))
         ]
         products = [
-            VendorProduct.model_validate({"id": r.id, "name": r.name, "sku": r.sku})
+            fast(VendorProduct, {**_PRODUCT_DEFAULTS, "id": r.id, "name": r.name, "sku": r.sku})
             for start in range(0, len(product_ids), 400)
             for r in conn.execute(select(p).where(p.c.id.in_(product_ids[start : start + 400])))
         ]
     subscriptions = [
-        Subscription.model_validate({**r, "history": [last[r["id"]]] if r["id"] in last else []})
-        for r in subs
+        fast(Subscription, {**r, "history": [last[r["id"]]] if r["id"] in last else []}) for r in subs
     ]
     known = {sub.id for sub in subscriptions}
-    return Scenario(
-        as_of=as_of,
-        vendor=Vendor(
-            companies=companies,
-            products=products,
-            subscriptions=subscriptions,
-            commitments=[x for x in commitments if x.subscription_id in known],
-        ),
+    # Rows were validated on the way in (as Store._read does): rebuilt without validating again, so a
+    # name that needs scrubbing reaches the screen's own cleaning, not a validation error.
+    vendor = Vendor.model_construct(
+        companies=companies,
+        products=products,
+        subscriptions=subscriptions,
+        commitments=[x for x in commitments if x.subscription_id in known],
     )
+    return Scenario.model_construct(as_of=as_of, vendor=vendor)

@@ -66,21 +66,27 @@ class RenewalsPane(Pane):
     def __init__(self) -> None:
         super().__init__(RENEWALS)
         self.loaded_for: date | None = None
+        self._generation = 0
 
     def load(self, workspace: Any, today: date) -> None:
-        """Read the renewals of `workspace`'s store as of `today`, off the UI thread."""
+        """Read the renewals of `workspace`'s store as of `today`, off the UI thread. Reads are not
+        cancelled (a cancelled worker fails whoever waits for it): each runs to the end and only the
+        latest one asked for is shown."""
         store = getattr(workspace, "store", None)
         if store is not None:
-            self._load(store, today)
+            self._generation += 1
+            self._load(store, today, self._generation)
 
-    @work(thread=True, exclusive=True, group="renewals", exit_on_error=False)
-    def _load(self, store: Any, today: date) -> None:
+    @work(thread=True, group="renewals", exit_on_error=False)
+    def _load(self, store: Any, today: date, generation: int) -> None:
         from engine.store.commitments import renewal_scenario
 
         rows = renewal_rows(renewals(renewal_scenario(store, today), today=today))
-        self.app.call_from_thread(self._show, rows, today)
+        self.app.call_from_thread(self._show, rows, today, generation)
 
-    def _show(self, rows: list[Row], today: date) -> None:
+    def _show(self, rows: list[Row], today: date, generation: int) -> None:
+        if generation != self._generation:
+            return  # a later read was asked for meanwhile
         self.set_rows(rows)
         self.loaded_for = today
         try:

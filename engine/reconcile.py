@@ -11,6 +11,7 @@ from engine.batch import gc_paused
 from engine.plan import KIND_ORDER, Finding, Plan, PlanLine, Totals
 from engine.rules.arrears import arrears_lines, usage_summary_lines
 from engine.rules.backup import configuration_lines
+from engine.rules.commitments import commitment_findings
 from engine.rules.context import Target, World
 from engine.rules.hints import PlanHints
 from engine.rules.quota import company_checks, quota_lines
@@ -61,7 +62,11 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
 
     shown, ignored = _apply_ignores(world, lines)
     shown.sort(key=_line_order)
-    findings = [f for f in world.findings if not _finding_ignored(world, f)]
+    # Commitment terms (issue 15): judged on the lines the operator will write.
+    commitment = commitment_findings(
+        scenario, shown, quiet=world.hints.quiet, load_history=world.hints.load_history
+    )
+    findings = [f for f in [*world.findings, *commitment] if not _finding_ignored(world, f)]
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, sorted(f.subject.items())))
     return Plan(
         as_of=scenario.as_of,

@@ -387,6 +387,9 @@ async def _refresh_vendor(
     )
     changed = await vendor.subscriptions(changed_since=None if full else since)
     changed_ids = {sub.id for sub in changed}
+    # Issue 15: the commitment terms of the subscriptions just read, where the connector has them.
+    read_terms = getattr(vendor, "commitments", None)
+    commitments = await read_terms([sub.id for sub in changed]) if read_terms is not None else None
     product_ids = {sub.product_id for sub in changed}
     if not full:
         product_ids |= store.subscription_product_ids()
@@ -458,6 +461,7 @@ async def _refresh_vendor(
         usage_scope=scope,
         full=full,
         settings=settings,
+        commitments=commitments,
     )
     return changes, full
 

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -189,6 +190,9 @@ class Settings(Model):
     prorate_counts_change_day: bool = Field(False, description="Count the change day itself in the factor.")
     psa: PsaName = "connectwise"
     description_prefix: Name = Field("Pax8", description="Prefix of generated line descriptions.")
+    renewal_notice_days: int = Field(
+        14, ge=0, le=3650, description="renewal_in_n_days: warn when a renewal window closes this soon."
+    )
 
     def invoiced_through_on(self, as_of: date) -> date:
         """The last day already invoiced: the setting, else the last day of as_of's month."""
@@ -277,12 +281,48 @@ class BillingConfiguration(Model):
     )
 
 
+# --- commitment terms (issue 15; the rules are engine.rules.commitments) ---------------------------
+
+CommitmentTermName = Literal["monthly", "annual", "two_year", "three_year", "trial"]
+
+
+def _instant_range(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"outside {FIRST_YEAR}–{LAST_YEAR}")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_instant_range)]
+
+
+class SeatAddition(Model):
+    at: Instant = Field(description="When the seats were added (an instant with its UTC offset).")
+    quantity: Quantity = Field(description="How many seats were added then.")
+
+
+class Commitment(Model):
+    """A subscription's commitment term (Pax8 `commitmentTerm`) and its product's commitment rules
+    (Pax8 `/products/{id}/dependencies` → `commitmentDependencies[]`)."""
+
+    subscription_id: Id
+    term: CommitmentTermName
+    end_date: Day | None = Field(None, description="The term's end (commitmentTerm.endDate).")
+    auto_renew: bool = True
+    window_days_before: int = Field(0, ge=0, le=3650, description="renewalWindowDaysBeforeTermEnd")
+    window_days_after: int = Field(7, ge=0, le=3650, description="renewalWindowDaysAfterTermEnd")
+    allow_decrease: bool = Field(False, description="allowForQuantityDecrease")
+    allow_early_cancellation: bool = Field(False, description="allowForEarlyCancellation")
+    cancellation_fee: bool = Field(False, description="cancellationFeeApplied")
+    seat_additions: list[SeatAddition] = Field(default_factory=list)
+
+
 class Vendor(Model):
     companies: list[VendorCompany] = Field(default_factory=list)
     products: list[VendorProduct] = Field(default_factory=list)
     subscriptions: list[Subscription] = Field(default_factory=list)
     usage: list[UsageRow] = Field(default_factory=list)
     billing_configurations: list[BillingConfiguration] = Field(default_factory=list)
+    commitments: list[Commitment] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Vendor:
@@ -302,6 +342,7 @@ class Vendor(Model):
             "subscription_id, sub_product and period",
         )
         _no_duplicates(self.billing_configurations, "billing_configurations", lambda c: c.id, "id")
+        _no_duplicates(self.commitments, "commitments", lambda c: c.subscription_id, "subscription_id")
         return self
 
 
@@ -490,6 +531,8 @@ def dangling_references(scenario: Scenario) -> list[str]:
         for i, sub_id in enumerate(conf.subscription_ids):
             check(f"{at}.subscription_ids[{i}]", sub_id, subscriptions, "subscription")
         check(f"{at}.psa_product_id", conf.psa_product_id, psa_products, "PSA product")
+    for at, commitment in each("vendor.commitments", v.commitments):
+        check(f"{at}.subscription_id", commitment.subscription_id, subscriptions, "subscription")
     for at, agreement in each("psa.agreements", p.agreements):
         check(f"{at}.company_id", agreement.company_id, psa_companies, "PSA company")
     for at, line in each("psa.lines", p.lines):

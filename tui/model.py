@@ -16,6 +16,7 @@ from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.psa import PSAS
+from engine.rules.commitments import describe_term
 from engine.scrub import clean_scenario
 
 ZERO = Decimal("0.00")
@@ -173,6 +174,12 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     }
     data.ignored = {i.key: i for i in scenario.ignored}
     data.lines = {line.key: line for line in (*plan.lines, *plan.ignored_lines)}
+    # Issue 15: each subscription's commitment term, shown in its detail.
+    terms = {
+        c.subscription_id: describe_term(c, subs[c.subscription_id].billing_term)
+        for c in getattr(scenario.vendor, "commitments", ())
+        if c.subscription_id in subs
+    }
 
     def ignore_of(line: PlanLine) -> Any:
         return data.ignored.get(line.key) or data.ignored.get(line.subscription_id)
@@ -220,6 +227,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
             detail = "\n".join(
                 ([ignore_text(ignore_of(lines[0]))] if ignored_pass else [])
                 + [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
+                + ([terms[sub_id]] if sub_id in terms else [])
                 + [
                     f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
                     f"  from {x.effective_date.isoformat()}  {x.formula}"

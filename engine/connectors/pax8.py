@@ -113,8 +113,11 @@ from engine.connectors.http import (
 )
 from engine.months import last_of_month, parse_month
 from engine.scenario import (
+    Commitment,
+    CommitmentTermName,
     HistoryRow,
     ProductKind,
+    SeatAddition,
     Subscription,
     UsageRow,
     VendorCompany,
@@ -283,8 +286,33 @@ class Pax8Subscription(Pax8Model):
 
 
 class Pax8Commitment(Pax8Model):
+    """[spec `SubscriptionCommitment`] a subscription's `commitmentTerm`: `id`, `term`, `endDate`."""
+
     id: str | None = None
     term: str | None = None
+    end_date: Timestamp = Field(None, alias="endDate")
+
+
+class Pax8CommitmentRule(Pax8Model):
+    """[spec `Commitment`, `GET /products/{productId}/dependencies` → `commitmentDependencies[]`]."""
+
+    id: str | None = None
+    term: str | None = None
+    auto_renew: bool | None = Field(None, alias="autoRenew")
+    window_days_before: Money = Field(None, alias="renewalWindowDaysBeforeTermEnd")
+    window_days_after: Money = Field(None, alias="renewalWindowDaysAfterTermEnd")
+    allow_increase: bool | None = Field(None, alias="allowForQuantityIncrease")
+    allow_decrease: bool | None = Field(None, alias="allowForQuantityDecrease")
+    allow_early_cancellation: bool | None = Field(None, alias="allowForEarlyCancellation")
+    cancellation_fee: bool | None = Field(None, alias="cancellationFeeApplied")
+
+
+class Pax8Dependencies(Pax8Model):
+    """[spec `Dependencies`] `{commitmentDependencies, productDependencies}`."""
+
+    commitment_dependencies: list[Pax8CommitmentRule] = Field(
+        default_factory=list, alias="commitmentDependencies"
+    )
 
 
 class Pax8Rate(Pax8Model):
@@ -455,6 +483,96 @@ def history_rows(subscription_id: str, snapshots: Sequence[Pax8Subscription]) ->
     ]
 
 
+# --- commitment terms (issue 15; the rules are engine.rules.commitments) ------------------------
+
+# `commitmentTerm.term` [spec SubscriptionCommitment, example "3-Year"] and pricing's
+# `commitmentTerm` ("1-Year", "Monthly" [spec Pricing]) name the term; both spellings are taken.
+COMMITMENT_TERMS: dict[str, CommitmentTermName] = {
+    "monthly": "monthly",
+    "1-month": "monthly",
+    "annual": "annual",
+    "1-year": "annual",
+    "2-year": "two_year",
+    "3-year": "three_year",
+    "trial": "trial",
+}
+# When a product's dependencies give no rule for the term: Microsoft new commerce's — no decrease or
+# early cancellation after the 168 hours, auto-renew, 7 days after the renewal
+# [doc learn.microsoft.com/partner-center/developer/cancel-an-azure-marketplace-subscription].
+# ASSUMED for Pax8 products other than Microsoft's.
+_DEFAULT_RULE = Pax8CommitmentRule.model_validate(
+    {
+        "autoRenew": True,
+        "renewalWindowDaysBeforeTermEnd": 0,
+        "renewalWindowDaysAfterTermEnd": 7,
+        "allowForQuantityDecrease": False,
+        "allowForEarlyCancellation": False,
+        "cancellationFeeApplied": False,
+    }
+)
+
+
+def commitment_term_name(term: str | None) -> CommitmentTermName | None:
+    return COMMITMENT_TERMS.get((term or "").strip().lower())
+
+
+def seat_additions(snapshots: Sequence[Pax8Subscription]) -> list[SeatAddition]:
+    """Each rise of `quantity` between consecutive history snapshots (the first snapshot's quantity
+    included), at the snapshot's `updatedDate` (the first: `createdDate`) as a UTC instant; a naive
+    timestamp is taken as UTC (ASSUMED: the spec's examples carry an offset)."""
+    out: list[SeatAddition] = []
+    previous = Decimal("0")
+    for snapshot in snapshot_order(snapshots):
+        quantity = snapshot.quantity if snapshot.quantity is not None else Decimal("0")
+        if snapshot.cancelled:
+            previous = Decimal("0")
+            continue
+        at = snapshot.changed_at if out or previous else (snapshot.created_date or snapshot.changed_at)
+        if quantity > previous and at is not None:
+            out.append(SeatAddition(at=_instant(at).astimezone(UTC), quantity=quantity - previous))
+        previous = quantity
+    return out
+
+
+def _window_days(value: Decimal | None, default: int) -> int:
+    if value is None or value < 0 or value != value.to_integral_value():
+        return default
+    return min(int(value), 3650)
+
+
+def to_commitment(
+    current: Pax8Subscription,
+    snapshots: Sequence[Pax8Subscription],
+    rules: Sequence[Pax8CommitmentRule],
+) -> Commitment | None:
+    """The engine's commitment of a subscription: its `commitmentTerm` and the product's rule for
+    that term (matched by term name; none: `_DEFAULT_RULE`). None without a known term."""
+    if current.commitment_term is None:
+        return None
+    term = commitment_term_name(current.commitment_term.term)
+    if term is None:
+        log.warning(
+            "pax8: subscription %s has an unknown commitment term %r; not used",
+            current.id,
+            current.commitment_term.term,
+        )
+        return None
+    rule = next((r for r in rules if commitment_term_name(r.term) == term), _DEFAULT_RULE)
+    default = _DEFAULT_RULE
+    return Commitment(
+        subscription_id=current.id,
+        term=term,
+        end_date=_day(current.commitment_term.end_date),
+        auto_renew=rule.auto_renew if rule.auto_renew is not None else bool(default.auto_renew),
+        window_days_before=_window_days(rule.window_days_before, 0),
+        window_days_after=_window_days(rule.window_days_after, 7),
+        allow_decrease=bool(rule.allow_decrease),
+        allow_early_cancellation=bool(rule.allow_early_cancellation),
+        cancellation_fee=bool(rule.cancellation_fee),
+        seat_additions=seat_additions(snapshots or [current]),
+    )
+
+
 def billing_term(term: str | None) -> str:
     return "annual" if (term or "").strip().lower() in ("annual", "2-year", "3-year") else "monthly"
 
@@ -618,6 +736,10 @@ class Pax8Connector:
         # kind (active first, then the most recently changed) and a name to fall back on.
         self._probes: dict[str, Pax8Subscription] = {}
         self._listed_names: dict[str, str] = {}
+        # Issue 15: the records and history read this session of subscriptions with a commitment
+        # term (for `commitments()`), and each product's commitment rules.
+        self._committed: dict[str, tuple[Pax8Subscription, list[Pax8Subscription]]] = {}
+        self._rules: dict[str, list[Pax8CommitmentRule]] = {}
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -889,10 +1011,40 @@ class Pax8Connector:
                 if exc.status != 404:
                     raise
                 snapshots = [sub]
+            if sub.commitment_term is not None:
+                self._committed[sub.id] = (sub, snapshots)
             return to_subscription(sub, history_rows(sub.id, snapshots), amounts[sub.id])
 
         results = await self._gather([one(sub) for sub in current])
         return [result for result in results if result is not None]
+
+    async def raw_dependencies(self, product_id: str) -> list[Pax8CommitmentRule]:
+        """`GET /products/{productId}/dependencies` → `commitmentDependencies` [spec]; none on a 404
+        ("Product not found")."""
+        if product_id not in self._rules:
+            path = f"/products/{product_id}/dependencies"
+            try:
+                body = validated(Pax8Dependencies, await self.get(path), f"GET {path}")
+                self._rules[product_id] = list(body.commitment_dependencies)
+            except ServiceError as exc:
+                if exc.status != 404:
+                    raise
+                self._rules[product_id] = []
+        return self._rules[product_id]
+
+    async def commitments(self, subscription_ids: Iterable[str]) -> list[Commitment]:
+        """The commitments of these subscriptions, from what `subscriptions()` read this session
+        (their `commitmentTerm` and history) and one dependencies call per product. A subscription
+        without a commitment term, or not read in full this session, has none here."""
+        wanted = [self._committed[sid] for sid in dict.fromkeys(subscription_ids) if sid in self._committed]
+        products = sorted({sub.product_id for sub, _ in wanted if sub.product_id})
+        await self._gather([self.raw_dependencies(pid) for pid in products])
+        out = []
+        for sub, snapshots in wanted:
+            found = to_commitment(sub, snapshots, self._rules.get(sub.product_id or "", []))
+            if found is not None:
+                out.append(found)
+        return out
 
     async def usage(self, subscriptions: Sequence[Subscription], *, period: str) -> list[UsageRow]:
         """Usage rows of month `period` for the given subscriptions (seat ones have none)."""

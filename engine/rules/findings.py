@@ -56,6 +56,24 @@ CODES: dict[str, tuple[Severity, str]] = {
         "error",
         "End or delete all but one of the PSA lines that carry this key, then refresh.",
     ),
+    # Commitment terms (issue 15, engine.rules.commitments)
+    "seats_reducible_until": (
+        "warning",
+        "Remove the seats in the vendor portal before that instant if the customer does not keep them.",
+    ),
+    "renewal_window_open": (
+        "warning",
+        "Reduce or cancel at the vendor before the window closes, or let it renew.",
+    ),
+    "renewal_in_n_days": (
+        "warning",
+        "Decide the renewal quantity before the window closes (trueup renewals).",
+    ),
+    "commitment_cost_continues": (
+        "warning",
+        "Keep billing the customer until the term ends, or accept the cost; the vendor will not refund it.",
+    ),
+    "seats_reducible_at_renewal": ("warning", "Reduce the vendor quantity when the renewal window opens."),
 }
 
 

@@ -24,7 +24,7 @@ import gc
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
@@ -34,6 +34,7 @@ from engine.months import add_months, days_in_month, first_of_month, last_of_mon
 from engine.scenario import (
     AgreementMapping,
     BillingConfiguration,
+    Commitment,
     CompanyMapping,
     HistoryRow,
     Ignore,
@@ -46,6 +47,7 @@ from engine.scenario import (
     PsaLine,
     PsaProduct,
     Scenario,
+    SeatAddition,
     Settings,
     Subscription,
     SyncedKey,
@@ -86,6 +88,7 @@ DEMO_CUSTOMERS: dict[str, str] = {
     "billing_config": "Pemberton Wealth Advisors",
     "price_missing": "Larkspur Veterinary Partners",
     "ignored_prorate": "Cedar Ridge Physical Therapy",
+    "commitments": "Zephyr Cove Marine Supply",
 }
 
 # What the plan must contain for each story customer, as of 2026-11-21 with invoiced_through left to
@@ -173,6 +176,17 @@ DEMO_STORIES: dict[str, str] = {
     "ignored_prorate": (
         "Business Standard 14→16 on 11/12; its prorate is ignored until restored → recurring update "
         "to 16 only; the prorate is counted in totals.ignored."
+    ),
+    "commitments": (
+        "Commitment terms (issue 15), built last so no other customer changes: Microsoft 365 Business "
+        "Premium, annual term paid monthly, 20 → 22 seats at 14:05 UTC three days ago → "
+        "seats_reducible_until (168 h later); Microsoft 365 E3, annual paid monthly, 12 → 10 on 11/12 "
+        "outside its window → commitment_cost_continues; Exchange Online (Plan 1), annual paid up "
+        "front, term ending in 10 days → renewal_in_n_days; Microsoft Teams Phone Standard, annual, "
+        "window 30 days before its end (in 4 days) → renewal_window_open; Microsoft Defender for "
+        "Business, three-year term, 25 seats, PSA cut to 22 by hand, its update ignored → "
+        "seats_reducible_at_renewal; a monthly-term Business Basic decrease and a Microsoft 365 E5 "
+        "trial raise none."
     ),
 }
 
@@ -695,6 +709,7 @@ class _Builder:
         self.map_agreements: list[AgreementMapping] = []
         self.synced: list[SyncedKey] = []
         self.ignored: list[Ignore] = []
+        self.commitments: list[Commitment] = []
         self.names: set[str] = set(DEMO_CUSTOMERS.values())
         self.customers: dict[str, _Cust] = {}  # story role -> customer
         self.history_rows = 0
@@ -1673,6 +1688,112 @@ class _Builder:
         ):
             self.psa_companies.append(_mk(PsaCompany, id=self.psa_id("company"), name=name))
 
+    # commitment terms (issue 15) ----------------------------------------------------------------
+
+    def commitment(
+        self,
+        sub: Subscription,
+        term: Literal["monthly", "annual", "two_year", "three_year", "trial"],
+        end: date,
+        *,
+        before: int = 0,
+        after: int = 7,
+        added_at: time = time(14, 5),
+    ) -> None:
+        """The Pax8 `commitmentTerm` of `sub` and its product's commitment rules (NCE: no decrease,
+        no early cancellation, auto-renew, 7 days after the term end), with a seat addition at
+        `added_at` UTC on the day of every increase (the initial order included)."""
+        additions = []
+        previous = D(0)
+        for row in sub.history:
+            if row.quantity > previous:
+                at = datetime.combine(row.effective_date, added_at, UTC)
+                additions.append(_mk(SeatAddition, at=at, quantity=row.quantity - previous))
+            previous = row.quantity
+        self.commitments.append(
+            _mk(
+                Commitment,
+                subscription_id=sub.id,
+                term=term,
+                end_date=end,
+                auto_renew=True,
+                window_days_before=before,
+                window_days_after=after,
+                allow_decrease=False,
+                allow_early_cancellation=False,
+                cancellation_fee=False,
+                seat_additions=additions,
+            )
+        )
+
+    def build_commitments_story(self) -> None:
+        """Realistic terms on one customer (DEMO_STORIES["commitments"]), all relative to as_of."""
+        seat = {s.name: s for s in _SEATS}
+        as_of = self.as_of
+        before = len(self.subscriptions)
+        cust = self.company("Zephyr Cove Marine Supply", 24, role="commitments")
+        assert cust.psa_id is not None
+        cust.annual_agreement = self.agreement(cust.psa_id, "annual")
+
+        def term_from(start: date, months: int) -> date:
+            return add_months(start, months) - timedelta(days=1)
+
+        # Annual term, paid monthly: two seats added three days ago, still inside their 168 hours.
+        start = add_months(self.month0, -4)
+        added = as_of - timedelta(days=3)
+        bp = self.seat(
+            cust, seat["Microsoft 365 Business Premium"], [(start, 20), (added, 22)], unsynced_from=added
+        )
+        self.commitment(bp, "annual", term_from(start, 12))
+        # Annual term, paid monthly: a decrease this month, outside the window.
+        start = add_months(self.month0, -8) + timedelta(days=9)
+        dropped = as_of - timedelta(days=9)
+        e3 = self.seat(cust, seat["Microsoft 365 E3"], [(start, 12), (dropped, 10)], unsynced_from=dropped)
+        self.commitment(e3, "annual", term_from(start, 12))
+        # Annual term, paid up front: it renews in 10 days.
+        end = as_of + timedelta(days=10)
+        start = add_months(end + timedelta(days=1), -12)
+        exo = seat["Exchange Online (Plan 1)"]
+        exo_sub = self.seat(
+            cust, exo, [(start, 15)], term="annual", price=_annual(exo.price), cost=_annual(exo.cost)
+        )
+        self.commitment(exo_sub, "annual", end)
+        # Annual term whose product opens the window 30 days before the term ends (in 4 days).
+        end = as_of + timedelta(days=4)
+        start = add_months(end + timedelta(days=1), -12)
+        phone = self.seat(cust, seat["Microsoft Teams Phone Standard"], [(start, 6)])
+        self.commitment(phone, "annual", end, before=30, after=0)
+        # Three-year term: the customer uses 22 of 25 seats; the MSP bills 22 and ignores the update.
+        start = add_months(self.month0, -14)
+        dfb = self.seat(cust, seat["Microsoft Defender for Business"], [(start, 25)])
+        self.commitment(dfb, "three_year", term_from(start, 36))
+        line = self.lines[-1]
+        self.lines[-1] = line.model_copy(update={"quantity": self.q(22)})
+        self.ignored.append(
+            _mk(
+                Ignore,
+                key=f"{dfb.id}:recurring",
+                mode="until_restored",
+                by="ops",
+                on=as_of - timedelta(days=20),
+                reason="Customer uses 22; 3 seats committed until renewal.",
+                fingerprint=None,
+            )
+        )
+        # Monthly term and a trial: none of the commitment findings.
+        start = add_months(self.month0, -6)
+        bb = self.seat(
+            cust,
+            seat["Microsoft 365 Business Basic"],
+            [(start, 10), (as_of - timedelta(days=2), 8)],
+            unsynced_from=as_of - timedelta(days=2),
+        )
+        self.commitment(bb, "monthly", last_of_month(as_of))
+        start = as_of - timedelta(days=10)
+        trial = self.seat(cust, seat["Microsoft 365 E5"], [(start, 5)], price=D(0), cost=D(0))
+        self.commitment(trial, "trial", start + timedelta(days=29))
+        assert len(self.subscriptions) - before == _COMMITMENT_STORY_SUBS
+
     # ----------------------------------------------------------------------------------------------
 
     def scenario(self) -> Scenario:
@@ -1694,6 +1815,7 @@ class _Builder:
                 subscriptions=self.subscriptions,
                 usage=self.usage,
                 billing_configurations=self.configs,
+                commitments=self.commitments,
             ),
             psa=_mk(
                 Psa,
@@ -1821,6 +1943,7 @@ def _allot(rng: random.Random, total: int, weights: list[float], cap: int) -> li
 # --- public API -----------------------------------------------------------------------------------
 
 _DEFAULT_CUSTOMERS = 40
+_COMMITMENT_STORY_SUBS = 7  # the subscriptions build_commitments_story adds
 _DEFAULT_SUBSCRIPTIONS = 400
 
 
@@ -1866,11 +1989,19 @@ def _build(*, seed: int, as_of: date, psa: str, scale: int | None, invoiced_thro
     remaining = max(0, n_subs - len(b.subscriptions))
     weights = [b.rng.uniform(0.4, 1.8) for _ in range(n_filler)]
     cap = len(_PICKABLE) + 3
-    for i, n in enumerate(_allot(b.rng, remaining, weights, cap)):
+    allotment = _allot(b.rng, remaining, weights, cap)
+    # Room for the commitments story, built last: taken from the last filler customers only, so the
+    # earlier ones (and every story) are what they were, and the total stays n_subs.
+    room = _COMMITMENT_STORY_SUBS
+    for j in range(len(allotment) - 1, -1, -1):
+        take = min(room, allotment[j] - 1)
+        allotment[j] -= take
+        room -= take
+    for i, n in enumerate(allotment):
         # A few unmapped new customers among the filler (import/suggestion material).
         b.filler_customer(n, unmapped=scale is not None and i % 25 == 24)
     # Seat filler tops up rounding losses (a customer may run out of distinct products).
-    shortfall = n_subs - len(b.subscriptions)
+    shortfall = n_subs - len(b.subscriptions) - _COMMITMENT_STORY_SUBS
     while shortfall > 0:
         name, (lo, hi) = b.filler_name()
         cust = b.company(name, b.rng.randint(lo, hi))
@@ -1878,6 +2009,7 @@ def _build(*, seed: int, as_of: date, psa: str, scale: int | None, invoiced_thro
         shortfall -= added
         if added == 0:
             break
+    b.build_commitments_story()  # last: the rest of the demo is the same with or without it
     scenario = b.scenario()
     if scale is None:
         scenario = Scenario.model_validate(scenario.model_dump())

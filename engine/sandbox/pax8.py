@@ -55,7 +55,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +64,7 @@ import httpx
 from engine.months import last_of_month, parse_month
 from engine.sandbox.faults import Faults
 from engine.scenario import (
+    Commitment,
     ProductKind,
     Scenario,
     Subscription,
@@ -73,6 +74,14 @@ from engine.scenario import (
 )
 
 AUDIENCE = "https://api.pax8.com"
+# engine.scenario.Commitment.term -> Pax8's `commitmentTerm.term` [spec example "3-Year"; pricing "1-Year"]
+_TERM_NAMES = {
+    "monthly": "Monthly",
+    "annual": "1-Year",
+    "two_year": "2-Year",
+    "three_year": "3-Year",
+    "trial": "Trial",
+}
 RATE_LIMIT = 1000  # successful calls per rolling RATE_WINDOW (module doc: source and what is assumed)
 RATE_WINDOW = 60.0
 MAX_SIZE = 200
@@ -154,6 +163,7 @@ class Pax8Sandbox:
         self.tokens: set[str] = set()
         self.requests: list[httpx.Request] = []
         self._kinds: dict[str, ProductKind] = {}
+        self.dependencies: dict[str, dict[str, dict[str, Any]]] = {}  # product -> term -> Commitment rule
         self._token_count = 0
         self._by_company: dict[str, list[str]] | None = None
         self._by_company_size = 0
@@ -163,6 +173,7 @@ class Pax8Sandbox:
             ("GET", re.compile(r"/products"), self._list_products),
             ("GET", re.compile(r"/products/([^/]+)"), self._get_product),
             ("GET", re.compile(r"/products/([^/]+)/pricing"), self._get_pricing),
+            ("GET", re.compile(r"/products/([^/]+)/dependencies"), self._get_dependencies),
             ("GET", re.compile(r"/subscriptions"), self._list_subscriptions),
             ("GET", re.compile(r"/subscriptions/([^/]+)"), self._get_subscription),
             ("GET", re.compile(r"/subscriptions/([^/]+)/history"), self._get_history),
@@ -200,6 +211,8 @@ class Pax8Sandbox:
             sandbox.add_subscription(subscription)
         for row in scenario.vendor.usage:
             sandbox.add_usage(row)
+        for commitment in scenario.vendor.commitments:
+            sandbox.add_commitment(commitment)
         return sandbox
 
     def add_company(self, company: VendorCompany) -> None:
@@ -289,6 +302,50 @@ class Pax8Sandbox:
         self.subscriptions[sub.id] = current
         self.history[sub.id] = snapshots
         self._by_company = None
+
+    def add_commitment(self, commitment: Commitment) -> None:
+        """A subscription's `commitmentTerm {id, term, endDate}` (on its record and every history
+        snapshot: a read-only field of the full Subscription [spec]) and its product's rule for that
+        term in `GET /products/{id}/dependencies` [spec Commitment]. A seat addition's instant
+        becomes the `updatedDate` (the first order's: `createdDate`) of the one snapshot of that UTC
+        day, so the connector reads the same instants back."""
+        sid = commitment.subscription_id
+        current = self.subscriptions.get(sid)
+        if current is None:
+            raise ValueError(f"no subscription {sid!r} in the sandbox")
+        term: dict[str, Any] = {"id": _uuid("commitment", sid), "term": _TERM_NAMES[commitment.term]}
+        if commitment.end_date is not None:
+            term["endDate"] = f"{commitment.end_date.isoformat()}T00:00:00Z"
+        snapshots = self.history.get(sid, [])
+        for record in (current, *snapshots):
+            record["commitmentTerm"] = dict(term)
+        for addition in commitment.seat_additions:
+            at = addition.at.astimezone(UTC)
+            stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            days = [(snap.get("updatedDate") or snap.get("createdDate") or "")[:10] for snap in snapshots]
+            matches = [i for i, day in enumerate(days) if day == at.date().isoformat()]
+            if len(matches) != 1:
+                continue
+            if matches[0] == 0:
+                for record in (current, *snapshots):
+                    record["createdDate"] = stamp
+            else:
+                snapshots[matches[0]]["updatedDate"] = stamp
+                if matches[0] == len(snapshots) - 1:
+                    current["updatedDate"] = stamp
+        product_id = current["productId"]
+        self.dependencies.setdefault(product_id, {})[commitment.term] = {
+            "id": _uuid("commitment-rule", product_id, commitment.term),
+            "term": _TERM_NAMES[commitment.term],
+            "autoRenew": commitment.auto_renew,
+            "renewalWindowDaysBeforeTermEnd": commitment.window_days_before,
+            "renewalWindowDaysAfterTermEnd": commitment.window_days_after,
+            "allowForQuantityIncrease": True,
+            "allowForQuantityDecrease": commitment.allow_decrease,
+            "allowForEarlyCancellation": commitment.allow_early_cancellation,
+            "cancellationFeeApplied": commitment.cancellation_fee,
+            "isTransferable": False,
+        }
 
     def _summary_for(self, subscription_id: str) -> dict[str, Any]:
         summary_id = _uuid("usage-summary", subscription_id)
@@ -580,6 +637,16 @@ class Pax8Sandbox:
         if not product:
             return self._not_found(request, "Product", product_id)
         return self._json(200, {**product, "description": product.get("shortDescription", "")})
+
+    def _get_dependencies(self, request: httpx.Request, product_id: str) -> httpx.Response:
+        """[spec `findProductDependenciesByProductId`] `{commitmentDependencies, productDependencies}`;
+        404 "Product not found" for an unknown product."""
+        if product_id not in self.products:
+            return self._not_found(request, "Product", product_id)
+        rules = self.dependencies.get(product_id, {})
+        return self._json(
+            200, {"commitmentDependencies": [rules[k] for k in sorted(rules)], "productDependencies": []}
+        )
 
     def _get_pricing(self, request: httpx.Request, product_id: str) -> httpx.Response:
         product = self.products.get(product_id)

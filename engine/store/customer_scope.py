@@ -50,6 +50,7 @@ from engine.scenario import (
     VendorProduct,
 )
 from engine.store import tables as t
+from engine.store.commitments import read_commitments
 from engine.store.database import Store
 from engine.store.loading import history_rows
 
@@ -311,6 +312,7 @@ def read_customers(
         psa_products = [fast(PsaProduct, r) for r in rows(t.PsaProductRow)]
         sub_rows = rows(t.SubscriptionRow, col(t.SubscriptionRow.company_id).in_(ids))
         history = history_rows(conn, [r["id"] for r in sub_rows]) if sub_rows else {}
+        commitments = read_commitments(conn, {r["id"] for r in sub_rows}) if sub_rows else []
         subs = [fast(Subscription, {**r, "history": history.get(r["id"], [])}) for r in sub_rows]
         sub_ids = [x.id for x in subs]
         usage = [
@@ -382,6 +384,7 @@ def read_customers(
                     subscriptions=subs,
                     usage=usage,
                     billing_configurations=configs,
+                    commitments=commitments,
                 ),
             ),
             psa=fast(

@@ -19,6 +19,7 @@ from engine.rules.hints import PlanHints
 from engine.scenario import (
     AgreementMapping,
     BillingConfiguration,
+    Commitment,
     CompanyMapping,
     HistoryRow,
     Ignore,
@@ -41,6 +42,7 @@ from engine.scenario import (
     VendorProduct,
 )
 from engine.store import tables as t
+from engine.store.commitments import delete_commitments, read_commitments, write_commitments
 from engine.store.loading import HistoryLoader, history_rows, raw_rows, scan_history
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ VENDOR_TABLES = (
     t.HistoryRowRecord,
     t.UsageRecord,
     t.BillingConfigurationRow,
+    t.CommitmentTermRow,  # issue 15: commitment terms are vendor data
+    t.SeatAdditionRow,
 )
 PSA_TABLES = (t.PsaCompanyRow, t.PsaProductRow, t.PsaAgreementRow, t.PsaLineRow)
 OPERATOR_TABLES = (
@@ -243,6 +247,7 @@ class Store:
             s, t.UsageRecord, [{**u.model_dump(), "sub_product": u.sub_product or ""} for u in vendor.usage]
         )
         self._bulk(s, t.BillingConfigurationRow, [c.model_dump() for c in vendor.billing_configurations])
+        write_commitments(s, vendor.commitments)
 
     def _write_psa(self, s: Session, psa: Psa) -> None:
         self._bulk(s, t.PsaCompanyRow, [c.model_dump() for c in psa.companies])
@@ -370,6 +375,7 @@ class Store:
                         fast(BillingConfiguration, r)
                         for r in rows(t.BillingConfigurationRow, col(t.BillingConfigurationRow.id))
                     ],
+                    commitments=read_commitments(conn),
                 ),
             )
             lines = []
@@ -520,11 +526,13 @@ class Store:
         usage_scope: set[tuple[str, str]],
         full: bool,
         settings: dict[str, Any] | None = None,
+        commitments: list[Commitment] | None = None,
     ) -> None:
         """One vendor refresh, in one transaction: companies and products replaced; subscriptions
         replaced (`full`) or upserted (incremental: only the changed ones are given); the usage of
         `usage_scope` replaced (a full refresh also drops the usage of subscriptions that are gone);
-        billing configurations (operator state) untouched; `settings` written with the data."""
+        billing configurations (operator state) untouched; `settings` written with the data.
+        `commitments` (issue 15), when given, replace those of the given subscriptions (`full`: all)."""
         with self.session() as s, s.begin():
             for table in (t.VendorCompanyRow, t.VendorProductRow):
                 s.execute(delete(table))
@@ -542,6 +550,9 @@ class Store:
                 self._delete_in(s, col(t.UsageRecord.subscription_id), stale)
             self._upsert_subscriptions(s, subscriptions)
             self._replace_usage(s, usage, usage_scope)
+            if commitments is not None:
+                delete_commitments(s, None if full else [sub.id for sub in subscriptions])
+                write_commitments(s, commitments)
             for name, value in (settings or {}).items():
                 s.merge(t.SettingRow(name=name, value=value))
 

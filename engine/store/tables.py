@@ -239,3 +239,31 @@ class PlanCacheRow(SQLModel, table=True):
     computed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     view: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     plan: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- commitment terms (issue 15, migration 0007_commitment_terms) --------------------------------
+
+
+class CommitmentTermRow(SQLModel, table=True):
+    """A subscription's commitment term and its product's commitment rules (engine.scenario.Commitment)."""
+
+    __tablename__ = "commitment_term"
+    subscription_id: str = Field(primary_key=True)
+    term: str
+    end_date: date | None = None
+    auto_renew: bool = True
+    window_days_before: int = 0
+    window_days_after: int = 7
+    allow_decrease: bool = False
+    allow_early_cancellation: bool = False
+    cancellation_fee: bool = False
+
+
+class SeatAdditionRow(SQLModel, table=True):
+    """When seats were added to a committed subscription (the 168-hour rule): instants in UTC."""
+
+    __tablename__ = "seat_addition"
+    subscription_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    quantity: Decimal = money()  # type: ignore[assignment]

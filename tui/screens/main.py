@@ -22,6 +22,7 @@ from tui.view import count
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
+from tui.widgets.renewals import RENEWALS, RenewalsPane
 
 if TYPE_CHECKING:
     from tui.app import TrueupApp
@@ -41,6 +42,8 @@ class MainScreen(FixActions, Screen[None]):
             for name in PANES:
                 with TabPane(PANE_TITLES[name], id=f"tab-{name}"):
                     yield Pane(name)
+            with TabPane(PANE_TITLES[RENEWALS], id=f"tab-{RENEWALS}"):  # issue 15
+                yield RenewalsPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -64,6 +67,7 @@ class MainScreen(FixActions, Screen[None]):
                 changed = company_rows(data, name, patch, show_ignored) if patch is not None else None
                 self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
+        self.query_one(RenewalsPane).load(self.app.workspace, data.as_of)
         self.show_state()
 
     # --- how current the figures are (loading / stale banner) ----------------------------------------

@@ -20,7 +20,7 @@ from engine.plan import Finding, PlanLine
 from engine.verify import invoiced_total
 from tui.bindings import bindings
 from tui.model import ConsoleData
-from tui.screens.confirm import ConfirmModal
+from tui.screens.confirm import ConfirmModal, cost_continues_warning
 from tui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
@@ -238,7 +238,8 @@ class ReviewScreen(Screen[None]):
             if yes:
                 self.start_sync()
 
-        self.app.push_screen(ConfirmModal("Confirm sync", body), answered)
+        warning = cost_continues_warning(self.data.plan.findings, self.lines)  # issue 15
+        self.app.push_screen(ConfirmModal("Confirm sync", body, warning), answered)
 
     def start_sync(self) -> None:
         self.running = True

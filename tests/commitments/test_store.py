@@ -1,0 +1,110 @@
+"""Commitment terms in the store (migration 0007_commitment_terms): they survive the round trip, with
+their seat-addition instants in UTC, on SQLite and PostgreSQL; the migration goes down and up."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from builders import build, psa_line, seat_sub
+
+from engine.reconcile import reconcile
+from engine.scenario import Commitment, SeatAddition
+from engine.store import Store
+from engine.store.migrate import alembic_config
+
+POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import psycopg
+
+    assert POSTGRES_URL
+    name = f"trueup_c_{uuid.uuid4().hex[:16]}"
+    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def scenario_with_commitment():  # type: ignore[no-untyped-def]
+    scenario = build(
+        "2026-11-21",
+        subs=[seat_sub("S1", ("2026-07-01", 10), ("2026-11-10", 8), price="22.00", cost="18.00")],
+        lines=[psa_line("L1", 10, price="22.00", cost="18.00", effective="2026-07-01", sub="S1")],
+    )
+    commitment = Commitment(
+        subscription_id="S1",
+        term="annual",
+        end_date=date(2027, 6, 30),
+        window_days_before=3,
+        window_days_after=7,
+        cancellation_fee=True,
+        seat_additions=[
+            SeatAddition(
+                at=datetime(2026, 7, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5))), quantity=Decimal(10)
+            ),
+            SeatAddition(at=datetime(2026, 11, 18, 9, 30, tzinfo=UTC), quantity=Decimal("1.5")),
+        ],
+    )
+    vendor = scenario.vendor.model_copy(update={"commitments": [commitment]})
+    return scenario.model_copy(update={"vendor": vendor})
+
+
+def test_commitments_survive_the_store_round_trip_with_their_instants_in_utc(url: str) -> None:
+    scenario = scenario_with_commitment()
+    store = Store(url)
+    try:
+        store.import_scenario(scenario)
+        [back] = store.snapshot().vendor.commitments
+        lean, _ = store.plan_inputs()
+    finally:
+        store.close()
+    original = scenario.vendor.commitments[0]
+    assert back.model_dump(exclude={"seat_additions"}) == original.model_dump(exclude={"seat_additions"})
+    assert [(a.at, a.quantity) for a in back.seat_additions] == [
+        (datetime(2026, 7, 1, 14, 0, tzinfo=UTC), Decimal(10)),
+        (datetime(2026, 11, 18, 9, 30, tzinfo=UTC), Decimal("1.5")),
+    ]
+    assert [a.at.utcoffset() for a in back.seat_additions] == [timedelta(0), timedelta(0)]
+    found = [f.code for f in reconcile(lean).findings]
+    assert "commitment_cost_continues" in found
+
+
+def test_the_migration_goes_down_and_up_again(url: str) -> None:
+    store = Store(url)
+    try:
+        store.import_scenario(scenario_with_commitment())
+        config = alembic_config(store.engine)
+        command.downgrade(config, "0004_journal_by_key")
+        assert not {"commitment_term", "seat_addition"} & set(sa.inspect(store.engine).get_table_names())
+        command.upgrade(config, "head")
+        assert {"commitment_term", "seat_addition"} <= set(sa.inspect(store.engine).get_table_names())
+    finally:
+        store.close()

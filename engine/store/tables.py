@@ -266,4 +266,4 @@ class SeatAdditionRow(SQLModel, table=True):
     subscription_id: str = Field(primary_key=True)
     seq: int = Field(primary_key=True)
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    quantity: Decimal = money()  # type: ignore[assignment]
+    quantity: Decimal = money()

@@ -12,7 +12,7 @@ Create Date: 2026-12-01 23:50:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 from engine.store.types import DecimalText

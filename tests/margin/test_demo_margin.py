@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.margin import Mark, MarginReport, three_way_check
+from engine.margin import MarginReport, Mark, three_way_check
 from engine.reconcile import reconcile
 from engine.sandbox.demo import DEMO_MARGIN_LEAKS, build_demo_invoices, build_demo_scenario
 from engine.scenario import Ignore

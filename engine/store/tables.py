@@ -238,3 +238,52 @@ class PlanCacheRow(SQLModel, table=True):
     computed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     view: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     plan: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- the distributor's invoices and the margin check's operator marks (issue 14, engine.margin) ---
+
+
+class DistributorInvoiceRow(SQLModel, table=True):
+    """A distributor invoice as read (engine.margin.invoices.DistributorInvoice)."""
+
+    __tablename__ = "distributor_invoice"
+    id: str = Field(primary_key=True)
+    month: str = Field(index=True)  # YYYY-MM of invoice_date
+    invoice_date: date
+    status: str
+    total: Decimal = money()  # type: ignore[assignment]
+    currency: str
+    read_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DistributorInvoiceItemRow(SQLModel, table=True):
+    __tablename__ = "distributor_invoice_item"
+    __table_args__ = (Index("ix_invoice_item_invoice_seq", "invoice_id", "seq"),)
+    id: str = Field(primary_key=True)
+    invoice_id: str
+    seq: int
+    type: str
+    term: str | None = None
+    company_id: str | None = None
+    subscription_id: str | None = Field(default=None, index=True)
+    product_id: str | None = None
+    product_name: str = ""
+    start_period: date | None = None
+    end_period: date | None = None
+    quantity: Decimal = money()  # type: ignore[assignment]
+    price: Decimal = money()  # type: ignore[assignment]
+    cost: Decimal = money()  # type: ignore[assignment]
+    cost_total: Decimal = money()  # type: ignore[assignment]
+    sub_total: Decimal = money()  # type: ignore[assignment]
+    currency: str
+
+
+class MarginMarkRow(SQLModel, table=True):
+    """An operator's mark on a subscription for the margin check (`internal_use`): who, when, why."""
+
+    __tablename__ = "margin_mark"
+    subscription_id: str = Field(primary_key=True)
+    mark: str = "internal_use"
+    by: str
+    on: date
+    reason: str | None = None

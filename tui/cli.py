@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import click
 
-COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync")
+COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync", "tui.cli_margin")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

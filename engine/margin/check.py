@@ -285,6 +285,13 @@ def three_way_check(
         for item in inv.items
         if item.subscription_id and item.one_time
     }
+    arrears_elsewhere: set[str] = {
+        item.subscription_id
+        for inv in all_invoices
+        if inv.month != month and inv.counted
+        for item in inv.items
+        if item.subscription_id and item.arrears
+    }
 
     # The PSA side: lines in force, linked to a subscription (or to none: vendor-backed, unmatched).
     sides: dict[str, _Side] = defaultdict(_Side)
@@ -367,7 +374,9 @@ def three_way_check(
         psa_totals[settings.home_currency] += _line_amount(line)
     for sid in sorted(sides):
         side = sides[sid]
-        rows.extend(_classify(sid, side, idx, settings, marks, planned, other_prorates, first, audited))
+        rows.extend(
+            _classify(sid, side, idx, settings, marks, planned, other_prorates, arrears_elsewhere, first)
+        )
     for company, line in unlinked:
         rows.append(
             MarginRow(
@@ -457,8 +466,8 @@ def _classify(
     marks: Mapping[str, Mark],
     planned: set[str],
     other_prorates: set[str],
+    arrears_elsewhere: set[str],
     first: date,
-    audited: bool,
 ) -> list[MarginRow]:
     sub = idx.subs.get(sid)
     company = sub.company_id if sub is not None else side.company_id
@@ -519,6 +528,18 @@ def _classify(
                     f"no PSA line bills it ({why})",
                     vq,
                     None,
+                    should_amount,
+                )
+            )
+        elif not rec_items and sid in arrears_elsewhere and (sub is None or sub.status == "active"):
+            out.append(
+                row(
+                    "timing",
+                    cost,
+                    price,
+                    "usage billed in arrears: the distributor charges this period on another month's invoice",
+                    None,
+                    pq,
                     should_amount,
                 )
             )

@@ -322,8 +322,16 @@ def three_way_check(
     invoice_totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
     psa_totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for inv in counted:
-        invoice_totals[inv.currency] += inv.total
-        items_total = sum((item.cost_total for item in inv.items), ZERO)
+        # An item in another currency than its invoice is reported in its own currency and taken
+        # out of the invoice's total (ASSUMED: not seen in Pax8's examples; never added across).
+        foreign: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for item in inv.items:
+            if item.currency != inv.currency:
+                foreign[item.currency] += item.cost_total
+        for currency, amount in foreign.items():
+            invoice_totals[currency] += amount
+        invoice_totals[inv.currency] += inv.total - sum(foreign.values(), ZERO)
+        items_total = sum((item.cost_total for item in inv.items if item.currency == inv.currency), ZERO)
         for item in inv.items:
             if item.subscription_id:
                 side = sides[item.subscription_id]
@@ -347,7 +355,7 @@ def three_way_check(
                         reason=f"{item.type} on invoice {inv.id}: no subscription, the partner's own charge",
                     )
                 )
-        if items_total != inv.total:
+        if items_total != inv.total - sum(foreign.values(), ZERO):
             rows.append(
                 MarginRow(
                     currency=inv.currency,
@@ -356,7 +364,7 @@ def three_way_check(
                     subscription_id=None,
                     product="",
                     cls="unexplained",
-                    cost=inv.total - items_total,
+                    cost=inv.total - sum(foreign.values(), ZERO) - items_total,
                     price=ZERO,
                     should_bill=ZERO,
                     vendor_quantity=None,
@@ -374,9 +382,18 @@ def three_way_check(
         psa_totals[settings.home_currency] += _line_amount(line)
     for sid in sorted(sides):
         side = sides[sid]
-        rows.extend(
-            _classify(sid, side, idx, settings, marks, planned, other_prorates, arrears_elsewhere, first)
-        )
+        # One classification per currency: the PSA's lines go with the subscription's first
+        # item's currency (its billing currency); items in any other currency stand apart.
+        currencies = list(dict.fromkeys(item.currency for item in side.items))
+        for n, currency in enumerate(currencies or [settings.home_currency]):
+            part = _Side(
+                items=[item for item in side.items if item.currency == currency],
+                lines=side.lines if n == 0 else [],
+                company_id=side.company_id,
+            )
+            rows.extend(
+                _classify(sid, part, idx, settings, marks, planned, other_prorates, arrears_elsewhere, first)
+            )
     for company, line in unlinked:
         rows.append(
             MarginRow(

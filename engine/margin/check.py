@@ -49,6 +49,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from engine.batch import gc_paused
 from engine.margin.invoices import DistributorInvoice, InvoiceItem
 from engine.money import round_cents
 from engine.months import last_of_month, parse_month
@@ -238,6 +239,13 @@ class _Index:
         self.as_of = scenario.as_of
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
         self.synced = {k.key: k for k in scenario.synced}
+        self._timelines: dict[str, Timeline] = {}
+
+    def timeline(self, sub: Subscription) -> Timeline:
+        found = self._timelines.get(sub.id)
+        if found is None:
+            found = self._timelines[sub.id] = Timeline(sub.history)
+        return found
 
 
 def _in_force(line: PsaLine, agreement: PsaAgreement | None, first: date, last: date) -> bool:
@@ -268,6 +276,19 @@ def three_way_check(
     plan: Plan | None = None,
 ) -> MarginReport:
     """The month's check (module doc). `invoices` may hold other months: they show timing."""
+    with gc_paused():  # ~10^5 small acyclic objects: the collector would rescan them over and over
+        return _three_way_check(scenario, invoices, month, settings=settings, marks=marks, plan=plan)
+
+
+def _three_way_check(
+    scenario: Scenario,
+    invoices: Iterable[DistributorInvoice],
+    month: str,
+    *,
+    settings: MarginSettings | None = None,
+    marks: Mapping[str, Mark] | None = None,
+    plan: Plan | None = None,
+) -> MarginReport:
     settings = settings or MarginSettings()
     marks = marks or {}
     first = parse_month(month)
@@ -278,20 +299,17 @@ def three_way_check(
     counted = tuple(sorted((inv for inv in of_month if inv.counted), key=lambda i: (i.invoice_date, i.id)))
     replaced = tuple(sorted((inv for inv in of_month if not inv.counted), key=lambda i: i.id))
     planned = {line.key for line in plan.lines} if plan is not None else set()
-    other_prorates: set[str] = {
-        item.subscription_id
-        for inv in all_invoices
-        if inv.month != month and inv.counted
-        for item in inv.items
-        if item.subscription_id and item.one_time
-    }
-    arrears_elsewhere: set[str] = {
-        item.subscription_id
-        for inv in all_invoices
-        if inv.month != month and inv.counted
-        for item in inv.items
-        if item.subscription_id and item.arrears
-    }
+    other_prorates: set[str] = set()  # subscriptions with one-time items on another month's invoice
+    arrears_elsewhere: set[str] = set()  # … with arrears items on another month's invoice
+    for inv in all_invoices:
+        if inv.month == month or not inv.counted:
+            continue
+        for item in inv.items:
+            if item.subscription_id is not None:
+                if item.type != "subscription":
+                    other_prorates.add(item.subscription_id)
+                elif item.term is not None and item.term.lower() == "arrears":
+                    arrears_elsewhere.add(item.subscription_id)
 
     # The PSA side: lines in force, linked to a subscription (or to none: vendor-backed, unmatched).
     sides: dict[str, _Side] = defaultdict(_Side)
@@ -470,7 +488,7 @@ def _should_bill(sub: Subscription | None, idx: _Index, first: date) -> tuple[De
         return ZERO, ZERO
     if sub.status == "cancelled" and sub.cancelled_date is not None and sub.cancelled_date < first:
         return ZERO, ZERO
-    quantity = Timeline(sub.history).at(first) if sub.history else ZERO
+    quantity = _quantity_at(sub, first)
     price = idx.binding_price.get(sub.product_id, sub.unit_price)
     return quantity, round_cents(quantity * price)
 
@@ -564,7 +582,7 @@ def _classify(
             out.append(
                 row("billed_without_cost", cost, price, _why_no_cost(sub, pq), None, pq, should_amount)
             )
-        elif vq != pq and (later := _changed_since(sub, first, idx.as_of, vq, pq)) is not None:
+        elif vq != pq and (later := _changed_since(sub, idx, first, pq)) is not None:
             out.append(
                 row(
                     "timing",
@@ -672,17 +690,29 @@ def _classify(
     return out
 
 
-def _changed_since(
-    sub: Subscription | None, first: date, as_of: date, invoiced: Decimal, billed: Decimal
-) -> str | None:
+def _quantity_at(sub: Subscription, day: date) -> Decimal:
+    """The quantity in force at the end of `day`: what `Timeline(history).at(day)` says (the latest
+    row on or before `day`, same-day rows in the order given, a cancel is 0), in one pass."""
+    best: date | None = None
+    quantity = ZERO
+    for row in sub.history:
+        on = row.effective_date
+        if on <= day and (best is None or on >= best):
+            best = on
+            quantity = ZERO if row.action == "cancel" else row.quantity
+    return quantity
+
+
+def _changed_since(sub: Subscription | None, idx: _Index, first: date, billed: Decimal) -> str | None:
     """When the PSA's line holds the quantity the subscription has now (as of `as_of`) and it
     changed after the month's first day: what changed (the PSA's lines are today's), else None."""
+    as_of = idx.as_of
     if sub is None or as_of <= first:
         return None
-    timeline = Timeline(sub.history, until=as_of)
-    if timeline.current != billed:
+    timeline = idx.timeline(sub)
+    if timeline.at(as_of) != billed:
         return None
-    changes = [c for c in timeline.changes if c.on > first]
+    changes = [c for c in timeline.changes if first < c.on <= as_of]
     if not changes:
         return None
     return f"it changed to {_q(billed)} on {changes[-1].on}"

@@ -42,6 +42,13 @@ def _money(value: Any) -> str:
     "--use-stored", is_flag=True, help="Check what the store holds; read nothing from the services."
 )
 @click.option("--all", "show_all", is_flag=True, help="List matched and timing rows too.")
+@click.option(
+    "--price-policy",
+    type=click.Choice(["follow_retail", "keep_and_warn", "keep_margin"]),
+    default="follow_retail",
+    show_default=True,
+    help="What a vendor price change proposes for the PSA line (engine.rules.leaks).",
+)
 @click.pass_context
 def margin(
     ctx: click.Context,
@@ -51,6 +58,7 @@ def margin(
     xlsx_path: Path | None,
     use_stored: bool,
     show_all: bool,
+    price_policy: str,
 ) -> None:
     """The three-way check: distributor invoice, PSA billed, plan — per customer and subscription."""
     if ctx.invoked_subcommand is not None:
@@ -71,7 +79,11 @@ def margin(
     except InvalidOperation:
         _fail(f"--floor {floor!r}: a percent from 0 to 100")
     db_url = ctx.find_root().params.get("db_url")
-    sys.exit(asyncio.run(_margin(db_url, month, floor_percent, csv_path, xlsx_path, use_stored, show_all)))
+    sys.exit(
+        asyncio.run(
+            _margin(db_url, month, floor_percent, csv_path, xlsx_path, use_stored, show_all, price_policy)
+        )
+    )
 
 
 async def _margin(
@@ -82,10 +94,12 @@ async def _margin(
     xlsx_path: Path | None,
     use_stored: bool,
     show_all: bool,
+    price_policy: str = "follow_retail",
 ) -> int:
     from engine.margin import CLASS_LABELS, CLASSES, MarginSettings, three_way_check
     from engine.margin.export import write_csv, write_xlsx
     from engine.margin.store import load_invoices, marks, refresh_invoices
+    from engine.rules.leaks import leak_rules
 
     ws = _open_workspace(db_url)
     try:
@@ -111,9 +125,20 @@ async def _margin(
             marks=marks(ws.store),
             plan=plan,
         )
+        leaks = leak_rules(scenario, price_policy)  # type: ignore[arg-type]
     finally:
         await ws.aclose()
 
+    if leaks:
+        click.echo(f"Leak rules ({len(leaks)}):")
+        for leak in leaks:
+            proposal = ""
+            if leak.proposed_price is not None:
+                proposal = f" → propose price {leak.proposed_price}"
+            elif leak.proposed_cancel is not None:
+                proposal = f" → propose cancel ending {leak.proposed_cancel}"
+            click.echo(f"  {leak.finding.code:<24} {leak.finding.message}{proposal}")
+        click.echo("")
     click.echo(f"Three-way check {report.month} — PSA billed from {report.psa_source}")
     if report.status == "not_audited":
         click.echo(

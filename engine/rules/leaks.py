@@ -8,6 +8,8 @@ subscription (its source):
 1. **vendor_subscription_gone** (error) — the subscription is absent from the vendor (deleted), or
    cancelled there with no `cancel` row in its history (no cancellation record): proposes the
    cancel, the line ending on the last day of as_of's month.
+Rules 2 and 3 apply to seat products only (usage and quota lines take their prices from the
+period's usage, RULES §5–6).
 2. **price_below_cost** (error) — the line's unit price is below the vendor's current unit cost
    (the binding's cost override first).
 3. **vendor_price_changed** (warning) — the vendor's unit price or cost differs from the line's
@@ -54,6 +56,7 @@ def leak_rules(scenario: Scenario, policy: PriceChangePolicy = "follow_retail") 
         )
     month_end = last_of_month(scenario.as_of)
     subs = {s.id: s for s in scenario.vendor.subscriptions}
+    kinds = {p.id: p.kind for p in scenario.vendor.products}
     bindings = {(b.vendor_product_id, b.sub_product): b for b in scenario.mappings.products}
     out: list[Leak] = []
     for line in sorted(scenario.psa.lines, key=lambda item: item.id):
@@ -83,6 +86,8 @@ def leak_rules(scenario: Scenario, policy: PriceChangePolicy = "follow_retail") 
                 )
             )
             continue
+        if kinds.get(sub.product_id, "seat") != "seat":
+            continue  # usage and quota lines take their prices from the period's usage (RULES §5, §6)
         binding = bindings.get((sub.product_id, line.source.sub_product if line.source else None))
         cost = binding.unit_cost if binding is not None and binding.unit_cost is not None else sub.unit_cost
         if line.unit_price < cost:

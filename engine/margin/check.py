@@ -54,8 +54,7 @@ from engine.margin.invoices import DistributorInvoice, InvoiceItem
 from engine.money import round_cents
 from engine.months import last_of_month, parse_month
 from engine.plan import Plan
-from engine.rules.quantities import Timeline
-from engine.scenario import PsaAgreement, PsaLine, Scenario, Subscription
+from engine.scenario import PsaAgreement, PsaLine, Scenario, Subscription, SyncedKey
 
 ZERO = Decimal("0")
 Class = Literal[
@@ -238,14 +237,14 @@ class _Index:
         self.ignored = {i.key: i for i in scenario.ignored}
         self.as_of = scenario.as_of
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
-        self.synced = {k.key: k for k in scenario.synced}
-        self._timelines: dict[str, Timeline] = {}
+        self.synced_list = scenario.synced
+        self.synced: dict[str, SyncedKey] = {}  # set by the check: the months its prorates are in
 
-    def timeline(self, sub: Subscription) -> Timeline:
-        found = self._timelines.get(sub.id)
-        if found is None:
-            found = self._timelines[sub.id] = Timeline(sub.history)
-        return found
+    def synced_prorates(self, months: set[str]) -> dict[str, SyncedKey]:
+        """The synced prorate keys (`<sub>:prorate:YYYY-MM-DD`) of changes in `months`."""
+        return {
+            k.key: k for k in self.synced_list if k.key[-10:-3] in months and k.key[-19:-11] == ":prorate"
+        }
 
 
 def _in_force(line: PsaLine, agreement: PsaAgreement | None, first: date, last: date) -> bool:
@@ -392,6 +391,14 @@ def _three_way_check(
             )
 
     audited = bool(counted)
+    idx.synced = idx.synced_prorates(
+        {
+            f"{item.start_period.year:04d}-{item.start_period.month:02d}"
+            for inv in counted
+            for item in inv.items
+            if item.one_time and item.start_period is not None
+        }
+    )
     # The PSA total, apart from the classification (which must account for every line of it).
     for side in sides.values():
         currency = side.items[0].currency if side.items else settings.home_currency
@@ -402,8 +409,12 @@ def _three_way_check(
         side = sides[sid]
         # One classification per currency: the PSA's lines go with the subscription's first
         # item's currency (its billing currency); items in any other currency stand apart.
-        currencies = list(dict.fromkeys(item.currency for item in side.items))
-        for n, currency in enumerate(currencies or [settings.home_currency]):
+        if len({item.currency for item in side.items}) <= 1:
+            rows.extend(
+                _classify(sid, side, idx, settings, marks, planned, other_prorates, arrears_elsewhere, first)
+            )
+            continue
+        for n, currency in enumerate(dict.fromkeys(item.currency for item in side.items)):
             part = _Side(
                 items=[item for item in side.items if item.currency == currency],
                 lines=side.lines if n == 0 else [],
@@ -431,9 +442,8 @@ def _three_way_check(
         )
     if not audited:
         rows = []
-    currencies = sorted(set(invoice_totals) | set(psa_totals))
     totals = []
-    for currency in currencies:
+    for currency in sorted(set(invoice_totals) | set(psa_totals)):
         mine = [r for r in rows if r.currency == currency]
         by_class: dict[str, tuple[Decimal, Decimal]] = {}
         for r in mine:
@@ -704,18 +714,17 @@ def _quantity_at(sub: Subscription, day: date) -> Decimal:
 
 
 def _changed_since(sub: Subscription | None, idx: _Index, first: date, billed: Decimal) -> str | None:
-    """When the PSA's line holds the quantity the subscription has now (as of `as_of`) and it
-    changed after the month's first day: what changed (the PSA's lines are today's), else None."""
+    """When the PSA's line holds the quantity the subscription has now (as of `as_of`) and that
+    differs from the quantity on the month's first day: what changed (the PSA's lines are
+    today's), else None."""
     as_of = idx.as_of
     if sub is None or as_of <= first:
         return None
-    timeline = idx.timeline(sub)
-    if timeline.at(as_of) != billed:
+    now = _quantity_at(sub, as_of)
+    if now != billed or now == _quantity_at(sub, first):
         return None
-    changes = [c for c in timeline.changes if first < c.on <= as_of]
-    if not changes:
-        return None
-    return f"it changed to {_q(billed)} on {changes[-1].on}"
+    last = max((r.effective_date for r in sub.history if first < r.effective_date <= as_of), default=as_of)
+    return f"it changed to {_q(billed)} on {last}"
 
 
 def _why_unbilled(sub: Subscription | None, company: str, idx: _Index) -> str:

@@ -19,7 +19,7 @@ import click
 if TYPE_CHECKING:
     from engine.store.resolve import StoreChoice
 
-COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync", "tui.cli_renewals")
+COMMAND_MODULES = ("tui.cli_connections", "tui.cli_sync", "tui.cli_renewals", "tui.cli_margin")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

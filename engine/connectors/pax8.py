@@ -81,6 +81,15 @@ How the engine's types are derived (nothing here is a Pax8 field, so it is docum
   Cost of the check: one pricing call per product; "partner" (or an omitted `partnerCost`) adds
   one per (product, company). ASSUMED: the company-specific pricing is what Pax8 bills (the spec
   says only "company-specific pricing").
+* **Invoices** (issue 14). `invoices(start, end)` lists `GET /invoices?invoiceDateRangeStart=
+  &invoiceDateRangeEnd=` (yyyy-MM-dd [spec]) and reads each one's `GET /invoices/{id}/items`
+  (paged like every list [spec `Page`]). An item's `costTotal` is what the partner pays ("The
+  partner total cost of the services" [spec InvoiceItem]; the item's `total` is the customer's); when omitted, `quantity × cost` rounded half-up to
+  cents. An item's currency is its `currencyCode`, else its invoice's; an invoice with neither is
+  refused (currencies are never guessed). The invoice's `status` is in the spec's examples, not
+  its schema: an invoice without one is read as `Unpaid` (not final, so read again next time).
+  An invoice's `total` is "The total amount due" [spec Invoice]; omitted: the sum of its items'
+  `costTotal`.
 * Billing terms: `Monthly` -> monthly; `Annual`, `2-Year`, `3-Year` -> annual; others -> monthly.
   Status `Cancelled` -> cancelled (its `endDate` is both `end_date` and `cancelled_date`); every
   other status is active. Company status `Active` -> active, `Inactive`/`Deleted` -> inactive.
@@ -111,6 +120,7 @@ from engine.connectors.http import (
     parse_datetime,
     parse_json,
 )
+from engine.margin.invoices import DistributorInvoice, InvoiceItem
 from engine.months import last_of_month, parse_month
 from engine.scenario import (
     Commitment,
@@ -366,6 +376,103 @@ class Pax8UsageLine(Pax8Model):
     unit_price: Money = Field(None, alias="unitPrice")
     currency_code: str | None = Field(None, alias="currencyCode")
     is_trial: bool | None = Field(None, alias="isTrial")
+
+
+class Pax8Invoice(Pax8Model):
+    """[spec `Invoice`] (+ `status`, in the examples)."""
+
+    id: str
+    invoice_date: Day = Field(None, alias="invoiceDate")
+    due_date: Day = Field(None, alias="dueDate")
+    status: str | None = None
+    total: Money = None
+    balance: Money = None
+    currency_code: str | None = Field(None, alias="currencyCode")
+    partner_name: str | None = Field(None, alias="partnerName")
+    company_id: str | None = Field(None, alias="companyId")
+
+
+class Pax8InvoiceItem(Pax8Model):
+    """[spec `InvoiceItem`]: `price` the customer unit price, `cost` the partner unit cost. The
+    spec's own example item carries no `id`: an item without one is named `<invoice id>:<n>`."""
+
+    id: str | None = None
+    type: str | None = None
+    company_id: str | None = Field(None, alias="companyId")
+    company_name: str | None = Field(None, alias="companyName")
+    start_period: Day = Field(None, alias="startPeriod")
+    end_period: Day = Field(None, alias="endPeriod")
+    quantity: Money = None
+    term: str | None = None
+    sku: str | None = None
+    description: str | None = None
+    price: Money = None
+    sub_total: Money = Field(None, alias="subTotal")
+    cost: Money = None
+    cost_total: Money = Field(None, alias="costTotal")
+    total: Money = None
+    product_id: str | None = Field(None, alias="productId")
+    product_name: str | None = Field(None, alias="productName")
+    currency_code: str | None = Field(None, alias="currencyCode")
+    subscription_id: str | None = Field(None, alias="subscriptionId")
+
+
+def to_invoice(invoice: Pax8Invoice, items: Sequence[Pax8InvoiceItem]) -> DistributorInvoice:
+    """The engine's invoice (module doc, "Invoices")."""
+    if invoice.invoice_date is None:
+        raise ServiceError(SERVICE, f"invoice {invoice.id} has no invoiceDate", status=200)
+    zero = Decimal("0")
+    mapped: list[InvoiceItem] = []
+    for n, item in enumerate(items):
+        item_id = item.id or f"{invoice.id}:{n}"
+        currency = item.currency_code or invoice.currency_code
+        if not currency:
+            raise ServiceError(
+                SERVICE,
+                f"invoice {invoice.id} item {item_id}: no currencyCode on the item or the invoice",
+                status=200,
+            )
+        quantity = item.quantity if item.quantity is not None else zero
+        cost = item.cost if item.cost is not None else zero
+        price = item.price if item.price is not None else zero
+        mapped.append(
+            InvoiceItem(
+                id=item_id,
+                invoice_id=invoice.id,
+                type=(item.type or "subscription").lower(),
+                company_id=item.company_id,
+                subscription_id=item.subscription_id,
+                product_id=item.product_id,
+                product_name=item.product_name or item.description or item.sku or "",
+                start_period=item.start_period,
+                end_period=item.end_period,
+                quantity=quantity,
+                price=price,
+                cost=cost,
+                cost_total=item.cost_total
+                if item.cost_total is not None
+                else (quantity * cost).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+                sub_total=item.sub_total
+                if item.sub_total is not None
+                else (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+                currency=currency,
+                term=item.term,
+            )
+        )
+    currency = invoice.currency_code or (mapped[0].currency if mapped else None)
+    if not currency:
+        raise ServiceError(SERVICE, f"invoice {invoice.id}: no currencyCode", status=200)
+    total = invoice.total
+    if total is None:
+        total = sum((i.cost_total for i in mapped), zero)
+    return DistributorInvoice(
+        id=invoice.id,
+        invoice_date=invoice.invoice_date,
+        status=invoice.status or "Unpaid",
+        total=total,
+        currency=currency,
+        items=tuple(mapped),
+    )
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -924,6 +1031,21 @@ class Pax8Connector:
             f"/usage-summaries/{usage_summary_id}/usage-lines",
             {"usageDate": usage_date.isoformat()},
         )
+
+    async def raw_invoices(self, **filters: str) -> list[Pax8Invoice]:
+        """`GET /invoices` (filters: status, invoiceDate, invoiceDateRangeStart/End, companyId…)."""
+        return await self._listed(Pax8Invoice, "/invoices", filters)
+
+    async def raw_invoice_items(self, invoice_id: str) -> list[Pax8InvoiceItem]:
+        return await self._listed(Pax8InvoiceItem, f"/invoices/{invoice_id}/items")
+
+    async def invoices(self, start: date, end: date) -> list[DistributorInvoice]:
+        """The invoices dated `start`..`end` with their items (module doc, "Invoices")."""
+        listed = await self.raw_invoices(
+            invoiceDateRangeStart=start.isoformat(), invoiceDateRangeEnd=end.isoformat()
+        )
+        items = await self._gather([self.raw_invoice_items(invoice.id) for invoice in listed])
+        return [to_invoice(invoice, found) for invoice, found in zip(listed, items, strict=True)]
 
     # --- VendorConnector -------------------------------------------------------------------------
 

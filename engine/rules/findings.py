@@ -74,6 +74,16 @@ CODES: dict[str, tuple[Severity, str]] = {
         "Keep billing the customer until the term ends, or accept the cost; the vendor will not refund it.",
     ),
     "seats_reducible_at_renewal": ("warning", "Reduce the vendor quantity when the renewal window opens."),
+    # Leak rules (issue 14, engine.rules.leaks).
+    "vendor_subscription_gone": (
+        "error",
+        "Cancel the PSA line (proposed), or restore the subscription at the vendor.",
+    ),
+    "price_below_cost": ("error", "Raise the PSA line's price above the vendor's cost, or bind a price."),
+    "vendor_price_changed": (
+        "warning",
+        "Update the PSA line's price (proposed by the price_change_policy setting), or keep it on purpose.",
+    ),
 }
 
 

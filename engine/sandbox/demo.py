@@ -2014,3 +2014,264 @@ def _build(*, seed: int, as_of: date, psa: str, scale: int | None, invoiced_thro
     if scale is None:
         scenario = Scenario.model_validate(scenario.model_dump())
     return scenario
+
+
+# --- the distributor's invoices (issue 14) --------------------------------------------------------
+#
+# `build_demo_invoices(scenario)` gives the Pax8 invoices of the 12 invoice months up to as_of's
+# (the invoice of a month is dated its 5th; before the 5th the month has none yet), derived from
+# the scenario's own history so that the three-way check ties out against it:
+# * `subscription` items (term Monthly): every monthly seat subscription with a quantity in force on
+#   the month's first day, quantity × unit cost, period = the month;
+# * annual seat subscriptions (term Annual) in the month of their start date's anniversary;
+# * `prorate` items (term Monthly) for each increase of the month before, by RULES §2's factor
+#   (the change day not counted), period = the change day to that month's end (ASSUMED: Pax8
+#   prorates every increase; the PSA side prorates above the month's high-water mark only);
+# * arrears items (`subscription`, term Arrears): the usage rows of the month before, quantity ×
+#   unit cost (usage summaries: quantity 1 at the partner total), period = that month.
+# Every month but the latest is `Paid`. The latest was issued, credited and re-issued: the first
+# issue (`Credited`) carries a wrong service charge; the re-issue (`Unpaid`, not final) does not.
+# Planted on the latest month (DEMO_MARGIN_LEAKS; tests/margin/ holds each): a vendor price rise
+# the PSA absorbed, a cost rise that eats the margin, and a partner service charge.
+
+DEMO_MARGIN_LEAKS: dict[str, str] = {
+    "not_billed_onward": (
+        "Riverside Montessori School: its only agreement ended, Pax8 still charges 21 Business Basic seats."
+    ),
+    "billed_without_cost": (
+        "Lakeside Community Food Bank: Exchange Online cancelled at Pax8 on 10/15, the PSA line still bills 12."
+    ),
+    "quantity_differs": "Harborview Family Dental: Pax8 invoices 18 Business Premium seats, the PSA bills 15.",
+    "price_below_cost": "the first quiet Business Premium customer: Pax8's cost rose $18.70 → $23.10 over $22.00.",
+    "margin_below_floor": "the second quiet Business Premium customer: cost $20.90 on $22.00 (5.0 %).",
+    "timing": "last month's synced prorates: Pax8 charges them this month, the PSA billed them already.",
+    "partner_charge": "a $25.00 Pax8 billing fee of no subscription.",
+}
+PRICE_RISE_COST = D("23.10")
+FLOOR_BREACH_COST = D("20.90")
+
+
+def _item(
+    invoice_id: str,
+    n: int,
+    sub: Subscription,
+    product: VendorProduct | None,
+    *,
+    type_: str,
+    term: str,
+    quantity: Decimal,
+    cost: Decimal,
+    price: Decimal,
+    start: date,
+    end: date,
+    currency: str = "USD",
+) -> Any:
+    from engine.margin.invoices import InvoiceItem
+    from engine.money import round_cents
+
+    return InvoiceItem(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"trueup-demo-item:{invoice_id}:{n}")),
+        invoice_id=invoice_id,
+        type=type_,
+        company_id=sub.company_id,
+        subscription_id=sub.id,
+        product_id=sub.product_id,
+        product_name=product.name if product else sub.product_id,
+        start_period=start,
+        end_period=end,
+        quantity=quantity,
+        price=price,
+        cost=cost,
+        cost_total=round_cents(quantity * cost),
+        sub_total=round_cents(quantity * price),
+        currency=currency,
+        term=term,
+    )
+
+
+def build_demo_invoices(scenario: Scenario, *, months: int = 12, plant: bool = True) -> list[Any]:
+    """The distributor's invoices consistent with `scenario` (section comment above)."""
+    from engine.margin.invoices import DistributorInvoice
+    from engine.money import round_cents
+    from engine.rules.quantities import Timeline
+
+    as_of = scenario.as_of
+    latest = first_of_month(as_of) if as_of.day >= 5 else add_months(first_of_month(as_of), -1)
+    products = {p.id: p for p in scenario.vendor.products}
+    timelines = {s.id: Timeline(s.history) for s in scenario.vendor.subscriptions}
+    usage_by_period: dict[str, list[UsageRow]] = {}
+    for row in scenario.vendor.usage:
+        usage_by_period.setdefault(row.period, []).append(row)
+    subs = {s.id: s for s in scenario.vendor.subscriptions}
+    planted = _planted_subscriptions(scenario, latest, timelines) if plant else {}
+    invoices: list[Any] = []
+    for back in range(months - 1, -1, -1):
+        first = add_months(latest, -back)
+        last = last_of_month(first)
+        previous = add_months(first, -1)
+        invoice_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"trueup-demo-invoice:{month_key(first)}"))
+        items: list[Any] = []
+        for sub in scenario.vendor.subscriptions:
+            product = products.get(sub.product_id)
+            if product is None or product.kind != "seat":
+                continue
+            timeline = timelines[sub.id]
+            quantity = timeline.at(first)
+            annual = sub.billing_term == "annual"
+            if (
+                quantity > 0
+                and sub.start_date <= first
+                and (not annual or sub.start_date.month == first.month)
+            ):
+                cost = planted.get(sub.id, sub.unit_cost) if back == 0 else sub.unit_cost
+                items.append(
+                    _item(
+                        invoice_id,
+                        len(items),
+                        sub,
+                        product,
+                        type_="subscription",
+                        term="Annual" if annual else "Monthly",
+                        quantity=quantity,
+                        cost=cost,
+                        price=sub.unit_price,
+                        start=first,
+                        end=last,
+                    )
+                )
+            if annual:
+                continue
+            for change in timeline.changes:
+                if change.after > change.before and previous <= change.on <= last_of_month(previous):
+                    factor = Decimal((last_of_month(previous) - change.on).days) / days_in_month(previous)
+                    unit_cost, unit_price = (
+                        round_cents(sub.unit_cost * factor),
+                        round_cents(sub.unit_price * factor),
+                    )
+                    if unit_cost == 0 and unit_price == 0:
+                        continue
+                    items.append(
+                        _item(
+                            invoice_id,
+                            len(items),
+                            sub,
+                            product,
+                            type_="prorate",
+                            term="Monthly",
+                            quantity=change.after - change.before,
+                            cost=unit_cost,
+                            price=unit_price,
+                            start=change.on,
+                            end=last_of_month(previous),
+                        )
+                    )
+        for row in usage_by_period.get(month_key(previous), []):
+            sub = subs[row.subscription_id]
+            summary = row.partner_total is not None
+            items.append(
+                _item(
+                    invoice_id,
+                    len(items),
+                    sub,
+                    products.get(sub.product_id),
+                    type_="subscription",
+                    term="Arrears",
+                    quantity=D(1) if summary else row.quantity,
+                    cost=row.partner_total if summary and row.partner_total is not None else row.unit_cost,
+                    price=row.charges if summary and row.charges is not None else row.unit_price,
+                    start=previous,
+                    end=last_of_month(previous),
+                )
+            )
+        status = "Paid" if back else "Unpaid"
+        if back == 0 and plant:
+            from engine.margin.invoices import InvoiceItem
+
+            items.append(
+                InvoiceItem(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"trueup-demo-item:{invoice_id}:fee")),
+                    invoice_id=invoice_id,
+                    type="service-charge",
+                    company_id=None,
+                    subscription_id=None,
+                    product_id=None,
+                    product_name="Pax8 billing fee",
+                    start_period=first,
+                    end_period=last,
+                    quantity=D(1),
+                    price=D("25.00"),
+                    cost=D("25.00"),
+                    cost_total=D("25.00"),
+                    sub_total=D("25.00"),
+                    currency="USD",
+                    term="One-Time",
+                )
+            )
+            wrong_id = str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"trueup-demo-invoice:{month_key(first)}:first-issue")
+            )
+            wrong_items = tuple(
+                InvoiceItem(**{**_fields(item), "id": item.id + "-x", "invoice_id": wrong_id})
+                for item in items
+                if item.subscription_id is not None
+            )
+            invoices.append(
+                DistributorInvoice(
+                    id=wrong_id,
+                    invoice_date=first.replace(day=4),
+                    status="Credited",
+                    total=sum((item.cost_total for item in wrong_items), D(0)) + D("250.00"),
+                    currency="USD",
+                    items=wrong_items,
+                )
+            )
+        invoices.append(
+            DistributorInvoice(
+                id=invoice_id,
+                invoice_date=first.replace(day=5),
+                status=status,
+                total=sum((item.cost_total for item in items), D(0)),
+                currency="USD",
+                items=tuple(items),
+            )
+        )
+    return invoices
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in item.__slots__}
+
+
+def _planted_subscriptions(scenario: Scenario, month: date, timelines: dict[str, Any]) -> dict[str, Decimal]:
+    """Subscription id -> the planted unit cost of the latest invoice: two quiet Business Premium
+    subscriptions (not a story customer's, PSA line at the invoiced quantity and price)."""
+    stories = set(DEMO_CUSTOMERS.values())
+    names = {c.id: c.name for c in scenario.vendor.companies}
+    premium = {p.id for p in scenario.vendor.products if p.name == "Microsoft 365 Business Premium"}
+    billed = {
+        line.source.subscription_id: line
+        for line in scenario.psa.lines
+        if line.source is not None and line.source.subscription_id and line.kind == "recurring"
+    }
+    found: list[str] = []
+    companies: set[str] = set()
+    for sub in sorted(scenario.vendor.subscriptions, key=lambda s: s.id):
+        line = billed.get(sub.id)
+        if (
+            sub.product_id in premium
+            and names.get(sub.company_id) not in stories
+            and sub.billing_term == "monthly"
+            and sub.status == "active"
+            and line is not None
+            and line.cancelled_date is None
+            and line.quantity == timelines[sub.id].at(month) > 0
+            and line.unit_price == sub.unit_price
+            and sub.start_date < month
+            and sub.company_id not in companies
+        ):
+            found.append(sub.id)
+            companies.add(sub.company_id)
+        if len(found) == 2:
+            break
+    costs = (PRICE_RISE_COST, FLOOR_BREACH_COST)
+    return dict(zip(found, costs, strict=False))

@@ -27,6 +27,14 @@ cost and no `partnerCost`. Either way `GET /products/{id}/pricing[?companyId=]` 
 (of that company, when it has some): `partnerBuyRate` = the unit cost, `suggestedRetailPrice` = the
 unit price, open quantity range, `Per Unit`; 404 for an unknown product.
 
+Invoices (issue 14): `GET /invoices` (paged; filters `status` (the spec's enum), `invoiceDate`,
+`invoiceDateRangeStart`, `invoiceDateRangeEnd`, `dueDate` (all yyyy-MM-dd, else 400), `companyId`;
+`sort` one of the spec's fields, optionally `,asc`/`,desc`), `GET /invoices/{id}` and `GET
+/invoices/{id}/items` (paged) serve `engine.margin.invoices.DistributorInvoice`s given to
+`add_invoice`, in the spec's `Invoice`/`InvoiceItem` shapes [spec]. A sandbox built with
+`from_scenario` serves `engine.sandbox.demo.build_demo_invoices(scenario)` (planted leaks only
+for the demo MSP), built on the first invoice call. `/invoices/draftItems` is not simulated (404).
+
 How a scenario becomes Pax8 data (the inverse of `engine.connectors.pax8`'s mapping):
 * a subscription's history rows become full snapshots: the first has no `updatedDate` and starts on
   its effective date, each later one has `updatedDate` = its effective date (09:00:0n -0700, so that
@@ -97,6 +105,18 @@ SUBSCRIPTION_SORTS = {
 COMPANY_SORTS = {"name", "city", "country", "stateOrProvince", "postalCode"}
 PRODUCT_SORTS = {"name", "vendor"}
 SUMMARY_SORTS = {"resourceGroup", "currentCharges", "partnerTotal"}
+INVOICE_SORT_FIELDS = (
+    "invoiceDate",
+    "dueDate",
+    "status",
+    "partnerName",
+    "total",
+    "balance",
+    "carriedBalance",
+)
+INVOICE_SORTS = set(INVOICE_SORT_FIELDS) | {f"{f},{d}" for f in INVOICE_SORT_FIELDS for d in ("asc", "desc")}
+INVOICE_STATUSES = ("Unpaid", "Paid", "Void", "Carried", "Nothing Due", "Credited")  # [spec]
+_YMD = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _dumps(body: Any) -> bytes:
@@ -160,6 +180,9 @@ class Pax8Sandbox:
         self.history: dict[str, list[dict[str, Any]]] = {}  # snapshots, oldest first
         self.summaries: dict[str, dict[str, Any]] = {}
         self.lines: dict[tuple[str, date], list[dict[str, Any]]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.invoice_items: dict[str, list[dict[str, Any]]] = {}
+        self._invoice_source: Callable[[], list[Any]] | None = None
         self.tokens: set[str] = set()
         self.requests: list[httpx.Request] = []
         self._kinds: dict[str, ProductKind] = {}
@@ -180,6 +203,9 @@ class Pax8Sandbox:
             ("GET", re.compile(r"/subscriptions/([^/]+)/usage-summaries"), self._list_summaries),
             ("GET", re.compile(r"/usage-summaries/([^/]+)"), self._get_summary),
             ("GET", re.compile(r"/usage-summaries/([^/]+)/usage-lines"), self._list_lines),
+            ("GET", re.compile(r"/invoices"), self._list_invoices),
+            ("GET", re.compile(r"/invoices/([^/]+)"), self._get_invoice),
+            ("GET", re.compile(r"/invoices/([^/]+)/items"), self._list_invoice_items),
         ]
 
     # --- building state --------------------------------------------------------------------------
@@ -213,7 +239,110 @@ class Pax8Sandbox:
             sandbox.add_usage(row)
         for commitment in scenario.vendor.commitments:
             sandbox.add_commitment(commitment)
+
+        def demo_invoices() -> list[Any]:
+            from engine.sandbox.demo import DEMO_CUSTOMERS, build_demo_invoices
+
+            names = {company.name for company in scenario.vendor.companies}
+            return build_demo_invoices(scenario, plant=DEMO_CUSTOMERS["prorate_story"] in names)
+
+        sandbox._invoice_source = demo_invoices
         return sandbox
+
+    # --- invoices (issue 14) ---------------------------------------------------------------------
+
+    def add_invoice(self, invoice: Any) -> None:
+        """Serve an `engine.margin.invoices.DistributorInvoice` (and its items)."""
+        self.invoices[invoice.id] = {
+            "id": invoice.id,
+            "invoiceDate": invoice.invoice_date.isoformat(),
+            "dueDate": (invoice.invoice_date.replace(day=28)).isoformat(),
+            "status": invoice.status,
+            "balance": Decimal("0") if invoice.status in ("Paid", "Credited", "Void") else invoice.total,
+            "carriedBalance": Decimal("0"),
+            "total": invoice.total,
+            "currencyCode": invoice.currency,
+            "partnerName": "Bluewire Technology Partners",
+            "externalId": invoice.id[:8],
+        }
+        self.invoice_items[invoice.id] = [
+            {
+                "id": item.id,
+                "type": item.type,
+                "companyId": item.company_id,
+                "companyName": self.companies.get(item.company_id or "", {}).get("name"),
+                "startPeriod": item.start_period.isoformat() if item.start_period else None,
+                "endPeriod": item.end_period.isoformat() if item.end_period else None,
+                "quantity": item.quantity,
+                "unitOfMeasure": "User",
+                "term": item.term,
+                "sku": self.products.get(item.product_id or "", {}).get("sku"),
+                "description": item.product_name,
+                "chargeType": "per",
+                "price": item.price,
+                "subTotal": item.sub_total,
+                "cost": item.cost,
+                "costTotal": item.cost_total,
+                "billedByPax8": True,
+                "total": item.sub_total,
+                "productId": item.product_id,
+                "productName": item.product_name,
+                "billingFee": Decimal("0"),
+                "amountDue": item.cost_total,
+                "currencyCode": item.currency,
+                "salesTax": Decimal("0"),
+                "subscriptionId": item.subscription_id,
+                "vendorName": "Sandbox Vendor",
+            }
+            for item in invoice.items
+        ]
+
+    def _load_invoices(self) -> None:
+        if self._invoice_source is not None:
+            source, self._invoice_source = self._invoice_source, None
+            for invoice in source():
+                if invoice.id not in self.invoices:
+                    self.add_invoice(invoice)
+
+    def _list_invoices(self, request: httpx.Request) -> httpx.Response:
+        self._load_invoices()
+        params = request.url.params
+        items = list(self.invoices.values())
+        if "status" in params:
+            if params["status"] not in INVOICE_STATUSES:
+                raise _BadRequest(f"status must be one of {', '.join(INVOICE_STATUSES)}")
+            items = [i for i in items if i["status"] == params["status"]]
+        days = {
+            name: _ymd(params, name)
+            for name in ("invoiceDate", "invoiceDateRangeStart", "invoiceDateRangeEnd", "dueDate")
+        }
+        if days["invoiceDate"]:
+            items = [i for i in items if i["invoiceDate"] == days["invoiceDate"]]
+        if days["dueDate"]:
+            items = [i for i in items if i["dueDate"] == days["dueDate"]]
+        if days["invoiceDateRangeStart"]:
+            items = [i for i in items if i["invoiceDate"] >= days["invoiceDateRangeStart"]]
+        if days["invoiceDateRangeEnd"]:
+            items = [i for i in items if i["invoiceDate"] <= days["invoiceDateRangeEnd"]]
+        if "companyId" in params:
+            wanted = params["companyId"]
+            items = [i for i in items if any(x["companyId"] == wanted for x in self.invoice_items[i["id"]])]
+        sort = params.get("sort")
+        if sort and "," not in sort:
+            sort += ",asc"
+        items = self._sorted(items, sort, INVOICE_SORTS)
+        return self._page(request, items)
+
+    def _get_invoice(self, request: httpx.Request, invoice_id: str) -> httpx.Response:
+        self._load_invoices()
+        invoice = self.invoices.get(invoice_id)
+        return self._json(200, invoice) if invoice else self._not_found(request, "Invoice", invoice_id)
+
+    def _list_invoice_items(self, request: httpx.Request, invoice_id: str) -> httpx.Response:
+        self._load_invoices()
+        if invoice_id not in self.invoices:
+            return self._not_found(request, "Invoice", invoice_id)
+        return self._page(request, self.invoice_items[invoice_id])
 
     def add_company(self, company: VendorCompany) -> None:
         self.companies[company.id] = {
@@ -750,6 +879,20 @@ class Pax8Sandbox:
 
 class _BadRequest(Exception):
     pass
+
+
+def _ymd(params: httpx.QueryParams, name: str) -> str | None:
+    """A `yyyy-MM-dd` query parameter [spec], or a 400."""
+    text: str | None = params.get(name)
+    if text is None:
+        return None
+    try:
+        if not _YMD.fullmatch(text):
+            raise ValueError(text)
+        date.fromisoformat(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be formatted yyyy-MM-dd") from None
+    return text
 
 
 def _int_param(params: httpx.QueryParams, name: str, default: int) -> int:

@@ -1,5 +1,5 @@
 """Commitment terms in the store (issue 15): `engine.scenario.Commitment` in and out of the
-`commitment_term` and `seat_addition` tables (engine.store.tables, migration 0007_commitment_terms).
+`commitment_term` and `seat_addition` tables (engine.store.tables, migration 0006_commitment_terms).
 
 Seat-addition instants are written in UTC; a database that drops the offset (SQLite) gives them
 back naive, and they are read as UTC."""

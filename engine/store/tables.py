@@ -241,7 +241,7 @@ class PlanCacheRow(SQLModel, table=True):
     plan: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
-# --- commitment terms (issue 15, migration 0007_commitment_terms) --------------------------------
+# --- commitment terms (issue 15, migration 0006_commitment_terms) --------------------------------
 
 
 class CommitmentTermRow(SQLModel, table=True):
@@ -267,3 +267,52 @@ class SeatAdditionRow(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     quantity: Decimal = money()
+
+
+# --- the distributor's invoices and the margin check's operator marks (issue 14, engine.margin) ---
+
+
+class DistributorInvoiceRow(SQLModel, table=True):
+    """A distributor invoice as read (engine.margin.invoices.DistributorInvoice)."""
+
+    __tablename__ = "distributor_invoice"
+    id: str = Field(primary_key=True)
+    month: str = Field(index=True)  # YYYY-MM of invoice_date
+    invoice_date: date
+    status: str
+    total: Decimal = money()
+    currency: str
+    read_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DistributorInvoiceItemRow(SQLModel, table=True):
+    __tablename__ = "distributor_invoice_item"
+    __table_args__ = (Index("ix_invoice_item_invoice_seq", "invoice_id", "seq"),)
+    id: str = Field(primary_key=True)
+    invoice_id: str
+    seq: int
+    type: str
+    term: str | None = None
+    company_id: str | None = None
+    subscription_id: str | None = Field(default=None, index=True)
+    product_id: str | None = None
+    product_name: str = ""
+    start_period: date | None = None
+    end_period: date | None = None
+    quantity: Decimal = money()
+    price: Decimal = money()
+    cost: Decimal = money()
+    cost_total: Decimal = money()
+    sub_total: Decimal = money()
+    currency: str
+
+
+class MarginMarkRow(SQLModel, table=True):
+    """An operator's mark on a subscription for the margin check (`internal_use`): who, when, why."""
+
+    __tablename__ = "margin_mark"
+    subscription_id: str = Field(primary_key=True)
+    mark: str = "internal_use"
+    by: str
+    on: date
+    reason: str | None = None

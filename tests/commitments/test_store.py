@@ -1,4 +1,4 @@
-"""Commitment terms in the store (migration 0007_commitment_terms): they survive the round trip, with
+"""Commitment terms in the store (migration 0006_commitment_terms): they survive the round trip, with
 their seat-addition instants in UTC, on SQLite and PostgreSQL; the migration goes down and up."""
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_the_migration_goes_down_and_up_again(url: str) -> None:
     try:
         store.import_scenario(scenario_with_commitment())
         config = alembic_config(store.engine)
-        command.downgrade(config, "0004_journal_by_key")
+        command.downgrade(config, "0005_distributor_invoices")
         assert not {"commitment_term", "seat_addition"} & set(sa.inspect(store.engine).get_table_names())
         command.upgrade(config, "head")
         assert {"commitment_term", "seat_addition"} <= set(sa.inspect(store.engine).get_table_names())

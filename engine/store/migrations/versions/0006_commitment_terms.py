@@ -4,8 +4,8 @@ Issue 15: Pax8's `commitmentTerm {term, endDate}` and `/products/{id}/dependenci
 (auto-renew, renewal window days, whether decreases and early cancellation are allowed, a fee), and
 the instants seats were added (the 168-hour rule). New tables only: nothing existing changes.
 
-Revision ID: 0007_commitment_terms
-Revises: 0004_journal_by_key
+Revision ID: 0006_commitment_terms
+Revises: 0005_distributor_invoices
 Create Date: 2026-12-01 23:50:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from engine.store.types import DecimalText
 
-revision: str = "0007_commitment_terms"
-down_revision: str | None = "0004_journal_by_key"
+revision: str = "0006_commitment_terms"
+down_revision: str | None = "0005_distributor_invoices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -80,6 +80,13 @@ REGISTRY: tuple[Command, ...] = (
         show=True,
         help="Review the selection (or everything) before syncing.",
     ),
+    Command(
+        "include-provisional",
+        "P",
+        "include_provisional",
+        "Include provisional",
+        help="Include provisional usage (figures not final) in the next sync, after a confirm; again: hold it.",
+    ),
     Command("copy-id", "c", "copy_id", "Copy id", help="Copy the row's id to the clipboard (OSC 52)."),
     Command("map-company", "m", "map_company", "Map customer", help="Customers: map to a PSA company."),
     Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),

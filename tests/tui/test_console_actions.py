@@ -215,7 +215,10 @@ async def test_map_unmap_and_generate(make_app: Any, store: Any, settle: Any) ->
         await settle(app, pilot)
         assert mappings(store)[target.key] == free
         assert pane.by_key[target.key].cells[2] != "Not mapped"
-        await pilot.press("u")
+        await pilot.press("u")  # unmapping asks first (issue 13): nothing changes until y
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmModal) and target.key in mappings(store)
+        await pilot.press("y")
         await settle(app, pilot)
         assert target.key not in mappings(store)
         assert pane.by_key[target.key].cells[2] == "Not mapped"

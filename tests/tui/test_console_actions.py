@@ -358,6 +358,10 @@ async def test_invoiced_through_and_as_of(make_app: Any, store: Any, settle: Any
         app.screen.query_one("Input").value = "2026-11-25"
         await pilot.press("enter")
         await settle(app, pilot)
+        # after today (the clock's 2026-11-21): asked, with the reason, since issue 13
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
+        await settle(app, pilot)
         assert app.data.as_of == date(2026, 11, 25)
 
 

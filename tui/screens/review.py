@@ -239,10 +239,10 @@ class ReviewScreen(Screen[None]):
         net = self.net
         counts = Counter(x.action for x in self.lines)
         text = (
-            f"Grand total: net {fmt_net(net.monthly)}/month, one-time {fmt_money(net.one_time)}"
+            f"Net {fmt_net(net.monthly)}/month, one-time {fmt_money(net.one_time)}"
             f" · margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
             + (f" · credits due {fmt_money(net.credits)} (by hand)" if net.credits else "")
-            + f" · gross {fmt_money(net.gross)} · "
+            + f" · Grand total {fmt_money(net.gross)} gross · "
             + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
         )
         if self.outcomes:

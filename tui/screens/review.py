@@ -242,7 +242,7 @@ class ReviewScreen(Screen[None]):
             f"Net {fmt_net(net.monthly)}/month, one-time {fmt_money(net.one_time)}"
             f" · margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
             + (f" · credits due {fmt_money(net.credits)} (by hand)" if net.credits else "")
-            + f" · Grand total {fmt_money(net.gross)} gross · "
+            + f"\nGrand total {fmt_money(net.gross)} gross · "
             + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
         )
         if self.outcomes:

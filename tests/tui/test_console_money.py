@@ -222,3 +222,28 @@ async def test_the_map_dialog_preselects_the_near_match(make_app: Any, settle: A
         await pilot.press("enter")
         await settle(app, pilot)
         assert pane.by_key[target.key].cells[1] == name
+
+
+async def test_w_writes_the_pane_and_the_review_as_csv_and_says_where(
+    make_app: Any, settle: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3", "w")
+        await settle(app, pilot)
+        path = tmp_path / "trueup-unsynced-2026-11-21.csv"
+        rows = list(csv.reader(path.open(encoding="utf-8")))
+        # every column, also those the 80-column screen drops, and every row
+        assert rows[0] == ["Sel", *(c.title for c in COLUMNS["unsynced"])]
+        assert len(rows) - 1 == len(app.main.pane("unsynced").rows)
+        assert any(str(path) in n.message for n in app._notifications)
+        await pilot.press("v")
+        await settle(app, pilot)
+        await pilot.press("w")
+        await settle(app, pilot)
+        review = list(csv.reader((tmp_path / "trueup-review-2026-11-21.csv").open(encoding="utf-8")))
+        assert review[0][0] == "Line" and review[0][NET_COLUMN] == "Net $/mo" and len(review) > 2

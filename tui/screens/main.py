@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
     from tui.app import TrueupApp
 
 LINE_PANES = ("unsynced", "arrears", "prorates")
+
+
+def write_csv_of(app: TrueupApp, table: KeyedTable, name: str) -> None:
+    """Write `table` to `name` in the current directory and say where (or why not, in one line)."""
+    path = Path.cwd() / name
+    try:
+        rows = table.write_csv(path)
+    except OSError as exc:
+        app.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error", timeout=8)
+        return
+    app.notify(f"Wrote {rows:,} rows to {path}", timeout=8)
 
 
 class MainScreen(Screen[None]):
@@ -225,6 +237,12 @@ class MainScreen(Screen[None]):
             value = row.key.removeprefix(IGNORED_PREFIX)
             self.app.copy_to_clipboard(value)
             self.notify(f"Copied {value}", timeout=3)
+
+    def action_export_csv(self) -> None:
+        """w: the pane's rows (after the filter, every column, the selection mark first) to a CSV."""
+        data = self.app.data
+        stamp = data.as_of.isoformat() if data is not None else "now"
+        write_csv_of(self.app, self.pane().table, f"trueup-{self.active}-{stamp}.csv")
 
     # --- ignore / restore --------------------------------------------------------------------------
 

@@ -368,6 +368,12 @@ class ReviewScreen(Screen[None]):
         self.draw()
         self.update_totals()
 
+    def action_export_csv(self) -> None:
+        """w: the review's lines (group rows included, every column) to a CSV file."""
+        from tui.screens.main import write_csv_of
+
+        write_csv_of(self.app, self.query_one(KeyedTable), f"trueup-review-{self.data.as_of.isoformat()}.csv")
+
     def action_cancel_sync(self) -> None:
         if self.running and self.cancel_event is not None:
             self.cancel_event.set()

@@ -12,10 +12,12 @@ under the cursor changes, `RowSelected` on enter or a click on the cursor row.""
 
 from __future__ import annotations
 
+import csv
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from rich.cells import cell_len, set_cell_size
@@ -324,6 +326,16 @@ class KeyedTable(ScrollView, can_focus=True):
             raise KeyError(key)
         _, cells, style = self._rows.row(index)
         return [Text(cell, style=style) for cell in cells]
+
+    def write_csv(self, path: Path) -> int:
+        """Every row (after the filter) with every column, dropped or not, as CSV: the row count."""
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(self._column_names)
+            for index in range(len(self._rows)):
+                _, cells, _ = self._rows.row(index)
+                writer.writerow(cells)
+        return len(self._rows)
 
     def apply(self, rows: Iterable[tuple[str, Cells, str]]) -> None:
         """rows: (key, cells, style) — style is a Rich style for the whole row ("" for none)."""

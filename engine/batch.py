@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _MaybeProvisional(Protocol):
+    @property
+    def provisional(self) -> bool: ...
+
+
+L = TypeVar("L", bound=_MaybeProvisional)
 _new = object.__new__
 _set = object.__setattr__
 _FIELDS: dict[type[BaseModel], tuple[set[str], bool]] = {}  # the fields, and whether instances share them
@@ -54,3 +62,14 @@ def gc_paused() -> Iterator[None]:
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()
+
+
+def hold_provisional(lines: Iterable[L], include_provisional: bool) -> tuple[list[L], list[L]]:
+    """The lines a sync writes, and the provisional ones it holds back (issue 13): usage whose
+    period is not final yet (RULES.md §5, summaries before day 5) is written only when the
+    operator includes it on purpose. (to write, held), each in the given order."""
+    write: list[L] = []
+    held: list[L] = []
+    for line in lines:
+        (held if line.provisional and not include_provisional else write).append(line)
+    return write, held

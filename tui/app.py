@@ -9,7 +9,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from textual import work
@@ -381,6 +381,27 @@ class TrueupApp(App[int]):
             return None
         return True
 
+    async def action_quit(self) -> None:
+        """q: during a running sync, ask first; yes stops after the line in flight, then quits."""
+        from tui.screens.review import ReviewScreen
+
+        running = next((s for s in self.screen_stack if isinstance(s, ReviewScreen) and s.running), None)
+        if running is None:
+            self.exit()
+            return
+        from tui.screens.confirm import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                running.quit_after = True
+                running.action_cancel_sync()
+
+        body = (
+            f"A sync is running ({len(running.outcomes)} of {len(running.lines)} lines done). Quit? "
+            "It stops after the line in flight (every write is journaled), then the console closes."
+        )
+        self.push_screen(ConfirmModal("Quit during a sync", body), answered)
+
     def action_help(self) -> None:
         from tui.screens.help import HelpModal  # not needed for the first paint
 
@@ -401,11 +422,31 @@ class TrueupApp(App[int]):
 
         current = self.data.as_of if self.data else self.as_of
 
+        def use(value: date) -> None:
+            self.as_of = value
+            self.notify(f"Plan computed as of {value.isoformat()}", timeout=4)
+            self.reload()
+
         def done(value: date | None) -> None:
-            if value is not None:
-                self.as_of = value
-                self.notify(f"Plan computed as of {value.isoformat()}", timeout=4)
-                self.reload()
+            if value is None:
+                return
+            today = self.clock().date()
+            if value <= today:
+                use(value)
+                return
+            # A future as-of treats usage periods that are not final today as final (issue 13).
+            from tui.screens.confirm import ConfirmModal
+
+            provisional = sum(1 for x in self.data.plan.lines if x.provisional) if self.data else 0
+            body = (
+                f"{value.isoformat()} is after today ({today.isoformat()}): the plan would treat vendor "
+                f"figures that are not final today as final"
+                + (f" ({provisional} provisional line(s) now)" if provisional else "")
+                + f". Compute the plan as of {value.isoformat()} anyway?"
+            )
+            self.push_screen(
+                ConfirmModal("As-of in the future", body), lambda yes: use(value) if yes else None
+            )
 
         self.push_screen(EditDateModal("As-of date (the plan is computed for this day)", current, None), done)
 
@@ -415,6 +456,11 @@ class TrueupApp(App[int]):
         current = self.data.invoiced_through if self.data else None
 
         def apply(value: date) -> None:  # in the modal's worker thread, through the core
+            if (value + timedelta(days=1)).day != 1:  # the date editor's own rule (issue 13)
+                raise ActionError(
+                    f"{value.isoformat()} is not the last day of a month: invoiced-through is the last "
+                    "day already invoiced to customers, a month end (partners invoice a month at a time)."
+                )
             self.act_now(Act("set_invoiced_through", day=value))
 
         def done(value: date | None) -> None:

@@ -81,6 +81,20 @@ REGISTRY: tuple[Command, ...] = (
         show=True,
         help="Review the selection (or everything) before syncing.",
     ),
+    Command(
+        "include-provisional",
+        "P",
+        "include_provisional",
+        "Include provisional",
+        help="Include provisional usage (figures not final) in the next sync, after a confirm; again: hold it.",
+    ),
+    Command(
+        "export-csv",
+        "w",
+        "export_csv",
+        "Write CSV",
+        help="Write the pane's rows (after the filter, every column) to a CSV file; says where.",
+    ),
     Command("copy-id", "c", "copy_id", "Copy id", help="Copy the row's id to the clipboard (OSC 52)."),
     Command("map-company", "m", "map_company", "Map customer", help="Customers: map to a PSA company."),
     Command("unmap-company", "u", "unmap_company", "Unmap customer", help="Customers: remove the mapping."),
@@ -188,6 +202,15 @@ REGISTRY: tuple[Command, ...] = (
     ),
     Command(
         "cancel-sync", "x", "cancel_sync", "Cancel sync", "review", True, "Stop after the line in flight."
+    ),
+    Command(
+        "review-export-csv",
+        "w",
+        "export_csv",
+        "Write CSV",
+        "review",
+        False,
+        "Write the review's lines (every column) to a CSV file; says where.",
     ),
     Command(
         "close-review", "escape", "close_review", "Back", "review", True, "Back (or cancel a running sync)."

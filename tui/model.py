@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
+from engine.net import Net, by_company, credit_of, fmt_net, fmt_pct, line_net, old_line_of
 from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.psa import PSAS
 from engine.rules.commitments import describe_term
@@ -38,6 +39,21 @@ PANE_TITLES = {
 }
 CUSTOMER_STATES = {"not_mapped": "Not mapped", "mapping_error": "Mapping error", "mapped": "Mapped"}
 PRODUCT_KEY_SEP = "|"  # a Products row's key: vendor product id | sub-product ("" for the product itself)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a pane: `key` names the value, `priority` says what goes first when the
+    screen is narrow (0: never dropped — money, quantity change, state, who and what; higher
+    numbers are dropped first), `min_width` how far a priority-0 column may shrink (cut with
+    "…"), `pin`: kept in front when the operator pages to the dropped columns."""
+
+    key: str
+    title: str
+    priority: int = 0
+    min_width: int = 6
+    pin: bool = False
+    numeric: bool = False  # sorts as a number (money, quantities)
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,32 @@ def _period(line: PlanLine) -> str:
     return ""
 
 
+def _net_of(data: ConsoleData, lines: list[PlanLine]) -> Net:
+    """The invoice change of these lines (engine.net), against the PSA lines they change."""
+    total = Net()
+    for line in lines:
+        total += line_net(line, old_line_of(line, data.psa_lines))
+    return total
+
+
+def _money_text(net: Net) -> str:
+    """The detail's money: net first, gross last (gross only in the detail)."""
+    return (
+        f"Net {fmt_net(net.monthly)}/month · one-time {fmt_money(net.one_time)} · "
+        f"cost {fmt_net(net.monthly_cost)}/month + {fmt_money(net.one_time_cost)} once · "
+        f"margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)}) · gross {fmt_money(net.gross)}"
+    )
+
+
+def _product_name(data: ConsoleData, line: PlanLine) -> str:
+    """A line's product by name: the subscription's product, else the PSA product it writes
+    (backup configurations and quota items are not subscriptions), never a raw id when a name exists."""
+    name = data.product_names.get(line.subscription_id)
+    if name:
+        return name
+    return data.psa_product_names.get(line.psa_product_id) or line.description or line.subscription_id
+
+
 def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
     """Every pane's rows, in one linear pass per pane (tens of thousands of frozen rows: the cyclic
     garbage collector is paused meanwhile, as the store's loader does)."""
@@ -164,6 +206,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     )
     data.psa_company_names = dict(data.psa_companies)
     data.agreement_names = {a.id: a.name for a in scenario.psa.agreements}
+    data.psa_product_names = {p.id: p.name for p in scenario.psa.products}
     data.psa_lines = {line.id: line for line in scenario.psa.lines}
     products = {p.id: p for p in scenario.vendor.products}
     subs = {s.id: s for s in scenario.vendor.subscriptions}
@@ -221,7 +264,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                 change = f"{old} → {new}"
             else:
                 change = "one-time only"
-            added = sum((x.total_price for x in lines), ZERO)
+            net = _net_of(data, lines)
             company = data.company(lines[0].company_id)
             state = "ignored" if ignored_pass else "pending"
             detail = "\n".join(
@@ -229,10 +272,11 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                 + [f"{company} · {data.product_names.get(sub_id, '')} · subscription {sub_id}"]
                 + ([terms[sub_id]] if sub_id in terms else [])
                 + [
-                    f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  {fmt_money(x.total_price):>10}"
+                    f"{x.action:<6} {x.kind.value:<12} qty {fmt_quantity(x.quantity):>5}  gross {fmt_money(x.total_price):>10}"
                     f"  from {x.effective_date.isoformat()}  {x.formula}"
                     for x in lines
                 ]
+                + [_money_text(net)]
             )
             rows.append(
                 Row(
@@ -242,8 +286,10 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                         company,
                         data.product_names.get(sub_id, sub_id),
                         change,
-                        fmt_money(added),
+                        fmt_net(net.monthly),
+                        fmt_money(net.one_time),
                         state,
+                        fmt_net(net.margin),
                     ),
                     detail=detail,
                     ignored=ignored_pass,
@@ -263,21 +309,22 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
             if line.kind in ARREARS_KINDS:
                 synced = fmt_quantity(line.previous_quantity) if line.previous_quantity is not None else "—"
                 final = "provisional" if line.provisional else "final"
+                net = _net_of(data, [line])
                 arrears.append(
                     Row(
                         key=line.key,
                         cells=(
                             company,
-                            data.product_names.get(line.subscription_id, line.subscription_id),
+                            _product_name(data, line)
+                            + (f" · {line.sub_product}" if line.sub_product else ""),
                             line.sub_product or "",
-                            fmt_quantity(line.quantity),
-                            synced,
-                            _period(line),
+                            f"{synced} → {fmt_quantity(line.quantity)}",
+                            fmt_net(net.monthly),
                             final,
-                            fmt_money(line.total_price),
                             state,
+                            _period(line),
                         ),
-                        detail=line_detail(line),
+                        detail=line_detail(line) + "\n" + _money_text(net),
                         ignored=ignored_pass,
                         line_keys=(line.key,),
                         editable=line.action == "create",
@@ -296,21 +343,25 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                     current_qty = fmt_quantity(sub.history[-1].quantity)
                 unit_cost = sub.unit_cost if sub is not None else line.unit_cost
                 unit_price = sub.unit_price if sub is not None else line.unit_price
+                extra = line.kind == LineKind.EXTRA_MONTHS
                 prorates.append(
                     Row(
                         key=line.key,
                         cells=(
-                            synced,
                             company,
+                            _product_name(data, line),
+                            f"extra {line.months} mo" if extra else "prorate",
+                            f"+{increase}",
+                            fmt_money(line.total_price),
+                            "ignored" if ignored_pass else "pending",
                             line.effective_date.isoformat(),
                             during,
-                            increase,
                             current_qty,
-                            fmt_money(line.unit_cost),
-                            fmt_money(unit_cost),
                             fmt_money(line.unit_price),
                             fmt_money(unit_price),
-                            fmt_money(line.total_price),
+                            fmt_money(line.unit_cost),
+                            fmt_money(unit_cost),
+                            synced,
                             line.formula,
                         ),
                         detail=line_detail(line),
@@ -321,6 +372,9 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
                     )
                 )
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
+        # Extra-months lines go apart from the prorates (after them), each customer's rows together:
+        # the rows stay in customer order (what the incremental patch splices by).
+        prorates.sort(key=lambda r: (r.company_id or "", r.cells[2] != "prorate"))
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
     # --- Errors -------------------------------------------------------------------------------------
@@ -350,6 +404,7 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     for line in (*plan.lines, *plan.ignored_lines):
         agreements_of[line.company_id].add(line.psa_agreement_id)
     customers = []
+    nets = by_company(plan.lines, data.psa_lines)
     for c in sorted(scenario.vendor.companies, key=lambda c: c.name.casefold()):
         psa_ids = mapped.get(c.id, [])
         errors = company_errors.get(c.id, [])
@@ -372,8 +427,16 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
         customers.append(
             Row(
                 key=c.id,
-                cells=(c.name, psa_name, status, message or "", agreement),
-                detail=detail,
+                cells=(
+                    c.name,
+                    psa_name,
+                    status,
+                    fmt_net(nets[c.id].monthly) if c.id in nets else "",
+                    fmt_money(nets[c.id].one_time) if c.id in nets else "",
+                    message or "",
+                    agreement,
+                ),
+                detail=detail + ("\n" + _money_text(nets[c.id]) if c.id in nets else ""),
                 company_id=c.id,
                 status=state,
             )
@@ -505,6 +568,8 @@ def _finding_row(
             owner = data.configuration_companies[subject_id]
         elif subject.get("psa_company_id") in vendors_of_psa:
             owner = min(vendors_of_psa[subject["psa_company_id"]])
+    if company_id is None and owner is not None:
+        customer = data.company(owner)  # e.g. price_missing names a billing configuration
     what = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subject.items()))
     severity = "ERROR" if f.severity == "error" else "warning"
     return Row(
@@ -550,6 +615,20 @@ def _checklist(
         return (sum(p[0] for p in parts), sum((p[1] for p in parts), ZERO), sum(p[2] for p in parts))
 
     unsynced_money = of(*UNSYNCED_KINDS)[1]
+    net = _net_of(data, plan.lines)
+    nets: dict[str, Net] = {}
+    for line in plan.lines:
+        group = (
+            "unsynced"
+            if line.kind in UNSYNCED_KINDS and not line.kind.one_time
+            else "prorates"
+            if line.kind in PRORATE_KINDS
+            else "summaries"
+            if line.kind == LineKind.USAGE_SUMMARY
+            else "arrears"
+        )
+        nets[group] = nets.get(group, Net()) + line_net(line, old_line_of(line, data.psa_lines))
+    credits_due = sum((credit_of(f) for f in plan.findings), ZERO)
     arrears = of(LineKind.ARREARS, LineKind.USAGE)
     summaries = of(LineKind.USAGE_SUMMARY)
     prorates = of(*PRORATE_KINDS)
@@ -605,7 +684,8 @@ def _checklist(
             "errors",
             state(not errors),
             "Errors",
-            f"{len(errors)} errors, {len(warnings)} warnings",
+            f"{len(errors)} errors, {len(warnings)} warnings"
+            + (f", credits due {fmt_money(credits_due)}" if credits_due else ""),
             "",
             "errors",
         ),
@@ -618,49 +698,120 @@ def _checklist(
             "unsynced",
         ),
     ]
-    return [
-        Row(
-            key=k,
-            cells=(s, label, count, money),
-            target=target,
-            detail=f"{label}: {count} {money}\nPress enter to open {PANE_TITLES[target]}.",
+    total_margin = f"{fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
+    money_of: dict[str, tuple[str, str, str]] = {
+        k: (fmt_net(n.monthly), fmt_money(n.one_time), fmt_money(n.gross)) for k, n in nets.items()
+    }
+    money_of["total"] = (fmt_net(net.monthly), fmt_money(net.one_time), fmt_money(net.gross))
+    rows = []
+    for k, s, label, count, gross, target in items:
+        monthly, once, gross_text = money_of.get(k, ("", "", gross))
+        if k in ("unsynced", "arrears", "summaries", "prorates") and k not in nets:
+            monthly, once, gross_text = fmt_net(ZERO), fmt_money(ZERO), gross
+        margin = total_margin if k == "total" else ""
+        detail = f"{label}: {count}"
+        if monthly or once:
+            detail += f"\nNet {monthly}/month · one-time {once} · gross {gross_text}"
+        if k == "total":
+            detail += f" · margin {total_margin} · credits due {fmt_money(credits_due)}"
+        rows.append(
+            Row(
+                key=k,
+                cells=(s, label, count, monthly, once, margin),
+                target=target,
+                detail=detail + f"\nPress enter to open {PANE_TITLES[target]}.",
+            )
         )
-        for k, s, label, count, money, target in items
-    ]
+    return rows
 
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "overview": ("State", "Checklist", "Count", "Money"),
-    "customers": ("Vendor company", "PSA company", "Status", "Message", "Agreement"),
-    "unsynced": ("Id", "Company", "Subscription", "Quantity", "Added", "State"),
+C = Column
+NET = C("net", "Net $/mo", 0, 9, numeric=True)
+STATE = C("state", "State", 0, 5)
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "overview": (
+        C("state", "State", 0, 4, pin=True),
+        C("item", "Checklist", 0, 16, pin=True),
+        C("count", "Count", 0, 12),
+        NET,
+        C("one_time", "One-time", 0, 9, numeric=True),
+        C("margin", "Margin", 2, 8),
+    ),
+    "customers": (
+        C("customer", "Vendor company", 0, 12, pin=True),
+        C("psa_company", "PSA company", 2, 10),
+        C("status", "Status", 0, 10),
+        NET,
+        C("one_time", "One-time", 1, 9, numeric=True),
+        C("message", "Message", 4, 10),
+        C("agreement", "Agreement", 3, 10),
+    ),
+    "unsynced": (
+        C("id", "Id", 3, 8),
+        C("customer", "Company", 0, 10, pin=True),
+        C("product", "Product", 0, 10, pin=True),
+        C("change", "Old → new", 0, 7),
+        NET,
+        C("one_time", "One-time", 1, 9, numeric=True),
+        STATE,
+        C("margin", "Margin $", 4, 8, numeric=True),
+    ),
     "arrears": (
-        "Company",
-        "Subscription",
-        "Sub-product",
-        "Billable",
-        "Synced",
-        "Period",
-        "Final",
-        "Total",
-        "State",
+        C("customer", "Company", 0, 10, pin=True),
+        C("product", "Product", 0, 10, pin=True),
+        C("sub_product", "Sub-product", 8, 8),
+        C("change", "Old → new", 0, 7),
+        NET,
+        C("final", "Final", 1, 5),
+        STATE,
+        C("period", "Period", 4, 10),
     ),
     "prorates": (
-        "Synced",
-        "Company",
-        "Effective Date",
-        "Effective During",
-        "Quantity Increase",
-        "Quantity",
-        "Prorate Cost",
-        "Unit Cost",
-        "Prorate Price",
-        "Unit Price",
-        "Total to PSA",
-        "Formula",
+        C("customer", "Company", 0, 10, pin=True),
+        C("product", "Product", 0, 10, pin=True),
+        C("kind", "Kind", 1, 7),
+        C("change", "Increase", 0, 4),
+        C("one_time", "One-time", 0, 9, numeric=True),
+        STATE,
+        C("effective", "Effective Date", 3, 10),
+        C("during", "Effective during", 4, 12),
+        C("quantity", "Quantity", 5, 4, numeric=True),
+        C("prorate_price", "Prorate price", 6, 8, numeric=True),
+        C("unit_price", "Unit price", 7, 8, numeric=True),
+        C("prorate_cost", "Prorate cost", 8, 8, numeric=True),
+        C("unit_cost", "Unit cost", 9, 8, numeric=True),
+        C("synced", "Synced", 9, 6),
+        C("formula", "Formula", 10, 10),
     ),
-    "errors": ("Severity", "Code", "Customer", "Subject", "Message", "Clears it"),
-    "products": ("Vendor product", "Sub-product", "Kind", "PSA product", "Subs", "Unbound", "State"),
+    "errors": (
+        C("severity", "Severity", 0, 7, pin=True),
+        C("code", "Code", 1, 10),
+        C("customer", "Customer", 0, 10, pin=True),
+        C("subject", "Subject", 6, 10),
+        C("message", "Message", 0, 16),
+        C("hint", "Clears it", 3, 10),
+    ),
+    "products": (
+        C("product", "Vendor product", 0, 12, pin=True),
+        C("sub_product", "Sub-product", 2, 8),
+        C("kind", "Kind", 4, 6),
+        C("psa_product", "PSA product", 0, 12),
+        C("subs", "Subs", 3, 4, numeric=True),
+        C("unbound", "Unbound", 1, 4, numeric=True),
+        STATE,
+    ),
 }
+SELECT_COLUMN = C("sel", "Sel", 0, 1, pin=True)
+
+
+def column_index(pane: str, key: str) -> int:
+    """Where a column's value sits in the pane's row cells."""
+    return next(i for i, c in enumerate(COLUMNS[pane]) if c.key == key)
+
+
+def cell(row: Row, pane: str, key: str) -> str:
+    """A row's value of a column, by the column's key."""
+    return row.cells[column_index(pane, key)]
 
 
 # --- the incremental plan: one group of customers recomputed, their rows patched --------------------

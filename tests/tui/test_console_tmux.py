@@ -55,9 +55,13 @@ class Tmux:
         return self.wait(lambda s: text in s, timeout)
 
 
+SIZE = ("120", "40")
+
+
 @pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    socket = f"trueup-test-{os.getpid()}"
+def tmux(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Tmux]:
+    width, height = getattr(request, "param", SIZE)
+    socket = f"trueup-test-{os.getpid()}-{width}"
     t = Tmux(socket)
     env = {**os.environ, "TRUEUP_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.db'}"}
     for name in ("NO_COLOR", "COLUMNS", "LINES", "TEXTUAL", "TEXTUAL_DRIVER"):
@@ -76,9 +80,9 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
             "-s",
             "console",
             "-x",
-            "120",
+            width,
             "-y",
-            "40",
+            height,
             command,
         ],
         env=env,
@@ -146,3 +150,111 @@ def test_operator_session(tmux: Tmux) -> None:
     tmux.keys("Escape")
     tmux.wait_for("Prorates — ")
     tmux.keys("q")
+
+
+MONEY = re.compile(r"[+-]?\$[\d,]+\.\d\d")
+
+
+def money_on(screen: str) -> list[str]:
+    return MONEY.findall(screen)
+
+
+@pytest.mark.parametrize("tmux", [("80", "24")], indirect=True)
+def test_month_end_at_80x24(tmux: Tmux, tmp_path: Path) -> None:
+    """A whole month-end at 80×24: the money is on screen at every step (issue 13)."""
+    screen = tmux.wait(lambda s: "SANDBOX" in s and "Overview — 8" in s, timeout=120)
+    assert "Net $/mo" in screen and money_on(screen), screen
+    # map with a suggestion: the near match is pre-selected, enter maps it
+    tmux.keys("2")
+    tmux.wait_for("Customers — ")
+    tmux.keys("/")
+    tmux.type("Quarry Hill")
+    tmux.keys("Enter")
+    tmux.wait_for("(filter: Quarry Hill)")
+    tmux.keys("m")
+    tmux.wait_for("Suggested: Quarry Hill Foods, L.L.C.")
+    tmux.keys("Enter")
+    screen = tmux.wait_for("Mapped Quarry Hill Foods LLC")
+    assert "Net $/mo" in screen
+    tmux.keys("Escape")
+    # bind the first unbound product (NOT BOUND rows come first) to the PSA product offered first
+    tmux.keys("p")
+    tmux.wait_for("NOT BOUND")
+    tmux.keys("b")
+    tmux.wait_for("products")  # the picker: the highlighted PSA product is taken on enter
+    tmux.keys("Enter")
+    tmux.wait_for("Bound Microsoft 365 Copilot to")
+    tmux.keys("Escape")
+    # ignore and restore a subscription: the net figure stays on screen
+    tmux.keys("3")
+    screen = tmux.wait(
+        lambda s: (
+            "Unsynced — " in s and "Old → new" in s and "Net $/mo" in s and "State" in s and money_on(s)
+        ),
+        timeout=20,
+    )
+    count = int(re.search(r"Unsynced — (\d+)", screen).group(1))  # type: ignore[union-attr]
+    tmux.keys("i")
+    tmux.wait_for("Reason (who asked, why)")
+    tmux.type("tmux month-end")
+    tmux.keys("Enter")
+    tmux.wait_for(f"Unsynced — {count - 1}")
+    tmux.keys("t")
+    tmux.wait_for("Showing ignored")
+    tmux.keys("G")
+    screen = tmux.wait_for("IGNORED by")
+    for _ in range(5):
+        if "tmux month-end" in screen:
+            break
+        tmux.keys("Up")
+        screen = tmux.screen()
+    tmux.keys("r")
+    tmux.wait_for("Restored")
+    tmux.keys("t")
+    tmux.wait(lambda s: "Ignored items hidden" in s and f"Unsynced — {count}" in s and money_on(s))
+    # edit a date: a mid-month date is refused with the reason
+    tmux.keys("5")
+    # (notifications cover half an 80×24 screen for a few seconds: wait for them to go)
+    tmux.wait(lambda s: "Prorates — " in s and "One-time" in s and bool(money_on(s)), timeout=20)
+    tmux.keys("e")
+    tmux.wait_for("Effective date of")
+    tmux.keys("C-a", "C-k")
+    tmux.type("2026-12-15")
+    tmux.keys("Enter")
+    tmux.wait_for("is not the first of a month")
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "Effective date of" not in s)
+    # review two prorates and confirm: the confirm states the net, the one-time and the PSA
+    tmux.keys("space", "space", "v")
+    tmux.wait(
+        lambda s: "Review — 2 selected lines" in s and "Net $/mo" in s and "Grand total" in s and money_on(s),
+        timeout=20,
+    )
+    tmux.keys("y")
+    tmux.wait(
+        lambda s: (
+            "Confirm sync" in s
+            and re.search(r"net [+-]?\$[\d,]+\.\d\d/month, one-time \$[\d,]+\.\d\d", s) is not None
+        ),
+        timeout=20,
+    )
+    tmux.keys("y")
+    screen = tmux.wait_for("Sync finished", timeout=60)
+    assert "2 written" in screen
+    tmux.keys("Escape")
+    tmux.wait_for("Prorates — ")
+    tmux.keys("q")
+    time.sleep(1)
+    # the CLI reads the same store: the console's actions are in the audit trail
+    uv = shutil.which("uv")
+    command = [uv, "run", "trueup"] if uv else ["trueup"]
+    out = subprocess.run(
+        [*command, "--db", f"sqlite:///{tmp_path / 'sandbox.db'}", "audit"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ignore" in out.stdout and "map_company" in out.stdout, out.stdout

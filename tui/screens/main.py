@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -10,14 +12,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from engine.actions import GeneratedMappings
+from engine.batch import hold_provisional
 from engine.console_core import Act, Outcome
+from engine.money import fmt_money
 from tui.bindings import bindings
 from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.fixes import FixActions
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
-from tui.screens.map_company import MapCompanyModal, SuggestionsModal
+from tui.screens.map_company import MapCompanyModal, SuggestionsModal, suggest_company
 from tui.view import count
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
@@ -30,10 +34,22 @@ if TYPE_CHECKING:
 LINE_PANES = ("unsynced", "arrears", "prorates")
 
 
+def write_csv_of(app: TrueupApp, table: KeyedTable, name: str) -> None:
+    """Write `table` to `name` in the current directory and say where (or why not, in one line)."""
+    path = Path.cwd() / name
+    try:
+        rows = table.write_csv(path)
+    except OSError as exc:
+        app.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error", timeout=8)
+        return
+    app.notify(f"Wrote {rows:,} rows to {path}", timeout=8)
+
+
 class MainScreen(FixActions, Screen[None]):
     SCOPE = "main"
     BINDINGS = bindings("main")
     app: TrueupApp  # type: ignore[assignment]
+    include_provisional = False  # provisional usage is held out of a sync until the operator includes it
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -231,6 +247,12 @@ class MainScreen(FixActions, Screen[None]):
             self.app.copy_to_clipboard(value)
             self.notify(f"Copied {value}", timeout=3)
 
+    def action_export_csv(self) -> None:
+        """w: the pane's rows (after the filter, every column, the selection mark first) to a CSV."""
+        data = self.app.data
+        stamp = data.as_of.isoformat() if data is not None else "now"
+        write_csv_of(self.app, self.pane().table, f"trueup-{self.active}-{stamp}.csv")
+
     # --- ignore / restore --------------------------------------------------------------------------
 
     def action_ignore_row(self) -> None:
@@ -393,15 +415,30 @@ class MainScreen(FixActions, Screen[None]):
                     f"Mapped {name} to {data.psa_company_names.get(psa_id, psa_id)}",
                 )
 
-        self.app.push_screen(MapCompanyModal(name, data.psa_companies), done)
+        # pre-select the near match (issue 13): the PSA companies already mapped are not offered first
+        mapped_names = {r.cells[1] for r in data.rows.get("customers", []) if r.status != "not_mapped"}
+        taken = {cid for cid, psa_name in data.psa_companies if psa_name in mapped_names}
+        suggested = suggest_company(name, data.psa_companies, taken)
+        self.app.push_screen(MapCompanyModal(name, data.psa_companies, suggested), done)
 
     def action_unmap_company(self) -> None:
         if self.app.refuse("unmap customers"):
             return
         row = self.pane().current
+        data = self.app.data
         if row is None:
             return
-        self.app.act(Act("unmap_company", vendor_id=row.key), f"Unmapped {row.cells[0]}")
+        lines = sum(1 for x in data.plan.lines if x.company_id == row.key) if data is not None else 0
+        body = (
+            f"Unmap {row.cells[0]} from {row.cells[1]}? Its {lines} planned line(s) leave the plan "
+            "until it is mapped again (m)."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.act(Act("unmap_company", vendor_id=row.key), f"Unmapped {row.cells[0]}")
+
+        self.app.push_screen(ConfirmModal(f"Unmap {row.cells[0]}", body), answered)
 
     def action_generate_mappings(self) -> None:
         if self.app.refuse("generate mappings"):
@@ -461,6 +498,39 @@ class MainScreen(FixActions, Screen[None]):
                     keys += row.line_keys
         chosen = set(keys)
         lines = [line for line in data.plan.lines if line.key in chosen] if chosen else list(data.plan.lines)
+        lines, held = hold_provisional(lines, self.include_provisional)
+        if held:
+            self.notify(
+                f"{len(held)} provisional usage line(s) held out of this sync (figures not final; P includes them)",
+                timeout=6,
+            )
+        if not lines:
+            return
         from tui.screens.review import ReviewScreen
 
-        self.app.push_screen(ReviewScreen(data, lines, selection=bool(chosen)))
+        self.app.push_screen(ReviewScreen(data, lines, selection=bool(chosen), held=len(held)))
+
+    def action_include_provisional(self) -> None:
+        """P: include provisional usage in the next review (asks), or hold it again."""
+        data = self.app.data
+        if self.include_provisional:
+            self.include_provisional = False
+            self.notify("Provisional usage held out of syncs again", timeout=4)
+            return
+        provisional = [x for x in data.plan.lines if x.provisional] if data is not None else []
+        if not provisional:
+            self.notify("No provisional lines: every usage figure is final", timeout=4)
+            return
+        total = sum((x.total_price for x in provisional), Decimal("0.00"))
+        body = (
+            f"Include {len(provisional)} PROVISIONAL usage line(s) ({fmt_money(total)} gross) in the sync? "
+            f"Their periods are not final until day 5 of the next month: the vendor may still change "
+            f"the figures, and the PSA would invoice these ones."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.include_provisional = True
+                self.notify(f"Provisional usage included: {len(provisional)} line(s)", timeout=4)
+
+        self.app.push_screen(ConfirmModal("Include provisional usage", body), answered)

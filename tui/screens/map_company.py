@@ -32,10 +32,12 @@ class PickerModal(ModalScreen[str | None]):
         note: str = "",
         list_id: str = "choices",
         verb: str = "choose",
+        selected: str | None = None,
     ) -> None:
         super().__init__()
         self._title, self._choices, self._placeholder = title, choices, placeholder
         self._note, self._list_id, self._verb = note, list_id, verb
+        self._selected = selected  # pre-selected (a suggestion): enter takes it
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
@@ -62,6 +64,12 @@ class PickerModal(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
+        if self._selected is not None:
+            options = self.query_one(OptionList)
+            for index in range(options.option_count):
+                if options.get_option_at_index(index).id == self._selected:
+                    options.highlighted = index
+                    break
 
     def on_input_changed(self, event: Input.Changed) -> None:
         options = self.query_one(OptionList)
@@ -92,14 +100,39 @@ class PickerModal(ModalScreen[str | None]):
 class MapCompanyModal(PickerModal):
     """Returns the chosen PSA company id."""
 
-    def __init__(self, vendor_name: str, companies: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, vendor_name: str, companies: list[tuple[str, str]], suggested: str | None = None
+    ) -> None:
+        label = dict(companies).get(suggested or "")
         super().__init__(
             f"Map {vendor_name} to a PSA company",
             companies,
             placeholder="Search PSA companies",
             list_id="companies",
             verb="map",
+            note=f"Suggested: {label} (highlighted: enter maps it)" if label else "",
+            selected=suggested if label else None,
         )
+
+
+def suggest_company(vendor_name: str, companies: list[tuple[str, str]], taken: set[str]) -> str | None:
+    """The PSA company a vendor company's name nearly matches (engine.actions' near-match form:
+    suffixes, punctuation and accents ignored, else a close spelling), among those not mapped yet."""
+    from difflib import SequenceMatcher
+
+    from engine.actions import loose_name
+
+    want = loose_name(vendor_name)
+    free = [(cid, name) for cid, name in companies if cid not in taken]
+    for cid, name in free:
+        if loose_name(name) == want:
+            return cid
+    best: tuple[float, str] | None = None
+    for cid, name in free:
+        score = SequenceMatcher(None, want, loose_name(name)).ratio()
+        if score >= 0.8 and (best is None or score > best[0]):
+            best = (score, cid)
+    return best[1] if best else None
 
 
 class SuggestionsModal(ModalScreen[list[tuple[str, str]]]):

@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
 from engine.money import fmt_money, fmt_quantity
+from engine.net import Net, fmt_net, fmt_pct, line_net, old_line_of, total_net
+from engine.net import summary as net_summary
 from engine.plan import Finding, PlanLine
 from engine.verify import invoiced_total
 from tui.bindings import bindings
-from tui.model import ConsoleData
+from tui.model import Column, ConsoleData
 from tui.screens.confirm import ConfirmModal, cost_continues_warning
 from tui.widgets.keyed_table import KeyedTable
 
@@ -27,20 +30,25 @@ if TYPE_CHECKING:
     from tui.app import TrueupApp
 
 ZERO = Decimal("0.00")
+C = Column
+# Cells in this order; at 80×24 the line, its action, its net and its outcome stay on screen.
 COLUMNS = (
-    "Line",
-    "Outcome",
-    "Action",
-    "Qty Pax8",
-    "Qty PSA",
-    "Unit cost Pax8",
-    "Unit cost PSA",
-    "Unit price Pax8",
-    "Unit price PSA",
-    "Total",
-    "Effective",
-    "End",
+    C("line", "Line", 0, 16, pin=True),
+    C("outcome", "Outcome", 0, 8),
+    C("action", "Action", 0, 8),
+    C("qty_vendor", "Qty Pax8", 4, 4),
+    C("qty_psa", "Qty PSA", 4, 4),
+    C("cost_vendor", "Unit cost Pax8", 8, 8),
+    C("cost_psa", "Unit cost PSA", 8, 8),
+    C("price_vendor", "Unit price Pax8", 6, 8),
+    C("price_psa", "Unit price PSA", 6, 8),
+    C("total", "Total", 7, 8),
+    C("effective", "Effective", 5, 10),
+    C("end", "End", 9, 10),
+    C("net", "Net $/mo", 0, 9),
+    C("one_time", "One-time", 1, 9),
 )
+NET_COLUMN = 12
 
 
 def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]:
@@ -64,8 +72,10 @@ class ReviewScreen(Screen[None]):
     BINDINGS = bindings("review")
     app: TrueupApp  # type: ignore[assignment]
 
-    def __init__(self, data: ConsoleData, lines: list[PlanLine], selection: bool) -> None:
+    def __init__(self, data: ConsoleData, lines: list[PlanLine], selection: bool, held: int = 0) -> None:
         super().__init__()
+        self.held = held  # provisional lines held out of this sync
+        self.quit_after = False  # q during the sync: quit once it has stopped
         self.data = data
         self.lines = lines
         self.selection = selection
@@ -80,7 +90,8 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="review-title", classes="review-title")
         yield KeyedTable(COLUMNS, id="review-table")
-        yield Static(id="review-detail", classes="detail")
+        with VerticalScroll(id="review-detail-box"):
+            yield Static(id="review-detail", classes="detail")
         yield Static(id="review-findings", classes="findings")
         yield ProgressBar(
             total=max(1, len(self.lines)), show_eta=False, id="review-progress", classes="-hidden"
@@ -96,6 +107,7 @@ class ReviewScreen(Screen[None]):
             Text(
                 f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.workspace.label}) · "
                 f"Pax8 | {psa_name} side by side"
+                + (f" · {self.held} provisional held (P)" if self.held else "")
             )
         )
         groups: dict[tuple[str, str], list[PlanLine]] = defaultdict(list)
@@ -104,6 +116,9 @@ class ReviewScreen(Screen[None]):
         for (company, agreement_id), lines in sorted(groups.items()):
             agreement = data.agreement_names.get(agreement_id, agreement_id)
             subtotal = sum((x.total_price for x in lines), ZERO)
+            group_net = Net()
+            for x in lines:
+                group_net += line_net(x, old_line_of(x, data.psa_lines))
             header_key = f"group:{company}:{agreement_id}"
             self.rows[header_key] = (
                 f"▸ {company} — {agreement} ({agreement_id})",
@@ -118,13 +133,18 @@ class ReviewScreen(Screen[None]):
                 fmt_money(subtotal),
                 "",
                 "",
+                fmt_net(group_net.monthly),
+                fmt_money(group_net.one_time),
             )
             self.details[header_key] = (
-                f"{company} — agreement {agreement}: {len(lines)} lines, {fmt_money(subtotal)}"
+                f"{company} — agreement {agreement}: {len(lines)} lines, net {fmt_net(group_net.monthly)}/month, "
+                f"one-time {fmt_money(group_net.one_time)}, margin {fmt_net(group_net.margin)} "
+                f"({fmt_pct(group_net.margin_pct)}) · gross {fmt_money(subtotal)}"
             )
             for line in lines:
                 psa = data.psa_lines.get(line.psa_line_id) if line.psa_line_id else None
                 recurring = "one-time" if line.kind.one_time else "recurring"
+                net = line_net(line, old_line_of(line, data.psa_lines))
                 self.rows[line.key] = (
                     f"  {line.description}",
                     "pending",
@@ -138,8 +158,10 @@ class ReviewScreen(Screen[None]):
                     f"{fmt_money(line.total_price)} {recurring}",
                     line.effective_date.isoformat(),
                     line.end_date.isoformat() if line.end_date else "—",
+                    "" if line.kind.one_time else fmt_net(net.monthly),
+                    fmt_money(net.one_time) if line.kind.one_time else "",
                 )
-                self.details[line.key] = self._side_by_side(line, psa)
+                self.details[line.key] = self._side_by_side(line, psa, net)
         self.draw()
         findings = blocking_findings(data, self.lines)
         text = Text()
@@ -153,7 +175,7 @@ class ReviewScreen(Screen[None]):
         self.update_totals()
         self.query_one(KeyedTable).focus()
 
-    def _side_by_side(self, line: PlanLine, psa: Any) -> str:
+    def _side_by_side(self, line: PlanLine, psa: Any, net: Net) -> str:
         name = self.data.psa
         rows = [
             ("", "Pax8", name),
@@ -176,8 +198,18 @@ class ReviewScreen(Screen[None]):
                 psa.cancelled_date.isoformat() if psa is not None and psa.cancelled_date else "—",
             ),
             ("Description", line.description, psa.description if psa is not None else "—"),
+            ("Gross", fmt_money(line.total_price), "—"),
         ]
-        return "\n".join(f"{a:<12} {b:<28} {c}" for a, b, c in rows) + f"\nFormula: {line.formula}"
+        money = (
+            f"One-time {fmt_money(net.one_time)} (cost {fmt_money(net.one_time_cost)})"
+            if line.kind.one_time
+            else f"Net {fmt_net(net.monthly)}/month (cost {fmt_net(net.monthly_cost)})"
+        )
+        return (
+            "\n".join(f"{a:<12} {b:<28} {c}" for a, b, c in rows)
+            + f"\n{money} · margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
+            + f"\nFormula: {line.formula}"
+        )
 
     def draw(self) -> None:
         out = []
@@ -198,15 +230,20 @@ class ReviewScreen(Screen[None]):
             detail += f"\nOutcome: {self.outcomes[key]}"
         self.query_one("#review-detail", Static).update(Text(detail))
 
+    @property
+    def net(self) -> Net:
+        """The invoice change of these lines (engine.net): what the confirm states."""
+        return total_net(self.lines, self.data.psa_lines, blocking_findings(self.data, self.lines))
+
     def update_totals(self) -> None:
-        price = sum((x.total_price for x in self.lines), ZERO)
-        cost = sum((x.total_cost for x in self.lines), ZERO)
-        one_time = sum((x.total_price for x in self.lines if x.kind.one_time), ZERO)
-        recurring = price - one_time
+        net = self.net
         counts = Counter(x.action for x in self.lines)
         text = (
-            f"Grand total {fmt_money(price)} (recurring {fmt_money(recurring)}, one-time {fmt_money(one_time)})"
-            f" · cost {fmt_money(cost)} · " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+            f"Net {fmt_net(net.monthly)}/month, one-time {fmt_money(net.one_time)}"
+            f" · margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
+            + (f" · credits due {fmt_money(net.credits)} (by hand)" if net.credits else "")
+            + f"\nGrand total {fmt_money(net.gross)} gross · "
+            + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
         )
         if self.outcomes:
             done = Counter(o.split(":")[0] for o in self.outcomes.values())
@@ -228,10 +265,14 @@ class ReviewScreen(Screen[None]):
         if self.running or self.finished or not self.lines:
             return
         ws = self.app.workspace
-        # The total is what the PSA will invoice for these lines (engine.verify), not a plan sum.
+        held = [x for x in self.lines if x.provisional]
+        # The gross is what the PSA will invoice for these lines (engine.verify), not a plan sum;
+        # the headline is the invoice change (engine.net).
         body = (
-            f"Write {len(self.lines)} lines ({fmt_money(invoiced_total(self.lines))}) "
-            f"to {self.data.psa} — {ws.label}{' (sandbox)' if ws.sandbox else ''}?"
+            f"Write {len(self.lines)} lines: {net_summary(self.net, self.data.psa)}"
+            f" — {ws.label}{' (sandbox)' if ws.sandbox else ''}?"
+            f"\nGross, as the PSA will invoice these lines: ({fmt_money(invoiced_total(self.lines))})."
+            + (f"\n{len(held)} of them are PROVISIONAL usage (figures not final)." if held else "")
         )
 
         def answered(yes: bool | None) -> None:
@@ -292,6 +333,9 @@ class ReviewScreen(Screen[None]):
                 timeout=12,
             )
         self.sync_report = report
+        if self.quit_after:  # q was answered yes during the sync
+            self.app.exit()
+            return
         await self._verify(executor, report)
         for reason in (getattr(report, "blocked", None), getattr(report, "halted", None)):
             if reason:
@@ -325,13 +369,28 @@ class ReviewScreen(Screen[None]):
         self.draw()
         self.update_totals()
 
+    def action_export_csv(self) -> None:
+        """w: the review's lines (group rows included, every column) to a CSV file."""
+        from tui.screens.main import write_csv_of
+
+        write_csv_of(self.app, self.query_one(KeyedTable), f"trueup-review-{self.data.as_of.isoformat()}.csv")
+
     def action_cancel_sync(self) -> None:
         if self.running and self.cancel_event is not None:
             self.cancel_event.set()
             self.app.notify("Cancelling after the line in flight…", timeout=4)
 
     def action_close_review(self) -> None:
-        if self.running:
-            self.action_cancel_sync()
+        if self.running:  # leaving during a sync asks (issue 13)
+
+            def answered(yes: bool | None) -> None:
+                if yes and self.running:
+                    self.action_cancel_sync()
+
+            body = (
+                f"A sync is running ({len(self.outcomes)} of {len(self.lines)} lines done). Cancel it? "
+                "It stops after the line in flight; the review stays open with each line's outcome."
+            )
+            self.app.push_screen(ConfirmModal("Cancel the sync", body), answered)
             return
         self.app.pop_screen()

@@ -12,9 +12,12 @@ under the cursor changes, `RowSelected` on enter or a click on the cursor row.""
 
 from __future__ import annotations
 
+import csv
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from rich.cells import cell_len, set_cell_size
@@ -29,7 +32,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.model import Column
+
 Cells = tuple[str, ...]
+ELLIPSIS = "…"
 
 
 def cell_width(text: str) -> int:
@@ -48,6 +54,54 @@ def column_widths(columns: Iterable[Sequence[str]]) -> list[int]:
         else:
             widths.append(max(map(cell_width, column)))
     return widths
+
+
+FLEX = 18  # what a never-dropped text column counts for while columns are dropped
+
+
+def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -> tuple[list[int], list[int]]:
+    """Which columns show in `width` cells, and how wide: (indices, widths).
+
+    Columns are dropped by priority (the highest number first; the rightmost of a tie) until the
+    rest fit with the never-dropped (priority 0) columns counted at FLEX cells at most; the room
+    left goes back to those columns up to their widest cell; a priority-0 column may then shrink
+    to its minimum width (its cells cut with "…"); if even that is too wide, the table scrolls."""
+    widths = [max(cell_width(c.title), n) for c, n in zip(columns, natural, strict=False)]
+    widths += [cell_width(c.title) for c in columns[len(widths) :]]
+    base = [
+        w if c.priority else min(w, max(c.min_width, FLEX, cell_width(c.title)))
+        for c, w in zip(columns, widths, strict=True)
+    ]
+    shown = list(range(len(columns)))
+
+    def total(sizes: dict[int, int] | list[int]) -> int:
+        return sum(sizes[i] + 2 for i in shown)
+
+    droppable = sorted(
+        (i for i, c in enumerate(columns) if c.priority > 0), key=lambda i: (-columns[i].priority, -i)
+    )
+    for i in droppable:
+        if total(base) <= width:
+            break
+        shown.remove(i)
+    sized = {i: base[i] for i in shown}
+    room = width - total(sized)
+    while room > 0:  # the room left, a cell at a time, to the columns cut the most
+        short = [i for i in shown if sized[i] < widths[i]]
+        if not short:
+            break
+        for i in sorted(short, key=lambda i: sized[i] - widths[i]):
+            if room <= 0:
+                break
+            sized[i] += 1
+            room -= 1
+    while total(sized) > width:
+        over = [i for i in shown if sized[i] > columns[i].min_width]
+        if not over:
+            break
+        widest = max(over, key=lambda i: (sized[i] - columns[i].min_width, i))
+        sized[widest] = max(columns[widest].min_width, sized[widest] - (total(sized) - width))
+    return shown, [sized[i] for i in shown]
 
 
 @lru_cache(maxsize=64)
@@ -143,8 +197,8 @@ class KeyedTable(ScrollView, can_focus=True):
         Binding("pagedown", "page_down", "Page down", show=False),
         Binding("home,ctrl+home", "first_row", "First row", show=False),
         Binding("end,ctrl+end", "last_row", "Last row", show=False),
-        Binding("left", "scroll_left", "Scroll left", show=False),
-        Binding("right", "scroll_right", "Scroll right", show=False),
+        Binding("left", "page_left", "Columns left", show=False),
+        Binding("right", "page_right", "Columns right", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -209,11 +263,30 @@ class KeyedTable(ScrollView, can_focus=True):
     class RowSelected(_RowMessage):
         """Enter, or a click on the row under the cursor."""
 
-    def __init__(self, columns: Sequence[str], **kwargs: object) -> None:
+    class ColumnsChanged(Message):
+        """The columns on screen changed (a resize, or a page left/right)."""
+
+        def __init__(self, table: KeyedTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    def __init__(self, columns: Sequence[str | Column], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._column_names: Cells = tuple(columns)
+        # A plain title is a column that is never dropped (priority 0), shown whole.
+        self.columns: tuple[Column, ...] = tuple(
+            c if isinstance(c, Column) else Column(c, c, 0, max(1, cell_width(c))) for c in columns
+        )
+        self._column_names: Cells = tuple(c.title for c in self.columns)
         self._rows: Rows = ListRows(())
-        self._widths: list[int] = [cell_width(name) for name in self._column_names]
+        self._natural: list[int] = [cell_width(name) for name in self._column_names]
+        self._shown: list[int] = list(range(len(self.columns)))  # the columns on screen, in order
+        self._widths: list[int] = list(self._natural)  # their widths
+        self._page = 0  # 0: the columns that fit by priority; 1…: the dropped ones, a screen at a time
+        self._fitted_for = -1
         self.cursor_row = 0
         self._highlighted: str | None = None
         self._lines: dict[tuple[object, ...], Strip] = {}
@@ -254,6 +327,16 @@ class KeyedTable(ScrollView, can_focus=True):
         _, cells, style = self._rows.row(index)
         return [Text(cell, style=style) for cell in cells]
 
+    def write_csv(self, path: Path) -> int:
+        """Every row (after the filter) with every column, dropped or not, as CSV: the row count."""
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(self._column_names)
+            for index in range(len(self._rows)):
+                _, cells, _ = self._rows.row(index)
+                writer.writerow(cells)
+        return len(self._rows)
+
     def apply(self, rows: Iterable[tuple[str, Cells, str]]) -> None:
         """rows: (key, cells, style) — style is a Rich style for the whole row ("" for none)."""
         self.show(ListRows(rows))
@@ -269,7 +352,8 @@ class KeyedTable(ScrollView, can_focus=True):
             max(cell_width(name), w) for name, w in zip(self._column_names, rows.widths(), strict=False)
         ]
         widths += [cell_width(name) for name in self._column_names[len(widths) :]]
-        self._widths = widths
+        self._natural = widths
+        self._fit()
         index = rows.index(keep) if keep is not None else None
         row = index if index is not None else max(0, min(self.cursor_row, len(rows) - 1))
         self._resize(Size(self.table_width, len(rows) + 1))
@@ -293,6 +377,102 @@ class KeyedTable(ScrollView, can_focus=True):
     @property
     def table_width(self) -> int:
         return sum(self._widths) + 2 * len(self._widths)
+
+    # --- the columns that fit ---------------------------------------------------------------------
+
+    @property
+    def fit_width(self) -> int:
+        """The cells a row may take: the content width (80 before the first layout)."""
+        width = self.scrollable_content_region.width if self.is_mounted else 0
+        return width or 80
+
+    def _pages(self, width: int) -> list[tuple[list[int], list[int]]]:
+        """Page 0: the columns that fit by priority; then the dropped ones, behind the columns that
+        are never dropped, a screen at a time."""
+        first = fit_columns(self.columns, self._natural, width)
+        pages = [first]
+        rest = [i for i in range(len(self.columns)) if i not in first[0]]
+        pinned = [i for i, c in enumerate(self.columns) if c.priority == 0 and c.pin]
+        while rest:
+            room = width - sum(min(self._natural[i], self.columns[i].min_width * 2) + 2 for i in pinned)
+            take: list[int] = []
+            for i in rest:
+                if take and sum(self._natural[j] + 2 for j in [*take, i]) > room:
+                    break
+                take.append(i)
+            rest = rest[len(take) :]
+            spec = [replace(self.columns[i], priority=0) for i in [*pinned, *take]]
+            _, sized = fit_columns(spec, [self._natural[i] for i in [*pinned, *take]], width)
+            pages.append(([*pinned, *take], sized))
+        return pages
+
+    def _fit(self) -> None:
+        laid_out = bool(self.size.width)  # a hidden tab's table is not: fitted when first painted
+        width = self.fit_width if laid_out else 80
+        pages = self._pages(width)
+        self._page = min(self._page, len(pages) - 1)
+        self._shown, self._widths = pages[self._page]
+        self._fitted_for = width if laid_out else -1
+        self._page_count = len(pages)
+
+    @property
+    def page_count(self) -> int:
+        return getattr(self, "_page_count", 1)
+
+    @property
+    def page(self) -> int:
+        return self._page
+
+    @property
+    def page_note(self) -> str:
+        """For the title: which screen of columns is shown, when there is more than one."""
+        if self.page_count <= 1:
+            return ""
+        return f"columns {self._page + 1}/{self.page_count} ←/→"
+
+    @property
+    def shown_columns(self) -> list[Column]:
+        return [self.columns[i] for i in self._shown]
+
+    @property
+    def hidden_columns(self) -> list[int]:
+        """The indices of the columns not on screen (what the detail panel lists)."""
+        return [i for i in range(len(self.columns)) if i not in self._shown]
+
+    def _relayout(self) -> None:
+        self._lines.clear()
+        self._generation += 1
+        self._resize(Size(self.table_width, len(self._rows) + 1))
+        self.refresh()
+        self.post_message(self.ColumnsChanged(self))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.fit_width != self._fitted_for:
+            self._fit()
+            self._relayout()
+
+    def action_page_right(self) -> None:
+        """The next screen of columns (a whole page, never one character)."""
+        if self._page + 1 < self.page_count:
+            self._page += 1
+        elif self.table_width > self.fit_width:
+            self.scroll_to(x=self.scroll_x + self.fit_width, animate=False, force=True)
+            return
+        else:
+            return
+        self._fit()
+        self.scroll_to(x=0, animate=False, force=True)
+        self._relayout()
+
+    def action_page_left(self) -> None:
+        if self.scroll_x > 0:
+            self.scroll_to(x=max(0, self.scroll_x - self.fit_width), animate=False, force=True)
+            return
+        if self._page == 0:
+            return
+        self._page -= 1
+        self._fit()
+        self._relayout()
 
     # --- the cursor ---------------------------------------------------------------------------------
 
@@ -381,6 +561,14 @@ class KeyedTable(ScrollView, can_focus=True):
         self._lines.clear()
 
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        if self.size.width and self.fit_width != self._fitted_for:
+            # the columns were fitted while the table was hidden (another tab) or before a
+            # resize reached it: fit them to the width it is painted at
+            self._fit()
+            self._lines.clear()
+            self._generation += 1
+            self._resize(Size(self.table_width, len(self._rows) + 1))
+            self.post_message(self.ColumnsChanged(self))
         component = self.get_component_rich_style
         cursor = component("keyed-table--cursor")
         self._palette = (
@@ -412,11 +600,14 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _render_row(self, index: int, scroll_x: int, width: int) -> Strip:
         base, header, even, odd, cursor, cursor_colours = self._palette
+        shown = self._shown
         if index < 0:
-            cells, pad = self._column_names, header
+            names = self._column_names
+            cells, pad = tuple(names[i] for i in shown), header
             text = header
         else:
-            _, cells, style = self._rows.row(index)
+            _, every, style = self._rows.row(index)
+            cells = tuple(every[i] if i < len(every) else "" for i in shown)
             pad = even if index % 2 == 0 else odd
             if index == self.cursor_row:
                 pad = pad + cursor
@@ -428,10 +619,11 @@ class KeyedTable(ScrollView, can_focus=True):
         for cell, w in zip(cells, self._widths, strict=False):
             if cell.isascii():
                 if len(cell) > w:
-                    cell = cell[:w]
-                fill = w - len(cell)
+                    cell = cell[: w - 1] + ELLIPSIS if w > 1 else cell[:w]
+                fill = w - cell_width(cell)
             else:
-                cell = set_cell_size(cell, w) if cell_len(cell) > w else cell
+                if cell_len(cell) > w:
+                    cell = set_cell_size(cell, w - 1) + ELLIPSIS if w > 1 else set_cell_size(cell, w)
                 fill = w - cell_len(cell)
             if text is pad:
                 append(Segment(" " + cell + " " * (fill + 1), pad))

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tui.model import COLUMNS, PANE_TITLES, Row
+from tui.model import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
 from tui.view import RowView
 from tui.widgets.keyed_table import KeyedTable, SubsetRows
 
@@ -80,7 +80,7 @@ class Pane(Vertical):
             id=f"filter-{self.pane}",
             classes="filter -hidden",
         )
-        yield KeyedTable(("Sel", *COLUMNS[self.pane]), id=f"table-{self.pane}")
+        yield KeyedTable((SELECT_COLUMN, *COLUMNS[self.pane]), id=f"table-{self.pane}")
         yield Static("", id=f"detail-{self.pane}", classes="detail")
 
     @property
@@ -139,6 +139,7 @@ class Pane(Vertical):
 
         table.show(SubsetRows(matches, self.view.index, _key, render, lambda: [1, *self.view.widths()]))
         table.border_title = self.view.title(PANE_TITLES[self.pane], len(selected))
+        table.border_subtitle = table.page_note
         self.update_detail()
 
     def _style(self, row: Row) -> str:
@@ -157,12 +158,30 @@ class Pane(Vertical):
     def update_detail(self) -> None:
         row = self.current
         text = row.detail if row else "Nothing here."
+        if row is not None:
+            text += self.hidden_text(row)
         detail = self.query_one(".detail", Static)
         lines = text.count("\n") + 1
         # a layout pass costs more than the whole cursor move: only when a scrollbar may come or go
         layout = max(lines, self._detail_lines) > max(detail.size.height, 1)
         self._detail_lines = lines
         detail.update(Text(text), layout=layout)
+
+    def hidden_text(self, row: Row) -> str:
+        """The row's values in the columns the screen has no room for (→ pages to them)."""
+        table = self.table
+        hidden = table.hidden_columns
+        columns = table.columns
+        cells = ("", *row.cells)
+        parts = [f"{columns[i].title}: {cells[i]}" for i in hidden if i < len(cells) and cells[i]]
+        if not parts:
+            return ""
+        return "\nMore (→ pages): " + " · ".join(parts)
+
+    def on_keyed_table_columns_changed(self, event: KeyedTable.ColumnsChanged) -> None:
+        event.stop()
+        self.table.border_subtitle = self.table.page_note
+        self.update_detail()
 
     def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self.update_detail()

@@ -1,0 +1,169 @@
+"""Money the way the customer's invoice changes (issue 13): per line, per customer and in total.
+
+A plan line's `total_price` is the *gross* value of the line as written (an update 7 → 6 of a
+$40.00 seat is a $240.00 line). What the operator needs is what changes on the invoice:
+
+* **net $/month**: the change in monthly recurring billing, new − old. A recurring line (seats,
+  arrears counts, metered usage, usage summaries) replaces what the PSA bills each month: its new
+  total less what the PSA line it updates (or cancels, or replaces with *create new*) billed. A
+  decrease 7 → 6 at $40.00 is −$40.00/month; a cancellation 12 → 0 at $4.00 is −$48.00/month.
+* **one-time**: prorates and extra-months lines, billed once.
+* **credits due**: what `credit_due` findings say is owed back (trueup never writes credits,
+  RULES.md §4 and §3); read from the finding's message, the only place the rules state it.
+* **cost and margin**: the same split for cost; margin = price change − cost change, its % of
+  the price change (none when the price does not change).
+
+Gross figures (the line's own totals) stay in the detail. Headless: no UI imports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from engine.money import CENT, fmt_money, round_cents
+from engine.plan import Finding, LineKind, PlanLine
+
+ZERO = Decimal("0.00")
+HUNDRED = Decimal(100)
+_CREDIT = re.compile(r"(-?\$[\d,]+\.\d{2}) to credit\.")
+
+
+class OldLine(Protocol):
+    """What the PSA bills today for the line a plan line updates (engine.scenario.PsaLine)."""
+
+    @property
+    def quantity(self) -> Decimal: ...
+
+    @property
+    def unit_price(self) -> Decimal: ...
+
+    @property
+    def unit_cost(self) -> Decimal: ...
+
+
+@dataclass(frozen=True)
+class Net:
+    """The invoice change of one line or a sum of lines. `lines`: how many plan lines it sums."""
+
+    monthly: Decimal = ZERO  # change in monthly recurring billing (new − old)
+    monthly_cost: Decimal = ZERO
+    one_time: Decimal = ZERO
+    one_time_cost: Decimal = ZERO
+    credits: Decimal = ZERO  # credits due (credit_due findings), a positive amount owed back
+    gross: Decimal = ZERO  # the lines' own totals, as written (the detail's figure)
+    lines: int = 0
+
+    def __add__(self, other: Net) -> Net:
+        return Net(
+            self.monthly + other.monthly,
+            self.monthly_cost + other.monthly_cost,
+            self.one_time + other.one_time,
+            self.one_time_cost + other.one_time_cost,
+            self.credits + other.credits,
+            self.gross + other.gross,
+            self.lines + other.lines,
+        )
+
+    @property
+    def margin(self) -> Decimal:
+        """What the change earns: price change less cost change (monthly and one-time together)."""
+        return (self.monthly + self.one_time) - (self.monthly_cost + self.one_time_cost)
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        """The margin as a % of the price change, to one decimal; None when the price does not change."""
+        price = self.monthly + self.one_time
+        if price == 0:
+            return None
+        return (self.margin * HUNDRED / price).quantize(Decimal("0.1"))
+
+
+def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
+    """What the PSA bills (price, cost) each month for what `line` changes, before the change."""
+    if old is not None and (line.psa_line_id is not None or line.replaces_line_id is not None):
+        return round_cents(old.quantity * old.unit_price), round_cents(old.quantity * old.unit_cost)
+    if line.previous_quantity is None:
+        return ZERO, ZERO  # a new line: nothing billed before
+    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only).
+    return round_cents(line.previous_quantity * line.unit_price), round_cents(
+        line.previous_quantity * line.unit_cost
+    )
+
+
+def line_net(line: PlanLine, old: OldLine | None = None) -> Net:
+    """The invoice change of one plan line. `old`: the PSA line it updates, cancels or replaces
+    (by `psa_line_id` / `replaces_line_id`), when known; else the line's previous quantity at its
+    own unit price (what an update keeps)."""
+    if line.kind.one_time:
+        return Net(one_time=line.total_price, one_time_cost=line.total_cost, gross=line.total_price, lines=1)
+    before_price, before_cost = old_billing(line, old)
+    if line.kind is LineKind.CANCEL:
+        after_price = after_cost = ZERO
+    else:
+        after_price, after_cost = line.total_price, line.total_cost
+    return Net(
+        monthly=after_price - before_price,
+        monthly_cost=after_cost - before_cost,
+        gross=line.total_price,
+        lines=1,
+    )
+
+
+def old_line_of(line: PlanLine, psa_lines: Mapping[str, OldLine]) -> OldLine | None:
+    ref = line.psa_line_id or line.replaces_line_id
+    return psa_lines.get(ref) if ref is not None else None
+
+
+def credit_of(finding: Finding) -> Decimal:
+    """The amount a `credit_due` finding says is owed back ($0.00 for any other finding)."""
+    if finding.code != "credit_due":
+        return ZERO
+    found = _CREDIT.search(finding.message)
+    if found is None:
+        return ZERO
+    return Decimal(found.group(1).replace("$", "").replace(",", "")).quantize(CENT)
+
+
+def total_net(
+    lines: Iterable[PlanLine],
+    psa_lines: Mapping[str, OldLine] | None = None,
+    findings: Iterable[Finding] = (),
+) -> Net:
+    """The sum of `line_net` over `lines`, plus the credits `findings` say are due."""
+    psa_lines = psa_lines or {}
+    total = Net()
+    for line in lines:
+        total += line_net(line, old_line_of(line, psa_lines))
+    owed = sum((credit_of(f) for f in findings), ZERO)
+    return total + Net(credits=owed) if owed else total
+
+
+def by_company(lines: Iterable[PlanLine], psa_lines: Mapping[str, OldLine] | None = None) -> dict[str, Net]:
+    """Per vendor company (customer): the sum of its lines' `line_net`."""
+    psa_lines = psa_lines or {}
+    out: dict[str, Net] = {}
+    for line in lines:
+        out[line.company_id] = out.get(line.company_id, Net()) + line_net(line, old_line_of(line, psa_lines))
+    return out
+
+
+def fmt_net(value: Decimal) -> str:
+    """A change: `+$852.81`, `-$40.00`, `$0.00`."""
+    if value > 0:
+        return "+" + fmt_money(value)
+    return fmt_money(value)
+
+
+def fmt_pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value}%"
+
+
+def summary(net: Net, psa: str) -> str:
+    """The confirm's sentence: `net +$852.81/month, one-time $1,440.78, to ConnectWise`."""
+    text = f"net {fmt_net(net.monthly)}/month, one-time {fmt_money(net.one_time)}"
+    if net.credits:
+        text += f", credits due {fmt_money(net.credits)} (not written)"
+    return text + f", to {psa}"

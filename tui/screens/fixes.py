@@ -112,6 +112,47 @@ FIXES: dict[str, Fix] = {
     ),
     "duplicate_line": Fix(
         None, ("refresh-customer",), "in the PSA: end all but one of the lines; then {refresh-customer}"
+    ),  # Commitment terms (issue 15): the decision is made in the vendor portal; the Renewals pane lists them.
+    "seats_reducible_until": Fix(
+        "renewals",
+        ("acknowledge",),
+        "remove the seats in the vendor portal before that instant, or {acknowledge} to keep them",
+    ),
+    "renewal_window_open": Fix(
+        "renewals",
+        ("acknowledge",),
+        "reduce or cancel at the vendor before the window closes; {acknowledge} to let it renew",
+    ),
+    "renewal_in_n_days": Fix(
+        "renewals",
+        ("acknowledge",),
+        "decide the renewal quantity before the window closes; {acknowledge} notes the decision",
+    ),
+    "commitment_cost_continues": Fix(
+        "unsynced",
+        ("ignore-row", "acknowledge"),
+        "{ignore-row} keeps billing the customer until the term ends; {acknowledge} accepts the cost",
+    ),
+    "seats_reducible_at_renewal": Fix(
+        "renewals",
+        ("acknowledge",),
+        "reduce the vendor quantity when the renewal window opens; {acknowledge} notes it",
+    ),
+    # Leaks (issue 14, engine.rules.leaks; reported by `trueup margin`).
+    "vendor_subscription_gone": Fix(
+        None,
+        ("refresh-customer",),
+        "cancel the PSA line, or restore the subscription at the vendor; then {refresh-customer}",
+    ),
+    "price_below_cost": Fix(
+        "products",
+        ("bind-product",),
+        "raise the PSA line's price in the PSA, or {bind-product} to a product with a price above cost",
+    ),
+    "vendor_price_changed": Fix(
+        None,
+        ("refresh-customer", "acknowledge"),
+        "update the PSA line's price in the PSA, then {refresh-customer}; {acknowledge} keeps it on purpose",
     ),
 }
 assert set(FIXES) == set(CODES), "every finding code has a fix entry"

@@ -15,12 +15,25 @@ from textual import work
 
 from engine.money import fmt_money, fmt_quantity
 from engine.rules.commitments import Renewal, renewals
-from tui.model import COLUMNS, PANE_TITLES, Row
+from tui.model import COLUMNS, PANE_TITLES, Column, Row
 from tui.widgets.panes import Pane
 
 RENEWALS = "renewals"
+# At 80×24 the window's close, the days left, who, what, the seats and the money stay (issue 13's
+# column priorities); the opening date, the term and the state go first (the detail has them).
 COLUMNS.setdefault(
-    RENEWALS, ("Closes", "Left", "State", "Opens", "Customer", "Product", "Term", "Seats", "Cost/month")
+    RENEWALS,
+    (
+        Column("closes", "Closes", 0, 10, pin=True),
+        Column("left", "Left", 0, 4, numeric=True),
+        Column("state", "State", 3, 8),
+        Column("opens", "Opens", 4, 10),
+        Column("customer", "Customer", 0, 10, pin=True),
+        Column("product", "Product", 0, 10),
+        Column("term", "Term", 2, 8),
+        Column("seats", "Seats", 0, 5, numeric=True),
+        Column("cost", "Cost/month", 0, 10, numeric=True),
+    ),
 )
 PANE_TITLES.setdefault(RENEWALS, "Renewals")
 

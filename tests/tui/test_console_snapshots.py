@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 SIZES = [(80, 24), (120, 40)]
-PANES = {"overview": "1", "customers": "2", "unsynced": "3", "arrears": "4", "prorates": "5", "errors": "6", "renewals": "7"}
+PANES = {
+    "overview": "1",
+    "customers": "2",
+    "unsynced": "3",
+    "arrears": "4",
+    "prorates": "5",
+    "errors": "6",
+    "renewals": "7",
+}
 
 
 async def _loaded(pilot: Any) -> None:

@@ -8,6 +8,9 @@ confirmation (the number of lines and the PSA) unless `--yes`, then writes throu
 comma-separated) limits the sync to those plan lines and the rest of their change sets (a change's
 recurring update, prorates and extra months are written together, RULES.md §3). A line another
 operator's different plan holds is `refused` ("changed since your review — refresh").
+Provisional usage (a period not final yet, RULES.md §5: summaries before day 5) is held out of the
+sync — and out of the dry run, which shows what the sync would send — unless
+`--include-provisional` is given (issue 13; the console holds it the same way, `P` includes it).
 
 The workspace is `engine.workspace.open_workspace()` (the built-in sandbox when nothing is
 configured); it is refreshed from the vendor and the PSA before the plan is made, so the plan —
@@ -69,12 +72,34 @@ def _keys(only: tuple[str, ...]) -> list[str]:
     help="Sync only this plan line (repeatable, or comma-separated keys).",
 )
 @click.option("--use-stored", is_flag=True, help="Plan on the data the store holds when the refresh fails.")
+@click.option(
+    "--include-provisional",
+    is_flag=True,
+    help="Also write provisional usage (periods not final yet: the vendor may still change them).",
+)
 @click.pass_context
-def sync(ctx: click.Context, dry_run: bool, yes: bool, only: tuple[str, ...], use_stored: bool) -> None:
+def sync(
+    ctx: click.Context,
+    dry_run: bool,
+    yes: bool,
+    only: tuple[str, ...],
+    use_stored: bool,
+    include_provisional: bool,
+) -> None:
     """Write the plan's lines into the PSA (journaled; safe to interrupt and re-run)."""
     db_url = (ctx.obj or {}).get("db_url")
     sys.exit(
-        asyncio.run(_sync(db_url, dry_run=dry_run, yes=yes, only=_keys(only), use_stored=use_stored)) or 0
+        asyncio.run(
+            _sync(
+                db_url,
+                dry_run=dry_run,
+                yes=yes,
+                only=_keys(only),
+                use_stored=use_stored,
+                include_provisional=include_provisional,
+            )
+        )
+        or 0
     )
 
 
@@ -97,8 +122,34 @@ def _refresh_failed(result: Any, use_stored: bool) -> bool:
     return True
 
 
+def _hold_provisional(lines: list[Any], unfinished: set[str], include: bool) -> tuple[list[Any], int]:
+    """The lines to write, with provisional usage held out unless included (engine.batch, the
+    console's rule); says how many were held and why. A line an earlier sync left half-written
+    is finished whatever it is: its change set is already partly in the PSA."""
+    from engine.batch import hold_provisional
+
+    write, held = hold_provisional([x for x in lines if x.key not in unfinished], include)
+    held_keys = {x.key for x in held}
+    if held:
+        click.echo(
+            f"Held {len(held)} provisional usage line(s) out of this sync: their periods are not final "
+            "yet (usage summaries before day 5 of the next month; the vendor may still change them). "
+            "Pass --include-provisional to write them."
+        )
+    elif include and any(x.provisional for x in lines):
+        count = sum(1 for x in lines if x.provisional)
+        click.echo(f"Including {count} provisional usage line(s) (--include-provisional).")
+    return [x for x in lines if x.key not in held_keys], len(held)
+
+
 async def _sync(
-    db_url: str | None, *, dry_run: bool, yes: bool, only: list[str], use_stored: bool = False
+    db_url: str | None,
+    *,
+    dry_run: bool,
+    yes: bool,
+    only: list[str],
+    use_stored: bool = False,
+    include_provisional: bool = False,
 ) -> int:
     from engine.sync import Journal, SyncExecutor, dry_run_requests
     from engine.sync.executor import first_unbilled, only_change_sets, with_unfinished
@@ -135,10 +186,12 @@ async def _sync(
                 click.echo(f"trueup: not in the plan: {', '.join(missing)}", err=True)
                 return 2
             lines = only_change_sets(lines, only)  # a line goes with its change set (RULES.md §3)
+        lines, held = _hold_provisional(lines, {str(x["key"]) for x in unfinished}, include_provisional)
         label = PSA_LABELS.get(ws.psa.name, ws.psa.name)
         blocking = [f for f in getattr(plan, "findings", []) if f.severity == "error"]
         if not lines:
-            click.echo(f"Nothing to write: the plan has no lines for {label}.")
+            also = " but the held provisional usage" if held else ""
+            click.echo(f"Nothing to write: the plan has no lines for {label}{also}.")
             return 0
         if dry_run:
             planned = await dry_run_requests(ws.psa, lines, effective_from=first_unbilled(ws.store))

@@ -121,7 +121,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.connectors.autotask_entities import ENTITIES, THRESHOLD_ROUTE, max_length
-from engine.connectors.base import LineUpdate, LineWrite, ServiceError, psa_description, psa_quantity
+from engine.connectors.base import (
+    LineUpdate,
+    LineWrite,
+    ProductSpec,
+    ServiceError,
+    psa_description,
+    psa_quantity,
+)
 from engine.connectors.http import (
     RateBudget,
     ServiceClient,
@@ -473,6 +480,7 @@ class AutotaskConnector:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] | None = None,
         owner_resource_id: int | None = None,
+        service_billing_code_id: int | None = None,
         zone: tzinfo = UTC,
         max_pages: int = MAX_PAGES,
         max_bytes: int = MAX_BYTES,
@@ -481,6 +489,8 @@ class AutotaskConnector:
     ) -> None:
         self.username = username
         self.owner_resource_id = owner_resource_id
+        # the billing (allocation) code a service trueup creates bills through (create_product)
+        self.service_billing_code_id = service_billing_code_id
         self.zone = zone  # the partner's time zone (RULES.md §11)
         self.max_pages = max_pages
         self.max_bytes = max_bytes
@@ -1182,6 +1192,63 @@ class AutotaskConnector:
         company_id = await self._write(self.http.build("POST", "Companies", content=dumps(body)), "Companies")
         row = await self.get("Companies", company_id)
         return PsaCompany(id=str(company_id), name=str((row or {}).get("companyName") or name))
+
+    def service_body(self, spec: ProductSpec) -> dict[str, Any]:
+        """The Services create body for a product (seed 004's wizard). Required: name (150),
+        unitPrice, periodType, billingCodeID [ecit New-AtwsService; anteris]; description is
+        400 characters [ecit]. A Service carries no SKU (module docstring): the SKU goes into the
+        description, where the operator sees it in Autotask. Monthly is periodType 1 (ASSUMED)."""
+        if self.service_billing_code_id is None:
+            raise ServiceError(
+                SERVICE,
+                "creating an Autotask service needs a billing code id (billingCodeID is required)",
+                sent=False,
+            )
+        if not spec.recurring:
+            raise ServiceError(
+                SERVICE, "an Autotask service is recurring; create a one-time product in Autotask", sent=False
+            )
+        if spec.category:
+            raise ServiceError(
+                SERVICE, "trueup does not set an Autotask service's category; leave it empty", sent=False
+            )
+        if spec.taxable:
+            raise ServiceError(
+                SERVICE,
+                "trueup does not set an Autotask service's tax category; leave taxable off",
+                sent=False,
+            )
+        body: dict[str, Any] = {
+            "name": spec.name[: max_length("Services", "name")],
+            "unitPrice": spec.unit_price,
+            "unitCost": spec.unit_cost,
+            "periodType": PERIOD_MONTHLY,
+            "billingCodeID": self.service_billing_code_id,
+            "isActive": True,
+        }
+        if spec.sku:
+            body["description"] = f"SKU {spec.sku}"[: max_length("Services", "description")]
+        return body
+
+    async def create_product(self, spec: ProductSpec) -> PsaProduct:
+        """`POST Services` with `service_body`, then `GET Services/{id}` (the answer is only the
+        new id)."""
+        body = self.service_body(spec)
+        await self.connect()
+        self._require_zone()
+        service_id = await self._write(self.http.build("POST", "Services", content=dumps(body)), "Services")
+        self._billing_codes[service_id] = int(body["billingCodeID"])
+        item = await self.get("Services", service_id)
+        if item is None:
+            raise ServiceError(SERVICE, f"service {service_id} not found after create", status=404)
+        (row,) = rows(ServiceRow, [item], "Services")
+        return PsaProduct(
+            id=str(row.id),
+            name=row.name or spec.name,
+            sku=None,
+            unit_price=row.unitPrice,
+            unit_cost=row.unitCost,
+        )
 
 
 __all__ = ["ENTITIES", "AutotaskConnector", "charge_quantity"]

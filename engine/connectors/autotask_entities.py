@@ -89,21 +89,32 @@ ENTITIES: dict[str, EntityRule] = {
     ),
     "Services": EntityRule(
         name="Services",
-        source="[doc ServicesEntity] [swagger]",
+        source="[doc ServicesEntity] [swagger]; create: [ecit] New-AtwsService (required Name, "
+        "UnitPrice, PeriodType, AllocationCodeID = REST billingCodeID); the root POST /V1.0/Services "
+        "route is ASSUMED (as Companies)",
         query=True,
+        create="Services",
         fields={
             "id": _f("int", "[anteris]", **RO),
-            "name": _f("str", "[anteris] required", required=True, max_length=150),  # length ASSUMED
+            "name": _f(
+                "str", "[anteris] required; [ecit] ValidateLength(0,150)", required=True, max_length=150
+            ),
+            "description": _f("str", "[ecit] service_description ValidateLength(0,400)", max_length=400),
             "billingCodeID": _f(
-                "int", "[anteris] required (a Recurring Contract Service billing code)", required=True
+                "int",
+                "[anteris] required (a Recurring Contract Service billing code); [ecit] AllocationCodeID Mandatory",
+                required=True,
             ),
             "periodType": _f(
-                "int", "[anteris] required; picklist ASSUMED 1 Monthly … 4 Yearly", required=True
+                "int",
+                "[anteris] required; [ecit] Mandatory; picklist ASSUMED 1 Monthly … 4 Yearly",
+                required=True,
+                picklist=frozenset({1, 2, 3, 4}),
             ),
-            "unitPrice": _f("decimal", "[anteris] required", required=True),
-            "unitCost": _f("decimal", "[anteris]"),
-            "invoiceDescription": _f("str", "[anteris]", max_length=1000),  # length ASSUMED
-            "isActive": _f("bool", "[anteris]"),
+            "unitPrice": _f("decimal", "[anteris] required; [ecit] Mandatory", required=True),
+            "unitCost": _f("decimal", "[anteris]; [ecit] optional"),
+            "invoiceDescription": _f("str", "[anteris]; [ecit] ValidateLength(0,1000)", max_length=1000),
+            "isActive": _f("bool", "[anteris]; [ecit] optional"),
         },
     ),
     "Contracts": EntityRule(

@@ -15,7 +15,9 @@ Routes (shared/APIS.md §4; [swagger] = Autotask's route list, see the entity ta
   (`…/{Entity}/query/next?paging=…&search=…`, served to GET only — ASSUMED shape and verb).
 - Writes where a real zone serves them [swagger]: `POST|PATCH /Companies`; `POST|PATCH
   /Contracts/{id}/Services`; `POST /Contracts/{id}/ServiceAdjustments` (and the root `POST
-  /ContractServiceAdjustments`); `POST|PATCH /Contracts/{id}/Charges`. Root `POST /ContractServices`
+  /ContractServiceAdjustments`); `POST|PATCH /Contracts/{id}/Charges`; `POST /Services` (a new
+  service: its billingCodeID must be one the zone has, else 500 — route and wording ASSUMED, the
+  required fields [ecit New-AtwsService]). Root `POST /ContractServices`
   or `/ContractCharges`, a PATCH of an adjustment, a query of an adjustment… answer 405; unknown
   routes 404; both with Autotask's error body `{"errors": ["..."]}` (ASSUMED wording).
 - `GET /ThresholdInformation` -> {externalRequestThreshold, requestThresholdTimeframe,
@@ -895,6 +897,24 @@ class AutotaskSandbox:
                 "ownerResourceID": body["ownerResourceID"],
             }
             return company_id
+        if entity == "Services":
+            # A service bills through an existing billing (allocation) code [ecit New-AtwsService:
+            # AllocationCodeID Mandatory]; an unknown one is refused as the charges' is (wording ASSUMED).
+            if body["billingCodeID"] not in self.billing_codes():
+                raise _Reject(500, f"billingCodeID {body['billingCodeID']} does not exist")
+            service_id = self._new_id()
+            self.tables["Services"][service_id] = {
+                "id": service_id,
+                "name": body["name"],
+                "description": body.get("description"),
+                "invoiceDescription": body.get("invoiceDescription"),
+                "unitPrice": _money(body["unitPrice"], "unitPrice"),
+                "unitCost": None if body.get("unitCost") is None else _money(body["unitCost"], "unitCost"),
+                "periodType": body["periodType"],
+                "billingCodeID": body["billingCodeID"],
+                "isActive": True if body.get("isActive") is None else body["isActive"],
+            }
+            return service_id
         if entity == "ContractServices":
             contract_id = body["contractID"]
             self._recurring_contract(contract_id)

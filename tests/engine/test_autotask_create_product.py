@@ -1,0 +1,83 @@
+"""`product_not_bound` fixed by creating the product in Autotask (issue 13, seed 004's wizard):
+`engine.actions.create_product` on the strict Autotask sandbox creates a Service and binds the
+vendor product to it; a refusal is one sentence naming the service, and nothing is bound."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from builders import COMPANY, build
+
+from engine import actions, audit
+from engine.sandbox.autotask import BILLING_CODE_BASE, AutotaskSandbox
+from engine.scenario import Scenario
+from engine.store import Store
+
+AS_OF = date(2020, 9, 20)
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store.memory()
+    s.import_scenario(
+        build(
+            AS_OF.isoformat(),
+            subs=[],
+            lines=[],
+            companies=[COMPANY],
+            products=[{"id": "bk", "name": "Backup", "kind": "quota"}],
+            psa_products=[{"id": "700", "name": "Backup GB"}],
+        )
+    )
+    yield s
+    s.close()
+
+
+def autotask() -> AutotaskSandbox:
+    world = Scenario.model_validate(
+        {
+            "as_of": "2020-09-20",
+            "settings": {"psa": "autotask"},
+            "psa": {
+                "companies": [{"id": "19", "name": "Acme Dental PC"}],
+                "products": [{"id": "700", "name": "Backup GB", "unit_price": "0.10"}],
+            },
+        }
+    )
+    return AutotaskSandbox.from_scenario(world)
+
+
+def bound(store: Store, product: str) -> str | None:
+    for b in store.snapshot(AS_OF).mappings.products:
+        if b.vendor_product_id == product:
+            return b.psa_product_id
+    return None
+
+
+async def test_create_product_on_autotask_creates_the_service_and_binds_it(store: Store) -> None:
+    at = autotask()
+    psa = at.connector(service_billing_code_id=BILLING_CODE_BASE + 700)
+    spec = actions.new_product_spec("Backup per GB", "BK-GB", "0.12", "0.05")
+    created = await actions.create_product(store, psa, "bk", spec, user="ann")
+    service = at.tables["Services"][int(created.id)]
+    assert (service["name"], str(service["unitPrice"]), str(service["unitCost"])) == (
+        "Backup per GB",
+        "0.12",
+        "0.05",
+    )
+    assert bound(store, "bk") == created.id
+    with store.session() as s:
+        kinds = [e.action for e in audit.events(s)]
+    assert kinds[-3:] == ["create_product.requested", "create_product", "bind_product"]
+    await psa.aclose()
+
+
+async def test_without_a_billing_code_autotask_is_not_asked_and_nothing_is_bound(store: Store) -> None:
+    at = autotask()
+    psa = at.connector()
+    spec = actions.new_product_spec("Backup per GB", "", "0.12", "0.05")
+    with pytest.raises(actions.ActionError, match="autotask refused to create Backup per GB: .*billing code"):
+        await actions.create_product(store, psa, "bk", spec)
+    assert at.writes == 0 and bound(store, "bk") is None
+    await psa.aclose()

@@ -132,3 +132,27 @@ async def test_a_month_without_invoices_is_not_audited(invoiced: Any, make_app: 
         assert row.cells[_col("class")] == "NOT AUDITED" and "clean" in row.detail
         assert _money(row.cells[_col("billed")]) > 0
         assert COLUMNS[MARGIN][_col("cost")].priority == 0
+
+
+async def test_a_failing_check_is_one_sentence_and_keys_still_work(
+    invoiced: Any, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.margin.store
+
+    def broken(store: Any, months: Any = None) -> Any:
+        raise ValueError("invoice INV-9 has no currency")
+
+    monkeypatch.setattr(engine.margin.store, "load_invoices", broken)
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        await pilot.press("8")
+        await settle(app, pilot)
+        pane = app.main.query_one(MarginPane)
+        assert pane.report is None and pane.table.border_subtitle == "check failed"
+        messages = [n.message for n in app._notifications]
+        assert any(
+            "The margin check failed: ValueError: invoice INV-9 has no currency" in m for m in messages
+        )
+        await pilot.press("1")
+        assert app.main.active == "overview"

@@ -127,7 +127,7 @@ def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]
                     f"{fmt_money(c.price)}, the plan bills {fmt_money(c.should_bill)}, margin "
                     f"{fmt_money(c.margin)} ({_percent(c.price, c.cost)})."
                     + (f"\nTo act on: {summary}." if summary else "")
-                    + "\nPress enter for its subscriptions."
+                    + "\nPress enter for its subscriptions; [ and ] change the month."
                 ),
                 company_id=c.company_id or None,
             )
@@ -235,13 +235,22 @@ class MarginPane(Pane):
         from engine.margin import three_way_check
         from engine.margin.store import load_invoices, marks
 
-        invoices = load_invoices(store)
-        if month is None:
-            counted = sorted({inv.month for inv in invoices if inv.counted})
-            month = counted[-1] if counted else f"{as_of.year:04d}-{as_of.month:02d}"
-        report = three_way_check(store.snapshot(as_of), invoices, month, marks=marks(store), plan=plan)
-        rows, subs = customer_rows(report)
+        try:
+            invoices = load_invoices(store)
+            if month is None:
+                counted = sorted({inv.month for inv in invoices if inv.counted})
+                month = counted[-1] if counted else f"{as_of.year:04d}-{as_of.month:02d}"
+            report = three_way_check(store.snapshot(as_of), invoices, month, marks=marks(store), plan=plan)
+            rows, subs = customer_rows(report)
+        except Exception as exc:  # noqa: BLE001 - one sentence to the operator, never a traceback
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}", generation)
+            return
         self.app.call_from_thread(self._show, report, rows, subs, generation)
+
+    def _failed(self, message: str, generation: int) -> None:
+        if generation == self._generation:
+            self.table.border_subtitle = "check failed"
+            self.app.notify(f"The margin check failed: {message}", severity="error", timeout=10)
 
     def _show(
         self, report: MarginReport, rows: list[Row], subs: dict[str, list[Row]], generation: int

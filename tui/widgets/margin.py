@@ -202,7 +202,7 @@ class MarginPane(Pane):
         """New figures: check again now if the pane is shown, else when it is opened."""
         self._source = (workspace, data)
         self._dirty = True
-        if self.is_on_screen:
+        if self.tab_shown:
             self.load()
 
     def opened(self) -> None:
@@ -210,7 +210,7 @@ class MarginPane(Pane):
             self.load()
 
     @property
-    def is_on_screen(self) -> bool:
+    def tab_shown(self) -> bool:
         try:
             from textual.widgets import TabbedContent
 

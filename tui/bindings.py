@@ -56,6 +56,7 @@ REGISTRY: tuple[Command, ...] = (
     Command("pane-prorates", "5", "show_pane('prorates')", "Prorates pane"),
     Command("pane-errors", "6", "show_pane('errors')", "Errors pane"),
     Command("pane-renewals", "7", "show_pane('renewals')", "Renewals pane (commitment terms)"),
+    Command("pane-margin", "8", "show_pane('margin')", "Margin pane (three-way check)"),
     Command(
         "cursor-last", "G", "cursor_last", "Last row", help="Jump to the last row (ignored items are last)."
     ),

@@ -25,6 +25,7 @@ from tui.screens.map_company import MapCompanyModal, SuggestionsModal, suggest_c
 from tui.view import count
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.margin import MARGIN, MarginPane
 from tui.widgets.panes import Pane
 from tui.widgets.renewals import RENEWALS, RenewalsPane
 
@@ -60,6 +61,8 @@ class MainScreen(FixActions, Screen[None]):
                     yield Pane(name)
             with TabPane(PANE_TITLES[RENEWALS], id=f"tab-{RENEWALS}"):  # issue 15
                 yield RenewalsPane()
+            with TabPane(PANE_TITLES[MARGIN], id=f"tab-{MARGIN}"):  # issue 14
+                yield MarginPane()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -84,6 +87,7 @@ class MainScreen(FixActions, Screen[None]):
                 self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.query_one(RenewalsPane).load(self.app.workspace, data.as_of)
+        self.query_one(MarginPane).figures_changed(self.app.workspace, data)
         self.show_state()
 
     # --- how current the figures are (loading / stale banner) ----------------------------------------
@@ -127,6 +131,8 @@ class MainScreen(FixActions, Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.pane().table.focus()
+        if self.active == MARGIN:
+            self.query_one(MarginPane).opened()
         self.refresh_bindings()
 
     def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:

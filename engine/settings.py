@@ -200,6 +200,12 @@ class AutotaskConfig(Section):
         None,
         description="e.g. https://webservices5.autotask.net/atservicesrest/v1.0/; discovered when absent.",
     )
+    service_billing_code_id: int | None = Field(
+        None,
+        gt=0,
+        description="The billing (allocation) code a Service that trueup creates bills through; "
+        "without it trueup does not create products in Autotask (a Service requires one).",
+    )
 
     _check = field_validator("username", "integration_code")(_required_text)
 

@@ -298,8 +298,14 @@ def _psa_sandbox(name: str, scenario: Scenario, faults: Any) -> tuple[Any, PsaCo
         from engine.sandbox.autotask import AutotaskSandbox
 
         at = AutotaskSandbox.from_scenario(scenario, faults=faults)
+        codes = at.billing_codes()  # a created Service bills through one the zone has, as a real one must
         return at, AutotaskConnector(
-            at.username, at.secret, at.integration_code, zone_url=at.zone_url, transport=_late_transport(at)
+            at.username,
+            at.secret,
+            at.integration_code,
+            zone_url=at.zone_url,
+            transport=_late_transport(at),
+            service_billing_code_id=min(codes) if codes else None,
         )
     raise WorkspaceError(f"unknown PSA {name!r}")
 
@@ -540,6 +546,7 @@ def _connectors(config: TrueupConfig) -> tuple[VendorConnector, PsaConnector, st
             at.integration_code,
             zone_url=at.zone_url,
             zone=config.billing.zone,
+            service_billing_code_id=at.service_billing_code_id,
         )
         where = at.username
     return vendor, psa, f"Pax8 → {SERVICE_TITLES[kind]} ({where})"

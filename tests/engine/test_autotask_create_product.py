@@ -81,3 +81,42 @@ async def test_without_a_billing_code_autotask_is_not_asked_and_nothing_is_bound
         await actions.create_product(store, psa, "bk", spec)
     assert at.writes == 0 and bound(store, "bk") is None
     await psa.aclose()
+
+
+async def test_the_sandbox_workspace_creates_autotask_products_through_a_code_the_zone_has(
+    store: Store,
+) -> None:
+    # The console's sandbox connector is built with one of the zone's own billing codes (a Service
+    # requires one), so "create in PSA" works on the Autotask sandbox as on a configured zone.
+    from engine.workspace import _psa_sandbox
+
+    scenario = Scenario.model_validate(
+        {
+            "as_of": "2020-09-20",
+            "settings": {"psa": "autotask"},
+            "psa": {
+                "companies": [{"id": "19", "name": "Acme Dental PC"}],
+                "products": [{"id": "700", "name": "Backup GB", "unit_price": "0.10"}],
+            },
+        }
+    )
+    at, psa = _psa_sandbox("autotask", scenario, None)
+    assert psa.service_billing_code_id in at.billing_codes()
+    spec = actions.new_product_spec("Backup per GB", "BK-GB", "0.12", "0.05")
+    created = await actions.create_product(store, psa, "bk", spec, user="ann")
+    assert at.tables["Services"][int(created.id)]["billingCodeID"] == psa.service_billing_code_id
+    assert bound(store, "bk") == created.id
+    await psa.aclose()
+
+
+def test_a_configured_zone_names_the_billing_code_for_new_services() -> None:
+    from pydantic import ValidationError
+
+    from engine.settings import AutotaskConfig
+
+    config = AutotaskConfig(
+        username="api@example.com", integration_code="X", service_billing_code_id=29682801
+    )
+    assert config.service_billing_code_id == 29682801
+    with pytest.raises(ValidationError, match="service_billing_code_id"):
+        AutotaskConfig(username="api@example.com", integration_code="X", service_billing_code_id=0)

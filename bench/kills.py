@@ -166,7 +166,11 @@ def _kill_during_sync(served: Served, target: int) -> tuple[bool, int, int]:
     """Start `trueup sync --yes`, SIGKILL it once the PSA has received `target` more writes."""
     base = _stats(served.psa_url)["writes"]
     proc = subprocess.Popen(
-        _trueup("sync", "--yes"), cwd=ROOT, env=served.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _trueup("sync", "--yes", "--include-provisional"),
+        cwd=ROOT,
+        env=served.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     killed = False
     while proc.poll() is None:
@@ -185,7 +189,12 @@ def _resume(served: Served) -> tuple[int, int, str]:
     detail = ""
     for attempt in range(1, 4):
         done = subprocess.run(
-            _trueup("sync", "--yes"), cwd=ROOT, env=served.env, capture_output=True, text=True, timeout=300
+            _trueup("sync", "--yes", "--include-provisional"),
+            cwd=ROOT,
+            env=served.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         tracebacks += done.stderr.count("Traceback") + done.stdout.count("Traceback")
         if "Nothing to write" in done.stdout:

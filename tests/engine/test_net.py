@@ -32,11 +32,18 @@ def _one(plan: Plan, kind: LineKind, **want: Any) -> Any:
 
 def test_a_decrease_is_the_seats_dropped_not_the_whole_line(demo: Any) -> None:
     _, plan, psa = demo
-    line = _one(plan, LineKind.RECURRING, action="update", previous_quantity=D(9), quantity=D(8))
+    line = _one(
+        plan,
+        LineKind.RECURRING,
+        action="update",
+        previous_quantity=D(12),
+        quantity=D(10),
+        unit_price=D("36.00"),
+    )
     net = line_net(line, old_line_of(line, psa))
-    # by hand: 9 → 8 at $10.00 → -$10.00 a month; the line as written is $80.00
-    assert net.monthly == D("-10.00") and net.gross == D("80.00") and net.one_time == 0
-    assert fmt_net(net.monthly) == "-$10.00"
+    # by hand: 12 → 10 at $36.00 → -$72.00 a month; the line as written is $360.00
+    assert net.monthly == D("-72.00") and net.gross == D("360.00") and net.one_time == 0
+    assert fmt_net(net.monthly) == "-$72.00"
 
 
 def test_a_cancellation_removes_what_the_psa_billed(demo: Any) -> None:
@@ -49,9 +56,14 @@ def test_a_cancellation_removes_what_the_psa_billed(demo: Any) -> None:
 
 def test_a_prorate_is_one_time_and_a_usage_summary_nets_against_the_old_charge(demo: Any) -> None:
     _, plan, psa = demo
-    prorate = _one(plan, LineKind.PRORATE, total_price=D("0.67"))
+    prorate = next(x for x in plan.lines if x.kind is LineKind.PRORATE and x.total_price > 0)
     net = line_net(prorate, old_line_of(prorate, psa))
-    assert (net.monthly, net.one_time, net.one_time_cost) == (D("0.00"), D("0.67"), prorate.total_cost)
+    # a prorate changes no monthly billing: it is charged once, for what it is
+    assert (net.monthly, net.one_time, net.one_time_cost) == (
+        D("0.00"),
+        prorate.total_price,
+        prorate.total_cost,
+    )
     summary_line = _one(plan, LineKind.USAGE_SUMMARY, unit_price=D("2927.79"))
     old = old_line_of(summary_line, psa)
     assert old is not None and old.unit_price == D("3148.75")

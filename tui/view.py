@@ -7,7 +7,9 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 from itertools import zip_longest
 
 from rich.cells import cell_len
@@ -15,6 +17,44 @@ from rich.cells import cell_len
 from tui.model import Row
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
+_NOT_A_NUMBER = re.compile(r"[^0-9.\-]")
+_NUMBER_CELL = re.compile(r"[+\-\u2212]?\$?[0-9][0-9,]*(\.[0-9]+)?%?")
+
+
+def numeric_cells(rows: list[Row], column: int) -> bool:
+    """Does every filled cell of the column read as money or a quantity (`+$1,234.56`, `12.5`)?"""
+    filled = [c for r in rows if column < len(r.cells) and (c := r.cells[column].strip()) and c != "—"]
+    return bool(filled) and all(_NUMBER_CELL.fullmatch(c) for c in filled)
+
+
+def number_of(text: str) -> Decimal | None:
+    """A money or quantity cell as a number: `+$1,234.56` -> 1234.56, `-$3.00` -> -3, `12.5` -> 12.5;
+    `—`, empty or words -> None (sorted after every number)."""
+    plain = _NOT_A_NUMBER.sub("", text.replace("\u2212", "-"))
+    if not plain or plain in ("-", "."):
+        return None
+    try:
+        return Decimal(plain)
+    except InvalidOperation:
+        return None
+
+
+def sort_rows(rows: list[Row], column: int, numeric: bool, reverse: bool) -> list[Row]:
+    """The rows by one cell (stable: a tie keeps the pane's order); money and quantities by value,
+    text case-insensitively; empty cells (and `—`) last either way."""
+
+    def cell(row: Row) -> str:
+        return row.cells[column] if column < len(row.cells) else ""
+
+    if numeric:
+        valued = [(number_of(cell(r)), r) for r in rows]
+        present = [(v, r) for v, r in valued if v is not None]
+        present.sort(key=lambda vr: vr[0], reverse=reverse)
+        return [r for _, r in present] + [r for v, r in valued if v is None]
+    texts = [(cell(r).strip(), r) for r in rows]
+    filled = [(t.casefold(), r) for t, r in texts if t and t != "—"]
+    filled.sort(key=lambda tr: tr[0], reverse=reverse)
+    return [r for _, r in filled] + [r for t, r in texts if not t or t == "—"]
 
 
 def count(n: int) -> str:
@@ -26,16 +66,22 @@ class RowView:
     """The rows of one pane, their filter and their column widths."""
 
     def __init__(self) -> None:
-        self.rows: list[Row] = []
+        self.rows: list[Row] = []  # what is shown, in order (sorted when `sort` is set)
+        self.source: list[Row] = []  # the model's rows, in the pane's own order
         self.by_key: dict[str, Row] = {}
         self.index: dict[str, int] = {}
         self.filter_text = ""
         self._kept: dict[str, list[Row]] = {}  # filter text -> its matches (the last KEPT texts)
         self._widths: list[int] | None = None
+        self.sort: tuple[int, bool, bool] | None = None  # (cell index, numeric, reversed)
 
     # --- rows ---------------------------------------------------------------------------------
 
     def set_rows(self, rows: list[Row]) -> None:
+        """The model's rows, in the pane's order, or by the sort column when one is chosen."""
+        self.source = rows
+        if self.sort is not None:
+            rows = sort_rows(rows, *self.sort)
         self.rows = rows
         keys = [r.key for r in rows]
         self.by_key = dict(zip(keys, rows, strict=True))
@@ -47,7 +93,7 @@ class RowView:
         """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
         recompute): the column widths are widened by `changed`, not measured again over every row
         (a column may stay wider than its widest cell until the next full set of rows)."""
-        if rows is self.rows:
+        if rows is self.source:
             return
         widths = self._widths
         self.set_rows(rows)
@@ -66,6 +112,13 @@ class RowView:
         """The rows of these keys, in the pane's order (keys not in the pane are skipped)."""
         index = self.index
         return [self.by_key[k] for k in sorted((k for k in keys if k in index), key=index.__getitem__)]
+
+    def set_sort(self, sort: tuple[int, bool, bool] | None) -> None:
+        """Sort by (cell index, numeric, reversed), or None: the pane's own order again."""
+        self.sort = sort
+        widths = self._widths
+        self.set_rows(self.source)
+        self._widths = widths  # the same cells: the widths stay
 
     # --- filter --------------------------------------------------------------------------------
 

@@ -213,6 +213,12 @@ class MainScreen(FixActions, Screen[None]):
         if table.row_count:
             table.move_cursor(row=table.row_count - 1)
 
+    def action_sort_column(self) -> None:
+        self.notify(self.pane().cycle_sort(), timeout=3)
+
+    def action_sort_reverse(self) -> None:
+        self.notify(self.pane().reverse_sort(), timeout=3)
+
     def action_filter(self) -> None:
         self.pane().open_filter()
 

@@ -1,0 +1,99 @@
+"""Issue 13, "what operators ask for", Pilot: s sorts the active pane by the next column on screen
+(money as money, quantities as numbers), S reverses, the header carries the arrow, the cursor stays
+on its row; a key that does not apply says why."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tui.bindings import REGISTRY
+from tui.model import Row, column_index
+from tui.view import number_of, numeric_cells, sort_rows
+
+SIZE = (120, 40)
+
+
+def notices(app: Any) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def header(pane: Any) -> list[str]:
+    table = pane.table
+    return [table._column_names[i] for i in table._shown]
+
+
+def test_money_and_quantities_sort_by_value_and_blanks_last() -> None:
+    rows = [
+        Row("a", ("+$1,200.00",)),
+        Row("b", ("—",)),
+        Row("c", ("-$40.00",)),
+        Row("d", ("$9.50",)),
+        Row("e", ("+$240.00",)),
+    ]
+    assert [r.key for r in sort_rows(rows, 0, True, False)] == ["c", "d", "e", "a", "b"]
+    assert [r.key for r in sort_rows(rows, 0, True, True)] == ["a", "e", "d", "c", "b"]
+    # as text "+$1,200.00" < "+$240.00" < "-$40.00": what a text sort would wrongly give
+    assert number_of("+$1,234.56") == Decimal("1234.56")
+    assert number_of("−$3.00") == Decimal("-3.00")
+    assert number_of("Mapped") is None
+    assert numeric_cells(rows, 0)
+    assert not numeric_cells([Row("x", ("7 → 6",))], 0)
+    words = [Row("a", ("beta",)), Row("b", ("",)), Row("c", ("Alpha",))]
+    assert [r.key for r in sort_rows(words, 0, False, False)] == ["c", "a", "b"]
+
+
+def test_sort_keys_are_in_the_registry_and_help() -> None:
+    keys = {c.id: c.keys for c in REGISTRY}
+    assert keys["sort-column"] == "s" and keys["sort-reverse"] == "S"
+    taken = [c.keys for c in REGISTRY if c.scope == "main"]
+    assert taken.count("s") == 1 and taken.count("S") == 1
+
+
+async def test_s_sorts_by_net_money_as_money_S_reverses_cursor_stays(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+        pane = app.main.pane("unsynced")
+        net = column_index("unsynced", "net")
+        shown = [i - 1 for i in pane.table._shown if i > 0]
+        assert net in shown
+        pane.table.move_cursor(row=3)
+        await pilot.pause()
+        kept = pane.current.key
+        for _ in range(shown.index(net) + 1):
+            await pilot.press("s")
+        await pilot.pause()
+        values = [number_of(r.cells[net]) for r in pane.visible()]
+        present = [v for v in values if v is not None]
+        assert len(present) > 2 and present == sorted(present)
+        assert "Net $/mo ▲" in header(pane)
+        assert pane.current.key == kept
+        assert any("Sorted by Net $/mo ▲" in n for n in notices(app))
+        await pilot.press("S")
+        await pilot.pause()
+        present = [v for r in pane.visible() if (v := number_of(r.cells[net])) is not None]
+        assert present == sorted(present, reverse=True)
+        assert "Net $/mo ▼" in header(pane)
+        assert pane.current.key == kept
+        # the sort survives a recompute of the rows
+        pane.set_rows(app.data.rows_for("unsynced", False))
+        present = [v for r in pane.visible() if (v := number_of(r.cells[net])) is not None]
+        assert present == sorted(present, reverse=True)
+        # after the last column on screen: the pane's own order again, no arrow
+        for _ in range(len(shown) - shown.index(net)):
+            await pilot.press("s")
+        await pilot.pause()
+        assert [r.key for r in pane.visible()] == [r.key for r in app.data.rows_for("unsynced", False)]
+        assert not any("▲" in h or "▼" in h for h in header(pane))
+
+
+async def test_S_without_a_sort_says_why(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("S")
+        await pilot.pause()
+        assert any("Not sorted: s sorts by a column first" in n for n in notices(app))

@@ -8,7 +8,7 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from itertools import zip_longest
 
@@ -19,6 +19,12 @@ from tui.model import Row
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
 _NOT_A_NUMBER = re.compile(r"[^0-9.\-]")
 _NUMBER_CELL = re.compile(r"[+\-\u2212]?\$?[0-9][0-9,]*(\.[0-9]+)?%?")
+
+
+def folded(text: str) -> str:
+    """What the customer search compares: letters and digits only, case-folded
+    ("Quarry Hill Foods, L.L.C." -> "quarryhillfoodsllc")."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 def numeric_cells(rows: list[Row], column: int) -> bool:
@@ -74,6 +80,8 @@ class RowView:
         self._kept: dict[str, list[Row]] = {}  # filter text -> its matches (the last KEPT texts)
         self._widths: list[int] | None = None
         self.sort: tuple[int, bool, bool] | None = None  # (cell index, numeric, reversed)
+        self.customer: tuple[str, Callable[[Row], bool]] | None = None  # (what was typed, who matches)
+        self._of_customer: list[Row] | None = None  # the rows of the customer filter, in order
 
     # --- rows ---------------------------------------------------------------------------------
 
@@ -87,6 +95,7 @@ class RowView:
         self.by_key = dict(zip(keys, rows, strict=True))
         self.index = dict(zip(keys, range(len(keys)), strict=True))  # built in C, no Python loop
         self._kept = {}
+        self._of_customer = None
         self._widths = None
 
     def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
@@ -122,6 +131,22 @@ class RowView:
 
     # --- filter --------------------------------------------------------------------------------
 
+    def set_customer(self, customer: tuple[str, Callable[[Row], bool]] | None) -> None:
+        """Only the rows of matching customers (the search across panes), or every row again."""
+        self.customer = customer
+        self._of_customer = None
+        self._kept = {}
+
+    @property
+    def base(self) -> list[Row]:
+        """The rows the text filter runs over: every row, or the customer search's rows."""
+        if self.customer is None:
+            return self.rows
+        if self._of_customer is None:
+            matches = self.customer[1]
+            self._of_customer = [r for r in self.rows if matches(r)]
+        return self._of_customer
+
     def set_filter(self, text: str) -> None:
         self.filter_text = text
 
@@ -134,11 +159,11 @@ class RowView:
         kept from when it was typed — so neither rescans the whole pane."""
         needle = self.filter_text.casefold().strip()
         if not needle:
-            return self.rows
+            return self.base
         found = self._kept.get(needle)
         if found is not None:
             return found
-        source = self.rows
+        source = self.base
         for text, matches in self._kept.items():
             if text in needle and len(matches) < len(source):
                 source = matches
@@ -152,8 +177,10 @@ class RowView:
         """'Unsynced — 12,345', 'Unsynced — 3 of 42 (filter: x)', '… · 2 selected'."""
         total = len(self.rows)
         text = self.filter_text.strip()
-        if text:
-            title = f"{name} — {count(len(self.matches))} of {count(total)} (filter: {text})"
+        notes = [f"customer: {self.customer[0]}"] if self.customer is not None else []
+        notes += [f"filter: {text}"] if text else []
+        if notes:
+            title = f"{name} — {count(len(self.matches))} of {count(total)} ({', '.join(notes)})"
         else:
             title = f"{name} — {count(total)}"
         if selected:

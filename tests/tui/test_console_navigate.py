@@ -97,3 +97,62 @@ async def test_S_without_a_sort_says_why(make_app: Any, settle: Any) -> None:
         await pilot.press("S")
         await pilot.pause()
         assert any("Not sorted: s sorts by a column first" in n for n in notices(app))
+
+
+def status_text(app: Any) -> str:
+    from tui.widgets.header import StatusHeader
+
+    return str(app.main.query_one(StatusHeader).render())
+
+
+async def test_F_finds_a_customer_in_every_pane_punctuation_ignored_esc_clears(
+    make_app: Any, settle: Any
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        data = app.data
+        # the customer with the most unsynced rows, typed the way an operator might
+        counts: dict[str, int] = {}
+        for row in data.rows["unsynced"]:
+            counts[row.company_id] = counts.get(row.company_id, 0) + 1
+        company = max(counts, key=lambda c: counts[c])
+        name = data.company(company)
+        typed = ".".join(name.upper().split())  # "QUARRY.HILL.FOODS" for "Quarry Hill Foods, LLC"
+        await pilot.press("F")
+        await pilot.pause()
+        app.screen.query_one("#text").value = typed
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.screen is app.main
+        wanted = app.main.matching_companies(typed)
+        assert company in wanted
+        unsynced = app.main.pane("unsynced").visible()
+        assert len(unsynced) == sum(counts[c] for c in wanted if c in counts)
+        for pane in ("customers", "unsynced", "arrears", "prorates", "errors"):
+            shown = app.main.pane(pane).visible()
+            assert all((r.company_id or r.key) in wanted for r in shown), pane
+        assert [r.key for r in app.main.pane("customers").visible()] == [
+            r.key for r in data.rows["customers"] if r.key in wanted
+        ]
+        assert f"customer: {typed}" in status_text(app)
+        assert f"customer: {typed}" in app.main.pane("unsynced").table.border_title
+        # Overview's totals are not narrowed
+        assert len(app.main.pane("overview").visible()) == len(data.rows["overview"])
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "customer:" not in status_text(app)
+        assert len(app.main.pane("unsynced").visible()) == len(data.rows["unsynced"])
+
+
+async def test_F_with_no_matching_customer_says_so_and_keeps_every_row(make_app: Any, settle: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("F")
+        await pilot.pause()
+        app.screen.query_one("#text").value = "zz no such customer zz"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert any("No customer's name holds 'zz no such customer zz'" in n for n in notices(app))
+        assert len(app.main.pane("unsynced").visible()) == len(app.data.rows["unsynced"])

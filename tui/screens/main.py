@@ -19,10 +19,10 @@ from tui.bindings import bindings
 from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
-from tui.screens.fixes import FixActions
+from tui.screens.fixes import FixActions, TextModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal, suggest_company
-from tui.view import count
+from tui.view import count, folded
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
@@ -49,6 +49,7 @@ class MainScreen(FixActions, Screen[None]):
     SCOPE = "main"
     BINDINGS = bindings("main")
     app: TrueupApp  # type: ignore[assignment]
+    customer_search = ""  # F: every pane shows only the rows of these customers
     include_provisional = False  # provisional usage is held out of a sync until the operator includes it
 
     def compose(self) -> ComposeResult:
@@ -84,6 +85,8 @@ class MainScreen(FixActions, Screen[None]):
                 self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.query_one(RenewalsPane).load(self.app.workspace, data.as_of)
+        if self.customer_search:
+            self.apply_customer_search()
         self.show_state()
 
     # --- how current the figures are (loading / stale banner) ----------------------------------------
@@ -123,6 +126,7 @@ class MainScreen(FixActions, Screen[None]):
             invoiced_through=data.invoiced_through if data else None,
             freshness=dict(getattr(ws, "freshness", {}) or {}),
             busy=busy or app.busy,
+            customer=self.customer_search,
         )
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -225,6 +229,59 @@ class MainScreen(FixActions, Screen[None]):
     def key_escape(self) -> None:
         if isinstance(self.focused, Input):
             self.pane().close_filter(keep=False)
+        elif self.customer_search:
+            self.customer_search = ""
+            self.apply_customer_search()
+            self.notify("Every customer shown again", timeout=3)
+
+    # --- the customer search across panes ----------------------------------------------------------
+
+    def matching_companies(self, text: str) -> frozenset[str]:
+        """The vendor companies whose name (or mapped PSA company's name) holds `text`, case and
+        punctuation ignored."""
+        data = self.app.data
+        needle = folded(text)
+        if data is None or not needle:
+            return frozenset()
+        found = {cid for cid, name in data.company_names.items() if needle in folded(name)}
+        for row in data.rows.get("customers", []):  # the PSA company it is mapped to
+            if row.status != "not_mapped" and len(row.cells) > 1 and needle in folded(row.cells[1]):
+                found.add(row.key)
+        return frozenset(found)
+
+    def apply_customer_search(self) -> None:
+        text = self.customer_search
+        companies = self.matching_companies(text)
+        for name in (*PANES, RENEWALS):
+            self.pane(name).set_customer(text, companies)
+        self.update_header()
+
+    def action_find_customer(self) -> None:
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            text = text.strip()
+            if text and not folded(text):
+                self.notify("Type letters or digits of a customer's name", severity="warning", timeout=4)
+                return
+            if text and not self.matching_companies(text):
+                self.notify(f"No customer's name holds '{text}': every customer still shown", timeout=5)
+                return
+            self.customer_search = text
+            self.apply_customer_search()
+            if text:
+                found = len(self.matching_companies(text))
+                self.notify(f"{found} customer(s) match '{text}' in every pane (esc: all)", timeout=4)
+
+        self.app.push_screen(
+            TextModal(
+                "Find customer (every pane)",
+                "Part of a customer's name",
+                value=self.customer_search,
+                note="Case and punctuation are ignored; an empty text shows every customer.",
+            ),
+            done,
+        )
 
     def action_toggle_select(self) -> None:
         pane = self.pane()

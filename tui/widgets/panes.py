@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tui.model import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
-from tui.view import RowView, numeric_cells
+from tui.view import RowView, folded, numeric_cells
 from tui.widgets.keyed_table import KeyedTable, SubsetRows
 
 MARK = "✓"
@@ -185,6 +185,32 @@ class Pane(Vertical):
 
     def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self.update_detail()
+
+    # --- the customer search (every pane) ---------------------------------------------------------
+
+    def set_customer(self, text: str, companies: frozenset[str]) -> None:
+        """Only the rows of these vendor companies (`text`: what the operator typed), or every row
+        (empty `text`). A row without a company (Renewals, a product-level finding) matches by its
+        customer cell; Overview's totals are never narrowed."""
+        if not text or self.pane == "overview":
+            self.view.set_customer(None)
+            self.redraw()
+            return
+        needle = folded(text)
+        column = next(
+            (i - 1 for i, c in enumerate(self.table.columns) if c.key == "customer" or c.title == "Customer"),
+            None,
+        )
+
+        def matches(row: Row) -> bool:
+            if row.company_id is not None:
+                return row.company_id in companies
+            if self.pane == "customers":
+                return row.key in companies
+            return column is not None and column < len(row.cells) and needle in folded(row.cells[column])
+
+        self.view.set_customer((text, matches))
+        self.redraw()
 
     # --- sort ---------------------------------------------------------------------------------------
 

@@ -76,6 +76,13 @@ REGISTRY: tuple[Command, ...] = (
         help="Every pane shows only the rows of the customers whose name holds the text "
         "(case and punctuation ignored); esc shows every customer again.",
     ),
+    Command(
+        "history",
+        "h",
+        "history",
+        "History",
+        help="The row's subscription: every quantity change (date, before → after, source, synced?).",
+    ),
     Command("toggle-select", "space", "toggle_select", "Select", help="Select or unselect the row."),
     Command("select-all", "a", "select_all", "Select all", help="Select every row shown (again: none)."),
     Command(

@@ -1,12 +1,16 @@
 """Issue 13, "what operators ask for", Pilot: s sorts the active pane by the next column on screen
 (money as money, quantities as numbers), S reverses, the header carries the arrow, the cursor stays
-on its row; a key that does not apply says why."""
+on its row; F finds a customer across every pane; h shows a subscription's history (seed 001's
+History table); a key that does not apply says why."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from sqlmodel import select
+
+from engine.money import fmt_quantity
 from tui.bindings import REGISTRY
 from tui.model import Row, column_index
 from tui.view import number_of, numeric_cells, sort_rows
@@ -156,3 +160,82 @@ async def test_F_with_no_matching_customer_says_so_and_keeps_every_row(make_app:
         await settle(app, pilot)
         assert any("No customer's name holds 'zz no such customer zz'" in n for n in notices(app))
         assert len(app.main.pane("unsynced").visible()) == len(app.data.rows["unsynced"])
+
+
+def _seat_sub_with_history(scenario: Any) -> Any:
+    """A subscription whose second quantity never comes back after it (so a sync at it has a clear
+    before and after)."""
+    return next(
+        s
+        for s in scenario.vendor.subscriptions
+        if len(s.history) >= 3 and all(h.quantity != s.history[1].quantity for h in s.history[2:])
+    )
+
+
+def test_history_reads_the_store_before_after_and_what_a_sync_recorded(store: Any, scenario: Any) -> None:
+    from datetime import date as day
+
+    from engine.history import subscription_history
+    from engine.store import tables as t
+
+    sub = _seat_sub_with_history(scenario)
+    with store.session() as s:  # start from nothing synced for it
+        for row in s.exec(select(t.SyncedKeyRow)).all():
+            if row.key.startswith(sub.id + ":"):
+                s.delete(row)
+        s.commit()
+    entries = subscription_history(store, sub.id)
+    assert [(e.effective_date, e.change, e.after) for e in entries] == [
+        (h.effective_date, h.action, h.quantity) for h in sub.history
+    ]
+    assert entries[0].before is None
+    assert [e.before for e in entries[1:]] == [h.quantity for h in sub.history[:-1]]
+    assert all(e.synced_on is None for e in entries)
+    # a sync wrote the recurring line at the second change's quantity: it and the first are synced
+    second = sub.history[1]
+    with store.session() as s:
+        s.add(t.SyncedKeyRow(key=f"{sub.id}:recurring", quantity=second.quantity, synced_on=day(2026, 1, 2)))
+        s.commit()
+    entries = subscription_history(store, sub.id)
+    assert entries[0].synced_on == entries[1].synced_on == day(2026, 1, 2)
+    assert all(e.synced_on is None for e in entries[2:])
+    # the third change's prorate line was synced: that change is synced on its own
+    third = sub.history[2].effective_date
+    with store.session() as s:
+        s.add(t.SyncedKeyRow(key=f"{sub.id}:prorate:{third.isoformat()}", synced_on=day(2026, 2, 3)))
+        s.commit()
+    assert subscription_history(store, sub.id)[2].synced_on == day(2026, 2, 3)
+    assert subscription_history(store, "no-such-subscription") == []
+
+
+async def test_h_shows_the_subscriptions_history_and_says_why_elsewhere(make_app: Any, settle: Any) -> None:
+    from textual.widgets import DataTable
+
+    from tui.screens.history import HistoryModal
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("h")  # Overview: not a subscription's row
+        await pilot.pause()
+        assert app.screen is app.main
+        assert any("h shows a subscription's history" in n for n in notices(app))
+        await pilot.press("3")
+        await settle(app, pilot)
+        pane = app.main.pane("unsynced")
+        sub = app.data.lines[pane.current.line_keys[0]].subscription_id
+        await pilot.press("h")
+        await pilot.pause()
+        assert isinstance(app.screen, HistoryModal)
+        table = app.screen.query_one(DataTable)
+        stored = app.workspace.store.snapshot(None)
+        history = next(s for s in stored.vendor.subscriptions if s.id == sub).history
+        assert table.row_count == len(history)
+        last = [str(c) for c in table.get_row_at(table.row_count - 1)]
+        assert last[0] == history[-1].effective_date.isoformat()
+        assert last[2].endswith(f"→ {fmt_quantity(history[-1].quantity)}")
+        assert last[3] == "vendor"
+        assert last[4] == "no" or last[4].startswith("yes, ")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.main

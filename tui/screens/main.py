@@ -256,6 +256,49 @@ class MainScreen(FixActions, Screen[None]):
             self.pane(name).set_customer(text, companies)
         self.update_header()
 
+    # --- a subscription's history (h) ------------------------------------------------------------------
+
+    def _subscription_of(self, row: Row) -> str | None:
+        data = self.app.data
+        if data is None:
+            return None
+        if self.active == RENEWALS:
+            return row.key
+        if self.active in LINE_PANES:
+            for key in row.line_keys:
+                line = data.lines.get(key)
+                if line is not None and line.subscription_id in data.product_names:
+                    return line.subscription_id
+        return None
+
+    def action_history(self) -> None:
+        from engine.history import subscription_history
+        from tui.screens.history import HistoryModal
+
+        row = self.pane().current
+        if row is None:
+            self.notify("No row here: h shows the history of a row's subscription", timeout=4)
+            return
+        sub = self._subscription_of(row)
+        if sub is None:
+            self.notify(
+                "h shows a subscription's history: on a row of Unsynced, Arrears, Prorates or Renewals "
+                "(backup configurations have none)",
+                timeout=5,
+            )
+            return
+        store = getattr(self.app.workspace, "store", None)
+        if store is None:
+            self.notify("This workspace has no store to read the history from", severity="warning")
+            return
+        data = self.app.data
+        product = data.product_names.get(sub, sub) if data is not None else sub
+        company = row.company_id or ""
+        who = f"{data.company(company)} · " if data is not None and company else ""
+        self.app.push_screen(
+            HistoryModal(f"History of {who}{product} ({sub})", subscription_history(store, sub))
+        )
+
     def action_find_customer(self) -> None:
         def done(text: str | None) -> None:
             if text is None:

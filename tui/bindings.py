@@ -61,6 +61,29 @@ REGISTRY: tuple[Command, ...] = (
         "cursor-last", "G", "cursor_last", "Last row", help="Jump to the last row (ignored items are last)."
     ),
     Command("filter", "slash", "filter", "Filter", show=True, help="Type to narrow the pane; esc leaves it."),
+    Command(
+        "sort-column",
+        "s",
+        "sort_column",
+        "Sort",
+        help="Sort the pane by the next column on screen (money as money); after the last: its own order.",
+    ),
+    Command("sort-reverse", "S", "sort_reverse", "Reverse sort", help="Reverse the pane's sort."),
+    Command(
+        "find-customer",
+        "F",
+        "find_customer",
+        "Find customer",
+        help="Every pane shows only the rows of the customers whose name holds the text "
+        "(case and punctuation ignored); esc shows every customer again.",
+    ),
+    Command(
+        "history",
+        "h",
+        "history",
+        "History",
+        help="The row's subscription: every quantity change (date, before → after, source, synced?).",
+    ),
     Command("toggle-select", "space", "toggle_select", "Select", help="Select or unselect the row."),
     Command("select-all", "a", "select_all", "Select all", help="Select every row shown (again: none)."),
     Command(

@@ -7,7 +7,9 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
 from itertools import zip_longest
 
 from rich.cells import cell_len
@@ -15,6 +17,50 @@ from rich.cells import cell_len
 from tui.model import Row
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
+_NOT_A_NUMBER = re.compile(r"[^0-9.\-]")
+_NUMBER_CELL = re.compile(r"[+\-\u2212]?\$?[0-9][0-9,]*(\.[0-9]+)?%?")
+
+
+def folded(text: str) -> str:
+    """What the customer search compares: letters and digits only, case-folded
+    ("Quarry Hill Foods, L.L.C." -> "quarryhillfoodsllc")."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def numeric_cells(rows: list[Row], column: int) -> bool:
+    """Does every filled cell of the column read as money or a quantity (`+$1,234.56`, `12.5`)?"""
+    filled = [c for r in rows if column < len(r.cells) and (c := r.cells[column].strip()) and c != "—"]
+    return bool(filled) and all(_NUMBER_CELL.fullmatch(c) for c in filled)
+
+
+def number_of(text: str) -> Decimal | None:
+    """A money or quantity cell as a number: `+$1,234.56` -> 1234.56, `-$3.00` -> -3, `12.5` -> 12.5;
+    `—`, empty or words -> None (sorted after every number)."""
+    plain = _NOT_A_NUMBER.sub("", text.replace("\u2212", "-"))
+    if not plain or plain in ("-", "."):
+        return None
+    try:
+        return Decimal(plain)
+    except InvalidOperation:
+        return None
+
+
+def sort_rows(rows: list[Row], column: int, numeric: bool, reverse: bool) -> list[Row]:
+    """The rows by one cell (stable: a tie keeps the pane's order); money and quantities by value,
+    text case-insensitively; empty cells (and `—`) last either way."""
+
+    def cell(row: Row) -> str:
+        return row.cells[column] if column < len(row.cells) else ""
+
+    if numeric:
+        valued = [(number_of(cell(r)), r) for r in rows]
+        present = [(v, r) for v, r in valued if v is not None]
+        present.sort(key=lambda vr: vr[0], reverse=reverse)
+        return [r for _, r in present] + [r for v, r in valued if v is None]
+    texts = [(cell(r).strip(), r) for r in rows]
+    filled = [(t.casefold(), r) for t, r in texts if t and t != "—"]
+    filled.sort(key=lambda tr: tr[0], reverse=reverse)
+    return [r for _, r in filled] + [r for t, r in texts if not t or t == "—"]
 
 
 def count(n: int) -> str:
@@ -26,28 +72,37 @@ class RowView:
     """The rows of one pane, their filter and their column widths."""
 
     def __init__(self) -> None:
-        self.rows: list[Row] = []
+        self.rows: list[Row] = []  # what is shown, in order (sorted when `sort` is set)
+        self.source: list[Row] = []  # the model's rows, in the pane's own order
         self.by_key: dict[str, Row] = {}
         self.index: dict[str, int] = {}
         self.filter_text = ""
         self._kept: dict[str, list[Row]] = {}  # filter text -> its matches (the last KEPT texts)
         self._widths: list[int] | None = None
+        self.sort: tuple[int, bool, bool] | None = None  # (cell index, numeric, reversed)
+        self.customer: tuple[str, Callable[[Row], bool]] | None = None  # (what was typed, who matches)
+        self._of_customer: list[Row] | None = None  # the rows of the customer filter, in order
 
     # --- rows ---------------------------------------------------------------------------------
 
     def set_rows(self, rows: list[Row]) -> None:
+        """The model's rows, in the pane's order, or by the sort column when one is chosen."""
+        self.source = rows
+        if self.sort is not None:
+            rows = sort_rows(rows, *self.sort)
         self.rows = rows
         keys = [r.key for r in rows]
         self.by_key = dict(zip(keys, rows, strict=True))
         self.index = dict(zip(keys, range(len(keys)), strict=True))  # built in C, no Python loop
         self._kept = {}
+        self._of_customer = None
         self._widths = None
 
     def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
         """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
         recompute): the column widths are widened by `changed`, not measured again over every row
         (a column may stay wider than its widest cell until the next full set of rows)."""
-        if rows is self.rows:
+        if rows is self.source:
             return
         widths = self._widths
         self.set_rows(rows)
@@ -67,7 +122,30 @@ class RowView:
         index = self.index
         return [self.by_key[k] for k in sorted((k for k in keys if k in index), key=index.__getitem__)]
 
+    def set_sort(self, sort: tuple[int, bool, bool] | None) -> None:
+        """Sort by (cell index, numeric, reversed), or None: the pane's own order again."""
+        self.sort = sort
+        widths = self._widths
+        self.set_rows(self.source)
+        self._widths = widths  # the same cells: the widths stay
+
     # --- filter --------------------------------------------------------------------------------
+
+    def set_customer(self, customer: tuple[str, Callable[[Row], bool]] | None) -> None:
+        """Only the rows of matching customers (the search across panes), or every row again."""
+        self.customer = customer
+        self._of_customer = None
+        self._kept = {}
+
+    @property
+    def base(self) -> list[Row]:
+        """The rows the text filter runs over: every row, or the customer search's rows."""
+        if self.customer is None:
+            return self.rows
+        if self._of_customer is None:
+            matches = self.customer[1]
+            self._of_customer = [r for r in self.rows if matches(r)]
+        return self._of_customer
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
@@ -81,11 +159,11 @@ class RowView:
         kept from when it was typed — so neither rescans the whole pane."""
         needle = self.filter_text.casefold().strip()
         if not needle:
-            return self.rows
+            return self.base
         found = self._kept.get(needle)
         if found is not None:
             return found
-        source = self.rows
+        source = self.base
         for text, matches in self._kept.items():
             if text in needle and len(matches) < len(source):
                 source = matches
@@ -99,8 +177,10 @@ class RowView:
         """'Unsynced — 12,345', 'Unsynced — 3 of 42 (filter: x)', '… · 2 selected'."""
         total = len(self.rows)
         text = self.filter_text.strip()
-        if text:
-            title = f"{name} — {count(len(self.matches))} of {count(total)} (filter: {text})"
+        notes = [f"customer: {self.customer[0]}"] if self.customer is not None else []
+        notes += [f"filter: {text}"] if text else []
+        if notes:
+            title = f"{name} — {count(len(self.matches))} of {count(total)} ({', '.join(notes)})"
         else:
             title = f"{name} — {count(total)}"
         if selected:

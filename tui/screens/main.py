@@ -19,10 +19,10 @@ from tui.bindings import bindings
 from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
-from tui.screens.fixes import FixActions
+from tui.screens.fixes import FixActions, TextModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal, suggest_company
-from tui.view import count
+from tui.view import count, folded
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.margin import MARGIN, MarginPane
@@ -50,6 +50,7 @@ class MainScreen(FixActions, Screen[None]):
     SCOPE = "main"
     BINDINGS = bindings("main")
     app: TrueupApp  # type: ignore[assignment]
+    customer_search = ""  # F: every pane shows only the rows of these customers
     include_provisional = False  # provisional usage is held out of a sync until the operator includes it
 
     def compose(self) -> ComposeResult:
@@ -88,6 +89,8 @@ class MainScreen(FixActions, Screen[None]):
                 tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
         self.query_one(RenewalsPane).load(self.app.workspace, data.as_of)
         self.query_one(MarginPane).figures_changed(self.app.workspace, data)
+        if self.customer_search:
+            self.apply_customer_search()
         self.show_state()
 
     # --- how current the figures are (loading / stale banner) ----------------------------------------
@@ -127,6 +130,7 @@ class MainScreen(FixActions, Screen[None]):
             invoiced_through=data.invoiced_through if data else None,
             freshness=dict(getattr(ws, "freshness", {}) or {}),
             busy=busy or app.busy,
+            customer=self.customer_search,
         )
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -219,12 +223,114 @@ class MainScreen(FixActions, Screen[None]):
         if table.row_count:
             table.move_cursor(row=table.row_count - 1)
 
+    def action_sort_column(self) -> None:
+        self.notify(self.pane().cycle_sort(), timeout=3)
+
+    def action_sort_reverse(self) -> None:
+        self.notify(self.pane().reverse_sort(), timeout=3)
+
     def action_filter(self) -> None:
         self.pane().open_filter()
 
     def key_escape(self) -> None:
         if isinstance(self.focused, Input):
             self.pane().close_filter(keep=False)
+        elif self.customer_search:
+            self.customer_search = ""
+            self.apply_customer_search()
+            self.notify("Every customer shown again", timeout=3)
+
+    # --- the customer search across panes ----------------------------------------------------------
+
+    def matching_companies(self, text: str) -> frozenset[str]:
+        """The vendor companies whose name (or mapped PSA company's name) holds `text`, case and
+        punctuation ignored."""
+        data = self.app.data
+        needle = folded(text)
+        if data is None or not needle:
+            return frozenset()
+        found = {cid for cid, name in data.company_names.items() if needle in folded(name)}
+        for row in data.rows.get("customers", []):  # the PSA company it is mapped to
+            if row.status != "not_mapped" and len(row.cells) > 1 and needle in folded(row.cells[1]):
+                found.add(row.key)
+        return frozenset(found)
+
+    def apply_customer_search(self) -> None:
+        text = self.customer_search
+        companies = self.matching_companies(text)
+        for name in (*PANES, RENEWALS):
+            self.pane(name).set_customer(text, companies)
+        self.update_header()
+
+    # --- a subscription's history (h) ------------------------------------------------------------------
+
+    def _subscription_of(self, row: Row) -> str | None:
+        data = self.app.data
+        if data is None:
+            return None
+        if self.active == RENEWALS:
+            return row.key
+        if self.active in LINE_PANES:
+            for key in row.line_keys:
+                line = data.lines.get(key)
+                if line is not None and line.subscription_id in data.product_names:
+                    return line.subscription_id
+        return None
+
+    def action_history(self) -> None:
+        from engine.history import subscription_history
+        from tui.screens.history import HistoryModal
+
+        row = self.pane().current
+        if row is None:
+            self.notify("No row here: h shows the history of a row's subscription", timeout=4)
+            return
+        sub = self._subscription_of(row)
+        if sub is None:
+            self.notify(
+                "h shows a subscription's history: on a row of Unsynced, Arrears, Prorates or Renewals "
+                "(backup configurations have none)",
+                timeout=5,
+            )
+            return
+        store = getattr(self.app.workspace, "store", None)
+        if store is None:
+            self.notify("This workspace has no store to read the history from", severity="warning")
+            return
+        data = self.app.data
+        product = data.product_names.get(sub, sub) if data is not None else sub
+        company = row.company_id or ""
+        who = f"{data.company(company)} · " if data is not None and company else ""
+        self.app.push_screen(
+            HistoryModal(f"History of {who}{product} ({sub})", subscription_history(store, sub))
+        )
+
+    def action_find_customer(self) -> None:
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            text = text.strip()
+            if text and not folded(text):
+                self.notify("Type letters or digits of a customer's name", severity="warning", timeout=4)
+                return
+            if text and not self.matching_companies(text):
+                self.notify(f"No customer's name holds '{text}': every customer still shown", timeout=5)
+                return
+            self.customer_search = text
+            self.apply_customer_search()
+            if text:
+                found = len(self.matching_companies(text))
+                self.notify(f"{found} customer(s) match '{text}' in every pane (esc: all)", timeout=4)
+
+        self.app.push_screen(
+            TextModal(
+                "Find customer (every pane)",
+                "Part of a customer's name",
+                value=self.customer_search,
+                note="Case and punctuation are ignored; an empty text shows every customer.",
+            ),
+            done,
+        )
 
     def action_toggle_select(self) -> None:
         pane = self.pane()

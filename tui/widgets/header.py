@@ -18,6 +18,7 @@ class StatusHeader(Static):
         invoiced_through: date | None,
         freshness: dict[str, datetime | None],
         busy: str = "",
+        customer: str = "",
     ) -> None:
         text = Text()
         if sandbox:
@@ -31,6 +32,8 @@ class StatusHeader(Static):
         if freshness:
             parts = [f"{name} {when:%H:%M}" if when else f"{name} never" for name, when in freshness.items()]
             text.append("│ " + " · ".join(parts) + " ")
+        if customer:
+            text.append(f"│ customer: {customer} (esc: all) ", style="bold")
         if busy:
             text.append(f"│ {busy}", style="italic")
         self.update(text)

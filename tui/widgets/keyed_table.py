@@ -331,11 +331,20 @@ class KeyedTable(ScrollView, can_focus=True):
         """Every row (after the filter) with every column, dropped or not, as CSV: the row count."""
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
-            writer.writerow(self._column_names)
+            writer.writerow(c.title for c in self.columns)
             for index in range(len(self._rows)):
                 _, cells, _ = self._rows.row(index)
                 writer.writerow(cells)
         return len(self._rows)
+
+    def set_sort_mark(self, column: int | None, reverse: bool) -> None:
+        """The header's arrow on the sort column (▲ ascending, ▼ descending), or none."""
+        self._column_names = tuple(
+            c.title + (" ▼" if reverse else " ▲") if i == column else c.title
+            for i, c in enumerate(self.columns)
+        )
+        self._generation += 1
+        self._lines.clear()
 
     def apply(self, rows: Iterable[tuple[str, Cells, str]]) -> None:
         """rows: (key, cells, style) — style is a Rich style for the whole row ("" for none)."""

@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tui.model import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
-from tui.view import RowView
+from tui.view import RowView, folded, numeric_cells
 from tui.widgets.keyed_table import KeyedTable, SubsetRows
 
 MARK = "✓"
@@ -185,6 +185,61 @@ class Pane(Vertical):
 
     def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self.update_detail()
+
+    # --- the customer search (every pane) ---------------------------------------------------------
+
+    def set_customer(self, text: str, companies: frozenset[str]) -> None:
+        """Only the rows of these vendor companies (`text`: what the operator typed), or every row
+        (empty `text`). A row without a company (Renewals, a product-level finding) matches by its
+        customer cell; Overview's totals are never narrowed."""
+        if not text or self.pane == "overview":
+            self.view.set_customer(None)
+            self.redraw()
+            return
+        needle = folded(text)
+        column = next(
+            (i - 1 for i, c in enumerate(self.table.columns) if c.key == "customer" or c.title == "Customer"),
+            None,
+        )
+
+        def matches(row: Row) -> bool:
+            if row.company_id is not None:
+                return row.company_id in companies
+            if self.pane == "customers":
+                return row.key in companies
+            return column is not None and column < len(row.cells) and needle in folded(row.cells[column])
+
+        self.view.set_customer((text, matches))
+        self.redraw()
+
+    # --- sort ---------------------------------------------------------------------------------------
+
+    def cycle_sort(self) -> str:
+        """s: the next column on screen becomes the sort column (after the last: the pane's own
+        order again); the cursor stays on its row. Says what it did."""
+        table = self.table
+        shown = [i - 1 for i in table._shown if i > 0]  # cell indices (0 in the table is the mark)
+        current = self.view.sort[0] if self.view.sort is not None else None
+        later = [i for i in shown if current is None or i > current]
+        if not later:
+            self._sort(None)
+            return "Pane's own order again"
+        column = table.columns[later[0] + 1]
+        numeric = column.numeric or numeric_cells(self.view.source, later[0])
+        self._sort((later[0], numeric, False))
+        return f"Sorted by {column.title} ▲ (S reverses)"
+
+    def reverse_sort(self) -> str:
+        sort = self.view.sort
+        if sort is None:
+            return "Not sorted: s sorts by a column first, S then reverses it"
+        self._sort((sort[0], sort[1], not sort[2]))
+        return f"Sorted by {self.table.columns[sort[0] + 1].title} {'▲' if sort[2] else '▼'}"
+
+    def _sort(self, sort: tuple[int, bool, bool] | None) -> None:
+        self.view.set_sort(sort)
+        self.table.set_sort_mark(None if sort is None else sort[0] + 1, bool(sort and sort[2]))
+        self.redraw()
 
     # --- selection ---------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from engine.months import first_of_month
 from engine.plan import Plan, PlanLine
 from engine.reconcile import reconcile
 from engine.scenario import PsaCompany, PsaProduct
-from engine.store import Store
+from engine.store import Store, plan_cache
 from engine.store import tables as t
 
 
@@ -781,6 +781,7 @@ def acknowledge(
             company=found.subject.get("vendor_company_id") or found.subject.get("subscription_id"),
             user=user,
         )
+        plan_cache.mark_written(s)  # the console shows it in the finding's row
 
 
 def acknowledgements(store: Store) -> dict[str, Acknowledgement]:
@@ -1005,6 +1006,8 @@ def _reverse(s: Any, event: t.AuditEvent) -> None:  # noqa: C901 - one branch pe
     elif action in ("acknowledge", "note"):
         if action == "note" and audit.note_of(s, subject) != after.get("note"):
             raise _changed_since(event)
+        if action == "acknowledge":
+            plan_cache.mark_written(s)  # the finding's row shows it open again
         # kept in the trail: the "undo" event recorded with it withdraws it (engine.audit)
     else:
         raise ActionError(f"A {action} cannot be undone.")

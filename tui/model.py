@@ -108,6 +108,9 @@ class ConsoleData:
     stale: bool = False
     complete: bool = True
     saved: bool = False  # read from, or written to, the store's saved state
+    # Warnings acknowledged (engine.actions.acknowledgements, from the audit trail), by finding key:
+    # (who, when as an ISO minute, why). Shown in the Errors row and counted on the Overview.
+    acknowledged: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     def rows_for(self, pane: str, show_ignored: bool) -> list[Row]:
         rows = list(self.rows.get(pane, []))
@@ -142,7 +145,30 @@ def load(store: Any, as_of: date | None, today: date | None = None) -> ConsoleDa
     else:
         scenario = clean_scenario(store.snapshot(as_of))
         plan = reconcile(scenario)
-    return build(scenario, plan, today=today)
+    return build(scenario, plan, today=today, acknowledged=acknowledged_of(store))
+
+
+def acknowledged_of(store: Any) -> dict[str, tuple[str, str, str]]:
+    """The store's acknowledged warnings (who, when, why) by finding key; none for a store double
+    without an audit trail."""
+    if not hasattr(store, "session"):
+        return {}
+    from engine.actions import acknowledgements
+
+    return {k: (a.by, a.at, a.reason) for k, a in acknowledgements(store).items()}
+
+
+ACK_WHO = 10  # the characters of who acknowledged a warning that the Errors row shows
+
+
+def ack_state(ack: tuple[str, str, str] | None) -> str:
+    """An Errors row's state: "open", or "ack'd by alice 12-01" (month-day, who cut to ACK_WHO: it
+    fits the State column at 80 columns; the full who, when and why are in the detail)."""
+    if ack is None:
+        return "open"
+    by, at, _ = ack
+    who = by if len(by) <= ACK_WHO else by[: ACK_WHO - 1] + "…"
+    return f"ack'd by {who} {at[5:10]}" if len(at) >= 10 else f"ack'd by {who}"
 
 
 def product_key(vendor_product_id: str, sub_product: str | None) -> str:
@@ -190,15 +216,27 @@ def _product_name(data: ConsoleData, line: PlanLine) -> str:
     return data.psa_product_names.get(line.psa_product_id) or line.description or line.subscription_id
 
 
-def build(scenario: Any, plan: Plan, today: date | None = None) -> ConsoleData:
+def build(
+    scenario: Any,
+    plan: Plan,
+    today: date | None = None,
+    acknowledged: Mapping[str, tuple[str, str, str]] | None = None,
+) -> ConsoleData:
     """Every pane's rows, in one linear pass per pane (tens of thousands of frozen rows: the cyclic
-    garbage collector is paused meanwhile, as the store's loader does)."""
+    garbage collector is paused meanwhile, as the store's loader does). `acknowledged`: the
+    warnings acknowledged, by finding key (`acknowledged_of`)."""
     with gc_paused():
-        return _build(scenario, plan, today)
+        return _build(scenario, plan, today, acknowledged)
 
 
-def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
+def _build(
+    scenario: Any,
+    plan: Plan,
+    today: date | None,
+    acknowledged: Mapping[str, tuple[str, str, str]] | None = None,
+) -> ConsoleData:
     data = ConsoleData(plan=plan, as_of=plan.as_of, invoiced_through=plan.invoiced_through)
+    data.acknowledged = dict(acknowledged or {})
     data.psa = PSA_NAMES.get(str(scenario.settings.psa), str(scenario.settings.psa))
     data.company_names = {c.id: c.name for c in scenario.vendor.companies}
     data.psa_companies = sorted(
@@ -381,7 +419,9 @@ def _build(scenario: Any, plan: Plan, today: date | None) -> ConsoleData:
     vendors_of_psa: dict[str, list[str]] = defaultdict(list)
     for m in scenario.mappings.companies:
         vendors_of_psa[m.psa_id].append(m.vendor_id)
-    data.rows["errors"] = [_finding_row(data, f, subs, vendors_of_psa) for f in plan.findings]
+    data.rows["errors"] = _open_first(
+        data, [_finding_row(data, f, subs, vendors_of_psa) for f in plan.findings]
+    )
     data.ignored_rows["errors"] = []
 
     # --- Customers ----------------------------------------------------------------------------------
@@ -550,6 +590,14 @@ def finding_key(f: Finding) -> str:
     return f.code + "|" + "|".join(f"{k}={v}" for k, v in sorted(f.subject.items()))
 
 
+def _open_first(data: ConsoleData, rows: list[Row]) -> list[Row]:
+    """Errors rows in plan order, the acknowledged ones after the open ones (a stable sort)."""
+    acked = data.acknowledged
+    if not acked:
+        return rows
+    return sorted(rows, key=lambda r: r.key in acked)
+
+
 def _finding_row(
     data: ConsoleData, f: Finding, subs: dict[str, Any], vendors_of_psa: dict[str, list[str]]
 ) -> Row:
@@ -572,10 +620,16 @@ def _finding_row(
         customer = data.company(owner)  # e.g. price_missing names a billing configuration
     what = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subject.items()))
     severity = "ERROR" if f.severity == "error" else "warning"
+    key = finding_key(f)
+    ack = data.acknowledged.get(key) if f.severity == "warning" else None
+    detail = f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}"
+    if ack is not None:
+        by, at, why = ack
+        detail = f"Acknowledged by {by} at {at[:16].replace('T', ' ')}: {why}\n" + detail
     return Row(
-        key=finding_key(f),
-        cells=(severity, f.code, customer, what, f.message, f.hint),
-        detail=f"{severity}: {f.message}\nSubject: {what}\nTo clear it: {f.hint or '—'}",
+        key=key,
+        cells=(severity, f.code, customer, ack_state(ack), what, f.message, f.hint),
+        detail=detail,
         company_id=owner,
     )
 
@@ -634,6 +688,7 @@ def _checklist(
     prorates = of(*PRORATE_KINDS)
     errors = [f for f in plan.findings if f.severity == "error"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
+    acked = sum(1 for f in warnings if finding_key(f) in data.acknowledged)
 
     def state(done: bool, waiting: bool = False) -> str:
         return "WAIT" if waiting else ("OK" if done else "TODO")
@@ -684,7 +739,8 @@ def _checklist(
             "errors",
             state(not errors),
             "Errors",
-            f"{len(errors)} errors, {len(warnings)} warnings"
+            f"{len(plan.findings) - acked} open, {acked} acknowledged"
+            + f" ({len(errors)} errors, {len(warnings)} warnings)"
             + (f", credits due {fmt_money(credits_due)}" if credits_due else ""),
             "",
             "errors",
@@ -787,6 +843,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         C("severity", "Severity", 0, 7, pin=True),
         C("code", "Code", 1, 10),
         C("customer", "Customer", 0, 10, pin=True),
+        C("state", "State", 0, 20),  # "ack'd by alice 12-01" whole at 80 columns (ack_state)
         C("subject", "Subject", 6, 10),
         C("message", "Message", 0, 16),
         C("hint", "Clears it", 3, 10),
@@ -900,7 +957,7 @@ def _patch(
     today: date | None,
     kinds: dict[LineKind, KindFigures] | None,
 ) -> ConsoleData:
-    own = _build(scenario, part, today)
+    own = _build(scenario, part, today, shown.acknowledged)  # acknowledging reloads everything
     data = replace(
         shown,
         plan=plan,
@@ -965,8 +1022,11 @@ def _patch(
     data.rows["customers"] = customers
 
     errors = [r for r in shown.rows.get("errors", []) if r.company_id not in companies]
-    data.rows["errors"] = _in_order(
-        errors + own.rows.get("errors", []), {finding_key(f): i for i, f in enumerate(plan.findings)}
+    data.rows["errors"] = _open_first(
+        data,
+        _in_order(
+            errors + own.rows.get("errors", []), {finding_key(f): i for i, f in enumerate(plan.findings)}
+        ),
     )
     data.rows["products"] = product_rows(
         data,

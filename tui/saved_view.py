@@ -24,7 +24,7 @@ from engine.batch import gc_paused
 from engine.plan import Finding, Plan, PlanLine
 from tui.model import ZERO, ConsoleData, Row
 
-VIEW_FORMAT = "trueup-view/3"  # 3: rows carry their company and state
+VIEW_FORMAT = "trueup-view/4"  # 3: rows carry their company and state; 4: acknowledged warnings
 PLAN_FORMAT = "trueup-plan/1"
 _US, _RS = "\x1f", "\x1e"  # unit and record separators; a text holding one is not saved
 _CHUNK = 500  # models validated per call while restoring the plan
@@ -205,6 +205,7 @@ def _encode_view(data: ConsoleData) -> bytes:
             "psa_products": data.psa_products,
             "psa_product_names": data.psa_product_names,
             "configuration_companies": data.configuration_companies,
+            "acknowledged": data.acknowledged,
             "panes": panes,
         },
         ensure_ascii=False,
@@ -239,6 +240,7 @@ def decode_view(blob: bytes) -> ConsoleData:
     data.psa_products = [(a, b) for a, b in header["psa_products"]]
     data.psa_product_names = header["psa_product_names"]
     data.configuration_companies = header["configuration_companies"]
+    data.acknowledged = {k: (a, b, c) for k, (a, b, c) in header["acknowledged"].items()}
     offset = 8 + size
     with gc_paused():
         for name, meta in header["panes"].items():

@@ -72,6 +72,13 @@ def _forget(conn: Any, *args: Any) -> None:
     conn.info.pop(_DIRTY, None)
 
 
+def mark_written(session: Any) -> None:
+    """The open transaction of `session` changes what the figures show though it writes only
+    untracked tables (an acknowledged warning lives in the audit trail and shows in the Errors
+    pane): its commit raises the revision all the same, so no saved state is taken as current."""
+    session.connection().info[_DIRTY] = True
+
+
 def track_revision(engine: Engine) -> bool:
     """Make every committed write through `engine` raise the store revision (idempotent). False,
     and no hook, when the database has no revision table (a store opened without migrating)."""

@@ -16,7 +16,7 @@ from engine.rules.findings import finding_key
 from engine.sandbox.faults import Fault
 from engine.sandbox.halopsa import HaloSandbox
 from engine.scenario import Scenario
-from engine.store import Store
+from engine.store import Store, plan_cache
 from engine.store import tables as t
 
 AS_OF = date(2020, 9, 20)
@@ -198,13 +198,17 @@ def test_acknowledge_credit_due_with_who_when_why_then_undo() -> None:
     [credit] = [f for f in plan.findings if f.code == "credit_due"]
     with pytest.raises(actions.ActionError, match="Say why"):
         actions.acknowledge(store, finding_key(credit), "  ", plan=plan)
+    before = plan_cache.store_revision(store)
     actions.acknowledge(store, finding_key(credit), "credit issued CN-1042", plan=plan, user="ann")
     [ack] = actions.acknowledgements(store).values()
     assert (ack.code, ack.by, ack.reason) == ("credit_due", "ann", "credit issued CN-1042")
+    # the console shows it in the finding's row: a saved state from before is not current
+    assert before is not None and plan_cache.store_revision(store) == before + 1
     with pytest.raises(actions.ActionError, match="already acknowledged"):
         actions.acknowledge(store, finding_key(credit), "again", plan=plan)
     assert actions.undo(store).action == "acknowledge"
     assert actions.acknowledgements(store) == {}
+    assert plan_cache.store_revision(store) == before + 2
     store.close()
 
 

@@ -297,10 +297,10 @@ class FixActions:
         fix = FIXES.get(finding.code)
         how = how_to_fix(finding.code, getattr(self.app, "keymap", None))
         store = self.app.workspace.store
-        acks = actions.acknowledgements(store)
-        if row.key in acks:
-            ack = acks[row.key]
-            how += f" — acknowledged by {ack.by} {ack.at}: {ack.reason}"
+        ack = self.app.data.acknowledged.get(row.key) if self.app.data is not None else None
+        if ack is not None:
+            by, at, why = ack
+            how += f" — acknowledged by {by} {at}: {why}"
         if fix is not None and fix.pane == "customers":
             company = finding.subject.get("vendor_company_id") or row.company_id
             self.action_show_pane("customers")

@@ -148,7 +148,13 @@ class Pane(Vertical):
         state = row.cells[0] if self.pane in ("overview", "errors") else ""
         if state in ("TODO", "ERROR"):
             return "bold"
+        if self.pane == "errors" and row.key in self._acknowledged():
+            return "dim"  # acknowledged: seen and decided, after the open ones
         return ""
+
+    def _acknowledged(self) -> dict[str, object]:
+        data = getattr(self.app, "data", None)
+        return getattr(data, "acknowledged", None) or {}
 
     @property
     def current(self) -> Row | None:

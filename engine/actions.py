@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -1176,6 +1177,19 @@ def product_of(store: Store, subscription_id: str) -> str | None:
     with store.session() as s:
         row = s.get(t.SubscriptionRow, subscription_id)
         return row.product_id if row is not None else None
+
+
+def products_of_companies(store: Store, companies: Iterable[str]) -> set[str]:
+    """The vendor products these vendor companies' subscriptions use (active or cancelled: a
+    cancelled one may still have lines to write). What the console's customer search narrows the
+    Products screen to."""
+    wanted = sorted(set(companies))
+    if not wanted:
+        return set()
+    sub = t.SubscriptionRow
+    query = select(col(sub.product_id)).where(col(sub.company_id).in_(wanted)).distinct()
+    with store.session() as s:
+        return {str(product) for (product,) in s.execute(query)}
 
 
 # --- create the product in the PSA (product_not_bound; seed 001 "Export Product") ------------------

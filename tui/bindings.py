@@ -219,7 +219,24 @@ REGISTRY: tuple[Command, ...] = (
         "Create the product in the PSA (name, SKU, price, cost, recurring, taxable) and bind it.",
     ),
     Command("products-filter", "slash", "filter", "Filter", "products", True, "Type to narrow the products."),
-    Command("close-products", "escape", "close_products", "Back", "products", True, "Back to the panes."),
+    Command(
+        "products-find-customer",
+        "F",
+        "find_customer",
+        "Find customer",
+        "products",
+        False,
+        "Only the products the customers whose name holds the text subscribe to (every pane too).",
+    ),
+    Command(
+        "close-products",
+        "escape",
+        "close_products",
+        "Back",
+        "products",
+        True,
+        "Every customer again when a customer search narrows the products, else back to the panes.",
+    ),
     # review
     Command(
         "confirm-sync", "y,s", "confirm_sync", "Confirm sync", "review", True, "Write these lines to the PSA."

@@ -74,3 +74,44 @@ async def test_an_acknowledged_warning_shows_in_its_row_after_the_open_ones(
             .cells[2]
             .startswith(f"{len(plan.findings)} open, 0 acknowledged")
         )
+
+
+async def test_find_customer_narrows_the_products_screen_and_esc_clears_it(
+    make_app: Any, store: Any, settle: Any
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        data = app.data
+        await pilot.press("F", *"Lakeside", "enter")
+        await settle(app, pilot)
+        companies = app.main.matching_companies("Lakeside")
+        assert companies
+        wanted = actions.products_of_companies(store, companies)
+        every = data.rows["products"]
+        assert wanted and len(wanted) < len(every)
+        await pilot.press("p")
+        await settle(app, pilot)
+        pane = app.screen.pane
+        shown = {r.key.split("|")[0] for r in pane.visible()}
+        assert shown == wanted  # only the products the customer's subscriptions use
+        assert "customer: Lakeside" in pane.table.border_title
+        assert any("customer: Lakeside" in line for line in screen_lines(app)[:4])
+        # F on Products searches again (for every pane too)
+        await pilot.press("F")
+        await pilot.pause()
+        app.screen.query_one("#text").value = "Zephyr"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        zephyr = actions.products_of_companies(store, app.main.matching_companies("Zephyr"))
+        assert {r.key.split("|")[0] for r in app.screen.pane.visible()} == zephyr != wanted
+        assert app.main.customer_search == "Zephyr"
+        # esc shows every product again (and every customer on the panes), a second esc goes back
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert len(app.screen.pane.visible()) == len(every)
+        assert "customer:" not in app.screen.pane.table.border_title
+        assert app.main.customer_search == ""
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.main

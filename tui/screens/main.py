@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -236,9 +237,12 @@ class MainScreen(FixActions, Screen[None]):
         if isinstance(self.focused, Input):
             self.pane().close_filter(keep=False)
         elif self.customer_search:
-            self.customer_search = ""
-            self.apply_customer_search()
-            self.notify("Every customer shown again", timeout=3)
+            self.clear_customer_search()
+
+    def clear_customer_search(self) -> None:
+        self.customer_search = ""
+        self.apply_customer_search()
+        self.notify("Every customer shown again", timeout=3)
 
     # --- the customer search across panes ----------------------------------------------------------
 
@@ -305,7 +309,10 @@ class MainScreen(FixActions, Screen[None]):
             HistoryModal(f"History of {who}{product} ({sub})", subscription_history(store, sub))
         )
 
-    def action_find_customer(self) -> None:
+    def action_find_customer(self, then: Callable[[], None] | None = None) -> None:
+        """F: every pane narrowed to the customers whose name holds the text; `then`: what else
+        shows the search (the Products screen, when F is pressed there)."""
+
         def done(text: str | None) -> None:
             if text is None:
                 return
@@ -318,6 +325,8 @@ class MainScreen(FixActions, Screen[None]):
                 return
             self.customer_search = text
             self.apply_customer_search()
+            if then is not None:
+                then()
             if text:
                 found = len(self.matching_companies(text))
                 self.notify(f"{found} customer(s) match '{text}' in every pane (esc: all)", timeout=4)

@@ -50,7 +50,28 @@ class ProductsScreen(Screen[None]):
     def show_data(self, data: ConsoleData) -> None:
         self.data = data
         self.pane.set_rows(data.rows_for("products", False))
-        ws = self.app.workspace
+        self.apply_customer_search()
+        self.refresh_bindings()
+
+    # --- the customer search (F): the main screen's, shared by every pane -------------------------
+
+    @property
+    def customer_search(self) -> str:
+        main = self.app.main
+        return main.customer_search if main is not None else ""
+
+    def apply_customer_search(self) -> None:
+        """Only the vendor products the searched customers' subscriptions use (issue 13), with the
+        header's and the title's "customer: …" as on every other pane."""
+        text = self.customer_search
+        main = self.app.main
+        companies = main.matching_companies(text) if main is not None and text else frozenset()
+        products = actions.products_of_companies(self.app.workspace.store, companies) if text else set()
+        self.pane.set_customer(text, companies, lambda row: split_product_key(row.key)[0] in products)
+        self.update_header()
+
+    def update_header(self) -> None:
+        ws, data = self.app.workspace, self.data
         self.query_one(StatusHeader).show(
             label=ws.label,
             sandbox=ws.sandbox,
@@ -58,8 +79,13 @@ class ProductsScreen(Screen[None]):
             invoiced_through=data.invoiced_through,
             freshness=dict(getattr(ws, "freshness", {}) or {}),
             busy=self.app.busy,
+            customer=self.customer_search,
         )
-        self.refresh_bindings()
+
+    def action_find_customer(self) -> None:
+        main = self.app.main
+        if main is not None:
+            main.action_find_customer(then=self.apply_customer_search)
 
     def _binding_of(self, row: Row) -> object | None:
         product_id, sub_product = split_product_key(row.key)
@@ -89,6 +115,11 @@ class ProductsScreen(Screen[None]):
     def action_close_products(self) -> None:
         if isinstance(self.focused, Input):
             self.pane.close_filter(keep=False)
+            return
+        main = self.app.main
+        if main is not None and main.customer_search:  # as on the panes: esc shows every customer
+            main.clear_customer_search()
+            self.apply_customer_search()
             return
         self.app.pop_screen()
 

@@ -194,12 +194,19 @@ class Pane(Vertical):
 
     # --- the customer search (every pane) ---------------------------------------------------------
 
-    def set_customer(self, text: str, companies: frozenset[str]) -> None:
+    def set_customer(
+        self, text: str, companies: frozenset[str], of: Callable[[Row], bool] | None = None
+    ) -> None:
         """Only the rows of these vendor companies (`text`: what the operator typed), or every row
         (empty `text`). A row without a company (Renewals, a product-level finding) matches by its
-        customer cell; Overview's totals are never narrowed."""
+        customer cell, or by `of` when the pane knows better (Products: the customers' products);
+        Overview's totals are never narrowed."""
         if not text or self.pane == "overview":
             self.view.set_customer(None)
+            self.redraw()
+            return
+        if of is not None:
+            self.view.set_customer((text, of))
             self.redraw()
             return
         needle = folded(text)

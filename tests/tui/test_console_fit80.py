@@ -115,3 +115,60 @@ async def test_find_customer_narrows_the_products_screen_and_esc_clears_it(
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.main
+
+
+async def test_the_header_keeps_store_psa_as_of_and_invoiced_through_at_80_columns(
+    store: Any, settle: Any
+) -> None:
+    from tui.app import TrueupApp
+    from tui.workspace import StoreWorkspace
+
+    from .conftest import AS_OF, FRESH, NOW
+
+    def make() -> TrueupApp:
+        label = "SANDBOX — demo MSP · sandbox.db"  # the sandbox's own label (engine.workspace)
+        workspace = StoreWorkspace(store, label=label, sandbox=True, freshness=FRESH)
+        return TrueupApp(workspace, clock=lambda: NOW, as_of=AS_OF, refresh_interval=None, save_delay=0)
+
+    app = make()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        header = screen_lines(app)[0]
+        for text in (
+            "SANDBOX",
+            "sandbox.db",
+            app.data.psa,
+            "2026-11-21",
+            app.data.invoiced_through.isoformat(),
+        ):
+            assert text in header, (text, header)
+        await pilot.press("F", *"Lakeside", "enter")  # a customer search: the dates still stay
+        await settle(app, pilot)
+        header = screen_lines(app)[0]
+        assert app.data.invoiced_through.isoformat() in header and "sandbox.db" in header
+        await pilot.press("p")  # the Products screen's header too
+        await settle(app, pilot)
+        header = screen_lines(app)[0]
+        assert app.data.invoiced_through.isoformat() in header and app.data.psa in header
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:  # room: the labels in full
+        await settle(app, pilot)
+        header = screen_lines(app)[0]
+        assert "invoiced through 2026-11-30 (I)" in header and "as of 2026-11-21 (o)" in header
+
+
+def test_a_long_store_url_gives_way_before_the_dates() -> None:
+    from datetime import date
+
+    from tui.widgets.header import HeaderFields, header_text
+
+    label = "Pax8 → ConnectWise (na.myconnectwise.net) · postgresql://trueup@db.example.com:5432/trueup"
+    fields = HeaderFields(
+        label, False, date(2026, 11, 21), date(2026, 11, 30), {}, "", "Quarry Hill", "ConnectWise"
+    )
+    text = header_text(fields, 80).plain
+    assert len(text) <= 80
+    assert "as of 2026-11-21" in text and "2026-11-30" in text and "ConnectWise" in text
+    assert text.startswith(" postgres") and "/trueup" in text  # the store, cut in its middle
+    wide = header_text(fields, 200).plain
+    assert "invoiced through 2026-11-30 (I)" in wide and "customer: Quarry Hill (esc: all)" in wide

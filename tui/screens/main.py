@@ -132,6 +132,7 @@ class MainScreen(FixActions, Screen[None]):
             freshness=dict(getattr(ws, "freshness", {}) or {}),
             busy=busy or app.busy,
             customer=self.customer_search,
+            psa=data.psa if data is not None else "",
         )
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

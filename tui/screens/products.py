@@ -80,6 +80,7 @@ class ProductsScreen(Screen[None]):
             freshness=dict(getattr(ws, "freshness", {}) or {}),
             busy=self.app.busy,
             customer=self.customer_search,
+            psa=data.psa,
         )
 
     def action_find_customer(self) -> None:

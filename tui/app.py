@@ -81,6 +81,21 @@ class TrueupApp(App[int]):
         )
         self.core.subscribe(self._post_change)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Textual's notify, with the title folded into the message ("Refused: …"): a toast is one
+        or two lines at most (app.tcss), so both are the message's."""
+        if title:
+            message = f"{title}: {message}"
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
     # --- start ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:

@@ -172,3 +172,26 @@ def test_a_long_store_url_gives_way_before_the_dates() -> None:
     assert text.startswith(" postgres") and "/trueup" in text  # the store, cut in its middle
     wide = header_text(fields, 200).plain
     assert "invoiced through 2026-11-30 (I)" in wide and "customer: Quarry Hill (esc: all)" in wide
+
+
+async def test_notifications_take_one_or_two_lines_at_80x24(make_app: Any, settle: Any) -> None:
+    from textual.widgets._toast import Toast
+
+    app = make_app()
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press("6")
+        await settle(app, pilot)
+        rows_before = app.main.pane("errors").table.row_count
+        await pilot.press("k")  # an error: k says why, in one line
+        app.notify("Refresh failed: " + "the vendor answered 503 Service Unavailable " * 2, title="Refused")
+        await settle(app, pilot)
+        toasts = list(app.screen.query(Toast))
+        assert len(toasts) == 2
+        assert all(1 <= t.region.height <= 2 for t in toasts), [t.region for t in toasts]
+        assert "Refused: Refresh failed" in str(toasts[1].render())  # the title is on the message's line
+        # the table's rows stay readable behind them: every line of the table but two or so
+        table = app.main.pane("errors").table
+        covered = {y for t in toasts for y in range(t.region.y, t.region.bottom)}
+        assert len(covered & set(range(table.region.y, table.region.bottom))) <= 2
+        assert rows_before == table.row_count

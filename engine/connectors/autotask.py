@@ -6,8 +6,9 @@ not confirmed by a primary source and must be checked against a real zone
 (`GET /v1.0/{Entity}/entityInformation/fields` lists picklists and lengths).
 
 Reading
-- Companies -> `PsaCompany`; Services -> `PsaProduct` (Services carry no SKU; their required
-  `billingCodeID` [anteris] is remembered for charges, below).
+- Companies -> `PsaCompany`; Services -> `PsaProduct`, the SKU from the Service's own `sku` field
+  (REST-era, [anteris]: not in APIS.md §4.7's older model list; the SOAP Service had none), their
+  required `billingCodeID` [anteris] remembered for charges, below.
 - Contracts with `contractType` 7 (Recurring Service, the only type that holds services [doc]) and
   `status` 1 (ASSUMED 1 = Active) -> `PsaAgreement`; `contractPeriodType` (ASSUMED 1 Monthly,
   2 Quarterly, 3 Semi-Annual, 4 Yearly; SOAP-era m/q/s/y accepted): Yearly -> "annual", else monthly.
@@ -379,6 +380,7 @@ class ServiceRow(_Model):
     unitPrice: Decimal | None = None  # noqa: N815
     unitCost: Decimal | None = None  # noqa: N815
     billingCodeID: int | None = None  # noqa: N815
+    sku: str | None = None
 
 
 class ContractRow(_Model):
@@ -710,7 +712,11 @@ class AutotaskConnector:
                 self._billing_codes[r.id] = r.billingCodeID
         return [
             PsaProduct(
-                id=str(r.id), name=r.name or "", sku=None, unit_price=r.unitPrice, unit_cost=r.unitCost
+                id=str(r.id),
+                name=r.name or "",
+                sku=(r.sku or "").strip() or None,
+                unit_price=r.unitPrice,
+                unit_cost=r.unitCost,
             )
             for r in found
         ]
@@ -1195,9 +1201,10 @@ class AutotaskConnector:
 
     def service_body(self, spec: ProductSpec) -> dict[str, Any]:
         """The Services create body for a product (seed 004's wizard). Required: name (150),
-        unitPrice, periodType, billingCodeID [ecit New-AtwsService; anteris]; description is
-        400 characters [ecit]. A Service carries no SKU (module docstring): the SKU goes into the
-        description, where the operator sees it in Autotask. Monthly is periodType 1 (ASSUMED)."""
+        unitPrice, periodType, billingCodeID [ecit New-AtwsService; anteris]. The SKU goes into the
+        Service's own `sku` [anteris] (what `products()` reads back, so the bind picker finds it by
+        SKU); one longer than the field is refused, never cut (a cut SKU would match nothing).
+        Monthly is periodType 1 (ASSUMED)."""
         if self.service_billing_code_id is None:
             raise ServiceError(
                 SERVICE,
@@ -1227,7 +1234,14 @@ class AutotaskConnector:
             "isActive": True,
         }
         if spec.sku:
-            body["description"] = f"SKU {spec.sku}"[: max_length("Services", "description")]
+            sku, most = spec.sku.strip(), max_length("Services", "sku")
+            if len(sku) > most:
+                raise ServiceError(
+                    SERVICE,
+                    f"the SKU {sku[:20]}… is {len(sku)} characters; an Autotask service's sku holds {most}",
+                    sent=False,
+                )
+            body["sku"] = sku
         return body
 
     async def create_product(self, spec: ProductSpec) -> PsaProduct:
@@ -1245,7 +1259,7 @@ class AutotaskConnector:
         return PsaProduct(
             id=str(row.id),
             name=row.name or spec.name,
-            sku=None,
+            sku=(row.sku or "").strip() or None,
             unit_price=row.unitPrice,
             unit_cost=row.unitCost,
         )

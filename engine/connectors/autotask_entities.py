@@ -115,6 +115,11 @@ ENTITIES: dict[str, EntityRule] = {
             "unitCost": _f("decimal", "[anteris]; [ecit] optional"),
             "invoiceDescription": _f("str", "[anteris]; [ecit] ValidateLength(0,1000)", max_length=1000),
             "isActive": _f("bool", "[anteris]; [ecit] optional"),
+            # The Service's own SKU (issue 13): [anteris] src/API/Services/ServiceEntity.php, generated
+            # from a zone's entityInformation/fields, carries `sku` (optional, writable; beside
+            # catalogNumberPartNumber and manufacturerServiceProviderProductNumber, which trueup does
+            # not use); the SOAP-era [ecit] Service has none. Length ASSUMED 50 (not published).
+            "sku": _f("str", "[anteris] optional, writable; length ASSUMED 50", max_length=50),
         },
     ),
     "Contracts": EntityRule(

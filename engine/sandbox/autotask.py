@@ -17,7 +17,7 @@ Routes (shared/APIS.md §4; [swagger] = Autotask's route list, see the entity ta
   /Contracts/{id}/Services`; `POST /Contracts/{id}/ServiceAdjustments` (and the root `POST
   /ContractServiceAdjustments`); `POST|PATCH /Contracts/{id}/Charges`; `POST /Services` (a new
   service: its billingCodeID must be one the zone has, else 500 — route and wording ASSUMED, the
-  required fields [ecit New-AtwsService]). Root `POST /ContractServices`
+  required fields [ecit New-AtwsService]; its optional `sku` kept and served back [anteris]). Root `POST /ContractServices`
   or `/ContractCharges`, a PATCH of an adjustment, a query of an adjustment… answer 405; unknown
   routes 404; both with Autotask's error body `{"errors": ["..."]}` (ASSUMED wording).
 - `GET /ThresholdInformation` -> {externalRequestThreshold, requestThresholdTimeframe,
@@ -218,7 +218,9 @@ class AutotaskSandbox:
         for company in psa.companies:
             sandbox.add_company(_numeric(company.id), company.name)
         for product in psa.products:
-            sandbox.add_service(_numeric(product.id), product.name, product.unit_price, product.unit_cost)
+            sandbox.add_service(
+                _numeric(product.id), product.name, product.unit_price, product.unit_cost, sku=product.sku
+            )
         for agreement in psa.agreements:
             sandbox.add_contract(
                 _numeric(agreement.id),
@@ -279,10 +281,19 @@ class AutotaskSandbox:
             "ownerResourceID": None,
         }
 
-    def add_service(self, service_id: int, name: str, price: Decimal | None, cost: Decimal | None) -> None:
+    def add_service(
+        self,
+        service_id: int,
+        name: str,
+        price: Decimal | None,
+        cost: Decimal | None,
+        *,
+        sku: str | None = None,
+    ) -> None:
         self.tables["Services"][self._take_id(service_id)] = {
             "id": service_id,
             "name": name,
+            "sku": sku,
             "description": None,
             "invoiceDescription": name,
             "unitPrice": price,
@@ -906,6 +917,7 @@ class AutotaskSandbox:
             self.tables["Services"][service_id] = {
                 "id": service_id,
                 "name": body["name"],
+                "sku": body.get("sku"),
                 "description": body.get("description"),
                 "invoiceDescription": body.get("invoiceDescription"),
                 "unitPrice": _money(body["unitPrice"], "unitPrice"),

@@ -35,6 +35,7 @@ async def test_create_product_posts_a_service_with_the_required_fields_then_read
     service = {
         "id": 4321,
         "name": "Backup per GB",
+        "sku": "BK-GB",
         "unitPrice": 0.12,
         "unitCost": 0.05,
         "billingCodeID": 29682801,
@@ -54,10 +55,34 @@ async def test_create_product_posts_a_service_with_the_required_fields_then_read
         "periodType": 1,
         "billingCodeID": 29682801,
         "isActive": True,
-        "description": "SKU BK-GB",
+        "sku": "BK-GB",  # the Service's own sku [anteris], not a marker in the description
     }
     assert b'"unitPrice": 0.12,' in sent.content  # money as the exact decimal, not a float's repr
     assert (created.id, created.name, created.unit_price) == ("4321", "Backup per GB", Decimal("0.12"))
+    assert created.sku == "BK-GB"  # read back from the Service
+    await psa.aclose()
+
+
+@respx.mock
+async def test_products_read_the_services_sku() -> None:
+    services = [
+        {"id": 11, "name": "Backup per GB", "sku": " BK-GB ", "unitPrice": 0.12, "billingCodeID": 7},
+        {"id": 12, "name": "Managed Firewall", "sku": "", "unitPrice": 40, "billingCodeID": 7},
+        {"id": 13, "name": "Legacy", "unitPrice": 5, "billingCodeID": 7},
+    ]
+    route = respx.post(BASE + "Services/query").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "items": services,
+                "pageDetails": {"count": 3, "requestCount": 500, "prevPageUrl": None, "nextPageUrl": None},
+            },
+        )
+    )
+    psa = connector()
+    found = {p.id: p.sku for p in await psa.products()}
+    assert route.called
+    assert found == {"11": "BK-GB", "12": None, "13": None}
     await psa.aclose()
 
 
@@ -88,6 +113,11 @@ async def test_create_product_carries_autotasks_error_body() -> None:
             "category",
         ),
         ({"service_billing_code_id": 7}, ProductSpec("X", None, Decimal(1), Decimal(0), taxable=True), "tax"),
+        (
+            {"service_billing_code_id": 7},
+            ProductSpec("X", "S" * 51, Decimal(1), Decimal(0)),
+            "is 51 characters; an Autotask service's sku holds 50",
+        ),
     ],
 )
 @respx.mock(assert_all_called=False)
@@ -144,13 +174,15 @@ async def test_the_sandbox_creates_a_service_and_serves_it_back() -> None:
     psa = at.connector(service_billing_code_id=BILLING_CODE_BASE + 700)
     created = await psa.create_product(SPEC)
     row = at.tables["Services"][int(created.id)]
-    assert (row["name"], row["unitPrice"], row["unitCost"], row["description"]) == (
+    assert (row["name"], row["unitPrice"], row["unitCost"], row["sku"], row["description"]) == (
         "Backup per GB",
         Decimal("0.12"),
         Decimal("0.05"),
-        "SKU BK-GB",
+        "BK-GB",
+        None,
     )
-    assert created.id in {p.id for p in await psa.products()}
+    assert created.sku == "BK-GB"
+    assert {p.id: p.sku for p in await psa.products()}[created.id] == "BK-GB"
     await psa.aclose()
 
 
@@ -166,7 +198,9 @@ async def test_the_sandbox_creates_a_service_and_serves_it_back() -> None:
         ({"description": "x" * 401}, 500, "Services.description: at most 400 characters (401 given)"),
         ({"periodType": 9}, 500, "Services.periodType: 9 is not a valid picklist value"),
         ({"billingCodeID": 12345}, 500, "billingCodeID 12345 does not exist"),
-        ({"sku": "BK"}, 400, "Services: unknown field 'sku'"),
+        ({"sku": "x" * 51}, 500, "Services.sku: at most 50 characters (51 given)"),
+        ({"sku": 42}, 400, "Services.sku: not a valid str: 42"),
+        ({"partNumber": "BK"}, 400, "Services: unknown field 'partNumber'"),
     ],
 )
 async def test_the_sandbox_refuses_a_service_a_real_zone_would(

@@ -120,3 +120,36 @@ def test_a_configured_zone_names_the_billing_code_for_new_services() -> None:
     assert config.service_billing_code_id == 29682801
     with pytest.raises(ValidationError, match="service_billing_code_id"):
         AutotaskConfig(username="api@example.com", integration_code="X", service_billing_code_id=0)
+
+
+async def test_the_services_sku_is_what_the_bind_picker_and_a_second_create_match_by() -> None:
+    # Issue 13: an Autotask Service carries its SKU in its own `sku` field ([anteris]), read back
+    # by products(): the picker's same-SKU pre-select and the duplicate check match by SKU, not
+    # by a name or a description marker.
+    s = Store.memory()
+    s.import_scenario(
+        build(
+            AS_OF.isoformat(),
+            subs=[],
+            lines=[],
+            companies=[COMPANY],
+            products=[
+                {"id": "bk", "name": "Backup", "kind": "quota", "sku": "BK-GB"},
+                {"id": "bk2", "name": "Cloud backup (renamed)", "kind": "quota", "sku": "bk-gb "},
+            ],
+            psa_products=[{"id": "700", "name": "Backup GB"}],
+        )
+    )
+    at = autotask()
+    psa = at.connector(service_billing_code_id=BILLING_CODE_BASE + 700)
+    spec = actions.new_product_spec("Managed backup", "BK-GB", "0.12", "0.05")
+    created = await actions.create_product(s, psa, "bk", spec, user="ann")
+    assert at.tables["Services"][int(created.id)]["sku"] == "BK-GB"
+    assert created.sku == "BK-GB"
+    # another vendor product of that SKU (a different name): the picker opens on the new Service
+    assert actions.same_sku_product(s, "bk2") == created.id
+    with pytest.raises(actions.ActionError, match="already has Managed backup with SKU BK-GB"):
+        await actions.create_product(s, psa, "bk2", actions.new_product_spec("Other", "BK-GB", "1", "0"))
+    assert len(at.tables["Services"]) == 2  # no second Service was created
+    await psa.aclose()
+    s.close()

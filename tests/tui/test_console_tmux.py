@@ -258,3 +258,30 @@ def test_month_end_at_80x24(tmux: Tmux, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "ignore" in out.stdout and "map_company" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("tmux", [("80", "24")], indirect=True)
+def test_header_acknowledged_warning_and_notifications_fit_80x24(tmux: Tmux) -> None:
+    """Issue 13's fitting items on the real console: the header keeps the store, the PSA, the as-of
+    and the invoiced-through date; an acknowledged warning says so in its own Errors row; the
+    notification that says it leaves the table's rows in view."""
+    screen = tmux.wait(lambda s: "SANDBOX" in s and "Overview — 8" in s, timeout=120)
+    header = screen.splitlines()[0]
+    assert "sandbox.db" in header and "ConnectWise" in header, header
+    assert re.search(r"as of \d{4}-\d{2}-\d{2}", header), header
+    assert re.search(r"through \d{4}-\d{2}-\d{2}", header), header  # the date, not cut
+    tmux.keys("6")
+    tmux.wait_for("Errors — ")
+    tmux.keys("G", "k")  # the last finding is a warning (errors come first)
+    tmux.wait_for("Acknowledge ")
+    tmux.type("seen in tmux")
+    tmux.keys("Enter")
+    screen = tmux.wait(lambda s: "ack'd by" in s and "Acknowledged " in s)
+    row = next(line for line in screen.splitlines() if "ack'd by" in line)
+    assert re.search(r"ack'd by \S+ \d{2}-\d{2}", row), row  # who and when, whole
+    assert "warning" in row
+    # the toast is one line: the rows above it are all readable
+    rows = [
+        line for line in screen.splitlines() if line.startswith("│") and ("open" in line or "ack'd" in line)
+    ]
+    assert len(rows) >= 12, screen

@@ -15,8 +15,13 @@ Rules (ours, in the style of shared/RULES.md; tests/margin/ holds each):
   before M's first day, on an agreement not ended before M; on an annual agreement only in the
   month of its start date's anniversary (ASSUMED: an annual agreement invoices once a year). A
   one-time line is billed in the month of its effective date. Amount = quantity × unit price,
-  rounded half-up to cents per line. Every PSA's invoices are not read yet: the lines in force
-  are what it bills, and the report says so (`psa_source`).
+  rounded half-up to cents per line. **What the PSA invoiced** replaces that for every customer
+  the PSA issued an invoice in M (`psa_invoiced`, engine.margin.psa_invoices; a PSA with
+  `Capability.INVOICED_LINES`): each invoice line stands for the PSA line it bills, at the
+  invoiced quantity, unit price and amount, and the customer's lines in force are not counted.
+  A PSA that cannot say, or a customer it did not invoice in M: the lines in force. Each
+  customer says which (`CustomerMargin.psa_billed_from`), the report in `psa_source`. ASSUMED:
+  the PSA invoices in the currency the distributor bills that customer in.
 * **Should bill** (the plan's figure): the subscription's quantity in force on M's first day ×
   its unit price (the binding's override first), for a monthly subscription active then.
 * **Classes** (per subscription; recurring items against recurring lines, one-time items —
@@ -51,6 +56,7 @@ from typing import Literal
 
 from engine.batch import gc_paused
 from engine.margin.invoices import DistributorInvoice, InvoiceItem
+from engine.margin.psa_invoices import PsaInvoiceLine, in_force
 from engine.money import round_cents
 from engine.months import last_of_month, parse_month
 from engine.plan import Plan
@@ -97,6 +103,8 @@ CLASS_LABELS: dict[Class, str] = {
     "matched": "matched",
 }
 PSA_SOURCE = "lines in force (the PSA's own invoices are not read)"
+FROM_INVOICES = "invoices"
+FROM_LINES = "lines in force"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,7 @@ class CustomerMargin:
     price: Decimal
     should_bill: Decimal
     leaks: int  # rows neither matched nor timing nor marked
+    psa_billed_from: str = FROM_LINES  # "invoices": the PSA's invoices of the month; else its lines
 
     @property
     def margin(self) -> Decimal:
@@ -239,6 +248,8 @@ class _Index:
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
         self.synced_list = scenario.synced
         self.synced: dict[str, SyncedKey] = {}  # set by the check: the months its prorates are in
+        self.invoiced_amounts: dict[str, Decimal] = {}  # the PSA invoice's amount of an invoiced line
+        self.invoiced_company: dict[str, str] = {}  # … and the PSA company it invoiced
 
     def synced_prorates(self, months: set[str]) -> dict[str, SyncedKey]:
         """The synced prorate keys (`<sub>:prorate:YYYY-MM-DD`) of changes in `months`."""
@@ -247,21 +258,56 @@ class _Index:
         }
 
 
-def _in_force(line: PsaLine, agreement: PsaAgreement | None, first: date, last: date) -> bool:
-    if agreement is not None and (
-        agreement.start_date > last or (agreement.end_date is not None and agreement.end_date < first)
-    ):
-        return False
-    if line.kind == "one_time":
-        return first <= line.effective_date <= last
-    if line.effective_date > last or (line.cancelled_date is not None and line.cancelled_date < first):
-        return False
-    if agreement is not None and agreement.billing_period == "annual":
-        return line.effective_date.month == first.month
-    return True
+def _invoiced_lines(
+    scenario: Scenario, idx: _Index, psa_invoiced: Iterable[PsaInvoiceLine] | None, month: str
+) -> tuple[list[PsaLine], set[str]]:
+    """The month's PSA invoice lines as PSA lines (each the line it bills, at the invoiced
+    quantity and price; its amount in `idx.invoiced_amounts`), and the PSA companies invoiced."""
+    if psa_invoiced is None:
+        return [], set()
+    mine = [inv for inv in psa_invoiced if inv.month == month]
+    if not mine:
+        return [], set()
+    by_id = {line.id: line for line in scenario.psa.lines}
+    by_agreement_product: dict[tuple[str, str], PsaLine] = {}
+    for line in sorted(scenario.psa.lines, key=lambda x: x.id):
+        by_agreement_product.setdefault((line.agreement_id, line.product_id), line)
+    out: list[PsaLine] = []
+    for n, inv in enumerate(mine):
+        base = by_id.get(inv.line_id) if inv.line_id is not None else None
+        if base is None and inv.agreement_id is not None and inv.product_id is not None:
+            base = by_agreement_product.get((inv.agreement_id, inv.product_id))
+        line_id = f"{inv.invoice_number}/{base.id if base is not None else n}"
+        if base is not None:
+            line = base.model_copy(
+                update={"id": line_id, "quantity": inv.quantity, "unit_price": inv.unit_price}
+            )
+        else:
+            line = PsaLine.model_construct(
+                id=line_id,
+                agreement_id=inv.agreement_id or "",
+                product_id=inv.product_id or "",
+                kind="recurring",
+                quantity=inv.quantity,
+                unit_price=inv.unit_price,
+                unit_cost=ZERO,
+                effective_date=inv.invoice_date,
+                cancelled_date=None,
+                description=inv.description,
+                metered=False,
+                source=None,
+            )
+        idx.invoiced_amounts[line_id] = inv.amount
+        idx.invoiced_company[line_id] = inv.company_id
+        out.append(line)
+    return out, {inv.company_id for inv in mine}
 
 
-def _line_amount(line: PsaLine) -> Decimal:
+def _line_amount(line: PsaLine, invoiced: Mapping[str, Decimal] | None = None) -> Decimal:
+    """What a line bills: the PSA invoice's own amount for an invoiced line, else quantity × unit
+    price rounded half-up to cents."""
+    if invoiced is not None and (amount := invoiced.get(line.id)) is not None:
+        return amount
     return round_cents(line.quantity * line.unit_price)
 
 
@@ -273,10 +319,14 @@ def three_way_check(
     settings: MarginSettings | None = None,
     marks: Mapping[str, Mark] | None = None,
     plan: Plan | None = None,
+    psa_invoiced: Iterable[PsaInvoiceLine] | None = None,
 ) -> MarginReport:
-    """The month's check (module doc). `invoices` may hold other months: they show timing."""
+    """The month's check (module doc). `invoices` may hold other months: they show timing.
+    `psa_invoiced`: what the PSA invoiced (any months; None: the PSA cannot say)."""
     with gc_paused():  # ~10^5 small acyclic objects: the collector would rescan them over and over
-        return _three_way_check(scenario, invoices, month, settings=settings, marks=marks, plan=plan)
+        return _three_way_check(
+            scenario, invoices, month, settings=settings, marks=marks, plan=plan, psa_invoiced=psa_invoiced
+        )
 
 
 def _three_way_check(
@@ -287,6 +337,7 @@ def _three_way_check(
     settings: MarginSettings | None = None,
     marks: Mapping[str, Mark] | None = None,
     plan: Plan | None = None,
+    psa_invoiced: Iterable[PsaInvoiceLine] | None = None,
 ) -> MarginReport:
     settings = settings or MarginSettings()
     marks = marks or {}
@@ -311,12 +362,17 @@ def _three_way_check(
                     arrears_elsewhere.add(item.subscription_id)
 
     # The PSA side: lines in force, linked to a subscription (or to none: vendor-backed, unmatched).
+    # Customers the PSA invoiced in M: what it invoiced replaces their lines in force.
+    billed_lines, invoiced_companies = _invoiced_lines(scenario, idx, psa_invoiced, month)
     sides: dict[str, _Side] = defaultdict(_Side)
     unlinked: list[tuple[str, PsaLine]] = []
-    for line in scenario.psa.lines:
+    for line in [*scenario.psa.lines, *billed_lines]:
         agreement = idx.agreements.get(line.agreement_id)
-        if not _in_force(line, agreement, first, last):
-            continue
+        if line.id not in idx.invoiced_amounts:
+            if agreement is not None and agreement.company_id in invoiced_companies:
+                continue  # the customer's PSA invoice says what it billed
+            if not in_force(line, agreement, first, last):
+                continue
         sid = line.source.subscription_id if line.source is not None else None
         if sid is None and agreement is not None:
             for vendor_company in idx.vendor_of_psa.get(agreement.company_id, ()):
@@ -331,8 +387,9 @@ def _three_way_check(
             sides[sid].lines.append(line)
         elif idx.vendor_products_of.get(line.product_id):
             company = ""
-            if agreement is not None and idx.vendor_of_psa.get(agreement.company_id):
-                company = idx.vendor_of_psa[agreement.company_id][0]
+            psa_company = agreement.company_id if agreement is not None else idx.invoiced_company.get(line.id)
+            if psa_company is not None and idx.vendor_of_psa.get(psa_company):
+                company = idx.vendor_of_psa[psa_company][0]
             unlinked.append((company, line))
 
     rows: list[MarginRow] = []
@@ -402,9 +459,9 @@ def _three_way_check(
     # The PSA total, apart from the classification (which must account for every line of it).
     for side in sides.values():
         currency = side.items[0].currency if side.items else settings.home_currency
-        psa_totals[currency] += sum((_line_amount(line) for line in side.lines), ZERO)
+        psa_totals[currency] += sum((_line_amount(line, idx.invoiced_amounts) for line in side.lines), ZERO)
     for _, line in unlinked:
-        psa_totals[settings.home_currency] += _line_amount(line)
+        psa_totals[settings.home_currency] += _line_amount(line, idx.invoiced_amounts)
     for sid in sorted(sides):
         side = sides[sid]
         # One classification per currency: the PSA's lines go with the subscription's first
@@ -433,7 +490,7 @@ def _three_way_check(
                 product=line.description or line.product_id,
                 cls="billed_without_cost",
                 cost=ZERO,
-                price=_line_amount(line),
+                price=_line_amount(line, idx.invoiced_amounts),
                 should_bill=ZERO,
                 vendor_quantity=None,
                 psa_quantity=line.quantity,
@@ -459,20 +516,30 @@ def _three_way_check(
                 by_class=by_class,
             )
         )
+    invoiced_vendor = {v for pc in invoiced_companies for v in idx.vendor_of_psa.get(pc, ())}
+    if psa_invoiced is None:
+        source = PSA_SOURCE
+    elif not invoiced_companies:
+        source = f"lines in force (the PSA issued no invoice for {month})"
+    else:
+        source = (
+            f"the PSA's invoices of {month} for {len(invoiced_vendor)} customers, "
+            "lines in force for any it did not invoice"
+        )
     return MarginReport(
         month=month,
         status="audited" if audited else "not_audited",
-        psa_source=PSA_SOURCE,
+        psa_source=source,
         invoices=counted,
         replaced=replaced,
         rows=tuple(rows),
-        customers=tuple(_customers(rows)),
+        customers=tuple(_customers(rows, invoiced_vendor)),
         totals=tuple(totals),
         settings=settings,
     )
 
 
-def _customers(rows: Sequence[MarginRow]) -> list[CustomerMargin]:
+def _customers(rows: Sequence[MarginRow], invoiced: set[str]) -> list[CustomerMargin]:
     acc: dict[tuple[str, str], list[MarginRow]] = defaultdict(list)
     for r in rows:
         acc[(r.currency, r.company_id)].append(r)
@@ -487,6 +554,7 @@ def _customers(rows: Sequence[MarginRow]) -> list[CustomerMargin]:
                 price=sum((r.price for r in mine), ZERO),
                 should_bill=sum((r.should_bill for r in mine), ZERO),
                 leaks=sum(1 for r in mine if r.cls not in ("matched", "timing", "ignored", "internal_use")),
+                psa_billed_from=FROM_INVOICES if company in invoiced else FROM_LINES,
             )
         )
     return sorted(out, key=lambda c: (c.currency, c.company_name.lower(), c.company_id))
@@ -543,7 +611,7 @@ def _classify(
         return MarginRow(currency, company, name, sid, product, cls, cost, price, should, vq, pq, reason)
 
     cost_all = sum((i.cost_total for i in side.items), ZERO)
-    price_all = sum((_line_amount(line) for line in side.lines), ZERO)
+    price_all = sum((_line_amount(line, idx.invoiced_amounts) for line in side.lines), ZERO)
     ignore = idx.ignored.get(sid)
     if ignore is not None:
         why = f": {ignore.reason}" if ignore.reason else ""
@@ -558,7 +626,7 @@ def _classify(
     out: list[MarginRow] = []
     if rec_items or rec_lines:
         cost = sum((i.cost_total for i in rec_items), ZERO)
-        price = sum((_line_amount(line) for line in rec_lines), ZERO)
+        price = sum((_line_amount(line, idx.invoiced_amounts) for line in rec_lines), ZERO)
         vq = sum((i.quantity for i in rec_items), ZERO)
         pq = sum((line.quantity for line in rec_lines), ZERO)
         invoice_ids = ", ".join(sorted({i.invoice_id for i in rec_items}))
@@ -658,7 +726,7 @@ def _classify(
             row(
                 "matched",
                 sum((i.cost_total for i in one_items), ZERO),
-                sum((_line_amount(line) for line in one_lines), ZERO),
+                sum((_line_amount(line, idx.invoiced_amounts) for line in one_lines), ZERO),
                 "one-time charges on both sides",
             )
         )
@@ -696,7 +764,7 @@ def _classify(
                     "billed_without_cost",
                     f"PSA one-time line {line.id}: no distributor charge for it",
                 )
-            out.append(row(cls, ZERO, _line_amount(line), reason, None, line.quantity))
+            out.append(row(cls, ZERO, _line_amount(line, idx.invoiced_amounts), reason, None, line.quantity))
     return out
 
 

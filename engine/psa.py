@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
-from typing import Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+if TYPE_CHECKING:
+    from engine.margin.psa_invoices import PsaInvoiceLine
 
 PsaName = Literal["connectwise", "halopsa", "autotask"]
 
@@ -22,12 +26,21 @@ class Capability(StrEnum):
     # Keys too long for the key field are stored as a digest: the connector must be told the synced
     # keys (`remember_keys`) to read them back (ConnectWise's and HaloPSA's `KeyCodec`).
     DIGEST_KEYS = "digest_keys"
+    # The connector reads what the PSA actually invoiced for a range of days (`invoiced_lines`,
+    # engine.margin.psa_invoices); without it the margin check uses the lines in force.
+    INVOICED_LINES = "invoiced_lines"
 
 
 class DigestsKeys(Protocol):
     """A connector with `Capability.DIGEST_KEYS`."""
 
     def remember_keys(self, keys: Iterable[str]) -> None: ...
+
+
+class ReadsInvoices(Protocol):
+    """A connector with `Capability.INVOICED_LINES`."""
+
+    async def invoiced_lines(self, start: date, end: date) -> list[PsaInvoiceLine]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +77,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         key_field="agreement addition serialNumber",
         # ASSUMED: the spec gives Addition.description no length; 50 keeps it safe (connectwise.py)
         limits=PsaLimits(description=50, key=50),
-        capabilities=frozenset({Capability.DIGEST_KEYS}),
+        capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
     ),
     "halopsa": PsaSpec(
         name="halopsa",
@@ -76,7 +89,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         # ASSUMED: the spec gives InvoiceDetail.comment_1 no length (engine/connectors/halopsa.py)
         key_field="recurring invoice line comment_1",
         limits=PsaLimits(description=255, key=100),
-        capabilities=frozenset({Capability.DIGEST_KEYS}),
+        capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
     ),
     "autotask": PsaSpec(
         name="autotask",

@@ -268,15 +268,32 @@ def _invoiced_lines(
     mine = [inv for inv in psa_invoiced if inv.month == month]
     if not mine:
         return [], set()
+    first = parse_month(month)
+    last = last_of_month(first)
     by_id = {line.id: line for line in scenario.psa.lines}
-    by_agreement_product: dict[tuple[str, str], PsaLine] = {}
-    for line in sorted(scenario.psa.lines, key=lambda x: x.id):
-        by_agreement_product.setdefault((line.agreement_id, line.product_id), line)
+    by_agreement_product: dict[tuple[str, str], list[PsaLine]] = defaultdict(list)
+    for line in scenario.psa.lines:
+        by_agreement_product[(line.agreement_id, line.product_id)].append(line)
+    taken: set[str] = set()
     out: list[PsaLine] = []
     for n, inv in enumerate(mine):
         base = by_id.get(inv.line_id) if inv.line_id is not None else None
         if base is None and inv.agreement_id is not None and inv.product_id is not None:
-            base = by_agreement_product.get((inv.agreement_id, inv.product_id))
+            # The agreement's line of that product: one in force in M not matched yet first, the
+            # one at the invoiced quantity and price first among those, then by id.
+            candidates = by_agreement_product.get((inv.agreement_id, inv.product_id), [])
+            base = min(
+                candidates,
+                key=lambda c: (
+                    c.id in taken,
+                    not in_force(c, idx.agreements.get(c.agreement_id), first, last),
+                    (c.quantity, c.unit_price) != (inv.quantity, inv.unit_price),
+                    c.id,
+                ),
+                default=None,
+            )
+        if base is not None:
+            taken.add(base.id)
         line_id = f"{inv.invoice_number}/{base.id if base is not None else n}"
         if base is not None:
             line = base.model_copy(

@@ -2353,3 +2353,11 @@ def planted_short_invoice_line(scenario: Scenario) -> str | None:
         ):
             return mine[0].id
     return None
+
+
+def sandbox_psa_invoices(scenario: Scenario) -> list[Any]:
+    """What a PSA sandbox seeded from `scenario` has invoiced: the demo's history, planted when the
+    scenario is the demo MSP's (its story customers are there), else the lines in force of the 12
+    months through as_of's month (as the Pax8 sandbox plants its invoices)."""
+    names = {company.name for company in scenario.vendor.companies}
+    return build_demo_psa_invoices(scenario, plant=DEMO_CUSTOMERS["prorate_story"] in names)

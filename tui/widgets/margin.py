@@ -50,6 +50,12 @@ SUBSCRIPTION = "sub:"
 TOTAL = "total:"
 
 
+_SOURCE = {
+    "invoices": "the PSA's invoices of the month",
+    "lines in force": "the lines in force (the PSA's invoices do not say, or it issued none this month)",
+}
+
+
 def _percent(price: Decimal, cost: Decimal) -> str:
     p = margin_percent(price, cost)
     return f"{p} %" if p is not None else "—"
@@ -113,7 +119,7 @@ def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]
                 key=key,
                 cells=(
                     name,
-                    f"{len(mine)} item(s)",
+                    f"{len(mine)} item(s) · PSA billed from {c.psa_billed_from}",
                     f"{c.leaks} to act on" if c.leaks else "no leak",
                     fmt_money(c.cost),
                     fmt_money(c.price),
@@ -126,6 +132,7 @@ def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]
                     f"{name} ({c.currency}) in {report.month}: cost {fmt_money(c.cost)}, billed "
                     f"{fmt_money(c.price)}, the plan bills {fmt_money(c.should_bill)}, margin "
                     f"{fmt_money(c.margin)} ({_percent(c.price, c.cost)})."
+                    + f"\nPSA billed: from {_SOURCE.get(c.psa_billed_from, c.psa_billed_from)}."
                     + (f"\nTo act on: {summary}." if summary else "")
                     + "\nPress enter for its subscriptions; [ and ] change the month."
                 ),
@@ -228,19 +235,29 @@ class MarginPane(Pane):
         self._dirty = False
         self._generation += 1
         self.table.border_subtitle = "checking…"
-        self._check(store, data.plan, data.as_of, self.month, self._generation)
+        psa_name = str(getattr(getattr(workspace, "psa", None), "name", ""))
+        self._check(store, data.plan, data.as_of, self.month, self._generation, psa_name)
 
     @work(thread=True, group="margin", exit_on_error=False)
-    def _check(self, store: Any, plan: Any, as_of: date, month: str | None, generation: int) -> None:
+    def _check(
+        self, store: Any, plan: Any, as_of: date, month: str | None, generation: int, psa_name: str
+    ) -> None:
         from engine.margin import three_way_check
-        from engine.margin.store import load_invoices, marks
+        from engine.margin.store import load_invoices, marks, psa_invoiced_for_check
 
         try:
             invoices = load_invoices(store)
             if month is None:
                 counted = sorted({inv.month for inv in invoices if inv.counted})
                 month = counted[-1] if counted else f"{as_of.year:04d}-{as_of.month:02d}"
-            report = three_way_check(store.snapshot(as_of), invoices, month, marks=marks(store), plan=plan)
+            report = three_way_check(
+                store.snapshot(as_of),
+                invoices,
+                month,
+                marks=marks(store),
+                plan=plan,
+                psa_invoiced=psa_invoiced_for_check(store, psa_name),
+            )
             rows, subs = customer_rows(report)
         except Exception as exc:  # noqa: BLE001 - one sentence to the operator, never a traceback
             self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}", generation)

@@ -102,7 +102,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         # 50 (engine/connectors/autotask_entities.py); the charge's is the shorter.
         key_field="contract service internalDescription / contract charge internalPurchaseOrderNumber",
         limits=PsaLimits(description=200, key=50),
-        capabilities=frozenset(),
+        capabilities=frozenset({Capability.INVOICED_LINES}),
     ),
 }
 PSA_NAMES: tuple[PsaName, ...] = get_args(PsaName)

@@ -2096,6 +2096,11 @@ def _item(
     )
 
 
+def latest_invoice_month(as_of: date) -> date:
+    """The month of the distributor's latest invoice on `as_of`: it is issued on the 5th."""
+    return first_of_month(as_of) if as_of.day >= 5 else add_months(first_of_month(as_of), -1)
+
+
 def build_demo_invoices(scenario: Scenario, *, months: int = 12, plant: bool = True) -> list[Any]:
     """The distributor's invoices consistent with `scenario` (section comment above)."""
     from engine.margin.invoices import DistributorInvoice
@@ -2103,7 +2108,7 @@ def build_demo_invoices(scenario: Scenario, *, months: int = 12, plant: bool = T
     from engine.rules.quantities import Timeline
 
     as_of = scenario.as_of
-    latest = first_of_month(as_of) if as_of.day >= 5 else add_months(first_of_month(as_of), -1)
+    latest = latest_invoice_month(as_of)
     products = {p.id: p for p in scenario.vendor.products}
     timelines = {s.id: Timeline(s.history) for s in scenario.vendor.subscriptions}
     usage_by_period: dict[str, list[UsageRow]] = {}
@@ -2288,7 +2293,8 @@ def _planted_subscriptions(scenario: Scenario, month: date, timelines: dict[str,
 # `build_demo_psa_invoices(scenario)` gives the PSA's invoices of the 12 months through as_of's
 # month: each month the PSA invoiced exactly its lines in force (engine.margin.psa_invoices
 # `invoice_lines_in_force`), one invoice per customer, but for one planted case only the invoiced
-# read can catch: on the latest month's invoice of a quiet customer the PSA billed 2 seats fewer
+# read can catch: on the invoice of the distributor's latest invoice month (the month the check
+# audits by default) of a quiet customer the PSA billed 2 seats fewer
 # than its line in force says (`DEMO_PSA_SHORT_SEATS`), so the line-in-force check sees the seats
 # matched and the invoiced check sees the quantity differ.
 
@@ -2310,7 +2316,7 @@ def build_demo_psa_invoices(scenario: Scenario, *, months: int = 12, plant: bool
     short = planted_short_invoice_line(scenario)
     if short is None:
         return lines
-    latest = wanted[-1]
+    latest = month_key(latest_invoice_month(scenario.as_of))  # the month the check audits
     out = []
     for line in lines:
         if line.month == latest and line.line_id == short:
@@ -2330,7 +2336,7 @@ def planted_short_invoice_line(scenario: Scenario) -> str | None:
     product), whose one recurring line bills its quantity in force at its price, at least 5."""
     from engine.rules.quantities import Timeline
 
-    month = first_of_month(scenario.as_of)
+    month = latest_invoice_month(scenario.as_of)
     stories = set(DEMO_CUSTOMERS.values())
     names = {c.id: c.name for c in scenario.vendor.companies}
     seats = {p.id for p in scenario.vendor.products if p.kind == "seat" and "Premium" not in p.name}

@@ -294,7 +294,8 @@ def _invoiced_lines(
             )
         if base is not None:
             taken.add(base.id)
-        line_id = f"{inv.invoice_number}/{base.id if base is not None else n}"
+        # unique per invoice line: an invoice may bill one PSA line twice (a correction line)
+        line_id = f"{inv.invoice_number}#{n + 1}" + (f"/{base.id}" if base is not None else "")
         if base is not None:
             line = base.model_copy(
                 update={"id": line_id, "quantity": inv.quantity, "unit_price": inv.unit_price}

@@ -292,3 +292,16 @@ def test_the_reference_biller_invoices_each_line_in_force_once_a_month() -> None
         ("2026-11", "P2", "L2", D("100.00")),
     ]
     assert len({x.invoice_id for x in lines}) == 4
+
+
+def test_an_invoice_billing_one_line_twice_counts_both() -> None:
+    world = _world()
+    report = three_way_check(
+        world,
+        _distributor(world),  # type: ignore[arg-type]
+        "2026-11",
+        psa_invoiced=[_invoiced(), _invoiced(quantity=D(-2), amount=D("-20.00"))],  # a correction line
+    )
+    (row,) = [r for r in report.rows if r.subscription_id == "s1"]
+    assert row.price == D("80.00") and row.psa_quantity == D(8) and row.cls == "quantity_differs"
+    assert report.ties_out

@@ -133,7 +133,9 @@ async def _margin(
             settings=MarginSettings(floor_percent=floor),
             marks=marks(ws.store),
             plan=plan,
-            psa_invoiced=psa_invoiced_for_check(ws.store, ws.psa.name),
+            psa_invoiced=psa_invoiced_for_check(
+                ws.store, getattr(ws.psa, "name", None) or scenario.settings.psa
+            ),
         )
         leaks = leak_rules(scenario, price_policy)  # type: ignore[arg-type]
     finally:

@@ -250,13 +250,14 @@ class MarginPane(Pane):
             if month is None:
                 counted = sorted({inv.month for inv in invoices if inv.counted})
                 month = counted[-1] if counted else f"{as_of.year:04d}-{as_of.month:02d}"
+            scenario = store.snapshot(as_of)
             report = three_way_check(
-                store.snapshot(as_of),
+                scenario,
                 invoices,
                 month,
                 marks=marks(store),
                 plan=plan,
-                psa_invoiced=psa_invoiced_for_check(store, psa_name),
+                psa_invoiced=psa_invoiced_for_check(store, psa_name or scenario.settings.psa),
             )
             rows, subs = customer_rows(report)
         except Exception as exc:  # noqa: BLE001 - one sentence to the operator, never a traceback

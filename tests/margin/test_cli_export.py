@@ -86,3 +86,22 @@ def test_a_month_without_invoices_is_not_audited(tmp_path: Path, monkeypatch: py
     result = CliRunner().invoke(main, ["margin", "--month", "2031-01"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "NOT AUDITED" in result.output
+
+
+def test_the_customers_sheet_says_where_psa_billed_came_from(tmp_path: Path) -> None:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+    from engine.sandbox.demo import build_demo_psa_invoices
+
+    scenario = build_demo_scenario()
+    report = three_way_check(
+        scenario, build_demo_invoices(scenario), "2026-11", psa_invoiced=build_demo_psa_invoices(scenario)
+    )
+    path = tmp_path / "m.xlsx"
+    write_xlsx(report, path)
+    sheet = load_workbook(path)["Customers"]
+    header = next(sheet.iter_rows(max_row=1, values_only=True))
+    assert header[-1] == "PSA billed from"
+    sources = {r[1]: r[-1] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert sources["Riverside Montessori School"] == "lines in force"
+    assert sources["Harborview Family Dental"] == "invoices"

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
-
-if TYPE_CHECKING:
-    from engine.margin.psa_invoices import PsaInvoiceLine
+from typing import Literal, Protocol, get_args
 
 PsaName = Literal["connectwise", "halopsa", "autotask"]
 
@@ -27,7 +23,8 @@ class Capability(StrEnum):
     # keys (`remember_keys`) to read them back (ConnectWise's and HaloPSA's `KeyCodec`).
     DIGEST_KEYS = "digest_keys"
     # The connector reads what the PSA actually invoiced for a range of days (`invoiced_lines`,
-    # engine.margin.psa_invoices); without it the margin check uses the lines in force.
+    # engine.margin.psa_invoices; engine.margin.store.PsaInvoicedSource); without it the margin
+    # check uses the lines in force and says so.
     INVOICED_LINES = "invoiced_lines"
 
 
@@ -35,12 +32,6 @@ class DigestsKeys(Protocol):
     """A connector with `Capability.DIGEST_KEYS`."""
 
     def remember_keys(self, keys: Iterable[str]) -> None: ...
-
-
-class ReadsInvoices(Protocol):
-    """A connector with `Capability.INVOICED_LINES`."""
-
-    async def invoiced_lines(self, start: date, end: date) -> list[PsaInvoiceLine]: ...
 
 
 @dataclass(frozen=True, slots=True)

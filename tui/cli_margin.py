@@ -96,6 +96,7 @@ async def _margin(
     show_all: bool,
     price_policy: str = "follow_retail",
 ) -> int:
+    from engine.connectors.base import ServiceError
     from engine.margin import CLASS_LABELS, CLASSES, MarginSettings, three_way_check
     from engine.margin.export import write_csv, write_xlsx
     from engine.margin.store import (
@@ -117,7 +118,15 @@ async def _margin(
             if hasattr(ws.vendor, "invoices"):
                 months = await refresh_invoices(ws.store, ws.vendor, today)
                 click.echo(f"Read the distributor's invoices of {months[0]}…{months[-1]}.", err=True)
-            psa_months = await refresh_psa_invoiced_if_able(ws.store, ws.psa, today)
+            try:
+                psa_months = await refresh_psa_invoiced_if_able(ws.store, ws.psa, today)
+            except ServiceError as exc:  # the check still runs, on what the store holds
+                click.echo(
+                    f"trueup: the PSA's invoices could not be read ({' '.join(str(exc).split())}); "
+                    "checking with the ones read before, the lines in force for the rest.",
+                    err=True,
+                )
+                psa_months = None
             if psa_months:
                 click.echo(f"Read the PSA's invoices of {psa_months[0]}…{psa_months[-1]}.", err=True)
         invoices = load_invoices(ws.store)

@@ -105,3 +105,26 @@ def test_the_customers_sheet_says_where_psa_billed_came_from(tmp_path: Path) -> 
     sources = {r[1]: r[-1] for r in sheet.iter_rows(min_row=2, values_only=True)}
     assert sources["Riverside Montessori School"] == "lines in force"
     assert sources["Harborview Family Dental"] == "invoices"
+
+
+def test_the_command_says_psa_billed_from_invoices_and_survives_a_failed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.margin.store
+    from engine.connectors.base import ServiceError
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["margin"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "— PSA billed: from invoices" in result.output
+    assert "PSA billed from the PSA's invoices of " in result.output
+
+    async def refused(*_: object) -> None:
+        raise ServiceError("ConnectWise", "GET /finance/invoices: 503 Service Unavailable")
+
+    monkeypatch.setattr(engine.margin.store, "refresh_psa_invoiced_if_able", refused)
+    again = CliRunner().invoke(main, ["margin"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "the PSA's invoices could not be read (" in again.output and "503" in again.output
+    assert "Traceback" not in again.output and "ties out" in again.output

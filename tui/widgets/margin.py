@@ -1,6 +1,8 @@
 """The Margin pane (issue 14): the three-way check of a month (engine.margin.three_way_check) per
 customer — distributor cost, PSA billed, what the plan says should be billed, margin $ and %, and
-the classified differences with their reasons. Enter on a customer opens its subscriptions' rows
+the classified differences with their reasons. Each customer says where PSA billed came from: the
+PSA's invoices of the month (read by `trueup margin`, engine.margin.psa_invoices) or, where the PSA
+cannot say or issued none, its lines in force. Enter on a customer opens its subscriptions' rows
 under it (enter again closes them); the bottom rows are the totals per currency, which tie out
 (classified cost = the distributor's invoices, classified price = the PSA total). A month with no
 counted invoice says NOT AUDITED, never clean. `[` / `]` move to the month before / after.

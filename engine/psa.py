@@ -22,6 +22,10 @@ class Capability(StrEnum):
     # Keys too long for the key field are stored as a digest: the connector must be told the synced
     # keys (`remember_keys`) to read them back (ConnectWise's and HaloPSA's `KeyCodec`).
     DIGEST_KEYS = "digest_keys"
+    # The connector reads what the PSA actually invoiced for a range of days (`invoiced_lines`,
+    # engine.margin.psa_invoices; engine.margin.store.PsaInvoicedSource); without it the margin
+    # check uses the lines in force and says so.
+    INVOICED_LINES = "invoiced_lines"
 
 
 class DigestsKeys(Protocol):
@@ -64,7 +68,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         key_field="agreement addition serialNumber",
         # ASSUMED: the spec gives Addition.description no length; 50 keeps it safe (connectwise.py)
         limits=PsaLimits(description=50, key=50),
-        capabilities=frozenset({Capability.DIGEST_KEYS}),
+        capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
     ),
     "halopsa": PsaSpec(
         name="halopsa",
@@ -76,7 +80,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         # ASSUMED: the spec gives InvoiceDetail.comment_1 no length (engine/connectors/halopsa.py)
         key_field="recurring invoice line comment_1",
         limits=PsaLimits(description=255, key=100),
-        capabilities=frozenset({Capability.DIGEST_KEYS}),
+        capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
     ),
     "autotask": PsaSpec(
         name="autotask",
@@ -89,7 +93,7 @@ PSAS: dict[PsaName, PsaSpec] = {
         # 50 (engine/connectors/autotask_entities.py); the charge's is the shorter.
         key_field="contract service internalDescription / contract charge internalPurchaseOrderNumber",
         limits=PsaLimits(description=200, key=50),
-        capabilities=frozenset(),
+        capabilities=frozenset({Capability.INVOICED_LINES}),
     ),
 }
 PSA_NAMES: tuple[PsaName, ...] = get_args(PsaName)

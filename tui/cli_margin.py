@@ -96,9 +96,16 @@ async def _margin(
     show_all: bool,
     price_policy: str = "follow_retail",
 ) -> int:
+    from engine.connectors.base import ServiceError
     from engine.margin import CLASS_LABELS, CLASSES, MarginSettings, three_way_check
     from engine.margin.export import write_csv, write_xlsx
-    from engine.margin.store import load_invoices, marks, refresh_invoices
+    from engine.margin.store import (
+        load_invoices,
+        marks,
+        psa_invoiced_for_check,
+        refresh_invoices,
+        refresh_psa_invoiced_if_able,
+    )
     from engine.rules.leaks import leak_rules
 
     ws = _open_workspace(db_url)
@@ -111,6 +118,17 @@ async def _margin(
             if hasattr(ws.vendor, "invoices"):
                 months = await refresh_invoices(ws.store, ws.vendor, today)
                 click.echo(f"Read the distributor's invoices of {months[0]}…{months[-1]}.", err=True)
+            try:
+                psa_months = await refresh_psa_invoiced_if_able(ws.store, ws.psa, today)
+            except ServiceError as exc:  # the check still runs, on what the store holds
+                click.echo(
+                    f"trueup: the PSA's invoices could not be read ({' '.join(str(exc).split())}); "
+                    "checking with the ones read before, the lines in force for the rest.",
+                    err=True,
+                )
+                psa_months = None
+            if psa_months:
+                click.echo(f"Read the PSA's invoices of {psa_months[0]}…{psa_months[-1]}.", err=True)
         invoices = load_invoices(ws.store)
         if month is None:
             counted = sorted({inv.month for inv in invoices if inv.counted})
@@ -124,6 +142,9 @@ async def _margin(
             settings=MarginSettings(floor_percent=floor),
             marks=marks(ws.store),
             plan=plan,
+            psa_invoiced=psa_invoiced_for_check(
+                ws.store, getattr(ws.psa, "name", None) or scenario.settings.psa
+            ),
         )
         leaks = leak_rules(scenario, price_policy)  # type: ignore[arg-type]
     finally:
@@ -176,6 +197,7 @@ async def _margin(
         click.echo(
             f"  {c.currency} {c.company_name}: cost {_money(c.cost)}, price {_money(c.price)}, "
             f"margin {_money(c.margin)} ({percent}){f', {c.leaks} to act on' if c.leaks else ''}"
+            f" — PSA billed: from {c.psa_billed_from}"
         )
     for path, write in ((csv_path, write_csv), (xlsx_path, write_xlsx)):
         if path is not None:

@@ -138,6 +138,8 @@ from engine.connectors.http import (
     parse_json,
 )
 from engine.keys import line_source
+from engine.margin.psa_invoices import PsaInvoiceLine
+from engine.money import round_cents
 from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaName, PsaProduct
 
 log = logging.getLogger(__name__)
@@ -408,6 +410,23 @@ class UnitsRow(_Model):
     startDate: str  # noqa: N815
     endDate: str | None = None  # noqa: N815
     units: int
+
+
+class BillingItemRow(_Model):
+    """A posted billing item (engine.connectors.autotask_entities "BillingItems")."""
+
+    id: int
+    companyID: int  # noqa: N815
+    invoiceID: int | None = None  # noqa: N815
+    itemDate: str  # noqa: N815
+    contractID: int | None = None  # noqa: N815
+    contractServiceID: int | None = None  # noqa: N815
+    serviceID: int | None = None  # noqa: N815
+    itemName: str | None = None  # noqa: N815
+    description: str | None = None
+    quantity: Decimal | None = None
+    rate: Decimal | None = None
+    extendedPrice: Decimal | None = None  # noqa: N815
 
 
 class ChargeRow(_Model):
@@ -685,6 +704,51 @@ class AutotaskConnector:
         for start in range(0, len(ordered), MAX_RECORDS):
             chunk = ordered[start : start + MAX_RECORDS]
             out.extend(await self.query(entity, [{"op": "in", "field": field, "value": chunk}, *extra]))
+        return out
+
+    async def invoiced_lines(self, start: date, end: date, currency: str = "USD") -> list[PsaInvoiceLine]:
+        """What Autotask invoiced from `start` through `end`: the posted `BillingItems` of contracts
+        that an invoice took (`invoiceID exist`, `contractID exist`) dated (`itemDate`) in the range,
+        one query paged by nextPageUrl (APIS.md §4.3). The range is widened by a day each side in the
+        filter and applied exactly here, on the partner's local dates (Autotask's date-times are UTC,
+        APIS.md §4.6). A service period's item names its contract service (`contractServiceID`, the
+        line's id); `extendedPrice` is the amount before tax [ecit ExtendedPrice]. ASSUMED: the
+        invoice's number is its id (the Invoices entity is not read) and its date the item's
+        `itemDate` (the period billed); amounts in `currency` (the items carry none)."""
+        found = await self.query(
+            "BillingItems",
+            [
+                {"op": "gte", "field": "itemDate", "value": at_midnight(start - timedelta(days=1))},
+                {"op": "lt", "field": "itemDate", "value": at_midnight(end + timedelta(days=2))},
+                {"op": "exist", "field": "invoiceID"},
+                {"op": "exist", "field": "contractID"},
+            ],
+        )
+        out: list[PsaInvoiceLine] = []
+        for row in rows(BillingItemRow, found, "BillingItems"):
+            on = self._day(row.itemDate, f"billing item {row.id} itemDate")
+            if on is None or not start <= on <= end or row.invoiceID is None:
+                continue
+            quantity = row.quantity if row.quantity is not None else Decimal("0")
+            price = row.rate if row.rate is not None else Decimal("0")
+            out.append(
+                PsaInvoiceLine(
+                    invoice_id=str(row.invoiceID),
+                    invoice_number=str(row.invoiceID),
+                    invoice_date=on,
+                    company_id=str(row.companyID),
+                    agreement_id=str(row.contractID) if row.contractID is not None else None,
+                    line_id=str(row.contractServiceID) if row.contractServiceID is not None else None,
+                    product_id=str(row.serviceID) if row.serviceID is not None else None,
+                    description=row.description or row.itemName or "",
+                    quantity=quantity,
+                    unit_price=price,
+                    amount=(
+                        row.extendedPrice if row.extendedPrice is not None else round_cents(quantity * price)
+                    ),
+                    currency=currency,
+                )
+            )
         return out
 
     async def get(self, entity: str, item_id: int | str) -> dict[str, Any] | None:

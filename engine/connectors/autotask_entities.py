@@ -231,6 +231,30 @@ ENTITIES: dict[str, EntityRule] = {
             "approveAndPostDate": _f("datetime", "[anteris] set once invoiced", **RO),
         },
     ),
+    "BillingItems": EntityRule(
+        name="BillingItems",
+        source="[ecit] Get-AtwsBillingItem / Set-AtwsBillingItem (the approved and posted items an "
+        "invoice bills; every field but the approver read-only); the REST name BillingItems and "
+        "camelCase field names as the other entities (AccountID = companyID, as Companies' "
+        "AccountName = companyName) ASSUMED; query only, as ContractServiceUnits",
+        query=True,
+        fields={
+            "id": _f("int", "[ecit] BillingItemID", **RO),
+            "itemName": _f("str", "[ecit] ItemName ValidateLength(0,255)", max_length=255, **RO),
+            "description": _f("str", "[ecit] Description ValidateLength(0,2000)", max_length=2000, **RO),
+            "quantity": _f("decimal", "[ecit] Quantity", **RO),
+            "rate": _f("decimal", "[ecit] Rate", **RO),
+            "extendedPrice": _f("decimal", "[ecit] ExtendedPrice", **RO),
+            "totalAmount": _f("decimal", "[ecit] TotalAmount", **RO),
+            "itemDate": _f("datetime", "[ecit] ItemDate", **RO),
+            "postedDate": _f("datetime", "[ecit] Posted Date", **RO),
+            "invoiceID": _f("int", "[ecit] InvoiceID (set once invoiced)", **RO),
+            "companyID": _f("int", "[ecit] AccountID", **RO),
+            "contractID": _f("int", "[ecit] ContractID", **RO),
+            "contractServiceID": _f("int", "[ecit] ContractServiceID", **RO),
+            "serviceID": _f("int", "[ecit] ServiceID", **RO),
+        },
+    ),
     "ContractCharges": EntityRule(
         name="ContractCharges",
         source="[doc ContractChargesEntity]: parent Contracts, update/delete only while isBilled = false; "

@@ -102,6 +102,8 @@ from engine.connectors.http import (
     validated,
 )
 from engine.keys import kind_of, line_source
+from engine.margin.psa_invoices import PsaInvoiceLine
+from engine.money import round_cents
 from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "HaloPSA"
@@ -159,8 +161,32 @@ def _page_model(key: str, row: type[BaseModel]) -> TypeAdapter[Any]:
     return TypeAdapter(create_model(f"Halo_{key}", __config__=ConfigDict(extra="allow"), **fields))
 
 
+class _InvoiceLine(_Record):
+    """An issued invoice's line [spec InvoiceDetail]: `recurring_invoice_line_id` names the
+    recurring invoice line it was raised from, `recurring_invoice_id` that line's header."""
+
+    itemid: StrictInt | None = Field(None, alias="_itemid")
+    qty_order: _Number | None = None
+    unit_price: _Number | None = None
+    net_total: _Number | None = None
+    recurring_invoice_id: StrictInt | None = None
+    recurring_invoice_line_id: StrictInt | None = None
+    item_shortdescription: StrictStr | None = None
+
+
+class _Invoice(_Record):
+    """An issued invoice [spec InvoiceHeader]: `invoicenumber`, `invoice_date`, `client_id`."""
+
+    client_id: StrictInt
+    invoicenumber: StrictStr | None = None
+    invoice_date: StrictStr
+    currency: StrictStr | None = None
+    lines: list[_InvoiceLine] | None = None
+
+
 _PAGES: dict[str, TypeAdapter[Any]] = {
     "invoices": _page_model("invoices", _Header),
+    "issued": _page_model("invoices", _Invoice),
     "clients": _page_model("clients", _Record),
     "items": _page_model("items", _Record),
 }
@@ -331,7 +357,12 @@ class HaloConnector:
         return await self._call(build, idempotent=True)
 
     async def _get_all(
-        self, path: str, list_key: str, params: Mapping[str, str] | None = None
+        self,
+        path: str,
+        list_key: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        model_key: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every row of a paged list: `pageinate=true&page_size=…&page_no=…` until `record_count` rows
         are in or a page comes back short; stopped by the page and byte caps, and by a page that
@@ -339,7 +370,7 @@ class HaloConnector:
         rows: list[dict[str, Any]] = []
         page = 1
         cap = ListingCap(SERVICE, f"GET {path}", max_pages=self.max_pages, max_bytes=self.max_bytes)
-        model = _PAGES[list_key]
+        model = _PAGES[model_key or list_key]
         previous: list[Any] | None = None
         while True:
             query = dict(params or {})
@@ -436,6 +467,47 @@ class HaloConnector:
             header = await self._header(agreement_id)
             result.extend(self._line(line, header) for line in header.get("lines") or [])
         return result
+
+    async def invoiced_lines(self, start: date, end: date, currency: str = "USD") -> list[PsaInvoiceLine]:
+        """What Halo invoiced from `start` through `end`: `GET /Invoice?includelines=true` (paged)
+        [spec /Invoice: `includelines` "Include invoice lines in the response"], the invoices whose
+        `invoice_date` falls in the range. The spec's `/Invoice` has no invoice-date range filter
+        (`invoicedatestart`/`invoicedateend` are booleans that include those fields), so the range is
+        applied here. A line names the recurring invoice line it came from in
+        `recurring_invoice_line_id` [spec InvoiceDetail]; `net_total` is its amount before tax
+        (ASSUMED: the spec gives no description; a line without one is qty_order × unit_price).
+        An invoice without a `currency` is in `currency` (ASSUMED: the spec's header `currency` is
+        a bare string)."""
+        rows = await self._get_all("/Invoice", "invoices", {"includelines": "true"}, model_key="issued")
+        out: list[PsaInvoiceLine] = []
+        for row in rows:
+            on = halo_date(row.get("invoice_date"))
+            if on is None or not start <= on <= end:
+                continue
+            for line in row.get("lines") or []:
+                quantity = decimal_or_none(line.get("qty_order")) or Decimal("0")
+                price = decimal_or_none(line.get("unit_price")) or Decimal("0")
+                amount = decimal_or_none(line.get("net_total"))
+                recurring = line.get("recurring_invoice_line_id")
+                header = line.get("recurring_invoice_id")
+                item = line.get("_itemid")
+                out.append(
+                    PsaInvoiceLine(
+                        invoice_id=str(row["id"]),
+                        invoice_number=str(row.get("invoicenumber") or row["id"]),
+                        invoice_date=on,
+                        company_id=str(row["client_id"]),
+                        agreement_id=str(header) if header else None,
+                        line_id=str(recurring) if recurring else None,
+                        product_id=str(item) if item else None,
+                        description=str(line.get("item_shortdescription") or ""),
+                        quantity=quantity,
+                        unit_price=price,
+                        amount=amount if amount is not None else round_cents(quantity * price),
+                        currency=str(row.get("currency") or currency),
+                    )
+                )
+        return out
 
     async def _header(self, agreement_id: str) -> dict[str, Any]:
         hid = _int_id(agreement_id, "recurring invoice")

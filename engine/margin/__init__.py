@@ -1,4 +1,5 @@
-"""The three-way check against the distributor's invoice (issue 14): invoices, the check, exports."""
+"""The three-way check against the distributor's invoice (issue 14): the distributor's invoices, what
+the PSA invoiced, the check, exports."""
 
 from engine.margin.check import (
     CLASS_LABELS,
@@ -13,6 +14,7 @@ from engine.margin.check import (
     three_way_check,
 )
 from engine.margin.invoices import DistributorInvoice, InvoiceItem
+from engine.margin.psa_invoices import PsaInvoiceLine
 
 __all__ = [
     "CLASSES",
@@ -25,6 +27,7 @@ __all__ = [
     "MarginRow",
     "MarginSettings",
     "Mark",
+    "PsaInvoiceLine",
     "margin_percent",
     "three_way_check",
 ]

@@ -15,8 +15,13 @@ Rules (ours, in the style of shared/RULES.md; tests/margin/ holds each):
   before M's first day, on an agreement not ended before M; on an annual agreement only in the
   month of its start date's anniversary (ASSUMED: an annual agreement invoices once a year). A
   one-time line is billed in the month of its effective date. Amount = quantity × unit price,
-  rounded half-up to cents per line. Every PSA's invoices are not read yet: the lines in force
-  are what it bills, and the report says so (`psa_source`).
+  rounded half-up to cents per line. **What the PSA invoiced** replaces that for every customer
+  the PSA issued an invoice in M (`psa_invoiced`, engine.margin.psa_invoices; a PSA with
+  `Capability.INVOICED_LINES`): each invoice line stands for the PSA line it bills, at the
+  invoiced quantity, unit price and amount, and the customer's lines in force are not counted.
+  A PSA that cannot say, or a customer it did not invoice in M: the lines in force. Each
+  customer says which (`CustomerMargin.psa_billed_from`), the report in `psa_source`. ASSUMED:
+  the PSA invoices in the currency the distributor bills that customer in.
 * **Should bill** (the plan's figure): the subscription's quantity in force on M's first day ×
   its unit price (the binding's override first), for a monthly subscription active then.
 * **Classes** (per subscription; recurring items against recurring lines, one-time items —
@@ -51,6 +56,7 @@ from typing import Literal
 
 from engine.batch import gc_paused
 from engine.margin.invoices import DistributorInvoice, InvoiceItem
+from engine.margin.psa_invoices import PsaInvoiceLine, in_force
 from engine.money import round_cents
 from engine.months import last_of_month, parse_month
 from engine.plan import Plan
@@ -97,6 +103,8 @@ CLASS_LABELS: dict[Class, str] = {
     "matched": "matched",
 }
 PSA_SOURCE = "lines in force (the PSA's own invoices are not read)"
+FROM_INVOICES = "invoices"
+FROM_LINES = "lines in force"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,7 @@ class CustomerMargin:
     price: Decimal
     should_bill: Decimal
     leaks: int  # rows neither matched nor timing nor marked
+    psa_billed_from: str = FROM_LINES  # "invoices": the PSA's invoices of the month; else its lines
 
     @property
     def margin(self) -> Decimal:
@@ -239,29 +248,105 @@ class _Index:
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
         self.synced_list = scenario.synced
         self.synced: dict[str, SyncedKey] = {}  # set by the check: the months its prorates are in
+        self.invoiced_amounts: dict[str, Decimal] = {}  # the PSA invoice's amount of an invoiced line
+        self.invoiced_company: dict[str, str] = {}  # … and the PSA company it invoiced
+        self.amounts: dict[str, Decimal] = {}  # what each PSA line counted bills (`_line_amount`), once
 
     def synced_prorates(self, months: set[str]) -> dict[str, SyncedKey]:
         """The synced prorate keys (`<sub>:prorate:YYYY-MM-DD`) of changes in `months`."""
         return {
-            k.key: k for k in self.synced_list if k.key[-10:-3] in months and k.key[-19:-11] == ":prorate"
+            k.key: k
+            for k in self.synced_list
+            if k.key[-10:-3] in months and k.key[-19:-11] == ":prorate"  # the month first: most fail it
         }
 
 
-def _in_force(line: PsaLine, agreement: PsaAgreement | None, first: date, last: date) -> bool:
-    if agreement is not None and (
-        agreement.start_date > last or (agreement.end_date is not None and agreement.end_date < first)
-    ):
-        return False
-    if line.kind == "one_time":
-        return first <= line.effective_date <= last
-    if line.effective_date > last or (line.cancelled_date is not None and line.cancelled_date < first):
-        return False
-    if agreement is not None and agreement.billing_period == "annual":
-        return line.effective_date.month == first.month
-    return True
+def _invoiced_lines(
+    scenario: Scenario, idx: _Index, psa_invoiced: Iterable[PsaInvoiceLine] | None, month: str
+) -> tuple[list[PsaLine], set[str]]:
+    """The month's PSA invoice lines as PSA lines (each the line it bills, at the invoiced
+    quantity and price; its amount in `idx.invoiced_amounts`), and the PSA companies invoiced."""
+    if psa_invoiced is None:
+        return [], set()
+    first = parse_month(month)
+    last = last_of_month(first)
+    # by date, not `.month` (a string built per line: ~5·10^5 lines for a year at 50,000)
+    mine = [inv for inv in psa_invoiced if first <= inv.invoice_date <= last]
+    if not mine:
+        return [], set()
+    by_id = {line.id: line for line in scenario.psa.lines}
+    by_agreement_product: dict[tuple[str, str], list[PsaLine]] = {}
+    taken: set[str] = set()
+    out: list[PsaLine] = []
+    for n, inv in enumerate(mine):
+        base = by_id.get(inv.line_id) if inv.line_id is not None else None
+        if base is None and inv.agreement_id is not None and inv.product_id is not None:
+            if not by_agreement_product:  # built when first needed (ConnectWise names no line)
+                for line in scenario.psa.lines:
+                    by_agreement_product.setdefault((line.agreement_id, line.product_id), []).append(line)
+            # The agreement's line of that product: one in force in M not matched yet first, the
+            # one at the invoiced quantity and price first among those, then by id.
+            candidates = by_agreement_product.get((inv.agreement_id, inv.product_id), [])
+            base = min(
+                candidates,
+                key=lambda c: (
+                    c.id in taken,
+                    not in_force(c, idx.agreements.get(c.agreement_id), first, last),
+                    (c.quantity, c.unit_price) != (inv.quantity, inv.unit_price),
+                    c.id,
+                ),
+                default=None,
+            )
+        agreement = idx.agreements.get(base.agreement_id) if base is not None else None
+        if (
+            base is not None
+            and base.id not in taken
+            and agreement is not None
+            and agreement.company_id == inv.company_id
+            and base.quantity == inv.quantity
+            and base.unit_price == inv.unit_price
+        ):
+            # invoiced as the line says (the common case): the line itself stands for it, at the
+            # invoice's amount (the caller takes it from here, not from the lines in force)
+            taken.add(base.id)
+            idx.invoiced_amounts[base.id] = inv.amount
+            idx.invoiced_company[base.id] = inv.company_id
+            out.append(base)
+            continue
+        if base is not None:
+            taken.add(base.id)
+        # unique per invoice line: an invoice may bill one PSA line twice (a correction line)
+        line_id = f"{inv.invoice_number}#{n + 1}" + (f"/{base.id}" if base is not None else "")
+        if base is not None:
+            line = base.model_copy(
+                update={"id": line_id, "quantity": inv.quantity, "unit_price": inv.unit_price}
+            )
+        else:
+            line = PsaLine.model_construct(
+                id=line_id,
+                agreement_id=inv.agreement_id or "",
+                product_id=inv.product_id or "",
+                kind="recurring",
+                quantity=inv.quantity,
+                unit_price=inv.unit_price,
+                unit_cost=ZERO,
+                effective_date=inv.invoice_date,
+                cancelled_date=None,
+                description=inv.description,
+                metered=False,
+                source=None,
+            )
+        idx.invoiced_amounts[line_id] = inv.amount
+        idx.invoiced_company[line_id] = inv.company_id
+        out.append(line)
+    return out, {inv.company_id for inv in mine}
 
 
-def _line_amount(line: PsaLine) -> Decimal:
+def _line_amount(line: PsaLine, invoiced: Mapping[str, Decimal] | None = None) -> Decimal:
+    """What a line bills: the PSA invoice's own amount for an invoiced line, else quantity × unit
+    price rounded half-up to cents."""
+    if invoiced is not None and (amount := invoiced.get(line.id)) is not None:
+        return amount
     return round_cents(line.quantity * line.unit_price)
 
 
@@ -273,10 +358,14 @@ def three_way_check(
     settings: MarginSettings | None = None,
     marks: Mapping[str, Mark] | None = None,
     plan: Plan | None = None,
+    psa_invoiced: Iterable[PsaInvoiceLine] | None = None,
 ) -> MarginReport:
-    """The month's check (module doc). `invoices` may hold other months: they show timing."""
+    """The month's check (module doc). `invoices` may hold other months: they show timing.
+    `psa_invoiced`: what the PSA invoiced (any months; None: the PSA cannot say)."""
     with gc_paused():  # ~10^5 small acyclic objects: the collector would rescan them over and over
-        return _three_way_check(scenario, invoices, month, settings=settings, marks=marks, plan=plan)
+        return _three_way_check(
+            scenario, invoices, month, settings=settings, marks=marks, plan=plan, psa_invoiced=psa_invoiced
+        )
 
 
 def _three_way_check(
@@ -287,6 +376,7 @@ def _three_way_check(
     settings: MarginSettings | None = None,
     marks: Mapping[str, Mark] | None = None,
     plan: Plan | None = None,
+    psa_invoiced: Iterable[PsaInvoiceLine] | None = None,
 ) -> MarginReport:
     settings = settings or MarginSettings()
     marks = marks or {}
@@ -303,20 +393,33 @@ def _three_way_check(
     for inv in all_invoices:
         if inv.month == month or not inv.counted:
             continue
-        for item in inv.items:
-            if item.subscription_id is not None:
-                if item.type != "subscription":
-                    other_prorates.add(item.subscription_id)
-                elif item.term is not None and item.term.lower() == "arrears":
-                    arrears_elsewhere.add(item.subscription_id)
+        # ~60k items a month, 11 other months: one comprehension each, the term compared as spelt
+        # (its distinct spellings are few), never lower-cased item by item
+        items = inv.items
+        other_prorates.update(
+            i.subscription_id for i in items if i.type != "subscription" and i.subscription_id is not None
+        )
+        arrears = {t for t in {i.term for i in items} if t is not None and t.lower() == "arrears"}
+        if arrears:
+            arrears_elsewhere.update(
+                i.subscription_id
+                for i in items
+                if i.term in arrears and i.type == "subscription" and i.subscription_id is not None
+            )
 
     # The PSA side: lines in force, linked to a subscription (or to none: vendor-backed, unmatched).
+    # Customers the PSA invoiced in M: what it invoiced replaces their lines in force.
+    billed_lines, invoiced_companies = _invoiced_lines(scenario, idx, psa_invoiced, month)
     sides: dict[str, _Side] = defaultdict(_Side)
     unlinked: list[tuple[str, PsaLine]] = []
-    for line in scenario.psa.lines:
+    n_scenario = len(scenario.psa.lines)
+    for n, line in enumerate([*scenario.psa.lines, *billed_lines]):
         agreement = idx.agreements.get(line.agreement_id)
-        if not _in_force(line, agreement, first, last):
-            continue
+        if n < n_scenario:  # a line in force, unless the customer's PSA invoice says what it billed
+            if agreement is not None and agreement.company_id in invoiced_companies:
+                continue
+            if not in_force(line, agreement, first, last):
+                continue
         sid = line.source.subscription_id if line.source is not None else None
         if sid is None and agreement is not None:
             for vendor_company in idx.vendor_of_psa.get(agreement.company_id, ()):
@@ -328,11 +431,14 @@ def _three_way_check(
                 if sid is not None:
                     break
         if sid is not None:
+            idx.amounts[line.id] = _line_amount(line, idx.invoiced_amounts)
             sides[sid].lines.append(line)
         elif idx.vendor_products_of.get(line.product_id):
+            idx.amounts[line.id] = _line_amount(line, idx.invoiced_amounts)
             company = ""
-            if agreement is not None and idx.vendor_of_psa.get(agreement.company_id):
-                company = idx.vendor_of_psa[agreement.company_id][0]
+            psa_company = agreement.company_id if agreement is not None else idx.invoiced_company.get(line.id)
+            if psa_company is not None and idx.vendor_of_psa.get(psa_company):
+                company = idx.vendor_of_psa[psa_company][0]
             unlinked.append((company, line))
 
     rows: list[MarginRow] = []
@@ -402,9 +508,9 @@ def _three_way_check(
     # The PSA total, apart from the classification (which must account for every line of it).
     for side in sides.values():
         currency = side.items[0].currency if side.items else settings.home_currency
-        psa_totals[currency] += sum((_line_amount(line) for line in side.lines), ZERO)
+        psa_totals[currency] += sum((idx.amounts[line.id] for line in side.lines), ZERO)
     for _, line in unlinked:
-        psa_totals[settings.home_currency] += _line_amount(line)
+        psa_totals[settings.home_currency] += idx.amounts[line.id]
     for sid in sorted(sides):
         side = sides[sid]
         # One classification per currency: the PSA's lines go with the subscription's first
@@ -433,7 +539,7 @@ def _three_way_check(
                 product=line.description or line.product_id,
                 cls="billed_without_cost",
                 cost=ZERO,
-                price=_line_amount(line),
+                price=idx.amounts[line.id],
                 should_bill=ZERO,
                 vendor_quantity=None,
                 psa_quantity=line.quantity,
@@ -459,20 +565,30 @@ def _three_way_check(
                 by_class=by_class,
             )
         )
+    invoiced_vendor = {v for pc in invoiced_companies for v in idx.vendor_of_psa.get(pc, ())}
+    if psa_invoiced is None:
+        source = PSA_SOURCE
+    elif not invoiced_companies:
+        source = f"lines in force (the PSA issued no invoice for {month})"
+    else:
+        source = (
+            f"the PSA's invoices of {month} for {len(invoiced_vendor)} customers, "
+            "lines in force for any it did not invoice"
+        )
     return MarginReport(
         month=month,
         status="audited" if audited else "not_audited",
-        psa_source=PSA_SOURCE,
+        psa_source=source,
         invoices=counted,
         replaced=replaced,
         rows=tuple(rows),
-        customers=tuple(_customers(rows)),
+        customers=tuple(_customers(rows, invoiced_vendor)),
         totals=tuple(totals),
         settings=settings,
     )
 
 
-def _customers(rows: Sequence[MarginRow]) -> list[CustomerMargin]:
+def _customers(rows: Sequence[MarginRow], invoiced: set[str]) -> list[CustomerMargin]:
     acc: dict[tuple[str, str], list[MarginRow]] = defaultdict(list)
     for r in rows:
         acc[(r.currency, r.company_id)].append(r)
@@ -487,18 +603,21 @@ def _customers(rows: Sequence[MarginRow]) -> list[CustomerMargin]:
                 price=sum((r.price for r in mine), ZERO),
                 should_bill=sum((r.should_bill for r in mine), ZERO),
                 leaks=sum(1 for r in mine if r.cls not in ("matched", "timing", "ignored", "internal_use")),
+                psa_billed_from=FROM_INVOICES if company in invoiced else FROM_LINES,
             )
         )
     return sorted(out, key=lambda c: (c.currency, c.company_name.lower(), c.company_id))
 
 
-def _should_bill(sub: Subscription | None, idx: _Index, first: date) -> tuple[Decimal, Decimal]:
-    """(quantity, amount) the plan bills for the month: quantity in force on the 1st × unit price."""
+def _should_bill(
+    sub: Subscription | None, idx: _Index, first: date, quantity: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(quantity, amount) the plan bills for the month: `quantity`, the one in force on the 1st,
+    × unit price."""
     if sub is None or sub.billing_term != "monthly" or sub.start_date > first:
         return ZERO, ZERO
     if sub.status == "cancelled" and sub.cancelled_date is not None and sub.cancelled_date < first:
         return ZERO, ZERO
-    quantity = _quantity_at(sub, first)
     price = idx.binding_price.get(sub.product_id, sub.unit_price)
     return quantity, round_cents(quantity * price)
 
@@ -525,11 +644,17 @@ def _classify(
         )
     )
     currency = side.items[0].currency if side.items else settings.home_currency
-    rec_items = [i for i in side.items if not i.one_time]
-    one_items = [i for i in side.items if i.one_time]
+    # `InvoiceItem.one_time` is `type != "subscription"`: spelt out here, ~10^5 items a check
+    rec_items = [i for i in side.items if i.type == "subscription"]
+    one_items = (
+        [i for i in side.items if i.type != "subscription"] if len(rec_items) < len(side.items) else []
+    )
     rec_lines = [line for line in side.lines if line.kind != "one_time"]
-    one_lines = [line for line in side.lines if line.kind == "one_time"]
-    should_qty, should_amount = _should_bill(sub, idx, first)
+    one_lines = (
+        [line for line in side.lines if line.kind == "one_time"] if len(rec_lines) < len(side.lines) else []
+    )
+    q_first = _quantity_at(sub, first) if sub is not None else ZERO
+    should_qty, should_amount = _should_bill(sub, idx, first, q_first)
 
     def row(
         cls: Class,
@@ -542,14 +667,15 @@ def _classify(
     ) -> MarginRow:
         return MarginRow(currency, company, name, sid, product, cls, cost, price, should, vq, pq, reason)
 
-    cost_all = sum((i.cost_total for i in side.items), ZERO)
-    price_all = sum((_line_amount(line) for line in side.lines), ZERO)
     ignore = idx.ignored.get(sid)
-    if ignore is not None:
-        why = f": {ignore.reason}" if ignore.reason else ""
-        return [row("ignored", cost_all, price_all, f"ignored by {ignore.by} on {ignore.on}{why}")]
-    mark = marks.get(sid)
-    if mark is not None:
+    mark = marks.get(sid) if ignore is None else None
+    if ignore is not None or mark is not None:
+        cost_all = sum((i.cost_total for i in side.items), ZERO)
+        price_all = sum((idx.amounts[line.id] for line in side.lines), ZERO)
+        if ignore is not None:
+            why = f": {ignore.reason}" if ignore.reason else ""
+            return [row("ignored", cost_all, price_all, f"ignored by {ignore.by} on {ignore.on}{why}")]
+        assert mark is not None
         why = f": {mark.reason}" if mark.reason else ""
         return [
             row("internal_use", cost_all, price_all, f"internal use, marked by {mark.by} on {mark.on}{why}")
@@ -557,12 +683,19 @@ def _classify(
 
     out: list[MarginRow] = []
     if rec_items or rec_lines:
-        cost = sum((i.cost_total for i in rec_items), ZERO)
-        price = sum((_line_amount(line) for line in rec_lines), ZERO)
-        vq = sum((i.quantity for i in rec_items), ZERO)
-        pq = sum((line.quantity for line in rec_lines), ZERO)
-        invoice_ids = ", ".join(sorted({i.invoice_id for i in rec_items}))
+        # one item and one line is the common case: no generator for it (~5·10^4 a check)
+        if len(rec_items) == 1:
+            cost, vq = rec_items[0].cost_total, rec_items[0].quantity
+        else:
+            cost = sum((i.cost_total for i in rec_items), ZERO)
+            vq = sum((i.quantity for i in rec_items), ZERO)
+        if len(rec_lines) == 1:
+            price, pq = idx.amounts[rec_lines[0].id], rec_lines[0].quantity
+        else:
+            price = sum((idx.amounts[line.id] for line in rec_lines), ZERO)
+            pq = sum((line.quantity for line in rec_lines), ZERO)
         if not rec_lines:
+            invoice_ids = ", ".join(sorted({i.invoice_id for i in rec_items}))
             why = _why_unbilled(sub, company, idx)
             out.append(
                 row(
@@ -592,7 +725,7 @@ def _classify(
             out.append(
                 row("billed_without_cost", cost, price, _why_no_cost(sub, pq), None, pq, should_amount)
             )
-        elif vq != pq and (later := _changed_since(sub, idx, first, pq)) is not None:
+        elif vq != pq and (later := _changed_since(sub, idx, first, pq, q_first)) is not None:
             out.append(
                 row(
                     "timing",
@@ -658,7 +791,7 @@ def _classify(
             row(
                 "matched",
                 sum((i.cost_total for i in one_items), ZERO),
-                sum((_line_amount(line) for line in one_lines), ZERO),
+                sum((idx.amounts[line.id] for line in one_lines), ZERO),
                 "one-time charges on both sides",
             )
         )
@@ -696,7 +829,7 @@ def _classify(
                     "billed_without_cost",
                     f"PSA one-time line {line.id}: no distributor charge for it",
                 )
-            out.append(row(cls, ZERO, _line_amount(line), reason, None, line.quantity))
+            out.append(row(cls, ZERO, idx.amounts[line.id], reason, None, line.quantity))
     return out
 
 
@@ -713,15 +846,17 @@ def _quantity_at(sub: Subscription, day: date) -> Decimal:
     return quantity
 
 
-def _changed_since(sub: Subscription | None, idx: _Index, first: date, billed: Decimal) -> str | None:
+def _changed_since(
+    sub: Subscription | None, idx: _Index, first: date, billed: Decimal, at_first: Decimal
+) -> str | None:
     """When the PSA's line holds the quantity the subscription has now (as of `as_of`) and that
-    differs from the quantity on the month's first day: what changed (the PSA's lines are
-    today's), else None."""
+    differs from `at_first`, the quantity on the month's first day: what changed (the PSA's lines
+    are today's), else None."""
     as_of = idx.as_of
     if sub is None or as_of <= first:
         return None
     now = _quantity_at(sub, as_of)
-    if now != billed or now == _quantity_at(sub, first):
+    if now != billed or now == at_first:
         return None
     last = max((r.effective_date for r in sub.history if first < r.effective_date <= as_of), default=as_of)
     return f"it changed to {_q(billed)} on {last}"

@@ -110,11 +110,22 @@ def write_xlsx(report: MarginReport, path: Path) -> None:
             "margin",
             "margin %",
             "leaks",
+            "PSA billed from",
         ]
     )
     for c in report.customers:
         customers.append(
-            [c.currency, c.company_name, c.cost, c.price, c.should_bill, c.margin, c.margin_percent, c.leaks]
+            [
+                c.currency,
+                c.company_name,
+                c.cost,
+                c.price,
+                c.should_bill,
+                c.margin,
+                c.margin_percent,
+                c.leaks,
+                c.psa_billed_from,
+            ]
         )
 
     rows = wb.create_sheet("Subscriptions")

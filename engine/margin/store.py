@@ -1,6 +1,7 @@
 """The distributor's invoices and the margin marks in the store (tables `distributor_invoice`,
-`distributor_invoice_item`, `margin_mark`; migration 0005_distributor_invoices), and the refresh
-that pulls the months not yet final.
+`distributor_invoice_item`, `margin_mark`; migration 0005_distributor_invoices), what the PSA
+invoiced (`psa_invoice_line`, 0007_psa_invoiced), and the refreshes that pull the months not yet
+final.
 
 Refresh (ours): the months to read are every month from the earliest of
 * a month whose stored invoice is not final (`Unpaid`, `Carried`, `Nothing Due`: it may still be
@@ -15,16 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete
 from sqlmodel import col, select
 
 from engine.margin.check import Mark
 from engine.margin.invoices import FINAL_STATUSES, DistributorInvoice, InvoiceItem
+from engine.margin.psa_invoices import PsaInvoiceLine
 from engine.months import add_months, first_of_month, last_of_month, month_key, parse_month
+from engine.psa import PSAS, Capability
 from engine.store import Store
-from engine.store.tables import DistributorInvoiceItemRow, DistributorInvoiceRow, MarginMarkRow
+from engine.store.tables import (
+    DistributorInvoiceItemRow,
+    DistributorInvoiceRow,
+    MarginMarkRow,
+    PsaInvoiceLineRow,
+)
 
 HISTORY_MONTHS = 12
 
@@ -170,6 +178,136 @@ async def refresh_invoices(store: Store, source: InvoiceSource, today: date) -> 
     return months
 
 
+# --- what the PSA invoiced (table `psa_invoice_line`, migration 0007_psa_invoiced) --------------
+#
+# Refresh (ours): a PSA invoice can still be edited or added to (a late invoice run, a credit and
+# re-issue) until its month is over and the next one was read; ASSUMED, as no PSA marks a month
+# final through its API. So the months read are, with nothing stored for the PSA, `HISTORY_MONTHS`
+# back; else from the latest stored month (read again) through today's month. What the PSA lists
+# for those months replaces what the store holds for them, one transaction.
+
+
+@runtime_checkable
+class PsaInvoicedSource(Protocol):
+    async def invoiced_lines(self, start: date, end: date) -> list[PsaInvoiceLine]: ...
+
+
+def save_psa_invoiced(store: Store, psa: str, lines: Sequence[PsaInvoiceLine], months: Iterable[str]) -> None:
+    """Replace the stored invoice lines of `psa` in `months` with `lines` (all in those months)."""
+    months = set(months)
+    stray = sorted({line.month for line in lines} - months)
+    if stray:
+        raise ValueError(f"PSA invoice lines of {', '.join(stray)} outside the months read")
+    now = datetime.now(UTC)
+    seq: dict[str, int] = {}
+    rows = []
+    for line in lines:
+        n = seq[line.invoice_id] = seq.get(line.invoice_id, -1) + 1
+        rows.append(
+            {
+                "psa": psa,
+                "invoice_id": line.invoice_id,
+                "seq": n,
+                "month": line.month,
+                "invoice_number": line.invoice_number,
+                "invoice_date": line.invoice_date,
+                "company_id": line.company_id,
+                "agreement_id": line.agreement_id,
+                "line_id": line.line_id,
+                "product_id": line.product_id,
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "amount": line.amount,
+                "currency": line.currency,
+                "read_at": now,
+            }
+        )
+    with store.session() as s:
+        s.exec(
+            delete(PsaInvoiceLineRow).where(
+                col(PsaInvoiceLineRow.psa) == psa, col(PsaInvoiceLineRow.month).in_(months)
+            )
+        )
+        if rows:
+            s.bulk_insert_mappings(PsaInvoiceLineRow, rows)
+        s.commit()
+
+
+def load_psa_invoiced(store: Store, psa: str, months: Iterable[str] | None = None) -> list[PsaInvoiceLine]:
+    """The stored invoice lines of `psa` (of `months`), by invoice date, invoice, line order."""
+    with store.session() as s:
+        query = select(PsaInvoiceLineRow).where(PsaInvoiceLineRow.psa == psa)
+        if months is not None:
+            query = query.where(col(PsaInvoiceLineRow.month).in_(set(months)))
+        rows = s.exec(
+            query.order_by(
+                col(PsaInvoiceLineRow.invoice_date),
+                col(PsaInvoiceLineRow.invoice_id),
+                col(PsaInvoiceLineRow.seq),
+            )
+        )
+        return [
+            PsaInvoiceLine(
+                invoice_id=r.invoice_id,
+                invoice_number=r.invoice_number,
+                invoice_date=r.invoice_date,
+                company_id=r.company_id,
+                agreement_id=r.agreement_id,
+                line_id=r.line_id,
+                product_id=r.product_id,
+                description=r.description,
+                quantity=r.quantity,
+                unit_price=r.unit_price,
+                amount=r.amount,
+                currency=r.currency,
+            )
+            for r in rows
+        ]
+
+
+def psa_months_to_refresh(store: Store, psa: str, today: date) -> list[str]:
+    """The months a refresh of what `psa` invoiced reads (section comment), oldest first."""
+    this_month = first_of_month(today)
+    with store.session() as s:
+        stored = list(s.exec(select(PsaInvoiceLineRow.month).where(PsaInvoiceLineRow.psa == psa).distinct()))
+    start = max(parse_month(m) for m in stored) if stored else add_months(this_month, -(HISTORY_MONTHS - 1))
+    months = []
+    month = min(start, this_month)
+    while month <= this_month:
+        months.append(month_key(month))
+        month = add_months(month, 1)
+    return months
+
+
+async def refresh_psa_invoiced(store: Store, psa: str, source: PsaInvoicedSource, today: date) -> list[str]:
+    """Read what `psa` invoiced in the months not yet final and store it; the months read."""
+    months = psa_months_to_refresh(store, psa, today)
+    start, end = parse_month(months[0]), last_of_month(parse_month(months[-1]))
+    lines = await source.invoiced_lines(start, end)
+    save_psa_invoiced(store, psa, [line for line in lines if line.month in set(months)], months)
+    return months
+
+
+def psa_invoiced_for_check(store: Store, psa: str) -> list[PsaInvoiceLine] | None:
+    """What the three-way check is given as the PSA's invoices: the stored lines of a PSA that can
+    say what it invoiced (engine.psa `Capability.INVOICED_LINES`), None for one that cannot (the
+    check then uses the lines in force and says so)."""
+    spec = PSAS.get(psa)  # type: ignore[call-overload]  # any text: a name that is no PSA cannot say
+    if spec is None or not spec.can(Capability.INVOICED_LINES):
+        return None
+    return load_psa_invoiced(store, psa)
+
+
+async def refresh_psa_invoiced_if_able(store: Store, psa: object, today: date) -> list[str] | None:
+    """`refresh_psa_invoiced` for a connector whose PSA can say what it invoiced; None otherwise."""
+    name = str(getattr(psa, "name", ""))
+    spec = PSAS.get(name)  # type: ignore[call-overload]  # any text: a name that is no PSA cannot say
+    if spec is None or not spec.can(Capability.INVOICED_LINES) or not isinstance(psa, PsaInvoicedSource):
+        return None
+    return await refresh_psa_invoiced(store, name, psa, today)
+
+
 # --- marks ---------------------------------------------------------------------------------------
 
 
@@ -197,10 +335,17 @@ def set_mark(store: Store, mark: Mark | None, subscription_id: str) -> None:
 
 __all__ = [
     "HISTORY_MONTHS",
+    "PsaInvoicedSource",
     "load_invoices",
+    "load_psa_invoiced",
     "marks",
     "months_to_refresh",
+    "psa_invoiced_for_check",
+    "psa_months_to_refresh",
     "refresh_invoices",
+    "refresh_psa_invoiced",
+    "refresh_psa_invoiced_if_able",
     "save_invoices",
+    "save_psa_invoiced",
     "set_mark",
 ]

@@ -101,7 +101,7 @@ UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
 BILLING_CODE_BASE = 10_000_000
 CHARGE_STATUS_NEW = 1  # what a new charge's read-only status reads (ASSUMED value)
 ENTITY_NAMES = tuple(ENTITIES)
-QUERY_ONLY = {"ContractServiceUnits"}
+QUERY_ONLY = {"ContractServiceUnits", "BillingItems"}
 CREATE_ONLY = {"ContractServiceAdjustments"}
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -188,6 +188,10 @@ class AutotaskSandbox:
             if name not in ("ContractServiceUnits", "ContractServiceAdjustments")
         }
         self.adjustments: dict[int, list[_Adjustment]] = {}  # by contract service id
+        # What Autotask invoiced (engine.margin.psa_invoices.PsaInvoiceLine): BillingItems, built on
+        # first read.
+        self.invoiced_source: Callable[[], list[Any]] = list
+        self._billing_loaded = False
         self._next_id = 1000
         self.writes = 0  # writes applied (a write answered 500 or lost after applying counts)
         self.in_flight: Counter[str] = Counter()
@@ -261,6 +265,13 @@ class AutotaskSandbox:
                     key=key,
                     service_id=line.product_id,
                 )
+
+        def invoiced() -> list[Any]:
+            from engine.sandbox.demo import sandbox_psa_invoices
+
+            return sandbox_psa_invoices(scenario)
+
+        sandbox.invoiced_source = invoiced
         return sandbox
 
     def _new_id(self) -> int:
@@ -761,7 +772,37 @@ class AutotaskSandbox:
             raise _Reject(400, f"MaxRecords must be between 1 and {MAX_RECORDS}")
         return search
 
+    def billing_items(self) -> dict[int, dict[str, Any]]:
+        """The posted billing items of what this Autotask invoiced (`invoiced_source`), built on
+        first read: one per invoiced line, its contract service named for a service period
+        (engine.connectors.autotask_entities "BillingItems"); dates as this database answers."""
+        table = self.tables["BillingItems"]
+        if not self._billing_loaded:
+            self._billing_loaded = True
+            for n, line in enumerate(self.invoiced_source(), start=1):
+                line_id = _numeric(line.line_id) if line.line_id else None
+                service_line = line_id if line_id in self.tables["ContractServices"] else None
+                table[n] = {
+                    "id": n,
+                    "itemName": line.description[:255],
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "rate": line.unit_price,
+                    "extendedPrice": line.amount,
+                    "totalAmount": line.amount,
+                    "itemDate": self._at(line.invoice_date),
+                    "postedDate": self._at(line.invoice_date),
+                    "invoiceID": _numeric(line.invoice_id),
+                    "companyID": _numeric(line.company_id),
+                    "contractID": _numeric(line.agreement_id) if line.agreement_id else None,
+                    "contractServiceID": service_line,
+                    "serviceID": _numeric(line.product_id) if line.product_id else None,
+                }
+        return table
+
     def _rows(self, entity: str, filters: Iterable[Mapping[str, Any]] = ()) -> dict[int, dict[str, Any]]:
+        if entity == "BillingItems":
+            return self.billing_items()
         if entity != "ContractServiceUnits":
             return self.tables[entity]
         # derived rows: build only those of the contract services the top-level filters can match

@@ -124,6 +124,10 @@ ROUTES = (  # what this sandbox serves under /{codebase}/apis/3.0; anything else
     r"/finance/agreements/\d+",
     r"/finance/agreements/\d+/additions",
     r"/finance/agreements/\d+/additions/\d+",
+    r"/finance/invoices",
+    r"/finance/invoices/\d+",
+    r"/procurement/products",
+    r"/procurement/products/\d+",
 )
 _CW_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # [APIS §2.9] yyyy-MM-ddTHH:mm:ssZ
 
@@ -201,11 +205,25 @@ def _value(token: str) -> Any:
     return Decimal(token)
 
 
+# `field in (v1, v2, …)`: ConnectWise's list operator [doc Developer Guide, conditions: "in"].
+_IN = re.compile(r"\s*(?P<field>[A-Za-z_][\w/]*)\s+in\s*\((?P<values>[^()]*)\)\s*", re.IGNORECASE)
+_IN_VALUE = re.compile(r'\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)\s*')
+
+
 def parse_conditions(text: str) -> list[tuple[str, str, Any]]:
-    """`a = "x" and b != null` → [(a, =, x), (b, !=, None)]; raises ValueError on anything else."""
+    """`a = "x" and b != null and c in (1, 2)` → [(a, =, x), (b, !=, None), (c, in, [1, 2])];
+    raises ValueError on anything else."""
     parts = re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []
-    result = []
+    result: list[tuple[str, str, Any]] = []
     for part in parts:
+        listed = _IN.fullmatch(part)
+        if listed:
+            tokens = listed["values"].split(",")
+            values = [_IN_VALUE.fullmatch(t) for t in tokens]
+            if not tokens or not all(values):
+                raise ValueError(part)
+            result.append((listed["field"], "in", [_value(v[1]) for v in values if v]))
+            continue
         match = _CONDITION.fullmatch(part)
         if not match:
             raise ValueError(part)
@@ -223,6 +241,8 @@ def _lookup(record: Mapping[str, Any], path: str) -> Any:
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if op == "in":
+        return any(_compare(actual, "=", value) for value in expected)
     if expected is None or actual is None:
         same = actual is None and expected is None
         return same if op == "=" else (not same if op == "!=" else False)
@@ -292,6 +312,9 @@ class ConnectWiseSandbox:
         self._index: dict[int, list[int]] | None = None  # agreement id -> addition ids
         self._indexed = 0
         self._next_id = 1000
+        # What ConnectWise has invoiced (engine.margin.psa_invoices.PsaInvoiceLine), built on first read.
+        self.invoiced_source: Callable[[], list[Any]] = list
+        self._issued: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]] | None = None
 
     # --- loading ---
 
@@ -375,7 +398,64 @@ class ConnectWiseSandbox:
             )
         ids = [*sandbox.companies, *sandbox.catalog, *sandbox.agreements, *sandbox.additions]
         sandbox._next_id = max([999, *ids]) + 1
+
+        def invoiced() -> list[Any]:
+            from engine.sandbox.demo import sandbox_psa_invoices
+
+            return sandbox_psa_invoices(scenario)
+
+        sandbox.invoiced_source = invoiced
         return sandbox
+
+    def issued(self) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+        """(invoices, their product lines) as ConnectWise shows them: an agreement invoice [spec
+        Invoice: `invoiceNumber` max 15, `type` "Agreement", `date` date-time, `company`,
+        `currency`, `total`] and one product item per billed addition [spec ProductItem:
+        `catalogItem` and `billableOption` required, `invoice`, `agreement`, `quantity`, `price`,
+        `extPrice`]."""
+        if self._issued is None:
+            invoices: dict[int, dict[str, Any]] = {}
+            items: dict[int, dict[str, Any]] = {}
+            count: dict[int, int] = {}
+            for line in self.invoiced_source():
+                iid = _num_id(line.invoice_id, "invoice")
+                cid = _num_id(line.company_id, "company")
+                when = cw_datetime(line.invoice_date)
+                head = invoices.setdefault(
+                    iid,
+                    {
+                        "id": iid,
+                        "invoiceNumber": line.invoice_number[:15],
+                        "type": "Agreement",
+                        "company": {"id": cid, "name": (self.companies.get(cid) or {}).get("name")},
+                        "date": when,
+                        "currency": {"id": 1, "currencyCode": line.currency},
+                        "total": Decimal("0"),
+                    },
+                )
+                head["total"] += line.amount
+                product = _num_id(line.product_id or "0", "product")
+                count[iid] = count.get(iid, 0) + 1
+                item_id = iid * 1000 + count[iid]
+                items[item_id] = {
+                    "id": item_id,
+                    "catalogItem": {
+                        "id": product,
+                        "identifier": (self.catalog.get(product) or {}).get("identifier"),
+                    },
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "price": line.unit_price,
+                    "extPrice": line.amount,
+                    "billableOption": "Billable",
+                    "invoice": {"id": iid, "identifier": head["invoiceNumber"], "invoiceDate": when},
+                    "agreement": {"id": _num_id(line.agreement_id, "agreement")}
+                    if line.agreement_id
+                    else None,
+                    "company": {"id": cid},
+                }
+            self._issued = (invoices, items)
+        return self._issued
 
     @staticmethod
     def metered_field(value: bool) -> dict[str, Any]:
@@ -584,6 +664,20 @@ class ConnectWiseSandbox:
                 if company:  # a database would use its index: narrow first, the conditions still apply
                     records = [r for r in records if (r.get("company") or {}).get("id") == int(company[1])]
                 return self._list(request, records)
+            if rest == "/finance/invoices" and method == "GET":
+                return self._list(request, list(self.issued()[0].values()))
+            if (m := re.fullmatch(r"/finance/invoices/(\d+)", rest)) and method == "GET":
+                invoice = self.issued()[0].get(int(m[1]))
+                if invoice is None:
+                    return _error(404, "NotFound", f"Invoice recID {m[1]} not found")
+                return _json(200, invoice)
+            if rest == "/procurement/products" and method == "GET":
+                return self._list(request, list(self.issued()[1].values()))
+            if (m := re.fullmatch(r"/procurement/products/(\d+)", rest)) and method == "GET":
+                item = self.issued()[1].get(int(m[1]))
+                if item is None:
+                    return _error(404, "NotFound", f"Product recID {m[1]} not found")
+                return _json(200, item)
             if m := re.fullmatch(r"/finance/agreements/(\d+)", rest):
                 agreement = self.agreements.get(int(m[1]))
                 if agreement is None:

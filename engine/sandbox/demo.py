@@ -57,7 +57,14 @@ from engine.scenario import (
     VendorProduct,
 )
 
-__all__ = ["DEMO_AS_OF", "DEMO_CUSTOMERS", "DEMO_STORIES", "build_demo_scenario"]
+__all__ = [
+    "DEMO_AS_OF",
+    "DEMO_CUSTOMERS",
+    "DEMO_PSA_INVOICE_LEAK",
+    "DEMO_STORIES",
+    "build_demo_psa_invoices",
+    "build_demo_scenario",
+]
 
 DEMO_AS_OF = date(2026, 11, 21)
 
@@ -2089,6 +2096,11 @@ def _item(
     )
 
 
+def latest_invoice_month(as_of: date) -> date:
+    """The month of the distributor's latest invoice on `as_of`: it is issued on the 5th."""
+    return first_of_month(as_of) if as_of.day >= 5 else add_months(first_of_month(as_of), -1)
+
+
 def build_demo_invoices(scenario: Scenario, *, months: int = 12, plant: bool = True) -> list[Any]:
     """The distributor's invoices consistent with `scenario` (section comment above)."""
     from engine.margin.invoices import DistributorInvoice
@@ -2096,7 +2108,7 @@ def build_demo_invoices(scenario: Scenario, *, months: int = 12, plant: bool = T
     from engine.rules.quantities import Timeline
 
     as_of = scenario.as_of
-    latest = first_of_month(as_of) if as_of.day >= 5 else add_months(first_of_month(as_of), -1)
+    latest = latest_invoice_month(as_of)
     products = {p.id: p for p in scenario.vendor.products}
     timelines = {s.id: Timeline(s.history) for s in scenario.vendor.subscriptions}
     usage_by_period: dict[str, list[UsageRow]] = {}
@@ -2275,3 +2287,83 @@ def _planted_subscriptions(scenario: Scenario, month: date, timelines: dict[str,
             break
     costs = (PRICE_RISE_COST, FLOOR_BREACH_COST)
     return dict(zip(found, costs, strict=False))
+
+
+# --- what the PSA invoiced (issue 14 item 2) -----------------------------------------------------
+# `build_demo_psa_invoices(scenario)` gives the PSA's invoices of the 12 months through as_of's
+# month: each month the PSA invoiced exactly its lines in force (engine.margin.psa_invoices
+# `invoice_lines_in_force`), one invoice per customer, but for one planted case only the invoiced
+# read can catch: on the invoice of the distributor's latest invoice month (the month the check
+# audits by default) of a quiet customer the PSA billed 2 seats fewer
+# than its line in force says (`DEMO_PSA_SHORT_SEATS`), so the line-in-force check sees the seats
+# matched and the invoiced check sees the quantity differ.
+
+DEMO_PSA_INVOICE_LEAK = (
+    "a quiet customer's latest PSA invoice bills 2 seats fewer than its line in force says: matched "
+    "from the lines in force, quantity differs from the invoice."
+)
+DEMO_PSA_SHORT_SEATS = D(2)
+
+
+def build_demo_psa_invoices(scenario: Scenario, *, months: int = 12, plant: bool = True) -> list[Any]:
+    """The PSA's invoices consistent with `scenario` (section comment above)."""
+    from engine.margin.psa_invoices import invoice_lines_in_force, past_months
+
+    wanted = past_months(scenario.as_of, months)
+    lines = invoice_lines_in_force(scenario, wanted)
+    if not plant:
+        return lines
+    short = planted_short_invoice_line(scenario)
+    if short is None:
+        return lines
+    latest = month_key(latest_invoice_month(scenario.as_of))  # the month the check audits
+    out = []
+    for line in lines:
+        if line.month == latest and line.line_id == short:
+            from dataclasses import replace
+
+            from engine.money import round_cents
+
+            quantity = line.quantity - DEMO_PSA_SHORT_SEATS
+            line = replace(line, quantity=quantity, amount=round_cents(quantity * line.unit_price))
+        out.append(line)
+    return out
+
+
+def planted_short_invoice_line(scenario: Scenario) -> str | None:
+    """The PSA line whose latest invoice bills `DEMO_PSA_SHORT_SEATS` fewer seats: the first (by
+    subscription id) quiet monthly seat subscription, not Business Premium (the invoice plants'
+    product), whose one recurring line bills its quantity in force at its price, at least 5."""
+    from engine.rules.quantities import Timeline
+
+    month = latest_invoice_month(scenario.as_of)
+    stories = set(DEMO_CUSTOMERS.values())
+    names = {c.id: c.name for c in scenario.vendor.companies}
+    seats = {p.id for p in scenario.vendor.products if p.kind == "seat" and "Premium" not in p.name}
+    lines_of: dict[str, list[PsaLine]] = {}
+    for line in scenario.psa.lines:
+        if line.source is not None and line.source.subscription_id and line.kind == "recurring":
+            lines_of.setdefault(line.source.subscription_id, []).append(line)
+    for sub in sorted(scenario.vendor.subscriptions, key=lambda s: s.id):
+        mine = lines_of.get(sub.id, [])
+        if (
+            sub.product_id in seats
+            and names.get(sub.company_id) not in stories
+            and sub.billing_term == "monthly"
+            and sub.status == "active"
+            and sub.start_date < month
+            and len(mine) == 1
+            and mine[0].cancelled_date is None
+            and mine[0].unit_price == sub.unit_price
+            and mine[0].quantity == Timeline(sub.history).at(month) >= 5
+        ):
+            return mine[0].id
+    return None
+
+
+def sandbox_psa_invoices(scenario: Scenario) -> list[Any]:
+    """What a PSA sandbox seeded from `scenario` has invoiced: the demo's history, planted when the
+    scenario is the demo MSP's (its story customers are there), else the lines in force of the 12
+    months through as_of's month (as the Pax8 sandbox plants its invoices)."""
+    names = {company.name for company in scenario.vendor.companies}
+    return build_demo_psa_invoices(scenario, plant=DEMO_CUSTOMERS["prorate_story"] in names)

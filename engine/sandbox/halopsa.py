@@ -87,6 +87,7 @@ ROUTES = {  # path (lower case) → methods served
     "/api/recurringinvoice": ("GET",),
     "/api/recurringinvoice/lines": ("POST",),
     "/api/recurringinvoice/updatelines": ("POST",),
+    "/api/invoice": ("GET",),
 }
 READ_ONLY = frozenset(
     {"discount_converted", "net_amount_converted", "total_price_converted", "total_net_total"}
@@ -163,6 +164,9 @@ class HaloSandbox:
         self.writes = 0
         self.requests: list[httpx.Request] = []
         self._ids = itertools.count(5000)
+        # What Halo has invoiced (engine.margin.psa_invoices.PsaInvoiceLine), built on first read.
+        self.invoiced_source: Callable[[], list[Any]] = list
+        self._issued: dict[int, dict[str, Any]] | None = None
 
     @property
     def base_url(self) -> str:
@@ -230,7 +234,51 @@ class HaloSandbox:
             )
         start = max([4999, *sandbox.clients, *sandbox.items, *sandbox.headers, *sandbox.lines]) + 1
         sandbox._ids = itertools.count(start)
+
+        def invoiced() -> list[Any]:
+            from engine.sandbox.demo import sandbox_psa_invoices
+
+            return sandbox_psa_invoices(scenario)
+
+        sandbox.invoiced_source = invoiced
         return sandbox
+
+    def issued_invoices(self) -> dict[int, dict[str, Any]]:
+        """The invoices Halo issued, as `GET /Invoice?includelines=true` shows them [spec
+        InvoiceHeader / InvoiceDetail]: one per invoice id, its lines naming the recurring invoice
+        line they came from (`recurring_invoice_line_id`) and their `net_total`."""
+        if self._issued is None:
+            self._issued = {}
+            for line in self.invoiced_source():
+                iid = _num_id(line.invoice_id, "invoice")
+                client = self.clients.get(_num_id(line.company_id, "client"), {})
+                header = self._issued.setdefault(
+                    iid,
+                    {
+                        "id": iid,
+                        "invoicenumber": line.invoice_number,
+                        "invoice_date": halo_datetime(line.invoice_date),
+                        "client_id": int(line.company_id),
+                        "client_name": client.get("name"),
+                        "total": Decimal("0"),
+                        "lines": [],
+                    },
+                )
+                header["total"] += line.amount
+                header["lines"].append(
+                    {
+                        "id": iid * 1000 + len(header["lines"]) + 1,
+                        "ihid": iid,
+                        "_itemid": int(line.product_id) if line.product_id else None,
+                        "item_shortdescription": line.description,
+                        "qty_order": line.quantity,
+                        "unit_price": line.unit_price,
+                        "net_total": line.amount,
+                        "recurring_invoice_id": int(line.agreement_id) if line.agreement_id else None,
+                        "recurring_invoice_line_id": int(line.line_id) if line.line_id else None,
+                    }
+                )
+        return self._issued
 
     def _line_record(self, lid: int, body: Mapping[str, Any]) -> dict[str, Any]:
         item = self.items.get(int(body["_itemid"]), {})
@@ -371,12 +419,25 @@ class HaloSandbox:
                     )
                 if method == "GET":
                     return _json(200, self._header_view(header, with_lines=True))
+            if key == "/invoice" and method == "GET":
+                return self._list_issued(request)
+            if (m := re.fullmatch(r"/invoice/(\d+)", key)) and method == "GET":
+                invoice = self.issued_invoices().get(int(m[1]))
+                if invoice is None:
+                    return httpx.Response(
+                        404,
+                        content=json_bytes(f"Invoice {m[1]} not found"),
+                        headers={"Content-Type": "application/json"},
+                    )
+                return _json(200, copy.deepcopy(invoice))
             if key == "/recurringinvoice/lines" and method == "POST":
                 return self._post_lines(request, update_only=False)
             if key == "/recurringinvoice/updatelines" and method == "POST":
                 return self._post_lines(request, update_only=True)
         except ValueError as exc:
             return _bad(f"Invalid request: {exc}")
+        if re.fullmatch(r"/api/invoice/\d+", low):
+            return httpx.Response(405, headers={"Allow": "GET, DELETE"})  # [spec] /Invoice/{id}
         if re.fullmatch(r"/api/recurringinvoice/\d+", low):
             return httpx.Response(405, headers={"Allow": "GET, DELETE"})
         if low in ROUTES:
@@ -436,6 +497,22 @@ class HaloSandbox:
         rows = [self._header_view(h, with_lines=with_lines) for h in self.headers.values()]
         if params.get("client_id"):
             rows = [h for h in rows if str(h["client_id"]) == params["client_id"]]
+        return self._page(request, rows, "invoices")
+
+    def _list_issued(self, request: httpx.Request) -> httpx.Response:
+        """`GET /Invoice`: `client_id` filters [spec], lines only with `includelines=true` [spec]."""
+        params = request.url.params
+        with_lines = params.get("includelines", "").lower() == "true"
+        rows = []
+        if params.get("client_id") and not params["client_id"].isdigit():
+            raise ValueError(f"client_id {params['client_id']!r} is not an integer")  # [spec] int
+        for invoice in self.issued_invoices().values():
+            if params.get("client_id") and str(invoice["client_id"]) != params["client_id"]:
+                continue
+            view = copy.deepcopy(invoice)
+            if not with_lines:
+                view.pop("lines")
+            rows.append(view)
         return self._page(request, rows, "invoices")
 
     def _array(self, request: httpx.Request) -> list[Any]:

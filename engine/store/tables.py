@@ -316,3 +316,26 @@ class MarginMarkRow(SQLModel, table=True):
     by: str
     on: date
     reason: str | None = None
+
+
+class PsaInvoiceLineRow(SQLModel, table=True):
+    """A line of an invoice the PSA issued (engine.margin.psa_invoices.PsaInvoiceLine), per PSA."""
+
+    __tablename__ = "psa_invoice_line"
+    __table_args__ = (Index("ix_psa_invoice_line_psa_month", "psa", "month"),)
+    psa: str = Field(primary_key=True)
+    invoice_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    month: str  # YYYY-MM of invoice_date
+    invoice_number: str
+    invoice_date: date
+    company_id: str
+    agreement_id: str | None = None
+    line_id: str | None = None
+    product_id: str | None = None
+    description: str = ""
+    quantity: Decimal = money()
+    unit_price: Decimal = money()
+    amount: Decimal = money()
+    currency: str
+    read_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

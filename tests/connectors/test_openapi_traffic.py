@@ -495,6 +495,8 @@ async def drive_psa(connector: Any) -> None:
     await connector.lines(None)
     await connector.lines([a.id for a in agreements])
     await connector.company_billing("19")
+    invoiced = await connector.invoiced_lines(date(2025, 4, 1), date(2026, 3, 31))
+    assert {line.month for line in invoiced} >= {"2025-04", "2026-03"}  # what the PSA invoiced
     created = []
     for write in writes():
         assert await connector.find_line(write.agreement_id, write.key) is None
@@ -643,6 +645,7 @@ _HALO_RECORDS = {
     "/Client": ("clients", "Area"),
     "/Item": ("items", "Item"),
     "/RecurringInvoice": ("invoices", "InvoiceHeader"),
+    "/Invoice": ("invoices", "InvoiceHeader"),
 }
 
 

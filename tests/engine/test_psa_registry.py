@@ -24,6 +24,9 @@ def test_every_psa_has_one_entry_named_as_its_connector() -> None:
 def test_a_declared_capability_is_what_the_connector_does(name: str) -> None:
     connector = CONNECTORS[name]
     assert psa_spec(name).can(Capability.DIGEST_KEYS) == callable(getattr(connector, "remember_keys", None))
+    assert psa_spec(name).can(Capability.INVOICED_LINES) == callable(
+        getattr(connector, "invoiced_lines", None)
+    )
 
 
 def test_the_limits_are_the_connectors_field_limits() -> None:

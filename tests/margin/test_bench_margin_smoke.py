@@ -10,3 +10,4 @@ def test_the_margin_bench_runs_and_ties_out() -> None:
     assert result["ties_out"] is True
     assert result["invoices"] == 13 and result["subscriptions"] == 150
     assert isinstance(result["check_latest_month_s"], float)
+    assert isinstance(result["check_latest_month_psa_invoiced_s"], float) and result["psa_invoice_lines"] > 0

@@ -86,3 +86,45 @@ def test_a_month_without_invoices_is_not_audited(tmp_path: Path, monkeypatch: py
     result = CliRunner().invoke(main, ["margin", "--month", "2031-01"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "NOT AUDITED" in result.output
+
+
+def test_the_customers_sheet_says_where_psa_billed_came_from(tmp_path: Path) -> None:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+    from engine.sandbox.demo import build_demo_psa_invoices
+
+    scenario = build_demo_scenario()
+    report = three_way_check(
+        scenario, build_demo_invoices(scenario), "2026-11", psa_invoiced=build_demo_psa_invoices(scenario)
+    )
+    path = tmp_path / "m.xlsx"
+    write_xlsx(report, path)
+    sheet = load_workbook(path)["Customers"]
+    header = next(sheet.iter_rows(max_row=1, values_only=True))
+    assert header[-1] == "PSA billed from"
+    sources = {r[1]: r[-1] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert sources["Riverside Montessori School"] == "lines in force"
+    assert sources["Harborview Family Dental"] == "invoices"
+
+
+def test_the_command_says_psa_billed_from_invoices_and_survives_a_failed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.margin.store
+    from engine.connectors.base import ServiceError
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["margin"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "— PSA billed: from invoices" in result.output
+    assert "PSA billed from the PSA's invoices of " in result.output
+
+    async def refused(*_: object) -> None:
+        raise ServiceError("ConnectWise", "GET /finance/invoices: 503 Service Unavailable")
+
+    monkeypatch.setattr(engine.margin.store, "refresh_psa_invoiced_if_able", refused)
+    again = CliRunner().invoke(main, ["margin"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "the PSA's invoices could not be read (" in again.output and "503" in again.output
+    assert "Traceback" not in again.output and "ties out" in again.output

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.margin import DistributorInvoice, InvoiceItem, Mark, three_way_check
+from engine.margin.psa_invoices import PsaInvoiceLine
 from engine.money import round_cents
 from engine.scenario import Scenario
 
@@ -167,4 +168,73 @@ def test_classified_sums_tie_out(
     # The PSA side: every vendor-backed line in force (all are, in these worlds), never a labour line.
     assert sum((r.price for r in report.rows), D(0)) == vendor_backed
     # Every row has a reason; each class is one of the documented ones.
+    assert all(r.reason for r in report.rows)
+
+
+@st.composite
+def invoiced_worlds(
+    draw: st.DrawFn,
+) -> tuple[Scenario, list[DistributorInvoice], dict[str, Mark], list[PsaInvoiceLine], D]:
+    """A world and what its PSA invoiced: lines naming a PSA line, lines found by agreement and
+    product, lines no PSA line stands behind, lines of another month; amounts as the invoice
+    rounds them (not always quantity × price)."""
+    scenario, invoices, marks, _ = draw(worlds())
+    by_id = {line.id: line for line in scenario.psa.lines}
+    invoiced: list[PsaInvoiceLine] = []
+    counted = D(0)
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        how = draw(st.sampled_from(["named", "by product", "stray", "stray labour"]))
+        month = draw(st.sampled_from([11, 11, 10]))
+        quantity, price, amount = draw(quantities), draw(cents), draw(cents)
+        line_id: str | None = None
+        agreement, product = "AG1", draw(st.sampled_from(["PP1", "PP2"]))
+        if how == "named" and by_id:
+            line_id = draw(st.sampled_from(sorted(by_id)))
+            product = by_id[line_id].product_id
+            backed = product != "PPX" or by_id[line_id].source is not None
+        elif how == "stray labour":
+            agreement, product, backed = "AG9", "PPX", False
+        else:
+            agreement = "AG1" if how == "by product" else "AG9"
+            backed = True
+        invoiced.append(
+            PsaInvoiceLine(
+                invoice_id=f"pi{month}",
+                invoice_number=f"PI{month}",
+                invoice_date=date(2026, month, 1),
+                company_id="P1",
+                agreement_id=agreement,
+                line_id=line_id,
+                product_id=product,
+                description="invoiced",
+                quantity=quantity,
+                unit_price=price,
+                amount=amount,
+                currency="USD",
+            )
+        )
+        if month == 11 and backed:
+            counted += amount
+    return scenario, invoices, marks, invoiced, counted
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(invoiced_worlds())
+def test_classified_sums_tie_out_with_invoiced_reads(
+    world: tuple[Scenario, list[DistributorInvoice], dict[str, Mark], list[PsaInvoiceLine], D],
+) -> None:
+    scenario, invoices, marks, invoiced, counted = world
+    report = three_way_check(scenario, invoices, "2026-11", marks=marks, psa_invoiced=invoiced)
+    for t in report.totals:
+        rows = [r for r in report.rows if r.currency == t.currency]
+        assert sum((r.cost for r in rows), D(0)) == t.invoice_total
+        assert sum((r.price for r in rows), D(0)) == t.psa_total
+        assert t.ties_out
+    if any(line.month == "2026-11" for line in invoiced):
+        # the PSA invoiced P1 in November: PSA billed is exactly what its invoice says (the vendor-
+        # backed part), never its lines in force
+        assert sum((r.price for r in report.rows), D(0)) == counted
+        assert {c.psa_billed_from for c in report.customers if c.company_id == "c1"} <= {"invoices"}
+    else:
+        assert {c.psa_billed_from for c in report.customers} <= {"lines in force"}
     assert all(r.reason for r in report.rows)

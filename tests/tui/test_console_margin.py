@@ -156,3 +156,46 @@ async def test_a_failing_check_is_one_sentence_and_keys_still_work(
         )
         await pilot.press("1")
         assert app.main.active == "overview"
+
+
+async def test_each_customer_says_where_psa_billed_came_from(
+    invoiced: Any, scenario: Any, make_app: Any, settle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.margin.store import save_psa_invoiced
+    from engine.sandbox.demo import build_demo_psa_invoices, planted_short_invoice_line
+
+    lines = build_demo_psa_invoices(scenario)
+    save_psa_invoiced(invoiced, scenario.settings.psa, lines, {x.month for x in lines})
+    short = next(x for x in scenario.psa.lines if x.id == planted_short_invoice_line(scenario))
+    name = next(
+        c.name
+        for c in scenario.vendor.companies
+        if c.id
+        == next(s.company_id for s in scenario.vendor.subscriptions if s.id == short.source.subscription_id)
+    )
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        pane = await _open(app, pilot, settle)
+        customers = {r.cells[_col("customer")]: r for r in pane.rows if r.key.startswith("customer:")}
+        assert "PSA billed from invoices" in customers[name].cells[_col("product")]
+        assert "PSA billed: from the PSA's invoices of the month." in customers[name].detail
+        riverside = customers["Riverside Montessori School"]
+        assert "PSA billed from lines in force" in riverside.cells[_col("product")]
+        assert "the lines in force" in riverside.detail
+        assert "quantity differs" in customers[name].cells[_col("reason")]
+        assert _cells(pane, "total:USD")[_col("class")] == "ties out"
+    # `trueup margin --use-stored` prints the same source per customer
+    import tui.cli_margin
+    from tui.cli import main
+
+    monkeypatch.setattr(
+        tui.cli_margin, "_open_workspace", lambda db_url: StoreWorkspace(invoiced, label="test", sandbox=True)
+    )
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["margin", "--use-stored", "--month", MONTH], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"USD {re.escape(name)}: .* — PSA billed: from invoices", result.output)
+    assert "USD Riverside Montessori School: " in result.output
+    assert re.search(r"USD Riverside Montessori School: .* — PSA billed: from lines in force", result.output)
+    assert "PSA billed from the PSA's invoices of 2026-11 for " in result.output

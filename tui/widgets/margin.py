@@ -1,6 +1,8 @@
 """The Margin pane (issue 14): the three-way check of a month (engine.margin.three_way_check) per
 customer — distributor cost, PSA billed, what the plan says should be billed, margin $ and %, and
-the classified differences with their reasons. Enter on a customer opens its subscriptions' rows
+the classified differences with their reasons. Each customer says where PSA billed came from: the
+PSA's invoices of the month (read by `trueup margin`, engine.margin.psa_invoices) or, where the PSA
+cannot say or issued none, its lines in force. Enter on a customer opens its subscriptions' rows
 under it (enter again closes them); the bottom rows are the totals per currency, which tie out
 (classified cost = the distributor's invoices, classified price = the PSA total). A month with no
 counted invoice says NOT AUDITED, never clean. `[` / `]` move to the month before / after.
@@ -48,6 +50,12 @@ PANE_TITLES.setdefault(MARGIN, "Margin")
 CUSTOMER = "customer:"
 SUBSCRIPTION = "sub:"
 TOTAL = "total:"
+
+
+_SOURCE = {
+    "invoices": "the PSA's invoices of the month",
+    "lines in force": "the lines in force (the PSA's invoices do not say, or it issued none this month)",
+}
 
 
 def _percent(price: Decimal, cost: Decimal) -> str:
@@ -113,7 +121,7 @@ def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]
                 key=key,
                 cells=(
                     name,
-                    f"{len(mine)} item(s)",
+                    f"{len(mine)} item(s) · PSA billed from {c.psa_billed_from}",
                     f"{c.leaks} to act on" if c.leaks else "no leak",
                     fmt_money(c.cost),
                     fmt_money(c.price),
@@ -126,6 +134,7 @@ def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]
                     f"{name} ({c.currency}) in {report.month}: cost {fmt_money(c.cost)}, billed "
                     f"{fmt_money(c.price)}, the plan bills {fmt_money(c.should_bill)}, margin "
                     f"{fmt_money(c.margin)} ({_percent(c.price, c.cost)})."
+                    + f"\nPSA billed: from {_SOURCE.get(c.psa_billed_from, c.psa_billed_from)}."
                     + (f"\nTo act on: {summary}." if summary else "")
                     + "\nPress enter for its subscriptions; [ and ] change the month."
                 ),
@@ -228,19 +237,30 @@ class MarginPane(Pane):
         self._dirty = False
         self._generation += 1
         self.table.border_subtitle = "checking…"
-        self._check(store, data.plan, data.as_of, self.month, self._generation)
+        psa_name = str(getattr(getattr(workspace, "psa", None), "name", ""))
+        self._check(store, data.plan, data.as_of, self.month, self._generation, psa_name)
 
     @work(thread=True, group="margin", exit_on_error=False)
-    def _check(self, store: Any, plan: Any, as_of: date, month: str | None, generation: int) -> None:
+    def _check(
+        self, store: Any, plan: Any, as_of: date, month: str | None, generation: int, psa_name: str
+    ) -> None:
         from engine.margin import three_way_check
-        from engine.margin.store import load_invoices, marks
+        from engine.margin.store import load_invoices, marks, psa_invoiced_for_check
 
         try:
             invoices = load_invoices(store)
             if month is None:
                 counted = sorted({inv.month for inv in invoices if inv.counted})
                 month = counted[-1] if counted else f"{as_of.year:04d}-{as_of.month:02d}"
-            report = three_way_check(store.snapshot(as_of), invoices, month, marks=marks(store), plan=plan)
+            scenario = store.snapshot(as_of)
+            report = three_way_check(
+                scenario,
+                invoices,
+                month,
+                marks=marks(store),
+                plan=plan,
+                psa_invoiced=psa_invoiced_for_check(store, psa_name or scenario.settings.psa),
+            )
             rows, subs = customer_rows(report)
         except Exception as exc:  # noqa: BLE001 - one sentence to the operator, never a traceback
             self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}", generation)

@@ -18,7 +18,8 @@ Rules (ours, in the style of shared/RULES.md; tests/margin/ holds each):
   rounded half-up to cents per line. Every PSA's invoices are not read yet: the lines in force
   are what it bills, and the report says so (`psa_source`).
 * **Should bill** (the plan's figure): the subscription's quantity in force on M's first day ×
-  its unit price (the binding's override first), for a monthly subscription active then.
+  its unit price (the binding's override first), for a monthly subscription active then; $0 when its binding does not bill (do not bill / no
+  charge, issue 13), and a PSA line read as not billed bills $0.
 * **Classes** (per subscription; recurring items against recurring lines, one-time items —
   prorates, one-time charges, credits — against one-time lines):
   - `ignored` — the operator ignored the subscription (or that prorate): who, when, why.
@@ -237,6 +238,12 @@ class _Index:
         self.ignored = {i.key: i for i in scenario.ignored}
         self.as_of = scenario.as_of
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
+        # issue 13: a binding that does not bill (do not bill / no charge) should bill $0
+        self.not_billed = {
+            b.vendor_product_id
+            for b in mappings.products
+            if b.sub_product is None and b.bill_option != "billable"
+        }
         self.synced_list = scenario.synced
         self.synced: dict[str, SyncedKey] = {}  # set by the check: the months its prorates are in
 
@@ -262,6 +269,9 @@ def _in_force(line: PsaLine, agreement: PsaAgreement | None, first: date, last: 
 
 
 def _line_amount(line: PsaLine) -> Decimal:
+    """What the PSA bills for the line: $0 for a line it reads as do not bill / no charge."""
+    if line.bill_option not in (None, "billable"):
+        return ZERO
     return round_cents(line.quantity * line.unit_price)
 
 
@@ -499,6 +509,8 @@ def _should_bill(sub: Subscription | None, idx: _Index, first: date) -> tuple[De
     if sub.status == "cancelled" and sub.cancelled_date is not None and sub.cancelled_date < first:
         return ZERO, ZERO
     quantity = _quantity_at(sub, first)
+    if sub.product_id in idx.not_billed:
+        return quantity, ZERO  # the binding writes its lines not billed (issue 13)
     price = idx.binding_price.get(sub.product_id, sub.unit_price)
     return quantity, round_cents(quantity * price)
 

@@ -50,13 +50,16 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
     for company_id, subs in quota_by_company.items():
         blocked |= company_checks(world, company_id, subs)
 
+    # issue 13: only a binding with its own taxable flag or bill option changes the lines it produces
+    stated = any(b.taxable is not None or b.bill_option != "billable" for b in scenario.mappings.products)
     for sub in sorted(scenario.vendor.subscriptions, key=lambda s: (s.company_id, s.id)):
         if sub.id in blocked:
             continue
         company = world.companies.get(sub.company_id)
         if company is not None and company.status == "inactive" and sub.status != "active":
             continue
-        lines += _with_bill_options(world, sub, _subscription_lines(world, sub))
+        produced = _subscription_lines(world, sub)
+        lines += _with_bill_options(world, sub, produced) if stated else produced
     for config in scenario.vendor.billing_configurations:
         lines += configuration_lines(world, config)
 

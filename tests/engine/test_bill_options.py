@@ -266,3 +266,24 @@ def test_the_migration_goes_down_and_up_and_old_bindings_come_back_billable(url:
         assert (back.psa_product_id, back.taxable, back.bill_option) == ("PP1", None, "billable")
     finally:
         store.close()
+
+
+def test_the_store_keeps_how_the_psa_bills_a_line_and_a_no_charge_line_billed_nothing_before() -> None:
+    line = {**psa_line("L1", 2, sub="S1", price="25.00", cost="20.00"), "bill_option": "no_charge", "taxable": False}
+    scenario = build(
+        "2021-01-18",
+        subs=[seat_sub("S1", ("2020-12-01", 2), ("2021-01-17", 3), price="25.00", cost="20.00")],
+        lines=[line],
+        synced_keys=[synced("S1:prorate:2020-12-01", 0)],
+    )
+    store = Store.memory()
+    try:
+        store.import_scenario(scenario)
+        [kept] = store.snapshot().psa.lines
+        [lean] = store.plan_inputs()[0].psa.lines
+    finally:
+        store.close()
+    assert (kept.bill_option, kept.taxable) == (lean.bill_option, lean.taxable) == ("no_charge", False)
+    update = the_line(reconcile(scenario), "S1:recurring")
+    net = line_net(update, kept)  # the binding bills now (billable): 3 × $25 from $0
+    assert net.monthly == D("75.00") and net.monthly_cost == D("20.00")

@@ -269,7 +269,11 @@ def test_the_migration_goes_down_and_up_and_old_bindings_come_back_billable(url:
 
 
 def test_the_store_keeps_how_the_psa_bills_a_line_and_a_no_charge_line_billed_nothing_before() -> None:
-    line = {**psa_line("L1", 2, sub="S1", price="25.00", cost="20.00"), "bill_option": "no_charge", "taxable": False}
+    line = {
+        **psa_line("L1", 2, sub="S1", price="25.00", cost="20.00"),
+        "bill_option": "no_charge",
+        "taxable": False,
+    }
     scenario = build(
         "2021-01-18",
         subs=[seat_sub("S1", ("2020-12-01", 2), ("2021-01-17", 3), price="25.00", cost="20.00")],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
+from enum import Enum
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import select, text
@@ -21,8 +22,9 @@ from engine.connectors.base import ProductSpec
 from engine.keys import PlanKey
 from engine.months import first_of_month
 from engine.plan import Plan, PlanLine
+from engine.psa import Capability, psa_spec
 from engine.reconcile import reconcile
-from engine.scenario import PsaCompany, PsaProduct
+from engine.scenario import BILL_OPTION_LABELS, BillOption, PsaCompany, PsaProduct
 from engine.store import Store, plan_cache
 from engine.store import tables as t
 
@@ -535,6 +537,24 @@ def generate_mappings(store: Store, *, apply: bool = True, user: str | None = No
 # --- products and agreements ---------------------------------------------------------------------
 
 
+class Keep(Enum):
+    """An argument left as it is (`taxable`'s None already means "the PSA product's default")."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def bill_options_refusal(psa: str, taxable: bool | None, bill_option: BillOption) -> str | None:
+    """Why the workspace's PSA cannot write these bill options on a line (None: it can, or they are
+    the defaults, which every PSA writes by saying nothing)."""
+    spec = psa_spec(psa)
+    if spec.can(Capability.LINE_BILL_OPTIONS) or (taxable is None and bill_option == "billable"):
+        return None
+    return spec.bill_options_note
+
+
 def bind_product(
     store: Store,
     vendor_product_id: str,
@@ -542,11 +562,18 @@ def bind_product(
     *,
     sub_product: str | None = None,
     free: bool | None = None,
+    taxable: bool | None | Keep = KEEP,
+    bill_option: BillOption | None = None,
     user: str | None = None,
     expected_revision: int | None = None,
 ) -> None:
-    """Bind (or re-bind) a vendor product. `free` None keeps a re-bound product's free flag (issue
-    13: re-binding reset it); a new binding is not free unless asked."""
+    """Bind (or re-bind) a vendor product. `free` None, `taxable` KEEP and `bill_option` None keep a
+    re-bound product's flags (issue 13: re-binding reset the free flag); a new binding is not free,
+    takes the PSA product's tax default (`taxable` None) and is billable unless asked.
+
+    Taxable and bill option are written on every line the binding produces; a PSA whose lines carry
+    neither (`engine.psa` capabilities: HaloPSA, Autotask) refuses anything but the defaults here,
+    not at sync."""
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
         product = s.get(t.VendorProductRow, vendor_product_id)
@@ -557,6 +584,10 @@ def bind_product(
             raise ActionError(f"No PSA product {psa_product_id!r}.")
         if sub_product and sub_product not in (product.sub_products or []):
             raise ActionError(f"{product.name} has no sub-product {sub_product!r}.")
+        if bill_option is not None and bill_option not in BILL_OPTION_LABELS:
+            raise ActionError(
+                f"Unknown bill option {bill_option!r} (one of {', '.join(BILL_OPTION_LABELS)})."
+            )
         row = s.get(t.ProductBindingRow, (vendor_product_id, sub_product or ""))
         before = row.model_dump(mode="json") if row else None
         if row is None:
@@ -565,11 +596,21 @@ def bind_product(
                 sub_product=sub_product or "",
                 psa_product_id=psa_product_id,
                 free=bool(free),
+                taxable=None if isinstance(taxable, Keep) else taxable,
+                bill_option=bill_option or "billable",
             )
         else:
             row.psa_product_id, row.version = psa_product_id, row.version + 1
             if free is not None:
                 row.free = free
+            if not isinstance(taxable, Keep):
+                row.taxable = taxable
+            if bill_option is not None:
+                row.bill_option = bill_option
+        option = _bill_option(row.bill_option)
+        refusal = bill_options_refusal(store.settings().psa, row.taxable, option)
+        if refusal is not None:
+            raise ActionError(f"{product.name}: {refusal}")
         free = row.free
         s.add(row)
         audit.record(
@@ -581,11 +622,21 @@ def bind_product(
                 "psa_product_id": psa_product_id,
                 "psa_name": psa.name,
                 "free": free,
+                "taxable": row.taxable,
+                "bill_option": option,
                 "vendor_product_id": vendor_product_id,
                 "sub_product": sub_product or "",
             },
             user=user,
         )
+
+
+def _bill_option(value: str | None) -> BillOption:
+    """A stored bill option as the type says (the column holds only these, written here)."""
+    for option in BILL_OPTION_LABELS:
+        if value == option:
+            return option
+    return "billable"
 
 
 def unbind_product(
@@ -974,6 +1025,8 @@ def _reverse(s: Any, event: t.AuditEvent) -> None:  # noqa: C901 - one branch pe
                 s.delete(row)
             else:
                 row.psa_product_id, row.free = before["psa_product_id"], bool(before.get("free"))
+                row.taxable = before.get("taxable")
+                row.bill_option = _bill_option(before.get("bill_option"))
                 row.version += 1
                 s.add(row)
     elif action == "map_agreement":
@@ -1020,6 +1073,8 @@ def _binding_row(dump: dict[str, Any]) -> t.ProductBindingRow:
         sub_product=dump.get("sub_product") or "",
         psa_product_id=dump["psa_product_id"],
         free=bool(dump.get("free")),
+        taxable=dump.get("taxable"),
+        bill_option=_bill_option(dump.get("bill_option")),
         version=int(dump.get("version", 1)) + 1,
     )
 

@@ -35,7 +35,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from engine import actions
 from engine.keys import subject_of
 from engine.plan import Finding, Plan, PlanLine, Totals
-from engine.scenario import Scenario
+from engine.scenario import BillOption, Scenario
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class Act:
     psa_id: str = ""
     sub_product: str | None = None
     free: bool | None = None  # None: a re-bind keeps the binding's free flag
+    taxable: bool | None | actions.Keep = actions.KEEP  # KEEP: a re-bind keeps the binding's
+    bill_option: BillOption | None = None  # None: a re-bind keeps the binding's
     user: str | None = None
 
 
@@ -689,6 +691,8 @@ class ConsoleCore(Generic[F]):
                 act.psa_id,
                 sub_product=act.sub_product,
                 free=act.free,
+                taxable=act.taxable,
+                bill_option=act.bill_option,
                 user=user,
                 expected_revision=expected,
             )

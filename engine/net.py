@@ -13,6 +13,10 @@ $40.00 seat is a $240.00 line). What the operator needs is what changes on the i
 * **cost and margin**: the same split for cost; margin = price change − cost change, its % of
   the price change (none when the price does not change).
 
+* **bill options** (issue 13): a line written *do not bill* or *no charge* bills the customer
+  $0.00 — its price change is $0 (the line's own total stays its gross value) while its cost is
+  the MSP's all the same; a PSA line read as not billed billed $0 before.
+
 Gross figures (the line's own totals) stay in the detail. Headless: no UI imports."""
 
 from __future__ import annotations
@@ -84,26 +88,29 @@ class Net:
 def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
     """What the PSA bills (price, cost) each month for what `line` changes, before the change."""
     if old is not None and (line.psa_line_id is not None or line.replaces_line_id is not None):
-        return round_cents(old.quantity * old.unit_price), round_cents(old.quantity * old.unit_cost)
+        billed = getattr(old, "bill_option", None) in (None, "billable")  # PsaLine: when read
+        price = round_cents(old.quantity * old.unit_price) if billed else ZERO
+        return price, round_cents(old.quantity * old.unit_cost)
     if line.previous_quantity is None:
         return ZERO, ZERO  # a new line: nothing billed before
-    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only).
-    return round_cents(line.previous_quantity * line.unit_price), round_cents(
-        line.previous_quantity * line.unit_cost
-    )
+    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a line
+    # of a binding that does not bill was written that way before (its bill option) and billed $0.
+    before = round_cents(line.previous_quantity * line.unit_price) if line.billed else ZERO
+    return before, round_cents(line.previous_quantity * line.unit_cost)
 
 
 def line_net(line: PlanLine, old: OldLine | None = None) -> Net:
     """The invoice change of one plan line. `old`: the PSA line it updates, cancels or replaces
     (by `psa_line_id` / `replaces_line_id`), when known; else the line's previous quantity at its
     own unit price (what an update keeps)."""
+    billed = line.total_price if line.billed else ZERO  # do not bill / no charge: $0 to the customer
     if line.kind.one_time:
-        return Net(one_time=line.total_price, one_time_cost=line.total_cost, gross=line.total_price, lines=1)
+        return Net(one_time=billed, one_time_cost=line.total_cost, gross=line.total_price, lines=1)
     before_price, before_cost = old_billing(line, old)
     if line.kind is LineKind.CANCEL:
         after_price = after_cost = ZERO
     else:
-        after_price, after_cost = line.total_price, line.total_cost
+        after_price, after_cost = billed, line.total_cost
     return Net(
         monthly=after_price - before_price,
         monthly_cost=after_cost - before_cost,

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.keys import change_set_key
+from engine.scenario import BillOption
 
 
 class LineKind(StrEnum):
@@ -71,6 +72,17 @@ class PlanLine(BaseModel):
         description="Keys recorded as synced when this line is written: the subscription's zero-value "
         "prorates, which are not plan lines (RULES.md §2).",
     )
+    # issue 13: the binding's, written on the line (None: the PSA product's tax default)
+    taxable: bool | None = Field(
+        None, description="Written taxable / not taxable; null: the product's default."
+    )
+    bill_option: BillOption = Field("billable", description="How the PSA bills the line to the customer.")
+
+    @property
+    def billed(self) -> bool:
+        """The customer is billed for the line: a do-not-bill / no-charge line bills $0 (its cost
+        stays the MSP's)."""
+        return self.bill_option == "billable"
 
     @property
     def change_set(self) -> str:

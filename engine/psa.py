@@ -26,6 +26,10 @@ class Capability(StrEnum):
     # engine.margin.psa_invoices; engine.margin.store.PsaInvoicedSource); without it the margin
     # check uses the lines in force and says so.
     INVOICED_LINES = "invoiced_lines"
+    # A line carries its own taxable flag and bill option (issue 13, seed 001 "Bill Options:
+    # Billable / Taxable"): a binding's are written on every line it produces (ConnectWise
+    # `Addition.taxableFlag` / `billCustomer`, APIS.md §2.8).
+    LINE_BILL_OPTIONS = "line_bill_options"
 
 
 class DigestsKeys(Protocol):
@@ -51,6 +55,9 @@ class PsaSpec:
     key_field: str  # where a line written by trueup carries its plan key
     limits: PsaLimits
     capabilities: frozenset[Capability]
+    # Without Capability.LINE_BILL_OPTIONS: the one sentence a bind with a non-default taxable flag
+    # or bill option is refused with (engine.actions.bind_product), naming what the PSA lacks.
+    bill_options_note: str = ""
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -68,7 +75,9 @@ PSAS: dict[PsaName, PsaSpec] = {
         key_field="agreement addition serialNumber",
         # ASSUMED: the spec gives Addition.description no length; 50 keeps it safe (connectwise.py)
         limits=PsaLimits(description=50, key=50),
-        capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
+        capabilities=frozenset(
+            {Capability.DIGEST_KEYS, Capability.INVOICED_LINES, Capability.LINE_BILL_OPTIONS}
+        ),
     ),
     "halopsa": PsaSpec(
         name="halopsa",
@@ -81,6 +90,10 @@ PSAS: dict[PsaName, PsaSpec] = {
         key_field="recurring invoice line comment_1",
         limits=PsaLimits(description=255, key=100),
         capabilities=frozenset({Capability.DIGEST_KEYS, Capability.INVOICED_LINES}),
+        # [spec] halo-api-v2 InvoiceDetail has no taxable flag (only a tenant's tax code:
+        # `tax_code`, `override_tax_code`, `tax_code_overriden`) and no billable / no-charge field.
+        bill_options_note="HaloPSA recurring invoice lines have no taxable flag (only the tenant's tax "
+        "codes) and no bill option, so a binding there stays billable with the item's tax default.",
     ),
     "autotask": PsaSpec(
         name="autotask",
@@ -94,6 +107,10 @@ PSAS: dict[PsaName, PsaSpec] = {
         key_field="contract service internalDescription / contract charge internalPurchaseOrderNumber",
         limits=PsaLimits(description=200, key=50),
         capabilities=frozenset({Capability.INVOICED_LINES}),
+        # APIS.md §4.7: ContractServices have no per-line taxable flag or bill option (tax follows
+        # the company's tax region and the service's billing code).
+        bill_options_note="Autotask contract services have no per-line taxable flag or bill option, "
+        "so a binding there stays billable with the service's tax default.",
     ),
 }
 PSA_NAMES: tuple[PsaName, ...] = get_args(PsaName)

@@ -12,7 +12,7 @@ from engine.plan import KIND_ORDER, Finding, Plan, PlanLine, Totals
 from engine.rules.arrears import arrears_lines, usage_summary_lines
 from engine.rules.backup import configuration_lines
 from engine.rules.commitments import commitment_findings
-from engine.rules.context import Target, World
+from engine.rules.context import Target, World, bill_options
 from engine.rules.hints import PlanHints
 from engine.rules.quota import company_checks, quota_lines
 from engine.rules.seats import seat_lines
@@ -50,13 +50,16 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
     for company_id, subs in quota_by_company.items():
         blocked |= company_checks(world, company_id, subs)
 
+    # issue 13: only a binding with its own taxable flag or bill option changes the lines it produces
+    stated = any(b.taxable is not None or b.bill_option != "billable" for b in scenario.mappings.products)
     for sub in sorted(scenario.vendor.subscriptions, key=lambda s: (s.company_id, s.id)):
         if sub.id in blocked:
             continue
         company = world.companies.get(sub.company_id)
         if company is not None and company.status == "inactive" and sub.status != "active":
             continue
-        lines += _subscription_lines(world, sub)
+        produced = _subscription_lines(world, sub)
+        lines += _with_bill_options(world, sub, produced) if stated else produced
     for config in scenario.vendor.billing_configurations:
         lines += configuration_lines(world, config)
 
@@ -152,6 +155,23 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     price = binding.unit_price if binding.unit_price is not None else sub.unit_price
     cost = binding.unit_cost if binding.unit_cost is not None else sub.unit_cost
     return seat_lines(world, sub, target, binding.psa_product_id, price, cost)
+
+
+def _with_bill_options(world: World, sub: Subscription, lines: list[PlanLine]) -> list[PlanLine]:
+    """Every line a binding produces carries its taxable flag and bill option (issue 13): the
+    sub-product's binding, else the product's. Lines of default bindings are left as built."""
+    if not lines:
+        return lines
+    out: list[PlanLine] = []
+    for line in lines:
+        binding = world.bindings.get((sub.product_id, line.sub_product))
+        if binding is None and line.sub_product is not None:
+            binding = world.bindings.get((sub.product_id, None))
+        if binding is None or (binding.taxable is None and binding.bill_option == "billable"):
+            out.append(line)
+        else:
+            out.append(line.model_copy(update=bill_options(binding)))
+    return out
 
 
 def _line_order(line: PlanLine) -> tuple[str, str, int, date, str]:

@@ -56,6 +56,15 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=_LINE)]
 Name = Annotated[str, Field(max_length=MAX_NAME, pattern=_LINE)]
 Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=_LINES)]
 ProductKind = Literal["seat", "endpoint_usage", "usage_summary", "quota"]
+# How a PSA bills a line to the customer (seed 001's review rows "Bill Options: Billable / Taxable";
+# ConnectWise `Addition.billCustomer` Billable | DoNotBill | NoCharge, APIS.md §2.8). Anything but
+# "billable" bills the customer $0 for the line; its cost stays the MSP's.
+BillOption = Literal["billable", "do_not_bill", "no_charge"]
+BILL_OPTION_LABELS: dict[BillOption, str] = {
+    "billable": "Billable",
+    "do_not_bill": "Do not bill",
+    "no_charge": "No charge",
+}
 
 MAX_DIGITS = 38  # a number written with more digits is refused outright
 MAX_INTEGER_DIGITS = 12  # below 10^12: products and sums stay exact in Decimal's 28 digits
@@ -390,6 +399,10 @@ class PsaLine(Model):
     description: Text = ""
     metered: bool = False
     source: LineSource | None = None
+    # How the PSA bills the line, when its connector reads it (ConnectWise: `taxableFlag`,
+    # `billCustomer`); None: not known (not read, or the PSA has no such field per line).
+    taxable: bool | None = None
+    bill_option: BillOption | None = None
 
 
 class Psa(Model):
@@ -423,6 +436,10 @@ class ProductBinding(Model):
     sub_product: Name | None = None
     psa_product_id: Id
     free: bool = False
+    taxable: bool | None = Field(
+        None, description="Lines are written taxable / not; None: the PSA product's default."
+    )
+    bill_option: BillOption = Field("billable", description="How the PSA bills the lines to the customer.")
     unit_price: Money | None = Field(None, description="Overrides the vendor's retail price.")
     unit_cost: Money | None = Field(None, description="Overrides the vendor's partner cost.")
 

@@ -16,6 +16,10 @@ Per line key:
 - **update**: the line `psa_line_id`, re-read; gone → `missing`.
 - **cancel**: the line must carry a cancelled date on or before the plan's end date (its amount
   is not compared: the line stops billing).
+Per line too (issue 13): how the PSA bills it, when its connector reads that (ConnectWise
+`billCustomer` / `taxableFlag`): a line landed Billable when the plan says No charge (or the other
+way) is a difference, and so is a taxable flag other than the plan's when the plan sets one (a plan
+line's `taxable` None leaves it to the PSA product's default).
 Any other status than `ok` is a difference; `difference` is what the PSA will invoice minus what
 the plan says, in dollars. Pure code (`verify_lines`) plus one async read through a
 `PsaConnector` (`verify_psa`).
@@ -33,7 +37,7 @@ from typing import Any, Literal
 from engine.connectors.base import PsaConnector
 from engine.money import round_cents
 from engine.plan import LineKind, PlanLine
-from engine.scenario import PsaLine
+from engine.scenario import BILL_OPTION_LABELS, PsaLine
 
 ZERO = Decimal("0.00")
 
@@ -232,7 +236,7 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
                 old.cancelled_date is None or old.cancelled_date > line.effective_date - timedelta(days=1)
             ):
                 notes.append(f"replaced line {old.id} does not end {line.effective_date - timedelta(days=1)}")
-        return _compare(base, price, cost, ids, notes)
+        return _compare(base, price, cost, ids, notes + _bill_notes(line, found[0]))
     current = next((item for item in psa_lines if item.id == line.psa_line_id), None)
     if current is None:
         return LineCheck(**base, status="missing", message=f"line {line.psa_line_id} is not in the PSA")
@@ -253,7 +257,24 @@ def check_line(line: PlanLine, psa_lines: Sequence[PsaLine]) -> LineCheck:
             if ended
             else f"cancelled date {current.cancelled_date or 'not set'}, plan {line.end_date}",
         )
-    return _compare(base, price, cost, (current.id,), [])
+    return _compare(base, price, cost, (current.id,), _bill_notes(line, current))
+
+
+def _bill_notes(line: PlanLine, landed: PsaLine) -> list[str]:
+    """How the PSA bills the landed line against the plan's bill option and taxable flag (only what
+    the connector read: None is not known)."""
+    notes: list[str] = []
+    if landed.bill_option is not None and landed.bill_option != line.bill_option:
+        notes.append(
+            f"bill option {BILL_OPTION_LABELS[line.bill_option]} planned, "
+            f"{BILL_OPTION_LABELS[landed.bill_option]} in the PSA"
+        )
+    if line.taxable is not None and landed.taxable is not None and landed.taxable != line.taxable:
+        notes.append(
+            f"{'taxable' if line.taxable else 'not taxable'} planned, "
+            f"{'taxable' if landed.taxable else 'not taxable'} in the PSA"
+        )
+    return notes
 
 
 def _compare(

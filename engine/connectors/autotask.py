@@ -129,6 +129,7 @@ from engine.connectors.base import (
     ServiceError,
     psa_description,
     psa_quantity,
+    refuse_bill_options,
 )
 from engine.connectors.http import (
     RateBudget,
@@ -1155,6 +1156,8 @@ class AutotaskConnector:
         """The requests `create_line` sends. For a recurring line the adjustment's
         `contractServiceID` is absent here: it is the id the first request returns. A charge's
         `billingCodeID` is the Service's; absent here until the Service has been read."""
+        # APIS.md §4.7: ContractServices / Charges carry no per-line taxable flag or bill option
+        refuse_bill_options(SERVICE, "autotask", write.key, write.taxable, write.bill_option)
         if write.kind == "one_time":
             return [self._charge_request(write)]
         return [self._contract_service_request(write), self._new_units_request(write, None)]
@@ -1162,6 +1165,7 @@ class AutotaskConnector:
     def update_requests(self, update: LineUpdate) -> list[httpx.Request]:
         """The requests `update_line` sends: one units adjustment (quantity, cancellation, cost)
         and/or a PATCH of the price."""
+        refuse_bill_options(SERVICE, "autotask", update.key, update.taxable, update.bill_option)
         contract_id, line_id = _id(update.agreement_id), _id(update.line_id)
         change: int | None = None
         effective: date | None = None
@@ -1224,6 +1228,7 @@ class AutotaskConnector:
 
     async def create_line(self, write: LineWrite) -> PsaLine:
         await self.connect()
+        refuse_bill_options(SERVICE, "autotask", write.key, write.taxable, write.bill_option)
         self._intents[(_id(write.agreement_id), write.key)] = write
         if write.kind == "one_time":
             await self._billing_code(_id(write.product_id))

@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 import httpx
 
 from engine.scenario import (
+    BillOption,
     PsaAgreement,
     PsaCompany,
     PsaLine,
@@ -129,6 +130,10 @@ class LineWrite:
     # Quota pay-as-you-go / overage lines (RULES.md §6): the line is the metered one. Each connector
     # says where the flag lives in its PSA.
     metered: bool = False
+    # The binding's (issue 13): taxable None = the PSA product's default. A connector whose PSA has
+    # no such fields per line (engine.psa capabilities) refuses anything else before sending.
+    taxable: bool | None = None
+    bill_option: BillOption = "billable"
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,10 @@ class LineUpdate:
     cancelled_date: date | None = None
     effective_date: date | None = None  # Autotask: when a quantity change takes effect
     previous_quantity: Decimal | None = None
+    # The binding's, written only when it says more than the defaults (a default binding leaves the
+    # PSA line's own setting alone; the landed check still reports a line that will not be billed).
+    taxable: bool | None = None
+    bill_option: BillOption | None = None
 
 
 class PsaConnector(Protocol):
@@ -204,6 +213,20 @@ class PsaConnector(Protocol):
     def update_requests(self, update: LineUpdate) -> list[httpx.Request]: ...
 
     async def aclose(self) -> None: ...
+
+
+def refuse_bill_options(
+    service: str, psa: PsaName, key: str, taxable: bool | None, bill_option: BillOption | None
+) -> None:
+    """Raise (nothing sent) when a PSA whose lines carry no taxable flag or bill option is asked for
+    one: the bind refuses them for such a workspace (engine.actions.bind_product), so only a scenario
+    or store bound elsewhere gets here."""
+    from engine.psa import Capability, psa_spec
+
+    spec = psa_spec(psa)
+    if spec.can(Capability.LINE_BILL_OPTIONS) or (taxable is None and bill_option in (None, "billable")):
+        return
+    raise ServiceError(service, f"{key}: {spec.bill_options_note}", sent=False)
 
 
 # --- extra-months lines (RULES.md §3) --------------------------------------------------------------

@@ -44,7 +44,13 @@ DoNotBill | NoCharge; the arithmetic is ConnectWise's agreement billing, ASSUMED
 meaning]. So a line is read with `quantity` = quantity − lessIncluded (never below 0) — what the
 plan and the verification compare — and a quantity update writes the planned quantity +
 lessIncluded (known from the read of that addition the executor always makes first), so the
-included units stay as the operator set them. Every addition trueup creates is Billable.
+included units stay as the operator set them.
+
+**Bill options** (issue 13, seed 001's review rows "Bill Options: Billable / Taxable"): an addition
+is created with the binding's `billCustomer` (Billable | DoNotBill | NoCharge [spec Addition;
+APIS.md §2.8], `BILL_CUSTOMER`) and, when the binding says, `taxableFlag` (absent: the catalog
+item's default); an update writes them only when the binding is not the default. A line is read
+with both, so the landed check sees a line that will not be billed.
 `prorateCurrentPeriodFlag` is written false on every create: trueup writes its own prorate lines
 (RULES.md §2) and ConnectWise would otherwise add its own for the first partial month [spec field;
 ASSUMED: an absent flag follows the agreement's proration].
@@ -58,7 +64,7 @@ caption is a constructor argument (`metered_caption`). A metered create sends th
 learnt from any addition read that carries it (refused before sending when none has).
 
 Writes per line kind (all `POST /finance/agreements/{id}/additions` with `product`, `billCustomer`
-"Billable", `quantity`, `unitPrice`, `unitCost`, `effectiveDate`, `serialNumber` (the key),
+(the binding's), `taxableFlag` (when the binding sets it), `quantity`, `unitPrice`, `unitCost`, `effectiveDate`, `serialNumber` (the key),
 `invoiceDescription`, `description`, `agreementId`, `prorateCurrentPeriodFlag` false):
 recurring / arrears / usage summary / backup configuration: no `cancelledDate`; prorate and extra
 months: `cancelledDate` = the period's last day (billed once); metered usage: + the `Metered`
@@ -116,9 +122,16 @@ from engine.connectors.http import (
 from engine.keys import PlanKey, kind_of, line_source
 from engine.margin.psa_invoices import PsaInvoiceLine
 from engine.money import round_cents
-from engine.scenario import PsaAgreement, PsaCompany, PsaLine, PsaProduct
+from engine.scenario import BillOption, PsaAgreement, PsaCompany, PsaLine, PsaProduct
 
 SERVICE = "ConnectWise Manage"
+# [spec] Addition.billCustomer enum Billable | DoNotBill | NoCharge (APIS.md §2.8)
+BILL_CUSTOMER: dict[BillOption, str] = {
+    "billable": "Billable",
+    "do_not_bill": "DoNotBill",
+    "no_charge": "NoCharge",
+}
+BILL_OPTION_OF: dict[str, BillOption] = {v: k for k, v in BILL_CUSTOMER.items()}
 DEFAULT_CODEBASE = "v4_6_release"
 API_PREFIX = "apis/3.0"
 SERIAL_MAX = 50  # [spec] Addition.serialNumber "Max length: 50;"
@@ -312,6 +325,8 @@ class _Addition(_Record):
     cancelledDate: StrictStr | None = None
     customFields: list[_CustomField] | None = None
     prorateCurrentPeriodFlag: StrictBool | None = None
+    billCustomer: Literal["Billable", "DoNotBill", "NoCharge"] | None = None
+    taxableFlag: StrictBool | None = None
 
 
 class _Invoice(_Record):
@@ -645,6 +660,8 @@ class ConnectWiseConnector:
             description=str(row.get("invoiceDescription") or row.get("description") or ""),
             metered=_metered(row, self.metered_caption),
             source=line_source(key),
+            taxable=row.get("taxableFlag") if isinstance(row.get("taxableFlag"), bool) else None,
+            bill_option=BILL_OPTION_OF.get(str(row.get("billCustomer"))),
         )
 
     def _learn_metered_field(self, row: Mapping[str, Any]) -> None:
@@ -661,7 +678,7 @@ class ConnectWiseConnector:
     def addition_body(self, write: LineWrite) -> dict[str, Any]:
         body: dict[str, Any] = {
             "product": {"id": _int_id(write.product_id, "product")},
-            "billCustomer": "Billable",
+            "billCustomer": BILL_CUSTOMER[write.bill_option],
             "quantity": psa_quantity(write),  # extra months: gap × months (module docstring)
             "unitPrice": write.unit_price,
             "unitCost": write.unit_cost,
@@ -675,6 +692,8 @@ class ConnectWiseConnector:
             # prorateFlag, which is commonly on].
             "prorateCurrentPeriodFlag": False,
         }
+        if write.taxable is not None:
+            body["taxableFlag"] = write.taxable  # absent: the catalog item's default
         if write.end_date is not None:
             body["cancelledDate"] = cw_datetime(write.end_date)
         if write.metered:
@@ -707,6 +726,8 @@ class ConnectWiseConnector:
             ("quantity", quantity),
             ("unitPrice", update.unit_price),
             ("unitCost", update.unit_cost),
+            ("billCustomer", BILL_CUSTOMER[update.bill_option] if update.bill_option else None),
+            ("taxableFlag", update.taxable),
         ):
             if value is not None:
                 ops.append({"op": "replace", "path": path, "value": value})

@@ -83,6 +83,7 @@ from engine.connectors.base import (
     ServiceError,
     psa_description,
     psa_quantity,
+    refuse_bill_options,
 )
 from engine.connectors.connectwise import (
     ONE_TIME_KINDS,
@@ -615,10 +616,13 @@ class HaloConnector:
         )
 
     def create_requests(self, write: LineWrite) -> list[httpx.Request]:
+        # [spec] InvoiceDetail has no taxable flag (only tenant tax codes) and no bill option
+        refuse_bill_options(SERVICE, "halopsa", write.key, write.taxable, write.bill_option)
         self._sent[write.key] = write
         return [self._post("/RecurringInvoice/Lines", [self.line_body(write)])]
 
     def update_requests(self, update: LineUpdate) -> list[httpx.Request]:
+        refuse_bill_options(SERVICE, "halopsa", update.key, update.taxable, update.bill_option)
         body = self.update_body(update)
         if set(body) <= {"id", "ihid"}:
             return []

@@ -23,7 +23,8 @@ Rules (ours, in the style of shared/RULES.md; tests/margin/ holds each):
   customer says which (`CustomerMargin.psa_billed_from`), the report in `psa_source`. ASSUMED:
   the PSA invoices in the currency the distributor bills that customer in.
 * **Should bill** (the plan's figure): the subscription's quantity in force on M's first day ×
-  its unit price (the binding's override first), for a monthly subscription active then.
+  its unit price (the binding's override first), for a monthly subscription active then; $0 when its binding does not bill (do not bill / no
+  charge, issue 13), and a PSA line read as not billed bills $0.
 * **Classes** (per subscription; recurring items against recurring lines, one-time items —
   prorates, one-time charges, credits — against one-time lines):
   - `ignored` — the operator ignored the subscription (or that prorate): who, when, why.
@@ -246,6 +247,12 @@ class _Index:
         self.ignored = {i.key: i for i in scenario.ignored}
         self.as_of = scenario.as_of
         self.free = {b.vendor_product_id for b in mappings.products if b.free}
+        # issue 13: a binding that does not bill (do not bill / no charge) should bill $0
+        self.not_billed = {
+            b.vendor_product_id
+            for b in mappings.products
+            if b.sub_product is None and b.bill_option != "billable"
+        }
         self.synced_list = scenario.synced
         self.synced: dict[str, SyncedKey] = {}  # set by the check: the months its prorates are in
         self.invoiced_amounts: dict[str, Decimal] = {}  # the PSA invoice's amount of an invoiced line
@@ -343,10 +350,13 @@ def _invoiced_lines(
 
 
 def _line_amount(line: PsaLine, invoiced: Mapping[str, Decimal] | None = None) -> Decimal:
-    """What a line bills: the PSA invoice's own amount for an invoiced line, else quantity × unit
-    price rounded half-up to cents."""
+    """What a line bills: the PSA invoice's own amount for an invoiced line; $0 for a line the PSA
+    reads as do not bill / no charge (issue 13); else quantity × unit price rounded half-up to
+    cents."""
     if invoiced is not None and (amount := invoiced.get(line.id)) is not None:
         return amount
+    if line.bill_option not in (None, "billable"):
+        return ZERO
     return round_cents(line.quantity * line.unit_price)
 
 
@@ -618,6 +628,8 @@ def _should_bill(
         return ZERO, ZERO
     if sub.status == "cancelled" and sub.cancelled_date is not None and sub.cancelled_date < first:
         return ZERO, ZERO
+    if sub.product_id in idx.not_billed:
+        return quantity, ZERO  # the binding writes its lines not billed (issue 13)
     price = idx.binding_price.get(sub.product_id, sub.unit_price)
     return quantity, round_cents(quantity * price)
 

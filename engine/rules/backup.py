@@ -9,7 +9,7 @@ from typing import Any
 from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity, round_cents
 from engine.plan import LineKind, PlanLine
-from engine.rules.context import World, money_line
+from engine.rules.context import World, bill_options, money_line
 from engine.rules.quota import latest_usage
 from engine.scenario import BillingConfiguration
 
@@ -41,6 +41,7 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
     target = world.target_for(config.company_id, "monthly", subject)
     if target is None:
         return []
+    terms: dict[str, Any] = {}
     if config.psa_product_id is not None:
         psa_product_id = config.psa_product_id
     else:
@@ -48,6 +49,7 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
         if binding is None:
             return []
         psa_product_id = binding.psa_product_id
+        terms = bill_options(binding)  # issue 13: the line the binding produces carries them
 
     quantity = price_sum = cost_sum = ZERO
     for sub in subs:
@@ -104,6 +106,7 @@ def configuration_lines(world: World, config: BillingConfiguration) -> list[Plan
         unit_price=unit_price,
         unit_cost=unit_cost,
         formula=how,
+        **terms,
     )
     if existing is not None:
         if (existing.quantity, existing.unit_price, existing.unit_cost) == (line_qty, unit_price, unit_cost):

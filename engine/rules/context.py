@@ -390,6 +390,11 @@ class World:
         return override.effective_date
 
 
+def bill_options(binding: ProductBinding) -> dict[str, Any]:
+    """The PlanLine fields a binding's taxable flag and bill option set (issue 13)."""
+    return {"taxable": binding.taxable, "bill_option": binding.bill_option}
+
+
 def money_line(*, months: int | None = None, **fields: Any) -> PlanLine:
     """A PlanLine with totals = quantity × unit × months, rounded half-up to cents (the units are
     already rounded where RULES.md says so), and its fingerprint."""

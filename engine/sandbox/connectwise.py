@@ -48,6 +48,7 @@ from urllib.parse import urlencode
 import httpx
 
 from engine.connectors.connectwise import (
+    BILL_CUSTOMER,
     INVOICE_DESCRIPTION_MAX,
     METERED_CAPTION,
     SERIAL_MAX,
@@ -383,7 +384,8 @@ class ConnectWiseSandbox:
                 _num_id(line.agreement_id, "agreement"),
                 {
                     "product": {"id": _num_id(line.product_id, "product")},
-                    "billCustomer": "Billable",
+                    "billCustomer": BILL_CUSTOMER[line.bill_option or "billable"],
+                    **({} if line.taxable is None else {"taxableFlag": line.taxable}),
                     "quantity": line.quantity,
                     "unitPrice": line.unit_price,
                     "unitCost": line.unit_cost,
@@ -488,7 +490,8 @@ class ConnectWiseSandbox:
             "unitCost": body.get("unitCost", product.get("cost")),
             "effectiveDate": body.get("effectiveDate"),
             "cancelledDate": body.get("cancelledDate"),
-            "taxableFlag": body.get("taxableFlag", True),
+            # absent: the catalog item's taxableFlag (ASSUMED, as the product's default tax applies)
+            "taxableFlag": body.get("taxableFlag", product.get("taxableFlag", True)),
             "serialNumber": body.get("serialNumber"),
             "invoiceDescription": body.get("invoiceDescription"),
             "description": body.get("description", product.get("description")),

@@ -134,6 +134,9 @@ class PsaLineRow(SQLModel, table=True):
     source_subscription_id: str | None = Field(default=None, index=True)
     source_sub_product: str | None = None
     source_key: str | None = Field(default=None, index=True)
+    # issue 13, migration 0008_binding_bill_options: how the PSA bills the line, when read (None: not)
+    taxable: bool | None = None
+    bill_option: str | None = None  # engine.scenario.BillOption
 
 
 # --- mappings and operator state -----------------------------------------------------------------
@@ -152,6 +155,9 @@ class ProductBindingRow(SQLModel, table=True):
     sub_product: str = Field(default="", primary_key=True)  # "" = the top-level product
     psa_product_id: str
     free: bool = False
+    # issue 13, migration 0008_binding_bill_options: written on every line the binding produces
+    taxable: bool | None = None  # None = the PSA product's default
+    bill_option: str = Field(default="billable", sa_column_kwargs={"server_default": "billable"})
     unit_price: Decimal | None = money(nullable=True)
     unit_cost: Decimal | None = money(nullable=True)
     version: int = 1

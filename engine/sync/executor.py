@@ -210,6 +210,8 @@ def line_write(line: PlanLine) -> LineWrite:
         months=line.months if line.kind is LineKind.EXTRA_MONTHS else None,
         period_start=line.period_start,
         period_end=line.period_end,
+        taxable=line.taxable,
+        bill_option=line.bill_option,
     )
 
 
@@ -227,6 +229,8 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
             previous_quantity=line.previous_quantity,
         )
     prices = line.kind in PRICE_WRITING_KINDS
+    # issue 13: a binding's non-default bill options are written on its updates too
+    stated = line.taxable is not None or line.bill_option != "billable"
     return LineUpdate(
         key=line.key,
         line_id=line.psa_line_id,
@@ -236,6 +240,8 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
         unit_cost=line.unit_cost if prices else None,
         effective_date=effective_from,
         previous_quantity=line.previous_quantity,
+        taxable=line.taxable,
+        bill_option=line.bill_option if stated else None,
     )
 
 

@@ -432,6 +432,8 @@ def psa_line_row(line: PsaLine) -> PsaLineRow:
         source_subscription_id=source.subscription_id if source else None,
         source_sub_product=source.sub_product if source else None,
         source_key=source.key if source else None,
+        taxable=line.taxable,
+        bill_option=line.bill_option,
     )
 
 

@@ -765,3 +765,49 @@ async def test_create_product_with_an_unknown_category_names_the_choices_and_sen
         await connector().create_product(ProductSpec("X", "X1", Decimal(1), Decimal(0), category="Backup"))
     assert "no subcategory named 'Backup' (ConnectWise has: Cloud)" in str(info.value)
     assert info.value.sent is False and not route.called
+
+
+# --- bill options (issue 13, APIS.md §2.8 Addition.billCustomer / taxableFlag) ------------------------
+
+
+@respx.mock
+async def test_a_bindings_bill_options_are_written_on_the_addition_and_read_back(spec):
+    route = respx.post(f"{ROOT}/finance/agreements/290/additions").respond(
+        201, json={**ADDITION, "id": 7006, "billCustomer": "NoCharge", "taxableFlag": False}
+    )
+    line = await connector().create_line(write(bill_option="no_charge", taxable=False))
+    body = json.loads(route.calls.last.request.content)
+    assert (body["billCustomer"], body["taxableFlag"]) == ("NoCharge", False)
+    validate(spec, "Addition", body)
+    assert (line.bill_option, line.taxable) == ("no_charge", False)
+
+    await connector().create_line(write(bill_option="do_not_bill"))
+    body = json.loads(route.calls.last.request.content)
+    assert body["billCustomer"] == "DoNotBill" and "taxableFlag" not in body  # the catalog item's default
+
+
+@respx.mock
+async def test_an_update_writes_bill_options_only_when_the_binding_sets_them():
+    route = respx.patch(f"{ROOT}/finance/agreements/290/additions/7001").respond(200, json=ADDITION)
+    client = connector()
+    base = dict(key=f"{SUB}:recurring", line_id="7001", agreement_id="290", quantity=Decimal("290"))
+    await client.update_line(LineUpdate(**base, bill_option="no_charge", taxable=True))
+    ops = json.loads(route.calls.last.request.content)
+    assert ops == [
+        {"op": "replace", "path": "quantity", "value": 290},
+        {"op": "replace", "path": "billCustomer", "value": "NoCharge"},
+        {"op": "replace", "path": "taxableFlag", "value": True},
+    ]
+    await client.update_line(LineUpdate(**base))
+    assert json.loads(route.calls.last.request.content) == [
+        {"op": "replace", "path": "quantity", "value": 290}
+    ]
+
+
+@respx.mock
+async def test_a_read_addition_with_an_unknown_bill_customer_is_refused():
+    respx.get(f"{ROOT}/finance/agreements/290/additions").respond(
+        json=[{**ADDITION, "billCustomer": "Sometimes"}]
+    )
+    with pytest.raises(ServiceError):
+        await connector().lines(["290"])

@@ -659,3 +659,17 @@ async def test_create_product_posts_an_item_array_the_spec_accepts(spec):
     ]
     validate_post(spec, "/Item", body)
     assert (created.id, created.sku, created.unit_price) == ("912", "ACR-GB", Decimal("0.12"))
+
+
+@respx.mock
+async def test_bill_options_are_refused_before_sending_for_halo_lines_have_none() -> None:
+    """[spec] InvoiceDetail has no taxable flag (only tax codes) and no bill option (issue 13)."""
+    route = respx.post(f"{API}/RecurringInvoice/Lines").respond(json=[])
+    for asked in ({"bill_option": "no_charge"}, {"taxable": True}):
+        with pytest.raises(ServiceError) as refused:
+            connector().create_requests(write(**asked))
+        assert refused.value.sent is False and "HaloPSA recurring invoice lines have no taxable flag" in str(
+            refused.value
+        )
+    assert route.call_count == 0
+    assert connector().create_requests(write(bill_option="billable", taxable=None))  # the defaults go out

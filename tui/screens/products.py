@@ -16,7 +16,7 @@ from engine.connectors.base import ProductSpec
 from engine.console_core import Act
 from tui.bindings import bindings
 from tui.model import ConsoleData, Row, split_product_key
-from tui.screens.fixes import PreselectPickerModal
+from tui.screens.bind_product import BindChoice, BindProductModal
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
@@ -141,12 +141,19 @@ class ProductsScreen(Screen[None]):
         if current is not None:
             note = (f"Now bound to {row.cells[3]}. " + note).strip()
 
-        def done(psa_id: str | None) -> None:
-            if not psa_id:
+        def done(choice: BindChoice | None) -> None:
+            if choice is None or not choice.psa_id:
                 return
-            psa_name = self.data.psa_product_names.get(psa_id, psa_id)
+            psa_name = self.data.psa_product_names.get(choice.psa_id, choice.psa_id)
             self.app.act(
-                Act("bind_product", vendor_id=product_id, psa_id=psa_id, sub_product=sub_product),
+                Act(
+                    "bind_product",
+                    vendor_id=product_id,
+                    psa_id=choice.psa_id,
+                    sub_product=sub_product,
+                    taxable=choice.taxable,
+                    bill_option=choice.bill_option,
+                ),
                 f"Bound {what} to {psa_name}",
             )
 
@@ -154,8 +161,13 @@ class ProductsScreen(Screen[None]):
         preselect = actions.same_sku_product(self.app.workspace.store, product_id)
         if current is not None:
             preselect = getattr(current, "psa_product_id", None) or preselect
+        taxable = getattr(current, "taxable", None)
+        bill_option = getattr(current, "bill_option", "billable")
+        psa = str(self.app.workspace.store.settings().psa)
+        # a PSA whose lines carry no bill options: the dialog says why, once (engine.psa)
+        refusal = actions.bill_options_refusal(psa, True, "no_charge")
         self.app.push_screen(
-            PreselectPickerModal(
+            BindProductModal(
                 f"Bind {what} to a {self.data.psa} product",
                 self.data.psa_products,
                 placeholder=f"Search {self.data.psa} products",
@@ -163,6 +175,9 @@ class ProductsScreen(Screen[None]):
                 list_id="psa-products",
                 verb="bind",
                 selected=preselect,
+                taxable=taxable,
+                bill_option=bill_option,
+                refusal=refusal,
             ),
             done,
         )

@@ -20,6 +20,7 @@ from engine.money import fmt_money, fmt_quantity
 from engine.net import Net, fmt_net, fmt_pct, line_net, old_line_of, total_net
 from engine.net import summary as net_summary
 from engine.plan import Finding, PlanLine
+from engine.scenario import BILL_OPTION_LABELS
 from engine.verify import invoiced_total
 from tui.bindings import bindings
 from tui.model import Column, ConsoleData
@@ -198,6 +199,17 @@ class ReviewScreen(Screen[None]):
                 psa.cancelled_date.isoformat() if psa is not None and psa.cancelled_date else "—",
             ),
             ("Description", line.description, psa.description if psa is not None else "—"),
+            # seed 001's review rows "Bill Options: Billable / Taxable" (the binding's, issue 13)
+            (
+                "Bill option",
+                BILL_OPTION_LABELS[line.bill_option],
+                BILL_OPTION_LABELS[psa.bill_option] if psa is not None and psa.bill_option else "—",
+            ),
+            (
+                "Taxable",
+                _taxable(line.taxable),
+                _taxable(psa.taxable) if psa is not None and psa.taxable is not None else "—",
+            ),
             ("Gross", fmt_money(line.total_price), "—"),
         ]
         money = (
@@ -205,6 +217,8 @@ class ReviewScreen(Screen[None]):
             if line.kind.one_time
             else f"Net {fmt_net(net.monthly)}/month (cost {fmt_net(net.monthly_cost)})"
         )
+        if not line.billed:
+            money += f" · {BILL_OPTION_LABELS[line.bill_option].lower()}: bills the customer $0.00"
         return (
             "\n".join(f"{a:<12} {b:<28} {c}" for a, b, c in rows)
             + f"\n{money} · margin {fmt_net(net.margin)} ({fmt_pct(net.margin_pct)})"
@@ -394,3 +408,7 @@ class ReviewScreen(Screen[None]):
             self.app.push_screen(ConfirmModal("Cancel the sync", body), answered)
             return
         self.app.pop_screen()
+
+
+def _taxable(value: bool | None) -> str:
+    return "product default" if value is None else ("yes" if value else "no")

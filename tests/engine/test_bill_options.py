@@ -144,7 +144,7 @@ def test_the_margin_check_expects_nothing_billed_for_a_no_charge_binding() -> No
     from datetime import date
 
     index = _Index(scenario)
-    assert _should_bill(scenario.vendor.subscriptions[0], index, date(2021, 1, 1)) == (D(2), Decimal(0))
+    assert _should_bill(scenario.vendor.subscriptions[0], index, date(2021, 1, 1), D(2)) == (D(2), Decimal(0))
 
 
 # --- the bind action -------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from textual.worker import Worker, WorkerState
 
 from engine.actions import ActionError
 from engine.console_core import SAVED_STATE, Act, Change, ConsoleCore, Outcome, Workspace
-from tui import model
 from tui.bindings import REGISTRY, bindings
 from tui.commands import RegistryCommands
 from tui.messages import ActionFailed, ActionSucceeded, DataLoaded
-from tui.model import VIEW, ConsoleData
+from tui.model import VIEW
+from tui.rows import ConsoleData, figures_time
 from tui.screens.main import MainScreen
 
 DEFAULT_REFRESH_INTERVAL = 300.0
@@ -259,7 +259,7 @@ class TrueupApp(App[int]):
         if data is None:
             return f"The figures are still loading; {what} once they are shown."
         if data.stale:
-            when = model.figures_time(data)
+            when = figures_time(data)
             return (
                 f"The figures shown are from {when} and are being recomputed; {what} once the "
                 "current figures are shown."

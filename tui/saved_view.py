@@ -21,8 +21,7 @@ from datetime import date
 from typing import Any, Generic, TypeVar
 
 from engine.batch import gc_paused
-from engine.plan import Finding, Plan, PlanLine
-from tui.model import ZERO, ConsoleData, Row
+from tui.rows import ConsoleData, Row
 
 VIEW_FORMAT = "trueup-view/3"  # 3: rows carry their company and state
 PLAN_FORMAT = "trueup-plan/1"
@@ -215,22 +214,16 @@ def _encode_view(data: ConsoleData) -> bytes:
 
 def decode_view(blob: bytes) -> ConsoleData:
     """The rows of a saved view, as a ConsoleData whose plan is still to be restored (`complete`
-    False, `restore_plan`). Raises ValueError on anything unexpected."""
+    False, `plan` None until `restore_plan`). Raises ValueError on anything unexpected. Standard
+    library only (with `tui.rows`): a launch decodes the view before the engine is imported."""
     size = int.from_bytes(blob[:8], "big")
     header = json.loads(blob[8 : 8 + size])
     if header.get("format") != VIEW_FORMAT:
         raise ValueError(f"saved view: unknown format {header.get('format')!r}")
     as_of = date.fromisoformat(header["as_of"])
     invoiced_through = date.fromisoformat(header["invoiced_through"])
-    empty = Plan(
-        as_of=as_of,
-        invoiced_through=invoiced_through,
-        lines=[],
-        findings=[],
-        totals={"price": ZERO, "cost": ZERO},
-    )
     data = ConsoleData(
-        plan=empty, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"], complete=False
+        plan=None, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"], complete=False
     )
     data.company_names = header["company_names"]
     data.psa_companies = [(a, b) for a, b in header["psa_companies"]]
@@ -295,7 +288,7 @@ def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
     the view's rows. Validated by the engine's models, a few hundred at a time."""
     from pydantic import TypeAdapter
 
-    from engine.plan import Totals
+    from engine.plan import Finding, Plan, PlanLine, Totals
     from engine.scenario import Ignore, ProductBinding, PsaLine
 
     head, *lines = blob.split(b"\n")

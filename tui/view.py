@@ -14,7 +14,7 @@ from itertools import zip_longest
 
 from rich.cells import cell_len
 
-from tui.model import Row
+from tui.rows import Row
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
 _NOT_A_NUMBER = re.compile(r"[^0-9.\-]")

@@ -19,6 +19,7 @@ from engine.store import Store
 from engine.store import plan_cache as pc
 from tui import model, saved_view
 from tui.app import SAVED_STATE, TrueupApp
+from tui.rows import Row
 from tui.screens.ignore import IgnoreModal
 from tui.screens.review import ReviewScreen
 from tui.workspace import StoreWorkspace
@@ -267,7 +268,7 @@ def test_the_saved_view_and_plan_round_trip_exactly(store: Store) -> None:
 def test_a_row_holding_a_separator_is_not_saved(store: Store) -> None:
     data = model.load(store, AS_OF, today=AS_OF)
     row = data.rows["unsynced"][0]
-    data.rows["unsynced"][0] = model.Row(key=row.key, cells=(row.cells[0], "Odd\x1fName", *row.cells[2:]))
+    data.rows["unsynced"][0] = Row(key=row.key, cells=(row.cells[0], "Odd\x1fName", *row.cells[2:]))
     with pytest.raises(saved_view.NotSaveable):
         saved_view.encode_view(data)
 
@@ -284,7 +285,7 @@ def test_separators_anywhere_in_a_row_are_refused(store: Store) -> None:
         {"search": "s\x1es"},
         {"status": "\x1e"},
     ):
-        data.rows["unsynced"][0] = model.Row(**{**row.__dict__, **change})
+        data.rows["unsynced"][0] = Row(**{**row.__dict__, **change})
         with pytest.raises(saved_view.NotSaveable):
             saved_view.encode_view(data)
 

@@ -22,7 +22,7 @@ from textual.widgets import Input, OptionList, Static
 from engine import actions
 from engine.rules.findings import CODES
 from tui.bindings import REGISTRY, key_label
-from tui.model import IGNORED_PREFIX, Row
+from tui.rows import IGNORED_PREFIX, Row
 from tui.screens.confirm import ConfirmModal
 from tui.screens.map_company import PickerModal
 
@@ -325,7 +325,7 @@ class FixActions:
                 return
 
     def _move_in_products(self, product_id: str) -> None:
-        from tui.model import split_product_key
+        from tui.rows import split_product_key
         from tui.screens.products import ProductsScreen
 
         screen = self.app.screen

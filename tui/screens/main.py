@@ -16,7 +16,7 @@ from engine.batch import hold_provisional
 from engine.console_core import Act, Outcome
 from engine.money import fmt_money
 from tui.bindings import bindings
-from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
+from tui.rows import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.fixes import FixActions, TextModal

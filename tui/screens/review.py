@@ -22,7 +22,7 @@ from engine.net import summary as net_summary
 from engine.plan import Finding, PlanLine
 from engine.verify import invoiced_total
 from tui.bindings import bindings
-from tui.model import Column, ConsoleData
+from tui.rows import Column, ConsoleData
 from tui.screens.confirm import ConfirmModal, cost_continues_warning
 from tui.widgets.keyed_table import KeyedTable
 

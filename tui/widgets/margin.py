@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from engine.margin import CLASS_LABELS, MarginReport, MarginRow, margin_percent
 from engine.money import fmt_money, fmt_quantity
 from engine.months import add_months, parse_month
-from tui.model import COLUMNS, PANE_TITLES, Column, Row
+from tui.rows import COLUMNS, PANE_TITLES, Column, Row
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
 

@@ -15,7 +15,7 @@ from textual import work
 
 from engine.money import fmt_money, fmt_quantity
 from engine.rules.commitments import Renewal, renewals
-from tui.model import COLUMNS, PANE_TITLES, Column, Row
+from tui.rows import COLUMNS, PANE_TITLES, Column, Row
 from tui.widgets.panes import Pane
 
 RENEWALS = "renewals"

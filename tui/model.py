@@ -759,9 +759,9 @@ class ConsoleView:
 
     @property
     def code_files(self) -> tuple[Path, ...]:
-        from tui import saved_view
+        from tui.launch import VIEW_FILES
 
-        return (Path(__file__), Path(saved_view.__file__))
+        return VIEW_FILES
 
     @property
     def not_saveable(self) -> type[Exception]:

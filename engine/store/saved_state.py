@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 
+SAVED_STATE = "console"  # the name the console saves its state under (engine.console_core)
 PLAN_CACHE = "plan_cache"  # engine.store.tables.PlanCacheRow.__tablename__
 REVISION_TABLE = "store_revision"  # engine.store.tables.StoreRevisionRow.__tablename__
 # PlanCacheRow's columns, in the order read; `view` and `plan` are zlib-compressed.

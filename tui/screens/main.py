@@ -11,9 +11,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from engine.actions import GeneratedMappings
 from engine.batch import hold_provisional
-from engine.console_core import Act, Outcome
 from engine.money import fmt_money
 from tui.bindings import bindings
 from tui.rows import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
@@ -30,6 +28,7 @@ from tui.widgets.panes import Pane
 from tui.widgets.renewals import RENEWALS, RenewalsPane
 
 if TYPE_CHECKING:
+    from engine.console_core import Outcome
     from tui.app import TrueupApp
 
 LINE_PANES = ("unsynced", "arrears", "prorates")
@@ -123,12 +122,12 @@ class MainScreen(FixActions, Screen[None]):
         ws = app.workspace
         if not busy and data is not None and data.stale:
             busy = f"figures from {figures_time(data)}, recomputing…"
-        self.query_one(StatusHeader).show(
-            label=ws.label,
-            sandbox=ws.sandbox,
+        self.query_one(StatusHeader).show(  # before the engine is loaded: the launch's label, no freshness
+            label=ws.label if ws is not None else app.label,
+            sandbox=ws.sandbox if ws is not None else app.sandbox,
             as_of=data.as_of if data else app.as_of,
             invoiced_through=data.invoiced_through if data else None,
-            freshness=dict(getattr(ws, "freshness", {}) or {}),
+            freshness=dict(getattr(ws, "freshness", {}) or {}) if ws is not None else {},
             busy=busy or app.busy,
             customer=self.customer_search,
         )
@@ -368,6 +367,8 @@ class MainScreen(FixActions, Screen[None]):
     # --- ignore / restore --------------------------------------------------------------------------
 
     def action_ignore_row(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("ignore rows"):
             return
         rows = [r for r in self.targets() if not r.ignored]
@@ -414,6 +415,8 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(ProductsScreen(self.app.data))
 
     def action_restore_row(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("restore rows"):
             return
         data = self.app.data
@@ -443,6 +446,8 @@ class MainScreen(FixActions, Screen[None]):
         return row.line_keys[0] if row.line_keys else row.key
 
     def action_edit_date(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("edit dates"):
             return
         row = self.pane().current
@@ -477,6 +482,8 @@ class MainScreen(FixActions, Screen[None]):
         )
 
     def action_bulk_date(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("edit dates"):
             return
         pane = self.pane()
@@ -509,6 +516,8 @@ class MainScreen(FixActions, Screen[None]):
     # --- customers -----------------------------------------------------------------------------------
 
     def action_map_company(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("map customers"):
             return
         row = self.pane().current
@@ -534,6 +543,8 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(MapCompanyModal(name, data.psa_companies, suggested), done)
 
     def action_unmap_company(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("unmap customers"):
             return
         row = self.pane().current
@@ -553,6 +564,9 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(ConfirmModal(f"Unmap {row.cells[0]}", body), answered)
 
     def action_generate_mappings(self) -> None:
+        from engine.actions import GeneratedMappings
+        from engine.console_core import Act
+
         if self.app.refuse("generate mappings"):
             return
 

@@ -597,17 +597,24 @@ def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
     from engine.store.resolve import resolve_store
     from engine.workspace import open_workspace
     from tui.cli import scrub_outputs
-    from tui.launch import Hint, remember
 
     scrub_outputs(db_url)
     config = load_config()
     workspace = open_workspace(config, db_url=db_url)
-    console = getattr(config, "console", None)
     choice = getattr(workspace, "store_choice", None) or resolve_store(db_url, config)
+    remember_launch(db_url, choice.url, workspace, config)
+    return workspace, config
+
+
+def remember_launch(db_url: str | None, url: str, workspace: Any, config: Any) -> None:
+    """Leave the launch hint of this workspace for the next launch (tui.launch)."""
+    from tui.launch import Hint, remember
+
+    console = getattr(config, "console", None)
     remember(
         db_url,
         Hint(
-            url=choice.url,
+            url=url,
             label=workspace.label,
             sandbox=bool(workspace.sandbox),
             as_of=getattr(workspace, "fixed_as_of", None),
@@ -618,45 +625,54 @@ def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
             refresh_interval=getattr(console, "refresh_interval", None),
         ),
     )
-    return workspace, config
 
 
 def prepare_console(
-    *, db_url: str | None = None, no_mouse: bool = False, theme: str | None = None
+    *,
+    db_url: str | None = None,
+    no_mouse: bool = False,
+    theme: str | None = None,
+    opener: Callable[[str | None], tuple[Any, Any]] = _open_workspace,
+    **options: Any,
 ) -> tuple[TrueupApp, bool]:
     """The console `trueup` runs, and whether it takes the mouse. With a launch hint for this
     configuration and a saved view in its SQLite store, the app paints that view at once and opens
-    the workspace after the first frame; otherwise the workspace is opened first (tui.launch)."""
+    the workspace after the first frame; otherwise the workspace is opened first (tui.launch).
+    `opener` (db_url -> (workspace, config)) and `options` (TrueupApp's) are the bench's: it
+    launches this same path on its own store and clock."""
     from tui.launch import first_view, recall
 
     hint = recall(db_url)
-    today = datetime.now().astimezone().date()  # the day TrueupApp.clock (datetime.now) gives
-    view = first_view(hint, today) if hint is not None else None
+    today = (options.get("clock") or datetime.now)().date()  # the day the app's clock gives
+    view = first_view(hint, today, asked=options.get("as_of")) if hint is not None else None
     if hint is not None and view is not None:
+        settings: dict[str, Any] = {
+            "refresh_interval": float(hint.refresh_interval or DEFAULT_REFRESH_INTERVAL),
+            "theme": theme or hint.theme,
+            "keymap": hint.keymap,
+            "full_refresh_on_start": True,
+        }
         app = TrueupApp(
             None,
-            open_workspace=lambda: _open_workspace(db_url)[0],
+            open_workspace=lambda: opener(db_url)[0],
             first_view=view,
             label=hint.label,
             sandbox=hint.sandbox,
-            refresh_interval=float(hint.refresh_interval or DEFAULT_REFRESH_INTERVAL),
-            theme=theme or hint.theme,
-            keymap=hint.keymap,
-            full_refresh_on_start=True,
+            **{**settings, **options},
         )
         return app, hint.mouse and not no_mouse
-    workspace, config = _open_workspace(db_url)  # nothing to paint before the engine: the normal way
+    workspace, config = opener(db_url)  # nothing to paint before the engine: the normal way
     console = getattr(config, "console", None)
     interval = float(
         getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL
     )
-    app = TrueupApp(
-        workspace,
-        refresh_interval=interval,
-        theme=theme or getattr(console, "theme", None),
-        keymap=dict(getattr(console, "keymap", None) or {}),
-        full_refresh_on_start=True,
-    )
+    settings = {
+        "refresh_interval": interval,
+        "theme": theme or getattr(console, "theme", None),
+        "keymap": dict(getattr(console, "keymap", None) or {}),
+        "full_refresh_on_start": True,
+    }
+    app = TrueupApp(workspace, **{**settings, **options})
     return app, bool(getattr(console, "mouse", True)) and not no_mouse
 
 

@@ -51,8 +51,11 @@ class Hint:
     keymap: dict[str, str] = field(default_factory=dict)
     refresh_interval: float | None = None
 
-    def wanted(self, today: date) -> tuple[date | None, date]:
-        """The (as-of, day) the console will ask the engine for (engine.console_core.wanted)."""
+    def wanted(self, today: date, asked: date | None = None) -> tuple[date | None, date]:
+        """The (as-of, day) the console will ask the engine for (ConsoleCore.wanted): the as-of
+        asked for, else the workspace's."""
+        if asked is not None:
+            return asked, today
         if self.as_of is not None:
             return self.as_of, today
         from zoneinfo import ZoneInfo
@@ -109,7 +112,7 @@ def remember(flag: str | None, hint: Hint) -> None:
         log.debug("the launch hint could not be written", exc_info=True)
 
 
-def first_view(hint: Hint, today: date) -> ConsoleData | None:
+def first_view(hint: Hint, today: date, asked: date | None = None) -> ConsoleData | None:
     """The saved view of the hint's store, decoded, stamped as the engine stamps it
     (engine.console_core.ConsoleCore._decoded) and marked stale unless it is current for the store's
     revision, the as-of and day wanted, and this code; None when there is nothing to paint (no
@@ -134,5 +137,5 @@ def first_view(hint: Hint, today: date) -> ConsoleData | None:
         (saved.as_of, saved.today),
     )
     data.saved = True
-    data.stale = not saved.current_for(revision, *hint.wanted(today), code_version(*VIEW_FILES))
+    data.stale = not saved.current_for(revision, *hint.wanted(today, asked), code_version(*VIEW_FILES))
     return data

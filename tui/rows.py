@@ -65,7 +65,22 @@ class Row:
 
     def __post_init__(self) -> None:
         if not self.search:  # built with the row (in the loading thread), not on a keystroke
-            object.__setattr__(self, "search", "\x1f".join((self.key, *self.cells)).casefold())
+            object.__setattr__(self, "search", _search_of(self.key, self.cells))
+
+
+def _search_of(key: str, cells: tuple[str, ...]) -> str:
+    return "\x1f".join((key, *cells)).casefold()
+
+
+def search_text(row: Row) -> str:
+    """What `/` matches in `row`: its key and cells, casefolded. A row decoded from a saved view
+    has none (it is not saved: a fifth of the view): rebuilt from the row's fields the first time
+    a filter reads it, and kept on the row."""
+    text = row.search
+    if not text:
+        text = _search_of(row.key, row.cells)
+        object.__setattr__(row, "search", text)  # a cache of the row's own fields (compare=False)
+    return text
 
 
 @dataclass

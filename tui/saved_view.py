@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from engine.batch import gc_paused
 from tui.rows import ConsoleData, Row
 
-VIEW_FORMAT = "trueup-view/3"  # 3: rows carry their company and state
+VIEW_FORMAT = "trueup-view/4"  # 4: no search text (rebuilt from the row when a filter reads it)
 PLAN_FORMAT = "trueup-plan/1"
 _US, _RS = "\x1f", "\x1e"  # unit and record separators; a text holding one is not saved
 _CHUNK = 500  # models validated per call while restoring the plan
@@ -88,9 +88,6 @@ def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
         max(len(r.line_keys) - 1, 0) for r in rows
     ):
         raise NotSaveable("a plan key holds a control character (a unit or record separator)")
-    search = _RS.join([r.search for r in rows])  # key and cells joined by _US, casefolded: saved, not redone
-    if search.count(_RS) != max(n - 1, 0):
-        raise NotSaveable("a row holds a control character (a record separator)")
     segments = [
         _checked(_US.join([r.key for r in rows]), n),
         _checked(_US.join([c for r in rows for c in r.cells]), n * width),
@@ -99,7 +96,6 @@ def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
         "".join(["1" if r.editable else "0" for r in rows]),
         _checked(_US.join([r.target or "" for r in rows]), n),
         line_keys,
-        search,
         _checked(_US.join([r.company_id or "" for r in rows]), n),
         _checked(_US.join([r.status for r in rows]), n),
     ]
@@ -114,16 +110,13 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
     n, width = meta["n"], meta["width"]
     if n == 0:
         return []
-    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, search_s, company_s, status_s = (
-        segments
-    )
+    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, company_s, status_s = segments
     keys = keys_s.split(_US)
     flat = cells_s.split(_US) if width else []
     cells = list(zip(*[iter(flat)] * width, strict=True)) if width else [()] * n
     details = detail_s.split(_US)
     targets = target_s.split(_US)
     line_keys = [tuple(x.split(_US)) if x else () for x in lines_s.split(_RS)]
-    searches = search_s.split(_RS)
     companies = company_s.split(_US)
     states = status_s.split(_US)
     if not (
@@ -134,7 +127,6 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         == len(line_keys)
         == len(ignored_s)
         == len(editable_s)
-        == len(searches)
         == len(companies)
         == len(states)
         == n
@@ -142,7 +134,7 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         raise ValueError("saved view: pane columns differ in length")
     rows = []
     append = rows.append
-    for key, cell, detail, ignored, editable, target, lines, search, company, status in zip(
+    for key, cell, detail, ignored, editable, target, lines, company, status in zip(
         keys,
         cells,
         details,
@@ -150,7 +142,6 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         editable_s,
         targets,
         line_keys,
-        searches,
         companies,
         states,
         strict=True,
@@ -167,7 +158,7 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
                 "target": target or None,
                 "line_keys": lines,
                 "editable": editable == "1",
-                "search": search,
+                "search": "",  # not saved: tui.rows.search_text rebuilds it when a filter reads it
                 "company_id": company or None,
                 "status": status,
             },

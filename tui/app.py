@@ -188,6 +188,12 @@ class TrueupApp(App[int]):
         self.engine_loaded_at = time.perf_counter()
         self._from_thread(self._header, "")
         shown = self.data
+        if shown is not None and shown is self.first_view:  # the search texts the view does not hold,
+            from tui.rows import search_text  # built here, off the UI loop, before a first `/` needs them
+
+            for rows in (*shown.rows.values(), *shown.ignored_rows.values()):
+                for row in rows:
+                    search_text(row)
         if shown is not None and shown is self.first_view and not core.verify(shown):
             self._from_thread(self._mark_stale, shown)
         self._refresh(full=full, fetch=True, restore=shown is None)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config_file import ENV_PREFIX, config_path
-from engine.store.resolve import data_dir, sqlite_path
+from engine.store.resolve import data_dir, safe_url, sqlite_path
 from engine.store.saved_state import SAVED_STATE, code_version, read_sqlite
 from tui.rows import ConsoleData
 
@@ -101,6 +101,9 @@ def recall(flag: str | None) -> Hint | None:
 def remember(flag: str | None, hint: Hint) -> None:
     """Leave `hint` for the next launch (written whole, then renamed: never half a file)."""
     facts: dict[str, Any] = dict(hint.__dict__)
+    facts["url"] = safe_url(
+        hint.url
+    )  # a PostgreSQL password never lands in the file (only SQLite paints early)
     facts["as_of"] = hint.as_of.isoformat() if hint.as_of else None
     body = json.dumps({"format": HINT_FORMAT, "key": fingerprint(flag), "hint": facts})
     path = hint_path()

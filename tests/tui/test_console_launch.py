@@ -273,3 +273,13 @@ async def test_a_workspace_that_fails_to_open_after_the_paint_closes_the_console
             if app.startup_error is not None:
                 break
     assert isinstance(app.startup_error, RuntimeError) and app.return_code == 1
+
+
+def test_the_hint_never_holds_a_password() -> None:
+    url = "postgresql://trueup:s3cret-pw@db.example/trueup"
+    launch.remember(url, launch.Hint(url=url, label="PSA · db.example", sandbox=False))
+    text = launch.hint_path().read_text(encoding="utf-8")
+    assert "s3cret-pw" not in text
+    hint = launch.recall(url)
+    assert hint is not None and hint.url == "postgresql://trueup:***@db.example/trueup"
+    assert launch.first_view(hint, NOW.date()) is None  # PostgreSQL: painted after the engine

@@ -41,10 +41,6 @@ NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own
 LOADING_ENGINE = "Loading the engine… (a moment); {what} then."
 
 
-class EngineFailed(Exception):
-    """The workspace could not be opened after the first paint (the console closes, exit 1)."""
-
-
 class TrueupApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "trueup"
@@ -98,7 +94,7 @@ class TrueupApp(App[int]):
         self.open_workspace = open_workspace
         self.startup_error: Exception | None = None
         self.first_view = first_view
-        self.label, self.sandbox = label, sandbox  # the header's, until the workspace is open
+        self.launch_label, self.launch_sandbox = label, sandbox  # the header's, until the workspace is open
         self._core: ConsoleCore[ConsoleData] | None = None
         self.engine_loaded_at: float | None = None  # time.perf_counter() when the core was built (bench)
         if workspace is not None:  # handed in (tests, tools): the engine is loaded already

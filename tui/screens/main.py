@@ -123,8 +123,8 @@ class MainScreen(FixActions, Screen[None]):
         if not busy and data is not None and data.stale:
             busy = f"figures from {figures_time(data)}, recomputing…"
         self.query_one(StatusHeader).show(  # before the engine is loaded: the launch's label, no freshness
-            label=ws.label if ws is not None else app.label,
-            sandbox=ws.sandbox if ws is not None else app.sandbox,
+            label=ws.label if ws is not None else app.launch_label,
+            sandbox=ws.sandbox if ws is not None else app.launch_sandbox,
             as_of=data.as_of if data else app.as_of,
             invoiced_through=data.invoiced_through if data else None,
             freshness=dict(getattr(ws, "freshness", {}) or {}) if ws is not None else {},

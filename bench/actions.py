@@ -93,7 +93,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
     from bench.keystrokes import FrameClock, summary
     from engine.store import Store
     from tui.app import TrueupApp
-    from tui.model import IGNORED_PREFIX
+    from tui.rows import IGNORED_PREFIX
     from tui.screens.main import MainScreen
     from tui.view import count
 

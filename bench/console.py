@@ -35,6 +35,7 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 from datetime import date, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -65,6 +66,7 @@ class PaintClock:
         self.app = app
         self.ansi = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
         self.marks: dict[str, float] = {}
+        self.heavy: list[str] | None = None
         self.cpu: dict[str, float] = {}  # the process's CPU time (all threads) at each mark
         self._display = app._display
         app._display = self._on_display
@@ -99,26 +101,49 @@ class PaintClock:
         if name not in self.marks:
             self.marks[name] = now
             self.cpu[name] = time.process_time()
+            if name == "rows":  # which of the heavy modules were loaded when the rows were painted
+                self.heavy = [m for m in ("sqlalchemy", "sqlmodel", "pydantic") if m in sys.modules]
 
 
 async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[str, Any]:
-    # The launch imports what `trueup` imports before its first paint: the entry point, the app, and
-    # what `run_console` opens the workspace with (engine.workspace: connectors, settings, refresh).
-    import engine.settings  # noqa: F401
-    import engine.workspace  # noqa: F401
-    import tui.cli  # noqa: F401
-    from engine.store import Store
-    from tui.app import TrueupApp
-    from tui.workspace import StoreWorkspace
+    # The launch is `trueup`'s (tui.app.prepare_console, what run_console runs): the entry point and
+    # the app, the launch hint and the saved view read with the bare driver, then — after the first
+    # frame when a saved view was painted, before it otherwise — the workspace opened as trueup
+    # opens it (the secrets' scrubbing, the configuration, engine.workspace's connectors), here on
+    # the bench's store with StoreWorkspace and a fixed clock.
+    import tui.cli
+    from tui.app import prepare_console, remember_launch
 
-    store = Store(url)
     now = datetime.combine(as_of, datetime.min.time()).replace(hour=9, minute=30)
-    workspace = StoreWorkspace(
-        store, label="SANDBOX — bench", sandbox=True, freshness={"vendor": now, "psa": now}
+    stores: list[Any] = []
+
+    def opener(db_url: str | None) -> tuple[Any, Any]:
+        import engine.workspace  # noqa: F401 - imported by trueup's opener (connectors, refresh)
+        from engine.settings import load_config
+        from engine.store import Store
+        from tui.workspace import StoreWorkspace
+
+        tui.cli.scrub_outputs(db_url)
+        config = load_config()
+        store = Store(url)
+        stores.append(store)
+        workspace = StoreWorkspace(
+            store, label="SANDBOX — bench", sandbox=True, freshness={"vendor": now, "psa": now}
+        )
+        remember_launch(db_url, url, workspace, config)
+        return workspace, config
+
+    app, _mouse = prepare_console(
+        db_url=url,
+        opener=opener,
+        clock=lambda: now,
+        as_of=as_of,
+        refresh_interval=None,
+        full_refresh_on_start=False,
     )
-    app = TrueupApp(workspace, clock=lambda: now, as_of=as_of, refresh_interval=None)
+    early = app.first_view is not None
     clock = PaintClock(app)
-    out: dict[str, Any] = {"phase": phase}
+    out: dict[str, Any] = {"phase": phase, "painted_before_engine": early}
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
 
@@ -140,6 +165,8 @@ async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[st
             out["marks"] = dict(marks)
             out["cpu"] = dict(clock.cpu)
             out["first_paint_cpu_s"] = clock.cpu.get("rows")
+            out["engine_loaded_s"] = app.engine_loaded_at - STARTED if app.engine_loaded_at else None
+            out["heavy_at_first_paint"] = clock.heavy
         else:
             out[f"{phase}_first_paint_s"] = marks.get("stale" if phase == "stale" else "screen")
             out[f"{phase}_fresh_s"] = marks.get("fresh")
@@ -149,7 +176,8 @@ async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[st
             out["saved"] = app.saves
             out["unsynced_rows"] = len(app.data.rows_for("unsynced", False)) if app.data else 0
             await pilot.press("q")
-            store.close()
+            for store in stores:
+                store.close()
             return out
         p = pane()
         out["unsynced_rows"] = len(app.data.rows_for("unsynced", False)) if app.data else 0
@@ -161,7 +189,8 @@ async def _run(url: str, as_of: date, keys: int, phase: str = "warm") -> dict[st
 
         app._display = clock._display  # first paint is timed: one clock renders each frame from here
         out.update(await measure(app, pilot, keys, KIND_SECONDS))
-    store.close()
+    for store in stores:
+        store.close()
     return out
 
 

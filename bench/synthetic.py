@@ -12,7 +12,7 @@ from types import SimpleNamespace as NS
 from engine.batch import fast, gc_paused
 from engine.plan import Finding, LineKind, Plan, PlanLine, Totals
 from tui import model
-from tui.model import ConsoleData
+from tui.rows import ConsoleData
 
 AS_OF = date(2026, 11, 21)
 INVOICED_THROUGH = date(2026, 11, 30)

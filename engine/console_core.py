@@ -36,10 +36,10 @@ from engine import actions
 from engine.keys import subject_of
 from engine.plan import Finding, Plan, PlanLine, Totals
 from engine.scenario import BillOption, Scenario
+from engine.store.saved_state import SAVED_STATE as SAVED_STATE
 
 log = logging.getLogger(__name__)
 
-SAVED_STATE = "console"  # the name of the console's saved state in the store (engine.store.plan_cache)
 CENTS_ZERO = Decimal("0.00")
 SEVERITY_ORDER = {"error": 0, "warning": 1}
 
@@ -428,6 +428,19 @@ class ConsoleCore(Generic[F]):
             return None
         data.stale = not saved.current_for(revision, as_of, today, self.code())
         return data
+
+    def verify(self, shown: F) -> bool:
+        """Is `shown` — a saved view read before this core existed, with the bare driver
+        (tui.launch) — current for the store now: the same revision, as-of and day? (Its code was
+        checked by whoever read it.) False marks it stale; a stale one stays stale."""
+        if not self.saves_state:
+            return False
+        try:
+            with self.lock:
+                return self.shows(shown, self.revision(), self.wanted())
+        except Exception:  # the store cannot say: not current
+            log.warning("the store's revision could not be read", exc_info=True)
+            return False
 
     def _restore(self, shown: F | None, revision: int | None, wanted: tuple[date | None, date]) -> F | None:
         from engine.store import plan_cache

@@ -78,7 +78,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from platformdirs import user_config_dir
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -91,17 +90,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from engine.config_file import APP as APP
+from engine.config_file import CONFIG_ENV as CONFIG_ENV
+from engine.config_file import ENV_PREFIX as ENV_PREFIX
+from engine.config_file import FILE_NAME as FILE_NAME
+from engine.config_file import config_path as config_path
 from engine.psa import PSAS
 from engine.scenario import ProductKind, PsaName
 from engine.scrub import register_secret
 
 log = logging.getLogger(__name__)
 
-APP = "trueup"
-CONFIG_ENV = "TRUEUP_CONFIG"
-FILE_NAME = "trueup.toml"
 KEYRING_SERVICE = "trueup"
-ENV_PREFIX = "TRUEUP_"
 
 # Keys that hold secrets: refused anywhere in the file, and in nested environment variables.
 SECRET_KEYS = frozenset(
@@ -331,15 +331,6 @@ class TrueupConfig(BaseSettings):
 
 
 # --- loading -------------------------------------------------------------------------------------
-
-
-def config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """`$TRUEUP_CONFIG`, else `user_config_dir("trueup")/trueup.toml`."""
-    env = os.environ if environ is None else environ
-    explicit = env.get(CONFIG_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(user_config_dir(APP, appauthor=False)) / FILE_NAME
 
 
 def _walk(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

@@ -118,6 +118,11 @@ class Workspace:
         """Last successful refresh per source ("vendor", "psa"); None = never."""
         return freshness(self.store)
 
+    @property
+    def fixed_as_of(self) -> date | None:
+        """The as-of the plan is always computed for (the sandbox's), None: today in `zone`."""
+        return self._as_of
+
     def today(self) -> date:
         return self._as_of or self._clock().astimezone(self.zone).date()
 

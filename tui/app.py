@@ -1,5 +1,11 @@
 """TrueupApp: the console. It takes a workspace (store + PSA + refresh) and a clock, so tests build
-it from a fixed scenario and date; `run_console` is what `trueup` with no subcommand runs."""
+it from a fixed scenario and date; `run_console` is what `trueup` with no subcommand runs.
+
+The launch paints before the engine is imported (issue 12 item 4): this module, and what the
+first frame needs (the main screen, its panes, `tui.rows`, `tui.launch`), import Textual and the
+standard library only. The engine — the core, the workspace, SQLAlchemy, pydantic — is imported in
+a thread worker after the first frame (`_start_engine`); until then navigation works on the rows
+shown and an action says, in one line, that the engine is loading."""
 
 from __future__ import annotations
 
@@ -10,27 +16,29 @@ import os
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
-from engine.actions import ActionError
-from engine.console_core import SAVED_STATE, Act, Change, ConsoleCore, Outcome, Workspace
-from tui import model
-from tui.bindings import REGISTRY, bindings
+from engine.store.saved_state import SAVED_STATE
+from tui.bindings import NEEDS_ENGINE, REGISTRY, bindings
 from tui.commands import RegistryCommands
 from tui.messages import ActionFailed, ActionSucceeded, DataLoaded
-from tui.model import VIEW, ConsoleData
+from tui.rows import ConsoleData, figures_time
 from tui.screens.main import MainScreen
+
+if TYPE_CHECKING:
+    from engine.console_core import Act, Change, ConsoleCore, Outcome, Workspace
 
 DEFAULT_REFRESH_INTERVAL = 300.0
 SAVE_DELAY = 1.5  # seconds after the last change before the changed figures are saved
 __all__ = ["SAVED_STATE", "TrueupApp", "run_console"]
 log = logging.getLogger(__name__)
 NO_COLOR_THEME = "ansi-dark"  # built in since Textual 8.2.5: the terminal's own colours, no palette of ours
+LOADING_ENGINE = "Loading the engine… (a moment); {what} then."
 
 
 class TrueupApp(App[int]):
@@ -41,7 +49,7 @@ class TrueupApp(App[int]):
 
     def __init__(
         self,
-        workspace: Workspace,
+        workspace: Workspace | None,
         *,
         clock: Callable[[], datetime] | None = None,
         as_of: date | None = None,
@@ -52,14 +60,21 @@ class TrueupApp(App[int]):
         full_refresh_on_start: bool = False,
         loader: Callable[[date | None, date], ConsoleData] | None = None,
         save_delay: float = SAVE_DELAY,
+        open_workspace: Callable[[], Workspace] | None = None,
+        first_view: ConsoleData | None = None,
+        label: str = "",
+        sandbox: bool = False,
     ) -> None:
+        """`workspace` None: `open_workspace` opens it after the first paint, in a thread, and
+        until then the header shows `label` and `sandbox` and the screen `first_view` (a saved
+        view read before the engine, tui.launch)."""
         # NO_COLOR (no-color.org): ANSI colours only, and Textual strips even those (its NoColor filter),
         # so what remains is text and text styles; states are words (TODO, pending, ignored, NOT BOUND).
         no_color = bool(os.environ.get("NO_COLOR"))
         super().__init__(ansi_color=True if no_color else None)
         if no_color:
             self.theme = NO_COLOR_THEME
-        self.workspace = workspace
+        self.workspace: Workspace | None = workspace
         self.clock = clock or datetime.now
         self.as_of = as_of
         self.refresh_interval = refresh_interval
@@ -76,10 +91,39 @@ class TrueupApp(App[int]):
         self._initial_theme = theme
         self.refresh_count = 0
         self.loader = loader  # (as_of, today) -> ConsoleData; default: reconcile the workspace's store
-        self.core: ConsoleCore[ConsoleData] = ConsoleCore(
-            workspace, VIEW, as_of=lambda: self.as_of, today=lambda: self.clock().date(), loader=loader
+        self.open_workspace = open_workspace
+        self.startup_error: Exception | None = None
+        self.first_view = first_view
+        self.launch_label, self.launch_sandbox = label, sandbox  # the header's, until the workspace is open
+        self._core: ConsoleCore[ConsoleData] | None = None
+        self.engine_loaded_at: float | None = None  # time.perf_counter() when the core was built (bench)
+        if workspace is not None:  # handed in (tests, tools): the engine is loaded already
+            self._make_core(workspace)
+
+    def _make_core(self, workspace: Workspace) -> ConsoleCore[ConsoleData]:
+        from engine.console_core import ConsoleCore
+        from tui.model import VIEW
+        from tui.screens.fixes import check_fixes
+
+        check_fixes()
+        self.workspace = workspace
+        core: ConsoleCore[ConsoleData] = ConsoleCore(
+            workspace, VIEW, as_of=lambda: self.as_of, today=lambda: self.clock().date(), loader=self.loader
         )
-        self.core.subscribe(self._post_change)
+        core.subscribe(self._post_change)
+        self._core = core
+        return core
+
+    @property
+    def engine_ready(self) -> bool:
+        return self._core is not None
+
+    @property
+    def core(self) -> ConsoleCore[ConsoleData]:
+        """The console's core (raises until the engine is loaded: callers run after it is)."""
+        if self._core is None:
+            raise RuntimeError("the engine is still loading")
+        return self._core
 
     def notify(
         self,
@@ -112,7 +156,12 @@ class TrueupApp(App[int]):
             self.set_keymap({k: v for k, v in self.keymap.items() if k in known})
         self.push_screen(MainScreen())
         self.busy = "loading…"
-        self.refresh_data(full=self.full_refresh_on_start, restore=True)
+        if self.first_view is not None:  # painted first; the engine is imported after that frame
+            self.post_message(DataLoaded(self.first_view))
+        elif self._core is None:
+            self._start_engine(full=self.full_refresh_on_start)
+        else:
+            self.refresh_data(full=self.full_refresh_on_start, restore=True)
 
     @property
     def main(self) -> MainScreen | None:
@@ -126,12 +175,43 @@ class TrueupApp(App[int]):
     @property
     def recomputing(self) -> bool:
         """A recompute is under way: the figures shown are about to change."""
-        return self.core.recomputing
+        return self._core is not None and self._core.recomputing
 
     @property
     def saves(self) -> int:
         """Saved states written (tests)."""
-        return self.core.saves
+        return self._core.saves if self._core is not None else 0
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def _start_engine(self, full: bool) -> None:
+        """After the first paint: import the engine, open the workspace, check the view painted
+        before it (the store's revision: a stale one is marked stale), then go on as a launch
+        with the engine does (restore the plan, refresh)."""
+        import time
+
+        try:
+            assert self.open_workspace is not None, "no workspace and nothing to open one with"
+            workspace = self.open_workspace()
+            core = self._make_core(workspace)
+        except Exception as exc:  # the operator gets the sentence `run_console` prints, not a traceback
+            self._from_thread(self._engine_failed, exc)
+            return
+        self.engine_loaded_at = time.perf_counter()
+        self._from_thread(self._header, "")
+        shown = self.data
+        if shown is not None and shown is self.first_view:  # the search texts the view does not hold,
+            from tui.rows import search_text  # built here, off the UI loop, before a first `/` needs them
+
+            for rows in (*shown.rows.values(), *shown.ignored_rows.values()):
+                for row in rows:
+                    search_text(row)
+        if shown is not None and shown is self.first_view and not core.verify(shown):
+            self._from_thread(self._mark_stale, shown)
+        self._refresh(full=full, fetch=True, restore=shown is None)
+
+    def _engine_failed(self, exc: Exception) -> None:
+        self.startup_error = exc
+        self.exit(return_code=1)
 
     def _post_change(self, change: Change[ConsoleData]) -> None:
         """The core's change feed (any thread): new figures become a message."""
@@ -159,6 +239,9 @@ class TrueupApp(App[int]):
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def refresh_data(self, full: bool = False, fetch: bool = True, restore: bool = False) -> None:
         """The sweep (when `fetch`), then the figures for the store as it is (thread worker)."""
+        self._refresh(full=full, fetch=fetch, restore=restore)
+
+    def _refresh(self, full: bool = False, fetch: bool = True, restore: bool = False) -> None:
         core = self.core
         if restore:  # launch: paint the last saved state at once (current, or stale with a banner)
             saved = core.saved_view()
@@ -250,6 +333,8 @@ class TrueupApp(App[int]):
         gc.freeze()  # after the panes took them: their row indexes (a dict per pane) are as long-lived
         if message.save_after:
             self.call_after_refresh(self._save_later, data)  # after the frame that shows them
+        if data is self.first_view and self._core is None:
+            self.call_after_refresh(self._start_engine, self.full_refresh_on_start)  # after its frame
 
     def _save_later(self, data: ConsoleData) -> None:
         """Save a changed plan once the operator pauses (a re-encode of the whole view, in a thread:
@@ -269,12 +354,14 @@ class TrueupApp(App[int]):
             self.core.save(data)
 
     def refusal(self, what: str, *, review: bool = False) -> str | None:
-        """Why `what` cannot be done now (the figures are not current yet), or None."""
+        """Why `what` cannot be done now (the engine or the figures are not loaded yet), or None."""
+        if self._core is None:
+            return LOADING_ENGINE.format(what=what)
         data = self.data
         if data is None:
             return f"The figures are still loading; {what} once they are shown."
         if data.stale:
-            when = model.figures_time(data)
+            when = figures_time(data)
             return (
                 f"The figures shown are from {when} and are being recomputed; {what} once the "
                 "current figures are shown."
@@ -323,6 +410,8 @@ class TrueupApp(App[int]):
     def act_now(self, act: Act) -> Outcome:
         """Make `act` through the core (blocking: call from a thread). Raises ActionError (the
         figures shown are not current, the action is refused, the store moved meanwhile)."""
+        from engine.actions import ActionError
+
         reason = self.refusal("change anything")
         if reason is not None:  # the figures the operator acted on are not current
             raise ActionError(reason)
@@ -334,6 +423,8 @@ class TrueupApp(App[int]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _act_worker(self, act: Act, success: str, then: Callable[[Outcome], None] | None) -> None:
+        from engine.actions import ActionError
+
         try:
             outcome = self.act_now(act)
         except ActionError as exc:
@@ -359,6 +450,8 @@ class TrueupApp(App[int]):
         if reason is not None:
             self.post_message(ActionFailed(reason))
             return
+        from engine.actions import ActionError
+
         try:
             self.core.write(fn)
         except ActionError as exc:
@@ -381,6 +474,8 @@ class TrueupApp(App[int]):
     def make_executor(self) -> Any:
         if self.executor_factory is not None:
             return self.executor_factory(self.workspace)
+        if self._core is None:
+            raise RuntimeError("the engine is still loading")
         from engine.sync.executor import SyncExecutor
 
         if self.workspace.psa is None:
@@ -388,6 +483,23 @@ class TrueupApp(App[int]):
         return SyncExecutor(self.workspace.store, self.workspace.psa)
 
     # --- global keys -----------------------------------------------------------------------------
+
+    async def run_action(self, action: str | Any, default_namespace: Any = None) -> bool:
+        """Before the engine is loaded, a command that needs it says so in one line (NEEDS_ENGINE,
+        tui.bindings) instead of running; navigation runs on the rows shown."""
+        if self._core is None:
+            name = action if isinstance(action, str) else action[1]
+            command = NEEDS_ENGINE.get(name.split("(", 1)[0].rsplit(".", 1)[-1])
+            if command is not None and self.engine_pending(command.description.lower()):
+                return True
+        return await super().run_action(action, default_namespace)
+
+    def engine_pending(self, what: str) -> bool:
+        """True (and one line said) when the engine is not loaded yet: `what` waits for it."""
+        if self._core is not None:
+            return False
+        self.notify(LOADING_ENGINE.format(what=what), title="Not yet", timeout=4)
+        return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("edit_as_of", "edit_invoiced_through", "refresh") and isinstance(
@@ -452,7 +564,8 @@ class TrueupApp(App[int]):
             # A future as-of treats usage periods that are not final today as final (issue 13).
             from tui.screens.confirm import ConfirmModal
 
-            provisional = sum(1 for x in self.data.plan.lines if x.provisional) if self.data else 0
+            data = self.data
+            provisional = sum(1 for x in data.plan.lines if x.provisional) if data and data.complete else 0
             body = (
                 f"{value.isoformat()} is after today ({today.isoformat()}): the plan would treat vendor "
                 f"figures that are not final today as final"
@@ -471,6 +584,9 @@ class TrueupApp(App[int]):
         current = self.data.invoiced_through if self.data else None
 
         def apply(value: date) -> None:  # in the modal's worker thread, through the core
+            from engine.actions import ActionError
+            from engine.console_core import Act
+
             if (value + timedelta(days=1)).day != 1:  # the date editor's own rule (issue 13)
                 raise ActionError(
                     f"{value.isoformat()} is not the last day of a month: invoiced-through is the last "
@@ -491,30 +607,102 @@ class TrueupApp(App[int]):
 
 
 def _open_workspace(db_url: str | None) -> tuple[Any, Any]:
-    """The configured workspace, else the sandbox. Returns (workspace, config or None)."""
+    """The configured workspace, else the sandbox. Returns (workspace, config or None). Secrets
+    known from the start are registered for redaction first (tui.cli.scrub_outputs); the launch
+    hint for the next launch is left once it is open (tui.launch)."""
     from engine.settings import load_config
+    from engine.store.resolve import resolve_store
     from engine.workspace import open_workspace
+    from tui.cli import scrub_outputs
 
+    scrub_outputs(db_url)
     config = load_config()
-    return open_workspace(config, db_url=db_url), config
+    workspace = open_workspace(config, db_url=db_url)
+    choice = getattr(workspace, "store_choice", None) or resolve_store(db_url, config)
+    remember_launch(db_url, choice.url, workspace, config)
+    return workspace, config
+
+
+def remember_launch(db_url: str | None, url: str, workspace: Any, config: Any) -> None:
+    """Leave the launch hint of this workspace for the next launch (tui.launch)."""
+    from tui.launch import Hint, remember
+
+    console = getattr(config, "console", None)
+    remember(
+        db_url,
+        Hint(
+            url=url,
+            label=workspace.label,
+            sandbox=bool(workspace.sandbox),
+            as_of=getattr(workspace, "fixed_as_of", None),
+            zone=str(getattr(workspace, "zone", "UTC")),
+            theme=getattr(console, "theme", None),
+            mouse=bool(getattr(console, "mouse", True)),
+            keymap=dict(getattr(console, "keymap", None) or {}),
+            refresh_interval=getattr(console, "refresh_interval", None),
+        ),
+    )
+
+
+def prepare_console(
+    *,
+    db_url: str | None = None,
+    no_mouse: bool = False,
+    theme: str | None = None,
+    opener: Callable[[str | None], tuple[Any, Any]] = _open_workspace,
+    **options: Any,
+) -> tuple[TrueupApp, bool]:
+    """The console `trueup` runs, and whether it takes the mouse. With a launch hint for this
+    configuration and a saved view in its SQLite store, the app paints that view at once and opens
+    the workspace after the first frame; otherwise the workspace is opened first (tui.launch).
+    `opener` (db_url -> (workspace, config)) and `options` (TrueupApp's) are the bench's: it
+    launches this same path on its own store and clock."""
+    from tui.launch import first_view, recall
+
+    hint = recall(db_url)
+    today = (options.get("clock") or datetime.now)().date()  # the day the app's clock gives
+    view = first_view(hint, today, asked=options.get("as_of")) if hint is not None else None
+    if hint is not None and view is not None:
+        settings: dict[str, Any] = {
+            "refresh_interval": float(hint.refresh_interval or DEFAULT_REFRESH_INTERVAL),
+            "theme": theme or hint.theme,
+            "keymap": hint.keymap,
+            "full_refresh_on_start": True,
+        }
+        app = TrueupApp(
+            None,
+            open_workspace=lambda: opener(db_url)[0],
+            first_view=view,
+            label=hint.label,
+            sandbox=hint.sandbox,
+            **{**settings, **options},
+        )
+        return app, hint.mouse and not no_mouse
+    workspace, config = opener(db_url)  # nothing to paint before the engine: the normal way
+    console = getattr(config, "console", None)
+    interval = float(
+        getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL
+    )
+    settings = {
+        "refresh_interval": interval,
+        "theme": theme or getattr(console, "theme", None),
+        "keymap": dict(getattr(console, "keymap", None) or {}),
+        "full_refresh_on_start": True,
+    }
+    app = TrueupApp(workspace, **{**settings, **options})
+    return app, bool(getattr(console, "mouse", True)) and not no_mouse
 
 
 def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str | None = None) -> int:
-    workspace = None
+    from engine.scrub import install_log_redaction
+
+    install_log_redaction()
     app: TrueupApp | None = None
     try:
-        workspace, config = _open_workspace(db_url)
-        console = getattr(config, "console", None)
-        interval = float(
-            getattr(console, "refresh_interval", DEFAULT_REFRESH_INTERVAL) or DEFAULT_REFRESH_INTERVAL
-        )
-        theme = theme or getattr(console, "theme", None)
-        mouse = bool(getattr(console, "mouse", True)) and not no_mouse
-        keymap = dict(getattr(console, "keymap", None) or {})
-        app = TrueupApp(
-            workspace, refresh_interval=interval, theme=theme, keymap=keymap, full_refresh_on_start=True
-        )
+        app, mouse = prepare_console(db_url=db_url, no_mouse=no_mouse, theme=theme)
         result = app.run(mouse=mouse)
+        if app.startup_error is not None:
+            raise app.startup_error
         return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
@@ -526,9 +714,10 @@ def run_console(*, db_url: str | None = None, no_mouse: bool = False, theme: str
         print(f"trueup: the console could not start: {message}.")
         return 1
     finally:
-        if workspace is not None:
+        workspace = app.workspace if app is not None else None
+        if app is not None and workspace is not None:
             try:  # on the loop the connectors ran on
-                if app is not None:
+                if app.engine_ready:
                     app.core.run_async(workspace.aclose())
                     app.core.close()
                 else:

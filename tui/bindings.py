@@ -272,3 +272,28 @@ def key_label(keys: str) -> str:
 
 def effective_keys(command: Command, keymap: dict[str, str] | None) -> str:
     return (keymap or {}).get(command.id, command.keys)
+
+
+# Commands that work on the rows shown alone (panes, cursor, filter, sort, selection, copy, CSV):
+# they run before the engine is loaded. Every other command acts on the plan or the store, so until
+# the engine is loaded it says so in one line instead (TrueupApp.run_action).
+ON_ROWS_SHOWN = frozenset(
+    {
+        "quit",
+        "help",
+        "show_pane",
+        "cursor_last",
+        "filter",
+        "sort_column",
+        "sort_reverse",
+        "find_customer",
+        "toggle_select",
+        "select_all",
+        "toggle_ignored",
+        "copy_id",
+        "export_csv",
+    }
+)
+NEEDS_ENGINE: dict[str, Command] = {
+    name: c for c in REGISTRY if (name := c.action.split("(", 1)[0]) not in ON_ROWS_SHOWN
+}

@@ -137,7 +137,7 @@ def _help_store(ctx: click.Context) -> str:
     return f"{order}\n\n\b\n{now}"  # \b: click does not re-wrap the path
 
 
-def _scrub_outputs(db_url: str | None) -> None:
+def scrub_outputs(db_url: str | None) -> None:
     """Secrets known from the start (environment, the store URL's password) are redacted from
     every message, and every log record passes the redaction."""
     from engine.scrub import install_log_redaction, register_secret
@@ -173,11 +173,11 @@ def main(ctx: click.Context, db_url: str | None, no_mouse: bool, theme: str | No
     """
     ctx.ensure_object(dict)
     ctx.obj.update(db_url=db_url, no_mouse=no_mouse, theme=theme)
-    _scrub_outputs(db_url)
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is None:  # the console scrubs once its engine is loaded (after the first paint)
         from tui.app import run_console
 
         sys.exit(run_console(db_url=db_url, no_mouse=no_mouse, theme=theme))
+    scrub_outputs(db_url)
 
 
 @main.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tui.model import ConsoleData
+from tui.rows import ConsoleData
 
 
 class DataLoaded(Message):

@@ -21,10 +21,9 @@ from datetime import date
 from typing import Any, Generic, TypeVar
 
 from engine.batch import gc_paused
-from engine.plan import Finding, Plan, PlanLine
-from tui.model import ZERO, ConsoleData, Row
+from tui.rows import ConsoleData, Row
 
-VIEW_FORMAT = "trueup-view/4"  # 3: rows carry their company and state; 4: acknowledged warnings
+VIEW_FORMAT = "trueup-view/5"  # 3: rows carry company and state; 4: acknowledged warnings; 5: no search text (rebuilt from the row when a filter reads it)
 PLAN_FORMAT = "trueup-plan/1"
 _US, _RS = "\x1f", "\x1e"  # unit and record separators; a text holding one is not saved
 _CHUNK = 500  # models validated per call while restoring the plan
@@ -89,9 +88,6 @@ def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
         max(len(r.line_keys) - 1, 0) for r in rows
     ):
         raise NotSaveable("a plan key holds a control character (a unit or record separator)")
-    search = _RS.join([r.search for r in rows])  # key and cells joined by _US, casefolded: saved, not redone
-    if search.count(_RS) != max(n - 1, 0):
-        raise NotSaveable("a row holds a control character (a record separator)")
     segments = [
         _checked(_US.join([r.key for r in rows]), n),
         _checked(_US.join([c for r in rows for c in r.cells]), n * width),
@@ -100,7 +96,6 @@ def _encode_rows(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
         "".join(["1" if r.editable else "0" for r in rows]),
         _checked(_US.join([r.target or "" for r in rows]), n),
         line_keys,
-        search,
         _checked(_US.join([r.company_id or "" for r in rows]), n),
         _checked(_US.join([r.status for r in rows]), n),
     ]
@@ -115,16 +110,13 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
     n, width = meta["n"], meta["width"]
     if n == 0:
         return []
-    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, search_s, company_s, status_s = (
-        segments
-    )
+    keys_s, cells_s, detail_s, ignored_s, editable_s, target_s, lines_s, company_s, status_s = segments
     keys = keys_s.split(_US)
     flat = cells_s.split(_US) if width else []
     cells = list(zip(*[iter(flat)] * width, strict=True)) if width else [()] * n
     details = detail_s.split(_US)
     targets = target_s.split(_US)
     line_keys = [tuple(x.split(_US)) if x else () for x in lines_s.split(_RS)]
-    searches = search_s.split(_RS)
     companies = company_s.split(_US)
     states = status_s.split(_US)
     if not (
@@ -135,7 +127,6 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         == len(line_keys)
         == len(ignored_s)
         == len(editable_s)
-        == len(searches)
         == len(companies)
         == len(states)
         == n
@@ -143,7 +134,7 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         raise ValueError("saved view: pane columns differ in length")
     rows = []
     append = rows.append
-    for key, cell, detail, ignored, editable, target, lines, search, company, status in zip(
+    for key, cell, detail, ignored, editable, target, lines, company, status in zip(
         keys,
         cells,
         details,
@@ -151,7 +142,6 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
         editable_s,
         targets,
         line_keys,
-        searches,
         companies,
         states,
         strict=True,
@@ -168,7 +158,7 @@ def _decode_rows(meta: dict[str, Any], segments: list[str]) -> list[Row]:
                 "target": target or None,
                 "line_keys": lines,
                 "editable": editable == "1",
-                "search": search,
+                "search": "",  # not saved: tui.rows.search_text rebuilds it when a filter reads it
                 "company_id": company or None,
                 "status": status,
             },
@@ -216,22 +206,16 @@ def _encode_view(data: ConsoleData) -> bytes:
 
 def decode_view(blob: bytes) -> ConsoleData:
     """The rows of a saved view, as a ConsoleData whose plan is still to be restored (`complete`
-    False, `restore_plan`). Raises ValueError on anything unexpected."""
+    False, `plan` None until `restore_plan`). Raises ValueError on anything unexpected. Standard
+    library only (with `tui.rows`): a launch decodes the view before the engine is imported."""
     size = int.from_bytes(blob[:8], "big")
     header = json.loads(blob[8 : 8 + size])
     if header.get("format") != VIEW_FORMAT:
         raise ValueError(f"saved view: unknown format {header.get('format')!r}")
     as_of = date.fromisoformat(header["as_of"])
     invoiced_through = date.fromisoformat(header["invoiced_through"])
-    empty = Plan(
-        as_of=as_of,
-        invoiced_through=invoiced_through,
-        lines=[],
-        findings=[],
-        totals={"price": ZERO, "cost": ZERO},
-    )
     data = ConsoleData(
-        plan=empty, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"], complete=False
+        plan=None, as_of=as_of, invoiced_through=invoiced_through, psa=header["psa"], complete=False
     )
     data.company_names = header["company_names"]
     data.psa_companies = [(a, b) for a, b in header["psa_companies"]]
@@ -297,7 +281,7 @@ def restore_plan(view: ConsoleData, blob: bytes) -> ConsoleData:
     the view's rows. Validated by the engine's models, a few hundred at a time."""
     from pydantic import TypeAdapter
 
-    from engine.plan import Totals
+    from engine.plan import Finding, Plan, PlanLine, Totals
     from engine.scenario import Ignore, ProductBinding, PsaLine
 
     head, *lines = blob.split(b"\n")

@@ -14,7 +14,7 @@ from itertools import zip_longest
 
 from rich.cells import cell_len
 
-from tui.model import Row
+from tui.rows import Row, search_text
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
 _NOT_A_NUMBER = re.compile(r"[^0-9.\-]")
@@ -167,7 +167,7 @@ class RowView:
         for text, matches in self._kept.items():
             if text in needle and len(matches) < len(source):
                 source = matches
-        found = [r for r in source if needle in r.search]
+        found = [r for r in source if needle in search_text(r)]
         if len(self._kept) >= KEPT:
             del self._kept[next(iter(self._kept))]
         self._kept[needle] = found

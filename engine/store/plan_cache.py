@@ -18,19 +18,25 @@ shows it must say so."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, insert, select, text
 from sqlmodel import SQLModel, col
 
 from engine.store import tables as t
+from engine.store.saved_state import (  # re-exported: the saved state's record and code version
+    META_COLUMNS,
+    PLAN_COLUMN,
+    VIEW_COLUMN,
+    SavedState,
+    code_version,
+    saved_state,
+)
+
+__all__ = ["SavedState", "code_version", "discard_state", "load_state", "save_state", "store_revision"]
 
 UNTRACKED = frozenset({"audit_event", "plan_cache", "store_revision", "alembic_version"})
 _DIRTY = "trueup_store_written"
@@ -40,7 +46,6 @@ _WRITE = re.compile(
     re.IGNORECASE,
 )
 _BUMP = "UPDATE store_revision SET revision = revision + 1 WHERE id = 1"
-_ENGINE_ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- the revision ------------------------------------------------------------------------------------
@@ -108,88 +113,26 @@ def store_revision(store: Any) -> int | None:
     return None if value is None else int(value)
 
 
-_COMPUTING = ("*.py", "rules/**/*.py", "store/**/*.py")  # what the figures are computed by (not connectors,
-# the sandbox or the sync executor, which never change a figure)
-
-
-@lru_cache(maxsize=8)
-def code_version(*extra: Path) -> str:
-    """A hash of the sources the figures are computed by (the engine's modules, rules and store,
-    and `extra` files): a state computed by other code is never current."""
-    digest = hashlib.sha256()
-    try:
-        sources = {p for pattern in _COMPUTING for p in _ENGINE_ROOT.glob(pattern)}
-        for path in sorted((*sources, *extra)):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    except OSError:  # sources not readable (an odd install): the version stands in
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            digest.update(version("trueup").encode())
-        except PackageNotFoundError:
-            digest.update(b"unknown")
-    return digest.hexdigest()[:20]
-
-
 # --- the saved state -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SavedState:
-    name: str
-    revision: int
-    as_of: date | None
-    today: date
-    code: str
-    computed_at: datetime
-    view: bytes | None = None  # decompressed; None when not asked for
-    plan: bytes | None = None
-
-    def current_for(self, revision: int | None, as_of: date | None, today: date, code: str) -> bool:
-        """Computed from the store as it is now, for the same as-of and day, by the same code."""
-        return (
-            revision is not None
-            and self.revision == revision
-            and self.as_of == as_of
-            and self.today == today
-            and self.code == code
-        )
 
 
 def load_state(store: Any, name: str, *, view: bool = True, plan: bool = True) -> SavedState | None:
     """The state saved under `name` (with the parts asked for), or None."""
-    columns = [
-        col(t.PlanCacheRow.name),
-        col(t.PlanCacheRow.revision),
-        col(t.PlanCacheRow.as_of),
-        col(t.PlanCacheRow.today),
-        col(t.PlanCacheRow.code),
-        col(t.PlanCacheRow.computed_at),
-    ]
-    if view:
-        columns.append(col(t.PlanCacheRow.view))
-    if plan:
-        columns.append(col(t.PlanCacheRow.plan))
+    row_type = t.PlanCacheRow
+    names = [*META_COLUMNS, *([VIEW_COLUMN] if view else []), *([PLAN_COLUMN] if plan else [])]
+    columns = [col(getattr(row_type, n)) for n in names]
     try:
         with store.engine.connect() as conn:
-            row = conn.execute(select(*columns).where(col(t.PlanCacheRow.name) == name)).first()
+            row = conn.execute(select(*columns).where(col(row_type.name) == name)).first()
     except Exception:  # no such table (a store not migrated): nothing saved
         return None
     if row is None:
         return None
-    values = row._mapping
-    computed_at = values["computed_at"]
-    if computed_at.tzinfo is None:
-        computed_at = computed_at.replace(tzinfo=UTC)
-    return SavedState(
-        name=values["name"],
-        revision=int(values["revision"]),
-        as_of=values["as_of"],
-        today=values["today"],
-        code=values["code"],
-        computed_at=computed_at,
-        view=zlib.decompress(values["view"]) if view else None,
-        plan=zlib.decompress(values["plan"]) if plan else None,
+    values = dict(row._mapping)
+    return saved_state(
+        values,
+        view=values[VIEW_COLUMN] if view else None,
+        plan=values[PLAN_COLUMN] if plan else None,
     )
 
 

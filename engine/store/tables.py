@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from engine.store.saved_state import PLAN_CACHE, REVISION_TABLE
 from engine.store.types import DecimalText
 
 
@@ -227,7 +228,7 @@ class StoreRevisionRow(SQLModel, table=True):
     """One row (id 1): its revision goes up in the same transaction as every committed write to a
     table the plan is computed from (a hook on the store's engine, `engine.store.plan_cache`)."""
 
-    __tablename__ = "store_revision"
+    __tablename__ = REVISION_TABLE
     id: int = Field(default=1, primary_key=True)
     revision: int = 0
 
@@ -236,7 +237,7 @@ class PlanCacheRow(SQLModel, table=True):
     """The last computed state (the console's rows and the plan, zlib-compressed JSON, never pickle)
     with the store revision, the requested as-of and the day it was computed for."""
 
-    __tablename__ = "plan_cache"
+    __tablename__ = PLAN_CACHE  # named once, for the bare reader too (engine.store.saved_state)
     name: str = Field(primary_key=True)
     revision: int
     as_of: date | None = None  # the as-of asked for (None: the store's own as-of setting)

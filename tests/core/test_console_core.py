@@ -21,7 +21,8 @@ from engine.sandbox.demo import build_demo_scenario
 from engine.scenario import HistoryRow
 from engine.store import Store
 from tui import model
-from tui.model import VIEW, ConsoleData
+from tui.model import VIEW
+from tui.rows import PANES, ConsoleData
 from tui.workspace import RefreshOutcome, StoreWorkspace
 
 AS_OF = date(2026, 11, 21)
@@ -72,7 +73,7 @@ def full_figures(store: Store) -> ConsoleData:
 
 def assert_same_figures(held: ConsoleData, full: ConsoleData) -> None:
     """What the operator sees and what a sync would write: every pane's rows, every plan line."""
-    for pane in model.PANES + ("products",):
+    for pane in PANES + ("products",):
         assert held.rows.get(pane) == full.rows.get(pane), pane
         assert held.ignored_rows.get(pane, []) == full.ignored_rows.get(pane, []), f"ignored {pane}"
     assert held.plan.lines == full.plan.lines

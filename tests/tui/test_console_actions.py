@@ -386,7 +386,7 @@ async def test_brackets_are_not_markup(make_app: Any, settle: Any) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         pane = app.main.pane("customers")
-        from tui.model import Row
+        from tui.rows import Row
 
         pane.set_rows([Row(key="x", cells=("[bold]Acme[/bold] [Ltd]", "—", "Not mapped", "", "—"))])
         await pilot.pause()

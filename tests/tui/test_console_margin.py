@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from engine.margin.store import save_invoices
 from engine.sandbox.demo import DEMO_MARGIN_LEAKS, build_demo_invoices
-from tui.model import COLUMNS, column_index
+from tui.rows import COLUMNS, column_index
 from tui.widgets.margin import MARGIN, MarginPane
 from tui.workspace import StoreWorkspace
 

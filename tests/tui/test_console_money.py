@@ -10,7 +10,7 @@ from typing import Any
 from engine.money import fmt_money
 from engine.net import fmt_net, line_net, old_line_of
 from tui.app import TrueupApp
-from tui.model import COLUMNS, column_index
+from tui.rows import COLUMNS, column_index
 from tui.screens.confirm import ConfirmModal
 from tui.screens.review import NET_COLUMN, ReviewScreen
 from tui.workspace import StoreWorkspace

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from engine.money import fmt_quantity
 from tui.bindings import REGISTRY
-from tui.model import Row, column_index
+from tui.rows import Row, column_index
 from tui.view import number_of, numeric_cells, sort_rows
 
 SIZE = (120, 40)

@@ -14,8 +14,6 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from engine.actions import ActionError
-
 
 class EditDateModal(ModalScreen[date | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal-cancel")]
@@ -59,6 +57,8 @@ class EditDateModal(ModalScreen[date | None]):
 
     @work(thread=True, exclusive=True, group="edit-date", exit_on_error=False)
     def _save(self, value: date) -> None:
+        from engine.actions import ActionError
+
         assert self._apply is not None
         try:
             self._apply(value)

@@ -12,12 +12,10 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from engine.actions import GeneratedMappings
 from engine.batch import hold_provisional
-from engine.console_core import Act, Outcome
 from engine.money import fmt_money
 from tui.bindings import bindings
-from tui.model import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
+from tui.rows import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.fixes import FixActions, TextModal
@@ -31,6 +29,7 @@ from tui.widgets.panes import Pane
 from tui.widgets.renewals import RENEWALS, RenewalsPane
 
 if TYPE_CHECKING:
+    from engine.console_core import Outcome
     from tui.app import TrueupApp
 
 LINE_PANES = ("unsynced", "arrears", "prorates")
@@ -124,12 +123,12 @@ class MainScreen(FixActions, Screen[None]):
         ws = app.workspace
         if not busy and data is not None and data.stale:
             busy = f"figures from {figures_time(data)}, recomputing…"
-        self.query_one(StatusHeader).show(
-            label=ws.label,
-            sandbox=ws.sandbox,
+        self.query_one(StatusHeader).show(  # before the engine is loaded: the launch's label, no freshness
+            label=ws.label if ws is not None else app.launch_label,
+            sandbox=ws.sandbox if ws is not None else app.launch_sandbox,
             as_of=data.as_of if data else app.as_of,
             invoiced_through=data.invoiced_through if data else None,
-            freshness=dict(getattr(ws, "freshness", {}) or {}),
+            freshness=dict(getattr(ws, "freshness", {}) or {}) if ws is not None else {},
             busy=busy or app.busy,
             customer=self.customer_search,
             psa=data.psa if data is not None else "",
@@ -378,6 +377,8 @@ class MainScreen(FixActions, Screen[None]):
     # --- ignore / restore --------------------------------------------------------------------------
 
     def action_ignore_row(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("ignore rows"):
             return
         rows = [r for r in self.targets() if not r.ignored]
@@ -424,6 +425,8 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(ProductsScreen(self.app.data))
 
     def action_restore_row(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("restore rows"):
             return
         data = self.app.data
@@ -453,6 +456,8 @@ class MainScreen(FixActions, Screen[None]):
         return row.line_keys[0] if row.line_keys else row.key
 
     def action_edit_date(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("edit dates"):
             return
         row = self.pane().current
@@ -487,6 +492,8 @@ class MainScreen(FixActions, Screen[None]):
         )
 
     def action_bulk_date(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("edit dates"):
             return
         pane = self.pane()
@@ -519,6 +526,8 @@ class MainScreen(FixActions, Screen[None]):
     # --- customers -----------------------------------------------------------------------------------
 
     def action_map_company(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("map customers"):
             return
         row = self.pane().current
@@ -544,6 +553,8 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(MapCompanyModal(name, data.psa_companies, suggested), done)
 
     def action_unmap_company(self) -> None:
+        from engine.console_core import Act
+
         if self.app.refuse("unmap customers"):
             return
         row = self.pane().current
@@ -563,6 +574,9 @@ class MainScreen(FixActions, Screen[None]):
         self.app.push_screen(ConfirmModal(f"Unmap {row.cells[0]}", body), answered)
 
     def action_generate_mappings(self) -> None:
+        from engine.actions import GeneratedMappings
+        from engine.console_core import Act
+
         if self.app.refuse("generate mappings"):
             return
 

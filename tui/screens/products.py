@@ -15,7 +15,7 @@ from engine import actions
 from engine.connectors.base import ProductSpec
 from engine.console_core import Act
 from tui.bindings import bindings
-from tui.model import ConsoleData, Row, split_product_key
+from tui.rows import ConsoleData, Row, split_product_key
 from tui.screens.bind_product import BindChoice, BindProductModal
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable

@@ -23,7 +23,7 @@ from engine.plan import Finding, PlanLine
 from engine.scenario import BILL_OPTION_LABELS
 from engine.verify import invoiced_total
 from tui.bindings import bindings
-from tui.model import Column, ConsoleData
+from tui.rows import Column, ConsoleData
 from tui.screens.confirm import ConfirmModal, cost_continues_warning
 from tui.widgets.keyed_table import KeyedTable
 

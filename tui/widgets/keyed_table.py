@@ -32,7 +32,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.model import Column
+from tui.rows import Column
 
 Cells = tuple[str, ...]
 ELLIPSIS = "…"

@@ -17,17 +17,19 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.binding import Binding, BindingType
 
-from engine.margin import CLASS_LABELS, MarginReport, MarginRow, margin_percent
 from engine.money import fmt_money, fmt_quantity
 from engine.months import add_months, parse_month
-from tui.model import COLUMNS, PANE_TITLES, Column, Row
+from tui.rows import COLUMNS, PANE_TITLES, Column, Row
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
+
+if TYPE_CHECKING:  # the engine is imported after the first paint
+    from engine.margin import MarginReport, MarginRow
 
 MARGIN = "margin"
 C = Column
@@ -59,6 +61,8 @@ _SOURCE = {
 
 
 def _percent(price: Decimal, cost: Decimal) -> str:
+    from engine.margin import margin_percent
+
     p = margin_percent(price, cost)
     return f"{p} %" if p is not None else "—"
 
@@ -73,6 +77,7 @@ def _customer_key(currency: str, company_id: str, name: str) -> str:
 
 def customer_rows(report: MarginReport) -> tuple[list[Row], dict[str, list[Row]]]:
     """The customers' rows and totals, and each customer's subscription rows (by customer key)."""
+    from engine.margin import CLASS_LABELS
     from engine.scrub import clean_text
 
     subs: dict[str, list[Row]] = defaultdict(list)
@@ -232,7 +237,7 @@ class MarginPane(Pane):
             return
         workspace, data = self._source
         store = getattr(workspace, "store", None)
-        if store is None or data is None:
+        if store is None or data is None or not data.complete:  # the check needs the plan: stays due
             return
         self._dirty = False
         self._generation += 1

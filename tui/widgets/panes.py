@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tui.model import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
+from tui.rows import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
 from tui.view import RowView, folded, numeric_cells
 from tui.widgets.keyed_table import KeyedTable, SubsetRows
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 
 from engine.money import fmt_money, fmt_quantity
-from engine.rules.commitments import Renewal, renewals
-from tui.model import COLUMNS, PANE_TITLES, Column, Row
+from tui.rows import COLUMNS, PANE_TITLES, Column, Row
 from tui.widgets.panes import Pane
+
+if TYPE_CHECKING:  # the engine is imported after the first paint
+    from engine.rules.commitments import Renewal
 
 RENEWALS = "renewals"
 # At 80×24 the window's close, the days left, who, what, the seats and the money stay (issue 13's
@@ -92,6 +94,7 @@ class RenewalsPane(Pane):
 
     @work(thread=True, group="renewals", exit_on_error=False)
     def _load(self, store: Any, today: date, generation: int) -> None:
+        from engine.rules.commitments import renewals
         from engine.store.commitments import renewal_scenario
 
         rows = renewal_rows(renewals(renewal_scenario(store, today), today=today))

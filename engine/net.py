@@ -87,10 +87,11 @@ def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
         return round_cents(old.quantity * old.unit_price), round_cents(old.quantity * old.unit_cost)
     if line.previous_quantity is None:
         return ZERO, ZERO  # a new line: nothing billed before
-    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only).
-    return round_cents(line.previous_quantity * line.unit_price), round_cents(
-        line.previous_quantity * line.unit_cost
-    )
+    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a price
+    # update (engine.rules.leaks) says what it held: its net is (new − old) × quantity.
+    price = line.unit_price if line.previous_unit_price is None else line.previous_unit_price
+    cost = line.unit_cost if line.previous_unit_cost is None else line.previous_unit_cost
+    return round_cents(line.previous_quantity * price), round_cents(line.previous_quantity * cost)
 
 
 def line_net(line: PlanLine, old: OldLine | None = None) -> Net:

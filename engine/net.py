@@ -100,6 +100,15 @@ def line_net(line: PlanLine, old: OldLine | None = None) -> Net:
     own unit price (what an update keeps)."""
     if line.kind.one_time:
         return Net(one_time=line.total_price, one_time_cost=line.total_cost, gross=line.total_price, lines=1)
+    if line.kind is LineKind.PRICE and line.previous_unit_price is not None:
+        # (new − old unit price) × quantity: the quantity change is the recurring update's
+        old_cost = line.unit_cost if line.previous_unit_cost is None else line.previous_unit_cost
+        return Net(
+            monthly=line.total_price - round_cents(line.quantity * line.previous_unit_price),
+            monthly_cost=line.total_cost - round_cents(line.quantity * old_cost),
+            gross=line.total_price,
+            lines=1,
+        )
     before_price, before_cost = old_billing(line, old)
     if line.kind is LineKind.CANCEL:
         after_price = after_cost = ZERO

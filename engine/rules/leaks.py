@@ -25,9 +25,10 @@ period's usage, RULES §5–6).
      round_half_up(new cost / (1 − (old price − old cost) / old price), 2) (old price 0: none).
      Under this policy only a cost change is a change (the kept price differs from retail).
    The proposal is a `price` line (`<sub>:price`, action update) of the PSA line: the new unit
-   price and cost at the quantity the line holds (or, when the subscription's recurring update is
-   in the plan too, that update carrying the new prices in its stead: one write of the line).
-   In sync, and left out of the plan, when the PSA line holds the proposed prices.
+   price and cost at the quantity the line holds; when the subscription's recurring update
+   (quantity only, RULES §1) is in the plan too, the price line follows it in the same change set
+   at that update's quantity. Its net is (new − old unit price) × quantity. In sync, and left out
+   of the plan, when the PSA line holds the proposed prices.
    Example: retail $22.00 → $23.10, cost $18.70 → $19.64, line at $22.00 / $18.70 × 10:
    follow_retail proposes $23.10 / $19.64 (+$11.00 a month); keep_margin proposes
    round(19.64 / 0.85) = $23.11 / $19.64.
@@ -203,11 +204,7 @@ def leak_lines(
             (line for line in planned if line.kind is LineKind.RECURRING and line.action == "update"),
             None,
         )
-        price = _price_line(leak, current, company, update)
-        if update is not None:
-            out = [price if line is update else line for line in out]
-        else:
-            added.append(price)
+        added.append(_price_line(leak, current, company, update))
     return [*out, *added], [leak.finding for leak in leaks]
 
 
@@ -239,8 +236,10 @@ def _price_line(leak: Leak, current: PsaLine, company: str, update: PlanLine | N
     from engine.rules.context import money_line
 
     assert leak.proposed_price is not None and leak.proposed_cost is not None
+    # Written after the subscription's recurring update (quantity only, RULES §1) when there is
+    # one: the line then holds that update's quantity.
     quantity = update.quantity if update is not None else current.quantity
-    change = f"{fmt_quantity(current.quantity)} → {fmt_quantity(quantity)} × " if update is not None else ""
+    after = f" (after the update to {fmt_quantity(quantity)})" if update is not None else ""
     return money_line(
         key=PlanKey.price(leak.subscription_id).format(),
         kind=LineKind.PRICE,
@@ -256,12 +255,12 @@ def _price_line(leak: Leak, current: PsaLine, company: str, update: PlanLine | N
         unit_cost=leak.proposed_cost,
         effective_date=current.effective_date,
         end_date=None,
-        previous_quantity=current.quantity,
+        previous_quantity=quantity,
         previous_unit_price=current.unit_price,
         previous_unit_cost=current.unit_cost,
-        records=update.records if update is not None else (),
-        formula=f"{change}price {fmt_money(current.unit_price)} → {fmt_money(leak.proposed_price)}, "
-        f"cost {fmt_money(current.unit_cost)} → {fmt_money(leak.proposed_cost)} (vendor price change)",
+        formula=f"{fmt_quantity(quantity)} × price {fmt_money(current.unit_price)} → "
+        f"{fmt_money(leak.proposed_price)}, cost {fmt_money(current.unit_cost)} → "
+        f"{fmt_money(leak.proposed_cost)} (vendor price change){after}",
     )
 
 

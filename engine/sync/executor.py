@@ -232,7 +232,8 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
         key=line.key,
         line_id=line.psa_line_id,
         agreement_id=line.psa_agreement_id,
-        quantity=line.quantity,
+        # a price line writes prices only: the quantity is the recurring update's (RULES §1)
+        quantity=None if line.kind is LineKind.PRICE else line.quantity,
         unit_price=line.unit_price if prices else None,
         unit_cost=line.unit_cost if prices else None,
         effective_date=effective_from,

@@ -56,7 +56,7 @@ def test_a_line_that_holds_the_proposal_is_in_sync() -> None:
     assert kept.lines == [] and kept.findings == []  # the kept margin: not a change any more
 
 
-def test_a_quantity_change_and_a_price_change_are_one_write_of_the_line() -> None:
+def test_a_quantity_change_keeps_its_recurring_update_and_the_price_line_follows_it() -> None:
     scenario = build(
         "2026-11-21",
         subs=[seat_sub("S1", ("2026-01-05", 10), ("2026-11-10", 8), price="23.10", cost="19.64")],
@@ -65,10 +65,17 @@ def test_a_quantity_change_and_a_price_change_are_one_write_of_the_line() -> Non
     )
     plan = reconcile(scenario)
     updates = [line for line in plan.lines if line.psa_line_id == "L1"]
-    assert [(u.kind, u.quantity, u.previous_quantity, u.unit_price) for u in updates] == [
-        (LineKind.PRICE, D(8), D(10), D("23.10"))
+    # RULES §1: the recurring update changes the quantity only; the price line comes after it, in
+    # the same change set, at the updated quantity
+    assert [(u.key, u.quantity, u.previous_quantity, u.unit_price) for u in updates] == [
+        ("S1:recurring", D(8), D(10), D("22.00")),
+        ("S1:price", D(8), D(8), D("23.10")),
     ]
-    assert line_net(updates[0]).monthly == D("184.80") - D("220.00")
+    assert updates[0].change_set == updates[1].change_set
+    # the nets add up to new − old billing: 8 × 23.10 − 10 × 22.00
+    total = line_net(updates[0]) + line_net(updates[1])
+    assert total.monthly == D("184.80") - D("220.00")
+    assert line_net(updates[1]).monthly == D("8.80")  # (23.10 − 22.00) × 8
 
 
 def test_a_subscription_gone_from_the_vendor_proposes_ending_its_line_this_month() -> None:

@@ -66,7 +66,7 @@ def _scenario(psa: str) -> Scenario:
             ],
             "subscriptions": [
                 sub("rise", 10, "23.10", "19.64"),  # the vendor's price rose: price line at 10
-                sub("cut", 8, "23.10", "19.64"),  # and the seats went 10 → 8: one write of both
+                sub("cut", 8, "23.10", "19.64"),  # and the seats went 10 → 8
                 sub("gone", 12, "6.00", "5.00", gone=True),  # deleted at the vendor: cancel
             ],
         },
@@ -127,7 +127,8 @@ async def test_price_updates_and_gone_cancels_land_as_planned(psa: str, store_ur
         got = {(line.key, line.kind, line.quantity, line.unit_price, line.unit_cost) for line in plan.lines}
         assert got == {
             ("rise:price", LineKind.PRICE, D(10), D("23.10"), D("19.64")),
-            ("cut:price", LineKind.PRICE, D(8), D("23.10"), D("19.64")),
+            ("cut:recurring", LineKind.RECURRING, D(8), D("22.00"), D("18.70")),  # quantity only
+            ("cut:price", LineKind.PRICE, D(8), D("23.10"), D("19.64")),  # then the prices
             ("gone:cancel", LineKind.CANCEL, D(12), D("6.00"), D("5.00")),
         }
         connector = rig.connector()

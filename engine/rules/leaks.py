@@ -4,7 +4,7 @@ vendor says now, what the PSA holds), raise findings into the plan, and propose 
 sync writes like any other (journaled, idempotent; engine.sync.executor).
 
 For every recurring PSA line not cancelled before the end of as_of's month that carries a vendor
-subscription (its source):
+subscription (its source; a backup billing configuration's line is no subscription's):
 1. **vendor_subscription_gone** (error) — the subscription is absent from the vendor (deleted: the
    store keeps it marked `gone` when a refresh no longer lists it), or cancelled there with no
    `cancel` row in its history (no cancellation record). Proposes the cancel: a `cancel` line
@@ -47,6 +47,7 @@ from engine.money import fmt_money, fmt_quantity, round_cents
 from engine.months import last_of_month
 from engine.plan import Finding, LineKind, PlanLine
 from engine.rules.findings import finding
+from engine.rules.seats import cancellation_date
 from engine.scenario import PRICE_CHANGE_POLICIES, PriceChangePolicy, PsaLine, Scenario, Subscription
 
 
@@ -79,15 +80,21 @@ def leak_rules(scenario: Scenario, policy: PriceChangePolicy | None = None) -> l
     subs = {s.id: s for s in scenario.vendor.subscriptions}
     kinds = {p.id: p.kind for p in scenario.vendor.products}
     bindings = {(b.vendor_product_id, b.sub_product): b for b in scenario.mappings.products}
+    # a backup billing configuration's usage line carries the configuration's id (engine.keys)
+    configurations = {c.id for c in scenario.vendor.billing_configurations}
     out: list[Leak] = []
     for line in sorted(scenario.psa.lines, key=lambda item: item.id):
         sid = line.source.subscription_id if line.source is not None else None
-        if sid is None or line.kind != "recurring":
+        if sid is None or line.kind != "recurring" or sid in configurations:
             continue
         if line.cancelled_date is not None and line.cancelled_date <= month_end:
             continue
         subject = {"subscription_id": sid, "psa_line_id": line.id}
         sub = subs.get(sid)
+        if sub is not None and not sub.gone and line.cancelled_date is not None:
+            ends = cancellation_date(sub)
+            if ends is not None and line.cancelled_date <= last_of_month(ends):
+                continue  # ends when the vendor's cancellation does (RULES §4 wrote it)
         if sub is None or _gone(sub):
             why = (
                 "is cancelled at the vendor with no cancellation record"

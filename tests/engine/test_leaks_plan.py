@@ -127,3 +127,14 @@ def test_a_price_below_cost_is_an_error_and_proposes_no_line_of_its_own() -> Non
     assert plan.lines == []
     (error,) = plan.findings
     assert (error.code, error.severity) == ("price_below_cost", "error")
+
+
+def test_a_line_already_ending_with_the_vendors_cancellation_next_month_is_left_alone() -> None:
+    scenario = build(
+        "2026-11-21",
+        subs=[seat_sub("S1", ("2026-01-05", 12), status="cancelled", cancelled_date="2026-12-15")],
+        lines=[psa_line("L1", 12, sub="S1", cancelled="2026-12-31")],
+        synced_keys=[SYNCED],
+    )
+    plan = reconcile(scenario)
+    assert plan.lines == [] and "vendor_subscription_gone" not in {f.code for f in plan.findings}

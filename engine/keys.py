@@ -4,7 +4,7 @@ A plan line is identified across runs, the journal, the store and the PSA by its
 `<subject>:<kind>[:<argument>]` (RULES.md, engine/rules):
 
 * `subject`: the subscription id (or a backup billing configuration id), never containing `:`;
-* `kind`: what the line bills (`KINDS`);
+* `kind`: what the line bills (`KINDS`); `price` updates a seat line's unit price and cost;
 * `argument`: what tells two lines of that kind apart: a prorate's day (`2026-02-10`), an
   extra-months run's first month (`2026-01`), an arrears line's sub-product or usage label.
 
@@ -25,7 +25,9 @@ from engine.months import month_key
 if TYPE_CHECKING:
     from engine.scenario import LineSource
 
-KeyKind = Literal["recurring", "cancel", "prorate", "extra_months", "arrears", "usage_summary", "usage"]
+KeyKind = Literal[
+    "recurring", "cancel", "prorate", "extra_months", "arrears", "usage_summary", "usage", "price"
+]
 KINDS: tuple[KeyKind, ...] = get_args(KeyKind)
 _KIND: dict[str, KeyKind] = {kind: kind for kind in KINDS}
 
@@ -77,6 +79,13 @@ class PlanKey:
     @classmethod
     def cancel(cls, subscription: str) -> PlanKey:
         return cls(subscription, "cancel")
+
+    @classmethod
+    def price(cls, subscription: str) -> PlanKey:
+        """A seat line's price (and cost) update after a vendor price change (engine.rules.leaks).
+        Like `recurring`, it updates the PSA line the subscription's recurring key is stored on and
+        is in sync when that line holds the proposed prices; so it needs no argument."""
+        return cls(subscription, "price")
 
     @classmethod
     def prorate(cls, subscription: str, day: date | str) -> PlanKey:

@@ -93,10 +93,13 @@ def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
         return price, round_cents(old.quantity * old.unit_cost)
     if line.previous_quantity is None:
         return ZERO, ZERO  # a new line: nothing billed before
-    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a line
-    # of a binding that does not bill was written that way before (its bill option) and billed $0.
-    before = round_cents(line.previous_quantity * line.unit_price) if line.billed else ZERO
-    return before, round_cents(line.previous_quantity * line.unit_cost)
+    # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a price
+    # update (engine.rules.leaks) says what it held: its net is (new − old) × quantity. A line of a
+    # binding that does not bill was written that way before (its bill option) and billed $0.
+    price = line.unit_price if line.previous_unit_price is None else line.previous_unit_price
+    cost = line.unit_cost if line.previous_unit_cost is None else line.previous_unit_cost
+    before = round_cents(line.previous_quantity * price) if line.billed else ZERO
+    return before, round_cents(line.previous_quantity * cost)
 
 
 def line_net(line: PlanLine, old: OldLine | None = None) -> Net:
@@ -106,6 +109,16 @@ def line_net(line: PlanLine, old: OldLine | None = None) -> Net:
     billed = line.total_price if line.billed else ZERO  # do not bill / no charge: $0 to the customer
     if line.kind.one_time:
         return Net(one_time=billed, one_time_cost=line.total_cost, gross=line.total_price, lines=1)
+    if line.kind is LineKind.PRICE and line.previous_unit_price is not None:
+        # (new − old unit price) × quantity: the quantity change is the recurring update's
+        old_cost = line.unit_cost if line.previous_unit_cost is None else line.previous_unit_cost
+        monthly = line.total_price - round_cents(line.quantity * line.previous_unit_price)
+        return Net(
+            monthly=monthly if line.billed else ZERO,
+            monthly_cost=line.total_cost - round_cents(line.quantity * old_cost),
+            gross=line.total_price,
+            lines=1,
+        )
     before_price, before_cost = old_billing(line, old)
     if line.kind is LineKind.CANCEL:
         after_price = after_cost = ZERO

@@ -21,6 +21,7 @@ class LineKind(StrEnum):
     ARREARS = "arrears"
     USAGE_SUMMARY = "usage_summary"
     USAGE = "usage"
+    PRICE = "price"  # a seat line's price/cost update after a vendor price change (engine.rules.leaks)
 
     @property
     def one_time(self) -> bool:
@@ -31,7 +32,10 @@ KIND_ORDER = {kind: i for i, kind in enumerate(LineKind)}
 
 # The kinds RULES.md §3 writes together for one subscription's change: its recurring update (or
 # cancellation), its prorates and its extra months — one change set.
-CHANGE_SET_KINDS = frozenset({LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS})
+# A price update (engine.rules.leaks) is the recurring update with new prices: in the same set.
+CHANGE_SET_KINDS = frozenset(
+    {LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS, LineKind.PRICE}
+)
 
 Action = Literal["create", "update", "cancel"]
 Severity = Literal["error", "warning"]
@@ -63,6 +67,10 @@ class PlanLine(BaseModel):
     provisional: bool = Field(False, description="Usage whose period is not final yet (day-3 / day-5 rules).")
     formula: str = Field("", description="How the figures were produced, for the operator.")
     previous_quantity: Decimal | None = Field(None, description="Updates/cancels: what the PSA holds now.")
+    previous_unit_price: Decimal | None = Field(
+        None, description="Price updates: the unit price the PSA line holds now."
+    )
+    previous_unit_cost: Decimal | None = Field(None, description="Price updates: the unit cost it holds now.")
     replaces_line_id: str | None = Field(
         None, description="Create-new: the PSA line that gets cancelled the day before this one starts."
     )

@@ -14,6 +14,7 @@ from engine.rules.backup import configuration_lines
 from engine.rules.commitments import commitment_findings
 from engine.rules.context import Target, World, bill_options
 from engine.rules.hints import PlanHints
+from engine.rules.leaks import leak_lines
 from engine.rules.quota import company_checks, quota_lines
 from engine.rules.seats import seat_lines
 from engine.scenario import Ignore, Scenario, Subscription, VendorCompany
@@ -53,8 +54,8 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
     # issue 13: only a binding with its own taxable flag or bill option changes the lines it produces
     stated = any(b.taxable is not None or b.bill_option != "billable" for b in scenario.mappings.products)
     for sub in sorted(scenario.vendor.subscriptions, key=lambda s: (s.company_id, s.id)):
-        if sub.id in blocked:
-            continue
+        if sub.id in blocked or sub.gone:
+            continue  # a subscription gone from the vendor is the leak rules' (engine.rules.leaks)
         company = world.companies.get(sub.company_id)
         if company is not None and company.status == "inactive" and sub.status != "active":
             continue
@@ -62,6 +63,13 @@ def _reconcile(scenario: Scenario, hints: PlanHints | None) -> Plan:
         lines += _with_bill_options(world, sub, produced) if stated else produced
     for config in scenario.vendor.billing_configurations:
         lines += configuration_lines(world, config)
+    # Leaks (issue 14): a vendor price change proposes a price line, a vanished subscription its
+    # cancel; a price below cost is a finding.
+    lines, leak_findings = leak_lines(
+        scenario, lines, company_of=_line_companies(world), blocked=_duplicated(world)
+    )
+    for leak in leak_findings:
+        world.raise_finding(leak.code, leak.subject, leak.message)
 
     shown, ignored = _apply_ignores(world, lines)
     shown.sort(key=_line_order)
@@ -172,6 +180,36 @@ def _with_bill_options(world: World, sub: Subscription, lines: list[PlanLine]) -
         else:
             out.append(line.model_copy(update=bill_options(binding)))
     return out
+
+
+def _line_companies(world: World) -> dict[str, str]:
+    """PSA line id → the vendor company its plan lines are listed under: its subscription's, else
+    the one vendor company mapped to the agreement's PSA company (else that PSA company's id)."""
+    out: dict[str, str] = {}
+    for line in world.psa_lines:
+        sid = line.source.subscription_id if line.source is not None else None
+        if sid is None:
+            continue
+        sub = world.subscriptions.get(sid)
+        if sub is not None:
+            out[line.id] = sub.company_id
+            continue
+        agreement = world.agreements.get(line.agreement_id)
+        psa_company = agreement.company_id if agreement is not None else line.agreement_id
+        vendors = sorted(world.reverse_company_map.get(psa_company, []))
+        out[line.id] = vendors[0] if vendors else psa_company
+    return out
+
+
+def _duplicated(world: World) -> set[str]:
+    """Subscriptions a key of which two PSA lines hold: nothing is written for them (issue 11)."""
+    return {
+        line.source.subscription_id
+        for line in world.psa_lines
+        if line.source is not None
+        and line.source.subscription_id is not None
+        and world.duplicate_lines(line.source.subscription_id)
+    }
 
 
 def _line_order(line: PlanLine) -> tuple[str, str, int, date, str]:

@@ -420,7 +420,8 @@ async def _refresh_vendor(
     # What changes, compared with the store (for the result and the operator): only what was read.
     stored_companies = store.vendor_companies()
     if full:
-        before_subs = store.subscriptions_where()
+        # one kept as gone (no longer listed, a PSA line bills it) is not the vendor's any more
+        before_subs = [sub for sub in store.subscriptions_where() if not sub.gone]
         _hold_empty(
             vendor,
             [
@@ -713,7 +714,7 @@ async def _refresh_vendor_company(
     )
     fresh_ids = {s.id for s in fresh}
     changed = [s for s in fresh if stored.get(s.id) != s]
-    removed = sorted(set(stored) - fresh_ids)
+    removed = sorted(sid for sid in set(stored) - fresh_ids if not stored[sid].gone)
     run.report("vendor companies", 1, 1, company.name)
     run.report(
         "vendor subscriptions",
@@ -741,7 +742,7 @@ async def _refresh_vendor_company(
     changes = (
         _count_changes(store.vendor_companies([company_id]), [company], lambda c: c.id)
         + len(new_products)
-        + _count_changes(stored.values(), fresh, lambda s: s.id)
+        + _count_changes([s for s in stored.values() if not s.gone], fresh, lambda s: s.id)
         + _count_changes(old_usage, usage, _usage_key)
     )
     store.write_vendor_scope(

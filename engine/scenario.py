@@ -189,6 +189,11 @@ def _no_duplicates(items: Sequence[Any], name: str, key: Callable[[Any], Hashabl
         seen[k] = index
 
 
+# What a vendor price/cost change proposes for the PSA line (engine.rules.leaks rule 3).
+PriceChangePolicy = Literal["follow_retail", "keep_and_warn", "keep_margin"]
+PRICE_CHANGE_POLICIES: tuple[PriceChangePolicy, ...] = ("follow_retail", "keep_and_warn", "keep_margin")
+
+
 class Settings(Model):
     invoiced_through: Day | None = Field(
         None, description="Last day already invoiced to customers; null = last day of as_of's month."
@@ -201,6 +206,11 @@ class Settings(Model):
     description_prefix: Name = Field("Pax8", description="Prefix of generated line descriptions.")
     renewal_notice_days: int = Field(
         14, ge=0, le=3650, description="renewal_in_n_days: warn when a renewal window closes this soon."
+    )
+    price_change_policy: PriceChangePolicy = Field(
+        "follow_retail",
+        description="What a vendor price/cost change proposes for the PSA line (engine.rules.leaks): "
+        "follow_retail, keep_and_warn or keep_margin.",
     )
 
     def invoiced_through_on(self, as_of: date) -> date:
@@ -256,6 +266,11 @@ class Subscription(Model):
     status: Literal["active", "cancelled"] = "active"
     cancelled_date: Day | None = None
     history: list[HistoryRow] = Field(default_factory=list)
+    gone: bool = Field(
+        False,
+        description="No longer listed by the vendor (deleted there); the store keeps it so that "
+        "vendor_subscription_gone can see it (engine.rules.leaks).",
+    )
 
     @model_validator(mode="after")
     def _unique_history(self) -> Subscription:

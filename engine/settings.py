@@ -40,6 +40,7 @@ ignore-row = "i,delete"
 description_prefix = "Pax8"
 threshold_prorates = true
 prorate_counts_change_day = false
+price_change_policy = "follow_retail"               # or keep_and_warn, keep_margin (engine.rules.leaks)
 timezone = "America/Denver"                        # the partner's zone (default UTC)
 ```
 
@@ -96,7 +97,7 @@ from engine.config_file import ENV_PREFIX as ENV_PREFIX
 from engine.config_file import FILE_NAME as FILE_NAME
 from engine.config_file import config_path as config_path
 from engine.psa import PSAS
-from engine.scenario import ProductKind, PsaName
+from engine.scenario import PriceChangePolicy, ProductKind, PsaName
 from engine.scrub import register_secret
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,9 @@ class BillingConfig(Section):
     description_prefix: str | None = None
     threshold_prorates: bool | None = None
     prorate_counts_change_day: bool | None = None
+    price_change_policy: PriceChangePolicy | None = Field(
+        None, description="What a vendor price change proposes (engine.rules.leaks); unset: the store's."
+    )
     timezone: str = Field("UTC", description="The partner's time zone (vendor timestamps become its dates).")
 
     @field_validator("timezone")
@@ -261,7 +265,12 @@ class BillingConfig(Section):
         """The keys set here, as `engine.scenario.Settings` fields."""
         return {
             name: value
-            for name in ("description_prefix", "threshold_prorates", "prorate_counts_change_day")
+            for name in (
+                "description_prefix",
+                "threshold_prorates",
+                "prorate_counts_change_day",
+                "price_change_policy",
+            )
             if (value := getattr(self, name)) is not None
         }
 

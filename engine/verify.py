@@ -298,12 +298,35 @@ def _compare(
     )
 
 
+def _priced(lines: list[PlanLine]) -> list[PlanLine]:
+    """A recurring update followed by a price line of the same PSA line (engine.rules.leaks): once
+    both are written the line invoices the update's quantity at the new prices, so the update is
+    checked at those prices."""
+    prices = {line.psa_line_id: line for line in lines if line.kind is LineKind.PRICE and line.psa_line_id}
+    if not prices:
+        return lines
+    out = []
+    for line in lines:
+        price = prices.get(line.psa_line_id or "") if line.kind is LineKind.RECURRING else None
+        if price is not None and line.action == "update":
+            line = line.model_copy(
+                update={
+                    "unit_price": price.unit_price,
+                    "unit_cost": price.unit_cost,
+                    "total_price": round_cents(line.quantity * price.unit_price),
+                    "total_cost": round_cents(line.quantity * price.unit_cost),
+                }
+            )
+        out.append(line)
+    return out
+
+
 def verify_lines(lines: Iterable[PlanLine], psa_lines: Sequence[PsaLine], *, psa: str) -> Verification:
     """Every plan line (zero-value ones are not plan lines) against the PSA's lines."""
     by_agreement: dict[str, list[PsaLine]] = defaultdict(list)
     for item in psa_lines:
         by_agreement[item.agreement_id].append(item)
-    lines = list(lines)
+    lines = _priced(list(lines))
     checks = [check_line(line, by_agreement.get(line.psa_agreement_id, [])) for line in lines]
     agreements = {line.psa_agreement_id for line in lines}
     duplicates = duplicate_keys(item for item in psa_lines if item.agreement_id in agreements)

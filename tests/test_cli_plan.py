@@ -102,3 +102,66 @@ def test_export_to_a_missing_directory_is_one_sentence_with_exit_2(tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith("trueup: cannot write /nonexistent/dir/x.json")
+
+
+def test_plan_price_policy_flag_chooses_what_a_vendor_price_change_proposes(tmp_path: Path) -> None:
+    from engine.scenario import Scenario
+
+    data = {
+        "as_of": "2026-11-21",
+        "vendor": {
+            "companies": [{"id": "acme", "name": "Tran Law Group"}],
+            "products": [{"id": "seat", "name": "Business Premium", "kind": "seat"}],
+            "subscriptions": [
+                {
+                    "id": "S1",
+                    "company_id": "acme",
+                    "product_id": "seat",
+                    "start_date": "2026-01-05",
+                    "unit_price": "23.10",
+                    "unit_cost": "19.64",
+                    "history": [
+                        {"id": "h1", "action": "initial", "quantity": "10", "effective_date": "2026-01-05"}
+                    ],
+                }
+            ],
+        },
+        "psa": {
+            "companies": [{"id": "P1", "name": "Tran Law Group"}],
+            "products": [{"id": "PP1", "name": "Business Premium"}],
+            "agreements": [{"id": "AG1", "company_id": "P1", "name": "Monthly", "start_date": "2015-01-01"}],
+            "lines": [
+                {
+                    "id": "L1",
+                    "agreement_id": "AG1",
+                    "product_id": "PP1",
+                    "quantity": "10",
+                    "unit_price": "22.00",
+                    "unit_cost": "18.70",
+                    "effective_date": "2019-02-01",
+                    "source": {"subscription_id": "S1", "key": "S1:recurring"},
+                }
+            ],
+        },
+        "mappings": {
+            "companies": [{"vendor_id": "acme", "psa_id": "P1"}],
+            "products": [{"vendor_product_id": "seat", "psa_product_id": "PP1"}],
+        },
+        "synced": [{"key": "S1:prorate:2026-01-05", "synced_on": "2026-01-05"}],
+    }
+    path = tmp_path / "price.json"
+    path.write_text(dump_scenario(Scenario.model_validate(data)))
+    prices = {}
+    for policy in (None, "keep_margin", "keep_and_warn"):
+        result = plan(str(path), "--json", *(["--price-policy", policy] if policy else []))
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        body = json.loads(result.output)  # type: ignore[attr-defined]
+        assert [f["code"] for f in body["findings"]] == ["vendor_price_changed"]
+        prices[policy] = [(line["key"], line["unit_price"]) for line in body["lines"]]
+    assert prices == {
+        None: [("S1:price", "23.10")],
+        "keep_margin": [("S1:price", "23.11")],
+        "keep_and_warn": [],
+    }
+    bad = plan(str(path), "--price-policy", "sometimes")
+    assert bad.exit_code == 2 and "sometimes" in bad.output  # type: ignore[attr-defined]

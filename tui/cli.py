@@ -184,7 +184,14 @@ def main(ctx: click.Context, db_url: str | None, no_mouse: bool, theme: str | No
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print every plan line as CSV (money as plain decimals).")
-def plan(file: Path, as_json: bool, as_csv: bool) -> None:
+@click.option(
+    "--price-policy",
+    type=click.Choice(["follow_retail", "keep_and_warn", "keep_margin"]),
+    default=None,
+    help="What a vendor price change proposes (engine.rules.leaks); default: the scenario's "
+    "settings.price_change_policy (follow_retail).",
+)
+def plan(file: Path, as_json: bool, as_csv: bool, price_policy: str | None) -> None:
     """Print the plan for a scenario FILE (JSON or YAML).
 
     The scenario is loaded into a fresh in-memory store and reconciled exactly as the console does.
@@ -203,6 +210,9 @@ def plan(file: Path, as_json: bool, as_csv: bool) -> None:
         scenario = load_scenario(file)
     except ScenarioError as exc:
         fail(str(exc))
+    if price_policy is not None:
+        settings = scenario.settings.model_copy(update={"price_change_policy": price_policy})
+        scenario = scenario.model_copy(update={"settings": settings})
     store = Store.memory()
     store.import_scenario(scenario)
     result = reconcile(*store.plan_inputs(scenario.as_of))

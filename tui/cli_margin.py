@@ -45,9 +45,9 @@ def _money(value: Any) -> str:
 @click.option(
     "--price-policy",
     type=click.Choice(["follow_retail", "keep_and_warn", "keep_margin"]),
-    default="follow_retail",
-    show_default=True,
-    help="What a vendor price change proposes for the PSA line (engine.rules.leaks).",
+    default=None,
+    help="What a vendor price change proposes for the PSA line (engine.rules.leaks); default: the "
+    "store's setting price_change_policy (config billing.price_change_policy), the one the plan uses.",
 )
 @click.pass_context
 def margin(
@@ -58,7 +58,7 @@ def margin(
     xlsx_path: Path | None,
     use_stored: bool,
     show_all: bool,
-    price_policy: str,
+    price_policy: str | None,
 ) -> None:
     """The three-way check: distributor invoice, PSA billed, plan — per customer and subscription."""
     if ctx.invoked_subcommand is not None:
@@ -94,7 +94,7 @@ async def _margin(
     xlsx_path: Path | None,
     use_stored: bool,
     show_all: bool,
-    price_policy: str = "follow_retail",
+    price_policy: str | None = None,
 ) -> int:
     from engine.connectors.base import ServiceError
     from engine.margin import CLASS_LABELS, CLASSES, MarginSettings, three_way_check
@@ -146,7 +146,7 @@ async def _margin(
                 ws.store, getattr(ws.psa, "name", None) or scenario.settings.psa
             ),
         )
-        leaks = leak_rules(scenario, price_policy)  # type: ignore[arg-type]
+        leaks = leak_rules(scenario, price_policy)  # type: ignore[arg-type]  # click.Choice: one of the policies
     finally:
         await ws.aclose()
 

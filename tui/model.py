@@ -31,7 +31,14 @@ from tui.rows import (  # the rows, light (the first paint needs them)
     rows_of,
 )
 
-UNSYNCED_KINDS = (LineKind.RECURRING, LineKind.CANCEL, LineKind.PRORATE, LineKind.EXTRA_MONTHS)
+# A price line (engine.rules.leaks) is a seat subscription's change too: it is listed with them.
+UNSYNCED_KINDS = (
+    LineKind.RECURRING,
+    LineKind.CANCEL,
+    LineKind.PRORATE,
+    LineKind.EXTRA_MONTHS,
+    LineKind.PRICE,
+)
 ARREARS_KINDS = (LineKind.ARREARS, LineKind.USAGE_SUMMARY, LineKind.USAGE)
 PRORATE_KINDS = (LineKind.PRORATE, LineKind.EXTRA_MONTHS)
 USAGE_PRODUCTS = ("endpoint_usage", "usage_summary")
@@ -197,6 +204,9 @@ def _build(
                 )
                 new = "0" if recurring.kind == LineKind.CANCEL else fmt_quantity(recurring.quantity)
                 change = f"{old} → {new}"
+            elif (price := next((x for x in lines if x.kind == LineKind.PRICE), None)) is not None:
+                was = price.previous_unit_price
+                change = f"price {fmt_money(was) if was is not None else '—'} → {fmt_money(price.unit_price)}"
             else:
                 change = "one-time only"
             net = _net_of(data, lines)

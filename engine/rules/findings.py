@@ -77,12 +77,12 @@ CODES: dict[str, tuple[Severity, str]] = {
     # Leak rules (issue 14, engine.rules.leaks).
     "vendor_subscription_gone": (
         "error",
-        "Cancel the PSA line (proposed), or restore the subscription at the vendor.",
+        "Sync the proposed cancel of the PSA line, or restore the subscription at the vendor.",
     ),
     "price_below_cost": ("error", "Raise the PSA line's price above the vendor's cost, or bind a price."),
     "vendor_price_changed": (
         "warning",
-        "Update the PSA line's price (proposed by the price_change_policy setting), or keep it on purpose.",
+        "Sync the proposed price line (setting price_change_policy), or ignore it to keep the PSA price.",
     ),
 }
 

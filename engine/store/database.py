@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, event, insert, select
+from sqlalchemy import Engine, delete, event, insert, select, update
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine
 
@@ -490,6 +490,36 @@ class Store:
         self._bulk(s, t.SubscriptionRow, [sub.model_dump(exclude={"history"}) for sub in subscriptions])
         self._bulk(s, t.HistoryRowRecord, history)
 
+    def _remove_subscriptions(self, s: Session, ids: list[str]) -> None:
+        """Subscriptions the vendor no longer lists: one a PSA line still bills (not ended) is kept
+        with its history, marked `gone`, so vendor_subscription_gone (engine.rules.leaks) proposes
+        ending that line; the others are deleted with their history."""
+        if not ids:
+            return
+        line = t.PsaLineRow
+        billed: set[str] = set()
+        for start in range(0, len(ids), self._CHUNK):
+            billed |= {
+                sid
+                for sid in s.execute(
+                    select(col(line.source_subscription_id)).where(
+                        col(line.source_subscription_id).in_(ids[start : start + self._CHUNK]),
+                        col(line.cancelled_date).is_(None),
+                    )
+                ).scalars()
+                if sid is not None
+            }
+        dropped = [sid for sid in ids if sid not in billed]
+        self._delete_in(s, col(t.HistoryRowRecord.subscription_id), dropped)
+        self._delete_in(s, col(t.SubscriptionRow.id), dropped)
+        kept = sorted(billed)
+        for start in range(0, len(kept), self._CHUNK):
+            s.execute(
+                update(t.SubscriptionRow)
+                .where(col(t.SubscriptionRow.id).in_(kept[start : start + self._CHUNK]))
+                .values(gone=True)
+            )
+
     def _replace_usage(self, s: Session, rows: list[UsageRow], scope: set[tuple[str, str]]) -> None:
         by_period: dict[str, set[str]] = defaultdict(set)
         for subscription_id, period in scope | {(r.subscription_id, r.period) for r in rows}:
@@ -539,9 +569,11 @@ class Store:
             self._bulk(s, t.VendorCompanyRow, [c.model_dump() for c in companies])
             self._bulk(s, t.VendorProductRow, [p.model_dump() for p in products])
             if full:
-                s.execute(delete(t.HistoryRowRecord))
-                s.execute(delete(t.SubscriptionRow))
                 kept = {sub.id for sub in subscriptions}
+                vanished = [
+                    r for r in s.execute(select(col(t.SubscriptionRow.id))).scalars() if r not in kept
+                ]
+                self._remove_subscriptions(s, vanished)
                 stale = [
                     r
                     for r in s.execute(select(col(t.UsageRecord.subscription_id)).distinct()).scalars()
@@ -800,8 +832,7 @@ class Store:
                 self._bulk(s, t.VendorProductRow, [p.model_dump() for p in new_products])
             if removed:
                 self._delete_in(s, col(t.UsageRecord.subscription_id), removed)
-                self._delete_in(s, col(t.HistoryRowRecord.subscription_id), removed)
-                self._delete_in(s, col(t.SubscriptionRow.id), removed)
+                self._remove_subscriptions(s, removed)
             if subscriptions:
                 self._upsert_subscriptions(s, subscriptions)
             self._replace_usage(s, usage, usage_scope)

@@ -52,6 +52,7 @@ class SubscriptionRow(SQLModel, table=True):
     unit_cost: Decimal = money()
     status: str = "active"
     cancelled_date: date | None = None
+    gone: bool = False  # no longer listed by the vendor (migration 0009_subscription_gone)
 
 
 class HistoryRowRecord(SQLModel, table=True):

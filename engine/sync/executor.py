@@ -80,7 +80,8 @@ log = logging.getLogger(__name__)
 
 # Kinds whose update carries new prices (the plan's prices are the values to write); for every
 # other kind the plan keeps the PSA line's prices, so a different price in the PSA is a hand edit.
-PRICE_WRITING_KINDS = frozenset({LineKind.USAGE_SUMMARY, LineKind.USAGE})
+# A price update (engine.rules.leaks) writes its new unit price and cost too.
+PRICE_WRITING_KINDS = frozenset({LineKind.USAGE_SUMMARY, LineKind.USAGE, LineKind.PRICE})
 
 
 class Outcome(StrEnum):
@@ -235,7 +236,8 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
         key=line.key,
         line_id=line.psa_line_id,
         agreement_id=line.psa_agreement_id,
-        quantity=line.quantity,
+        # a price line writes prices only: the quantity is the recurring update's (RULES §1)
+        quantity=None if line.kind is LineKind.PRICE else line.quantity,
         unit_price=line.unit_price if prices else None,
         unit_cost=line.unit_cost if prices else None,
         effective_date=effective_from,
@@ -273,7 +275,9 @@ def planned_request(line: PlanLine, effective_from: date) -> dict[str, Any]:
 
 def _expected(line: PlanLine) -> dict[str, Any]:
     expected: dict[str, Any] = {"quantity": line.previous_quantity}
-    if line.kind not in PRICE_WRITING_KINDS:
+    if line.kind is LineKind.PRICE:
+        expected.update(unit_price=line.previous_unit_price, unit_cost=line.previous_unit_cost)
+    elif line.kind not in PRICE_WRITING_KINDS:
         expected.update(unit_price=line.unit_price, unit_cost=line.unit_cost)
     return jsonable_object(expected)
 
@@ -925,6 +929,13 @@ class SyncExecutor:
             line.unit_price,
             line.unit_cost,
         ):
+            return self._conflict_inspection(line, current)
+        if line.kind is LineKind.PRICE and (
+            current.unit_price not in (line.previous_unit_price, line.unit_price)
+            or current.unit_cost not in (line.previous_unit_cost, line.unit_cost)
+        ):
+            # a price set by hand since the plan (neither the old one nor the proposed one); a
+            # half-landed write (Autotask: the cost adjustment without the price) is finished instead
             return self._conflict_inspection(line, current)
         return Inspection("absent", line=current)
 

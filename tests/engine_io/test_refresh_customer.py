@@ -170,7 +170,13 @@ async def test_targeted_refresh_equals_a_full_refresh_for_that_customer_and_touc
     full = workspace.store.snapshot()
     assert got == scope(full, x, x_psa)
     subs = {s["id"]: s for s in got["subscriptions"]}
-    assert dropped.id not in subs and subs[new.id]["history"][0]["quantity"] == Decimal("2")
+    # dropped at the vendor: kept marked gone while a PSA line bills it (vendor_subscription_gone)
+    billed = any(
+        line.source is not None and line.source.subscription_id == dropped.id and line.cancelled_date is None
+        for line in full.psa.lines
+    )
+    assert (subs[dropped.id]["gone"] if billed else dropped.id not in subs) is True
+    assert subs[new.id]["history"][0]["quantity"] == Decimal("2")
     assert subs[cancelled.id]["status"] == "cancelled"
     assert subs[bumped.id]["history"][-1]["quantity"] == bumped.history[-1].quantity + 3
     assert any(line["description"] == "added in the PSA meanwhile" for line in got["lines"])

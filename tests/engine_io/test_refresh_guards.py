@@ -108,6 +108,17 @@ async def test_both_sides_failing_leaves_every_table_as_it_was(demo, monkeypatch
     await workspace.aclose()
 
 
+def assert_only_gone_billed(store) -> None:  # type: ignore[no-untyped-def]
+    left = store.subscriptions_where(with_history=False)
+    billed = {
+        line.source.subscription_id
+        for line in store.psa_data().lines
+        if line.source is not None and line.cancelled_date is None
+    }
+    assert left and all(sub.gone for sub in left)
+    assert {sub.id for sub in left} <= billed  # one no line bills is dropped
+
+
 async def test_zero_subscriptions_where_the_store_has_them_is_held(demo, monkeypatch):
     workspace = await refreshed(demo)
     stored = len(workspace.store.subscriptions_where(with_history=False))
@@ -127,7 +138,9 @@ async def test_zero_subscriptions_where_the_store_has_them_is_held(demo, monkeyp
 
     accepted = await workspace.refresh(full=True, accept_empty=True)
     assert accepted.ok and not accepted.held, accepted.errors
-    assert workspace.store.subscriptions_where(with_history=False) == []
+    # Accepted: the vendor lists none. Those a PSA line still bills stay, marked gone
+    # (vendor_subscription_gone proposes ending those lines); the rest are dropped.
+    assert_only_gone_billed(workspace.store)
     await workspace.aclose()
 
 
@@ -207,7 +220,7 @@ def test_trueup_refresh_refuses_an_empty_listing_without_accept_empty(cli_worksp
 
     result = CliRunner().invoke(main, ["refresh", "--full", "--accept-empty"])
     assert result.exit_code == 0, result.output
-    assert cli_workspace.store.subscriptions_where(with_history=False) == []
+    assert_only_gone_billed(cli_workspace.store)
 
 
 def test_trueup_sync_does_not_plan_on_a_failed_refresh(cli_workspace, monkeypatch):

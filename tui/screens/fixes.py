@@ -136,21 +136,24 @@ FIXES: dict[str, Fix] = {
         ("acknowledge",),
         "reduce the vendor quantity when the renewal window opens; {acknowledge} notes it",
     ),
-    # Leaks (issue 14, engine.rules.leaks; reported by `trueup margin`).
+    # Leaks (issue 14, engine.rules.leaks): the proposals are plan lines in the Unsynced pane.
     "vendor_subscription_gone": Fix(
-        None,
-        ("refresh-customer",),
-        "cancel the PSA line, or restore the subscription at the vendor; then {refresh-customer}",
+        "unsynced",
+        ("review", "ignore-row", "refresh-customer"),
+        "{review} and sync the proposed cancel (<sub>:cancel); {ignore-row} keeps billing; or restore "
+        "the subscription at the vendor, then {refresh-customer}",
     ),
     "price_below_cost": Fix(
         "products",
-        ("bind-product",),
-        "raise the PSA line's price in the PSA, or {bind-product} to a product with a price above cost",
+        ("bind-product", "refresh-customer"),
+        "raise the PSA line's price in the PSA, then {refresh-customer}; or {bind-product} with a price "
+        "above cost",
     ),
     "vendor_price_changed": Fix(
-        None,
-        ("refresh-customer", "acknowledge"),
-        "update the PSA line's price in the PSA, then {refresh-customer}; {acknowledge} keeps it on purpose",
+        "unsynced",
+        ("review", "ignore-row", "acknowledge"),
+        "{review} and sync the proposed price line (<sub>:price); {ignore-row} keeps the PSA price; "
+        "{acknowledge} notes it (policy keep_and_warn)",
     ),
 }
 

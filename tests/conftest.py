@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -34,3 +38,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     if os.environ.get("CI") and not (SHARED / "contract" / "check_plan.py").is_file():
         raise pytest.UsageError(f"CI: {SHARED} is missing, so the contract tests would be skipped")
+
+
+@pytest.fixture
+def python_lines() -> Callable[[Callable[[], object]], int]:
+    """How many lines of Python a call runs (every frame's line events, `sys.settrace`): the work
+    it does, counted — the same on a busy machine as on an idle one, so a test can hold it linear
+    where a timed assertion would flake (times are bench figures: bench/RESULTS.md)."""
+
+    def count(call: Callable[[], object]) -> int:
+        lines = 0
+
+        def trace(frame: FrameType, event: str, arg: object) -> Any:
+            nonlocal lines
+            lines += 1
+            return trace
+
+        previous = sys.gettrace()
+        sys.settrace(trace)
+        try:
+            call()
+        finally:
+            sys.settrace(previous)
+        return lines
+
+    return count

@@ -11,6 +11,8 @@ One module per measurement, each runnable on its own in a fresh interpreter
 * `bench.console`   — target 3: the Textual console under Pilot (first paint of Unsynced, keystrokes);
 * `bench.sync`      — target 4: `SyncExecutor` against the HaloPSA sandbox with a scaled-up
                       `RateBudget`, and against the Autotask sandbox (3 concurrent);
+* `bench.builders`  — the demo generator and `tui.model.build` (the console's panes), timed per scale
+                      (by hand, not part of `python -m bench`; figures appended to RESULTS.md);
 * `bench.report`    — the table and `bench/RESULTS.md`.
 
 Nothing here asserts a time: the figures are reported against their targets, never failed on.

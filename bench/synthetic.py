@@ -89,6 +89,16 @@ def synthetic_data(
 ) -> ConsoleData:
     """`subscriptions` Unsynced rows (one update each), a prorate for every `prorate_every`-th,
     spread over `companies` customers (default: one per 25 subscriptions)."""
+    scenario, plan = synthetic_inputs(
+        subscriptions, companies=companies, prorate_every=prorate_every, as_of=as_of
+    )
+    return model.build(scenario, plan, today=as_of)
+
+
+def synthetic_inputs(
+    subscriptions: int = 50_000, *, companies: int | None = None, prorate_every: int = 5, as_of: date = AS_OF
+) -> tuple[NS, Plan]:
+    """What `synthetic_data` builds the panes from: (scenario stand-in, plan)."""
     n_companies = companies or max(1, subscriptions // 25)
     with gc_paused():
         vendor_companies = [
@@ -183,7 +193,7 @@ def synthetic_data(
                 cost=sum((x.total_cost for x in lines), Decimal("0.00")),
             ),
         )
-    return model.build(scenario, plan, today=as_of)
+    return scenario, plan
 
 
 def synthetic_loader(

@@ -151,7 +151,9 @@ def ignore_many(
     rows: list[t.IgnoreRow] = []
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
-        for key in dict.fromkeys(keys):
+        unique = list(dict.fromkeys(keys))
+        notes = audit.notes_for(s, unique)
+        for key in unique:
             line = by_key.get(key)
             row = s.get(t.IgnoreRow, key)
             _check_version(row, (expected_versions or {}).get(key), f"The ignore on {key}")
@@ -171,6 +173,7 @@ def ignore_many(
                 after=row.model_dump(mode="json"),
                 company=line.company_id if line else None,
                 user=who,
+                notes=notes,
             )
             rows.append(row)
     return rows
@@ -196,14 +199,16 @@ def restore_many(
     """Restore ignored items, in one transaction (all or nothing)."""
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
-        for key in dict.fromkeys(keys):
+        unique = list(dict.fromkeys(keys))
+        notes = audit.notes_for(s, unique)
+        for key in unique:
             row = s.get(t.IgnoreRow, key)
             if row is None:
                 raise ActionError(f"{key!r} is not ignored.")
             _check_version(row, (expected_versions or {}).get(key), f"The ignore on {key}")
             before = row.model_dump(mode="json")
             s.delete(row)
-            audit.record(s, "restore", key, before=before, after=None, user=user)
+            audit.record(s, "restore", key, before=before, after=None, user=user, notes=notes)
 
 
 # --- effective dates -----------------------------------------------------------------------------
@@ -306,6 +311,7 @@ def _set_effective_dates(
     rows = []
     with store.session() as s, s.begin():
         _check_revision(s, expected_revision)
+        notes = audit.notes_for(s, [line.key for line in lines])
         for line in lines:
             row = s.get(t.OverrideRow, line.key)
             _check_version(row, (expected_versions or {}).get(line.key), f"The effective date of {line.key}")
@@ -323,6 +329,7 @@ def _set_effective_dates(
                 after={"effective_date": new_date.isoformat()},
                 company=line.company_id,
                 user=user,
+                notes=notes,
             )
             rows.append(row)
     return rows

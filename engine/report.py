@@ -5,7 +5,9 @@ then its description, wrapped) takes what the other columns leave, and when they
 the least needed columns go first — kind (the key says it), end date, effective date, unit price.
 The action, the quantity change (`old → new`) and the total are never dropped.
 
-`plan_csv` is the whole plan, one row per line, every field, money as plain decimals."""
+`plan_csv` is the whole plan, one row per line, every field, money as plain decimals; its text
+cells (descriptions, ids, formulas: vendor and PSA names reach them) pass
+`engine.scrub.spreadsheet_text`, so a spreadsheet runs none as a formula."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
 
 from engine.money import fmt_money, fmt_quantity
 from engine.plan import Plan, PlanLine
+from engine.scrub import spreadsheet_text
 
 DEFAULT_WIDTH = 80
 LINE_MIN = 30  # below this the line column is unreadable: drop other columns first
@@ -161,11 +165,18 @@ def _plain(value: object) -> str:
     return str(getattr(value, "value", value))  # an enum's value, a date's ISO text
 
 
+def _cell(value: object) -> str:
+    """A CSV cell: text guarded against formulas (an enum's own words need not be), the rest plain."""
+    if isinstance(value, str) and not isinstance(value, Enum):
+        return spreadsheet_text(value, newlines=True)
+    return _plain(value)
+
+
 def plan_csv(plan: Plan) -> str:
     """Every plan line as one CSV row (a header row first), in the plan's order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for line in plan.lines:
-        writer.writerow([_plain(getattr(line, name)) for name in CSV_FIELDS])
+        writer.writerow([_cell(getattr(line, name)) for name in CSV_FIELDS])
     return buffer.getvalue()

@@ -1,6 +1,6 @@
 """Scrubbing at the boundary: text from a service is made safe to show, and secrets never leave.
 
-Two functions own it, and everything else calls them:
+Three things own it, and everything else calls them:
 
 - `clean_text` strips what a terminal would act on from a string a vendor or PSA sent (escape
   sequences — CSI, OSC (window title, OSC 52 clipboard), DCS/APC/PM/SOS —, the C0 and C1 control
@@ -14,6 +14,11 @@ Two functions own it, and everything else calls them:
   `client_secret`, `access_token`…) with `[redacted]`. Every message bound for the journal, the audit
   trail, a log or the screen passes it: `ServiceError`, `engine.audit.record`, the journal's
   messages, and the log records (`install_log_redaction`, installed by the CLI at start).
+- `spreadsheet_text` keeps a text cell bound for a spreadsheet (the CSV and XLSX writers: `trueup
+  plan --csv`, the margin check's files, `trueup renewals --csv`, the console's `w`) from being
+  run as a formula — a vendor company named `=HYPERLINK(…)` (OWASP "CSV Injection").
+  `starts_formula` is its test, for a writer with typed cells (openpyxl) that can mark a cell as
+  text instead. Money and quantity cells never pass it: a leading `-` there is a negative amount.
 """
 
 from __future__ import annotations
@@ -94,6 +99,28 @@ def clean_json(data: Any) -> Any:
                 elif isinstance(item, (dict, list)):
                     stack.append(item)
     return data
+
+
+# --- spreadsheet cells ----------------------------------------------------------------------------
+
+# OWASP "CSV Injection": a cell starting with =, +, -, @, tab or carriage return is read as a
+# formula by Excel, LibreOffice and Google Sheets. Leading whitespace is looked through too: an
+# import that trims it ("Trim spaces" in LibreOffice's CSV dialog) would leave the formula bare.
+_FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def starts_formula(text: str) -> bool:
+    """Would a spreadsheet read this text cell as a formula (`=HYPERLINK(…)`, `-5+3`, `@SUM(…)`)?"""
+    return text.lstrip(" \t\r\n")[:1] in _FORMULA_STARTS
+
+
+def spreadsheet_text(text: str, *, newlines: bool = False) -> str:
+    """A text cell for a CSV a spreadsheet will open: through `clean_text` (no escape sequences or
+    control characters; newlines kept if `newlines`), then prefixed with `'` when it would start a
+    formula — the prefix spreadsheets show as text and never evaluate. For text cells only, never
+    money or quantities."""
+    text = clean_text(text, newlines=newlines)
+    return "'" + text if starts_formula(text) else text
 
 
 # Text fields of a scenario that the console shows (ids are left alone: actions write them back).

@@ -3,6 +3,7 @@ bench/RESULTS.md, measured on purpose, never in a test on a noisy machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,3 +62,18 @@ def test_bench_quick_produces_the_table_and_the_file(tmp_path: Path) -> None:
     targets = text.split("## Targets", 1)[1].split("## Figures", 1)[0]
     assert "error" not in targets
     assert table.count("duplicates 0") == 2  # the sandboxes hold every synced key once
+
+
+def test_bench_builders_times_the_generator_and_the_panes() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.builders", "--scale", "300,600", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["scale"] for r in out["rows"]] == [300, 600]
+    assert [r["panes"]["plan_lines"] for r in out["rows"]] == [360, 720]  # a prorate for every fifth
+    assert all(r["demo_generator"]["cpu_s"] > 0 and r["panes"]["best_s"] > 0 for r in out["rows"])

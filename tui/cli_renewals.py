@@ -25,6 +25,7 @@ COLUMNS = (
     "auto_renew",
     "subscription_id",
 )
+NUMBERS = frozenset({"days_left", "seats", "monthly_cost"})  # never formula-guarded: "-" is a sign
 
 
 def register(group: click.Group) -> None:
@@ -77,11 +78,15 @@ def renewals_command(ctx: click.Context, within: int | None, as_csv: bool, as_of
         for r in rows
     ]
     if as_csv:
+        from engine.scrub import spreadsheet_text
+
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _csv_safe(str(v)) for k, v in record.items()})
+            writer.writerow(
+                {k: str(v) if k in NUMBERS else spreadsheet_text(str(v)) for k, v in record.items()}
+            )
         click.echo(out.getvalue(), nl=False)
         return
     if not records:
@@ -89,14 +94,6 @@ def renewals_command(ctx: click.Context, within: int | None, as_csv: bool, as_of
         click.echo(f"No renewal window open or ahead{scope} (as of {today.isoformat()}).")
         return
     _table(records)
-
-
-def _csv_safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (a company named `=HYPERLINK(…)`)."""
-    from engine.scrub import clean_text
-
-    text = clean_text(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _table(records: list[dict[str, Any]]) -> None:

@@ -27,10 +27,15 @@ def folded(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
+def is_number_cell(text: str) -> bool:
+    """Does a cell read as money or a quantity (`+$1,234.56`, `-3`, `12.5`, `40%`)?"""
+    return _NUMBER_CELL.fullmatch(text.strip()) is not None
+
+
 def numeric_cells(rows: list[Row], column: int) -> bool:
     """Does every filled cell of the column read as money or a quantity (`+$1,234.56`, `12.5`)?"""
     filled = [c for r in rows if column < len(r.cells) and (c := r.cells[column].strip()) and c != "—"]
-    return bool(filled) and all(_NUMBER_CELL.fullmatch(c) for c in filled)
+    return bool(filled) and all(map(is_number_cell, filled))
 
 
 def number_of(text: str) -> Decimal | None:

@@ -3,7 +3,11 @@ reason, then the totals) and an XLSX workbook (openpyxl) with one sheet per sect
 (per currency: invoice total, PSA total, classified sums, tie-out, per class), Customers,
 Subscriptions, Invoices. Money is written as exact decimals (CSV: the text; XLSX: numbers with
 a two-place format, as Decimal → float only for the cell, the sums beside them written by the
-engine, not by a spreadsheet formula)."""
+engine, not by a spreadsheet formula). Text cells hold vendor and PSA names, so none may become a
+formula (`engine.scrub`): in the CSV they pass `spreadsheet_text` (a `'` before `=`, `+`, `-`,
+`@`); in the workbook openpyxl stores a string starting with "=" as a formula (`Cell._bind_value`,
+openpyxl 3.1), so such a cell is typed back to a string and marked quote-prefixed, the way Excel
+marks text typed after a `'`: the name shows as it is and editing it keeps it text."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.margin.check import CLASS_LABELS, CLASSES, MarginReport, margin_percent
+from engine.scrub import spreadsheet_text, starts_formula
 
 ROW_HEADER = [
     "currency",
@@ -38,17 +43,18 @@ def _text(value: Decimal | None) -> str:
 def report_csv(report: MarginReport) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
+    t = spreadsheet_text
     w.writerow(
-        [f"three-way check {report.month}", report.status.replace("_", " "), f"PSA: {report.psa_source}"]
+        [f"three-way check {report.month}", report.status.replace("_", " "), t(f"PSA: {report.psa_source}")]
     )
     w.writerow(ROW_HEADER)
     for r in report.rows:
         w.writerow(
             [
-                r.currency,
-                r.company_name,
-                r.subscription_id or "",
-                r.product,
+                t(r.currency),
+                t(r.company_name),
+                t(r.subscription_id or ""),
+                t(r.product),
                 CLASS_LABELS[r.cls],
                 _text(r.cost),
                 _text(r.price),
@@ -57,18 +63,21 @@ def report_csv(report: MarginReport) -> str:
                 _text(margin_percent(r.price, r.cost)),
                 _text(r.vendor_quantity),
                 _text(r.psa_quantity),
-                r.reason,
+                t(r.reason, newlines=True),
             ]
         )
     w.writerow([])
     w.writerow(["currency", "total", "distributor cost", "PSA price", "ties out"])
-    for t in report.totals:
-        w.writerow([t.currency, "invoices / PSA", _text(t.invoice_total), _text(t.psa_total), ""])
+    for total in report.totals:
+        currency = t(total.currency)
+        w.writerow([currency, "invoices / PSA", _text(total.invoice_total), _text(total.psa_total), ""])
         for cls in CLASSES:
-            if cls in t.by_class:
-                cost, price = t.by_class[cls]
-                w.writerow([t.currency, CLASS_LABELS[cls], _text(cost), _text(price), ""])
-        w.writerow([t.currency, "classified", _text(t.cost), _text(t.price), "yes" if t.ties_out else "NO"])
+            if cls in total.by_class:
+                cost, price = total.by_class[cls]
+                w.writerow([currency, CLASS_LABELS[cls], _text(cost), _text(price), ""])
+        w.writerow(
+            [currency, "classified", _text(total.cost), _text(total.price), "yes" if total.ties_out else "NO"]
+        )
     return out.getvalue()
 
 
@@ -163,6 +172,9 @@ def write_xlsx(report: MarginReport, path: Path) -> None:
             for cell in row:
                 if isinstance(cell.value, Decimal):
                     cell.number_format = money
+                elif isinstance(cell.value, str) and starts_formula(cell.value):
+                    cell.data_type = "s"  # openpyxl made a string starting with "=" a formula
+                    cell.quotePrefix = True
     wb.save(path)
 
 

@@ -3,14 +3,9 @@ their seat-addition instants in UTC, on SQLite and PostgreSQL; the migration goe
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from builders import build, psa_line, seat_sub
@@ -19,38 +14,6 @@ from engine.reconcile import reconcile
 from engine.scenario import Commitment, SeatAddition
 from engine.store import Store
 from engine.store.migrate import alembic_config
-
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
-STORES = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgres",
-        id="postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=STORES)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_c_{uuid.uuid4().hex[:16]}"
-    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def scenario_with_commitment():  # type: ignore[no-untyped-def]
@@ -77,9 +40,9 @@ def scenario_with_commitment():  # type: ignore[no-untyped-def]
     return scenario.model_copy(update={"vendor": vendor})
 
 
-def test_commitments_survive_the_store_round_trip_with_their_instants_in_utc(url: str) -> None:
+def test_commitments_survive_the_store_round_trip_with_their_instants_in_utc(store_url: str) -> None:
     scenario = scenario_with_commitment()
-    store = Store(url)
+    store = Store(store_url)
     try:
         store.import_scenario(scenario)
         [back] = store.snapshot().vendor.commitments
@@ -97,8 +60,8 @@ def test_commitments_survive_the_store_round_trip_with_their_instants_in_utc(url
     assert "commitment_cost_continues" in found
 
 
-def test_the_migration_goes_down_and_up_again(url: str) -> None:
-    store = Store(url)
+def test_the_migration_goes_down_and_up_again(store_url: str) -> None:
+    store = Store(store_url)
     try:
         store.import_scenario(scenario_with_commitment())
         config = alembic_config(store.engine)

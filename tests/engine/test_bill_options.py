@@ -4,11 +4,8 @@ Billable / Taxable") and every line it produces carries them; a line that does n
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,35 +212,11 @@ def test_a_psa_whose_lines_have_no_bill_options_refuses_them_at_bind_time(psa: s
 
 # --- the migration ---------------------------------------------------------------------------------
 
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
 
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param(
-            "postgres",
-            id="postgres",
-            marks=[pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set")],
-        ),
-    ]
-)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_b_{uuid.uuid4().hex[:16]}"
-    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def url(store_url: str) -> str:
+    """One store database per test (tests/conftest.py `store_url`: SQLite, and PostgreSQL when set)."""
+    return store_url
 
 
 def columns(store: Store, table: str) -> set[str]:

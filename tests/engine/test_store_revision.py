@@ -5,8 +5,6 @@ with. On SQLite always, on PostgreSQL when TRUEUP_TEST_POSTGRES_URL is set."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,37 +22,6 @@ from engine.store import tables as t
 from engine.store.migrate import alembic_config, at_head, script_heads
 
 AS_OF = date(2026, 11, 21)
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
-STORES = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgres",
-        id="postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=STORES)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_t_{uuid.uuid4().hex[:16]}"
-    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +30,8 @@ def scenario() -> Any:
 
 
 @pytest.fixture
-def store(url: str, scenario: Any) -> Iterator[Store]:
-    s = Store(url)
+def store(store_url: str, scenario: Any) -> Iterator[Store]:
+    s = Store(store_url)
     s.import_scenario(scenario)
     yield s
     s.close()
@@ -198,7 +165,7 @@ def test_reads_audit_rollbacks_and_the_saved_state_leave_it_alone(store: Store) 
     )
 
 
-def test_a_write_by_another_store_handle_makes_the_saved_state_stale(url: str, store: Store) -> None:
+def test_a_write_by_another_store_handle_makes_the_saved_state_stale(store_url: str, store: Store) -> None:
     revision = pc.store_revision(store)
     assert pc.save_state(
         store, "console", revision=revision, as_of=AS_OF, today=AS_OF, code="c", view=b"rows", plan=b"plan"
@@ -211,7 +178,7 @@ def test_a_write_by_another_store_handle_makes_the_saved_state_stale(url: str, s
     assert not saved.current_for(revision, None, AS_OF, "c")
     assert not saved.current_for(revision, AS_OF, AS_OF, "other code")
 
-    other = Store(url)  # another operator's console on the same database
+    other = Store(store_url)  # another operator's console on the same database
     try:
         actions.set_invoiced_through(other, date(2026, 11, 30))
     finally:

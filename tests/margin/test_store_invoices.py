@@ -3,9 +3,6 @@ exact money round trip, and the refresh that reads only the months not yet final
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -25,41 +22,10 @@ from engine.store.migrate import alembic_config
 TABLES = {"distributor_invoice", "distributor_invoice_item", "margin_mark"}
 
 
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
-        ),
-    ]
-)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database (on PostgreSQL one of its own, dropped afterwards)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_m_{uuid.uuid4().hex[:16]}"
-    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def test_migration_0005_up_and_down(url: str) -> None:
+def test_migration_0005_up_and_down(store_url: str) -> None:
     from alembic import command
 
-    engine = create_engine(url)
+    engine = create_engine(store_url)
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -3,9 +3,6 @@ configured), the exact round trip per PSA, and the refresh that reads only the m
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -29,35 +26,13 @@ from engine.sandbox.halopsa import HaloSandbox
 from engine.store import Store
 from engine.store.migrate import alembic_config
 
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
 D = Decimal
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
-        ),
-    ]
-)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'p.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_p_{uuid.uuid4().hex[:16]}"
-    admin = f"{POSTGRES_URL.rpartition('/')[0]}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def url(store_url: str) -> str:
+    """One store database per test (tests/conftest.py `store_url`: SQLite, and PostgreSQL when set)."""
+    return store_url
 
 
 def line(invoice: str, month: int, amount: str = "100.10", **change: object) -> PsaInvoiceLine:

@@ -1,11 +1,10 @@
-"""Sync tests: a `store_url` on SQLite always, and on PostgreSQL when TRUEUP_TEST_POSTGRES_URL is set
-(a uniquely named database per test, dropped afterwards). The fault tests' counts are collected in
+"""Sync tests: a `store_url` (tests/conftest.py) on SQLite always, and on PostgreSQL when
+TRUEUP_TEST_POSTGRES_URL is set (a database of its own per test, dropped afterwards). The fault tests' counts are collected in
 the pytest cache and printed in the terminal summary (also under xdist)."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,44 +15,6 @@ import pytest
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-
-POSTGRES_URL = os.environ.get("TRUEUP_TEST_POSTGRES_URL")
-STORE_PARAMS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgres",
-        id="postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not POSTGRES_URL, reason="TRUEUP_TEST_POSTGRES_URL is not set"),
-        ],
-    ),
-]
-
-
-def _admin_url(url: str) -> str:
-    base, _, _db = url.rpartition("/")
-    return f"{base}/postgres"
-
-
-@pytest.fixture(params=STORE_PARAMS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    import psycopg
-
-    assert POSTGRES_URL
-    name = f"trueup_t_{uuid.uuid4().hex[:16]}"
-    admin = _admin_url(POSTGRES_URL)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 # --- fault counts ---------------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from engine.scrub import spreadsheet_text
 from tui.rows import Column
+from tui.view import is_number_cell
 
 Cells = tuple[str, ...]
 ELLIPSIS = "…"
@@ -328,13 +330,23 @@ class KeyedTable(ScrollView, can_focus=True):
         return [Text(cell, style=style) for cell in cells]
 
     def write_csv(self, path: Path) -> int:
-        """Every row (after the filter) with every column, dropped or not, as CSV: the row count."""
+        """Every row (after the filter) with every column, dropped or not, as CSV: the row count.
+        Text cells pass `engine.scrub.spreadsheet_text` (a company named `=HYPERLINK(…)` is not run
+        as a formula); money and quantities (a numeric column, or a cell reading as a number:
+        `-$72.00`, `+2`) are written as shown."""
+        numeric = [c.numeric for c in self.columns]
+
+        def cell(index: int, text: str) -> str:
+            if (index < len(numeric) and numeric[index]) or is_number_cell(text):
+                return text
+            return spreadsheet_text(text)
+
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(c.title for c in self.columns)
             for index in range(len(self._rows)):
                 _, cells, _ = self._rows.row(index)
-                writer.writerow(cells)
+                writer.writerow([cell(i, text) for i, text in enumerate(cells)])
         return len(self._rows)
 
     def set_sort_mark(self, column: int | None, reverse: bool) -> None:

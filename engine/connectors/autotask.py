@@ -53,8 +53,10 @@ Writes (routes [swagger] [anteris]; child entities are created under their paren
   (`LineUpdate.previous_quantity` is required: adjustments are create-only deltas [doc])}.
 - Cancellation: an adjustment of −previous_quantity effective the day AFTER `cancelled_date`.
 - Price: `PATCH Contracts/{contractID}/Services` {id, unitPrice} — on update only the adjusted
-  price and invoiceDescription are writable [doc]; the REST model calls the adjusted price
-  `unitPrice` (ASSUMED, see the entity table). Sent after the units adjustment when both change.
+  price and invoiceDescription are writable [doc]; the REST models have no `adjustedPrice`, their
+  adjusted (customer-currency) price is `unitPrice` and the internalCurrency* copies are computed
+  (sources in the entity table's ContractServices rule). The price read back is that same
+  `unitPrice`, the one ContractServiceUnits bill at. Sent after the units adjustment when both change.
 - Cost: `unitCost` is read-only on update [doc], so a cost goes in the units adjustment's
   `adjustedUnitCost` (an adjustment of 0 units when only the cost changes; ASSUMED that Autotask
   applies it to the service from the effective date).

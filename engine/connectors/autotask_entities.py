@@ -18,6 +18,8 @@ connector takes its field lengths from it. Sources, cited per rule:
                  same database fields): `ValidateLength(0,N)` = the field's length, `Mandatory` =
                  required, a field absent from `Set-Atws<Entity>` = read-only on update.
 - [models]       panoramicdata/AutoTask.Psa.Api models (field names of the REST swagger).
+- [atrest]       aenichols/ATREST-CSharp-Client `docs/<Entity>Model.md` (swagger-codegen output
+                 of the REST swagger: the complete property list of each model).
 - ASSUMED        not confirmed by a source; the sandbox still enforces it (the stricter reading).
 
 Field names are matched case-insensitively by the sandbox, as Autotask's JSON binding does
@@ -158,17 +160,32 @@ ENTITIES: dict[str, EntityRule] = {
                 create_only=True,
             ),
             "serviceID": _f("int", "[anteris] required; [ecit] Mandatory", required=True, create_only=True),
-            # [doc] "On Update(), all fields are Read-Only except for adjustedPrice and invoiceDescription".
-            # The REST model has no `adjustedPrice`; its customer-currency price is `unitPrice` [models,
-            # anteris] — ASSUMED to be the field the docs call adjustedPrice.
+            # The writable price (issue 14). [doc ContractServicesEntity] (REST page): "On Update(), all
+            # fields are Read-Only except for adjustedPrice and invoiceDescription", and "the entity
+            # specifies an adjustedPrice". No REST model has a field of that name: the swagger-generated
+            # ContractServiceModel [atrest] and the zone field list [anteris] both list exactly id,
+            # contractID, serviceID, unitPrice, unitCost, internalCurrencyAdjustedPrice,
+            # internalCurrencyUnitPrice, invoiceDescription, internalDescription, quoteItemID (+ UDFs).
+            # The internalCurrency* pair is the saved internal-currency copy Autotask computes (the REST
+            # pages' multi-currency note, e.g. [doc ContractRatesEntity]: "will return the saved Internal
+            # Currency values"), so the customer-currency price the doc calls adjustedPrice is
+            # `unitPrice` — the SOAP entity's writable AdjustedPrice [ecit Set-AtwsContractService lists
+            # AdjustedPrice, not UnitPrice], renamed. Both internalCurrency* fields are read-only, and
+            # `adjustedPrice` itself is an unknown field (400) like any name outside the model.
             "unitPrice": _f(
                 "decimal",
-                "[models] [anteris]; writable on update as the adjusted price (ASSUMED "
-                "name, [doc] calls it adjustedPrice)",
+                "[atrest] [anteris] [models]; the adjusted price, writable on update [doc "
+                "ContractServicesEntity, named adjustedPrice there]",
             ),
             "unitCost": _f("decimal", "[anteris]; read-only on update [doc]", create_only=True),
-            "internalCurrencyAdjustedPrice": _f("decimal", "[models] multi-currency, computed", **RO),
-            "internalCurrencyUnitPrice": _f("decimal", "[models] multi-currency, computed", **RO),
+            "internalCurrencyAdjustedPrice": _f(
+                "decimal",
+                "[atrest] [models] the saved internal-currency adjusted price, computed [doc]",
+                **RO,
+            ),
+            "internalCurrencyUnitPrice": _f(
+                "decimal", "[atrest] [models] the saved internal-currency price, computed [doc]", **RO
+            ),
             "invoiceDescription": _f("str", "[ecit] length 1000; writable on update [doc]", max_length=1000),
             "internalDescription": _f(
                 "str",

@@ -1114,6 +1114,9 @@ class AutotaskSandbox:
                 value = self._at(_written_date(value, key))
             row[key] = value
             if entity == "ContractServices" and key == "unitPrice":
+                # `unitPrice` is the adjusted price [doc ContractServicesEntity: only adjustedPrice and
+                # invoiceDescription are writable on update]; its internal-currency copies are computed
+                # (read-only in the entity table) and follow it — one currency in the sandbox.
                 row["internalCurrencyAdjustedPrice"] = row["internalCurrencyUnitPrice"] = value
         return item_id
 

@@ -320,6 +320,28 @@ ADJUST = {
             500,
             "read-only on update",
         ),
+        (
+            "PATCH",
+            "Contracts/290/Services",
+            {"id": 8638, "internalCurrencyAdjustedPrice": 7},
+            500,
+            "ContractServices.internalCurrencyAdjustedPrice is read-only",
+        ),
+        (
+            "PATCH",
+            "Contracts/290/Services",
+            {"id": 8638, "internalCurrencyUnitPrice": 7},
+            500,
+            "ContractServices.internalCurrencyUnitPrice is read-only",
+        ),
+        (
+            "PATCH",
+            "Contracts/290/Services",
+            {"id": 8638, "adjustedPrice": 7},
+            400,
+            "unknown field 'adjustedPrice'",
+        ),
+        ("PATCH", "Contracts/290/Services", {"id": 8638, "serviceID": 701}, 500, "read-only on update"),
         ("POST", "Contracts/290/ServiceAdjustments", {**ADJUST, "unitChange": "1"}, 400, "not a valid int"),
         ("POST", "Contracts/290/ServiceAdjustments", {**ADJUST, "unitChange": -13}, 500, "leaves -1 units"),
         (
@@ -349,6 +371,26 @@ async def test_a_request_a_real_zone_refuses_is_refused_with_its_error_body(
     errors = response.json()["errors"]
     assert isinstance(errors, list) and any(message in e for e in errors), errors
     assert sandbox.writes == 0
+
+
+async def test_a_price_update_lands_on_the_adjusted_price_autotask_bills_at() -> None:
+    """Issue 14: the price goes into the one writable price field, and what the connector reads
+    back is what the contract's service units bill at, in both currencies."""
+    sandbox = AutotaskSandbox.from_scenario(world())
+    at, _ = connector(sandbox)
+
+    line = await at.update_line(
+        LineUpdate(key="500:recurring", line_id="8638", agreement_id="290", unit_price=Decimal("7.25"))
+    )
+
+    assert line.unit_price == Decimal("7.25") and line.quantity == Decimal(12)
+    row = sandbox.tables["ContractServices"][8638]
+    assert (row["unitPrice"], row["internalCurrencyAdjustedPrice"]) == (Decimal("7.25"), Decimal("7.25"))
+    assert {u["price"] for u in sandbox.units_rows(8638)} == {Decimal("7.25")}
+    fresh, _ = connector(sandbox)
+    assert {x.id: x.unit_price for x in await fresh.lines(["290"])}["8638"] == Decimal("7.25")
+    await at.aclose()
+    await fresh.aclose()
 
 
 async def test_paging_urls_are_served_to_get_only() -> None:

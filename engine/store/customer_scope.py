@@ -243,6 +243,7 @@ class Topology:
                 ):
                     self.agreement_of_vendor[vid] = aid
             psa_ids = {p for cid in ids for p in self.psa_of_vendor.get(cid, ())}
+            mapped: list[str] = []  # the agreements of the PSA companies they map to
             for chunk in _chunks(psa_ids):
                 for aid, cid in conn.execute(
                     select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id)).where(
@@ -250,6 +251,7 @@ class Topology:
                     )
                 ):
                     self.psa_company_of_agreement[aid] = cid
+                    mapped.append(aid)
             explicit = [a for cid in ids if (a := self.agreement_of_vendor.get(cid)) is not None]
             for chunk in _chunks(explicit):
                 for aid, cid in conn.execute(
@@ -277,7 +279,6 @@ class Topology:
                 ):
                     self.psa_company_of_agreement[aid] = cid
             self._add_sourced(pairs)
-            mapped = [a for a, p in self.psa_company_of_agreement.items() if p in psa_ids]
             for chunk in _chunks(mapped):
                 self._add_sourced(conn.execute(_sourced_lines(col(line.agreement_id).in_(chunk))))
 

@@ -775,6 +775,8 @@ def _patch(
         for k, x in shown.psa_lines.items()
         if x.agreement_id not in agreements
         and topology.psa_company_of_agreement.get(x.agreement_id) not in psa_companies
+        # a line sourced by one of the group's subscriptions is read with the group (customer_scope)
+        and (x.source is None or company_of.get(x.source.subscription_id or "") not in companies)
     }
     data.psa_lines.update(own.psa_lines)
 

@@ -6,10 +6,13 @@ one group of customers read from the store as a scenario of their own (`read_cus
 the products and bindings (read whole: a few hundred rows), the settings, and the PSA companies it
 maps to with their agreements and lines. Two vendor companies mapped to one PSA company (a
 `duplicate_mapping`, RULES.md §9), or one whose explicitly mapped agreement belongs to another's
-PSA company, share those PSA rows (a line claimed by one is not free for the other). So the unit
-of recompute is a connected component of the graph vendor company ↔ PSA company (edges: company
-mappings, and explicit agreement mappings to the agreement's PSA company) — almost always one
-customer alone.
+PSA company, share those PSA rows (a line claimed by one is not free for the other). A PSA line
+whose source names a subscription bills it wherever it sits, mapped or not (the rules read
+`psa.lines` by `source.subscription_id`: the seats billed, leaks, duplicate keys), so a customer's
+part also holds the lines its subscriptions source, and the PSA company holding them is its
+neighbour. So the unit of recompute is a connected component of the graph vendor company ↔ PSA
+company (edges: company mappings, explicit agreement mappings to the agreement's PSA company, and
+lines sourced by the company's subscriptions) — almost always one customer alone.
 
 Plan keys are `<subscription or billing configuration id>:<kind>…` (engine/rules), and an ignore
 is keyed by a plan key or a subscription id: a group's synced keys, ignores and overrides are read
@@ -78,6 +81,10 @@ class Topology:
     vendors_of_psa: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     agreement_of_vendor: dict[str, str] = field(default_factory=dict)
     psa_company_of_agreement: dict[str, str] = field(default_factory=dict)
+    # PSA companies holding a line whose source names one of the vendor company's subscriptions
+    # (such a line bills it, mapped or not: `read_customers` reads it with its customer), and back
+    sourced_psa_of_vendor: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    sourced_vendors_of_psa: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @classmethod
     def read(cls, store: Any) -> Topology:
@@ -109,7 +116,17 @@ class Topology:
                 )
             ):
                 topo.agreement_of_vendor[vid] = aid
+            topo._add_sourced(conn.execute(_sourced_lines()))
         return topo
+
+    def _add_sourced(self, pairs: Iterable[Any]) -> None:
+        """Edges vendor company ↔ PSA company for (source subscription id, agreement id) pairs."""
+        for sid, aid in pairs:
+            vendor = self.company_of_subject.get(sid)
+            psa = self.psa_company_of_agreement.get(aid)
+            if vendor is not None and psa is not None:
+                self.sourced_psa_of_vendor[vendor].add(psa)
+                self.sourced_vendors_of_psa[psa].add(vendor)
 
     def _own(self, subject: str, company_id: str) -> None:
         old = self.company_of_subject.get(subject)
@@ -135,7 +152,9 @@ class Topology:
             self.active_by_product[product or ""] -= 1
 
     def _psa_targets(self, vendor_id: str) -> set[str]:
-        targets = set(self.psa_of_vendor.get(vendor_id, ()))
+        targets = set(self.psa_of_vendor.get(vendor_id, ())) | self.sourced_psa_of_vendor.get(
+            vendor_id, set()
+        )
         agreement = self.agreement_of_vendor.get(vendor_id)
         if agreement is not None and agreement in self.psa_company_of_agreement:
             targets.add(self.psa_company_of_agreement[agreement])
@@ -158,7 +177,11 @@ class Topology:
             for psa in self._psa_targets(vid):
                 todo += [
                     v
-                    for v in (*self.vendors_of_psa.get(psa, ()), *by_agreement_psa.get(psa, ()))
+                    for v in (
+                        *self.vendors_of_psa.get(psa, ()),
+                        *by_agreement_psa.get(psa, ()),
+                        *self.sourced_vendors_of_psa.get(psa, ()),
+                    )
                     if v not in seen
                 ]
         return seen
@@ -185,6 +208,8 @@ class Topology:
             for cid in ids:
                 for psa in self.psa_of_vendor.pop(cid, set()):
                     self.vendors_of_psa[psa].discard(cid)
+                for psa in self.sourced_psa_of_vendor.pop(cid, set()):
+                    self.sourced_vendors_of_psa[psa].discard(cid)
                 self.agreement_of_vendor.pop(cid, None)
             for subject in [x for cid in ids for x in self.subjects_of_company.get(cid, ())]:
                 self._forget_subject(subject)
@@ -218,6 +243,7 @@ class Topology:
                 ):
                     self.agreement_of_vendor[vid] = aid
             psa_ids = {p for cid in ids for p in self.psa_of_vendor.get(cid, ())}
+            mapped: list[str] = []  # the agreements of the PSA companies they map to
             for chunk in _chunks(psa_ids):
                 for aid, cid in conn.execute(
                     select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id)).where(
@@ -225,6 +251,7 @@ class Topology:
                     )
                 ):
                     self.psa_company_of_agreement[aid] = cid
+                    mapped.append(aid)
             explicit = [a for cid in ids if (a := self.agreement_of_vendor.get(cid)) is not None]
             for chunk in _chunks(explicit):
                 for aid, cid in conn.execute(
@@ -233,6 +260,35 @@ class Topology:
                     )
                 ):
                     self.psa_company_of_agreement[aid] = cid
+            # the lines their subscriptions source, wherever they sit, and the sourced lines of the
+            # PSA companies they map to (another customer's edge there may be new; a stale one only
+            # groups more customers than needed, never fewer)
+            line = t.PsaLineRow
+            subjects = [x for cid in ids for x in self.subjects_of_company.get(cid, ())]
+            pairs = [
+                pair
+                for chunk in _chunks(subjects)
+                for pair in conn.execute(_sourced_lines(col(line.source_subscription_id).in_(chunk)))
+            ]
+            unknown = [aid for _, aid in pairs if aid not in self.psa_company_of_agreement]
+            for chunk in _chunks(unknown):
+                for aid, cid in conn.execute(
+                    select(col(t.PsaAgreementRow.id), col(t.PsaAgreementRow.company_id)).where(
+                        col(t.PsaAgreementRow.id).in_(chunk)
+                    )
+                ):
+                    self.psa_company_of_agreement[aid] = cid
+            self._add_sourced(pairs)
+            for chunk in _chunks(mapped):
+                self._add_sourced(conn.execute(_sourced_lines(col(line.agreement_id).in_(chunk))))
+
+
+def _sourced_lines(*where: Any) -> Any:
+    """(source subscription id, agreement id) of the PSA lines that name a subscription."""
+    line = t.PsaLineRow
+    return select(col(line.source_subscription_id), col(line.agreement_id)).where(
+        col(line.source_subscription_id).is_not(None), *where
+    )
 
 
 def _key_ranges(column: Any, prefixes: list[str], exact: bool) -> Any:
@@ -333,11 +389,18 @@ def read_customers(
             for r in rows(t.PsaAgreementRow, col(t.PsaAgreementRow.id).in_(chunk))
         ]
         agreements = [fast(PsaAgreement, r) for r in agreement_rows]
-        lines = [
-            Store._line(r)
+        line_rows = {
+            r["id"]: r
             for chunk in _chunks(r["id"] for r in agreement_rows)
             for r in rows(t.PsaLineRow, col(t.PsaLineRow.agreement_id).in_(chunk))
-        ]
+        }
+        # A PSA line whose source names one of these subscriptions bills it wherever it sits (the
+        # rules read `psa.lines` by `source.subscription_id`: seats billed, leaks, duplicate keys),
+        # so it is theirs too, on an agreement of a PSA company they no longer map to or not.
+        for chunk in _chunks([*sub_ids, *(c.id for c in configs)]):  # a usage line names its configuration
+            for r in rows(t.PsaLineRow, col(t.PsaLineRow.source_subscription_id).in_(chunk)):
+                line_rows.setdefault(r["id"], r)
+        lines = [Store._line(r) for r in line_rows.values()]
         subjects = sorted(sub_ids + [c.id for c in configs])
         synced: set[str] = set()
         ignored: list[Ignore] = []

@@ -171,6 +171,60 @@ def test_a_customer_refresh_waits_behind_a_running_sweep(scenario: Any) -> None:
     core.close()
 
 
+def test_unmapping_a_customer_keeps_the_seats_its_psa_line_still_bills(scenario: Any) -> None:
+    """The demo's committed subscription whose PSA line bills fewer seats than the vendor charges:
+    unmapped, its customer's PSA line still names the subscription by its source, so the seats it
+    bills — and the idle seats reducible at renewal — are what the full plan says (Hypothesis
+    found the per-customer recompute dropping the warning: issue 12 item 2)."""
+    store = new_store(scenario)
+    core, _, feed = make_core(store)
+    held = core.held
+    assert held is not None
+    [reducible] = [f for f in held.plan.findings if f.code == "seats_reducible_at_renewal"]
+    sid = reducible.subject["subscription_id"]
+    company = next(s.company_id for s in scenario.vendor.subscriptions if s.id == sid)
+    core.act(Act("unmap_company", vendor_id=company))
+    assert feed and feed[-1].companies is not None and company in feed[-1].companies  # incremental
+    new = core.held
+    assert new is not None
+    assert store.psa_mapping(company)[0] == []  # unmapped indeed
+    full = full_figures(store)
+    reducible_now = [f.message for f in full.plan.findings if f.code == "seats_reducible_at_renewal"]
+    assert reducible_now, "the PSA line still bills fewer seats than the vendor charges"
+    assert [f.message for f in new.plan.findings if f.code == "seats_reducible_at_renewal"] == reducible_now
+    assert new.rows["overview"] == full.rows["overview"]  # the open findings' count
+    assert_same_figures(new, full)
+    core.close()
+
+
+def test_a_customer_mapped_to_the_psa_company_of_anothers_lines_is_recomputed_with_it(
+    scenario: Any,
+) -> None:
+    """Unmapped, a customer's PSA company is free: mapped to another customer, its lines still
+    name the first customer's subscriptions, so the two are recomputed together (else the second's
+    part sees lines of subscriptions it does not hold, 'gone from the vendor')."""
+    store = new_store(scenario)
+    core, _, feed = make_core(store)
+    held = core.held
+    assert held is not None
+    [reducible] = [f for f in held.plan.findings if f.code == "seats_reducible_at_renewal"]
+    first = next(
+        s.company_id for s in scenario.vendor.subscriptions if s.id == reducible.subject["subscription_id"]
+    )
+    [psa_id], _ = store.psa_mapping(first)
+    core.act(Act("unmap_company", vendor_id=first))
+    assert core.held is not None
+    second = next(r.key for r in core.held.rows["customers"] if r.status == "not_mapped" and r.key != first)
+    core.act(Act("map_company", vendor_id=second, psa_id=psa_id))
+    new, full = core.held, full_figures(store)
+    assert new is not None
+    assert not [f for f in full.plan.findings if f.code == "vendor_subscription_gone"]
+    assert [f for f in new.plan.findings if f.code == "vendor_subscription_gone"] == []
+    assert_same_figures(new, full)
+    assert feed[-1].companies is not None and {first, second} <= feed[-1].companies  # incremental
+    core.close()
+
+
 # --- the incremental plan equals a full plan, whatever happens --------------------------------------
 
 

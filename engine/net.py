@@ -95,7 +95,10 @@ def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
         return ZERO, ZERO  # a new line: nothing billed before
     # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a line
     # of a binding that does not bill was written that way before (its bill option) and billed $0.
-    before = round_cents(line.previous_quantity * line.unit_price) if line.billed else ZERO
+    # An option update (issue 13) says what the PSA line billed as before: Billable → No charge at
+    # 10 × $20.00 is −$200.00/month.
+    billed_before = (line.previous_bill_option or line.bill_option) == "billable"
+    before = round_cents(line.previous_quantity * line.unit_price) if billed_before else ZERO
     return before, round_cents(line.previous_quantity * line.unit_cost)
 
 

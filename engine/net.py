@@ -95,10 +95,13 @@ def old_billing(line: PlanLine, old: OldLine | None) -> tuple[Decimal, Decimal]:
         return ZERO, ZERO  # a new line: nothing billed before
     # An update keeps the PSA line's own unit price and cost (engine.rules: quantity only); a price
     # update (engine.rules.leaks) says what it held: its net is (new − old) × quantity. A line of a
-    # binding that does not bill was written that way before (its bill option) and billed $0.
+    # binding that does not bill was written that way before (its bill option) and billed $0; an
+    # option update (issue 13) says what the PSA line billed as before: Billable → No charge at
+    # 10 × $20.00 is −$200.00/month.
     price = line.unit_price if line.previous_unit_price is None else line.previous_unit_price
     cost = line.unit_cost if line.previous_unit_cost is None else line.previous_unit_cost
-    before = round_cents(line.previous_quantity * price) if line.billed else ZERO
+    billed_before = (line.previous_bill_option or line.bill_option) == "billable"
+    before = round_cents(line.previous_quantity * price) if billed_before else ZERO
     return before, round_cents(line.previous_quantity * cost)
 
 

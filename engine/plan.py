@@ -85,6 +85,18 @@ class PlanLine(BaseModel):
         None, description="Written taxable / not taxable; null: the product's default."
     )
     bill_option: BillOption = Field("billable", description="How the PSA bills the line to the customer.")
+    # issue 13: an update that changes how the PSA bills an existing line (read back from the PSA)
+    previous_bill_option: BillOption | None = Field(
+        None, description="Option updates: the bill option the PSA line holds now (null: unchanged)."
+    )
+    previous_taxable: bool | None = Field(
+        None, description="Option updates: the taxable flag the PSA line holds now (null: unchanged)."
+    )
+
+    @property
+    def options_change(self) -> bool:
+        """The update rewrites the PSA line's bill option or taxable flag (issue 13)."""
+        return self.previous_bill_option is not None or self.previous_taxable is not None
 
     @property
     def billed(self) -> bool:

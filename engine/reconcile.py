@@ -12,7 +12,7 @@ from engine.plan import KIND_ORDER, Finding, Plan, PlanLine, Totals
 from engine.rules.arrears import arrears_lines, usage_summary_lines
 from engine.rules.backup import configuration_lines
 from engine.rules.commitments import commitment_findings
-from engine.rules.context import Target, World, bill_options
+from engine.rules.context import Target, World, bill_options, option_change
 from engine.rules.hints import PlanHints
 from engine.rules.leaks import leak_lines
 from engine.rules.quota import company_checks, quota_lines
@@ -154,7 +154,12 @@ def _subscription_lines(world: World, sub: Subscription) -> list[PlanLine]:
     if quiet_quantity is not None:
         # No unsynced increase and not cancelled: in sync when its PSA line holds the quantity.
         line = world.seat_line(target, binding.psa_product_id, sub.id)
-        if line is not None and line.quantity == quiet_quantity:
+        # issue 13: a line billed otherwise than its binding says is not in sync (seat_lines updates it)
+        if (
+            line is not None
+            and line.quantity == quiet_quantity
+            and option_change(world, line, binding) is None
+        ):
             return []
         if line is not None:
             world.claimed_lines.discard(line.id)  # seat_lines claims it again, the same way

@@ -10,7 +10,7 @@ from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity
 from engine.months import add_months, first_of_month, last_of_month, month_key
 from engine.plan import LineKind, PlanLine
-from engine.rules.context import Target, World, money_line
+from engine.rules.context import Target, World, money_line, option_change
 from engine.scenario import Subscription, UsageRow
 
 ENDPOINT_AVAILABLE_DAY = 3  # billable lines for month M exist from day 3 of M+1
@@ -72,11 +72,13 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
             period_end=last_of_month(period),
         )
         if existing is not None:
-            if existing.quantity == row.quantity:
+            options = option_change(world, existing, binding)  # issue 13: billed otherwise than bound
+            if existing.quantity == row.quantity and options is None:
                 continue
             lines.append(
                 money_line(
                     **common,
+                    **(options.fields if options else {}),
                     action="update",
                     psa_line_id=existing.id,
                     description=existing.description or description,
@@ -87,7 +89,8 @@ def arrears_lines(world: World, sub: Subscription, target: Target) -> list[PlanL
                     end_date=None,
                     previous_quantity=existing.quantity,
                     formula=f"{period_key} snapshot {row.snapshot_date or ''}: {fmt_quantity(existing.quantity)} → "
-                    f"{fmt_quantity(row.quantity)} × {fmt_money(existing.unit_price)}".replace("  ", " "),
+                    f"{fmt_quantity(row.quantity)} × {fmt_money(existing.unit_price)}".replace("  ", " ")
+                    + (f"; {options.note}" if options else ""),
                 )
             )
         else:
@@ -191,12 +194,16 @@ def usage_summary_lines(world: World, sub: Subscription, target: Target) -> list
     )
     description = world.line_description(product) + " (Usage Summary)"
     if existing is not None:
+        options = option_change(world, existing, binding)  # issue 13: billed otherwise than bound
         if (
             existing.quantity == one
             and existing.unit_price == charges
             and existing.unit_cost == partner_total
+            and options is None
         ):
             return []
+        if options is not None:
+            common = {**common, **options.fields, "formula": f"{common['formula']}; {options.note}"}
         return [
             money_line(
                 **common,

@@ -15,10 +15,11 @@ from engine.keys import subject_of
 from engine.money import round_cents
 from engine.months import last_of_month, next_day
 from engine.plan import Finding, PlanLine
-from engine.psa import psa_spec
+from engine.psa import Capability, psa_spec
 from engine.rules.findings import finding
 from engine.rules.hints import PlanHints
 from engine.scenario import (
+    BILL_OPTION_LABELS,
     Ignore,
     Override,
     ProductBinding,
@@ -57,6 +58,8 @@ class World:
         self.month_end = last_of_month(scenario.as_of)
         # how much of a description the PSA keeps in its short description field (RULES.md §1)
         self.description_limit = psa_spec(settings.psa).limits.description
+        # issue 13: only a PSA whose lines carry a bill option and taxable flag is compared on them
+        self.line_bill_options = psa_spec(settings.psa).can(Capability.LINE_BILL_OPTIONS)
 
         vendor, psa, mappings = scenario.vendor, scenario.psa, scenario.mappings
         self.companies: dict[str, VendorCompany] = {c.id: c for c in vendor.companies}
@@ -435,3 +438,37 @@ _PLAN_LINE_DEFAULTS = {
     for name, info in PlanLine.model_fields.items()
     if not info.is_required()
 }
+
+
+@dataclass(frozen=True, slots=True)
+class OptionChange:
+    """How an existing PSA line's billing differs from its binding's (issue 13): the PlanLine
+    fields of the update that rewrites it, and the reason's words."""
+
+    fields: dict[str, Any]
+    note: str
+
+
+def option_change(world: World, line: PsaLine, binding: ProductBinding | None) -> OptionChange | None:
+    """The binding's bill option / taxable flag against what the PSA line was read holding. Only
+    for a PSA with `Capability.LINE_BILL_OPTIONS`; a value not read (None on the PsaLine) is not
+    compared, nor is a binding's taxable None (the PSA product's default)."""
+    if binding is None or not world.line_bill_options:
+        return None
+    fields: dict[str, Any] = {}
+    notes: list[str] = []
+    if line.bill_option is not None and line.bill_option != binding.bill_option:
+        fields["previous_bill_option"] = line.bill_option
+        notes.append(
+            f"bill option {BILL_OPTION_LABELS[binding.bill_option]} (was {BILL_OPTION_LABELS[line.bill_option]})"
+        )
+    if binding.taxable is not None and line.taxable is not None and line.taxable != binding.taxable:
+        fields["previous_taxable"] = line.taxable
+        notes.append(f"{_taxable_text(binding.taxable)} (was {_taxable_text(line.taxable)})")
+    if not fields:
+        return None
+    return OptionChange({**fields, **bill_options(binding)}, "; ".join(notes))
+
+
+def _taxable_text(taxable: bool) -> str:
+    return "taxable" if taxable else "not taxable"

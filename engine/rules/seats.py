@@ -10,11 +10,11 @@ from engine.keys import PlanKey
 from engine.money import fmt_money, fmt_quantity
 from engine.months import first_of_month, last_of_month, month_key, next_day, us_date
 from engine.plan import LineKind, PlanLine
-from engine.rules.context import Target, World, money_line
+from engine.rules.context import Target, World, money_line, option_change
 from engine.rules.extra_months import gap_runs
 from engine.rules.prorates import factor, factor_text, formula, prorate_unit, prorated_increases
 from engine.rules.quantities import Timeline
-from engine.scenario import PsaLine, Subscription
+from engine.scenario import ProductBinding, PsaLine, Subscription
 
 ZERO = Decimal(0)
 
@@ -70,7 +70,15 @@ def seat_lines(
         lines += _cancel_line(world, sub, existing, cancelled_on, common, base_description)
     else:
         recurring = _recurring_line(
-            world, sub, existing, timeline.current, unit_price, unit_cost, common, generated
+            world,
+            sub,
+            existing,
+            timeline.current,
+            unit_price,
+            unit_cost,
+            common,
+            generated,
+            world.bindings.get((sub.product_id, None)),
         )
         if recurring is not None:
             lines.append(recurring)
@@ -197,13 +205,33 @@ def _recurring_line(
     unit_cost: Decimal,
     common: dict[str, Any],
     description: str,
+    binding: ProductBinding | None,
 ) -> PlanLine | None:
     key = PlanKey.recurring(sub.id).format()
     override = world.overrides.get(key)
     create_new = override is not None and override.create_new and existing is not None
     if existing is not None and not create_new:
+        # issue 13: a line holding the right quantity but billed otherwise than its binding says
+        options = option_change(world, existing, binding)
         if existing.quantity == quantity:
-            return None  # in sync
+            if options is None:
+                return None  # in sync
+            return money_line(
+                key=key,
+                kind=LineKind.RECURRING,
+                action="update",
+                **common,
+                **options.fields,
+                psa_line_id=existing.id,
+                description=existing.description or description,
+                quantity=quantity,
+                unit_price=existing.unit_price,
+                unit_cost=existing.unit_cost,
+                effective_date=existing.effective_date,
+                end_date=None,
+                previous_quantity=existing.quantity,
+                formula=f"{fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}; {options.note}",
+            )
         return money_line(
             key=key,
             kind=LineKind.RECURRING,
@@ -217,7 +245,9 @@ def _recurring_line(
             effective_date=existing.effective_date,
             end_date=None,
             previous_quantity=existing.quantity,
-            formula=f"{fmt_quantity(existing.quantity)} → {fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}",
+            **(options.fields if options else {}),
+            formula=f"{fmt_quantity(existing.quantity)} → {fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}"
+            + (f"; {options.note}" if options else ""),
         )
     if quantity <= 0:
         return None

@@ -160,6 +160,8 @@ def line_fingerprint(line: PlanLine) -> str:
         "description": line.description,
         "records": sorted(line.records),
     }
+    if line.options_change:  # issue 13: No charge → Billable is another write than Billable → No charge
+        values["options"] = f"{line.bill_option}|{line.taxable}"
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -230,8 +232,9 @@ def line_update(line: PlanLine, effective_from: date) -> LineUpdate:
             previous_quantity=line.previous_quantity,
         )
     prices = line.kind in PRICE_WRITING_KINDS
-    # issue 13: a binding's non-default bill options are written on its updates too
-    stated = line.taxable is not None or line.bill_option != "billable"
+    # issue 13: a binding's non-default bill options are written on its updates too, and so is an
+    # update that changes the line's option (back to Billable included: the PSA line says otherwise)
+    stated = line.taxable is not None or line.bill_option != "billable" or line.options_change
     return LineUpdate(
         key=line.key,
         line_id=line.psa_line_id,
@@ -918,9 +921,13 @@ class SyncExecutor:
             assert line.end_date is not None
             if _ended(current, line.end_date):
                 return Inspection("applied", line=current)
-        elif current.quantity == line.quantity and (
-            line.kind not in PRICE_WRITING_KINDS
-            or (current.unit_price, current.unit_cost) == (line.unit_price, line.unit_cost)
+        elif (
+            current.quantity == line.quantity
+            and (
+                line.kind not in PRICE_WRITING_KINDS
+                or (current.unit_price, current.unit_cost) == (line.unit_price, line.unit_cost)
+            )
+            and _options_hold(current, line)
         ):
             return Inspection("applied", line=current)
         if line.previous_quantity is not None and current.quantity != line.previous_quantity:
@@ -1072,6 +1079,13 @@ def _holds(found: PsaLine, line: PlanLine) -> bool:
         planned_quantity(line),
         line.unit_price,
         line.unit_cost,
+    )
+
+
+def _options_hold(found: PsaLine, line: PlanLine) -> bool:
+    """An option update (issue 13) is applied only when the PSA line bills as it says."""
+    return (line.previous_bill_option is None or found.bill_option == line.bill_option) and (
+        line.previous_taxable is None or found.taxable == line.taxable
     )
 
 

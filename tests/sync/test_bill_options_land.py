@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sync_builder import build_scenario, make_rig
 
+from engine.actions import bind_product
 from engine.reconcile import reconcile
 from engine.scenario import Psa, Scenario
 from engine.store import Store
@@ -119,5 +120,50 @@ async def test_halopsa_refuses_a_not_billed_line_before_sending_it(tmp_path: Pat
         updated = next(x for x in plan.lines if x.key in stated and x.action == "update")
         [kept] = [x for x in (await _read(rig)).lines if x.id == updated.psa_line_id]
         assert kept.quantity == updated.previous_quantity  # nor updated
+    finally:
+        store.close()
+
+
+async def test_changing_a_bindings_option_updates_its_in_sync_lines_and_lands_both_ways(
+    tmp_path: Path,
+) -> None:
+    """All lines written and in sync; the operator sets No charge on vp0's binding: the next plan
+    updates vp0's line (nothing else), the sync lands it as NoCharge, the check is clean and the plan
+    after it is empty. Then back to Billable: the same, and ConnectWise holds Billable again."""
+    scenario = build_scenario(
+        "connectwise", new=3, updates=2, cancels=1, create_new=0, record_only=0, companies=1
+    )
+    rig = make_rig("connectwise", scenario)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        store.import_scenario(scenario)
+        _, report = await _sync(store, rig, scenario)
+        assert [o.key for o in report.outcomes if o.outcome is not Outcome.WRITTEN] == []
+        assert reconcile(store.snapshot()).lines == []
+        vp0 = next(s.id for s in scenario.vendor.subscriptions if s.product_id == "vp0")
+        [line_id] = [
+            x.id for x in store.snapshot().psa.lines if x.source and x.source.key == f"{vp0}:recurring"
+        ]
+
+        for option, held, was in (
+            ("no_charge", "NoCharge", "Billable"),
+            ("billable", "Billable", "No charge"),
+        ):
+            bind_product(store, "vp0", "300", bill_option=option)  # type: ignore[arg-type]
+            plan, report = await _sync(store, rig, scenario)
+            [update] = plan.lines
+            assert (update.key, update.action, update.psa_line_id, update.bill_option) == (
+                f"{vp0}:recurring",
+                "update",
+                line_id,
+                option,
+            )
+            assert update.formula.endswith(f"(was {was})")
+            assert [o.outcome for o in report.outcomes] == [Outcome.WRITTEN]
+            assert rig.sandbox.additions[int(line_id)]["billCustomer"] == held
+            landed = await _read(rig)
+            assert verify_lines(plan.lines, landed.lines, psa="connectwise").problems == []
+            assert reconcile(store.snapshot()).lines == []
+            assert reconcile(*store.plan_inputs()).lines == []  # the fast way too
     finally:
         store.close()

@@ -100,8 +100,17 @@ _T = TypeVar("_T")
 class View(Protocol[F]):
     """The console's rows and saved-state codec (tui.model): plain functions of plain data."""
 
-    code_files: tuple[Path, ...]  # sources the rows are computed by (a saved state of other code is stale)
-    not_saveable: type[Exception]  # raised by encode_view when a text cannot be laid out
+    # Read-only properties (the console computes them; nothing here sets them), so a view may
+    # implement them as properties or as plain attributes.
+    @property
+    def code_files(self) -> tuple[Path, ...]:
+        """Sources the rows are computed by (a saved state of other code is stale)."""
+        ...
+
+    @property
+    def not_saveable(self) -> type[Exception]:
+        """Raised by encode_view when a text cannot be laid out."""
+        ...
 
     def load(self, store: Any, as_of: date | None, today: date) -> F:
         """Every row of the store's full plan (read the fast way, reconciled)."""

@@ -14,7 +14,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,9 @@ from tui.rows import ConsoleData, figures_time
 from tui.screens.main import MainScreen
 
 if TYPE_CHECKING:
+    from textual.actions import ActionParseResult
+    from textual.dom import DOMNode
+
     from engine.console_core import Act, Change, ConsoleCore, Outcome, Workspace
 
 DEFAULT_REFRESH_INTERVAL = 300.0
@@ -117,6 +120,14 @@ class TrueupApp(App[int]):
     @property
     def engine_ready(self) -> bool:
         return self._core is not None
+
+    @property
+    def loaded_workspace(self) -> Workspace:
+        """The open workspace (raises until the engine is loaded, as `core` does: the screens that
+        read it open only after it is)."""
+        if self.workspace is None:
+            raise RuntimeError("the engine is still loading")
+        return self.workspace
 
     @property
     def core(self) -> ConsoleCore[ConsoleData]:
@@ -478,13 +489,19 @@ class TrueupApp(App[int]):
             raise RuntimeError("the engine is still loading")
         from engine.sync.executor import SyncExecutor
 
-        if self.workspace.psa is None:
+        workspace = self.loaded_workspace
+        if workspace.psa is None:
             raise RuntimeError("no PSA connection is open")
-        return SyncExecutor(self.workspace.store, self.workspace.psa)
+        return SyncExecutor(workspace.store, workspace.psa)
 
     # --- global keys -----------------------------------------------------------------------------
 
-    async def run_action(self, action: str | Any, default_namespace: Any = None) -> bool:
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
         """Before the engine is loaded, a command that needs it says so in one line (NEEDS_ENGINE,
         tui.bindings) instead of running; navigation runs on the rows shown."""
         if self._core is None:
@@ -492,7 +509,7 @@ class TrueupApp(App[int]):
             command = NEEDS_ENGINE.get(name.split("(", 1)[0].rsplit(".", 1)[-1])
             if command is not None and self.engine_pending(command.description.lower()):
                 return True
-        return await super().run_action(action, default_namespace)
+        return await super().run_action(action, default_namespace, namespaces)
 
     def engine_pending(self, what: str) -> bool:
         """True (and one line said) when the engine is not loaded yet: `what` waits for it."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 Scope = Literal["app", "main", "products", "review"]
 
@@ -259,7 +259,8 @@ REGISTRY: tuple[Command, ...] = (
 )
 
 
-def bindings(scope: Scope) -> list[Binding]:
+def bindings(scope: Scope) -> list[BindingType]:
+    """A BINDINGS list (Textual declares it list[BindingType]; list is invariant)."""
     return [
         Binding(c.keys, c.action, c.description, show=c.show, id=c.id) for c in REGISTRY if c.scope == scope
     ]

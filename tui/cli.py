@@ -151,7 +151,7 @@ def scrub_outputs(db_url: str | None) -> None:
             from sqlalchemy.exc import ArgumentError
 
             try:
-                register_secret(make_url(url).password)  # type: ignore[arg-type]
+                register_secret(make_url(url).password)
             except ArgumentError:
                 pass
 

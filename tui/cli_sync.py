@@ -232,9 +232,9 @@ async def _sync(
         try:
             report = await executor.run(lines, on_event=show)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            report = executor.report
-            if report is not None:
-                _print_summary(report, label, interrupted=True)
+            interrupted = executor.report  # None when it stopped before the first line
+            if interrupted is not None:
+                _print_summary(interrupted, label, interrupted=True)
             return 130
         _print_summary(report, label)
         return 0 if report.ok and not report.blocked else 1

@@ -93,7 +93,7 @@ async def test_find_customer_narrows_the_products_screen_and_esc_clears_it(
         await pilot.press("p")
         await settle(app, pilot)
         pane = app.screen.pane
-        shown = {r.key.split("|")[0] for r in pane.visible()}
+        shown = {r.key.split("|")[0] for r in pane.visible_rows()}
         assert shown == wanted  # only the products the customer's subscriptions use
         assert "customer: Lakeside" in pane.table.border_title
         assert any("customer: Lakeside" in line for line in screen_lines(app)[:4])
@@ -104,12 +104,12 @@ async def test_find_customer_narrows_the_products_screen_and_esc_clears_it(
         await pilot.press("enter")
         await settle(app, pilot)
         zephyr = actions.products_of_companies(store, app.main.matching_companies("Zephyr"))
-        assert {r.key.split("|")[0] for r in app.screen.pane.visible()} == zephyr != wanted
+        assert {r.key.split("|")[0] for r in app.screen.pane.visible_rows()} == zephyr != wanted
         assert app.main.customer_search == "Zephyr"
         # esc shows every product again (and every customer on the panes), a second esc goes back
         await pilot.press("escape")
         await settle(app, pilot)
-        assert len(app.screen.pane.visible()) == len(every)
+        assert len(app.screen.pane.visible_rows()) == len(every)
         assert "customer:" not in app.screen.pane.table.border_title
         assert app.main.customer_search == ""
         await pilot.press("escape")

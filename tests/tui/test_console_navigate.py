@@ -70,7 +70,7 @@ async def test_s_sorts_by_net_money_as_money_S_reverses_cursor_stays(make_app: A
         for _ in range(shown.index(net) + 1):
             await pilot.press("s")
         await pilot.pause()
-        values = [number_of(r.cells[net]) for r in pane.visible()]
+        values = [number_of(r.cells[net]) for r in pane.visible_rows()]
         present = [v for v in values if v is not None]
         assert len(present) > 2 and present == sorted(present)
         assert "Net $/mo ▲" in header(pane)
@@ -78,19 +78,19 @@ async def test_s_sorts_by_net_money_as_money_S_reverses_cursor_stays(make_app: A
         assert any("Sorted by Net $/mo ▲" in n for n in notices(app))
         await pilot.press("S")
         await pilot.pause()
-        present = [v for r in pane.visible() if (v := number_of(r.cells[net])) is not None]
+        present = [v for r in pane.visible_rows() if (v := number_of(r.cells[net])) is not None]
         assert present == sorted(present, reverse=True)
         assert "Net $/mo ▼" in header(pane)
         assert pane.current.key == kept
         # the sort survives a recompute of the rows
         pane.set_rows(app.data.rows_for("unsynced", False))
-        present = [v for r in pane.visible() if (v := number_of(r.cells[net])) is not None]
+        present = [v for r in pane.visible_rows() if (v := number_of(r.cells[net])) is not None]
         assert present == sorted(present, reverse=True)
         # after the last column on screen: the pane's own order again, no arrow
         for _ in range(len(shown) - shown.index(net)):
             await pilot.press("s")
         await pilot.pause()
-        assert [r.key for r in pane.visible()] == [r.key for r in app.data.rows_for("unsynced", False)]
+        assert [r.key for r in pane.visible_rows()] == [r.key for r in app.data.rows_for("unsynced", False)]
         assert not any("▲" in h or "▼" in h for h in header(pane))
 
 
@@ -131,22 +131,22 @@ async def test_F_finds_a_customer_in_every_pane_punctuation_ignored_esc_clears(
         assert app.screen is app.main
         wanted = app.main.matching_companies(typed)
         assert company in wanted
-        unsynced = app.main.pane("unsynced").visible()
+        unsynced = app.main.pane("unsynced").visible_rows()
         assert len(unsynced) == sum(counts[c] for c in wanted if c in counts)
         for pane in ("customers", "unsynced", "arrears", "prorates", "errors"):
-            shown = app.main.pane(pane).visible()
+            shown = app.main.pane(pane).visible_rows()
             assert all((r.company_id or r.key) in wanted for r in shown), pane
-        assert [r.key for r in app.main.pane("customers").visible()] == [
+        assert [r.key for r in app.main.pane("customers").visible_rows()] == [
             r.key for r in data.rows["customers"] if r.key in wanted
         ]
         assert f"customer: {typed}" in status_text(app)
         assert f"customer: {typed}" in app.main.pane("unsynced").table.border_title
         # Overview's totals are not narrowed
-        assert len(app.main.pane("overview").visible()) == len(data.rows["overview"])
+        assert len(app.main.pane("overview").visible_rows()) == len(data.rows["overview"])
         await pilot.press("escape")
         await pilot.pause()
         assert "customer:" not in status_text(app)
-        assert len(app.main.pane("unsynced").visible()) == len(data.rows["unsynced"])
+        assert len(app.main.pane("unsynced").visible_rows()) == len(data.rows["unsynced"])
 
 
 async def test_F_with_no_matching_customer_says_so_and_keeps_every_row(make_app: Any, settle: Any) -> None:
@@ -159,7 +159,7 @@ async def test_F_with_no_matching_customer_says_so_and_keeps_every_row(make_app:
         await pilot.press("enter")
         await settle(app, pilot)
         assert any("No customer's name holds 'zz no such customer zz'" in n for n in notices(app))
-        assert len(app.main.pane("unsynced").visible()) == len(app.data.rows["unsynced"])
+        assert len(app.main.pane("unsynced").visible_rows()) == len(app.data.rows["unsynced"])
 
 
 def _seat_sub_with_history(scenario: Any) -> Any:

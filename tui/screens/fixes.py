@@ -312,7 +312,7 @@ class FixActions:
             return
         fix = FIXES.get(finding.code)
         how = how_to_fix(finding.code, getattr(self.app, "keymap", None))
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         ack = self.app.data.acknowledged.get(row.key) if self.app.data is not None else None
         if ack is not None:
             by, at, why = ack
@@ -366,7 +366,7 @@ class FixActions:
         if self.active == "customers" and row.status != "not_mapped":
             self._say(f"{data.company(vendor_id)} is mapped already; unmap it first to import it anew.")
             return
-        ws = self.app.workspace
+        ws = self.app.loaded_workspace
         if getattr(ws, "psa", None) is None:
             self._say("No PSA connection is open; importing needs one (trueup doctor checks it).")
             return
@@ -403,7 +403,7 @@ class FixActions:
         if row is None or data is None or vendor_id is None or self.active not in ("customers", "errors"):
             self._say("The agreement is picked for a customer: on Customers or on its finding.")
             return
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         choices = actions.agreements_of(store, vendor_id)
         if not choices:
             self._say(f"{data.company(vendor_id)} is not mapped or its PSA company has no agreement.")
@@ -453,7 +453,7 @@ class FixActions:
             return
         if self._refused("change lines"):
             return
-        store, plan = self.app.workspace.store, data.plan
+        store, plan = self.app.loaded_workspace.store, data.plan
         was = data.lines[key].action
 
         def go() -> None:
@@ -472,7 +472,7 @@ class FixActions:
         row = self._row()
         data = self.app.data
         sub = self._subscription_of_row(row)
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         product = actions.product_of(store, sub) if sub else None
         if data is None or product is None:
             self._say("Mark free applies to a product: on its line or its finding (Products: its row).")
@@ -506,7 +506,7 @@ class FixActions:
         )
         if self._refused("clear dates"):
             return
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         from engine.store import tables as t
 
         with store.session() as s:
@@ -538,7 +538,7 @@ class FixActions:
             return
         data = self.app.data
         assert data is not None and row is not None
-        store, plan, key = self.app.workspace.store, data.plan, row.key
+        store, plan, key = self.app.loaded_workspace.store, data.plan, row.key
         placeholder = "credit issued (credit note number)" if finding.code == "credit_due" else "why"
 
         def done(reason: str | None) -> None:
@@ -570,7 +570,7 @@ class FixActions:
                 self._say("A note goes on a line or a customer; this row is neither.")
                 return
             subject, what = sub, f"{data.company(row.company_id or '')} · subscription {sub}"
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         current = actions.notes(store).get(subject, "")
 
         def done(note: str | None) -> None:
@@ -598,7 +598,7 @@ class FixActions:
 
         if self._refused("undo"):
             return
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         pending = actions.undoable(store)
         if not pending:
             self._say("Nothing to undo since the last sync.")

@@ -49,7 +49,7 @@ def write_csv_of(app: TrueupApp, table: KeyedTable, name: str) -> None:
 class MainScreen(FixActions, Screen[None]):
     SCOPE = "main"
     BINDINGS = bindings("main")
-    app: TrueupApp  # type: ignore[assignment]
+    app: TrueupApp
     customer_search = ""  # F: every pane shows only the rows of these customers
     include_provisional = False  # provisional usage is held out of a sync until the operator includes it
 

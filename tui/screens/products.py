@@ -14,6 +14,7 @@ from textual.widgets import Footer, Input
 from engine import actions
 from engine.connectors.base import ProductSpec
 from engine.console_core import Act
+from engine.scenario import BILL_OPTION_LABELS, BillOption
 from tui.bindings import bindings
 from tui.rows import ConsoleData, Row, split_product_key
 from tui.screens.bind_product import BindChoice, BindProductModal
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 class ProductsScreen(Screen[None]):
     SCOPE = "products"
     BINDINGS = bindings("products")
-    app: TrueupApp  # type: ignore[assignment]
+    app: TrueupApp
 
     def __init__(self, data: ConsoleData) -> None:
         super().__init__()
@@ -66,12 +67,14 @@ class ProductsScreen(Screen[None]):
         text = self.customer_search
         main = self.app.main
         companies = main.matching_companies(text) if main is not None and text else frozenset()
-        products = actions.products_of_companies(self.app.workspace.store, companies) if text else set()
+        products = (
+            actions.products_of_companies(self.app.loaded_workspace.store, companies) if text else set()
+        )
         self.pane.set_customer(text, companies, lambda row: split_product_key(row.key)[0] in products)
         self.update_header()
 
     def update_header(self) -> None:
-        ws, data = self.app.workspace, self.data
+        ws, data = self.app.loaded_workspace, self.data
         self.query_one(StatusHeader).show(
             label=ws.label,
             sandbox=ws.sandbox,
@@ -158,12 +161,13 @@ class ProductsScreen(Screen[None]):
             )
 
         # issue 13: the PSA product with the vendor product's SKU (else the current binding) is highlighted
-        preselect = actions.same_sku_product(self.app.workspace.store, product_id)
+        preselect = actions.same_sku_product(self.app.loaded_workspace.store, product_id)
         if current is not None:
             preselect = getattr(current, "psa_product_id", None) or preselect
         taxable = getattr(current, "taxable", None)
-        bill_option = getattr(current, "bill_option", "billable")
-        psa = str(self.app.workspace.store.settings().psa)
+        stored = getattr(current, "bill_option", None)  # the binding's (engine.scenario.BillOption)
+        bill_option: BillOption = next((o for o in BILL_OPTION_LABELS if o == stored), "billable")
+        psa = str(self.app.loaded_workspace.store.settings().psa)
         # a PSA whose lines carry no bill options: the dialog says why, once (engine.psa)
         refusal = actions.bill_options_refusal(psa, True, "no_charge")
         self.app.push_screen(
@@ -179,7 +183,9 @@ class ProductsScreen(Screen[None]):
                 bill_option=bill_option,
                 refusal=refusal,
             ),
-            done,
+            # PickerModal is a ModalScreen[str | None]; BindProductModal's dismiss turns the picked
+            # id into a BindChoice, which that result type cannot say:
+            done,  # type: ignore[arg-type]
         )
 
     def action_mark_free(self) -> None:
@@ -191,7 +197,7 @@ class ProductsScreen(Screen[None]):
             return
         product_id, sub_product = split_product_key(row.key)
         free = not bool(getattr(current, "free", False))
-        store = self.app.workspace.store
+        store = self.app.loaded_workspace.store
         self.app.run_engine(
             lambda: actions.set_free(store, product_id, free, sub_product=sub_product),
             f"{row.cells[0]} marked {'free' if free else 'not free'}",
@@ -200,7 +206,7 @@ class ProductsScreen(Screen[None]):
     def action_create_product(self) -> None:
         """Issue 13 / seed 001 "Export Product": create the row's product in the PSA and bind it."""
         row = self.pane.current
-        ws = self.app.workspace
+        ws = self.app.loaded_workspace
         if row is None:
             return
         if getattr(ws, "psa", None) is None:

@@ -71,7 +71,7 @@ def blocking_findings(data: ConsoleData, lines: list[PlanLine]) -> list[Finding]
 class ReviewScreen(Screen[None]):
     SCOPE = "review"
     BINDINGS = bindings("review")
-    app: TrueupApp  # type: ignore[assignment]
+    app: TrueupApp
 
     def __init__(self, data: ConsoleData, lines: list[PlanLine], selection: bool, held: int = 0) -> None:
         super().__init__()
@@ -106,7 +106,7 @@ class ReviewScreen(Screen[None]):
         scope = "selected lines" if self.selection else "all proposed lines"
         self.query_one("#review-title", Static).update(
             Text(
-                f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.workspace.label}) · "
+                f"Review — {len(self.lines)} {scope} to write to {psa_name} ({self.app.loaded_workspace.label}) · "
                 f"Pax8 | {psa_name} side by side"
                 + (f" · {self.held} provisional held (P)" if self.held else "")
             )
@@ -278,7 +278,7 @@ class ReviewScreen(Screen[None]):
     def action_confirm_sync(self) -> None:
         if self.running or self.finished or not self.lines:
             return
-        ws = self.app.workspace
+        ws = self.app.loaded_workspace
         held = [x for x in self.lines if x.provisional]
         # The gross is what the PSA will invoice for these lines (engine.verify), not a plan sum;
         # the headline is the invoice change (engine.net).

@@ -117,7 +117,7 @@ class Pane(Vertical):
             self.selected &= self.view.by_key.keys()
         self.redraw()
 
-    def visible(self) -> list[Row]:
+    def visible_rows(self) -> list[Row]:
         """Every row the filter lets through."""
         return self.view.matches
 
@@ -262,7 +262,7 @@ class Pane(Vertical):
 
     def select_all(self) -> None:
         """Every row the filter lets through (again: none)."""
-        keys = {r.key for r in self.visible()}
+        keys = {r.key for r in self.visible_rows()}
         self.selected = set() if keys <= self.selected else self.selected | keys
         self.redraw()
 

@@ -80,6 +80,13 @@ def _line(i: int, kind: LineKind, company_id: str, quantity: int, price: Decimal
             "previous_quantity": None if one_time else Decimal(quantity - 1),
             "replaces_line_id": None,
             "fingerprint": f"f{i}",
+            "records": (),
+            "previous_unit_price": None,
+            "previous_unit_cost": None,
+            "taxable": None,
+            "bill_option": "billable",
+            "previous_bill_option": None,
+            "previous_taxable": None,
         },
     )
 

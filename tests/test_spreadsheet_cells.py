@@ -22,7 +22,7 @@ from engine.sandbox.demo import build_demo_invoices, build_demo_scenario
 from engine.scrub import spreadsheet_text, starts_formula
 from engine.store import Store
 from tui.cli import main
-from tui.model import Column
+from tui.rows import Column
 from tui.widgets.keyed_table import KeyedTable
 
 COMPANY = '=HYPERLINK("http://x","y")'

@@ -107,6 +107,7 @@ def test_objects_built_without_validation_behave_like_validated_ones() -> None:
         "unit_cost": Decimal("5.00"),
         "status": "active",
         "cancelled_date": None,
+        "gone": False,
     }
     built = fast(Subscription, {**data, "history": history})
     validated = Subscription.model_validate({**data, "history": [row]})

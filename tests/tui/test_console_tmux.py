@@ -118,7 +118,8 @@ def test_operator_session(tmux: Tmux) -> None:
     tmux.keys("t")
     tmux.wait(lambda s: "Showing ignored" in s and prorate_count(s) >= count)
     tmux.keys("G")
-    screen = tmux.wait_for("IGNORED by")
+    # the detail names who ignored it and why; wait for the notifications ("▌") to go from over it
+    screen = tmux.wait(lambda s: "IGNORED by" in s and "\u258c" not in s, timeout=20)
     for _ in range(5):  # the demo has ignored lines of its own: find ours
         if "tmux test" in screen:
             break
@@ -202,7 +203,8 @@ def test_month_end_at_80x24(tmux: Tmux, tmp_path: Path) -> None:
     tmux.keys("t")
     tmux.wait_for("Showing ignored")
     tmux.keys("G")
-    screen = tmux.wait_for("IGNORED by")
+    # the detail names who ignored it and why; wait for the notifications ("▌") to go from over it
+    screen = tmux.wait(lambda s: "IGNORED by" in s and "\u258c" not in s, timeout=20)
     for _ in range(5):
         if "tmux month-end" in screen:
             break

@@ -213,25 +213,14 @@ def _recurring_line(
     if existing is not None and not create_new:
         # issue 13: a line holding the right quantity but billed otherwise than its binding says
         options = option_change(world, existing, binding)
-        if existing.quantity == quantity:
-            if options is None:
-                return None  # in sync
-            return money_line(
-                key=key,
-                kind=LineKind.RECURRING,
-                action="update",
-                **common,
-                **options.fields,
-                psa_line_id=existing.id,
-                description=existing.description or description,
-                quantity=quantity,
-                unit_price=existing.unit_price,
-                unit_cost=existing.unit_cost,
-                effective_date=existing.effective_date,
-                end_date=None,
-                previous_quantity=existing.quantity,
-                formula=f"{fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}; {options.note}",
-            )
+        if existing.quantity == quantity and options is None:
+            return None  # in sync
+        # the same quantity billed otherwise: "34 × $12.50; bill option …"; else "33 → 34 × $12.50"
+        change = (
+            fmt_quantity(quantity)
+            if existing.quantity == quantity
+            else f"{fmt_quantity(existing.quantity)} → {fmt_quantity(quantity)}"
+        )
         return money_line(
             key=key,
             kind=LineKind.RECURRING,
@@ -246,8 +235,7 @@ def _recurring_line(
             end_date=None,
             previous_quantity=existing.quantity,
             **(options.fields if options else {}),
-            formula=f"{fmt_quantity(existing.quantity)} → {fmt_quantity(quantity)} × {fmt_money(existing.unit_price)}"
-            + (f"; {options.note}" if options else ""),
+            formula=f"{change} × {fmt_money(existing.unit_price)}" + (f"; {options.note}" if options else ""),
         )
     if quantity <= 0:
         return None

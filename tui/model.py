@@ -26,6 +26,7 @@ from tui.rows import (  # the rows, light (the first paint needs them)
     ZERO,
     ConsoleData,
     Row,
+    column_index,
     product_key,
     row_company,
     rows_of,
@@ -319,7 +320,8 @@ def _build(
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
         # Extra-months lines go apart from the prorates (after them), each customer's rows together:
         # the rows stay in customer order (what the incremental patch splices by).
-        prorates.sort(key=lambda r: (r.company_id or "", r.cells[2] != "prorate"))
+        kind = column_index("prorates", "kind")
+        prorates.sort(key=lambda r: (r.company_id or "", r.cells[kind] != "prorate"))
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
     # --- Errors -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from engine.plan import LineKind
 from engine.store import tables as t
+from tui.rows import cell
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.help import HelpModal
@@ -66,9 +67,16 @@ async def test_ignore_removes_row_and_stores_reason_then_restore(
         await pilot.press("3")
         pane = app.main.pane("unsynced")
         key = pane.current.key
+        company, product = (
+            cell(pane.current, "unsynced", "customer"),
+            cell(pane.current, "unsynced", "product"),
+        )
         before = pane.table.row_count
         await pilot.press("i")
         assert isinstance(app.screen, IgnoreModal)
+        # the operator sees which line: its company and product by name, not the plan key
+        title = str(app.screen.query_one(".modal-title").render())
+        assert title == f"Ignore {company} · {product}" and key not in title
         await pilot.press(*"customer asked", "enter")
         await settle(app, pilot)
         assert key not in pane.table.keys

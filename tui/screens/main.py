@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from engine.batch import hold_provisional
 from engine.money import fmt_money
 from tui.bindings import bindings
-from tui.rows import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, company_rows, figures_time
+from tui.rows import IGNORED_PREFIX, PANE_TITLES, PANES, ConsoleData, Row, cell, company_rows, figures_time
 from tui.screens.confirm import ConfirmModal
 from tui.screens.edit_date import EditDateModal
 from tui.screens.fixes import FixActions, TextModal
@@ -255,7 +255,7 @@ class MainScreen(FixActions, Screen[None]):
             return frozenset()
         found = {cid for cid, name in data.company_names.items() if needle in folded(name)}
         for row in data.rows.get("customers", []):  # the PSA company it is mapped to
-            if row.status != "not_mapped" and len(row.cells) > 1 and needle in folded(row.cells[1]):
+            if row.status != "not_mapped" and needle in folded(cell(row, "customers", "psa_company")):
                 found.add(row.key)
         return frozenset(found)
 
@@ -387,7 +387,12 @@ class MainScreen(FixActions, Screen[None]):
         keys = [r.key for r in rows]
         pane = self.pane()
         title = PANE_TITLES[self.active]
-        what = f"{count(len(keys))} rows" if len(keys) > 1 else (rows[0].cells[1] + " · " + rows[0].key)
+        # one row: its company and product by name (the columns say where they sit in each line pane)
+        what = (
+            f"{count(len(keys))} rows"
+            if len(keys) > 1
+            else f"{cell(rows[0], self.active, 'customer')} · {cell(rows[0], self.active, 'product')}"
+        )
         lines_only = self.active != "unsynced"
 
         def done(choice: IgnoreChoice | None) -> None:
@@ -547,7 +552,11 @@ class MainScreen(FixActions, Screen[None]):
                 )
 
         # pre-select the near match (issue 13): the PSA companies already mapped are not offered first
-        mapped_names = {r.cells[1] for r in data.rows.get("customers", []) if r.status != "not_mapped"}
+        mapped_names = {
+            cell(r, "customers", "psa_company")
+            for r in data.rows.get("customers", [])
+            if r.status != "not_mapped"
+        }
         taken = {cid for cid, psa_name in data.psa_companies if psa_name in mapped_names}
         suggested = suggest_company(name, data.psa_companies, taken)
         self.app.push_screen(MapCompanyModal(name, data.psa_companies, suggested), done)
@@ -562,16 +571,17 @@ class MainScreen(FixActions, Screen[None]):
         if row is None:
             return
         lines = sum(1 for x in data.plan.lines if x.company_id == row.key) if data is not None else 0
+        customer, psa_company = cell(row, "customers", "customer"), cell(row, "customers", "psa_company")
         body = (
-            f"Unmap {row.cells[0]} from {row.cells[1]}? Its {lines} planned line(s) leave the plan "
+            f"Unmap {customer} from {psa_company}? Its {lines} planned line(s) leave the plan "
             "until it is mapped again (m)."
         )
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.act(Act("unmap_company", vendor_id=row.key), f"Unmapped {row.cells[0]}")
+                self.app.act(Act("unmap_company", vendor_id=row.key), f"Unmapped {customer}")
 
-        self.app.push_screen(ConfirmModal(f"Unmap {row.cells[0]}", body), answered)
+        self.app.push_screen(ConfirmModal(f"Unmap {customer}", body), answered)
 
     def action_generate_mappings(self) -> None:
         from engine.actions import GeneratedMappings

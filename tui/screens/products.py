@@ -16,7 +16,7 @@ from engine.connectors.base import ProductSpec
 from engine.console_core import Act
 from engine.scenario import BILL_OPTION_LABELS, BillOption
 from tui.bindings import bindings
-from tui.rows import ConsoleData, Row, split_product_key
+from tui.rows import ConsoleData, Row, cell, split_product_key
 from tui.screens.bind_product import BindChoice, BindProductModal
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
@@ -132,17 +132,15 @@ class ProductsScreen(Screen[None]):
         if row is None:
             return
         product_id, sub_product = split_product_key(row.key)
-        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        what = cell(row, "products", "product") + (f" · {sub_product}" if sub_product else "")
         current = self._binding_of(row)
         note = (
             "Every sub-product without a binding of its own follows the product's."
-            if sub_product is None
-            and row.cells[1] == ""
-            and any(p == product_id and sp for p, sp in self.data.bindings)
+            if sub_product is None and any(p == product_id and sp for p, sp in self.data.bindings)
             else ""
         )
         if current is not None:
-            note = (f"Now bound to {row.cells[3]}. " + note).strip()
+            note = (f"Now bound to {cell(row, 'products', 'psa_product')}. " + note).strip()
 
         def done(choice: BindChoice | None) -> None:
             if choice is None or not choice.psa_id:
@@ -200,7 +198,7 @@ class ProductsScreen(Screen[None]):
         store = self.app.loaded_workspace.store
         self.app.run_engine(
             lambda: actions.set_free(store, product_id, free, sub_product=sub_product),
-            f"{row.cells[0]} marked {'free' if free else 'not free'}",
+            f"{cell(row, 'products', 'product')} marked {'free' if free else 'not free'}",
         )
 
     def action_create_product(self) -> None:
@@ -216,7 +214,7 @@ class ProductsScreen(Screen[None]):
 
         product_id, sub_product = split_product_key(row.key)
         name, sku, price, cost = actions.product_defaults(ws.store, product_id)
-        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        what = cell(row, "products", "product") + (f" · {sub_product}" if sub_product else "")
         store, psa, core = ws.store, ws.psa, self.app.core
 
         def done(spec: ProductSpec | None) -> None:
@@ -238,5 +236,5 @@ class ProductsScreen(Screen[None]):
         if row is None or self._binding_of(row) is None:
             return
         product_id, sub_product = split_product_key(row.key)
-        what = row.cells[0] + (f" · {sub_product}" if sub_product else "")
+        what = cell(row, "products", "product") + (f" · {sub_product}" if sub_product else "")
         self.app.act(Act("unbind_product", vendor_id=product_id, sub_product=sub_product), f"Unbound {what}")

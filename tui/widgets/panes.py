@@ -20,9 +20,12 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tui.rows import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row
+from tui.rows import COLUMNS, PANE_TITLES, SELECT_COLUMN, Row, cell
 from tui.view import RowView, folded, numeric_cells
 from tui.widgets.keyed_table import KeyedTable, SubsetRows
+
+# the column whose TODO / ERROR makes a row bold
+_STATE_COLUMN = {"overview": "state", "errors": "severity"}
 
 MARK = "✓"
 FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before a huge pane filters again
@@ -145,7 +148,8 @@ class Pane(Vertical):
     def _style(self, row: Row) -> str:
         if row.ignored:
             return "dim italic"
-        state = row.cells[0] if self.pane in ("overview", "errors") else ""
+        state_column = _STATE_COLUMN.get(self.pane)
+        state = cell(row, self.pane, state_column) if state_column else ""
         if state in ("TODO", "ERROR"):
             return "bold"
         if self.pane == "errors" and row.key in self._acknowledged():

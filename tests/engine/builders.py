@@ -9,9 +9,11 @@ PSA company `P1`, which has one monthly agreement `AG1`; one seat product `seat`
 from __future__ import annotations
 
 import copy
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from engine.margin import DistributorInvoice, InvoiceItem
 from engine.plan import Finding, Plan, PlanLine
 from engine.reconcile import reconcile
 from engine.scenario import Scenario
@@ -136,6 +138,48 @@ def usage(
         "unit_cost": cost,
         **extra,
     }
+
+
+def invoice_item(
+    n: int,
+    sub: str | None,
+    quantity: Any = 1,
+    *,
+    kind: str = "subscription",
+    cost: str = "5.00",
+    price: str = "6.00",
+    start: date = date(2026, 11, 1),
+    end: date = date(2026, 11, 30),
+    invoice: str = "inv-nov",
+    company: str = "acme",
+    product_name: str = "Microsoft 365 Business Basic",
+) -> InvoiceItem:
+    """Item `n` of a distributor invoice (engine.margin): `quantity` × the unit cost / price."""
+    q = D(str(quantity))
+    return InvoiceItem(
+        id=f"{invoice}-i{n}",
+        invoice_id=invoice,
+        type=kind,
+        company_id=company,
+        subscription_id=sub,
+        product_id="seat",
+        product_name=product_name,
+        start_period=start,
+        end_period=end,
+        quantity=q,
+        price=D(price),
+        cost=D(cost),
+        cost_total=q * D(cost),
+        sub_total=q * D(price),
+        currency="USD",
+    )
+
+
+def invoice_of(
+    *items: InvoiceItem, invoice: str = "inv-nov", on: date = date(2026, 11, 5)
+) -> DistributorInvoice:
+    """A paid distributor invoice whose total is its items'."""
+    return DistributorInvoice(invoice, on, "Paid", sum((i.cost_total for i in items), D(0)), "USD", items)
 
 
 def synced(key: str, quantity: Any = None, on: str = "2020-01-01") -> dict[str, Any]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
+from builders import build, invoice_item, invoice_of, psa_line, seat_sub
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.margin import DistributorInvoice, InvoiceItem, three_way_check
+from engine.margin import MarginRow, three_way_check
 from engine.money import round_cents
 from engine.rules.quantities import Timeline
-from engine.scenario import HistoryRow, Scenario
+from engine.scenario import HistoryRow
 
 D = Decimal
 FIRST = date(2026, 11, 1)
@@ -34,70 +36,15 @@ rows = st.lists(
 )
 
 
-def _world(history: list[dict[str, str]], invoiced: int, billed: int) -> tuple[Scenario, DistributorInvoice]:
-    item = InvoiceItem(
-        id="i1",
-        invoice_id="inv-nov",
-        type="subscription",
-        company_id="c1",
-        subscription_id="s1",
-        product_id="p1",
-        product_name="Seat",
-        start_period=FIRST,
-        end_period=date(2026, 11, 30),
-        quantity=D(invoiced),
-        price=D("20.00"),
-        cost=D("15.00"),
-        cost_total=D(invoiced) * D("15.00"),
-        sub_total=D(invoiced) * D("20.00"),
-        currency="USD",
+def _check(history: list[dict[str, Any]], invoiced: int, billed: int) -> MarginRow:
+    """One seat subscription with this history, invoiced at `invoiced`, its PSA line at `billed`."""
+    scenario = build(
+        AS_OF.isoformat(),
+        subs=[seat_sub("S1", start="2026-01-01", history=history)],
+        lines=[psa_line("L1", billed, sub="S1", effective="2026-01-01")],
     )
-    invoice = DistributorInvoice("inv-nov", date(2026, 11, 5), "Paid", item.cost_total, "USD", (item,))
-    scenario = Scenario.model_validate(
-        {
-            "as_of": AS_OF.isoformat(),
-            "vendor": {
-                "companies": [{"id": "c1", "name": "One"}],
-                "products": [{"id": "p1", "name": "Seat"}],
-                "subscriptions": [
-                    {
-                        "id": "s1",
-                        "company_id": "c1",
-                        "product_id": "p1",
-                        "start_date": "2026-01-01",
-                        "unit_price": "20.00",
-                        "unit_cost": "15.00",
-                        "history": history,
-                    }
-                ],
-            },
-            "psa": {
-                "companies": [{"id": "P1", "name": "One"}],
-                "products": [{"id": "PP1", "name": "Seat"}],
-                "agreements": [
-                    {"id": "AG1", "company_id": "P1", "name": "Monthly", "start_date": "2015-01-01"}
-                ],
-                "lines": [
-                    {
-                        "id": "L1",
-                        "agreement_id": "AG1",
-                        "product_id": "PP1",
-                        "kind": "recurring",
-                        "quantity": str(billed),
-                        "unit_price": "20.00",
-                        "unit_cost": "15.00",
-                        "effective_date": "2026-01-01",
-                        "source": {"subscription_id": "s1"},
-                    }
-                ],
-            },
-            "mappings": {
-                "companies": [{"vendor_id": "c1", "psa_id": "P1"}],
-                "products": [{"vendor_product_id": "p1", "psa_product_id": "PP1"}],
-            },
-        }
-    )
-    return scenario, invoice
+    (row,) = three_way_check(scenario, [invoice_of(invoice_item(1, "S1", invoiced))], "2026-11").rows
+    return row
 
 
 @settings(max_examples=200, deadline=None)
@@ -117,9 +64,8 @@ def test_should_bill_is_the_timeline_quantity_on_the_first(
     shuffle.shuffle(history)
     timeline = Timeline([HistoryRow.model_validate(h) for h in history])
     now = timeline.at(AS_OF)
-    scenario, invoice = _world(history, invoiced, int(now))
-    (row,) = three_way_check(scenario, [invoice], "2026-11").rows
-    assert row.should_bill == round_cents(timeline.at(FIRST) * D("20.00"))
+    row = _check(history, invoiced, int(now))
+    assert row.should_bill == round_cents(timeline.at(FIRST) * D("6.00"))
     if row.cls == "timing":  # the PSA holds today's quantity, the invoice the 1st's
         changes = [on for _, _, on in drawn if FIRST < on <= AS_OF]
         assert f"it changed to {int(now)} on {max(changes)}" in row.reason
@@ -132,8 +78,7 @@ def test_an_unordered_history_bills_the_quantity_in_force_on_the_first() -> None
         {"id": "h1", "action": "initial", "quantity": "5", "effective_date": "2026-01-01"},
         {"id": "h2", "action": "increase", "quantity": "8", "effective_date": "2026-10-01"},
     ]
-    scenario, invoice = _world(history, 8, 12)
-    (row,) = three_way_check(scenario, [invoice], "2026-11").rows
-    assert row.should_bill == D("160.00")  # 8 in force on the 1st × $20.00
+    row = _check(history, 8, 12)
+    assert row.should_bill == D("48.00")  # 8 in force on the 1st × $6.00
     assert row.cls == "timing"
     assert "it changed to 12 on 2026-11-10" in row.reason

@@ -34,7 +34,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from engine import actions
 from engine.keys import subject_of
-from engine.plan import Finding, Plan, PlanLine, Totals
+from engine.net import Net, NetSum, OldLine, nets_by_kind
+from engine.plan import Finding, LineKind, Plan, PlanLine, Totals
 from engine.scenario import BillOption, Scenario
 from engine.store.saved_state import SAVED_STATE as SAVED_STATE
 
@@ -92,6 +93,11 @@ class Figures(Protocol):
     complete: bool
     saved: bool
 
+    @property
+    def psa_lines(self) -> Mapping[str, OldLine]:
+        """The PSA lines the plan's lines change, by id: what their invoice change is read against."""
+        ...
+
 
 F = TypeVar("F", bound=Figures)
 _T = TypeVar("_T")
@@ -126,9 +132,11 @@ class View(Protocol[F]):
         topology: Any,
         today: date | None,
         kinds: Any = None,
+        nets: Mapping[LineKind, Net] | None = None,
     ) -> F:
         """`shown` with the rows of `companies` rebuilt from `part`; `kinds`: the plan's figures
-        per line kind (PlanParts.kinds), so the summary needs no pass over every line."""
+        per line kind (PlanParts.kinds), `nets`: its invoice change per line kind
+        (PlanParts.kind_net), so the summary needs no pass over every line."""
         ...
 
     def encode_view(self, data: F) -> bytes: ...
@@ -197,19 +205,25 @@ class Outcome:
 
 @dataclass
 class PlanParts:
-    """The held plan cut by vendor company: lines, ignored lines and findings of each."""
+    """The held plan cut by vendor company: lines, ignored lines and findings of each, and the
+    figures of each company's lines — cached here, recomputed only for the companies a recompute
+    replaces, so the plan's summary (the Overview) is a sum over companies, never over lines."""
 
     lines: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     ignored: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     findings: dict[str, list[Finding]] = field(default_factory=lambda: defaultdict(list))
     # per company and line kind: [lines, total price, total cost, provisional lines] of the shown lines
     sums: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # per company and line kind: the invoice change of the shown lines (engine.net.line_net, against
+    # the PSA lines they change)
+    kind_nets: dict[str, dict[LineKind, Net]] = field(default_factory=dict)
     # the findings' sort keys of the last `plan()`, by finding object (id -> (finding, key))
     _finding_keys: dict[int, tuple[Finding, tuple[Any, ...]]] = field(default_factory=dict, repr=False)
 
-    def _sum(self, company: str) -> None:
+    def _sum(self, company: str, psa_lines: Mapping[str, OldLine]) -> None:
         acc: dict[str, list[Any]] = {}
-        for line in self.lines.get(company, ()):
+        lines = self.lines.get(company, ())
+        for line in lines:
             figures = acc.get(line.kind)
             if figures is None:
                 figures = acc[line.kind] = [0, CENTS_ZERO, CENTS_ZERO, 0]
@@ -218,6 +232,18 @@ class PlanParts:
             figures[2] += line.total_cost
             figures[3] += line.provisional
         self.sums[company] = acc
+        self.kind_nets[company] = nets_by_kind(lines, psa_lines)
+
+    def _drop(self, company: str) -> None:
+        cached: tuple[dict[str, Any], ...] = (
+            self.lines,
+            self.ignored,
+            self.findings,
+            self.sums,
+            self.kind_nets,
+        )
+        for figures in cached:
+            figures.pop(company, None)
 
     def kinds(self) -> dict[Any, tuple[int, Decimal, int]]:
         """Per line kind of the whole plan: (lines, total price, provisional lines)."""
@@ -230,8 +256,21 @@ class PlanParts:
                 total[2] += figures[3]
         return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
+    def kind_net(self) -> dict[LineKind, Net]:
+        """Per line kind of the whole plan: the invoice change of its lines (a sum over companies)."""
+        out: dict[LineKind, NetSum] = {}
+        for acc in self.kind_nets.values():
+            for kind, net in acc.items():
+                into = out.get(kind)
+                if into is None:
+                    into = out[kind] = NetSum()
+                into.add(net)
+        return {k: v.net() for k, v in out.items()}
+
     @classmethod
-    def of(cls, plan: Plan, topology: Any) -> PlanParts:
+    def of(cls, plan: Plan, topology: Any, psa_lines: Mapping[str, OldLine]) -> PlanParts:
+        """`plan` cut by company; `psa_lines`: the PSA lines its lines change, by id (the figures'
+        own — what a full build of the rows reads the lines' invoice change against)."""
         parts = cls()
         for line in plan.lines:
             parts.lines[line.company_id].append(line)
@@ -243,21 +282,23 @@ class PlanParts:
                 raise ValueError(f"finding {finding.code} {finding.subject} belongs to no customer")
             parts.findings[company].append(finding)
         for company in parts.lines:
-            parts._sum(company)
+            parts._sum(company, psa_lines)
         return parts
 
-    def replace(self, companies: Iterable[str], part: Plan, topology: Any) -> None:
-        for company in companies:
-            self.lines.pop(company, None)
-            self.ignored.pop(company, None)
-            self.findings.pop(company, None)
-            self.sums.pop(company, None)
-        fresh = PlanParts.of(part, topology)
+    def replace(
+        self, companies: Iterable[str], part: Plan, topology: Any, psa_lines: Mapping[str, OldLine]
+    ) -> None:
+        """The parts of `companies` replaced by `part` (their plan, reconciled afresh; `psa_lines`:
+        the PSA lines read with it). Every company `part` holds is replaced too, its cached figures
+        with it, whether it was asked for or not: figures kept from before would be wrong money."""
+        fresh = PlanParts.of(part, topology, psa_lines)
+        for company in {*companies, *fresh.lines, *fresh.ignored, *fresh.findings}:
+            self._drop(company)
         self.lines.update(fresh.lines)
         self.ignored.update(fresh.ignored)
         self.findings.update(fresh.findings)
-        for company in fresh.lines:
-            self._sum(company)
+        self.sums.update(fresh.sums)
+        self.kind_nets.update(fresh.kind_nets)
 
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
@@ -751,7 +792,7 @@ class ConsoleCore(Generic[F]):
 
             if self.topology is None:
                 self.topology = Topology.read(self.workspace.store)
-            self.parts = PlanParts.of(held.plan, self.topology)
+            self.parts = PlanParts.of(held.plan, self.topology, held.psa_lines)
         return self.parts
 
     def _recompute(self, companies: set[str], revision: int) -> None:
@@ -773,9 +814,11 @@ class ConsoleCore(Generic[F]):
         if part.as_of != held.plan.as_of or part.invoiced_through != held.plan.invoiced_through:
             self._reload()
             return
-        parts.replace(group, part, topology)
+        parts.replace(group, part, topology, {line.id: line for line in scenario.psa.lines})
         plan = parts.plan(held.plan.as_of, held.plan.invoiced_through, topology.configurations)
-        data = self.view.patch(held, scenario, part, plan, group, topology, today, parts.kinds())
+        data = self.view.patch(
+            held, scenario, part, plan, group, topology, today, parts.kinds(), parts.kind_net()
+        )
         self._stamp(data, revision, (as_of, today))
         self.held = data
         self.recomputed.append(frozenset(group))

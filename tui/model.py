@@ -14,7 +14,17 @@ from typing import Any
 
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
-from engine.net import Net, by_company, credit_of, fmt_net, fmt_pct, line_net, old_line_of
+from engine.net import (
+    Net,
+    NetSum,
+    by_company,
+    credit_of,
+    fmt_net,
+    fmt_pct,
+    line_net,
+    nets_by_kind,
+    old_line_of,
+)
 from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.psa import PSAS
 from engine.rules.commitments import describe_term
@@ -557,11 +567,27 @@ def kind_figures(lines: list[PlanLine]) -> dict[LineKind, KindFigures]:
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
+def overview_group(kind: LineKind) -> str:
+    """The Overview row whose invoice change a line kind counts in."""
+    if kind in UNSYNCED_KINDS and not kind.one_time:
+        return "unsynced"
+    if kind in PRORATE_KINDS:
+        return "prorates"
+    if kind == LineKind.USAGE_SUMMARY:
+        return "summaries"
+    return "arrears"
+
+
 def _checklist(
-    data: ConsoleData, customers: list[Row], today: date, kinds: dict[LineKind, KindFigures] | None = None
+    data: ConsoleData,
+    customers: list[Row],
+    today: date,
+    kinds: dict[LineKind, KindFigures] | None = None,
+    kind_nets: Mapping[LineKind, Net] | None = None,
 ) -> list[Row]:
-    """The Overview. `kinds`: the plan's figures per line kind when known (the incremental plan
-    keeps them per customer), else counted here."""
+    """The Overview. `kinds`, `kind_nets`: the plan's figures and invoice change per line kind
+    when known (the incremental plan keeps them per customer: engine.console_core.PlanParts),
+    else counted here in one pass over the plan's lines."""
     plan = data.plan
     day = plan.as_of.day
     unmapped = sum(1 for r in customers if r.status == "not_mapped")
@@ -576,19 +602,14 @@ def _checklist(
         return (sum(p[0] for p in parts), sum((p[1] for p in parts), ZERO), sum(p[2] for p in parts))
 
     unsynced_money = of(*UNSYNCED_KINDS)[1]
-    net = _net_of(data, plan.lines)
-    nets: dict[str, Net] = {}
-    for line in plan.lines:
-        group = (
-            "unsynced"
-            if line.kind in UNSYNCED_KINDS and not line.kind.one_time
-            else "prorates"
-            if line.kind in PRORATE_KINDS
-            else "summaries"
-            if line.kind == LineKind.USAGE_SUMMARY
-            else "arrears"
-        )
-        nets[group] = nets.get(group, Net()) + line_net(line, old_line_of(line, data.psa_lines))
+    per_kind = kind_nets if kind_nets is not None else nets_by_kind(plan.lines, data.psa_lines)
+    groups: dict[str, NetSum] = {}
+    total = NetSum()
+    for kind, kind_net in per_kind.items():
+        groups.setdefault(overview_group(kind), NetSum()).add(kind_net)
+        total.add(kind_net)
+    nets = {group: into.net() for group, into in groups.items()}
+    net = total.net()
     credits_due = sum((credit_of(f) for f in plan.findings), ZERO)
     arrears = of(LineKind.ARREARS, LineKind.USAGE)
     summaries = of(LineKind.USAGE_SUMMARY)
@@ -718,12 +739,15 @@ def patch(
     topology: Any,
     today: date | None,
     kinds: dict[LineKind, KindFigures] | None = None,
+    kind_nets: Mapping[LineKind, Net] | None = None,
 ) -> ConsoleData:
     """`shown` with the rows of `companies` replaced by those of `part` (their plan, reconciled from
     `scenario`, their own), the plan replaced by `plan` (the whole plan, `part` included): the same
-    figures a full `build` of the store would give, for the cost of the customers touched."""
+    figures a full `build` of the store would give, for the cost of the customers touched.
+    `kinds`, `kind_nets`: the whole plan's figures and invoice change per line kind (kept per
+    customer by the core), so the Overview is not summed over every line."""
     with gc_paused():
-        return _patch(shown, scenario, part, plan, companies, topology, today, kinds)
+        return _patch(shown, scenario, part, plan, companies, topology, today, kinds, kind_nets)
 
 
 def _patch(
@@ -735,6 +759,7 @@ def _patch(
     topology: Any,
     today: date | None,
     kinds: dict[LineKind, KindFigures] | None,
+    kind_nets: Mapping[LineKind, Net] | None,
 ) -> ConsoleData:
     own = _build(scenario, part, today, shown.acknowledged)  # acknowledging reloads everything
     data = replace(
@@ -818,7 +843,7 @@ def _patch(
         topology.product_of_subject,
         plan.findings,
     )
-    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds)
+    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds, kind_nets)
     return data
 
 
@@ -850,8 +875,9 @@ class ConsoleView:
         topology: Any,
         today: date | None,
         kinds: Any = None,
+        nets: Mapping[LineKind, Net] | None = None,
     ) -> ConsoleData:
-        return patch(shown, scenario, part, plan, companies, topology, today, kinds)
+        return patch(shown, scenario, part, plan, companies, topology, today, kinds, nets)
 
     def encode_view(self, data: ConsoleData) -> bytes:
         from tui.saved_view import encode_view

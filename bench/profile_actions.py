@@ -38,10 +38,13 @@ def _panes(data: Any) -> dict[str, Any]:
 
 
 def _patch_panes(views: dict[str, Any], data: Any, companies: frozenset[str] | None) -> None:
-    """What tui.screens.main.show_data does with a change: every pane's rows set, the changed keyed."""
+    """What tui.screens.main.show_data does with a change: every pane's rows set, the changed keyed
+    (found the way it finds them: `company_rows`, by bisection in the line panes)."""
+    from tui.rows import company_rows
+
     for name, view in views.items():
         rows = data.rows_for(name, False)
-        changed = [r for r in rows if companies is not None and r.company_id in companies]
+        changed = company_rows(data, name, companies, False) if companies is not None else rows
         view.patch_rows(rows, changed)
 
 

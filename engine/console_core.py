@@ -217,10 +217,15 @@ class PlanParts:
     # per company and line kind: the invoice change of the shown lines (engine.net.line_net, against
     # the PSA lines they change)
     kind_nets: dict[str, dict[LineKind, Net]] = field(default_factory=dict)
+    # the whole plan's figures per line kind: the sums of the two above over every company, kept
+    # as companies come and go (`_count`), so a recompute of one customer sums no other's
+    _kind_totals: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _net_totals: dict[LineKind, NetSum] = field(default_factory=dict, repr=False)
     # the findings' sort keys of the last `plan()`, by finding object (id -> (finding, key))
     _finding_keys: dict[int, tuple[Finding, tuple[Any, ...]]] = field(default_factory=dict, repr=False)
 
     def _sum(self, company: str, psa_lines: Mapping[str, OldLine]) -> None:
+        """A company's figures from its lines, counted into the plan's."""
         acc: dict[str, list[Any]] = {}
         lines = self.lines.get(company, ())
         for line in lines:
@@ -233,8 +238,35 @@ class PlanParts:
             figures[3] += line.provisional
         self.sums[company] = acc
         self.kind_nets[company] = nets_by_kind(lines, psa_lines)
+        self._count(company, 1)
+
+    def _count(self, company: str, sign: Literal[1, -1]) -> None:
+        """Add a company's figures to the plan's (1), or take them back (-1). A kind left with no
+        line leaves the totals (its sums are then exactly zero: Decimal sums do not round)."""
+        totals = self._kind_totals
+        for kind, figures in self.sums.get(company, {}).items():
+            total = totals.get(kind)
+            if total is None:
+                total = totals[kind] = [0, CENTS_ZERO, CENTS_ZERO, 0]
+            for i, value in enumerate(figures):
+                total[i] += value if sign > 0 else -value
+            if not total[0]:
+                del totals[kind]
+        net_totals = self._net_totals
+        for kind, net in self.kind_nets.get(company, {}).items():
+            into = net_totals.get(kind)
+            if into is None:
+                into = net_totals[kind] = NetSum()
+            if sign > 0:
+                into.add(net)
+            else:
+                into.remove(net)
+            if not into.lines:
+                del net_totals[kind]
 
     def _drop(self, company: str) -> None:
+        """A company's parts and figures out, its figures taken back from the plan's."""
+        self._count(company, -1)
         cached: tuple[dict[str, Any], ...] = (
             self.lines,
             self.ignored,
@@ -247,25 +279,11 @@ class PlanParts:
 
     def kinds(self) -> dict[Any, tuple[int, Decimal, int]]:
         """Per line kind of the whole plan: (lines, total price, provisional lines)."""
-        out: dict[Any, list[Any]] = {}
-        for acc in self.sums.values():
-            for kind, figures in acc.items():
-                total = out.setdefault(kind, [0, CENTS_ZERO, 0])
-                total[0] += figures[0]
-                total[1] += figures[1]
-                total[2] += figures[3]
-        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+        return {k: (v[0], v[1], v[3]) for k, v in self._kind_totals.items()}
 
     def kind_net(self) -> dict[LineKind, Net]:
-        """Per line kind of the whole plan: the invoice change of its lines (a sum over companies)."""
-        out: dict[LineKind, NetSum] = {}
-        for acc in self.kind_nets.values():
-            for kind, net in acc.items():
-                into = out.get(kind)
-                if into is None:
-                    into = out[kind] = NetSum()
-                into.add(net)
-        return {k: v.net() for k, v in out.items()}
+        """Per line kind of the whole plan: the invoice change of its lines."""
+        return {k: v.net() for k, v in self._net_totals.items()}
 
     @classmethod
     def of(cls, plan: Plan, topology: Any, psa_lines: Mapping[str, OldLine]) -> PlanParts:
@@ -299,6 +317,8 @@ class PlanParts:
         self.findings.update(fresh.findings)
         self.sums.update(fresh.sums)
         self.kind_nets.update(fresh.kind_nets)
+        for company in fresh.sums:
+            self._count(company, 1)
 
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
@@ -323,11 +343,8 @@ class PlanParts:
 
         findings = sorted(chain.from_iterable(self.findings.values()), key=order)
         self._finding_keys = fresh
-        price, cost = CENTS_ZERO, CENTS_ZERO
-        for acc in self.sums.values():
-            for f in acc.values():
-                price += f[1]
-                cost += f[2]
+        price = sum((f[1] for f in self._kind_totals.values()), CENTS_ZERO)
+        cost = sum((f[2] for f in self._kind_totals.values()), CENTS_ZERO)
         totals = Totals(price=price, cost=cost, ignored=len(ignored))
         return Plan.model_construct(
             as_of=as_of,

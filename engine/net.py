@@ -192,6 +192,16 @@ class NetSum:
         self.gross += net.gross
         self.lines += net.lines
 
+    def remove(self, net: Net) -> None:
+        """Take back a Net added before (Decimal sums are exact: what is left is the sum of the rest)."""
+        self.monthly -= net.monthly
+        self.monthly_cost -= net.monthly_cost
+        self.one_time -= net.one_time
+        self.one_time_cost -= net.one_time_cost
+        self.credits -= net.credits
+        self.gross -= net.gross
+        self.lines -= net.lines
+
     def net(self) -> Net:
         return Net(
             self.monthly,

@@ -59,6 +59,7 @@ def main() -> None:
         metavar="ACTION",
         help="cProfile the last run's actions (these only: ignore restore edit_date unmap map), to stderr",
     )
+    parser.add_argument("--profile-out", help="also write the cProfile stats to this file (pstats)")
     args = parser.parse_args()
     from engine.settings import load_config
     from engine.store.resolve import resolve_store
@@ -148,6 +149,8 @@ def main() -> None:
     print(json.dumps(out))
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(70)
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
 
 
 if __name__ == "__main__":

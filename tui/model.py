@@ -329,7 +329,7 @@ def _build(
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
         # Extra-months lines go apart from the prorates (after them), each customer's rows together:
         # the rows stay in customer order (what the incremental patch splices by).
-        prorates.sort(key=lambda r: (r.company_id or "", r.cells[2] != "prorate"))
+        prorates.sort(key=_prorates_order)
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
     # --- Errors -------------------------------------------------------------------------------------
@@ -409,6 +409,12 @@ def _build(
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
     data.ignored_rows["overview"] = []
     return data
+
+
+def _prorates_order(row: Row) -> tuple[str, bool]:
+    """The Prorates pane's order, shown and ignored rows alike: each customer's rows together, its
+    extra-months lines after its prorates, otherwise in plan order (a stable sort)."""
+    return (row.company_id or "", row.cells[2] != "prorate")
 
 
 def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, Any]) -> list[Row]:
@@ -820,6 +826,7 @@ def _patch(
     for pane, order in positions.items():
         kept = [r for r in shown.ignored_rows.get(pane, []) if r.company_id not in companies]
         data.ignored_rows[pane] = _in_order(kept + own.ignored_rows.get(pane, []), order)
+    data.ignored_rows["prorates"].sort(key=_prorates_order)  # as `build` orders them (a stable sort)
 
     names = data.company_names
     customers = [r for r in shown.rows.get("customers", []) if r.key not in companies]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine import actions
@@ -279,6 +279,9 @@ STEP = st.tuples(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=st.lists(STEP, min_size=1, max_size=6))
+# Found by Hypothesis: two subscriptions of one customer ignored, its ignored extra-months line
+# came before its ignored prorate in the patched Prorates pane (the full build puts it after).
+@example(steps=[("ignore_sub", 118, 1), ("ignore_sub", 118, 1)])
 def test_the_incremental_plan_is_the_full_plan_after_any_actions_and_changes(
     scenario: Any, steps: list[tuple[str, int, int]]
 ) -> None:

@@ -34,7 +34,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from engine import actions
 from engine.keys import subject_of
-from engine.plan import Finding, Plan, PlanLine, Totals
+from engine.net import Net, NetSum, OldLine, nets_by_kind
+from engine.plan import Finding, LineKind, Plan, PlanLine, Totals
 from engine.scenario import BillOption, Scenario
 from engine.store.saved_state import SAVED_STATE as SAVED_STATE
 
@@ -92,6 +93,11 @@ class Figures(Protocol):
     complete: bool
     saved: bool
 
+    @property
+    def psa_lines(self) -> Mapping[str, OldLine]:
+        """The PSA lines the plan's lines change, by id: what their invoice change is read against."""
+        ...
+
 
 F = TypeVar("F", bound=Figures)
 _T = TypeVar("_T")
@@ -126,9 +132,11 @@ class View(Protocol[F]):
         topology: Any,
         today: date | None,
         kinds: Any = None,
+        nets: Mapping[LineKind, Net] | None = None,
     ) -> F:
         """`shown` with the rows of `companies` rebuilt from `part`; `kinds`: the plan's figures
-        per line kind (PlanParts.kinds), so the summary needs no pass over every line."""
+        per line kind (PlanParts.kinds), `nets`: its invoice change per line kind
+        (PlanParts.kind_net), so the summary needs no pass over every line."""
         ...
 
     def encode_view(self, data: F) -> bytes: ...
@@ -197,19 +205,30 @@ class Outcome:
 
 @dataclass
 class PlanParts:
-    """The held plan cut by vendor company: lines, ignored lines and findings of each."""
+    """The held plan cut by vendor company: lines, ignored lines and findings of each, and the
+    figures of each company's lines — cached here, recomputed only for the companies a recompute
+    replaces, so the plan's summary (the Overview) is a sum over companies, never over lines."""
 
     lines: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     ignored: dict[str, list[PlanLine]] = field(default_factory=lambda: defaultdict(list))
     findings: dict[str, list[Finding]] = field(default_factory=lambda: defaultdict(list))
     # per company and line kind: [lines, total price, total cost, provisional lines] of the shown lines
     sums: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # per company and line kind: the invoice change of the shown lines (engine.net.line_net, against
+    # the PSA lines they change)
+    kind_nets: dict[str, dict[LineKind, Net]] = field(default_factory=dict)
+    # the whole plan's figures per line kind: the sums of the two above over every company, kept
+    # as companies come and go (`_count`), so a recompute of one customer sums no other's
+    _kind_totals: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _net_totals: dict[LineKind, NetSum] = field(default_factory=dict, repr=False)
     # the findings' sort keys of the last `plan()`, by finding object (id -> (finding, key))
     _finding_keys: dict[int, tuple[Finding, tuple[Any, ...]]] = field(default_factory=dict, repr=False)
 
-    def _sum(self, company: str) -> None:
+    def _sum(self, company: str, psa_lines: Mapping[str, OldLine]) -> None:
+        """A company's figures from its lines, counted into the plan's."""
         acc: dict[str, list[Any]] = {}
-        for line in self.lines.get(company, ()):
+        lines = self.lines.get(company, ())
+        for line in lines:
             figures = acc.get(line.kind)
             if figures is None:
                 figures = acc[line.kind] = [0, CENTS_ZERO, CENTS_ZERO, 0]
@@ -218,20 +237,58 @@ class PlanParts:
             figures[2] += line.total_cost
             figures[3] += line.provisional
         self.sums[company] = acc
+        self.kind_nets[company] = nets_by_kind(lines, psa_lines)
+        self._count(company, 1)
+
+    def _count(self, company: str, sign: Literal[1, -1]) -> None:
+        """Add a company's figures to the plan's (1), or take them back (-1). A kind left with no
+        line leaves the totals (its sums are then exactly zero: Decimal sums do not round)."""
+        totals = self._kind_totals
+        for kind, figures in self.sums.get(company, {}).items():
+            total = totals.get(kind)
+            if total is None:
+                total = totals[kind] = [0, CENTS_ZERO, CENTS_ZERO, 0]
+            for i, value in enumerate(figures):
+                total[i] += value if sign > 0 else -value
+            if not total[0]:
+                del totals[kind]
+        net_totals = self._net_totals
+        for kind, net in self.kind_nets.get(company, {}).items():
+            into = net_totals.get(kind)
+            if into is None:
+                into = net_totals[kind] = NetSum()
+            if sign > 0:
+                into.add(net)
+            else:
+                into.remove(net)
+            if not into.lines:
+                del net_totals[kind]
+
+    def _drop(self, company: str) -> None:
+        """A company's parts and figures out, its figures taken back from the plan's."""
+        self._count(company, -1)
+        cached: tuple[dict[str, Any], ...] = (
+            self.lines,
+            self.ignored,
+            self.findings,
+            self.sums,
+            self.kind_nets,
+        )
+        for figures in cached:
+            figures.pop(company, None)
 
     def kinds(self) -> dict[Any, tuple[int, Decimal, int]]:
         """Per line kind of the whole plan: (lines, total price, provisional lines)."""
-        out: dict[Any, list[Any]] = {}
-        for acc in self.sums.values():
-            for kind, figures in acc.items():
-                total = out.setdefault(kind, [0, CENTS_ZERO, 0])
-                total[0] += figures[0]
-                total[1] += figures[1]
-                total[2] += figures[3]
-        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+        return {k: (v[0], v[1], v[3]) for k, v in self._kind_totals.items()}
+
+    def kind_net(self) -> dict[LineKind, Net]:
+        """Per line kind of the whole plan: the invoice change of its lines."""
+        return {k: v.net() for k, v in self._net_totals.items()}
 
     @classmethod
-    def of(cls, plan: Plan, topology: Any) -> PlanParts:
+    def of(cls, plan: Plan, topology: Any, psa_lines: Mapping[str, OldLine]) -> PlanParts:
+        """`plan` cut by company; `psa_lines`: the PSA lines its lines change, by id (the figures'
+        own — what a full build of the rows reads the lines' invoice change against)."""
         parts = cls()
         for line in plan.lines:
             parts.lines[line.company_id].append(line)
@@ -243,21 +300,25 @@ class PlanParts:
                 raise ValueError(f"finding {finding.code} {finding.subject} belongs to no customer")
             parts.findings[company].append(finding)
         for company in parts.lines:
-            parts._sum(company)
+            parts._sum(company, psa_lines)
         return parts
 
-    def replace(self, companies: Iterable[str], part: Plan, topology: Any) -> None:
-        for company in companies:
-            self.lines.pop(company, None)
-            self.ignored.pop(company, None)
-            self.findings.pop(company, None)
-            self.sums.pop(company, None)
-        fresh = PlanParts.of(part, topology)
+    def replace(
+        self, companies: Iterable[str], part: Plan, topology: Any, psa_lines: Mapping[str, OldLine]
+    ) -> None:
+        """The parts of `companies` replaced by `part` (their plan, reconciled afresh; `psa_lines`:
+        the PSA lines read with it). Every company `part` holds is replaced too, its cached figures
+        with it, whether it was asked for or not: figures kept from before would be wrong money."""
+        fresh = PlanParts.of(part, topology, psa_lines)
+        for company in {*companies, *fresh.lines, *fresh.ignored, *fresh.findings}:
+            self._drop(company)
         self.lines.update(fresh.lines)
         self.ignored.update(fresh.ignored)
         self.findings.update(fresh.findings)
-        for company in fresh.lines:
-            self._sum(company)
+        self.sums.update(fresh.sums)
+        self.kind_nets.update(fresh.kind_nets)
+        for company in fresh.sums:
+            self._count(company, 1)
 
     def plan(self, as_of: date, invoiced_through: date, configurations: set[str]) -> Plan:
         """The full plan, in the order `reconcile` gives it: lines by (company, subscription, …) —
@@ -282,11 +343,8 @@ class PlanParts:
 
         findings = sorted(chain.from_iterable(self.findings.values()), key=order)
         self._finding_keys = fresh
-        price, cost = CENTS_ZERO, CENTS_ZERO
-        for acc in self.sums.values():
-            for f in acc.values():
-                price += f[1]
-                cost += f[2]
+        price = sum((f[1] for f in self._kind_totals.values()), CENTS_ZERO)
+        cost = sum((f[2] for f in self._kind_totals.values()), CENTS_ZERO)
         totals = Totals(price=price, cost=cost, ignored=len(ignored))
         return Plan.model_construct(
             as_of=as_of,
@@ -751,7 +809,7 @@ class ConsoleCore(Generic[F]):
 
             if self.topology is None:
                 self.topology = Topology.read(self.workspace.store)
-            self.parts = PlanParts.of(held.plan, self.topology)
+            self.parts = PlanParts.of(held.plan, self.topology, held.psa_lines)
         return self.parts
 
     def _recompute(self, companies: set[str], revision: int) -> None:
@@ -773,9 +831,11 @@ class ConsoleCore(Generic[F]):
         if part.as_of != held.plan.as_of or part.invoiced_through != held.plan.invoiced_through:
             self._reload()
             return
-        parts.replace(group, part, topology)
+        parts.replace(group, part, topology, {line.id: line for line in scenario.psa.lines})
         plan = parts.plan(held.plan.as_of, held.plan.invoiced_through, topology.configurations)
-        data = self.view.patch(held, scenario, part, plan, group, topology, today, parts.kinds())
+        data = self.view.patch(
+            held, scenario, part, plan, group, topology, today, parts.kinds(), parts.kind_net()
+        )
         self._stamp(data, revision, (as_of, today))
         self.held = data
         self.recomputed.append(frozenset(group))

@@ -173,6 +173,58 @@ def by_company(lines: Iterable[PlanLine], psa_lines: Mapping[str, OldLine] | Non
     return out
 
 
+class NetSum:
+    """A running sum of Nets: one Net built at the end (`net`), not one per Net added."""
+
+    __slots__ = ("credits", "gross", "lines", "monthly", "monthly_cost", "one_time", "one_time_cost")
+
+    def __init__(self) -> None:
+        self.monthly = self.monthly_cost = self.one_time = self.one_time_cost = ZERO
+        self.credits = self.gross = ZERO
+        self.lines = 0
+
+    def add(self, net: Net) -> None:
+        self.monthly += net.monthly
+        self.monthly_cost += net.monthly_cost
+        self.one_time += net.one_time
+        self.one_time_cost += net.one_time_cost
+        self.credits += net.credits
+        self.gross += net.gross
+        self.lines += net.lines
+
+    def remove(self, net: Net) -> None:
+        """Take back a Net added before (Decimal sums are exact: what is left is the sum of the rest)."""
+        self.monthly -= net.monthly
+        self.monthly_cost -= net.monthly_cost
+        self.one_time -= net.one_time
+        self.one_time_cost -= net.one_time_cost
+        self.credits -= net.credits
+        self.gross -= net.gross
+        self.lines -= net.lines
+
+    def net(self) -> Net:
+        return Net(
+            self.monthly,
+            self.monthly_cost,
+            self.one_time,
+            self.one_time_cost,
+            self.credits,
+            self.gross,
+            self.lines,
+        )
+
+
+def nets_by_kind(lines: Iterable[PlanLine], psa_lines: Mapping[str, OldLine]) -> dict[LineKind, Net]:
+    """Per line kind: the sum of `line_net` over `lines` (kinds with no line are left out)."""
+    out: dict[LineKind, NetSum] = {}
+    for line in lines:
+        into = out.get(line.kind)
+        if into is None:
+            into = out[line.kind] = NetSum()
+        into.add(line_net(line, old_line_of(line, psa_lines)))
+    return {kind: into.net() for kind, into in out.items()}
+
+
 def fmt_net(value: Decimal) -> str:
     """A change: `+$852.81`, `-$40.00`, `$0.00`."""
     if value > 0:

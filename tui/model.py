@@ -14,7 +14,17 @@ from typing import Any
 
 from engine.batch import gc_paused
 from engine.money import fmt_money, fmt_quantity
-from engine.net import Net, by_company, credit_of, fmt_net, fmt_pct, line_net, old_line_of
+from engine.net import (
+    Net,
+    NetSum,
+    by_company,
+    credit_of,
+    fmt_net,
+    fmt_pct,
+    line_net,
+    nets_by_kind,
+    old_line_of,
+)
 from engine.plan import Finding, LineKind, Plan, PlanLine
 from engine.psa import PSAS
 from engine.rules.commitments import describe_term
@@ -320,8 +330,7 @@ def _build(
         (data.ignored_rows if ignored_pass else data.rows)["arrears"] = arrears
         # Extra-months lines go apart from the prorates (after them), each customer's rows together:
         # the rows stay in customer order (what the incremental patch splices by).
-        kind = column_index("prorates", "kind")
-        prorates.sort(key=lambda r: (r.company_id or "", r.cells[kind] != "prorate"))
+        prorates.sort(key=_prorates_order)
         (data.ignored_rows if ignored_pass else data.rows)["prorates"] = prorates
 
     # --- Errors -------------------------------------------------------------------------------------
@@ -401,6 +410,15 @@ def _build(
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
     data.ignored_rows["overview"] = []
     return data
+
+
+def _prorates_order(row: Row) -> tuple[str, bool]:
+    """The Prorates pane's order, shown and ignored rows alike: each customer's rows together, its
+    extra-months lines after its prorates, otherwise in plan order (a stable sort)."""
+    return (row.company_id or "", row.cells[_PRORATE_KIND] != "prorate")
+
+
+_PRORATE_KIND = column_index("prorates", "kind")  # where the Kind column sits in a Prorates row
 
 
 def _product_rows(data: ConsoleData, scenario: Any, plan: Plan, subs: dict[str, Any]) -> list[Row]:
@@ -559,11 +577,27 @@ def kind_figures(lines: list[PlanLine]) -> dict[LineKind, KindFigures]:
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
+def overview_group(kind: LineKind) -> str:
+    """The Overview row whose invoice change a line kind counts in."""
+    if kind in UNSYNCED_KINDS and not kind.one_time:
+        return "unsynced"
+    if kind in PRORATE_KINDS:
+        return "prorates"
+    if kind == LineKind.USAGE_SUMMARY:
+        return "summaries"
+    return "arrears"
+
+
 def _checklist(
-    data: ConsoleData, customers: list[Row], today: date, kinds: dict[LineKind, KindFigures] | None = None
+    data: ConsoleData,
+    customers: list[Row],
+    today: date,
+    kinds: dict[LineKind, KindFigures] | None = None,
+    kind_nets: Mapping[LineKind, Net] | None = None,
 ) -> list[Row]:
-    """The Overview. `kinds`: the plan's figures per line kind when known (the incremental plan
-    keeps them per customer), else counted here."""
+    """The Overview. `kinds`, `kind_nets`: the plan's figures and invoice change per line kind
+    when known (the incremental plan keeps them per customer: engine.console_core.PlanParts),
+    else counted here in one pass over the plan's lines."""
     plan = data.plan
     day = plan.as_of.day
     unmapped = sum(1 for r in customers if r.status == "not_mapped")
@@ -578,19 +612,14 @@ def _checklist(
         return (sum(p[0] for p in parts), sum((p[1] for p in parts), ZERO), sum(p[2] for p in parts))
 
     unsynced_money = of(*UNSYNCED_KINDS)[1]
-    net = _net_of(data, plan.lines)
-    nets: dict[str, Net] = {}
-    for line in plan.lines:
-        group = (
-            "unsynced"
-            if line.kind in UNSYNCED_KINDS and not line.kind.one_time
-            else "prorates"
-            if line.kind in PRORATE_KINDS
-            else "summaries"
-            if line.kind == LineKind.USAGE_SUMMARY
-            else "arrears"
-        )
-        nets[group] = nets.get(group, Net()) + line_net(line, old_line_of(line, data.psa_lines))
+    per_kind = kind_nets if kind_nets is not None else nets_by_kind(plan.lines, data.psa_lines)
+    groups: dict[str, NetSum] = {}
+    total = NetSum()
+    for kind, kind_net in per_kind.items():
+        groups.setdefault(overview_group(kind), NetSum()).add(kind_net)
+        total.add(kind_net)
+    nets = {group: into.net() for group, into in groups.items()}
+    net = total.net()
     credits_due = sum((credit_of(f) for f in plan.findings), ZERO)
     arrears = of(LineKind.ARREARS, LineKind.USAGE)
     summaries = of(LineKind.USAGE_SUMMARY)
@@ -720,12 +749,15 @@ def patch(
     topology: Any,
     today: date | None,
     kinds: dict[LineKind, KindFigures] | None = None,
+    kind_nets: Mapping[LineKind, Net] | None = None,
 ) -> ConsoleData:
     """`shown` with the rows of `companies` replaced by those of `part` (their plan, reconciled from
     `scenario`, their own), the plan replaced by `plan` (the whole plan, `part` included): the same
-    figures a full `build` of the store would give, for the cost of the customers touched."""
+    figures a full `build` of the store would give, for the cost of the customers touched.
+    `kinds`, `kind_nets`: the whole plan's figures and invoice change per line kind (kept per
+    customer by the core), so the Overview is not summed over every line."""
     with gc_paused():
-        return _patch(shown, scenario, part, plan, companies, topology, today, kinds)
+        return _patch(shown, scenario, part, plan, companies, topology, today, kinds, kind_nets)
 
 
 def _patch(
@@ -737,6 +769,7 @@ def _patch(
     topology: Any,
     today: date | None,
     kinds: dict[LineKind, KindFigures] | None,
+    kind_nets: Mapping[LineKind, Net] | None,
 ) -> ConsoleData:
     own = _build(scenario, part, today, shown.acknowledged)  # acknowledging reloads everything
     data = replace(
@@ -797,6 +830,7 @@ def _patch(
     for pane, order in positions.items():
         kept = [r for r in shown.ignored_rows.get(pane, []) if r.company_id not in companies]
         data.ignored_rows[pane] = _in_order(kept + own.ignored_rows.get(pane, []), order)
+    data.ignored_rows["prorates"].sort(key=_prorates_order)  # as `build` orders them (a stable sort)
 
     names = data.company_names
     customers = [r for r in shown.rows.get("customers", []) if r.key not in companies]
@@ -820,7 +854,7 @@ def _patch(
         topology.product_of_subject,
         plan.findings,
     )
-    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds)
+    data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds, kind_nets)
     return data
 
 
@@ -852,8 +886,9 @@ class ConsoleView:
         topology: Any,
         today: date | None,
         kinds: Any = None,
+        nets: Mapping[LineKind, Net] | None = None,
     ) -> ConsoleData:
-        return patch(shown, scenario, part, plan, companies, topology, today, kinds)
+        return patch(shown, scenario, part, plan, companies, topology, today, kinds, nets)
 
     def encode_view(self, data: ConsoleData) -> bytes:
         from tui.saved_view import encode_view

@@ -12,8 +12,9 @@ computed in full and saved, not timed), then, `runs` times each:
   where the row is back as pending;
 * **edit date** — `e` on an Unsynced row, the new date typed, the timed `enter`, until a frame
   whose detail panel shows the line starting on that date;
-* **unmap / map a customer** — Customers, the timed `u`, until "Not mapped" shows; then `m`, the
-  PSA company's name typed, the timed `enter`, until "Mapped" shows;
+* **unmap / map a customer** — Customers, `u` (the console asks "Unmap … from …?"), the timed `y`,
+  until "Not mapped" shows; then `m`, the PSA company's name typed, the timed `enter`, until
+  "Mapped" shows;
 * **targeted refresh** — the timed `R` on an Unsynced row, until the frame shows that row's new
   quantity. The workspace's `refresh_customer` here writes what a targeted refresh writes when
   the vendor reports an increase (the subscription's history, `Store.upsert_subscriptions`); the
@@ -93,7 +94,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
     from bench.keystrokes import FrameClock, summary
     from engine.store import Store
     from tui.app import TrueupApp
-    from tui.rows import IGNORED_PREFIX
+    from tui.rows import IGNORED_PREFIX, cell
     from tui.screens.main import MainScreen
     from tui.view import count
 
@@ -213,11 +214,13 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 target = mapped[(i * 13) % len(mapped)]
                 customers.table.move_cursor(row=customers.view.index[target.key])
                 await pilot.pause()
-                psa_name = target.cells[1]
+                psa_name = cell(target, "customers", "psa_company")
+                await pilot.press("u")  # "Unmap … from …? Its N planned line(s) leave the plan": y
+                await pilot.pause()
                 await timed(
                     clock,
                     "unmap",
-                    "u",
+                    "y",
                     lambda text, k=target.key, customers=customers: (  # the detail panel says so
                         customers.by_key[k].status == "not_mapped" and "PSA company: —" in text
                     ),
@@ -257,7 +260,7 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                 await pilot.pause()
                 row = unsynced.current
                 assert row is not None
-                before = row.cells[3]
+                before = cell(row, "unsynced", "change")
                 app.workspace.target = row.key
                 await timed(
                     clock,
@@ -265,8 +268,8 @@ async def _run(url: str, as_of: date, runs: int) -> dict[str, Any]:
                     "R",
                     lambda text, k=row.key, before=before: (
                         k in unsynced.by_key
-                        and unsynced.by_key[k].cells[3] != before
-                        and unsynced.by_key[k].cells[3] in text
+                        and cell(unsynced.by_key[k], "unsynced", "change") != before
+                        and cell(unsynced.by_key[k], "unsynced", "change") in text
                     ),
                 )
 

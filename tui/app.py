@@ -10,7 +10,6 @@ shown and an action says, in one line, that the engine is loading."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from textual.app import App
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
+from engine.batch import freeze_long_lived
 from engine.store.saved_state import SAVED_STATE
 from tui.bindings import NEEDS_ENGINE, REGISTRY, bindings
 from tui.commands import RegistryCommands
@@ -341,7 +341,7 @@ class TrueupApp(App[int]):
             show = getattr(screen, "show_data", None)
             if show is not None:
                 show(data)
-        gc.freeze()  # after the panes took them: their row indexes (a dict per pane) are as long-lived
+        freeze_long_lived()  # after the panes took them: their row indexes (a dict per pane) are as long-lived
         if message.save_after:
             self.call_after_refresh(self._save_later, data)  # after the frame that shows them
         if data is self.first_view and self._core is None:

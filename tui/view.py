@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from itertools import zip_longest
+from itertools import compress, zip_longest
+from itertools import count as counter
+from operator import is_not
 
 from rich.cells import cell_len
 
 from tui.rows import Row, search_text
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
+PATCHED_AT_MOST = 8  # a patch that replaces more than 1/8 of a pane's rows sets them all again
 _NOT_A_NUMBER = re.compile(r"[^0-9.\-]")
 _NUMBER_CELL = re.compile(r"[+\-\u2212]?\$?[0-9][0-9,]*(\.[0-9]+)?%?")
 
@@ -80,7 +83,7 @@ class RowView:
         self.rows: list[Row] = []  # what is shown, in order (sorted when `sort` is set)
         self.source: list[Row] = []  # the model's rows, in the pane's own order
         self.by_key: dict[str, Row] = {}
-        self.index: dict[str, int] = {}
+        self._index: dict[str, int] | None = {}  # key -> position in `rows`; None: built when asked
         self.filter_text = ""
         self._kept: dict[str, list[Row]] = {}  # filter text -> its matches (the last KEPT texts)
         self._widths: list[int] | None = None
@@ -96,24 +99,70 @@ class RowView:
         if self.sort is not None:
             rows = sort_rows(rows, *self.sort)
         self.rows = rows
-        keys = [r.key for r in rows]
-        self.by_key = dict(zip(keys, rows, strict=True))
-        self.index = dict(zip(keys, range(len(keys)), strict=True))  # built in C, no Python loop
+        self.by_key = {r.key: r for r in rows}
+        self._index = None  # built when first asked (a cursor move or an action never asks)
         self._kept = {}
         self._of_customer = None
         self._widths = None
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.by_key
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Each key's position in `rows`."""
+        if self._index is None:
+            self._index = dict(zip((r.key for r in self.rows), range(len(self.rows)), strict=True))
+        return self._index
+
     def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
         """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
         recompute): the column widths are widened by `changed`, not measured again over every row
-        (a column may stay wider than its widest cell until the next full set of rows)."""
+        (a column may stay wider than its widest cell until the next full set of rows), and the
+        keys are patched where the rows differ, not indexed again (≈ 20 ms at 45,000 rows: every
+        row's key is read from memory the action never touched)."""
         if rows is self.source:
             return
         widths = self._widths
-        self.set_rows(rows)
+        came = self._patch_keys(rows) if self.sort is None else None
+        if came is None:
+            self.set_rows(rows)
         if widths is not None:
-            fresh = _column_widths(changed)
+            fresh = _column_widths(changed if came is None else came)
             self._widths = [max(a, b) for a, b in zip_longest(widths, fresh, fillvalue=0)]
+
+    def _patch_keys(self, rows: list[Row]) -> list[Row] | None:
+        """Take `rows` by patching the keys of the one run of rows that differs from the rows shown
+        (found from both ends by identity, in C): the rows that came in, or None, and nothing
+        changed, when that run is more than 1/PATCHED_AT_MOST of the pane (set them all again)."""
+        old = self.source
+        shortest = min(len(old), len(rows))
+        start = next(compress(counter(), map(is_not, old, rows)), shortest)
+        end = next(compress(counter(), map(is_not, reversed(old), reversed(rows))), shortest)
+        end = min(end, shortest - start)  # rows kept at the end, not counted twice
+        gone, came = old[start : len(old) - end], rows[start : len(rows) - end]
+        if len(gone) + len(came) > max(64, len(rows) // PATCHED_AT_MOST):
+            return None
+        by_key = self.by_key
+        for row in gone:
+            by_key.pop(row.key, None)
+        for row in came:
+            by_key[row.key] = row
+        self.source = self.rows = rows
+        self._kept = {}
+        self._of_customer = None
+        if len(by_key) != len(rows):  # a key twice in a pane: as set_rows has it, the last one wins
+            self.by_key = {r.key: r for r in rows}
+            self._index = None
+        elif self._index is not None and len(gone) == len(came):  # the rows after it keep their places
+            index = self._index
+            for row in gone:
+                index.pop(row.key, None)
+            for position, row in enumerate(came, start):
+                index[row.key] = position
+        else:
+            self._index = None
+        return came
 
     def widths(self) -> list[int]:
         """The widest cell of each column over every row (filtered or not: columns do not jump

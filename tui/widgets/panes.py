@@ -140,7 +140,8 @@ class Pane(Vertical):
             r = matches[index]
             return r.key, (MARK if r.key in selected else " ", *r.cells), style(r)
 
-        table.show(SubsetRows(matches, self.view.index, _key, render, lambda: [1, *self.view.widths()]))
+        view = self.view
+        table.show(SubsetRows(matches, lambda: view.index, _key, render, lambda: [1, *view.widths()], view))
         table.border_title = self.view.title(PANE_TITLES[self.pane], len(selected))
         table.border_subtitle = table.page_note
         self.update_detail()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from engine.batch import hold_provisional
 from engine.money import fmt_money
@@ -22,6 +22,7 @@ from tui.screens.fixes import FixActions, TextModal
 from tui.screens.ignore import IgnoreChoice, IgnoreModal
 from tui.screens.map_company import MapCompanyModal, SuggestionsModal, suggest_company
 from tui.view import count, folded
+from tui.widgets.footer import KeysFooter
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.margin import MARGIN, MarginPane
@@ -64,7 +65,7 @@ class MainScreen(FixActions, Screen[None]):
                 yield RenewalsPane()
             with TabPane(PANE_TITLES[MARGIN], id=f"tab-{MARGIN}"):  # issue 14
                 yield MarginPane()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.pane().table.focus()
@@ -86,7 +87,9 @@ class MainScreen(FixActions, Screen[None]):
             for name in PANES:
                 changed = company_rows(data, name, patch, show_ignored) if patch is not None else None
                 self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
-                tabs.get_tab(f"tab-{name}").label = self.tab_label(name, data)
+                tab, label = tabs.get_tab(f"tab-{name}"), self.tab_label(name, data)
+                if tab.label.plain != label:  # a new label is a layout pass of the whole screen
+                    tab.label = label
         self.query_one(RenewalsPane).load(self.app.workspace, data.as_of)
         self.query_one(MarginPane).figures_changed(self.app.workspace, data)
         if self.customer_search:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from engine import actions
 from engine.connectors.base import ProductSpec
@@ -18,6 +18,7 @@ from engine.scenario import BILL_OPTION_LABELS, BillOption
 from tui.bindings import bindings
 from tui.rows import ConsoleData, Row, cell, split_product_key
 from tui.screens.bind_product import BindChoice, BindProductModal
+from tui.widgets.footer import KeysFooter
 from tui.widgets.header import StatusHeader
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.panes import Pane
@@ -38,7 +39,7 @@ class ProductsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
         yield Pane("products")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.show_data(self.data)

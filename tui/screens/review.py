@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 from engine.money import fmt_money, fmt_quantity
 from engine.net import Net, fmt_net, fmt_pct, line_net, old_line_of, total_net
@@ -25,6 +25,7 @@ from engine.verify import invoiced_total
 from tui.bindings import bindings
 from tui.rows import Column, ConsoleData
 from tui.screens.confirm import ConfirmModal, cost_continues_warning
+from tui.widgets.footer import KeysFooter
 from tui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class ReviewScreen(Screen[None]):
             total=max(1, len(self.lines)), show_eta=False, id="review-progress", classes="-hidden"
         )
         yield Static(id="review-totals", classes="totals")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         data = self.data

@@ -143,4 +143,4 @@ class StatusHeader(Static):
         if self._fields is None:
             return
         width = self.size.width or (self.app.size.width if self.is_attached else 0) or 80
-        self.update(header_text(self._fields, width))
+        self.update(header_text(self._fields, width), layout=False)  # one line, always (app.tcss)

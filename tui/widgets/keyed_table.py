@@ -406,8 +406,9 @@ class KeyedTable(ScrollView, can_focus=True):
         self.set_reactive(Widget.virtual_size, size)
         if self.is_mounted and self.container_size:
             self._scroll_update(size)
-        else:
+        elif not self.is_mounted:
             self.refresh(layout=True)
+        # else: not laid out yet (a hidden tab's table): the layout that gives it a size reads it
 
     @property
     def table_width(self) -> int:

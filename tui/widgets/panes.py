@@ -174,7 +174,9 @@ class Pane(Vertical):
         detail = self.query_one(".detail", Static)
         lines = text.count("\n") + 1
         # a layout pass costs more than the whole cursor move: only when a scrollbar may come or go
-        layout = max(lines, self._detail_lines) > max(detail.size.height, 1)
+        # on a detail on screen (a hidden tab's is laid out when the tab is shown)
+        height = detail.size.height
+        layout = bool(height) and max(lines, self._detail_lines) > height
         self._detail_lines = lines
         detail.update(Text(text), layout=layout)
 

@@ -109,6 +109,8 @@ class RenewalsPane(Pane):
             from textual.widgets import TabbedContent
 
             tabs = self.screen.query_one(TabbedContent)
-            tabs.get_tab(f"tab-{RENEWALS}").label = f"{PANE_TITLES[RENEWALS]} {len(rows)}"
+            tab, label = tabs.get_tab(f"tab-{RENEWALS}"), f"{PANE_TITLES[RENEWALS]} {len(rows)}"
+            if tab.label.plain != label:  # a new label is a layout pass of the whole screen
+                tab.label = label
         except Exception:  # noqa: BLE001 - the label is cosmetic; the rows are shown either way
             pass

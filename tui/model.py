@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -32,6 +32,7 @@ from engine.scrub import clean_scenario
 from tui.rows import (  # the rows, light (the first paint needs them)
     CUSTOMER_STATES,
     IGNORED_PREFIX,
+    IGNORED_WIDTHS,
     PANE_TITLES,
     ZERO,
     ConsoleData,
@@ -40,7 +41,9 @@ from tui.rows import (  # the rows, light (the first paint needs them)
     product_key,
     row_company,
     rows_of,
+    widened,
 )
+from tui.view import row_widths
 
 # A price line (engine.rules.leaks) is a seat subscription's change too: it is listed with them.
 UNSYNCED_KINDS = (
@@ -409,7 +412,17 @@ def _build(
     # --- Overview: the month-end checklist ----------------------------------------------------------
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of)
     data.ignored_rows["overview"] = []
+    data.widths = _widths(data)
     return data
+
+
+def _widths(data: ConsoleData, panes: Iterable[str] | None = None) -> dict[str, list[int]]:
+    """Each pane's column widths over its rows, and over its ignored rows (`ConsoleData.widths`:
+    `<pane>` and `ignored:<pane>`; these `panes`, or all)."""
+    names = set(data.rows) | set(data.ignored_rows) if panes is None else set(panes)
+    out = {name: row_widths(data.rows.get(name, ())) for name in names}
+    out |= {f"{IGNORED_WIDTHS}{name}": row_widths(data.ignored_rows.get(name, ())) for name in names}
+    return out
 
 
 def _prorates_order(row: Row) -> tuple[str, bool]:
@@ -855,6 +868,14 @@ def _patch(
         plan.findings,
     )
     data.rows["overview"] = _checklist(data, customers, today or plan.as_of, kinds, kind_nets)
+    # the customers' new rows widen the columns; the panes rebuilt whole are measured whole
+    panes = set(data.rows) | set(data.ignored_rows)
+    whole = {"products", "overview"} | {n for n in panes if n not in shown.widths}
+    own_widths = _widths(own, panes - whole)
+    data.widths = {
+        **{n: widened(shown.widths.get(n), w) for n, w in own_widths.items()},
+        **_widths(data, whole),
+    }
     return data
 
 

@@ -6,9 +6,11 @@ and pydantic are loaded (issue 12). The rows are built from a plan by `tui.model
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 ZERO = Decimal("0.00")
 IGNORED_PREFIX = "ignored:"  # an Unsynced row of ignored lines next to the same subscription's shown row
+IGNORED_WIDTHS = "ignored:"  # ConsoleData.widths: `ignored:<pane>`, the widths of a pane's ignored rows
 
 PANES = ("overview", "customers", "unsynced", "arrears", "prorates", "errors")
 PANE_TITLES = {
@@ -116,6 +119,22 @@ class ConsoleData:
     # Warnings acknowledged (engine.actions.acknowledgements, from the audit trail), by finding key:
     # (who, when as an ISO minute, why). Shown in the Errors row and counted on the Overview.
     acknowledged: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # Per pane, the widest cell of each column over its rows (`<pane>`) and over its ignored rows
+    # (`ignored:<pane>`): measured with the rows (off the UI loop) and saved with the view, so
+    # neither a first paint nor a refresh measures 45,000 rows on the UI loop. After a per-customer
+    # patch a column may stay wider than its widest cell (widened by the customers' new rows, never
+    # narrowed) until a full build.
+    widths: dict[str, list[int]] = field(default_factory=dict)
+
+    def widths_for(self, pane: str, show_ignored: bool) -> list[int] | None:
+        """The column widths of `rows_for(pane, show_ignored)`, or None when not measured."""
+        widths = self.widths.get(pane)
+        if widths is None or not show_ignored:
+            return widths
+        ignored = self.widths.get(IGNORED_WIDTHS + pane)
+        if ignored is None:
+            return None
+        return widened(widths, ignored)
 
     def rows_for(self, pane: str, show_ignored: bool) -> list[Row]:
         rows = list(self.rows.get(pane, []))
@@ -125,6 +144,11 @@ class ConsoleData:
 
     def company(self, vendor_company_id: str) -> str:
         return self.company_names.get(vendor_company_id, vendor_company_id)
+
+
+def widened(widths: Sequence[int] | None, more: Sequence[int]) -> list[int]:
+    """Each column as wide as the wider of the two."""
+    return [max(a, b) for a, b in zip_longest(widths or (), more, fillvalue=0)]
 
 
 def figures_time(data: ConsoleData) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from engine.batch import gc_paused
 from tui.rows import ConsoleData, Row
 
-VIEW_FORMAT = "trueup-view/5"  # 3: rows carry company and state; 4: acknowledged warnings; 5: no search text (rebuilt from the row when a filter reads it)
+VIEW_FORMAT = "trueup-view/6"  # 3: rows carry company and state; 4: acknowledged warnings; 5: no search text (rebuilt from the row when a filter reads it); 6: the panes' column widths
 PLAN_FORMAT = "trueup-plan/1"
 _US, _RS = "\x1f", "\x1e"  # unit and record separators; a text holding one is not saved
 _CHUNK = 500  # models validated per call while restoring the plan
@@ -196,6 +196,7 @@ def _encode_view(data: ConsoleData) -> bytes:
             "psa_product_names": data.psa_product_names,
             "configuration_companies": data.configuration_companies,
             "acknowledged": data.acknowledged,
+            "widths": data.widths,
             "panes": panes,
         },
         ensure_ascii=False,
@@ -231,6 +232,10 @@ def decode_view(blob: bytes) -> ConsoleData:
     data.psa_product_names = header["psa_product_names"]
     data.configuration_companies = header["configuration_companies"]
     data.acknowledged = {k: (a, b, c) for k, (a, b, c) in header["acknowledged"].items()}
+    widths = header["widths"]
+    if not all(isinstance(w, list) and all(type(x) is int and x >= 0 for x in w) for w in widths.values()):
+        raise ValueError("saved view: column widths are not counts")
+    data.widths = widths
     offset = 8 + size
     with gc_paused():
         for name, meta in header["panes"].items():

@@ -8,15 +8,15 @@ keystroke costs the same whatever the month brings. The title says how many ("Un
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from itertools import compress, zip_longest
+from itertools import compress
 from itertools import count as counter
 from operator import is_not
 
 from rich.cells import cell_len
 
-from tui.rows import Row, search_text
+from tui.rows import Row, search_text, widened
 
 KEPT = 16  # filter texts whose matches are kept (a word typed and erased)
 PATCHED_AT_MOST = 8  # a patch that replaces more than 1/8 of a pane's rows sets them all again
@@ -93,8 +93,10 @@ class RowView:
 
     # --- rows ---------------------------------------------------------------------------------
 
-    def set_rows(self, rows: list[Row]) -> None:
-        """The model's rows, in the pane's order, or by the sort column when one is chosen."""
+    def set_rows(self, rows: list[Row], widths: Sequence[int] | None = None) -> None:
+        """The model's rows, in the pane's order, or by the sort column when one is chosen.
+        `widths`: their columns' widths when already known (`ConsoleData.widths`, computed with the
+        rows off the UI loop), else measured over every row when first asked."""
         self.source = rows
         if self.sort is not None:
             rows = sort_rows(rows, *self.sort)
@@ -103,7 +105,7 @@ class RowView:
         self._index = None  # built when first asked (a cursor move or an action never asks)
         self._kept = {}
         self._of_customer = None
-        self._widths = None
+        self._widths = list(widths) if widths is not None else None
 
     def __contains__(self, key: object) -> bool:
         return key in self.by_key
@@ -115,21 +117,23 @@ class RowView:
             self._index = dict(zip((r.key for r in self.rows), range(len(self.rows)), strict=True))
         return self._index
 
-    def patch_rows(self, rows: list[Row], changed: list[Row]) -> None:
+    def patch_rows(self, rows: list[Row], changed: list[Row], widths: Sequence[int] | None = None) -> None:
         """`rows` replace the rows shown, all but `changed` the same objects (a per-customer
         recompute): the column widths are widened by `changed`, not measured again over every row
-        (a column may stay wider than its widest cell until the next full set of rows), and the
+        (a column may stay wider than its widest cell until the next full set of rows) unless
+        `widths` are given (the core's, `ConsoleData.widths`), and the
         keys are patched where the rows differ, not indexed again (≈ 20 ms at 45,000 rows: every
         row's key is read from memory the action never touched)."""
         if rows is self.source:
             return
-        widths = self._widths
+        before = self._widths
         came = self._patch_keys(rows) if self.sort is None else None
         if came is None:
             self.set_rows(rows)
         if widths is not None:
-            fresh = _column_widths(changed if came is None else came)
-            self._widths = [max(a, b) for a, b in zip_longest(widths, fresh, fillvalue=0)]
+            self._widths = list(widths)
+        elif before is not None:
+            self._widths = widened(before, row_widths(changed if came is None else came))
 
     def _patch_keys(self, rows: list[Row]) -> list[Row] | None:
         """Take `rows` by patching the keys of the one run of rows that differs from the rows shown
@@ -168,7 +172,7 @@ class RowView:
         """The widest cell of each column over every row (filtered or not: columns do not jump
         while the operator types). Computed once per set of rows."""
         if self._widths is None:
-            self._widths = _column_widths(self.rows)
+            self._widths = row_widths(self.rows)
         return self._widths
 
     def in_order(self, keys: Iterable[str]) -> list[Row]:
@@ -242,15 +246,24 @@ class RowView:
         return title
 
 
-def _column_widths(rows: list[Row]) -> list[int]:
-    columns = zip(*(r.cells for r in rows), strict=False)
-    return [
-        max(map(_width, column), default=0)
-        if not "".join(column).isascii()
-        else max(map(len, column), default=0)
-        for column in columns
-    ]
-
-
-def _width(text: str) -> int:
+def cell_width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
+
+
+def column_widths(columns: Iterable[Sequence[str]]) -> list[int]:
+    """The widest cell of each column (cell widths, so CJK and emoji count double). One pass per
+    column in C for ASCII columns: 50,000 rows × 9 columns in a few milliseconds."""
+    widths = []
+    for column in columns:
+        if not column:
+            widths.append(0)
+        elif "".join(column).isascii():
+            widths.append(max(map(len, column)))
+        else:
+            widths.append(max(map(cell_width, column)))
+    return widths
+
+
+def row_widths(rows: Iterable[Row]) -> list[int]:
+    """The widest cell of each column of these rows."""
+    return column_widths(zip(*(r.cells for r in rows), strict=False))

@@ -9,6 +9,7 @@ import asyncio
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import zip_longest
 from typing import Any
 
 import pytest
@@ -83,6 +84,11 @@ def assert_same_figures(held: ConsoleData, full: ConsoleData) -> None:
     assert held.lines == full.lines
     assert held.ignored == full.ignored
     assert held.psa_lines == full.psa_lines
+    # every pane's column widths hold its widest cell (wider after a patch is allowed, never narrower:
+    # a narrower column would cut a figure on screen)
+    for name, widths in full.widths.items():
+        kept = held.widths.get(name)
+        assert kept is not None and all(k >= w for k, w in zip_longest(kept, widths, fillvalue=0)), name
 
 
 def test_an_ignore_is_checked_against_the_held_plan_and_recomputes_only_its_customer(

@@ -103,3 +103,35 @@ async def test_the_edit_date_modal_is_refused_when_the_store_moved_since_the_fig
         assert "changed since they were computed" in str(app.screen.query_one("#date-error").render())
         assert not store.snapshot().overrides
         assert app.data.invoiced_through == date(2026, 11, 30)  # and the figures were recomputed
+
+
+async def test_the_ui_loop_measures_no_pane_the_model_measured(
+    make_app: Any, settle: Any, monkeypatch: Any
+) -> None:
+    """A pane's column widths come with the figures (measured in the worker with the rows, saved
+    with the view): neither an action nor a full reload measures a pane's rows on the UI loop
+    (45,000 rows: ≈ 45 ms), and the columns still hold every cell shown."""
+    from tui import view
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+
+        def measured(rows: Any) -> list[int]:
+            raise AssertionError("a pane's rows measured on the UI loop")
+
+        monkeypatch.setattr(view, "row_widths", measured)
+        pane = app.main.pane("unsynced")
+        before = pane.table.row_count
+        await pilot.press("i", *"bundle", "enter")
+        await settle(app, pilot)
+        assert pane.table.row_count == before - 1
+        app.reload()  # the store as it is, every pane set again
+        await settle(app, pilot)
+        await pilot.press("t")  # the ignored rows too
+        await settle(app, pilot)
+        monkeypatch.undo()
+        widths = pane.view.widths()
+        assert all(w >= m for w, m in zip(widths, view.row_widths(pane.rows), strict=True))

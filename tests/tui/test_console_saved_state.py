@@ -22,6 +22,7 @@ from tui.app import SAVED_STATE, TrueupApp
 from tui.rows import Row, search_text
 from tui.screens.ignore import IgnoreModal
 from tui.screens.review import ReviewScreen
+from tui.view import row_widths
 from tui.workspace import StoreWorkspace
 
 SIZE = (120, 40)
@@ -240,6 +241,8 @@ def test_the_saved_view_and_plan_round_trip_exactly(store: Store) -> None:
     view = saved_view.decode_view(saved_view.encode_view(data))
     assert not view.complete
     assert view.rows == data.rows and view.ignored_rows == data.ignored_rows
+    # the column widths travel with the rows: a first paint measures none of them on the UI loop
+    assert view.widths == data.widths and view.widths["unsynced"] == row_widths(data.rows["unsynced"])
     assert all(r.search == "" for r in view.rows["unsynced"])  # not saved: a fifth of the view
     assert [search_text(r) for r in view.rows["unsynced"]] == [r.search for r in data.rows["unsynced"]]
     full = saved_view.restore_plan(view, saved_view.encode_plan(data))

@@ -86,7 +86,11 @@ class MainScreen(FixActions, Screen[None]):
         with self.app.batch_update():
             for name in PANES:
                 changed = company_rows(data, name, patch, show_ignored) if patch is not None else None
-                self.pane(name).set_rows(data.rows_for(name, show_ignored), changed=changed)
+                self.pane(name).set_rows(
+                    data.rows_for(name, show_ignored),
+                    changed=changed,
+                    widths=data.widths_for(name, show_ignored),
+                )
                 tab, label = tabs.get_tab(f"tab-{name}"), self.tab_label(name, data)
                 if tab.label.plain != label:  # a new label is a layout pass of the whole screen
                     tab.label = label

@@ -109,13 +109,15 @@ class Pane(Vertical):
         """Typed text not yet applied (the debounce is running)."""
         return self._filter_timer is not None
 
-    def set_rows(self, rows: list[Row], *, changed: list[Row] | None = None) -> None:
+    def set_rows(
+        self, rows: list[Row], *, changed: list[Row] | None = None, widths: list[int] | None = None
+    ) -> None:
         """Show `rows`; `changed`: only these differ from the rows shown (a keyed patch: only they
-        are measured again)."""
+        are measured again); `widths`: the columns' widths when the model measured them."""
         if changed is not None:
-            self.view.patch_rows(rows, changed)
+            self.view.patch_rows(rows, changed, widths)
         else:
-            self.view.set_rows(rows)
+            self.view.set_rows(rows, widths)
         if self.selected:
             self.selected &= self.view.by_key.keys()
         self.redraw()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlmodel import col
 
 from engine.batch import fast, gc_paused
@@ -291,12 +291,23 @@ def _sourced_lines(*where: Any) -> Any:
     )
 
 
-def _key_ranges(column: Any, prefixes: list[str], exact: bool) -> Any:
-    """`column` is one of `prefixes` (when `exact`) or starts with `<prefix>:`; as primary-key ranges."""
-    terms = [and_(column >= f"{p}:", column < f"{p};") for p in prefixes]
+def _keys_in_ranges(conn: Any, table: str, prefixes: list[str], exact: bool) -> list[str]:
+    """The primary keys of `table` that are one of `prefixes` (when `exact`) or start with
+    `<prefix>:`, read as primary-key ranges in one statement of plain SQL on the driver.
+
+    Plain SQL because the expression layer cost more than the read: an action's group of 65
+    subjects built ≈ 200 `and_` terms and compiled them afresh on every action (their number
+    varies, so SQLAlchemy's statement cache never hits), ≈ 7 ms of a 35 ms action at 50k."""
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    key = quote("key")
+    terms = [f"({key} >= {marker} AND {key} < {marker})"] * len(prefixes)
+    params: list[str] = [bound for p in prefixes for bound in (f"{p}:", f"{p};")]
     if exact:
-        terms.append(column.in_(prefixes))
-    return or_(*terms)
+        terms.append(f"{key} IN ({', '.join([marker] * len(prefixes))})")
+        params += prefixes
+    sql = f"SELECT {key} FROM {quote(table)} WHERE {' OR '.join(terms)}"  # noqa: S608 (table names are ours; values are bound)
+    return [found for (found,) in conn.exec_driver_sql(sql, tuple(params))]
 
 
 def read_customers(
@@ -403,29 +414,24 @@ def read_customers(
         lines = [Store._line(r) for r in line_rows.values()]
         subjects = sorted(sub_ids + [c.id for c in configs])
         synced: set[str] = set()
-        ignored: list[Ignore] = []
-        overrides: list[Override] = []
+        ignored_keys: list[str] = []
+        overridden_keys: list[str] = []
         for i in range(0, len(subjects), _CHUNK // 2):
             chunk = subjects[i : i + _CHUNK // 2]
-            synced |= set(
-                conn.execute(
-                    select(col(t.SyncedKeyRow.key)).where(
-                        _key_ranges(col(t.SyncedKeyRow.key), chunk, exact=False)
-                    )
-                ).scalars()
-            )
-            ignored += [
-                fast(Ignore, r)
-                for r in rows(
-                    t.IgnoreRow, _key_ranges(col(t.IgnoreRow.key), chunk, exact=True), drop=("version",)
-                )
-            ]
-            overrides += [
-                fast(Override, r)
-                for r in rows(
-                    t.OverrideRow, _key_ranges(col(t.OverrideRow.key), chunk, exact=True), drop=("version",)
-                )
-            ]
+            synced.update(_keys_in_ranges(conn, t.SyncedKeyRow.__tablename__, chunk, exact=False))
+            ignored_keys += _keys_in_ranges(conn, t.IgnoreRow.__tablename__, chunk, exact=True)
+            overridden_keys += _keys_in_ranges(conn, t.OverrideRow.__tablename__, chunk, exact=True)
+        # the few ignores and overrides, whole and typed, by key (a cached statement shape)
+        ignored: list[Ignore] = [
+            fast(Ignore, r)
+            for chunk in _chunks(ignored_keys)
+            for r in rows(t.IgnoreRow, col(t.IgnoreRow.key).in_(chunk), drop=("version",))
+        ]
+        overrides: list[Override] = [
+            fast(Override, r)
+            for chunk in _chunks(overridden_keys)
+            for r in rows(t.OverrideRow, col(t.OverrideRow.key).in_(chunk), drop=("version",))
+        ]
         psa_companies = [
             fast(PsaCompany, r)
             for chunk in _chunks(psa_ids)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from engine.store.saved_state import PLAN_CACHE, REVISION_TABLE
@@ -15,6 +15,18 @@ from engine.store.types import DecimalText
 
 def money(nullable: bool = False) -> Any:  # what Field() returns: a FieldInfo typed as the column's value
     return Field(default=None if nullable else Decimal(0), sa_column=Column(DecimalText(), nullable=nullable))
+
+
+def plan_key() -> Any:  # what Field() returns: a FieldInfo typed as the column's value
+    """A primary key holding plan keys (or bare subject ids), read by range (`<id>:` ≤ key < `<id>;`):
+    compared byte by byte on PostgreSQL too ("C"), whatever the database's default collation
+    (migration 0010_plan_keys_bytewise says why)."""
+    return Field(
+        sa_column=Column(String().with_variant(String(collation="C"), "postgresql"), primary_key=True)
+    )
+
+
+PLAN_KEY_TABLES = ("synced_key", "ignore", "override")  # the tables keyed by `plan_key()`
 
 
 # --- vendor --------------------------------------------------------------------------------------
@@ -174,7 +186,7 @@ class AgreementMappingRow(SQLModel, table=True):
 
 class SyncedKeyRow(SQLModel, table=True):
     __tablename__ = "synced_key"
-    key: str = Field(primary_key=True)
+    key: str = plan_key()
     quantity: Decimal | None = money(nullable=True)
     synced_on: date
     psa_line_id: str | None = None
@@ -182,7 +194,7 @@ class SyncedKeyRow(SQLModel, table=True):
 
 class IgnoreRow(SQLModel, table=True):
     __tablename__ = "ignore"
-    key: str = Field(primary_key=True)
+    key: str = plan_key()
     mode: str = "until_restored"
     by: str
     on: date
@@ -193,7 +205,7 @@ class IgnoreRow(SQLModel, table=True):
 
 class OverrideRow(SQLModel, table=True):
     __tablename__ = "override"
-    key: str = Field(primary_key=True)
+    key: str = plan_key()
     effective_date: date | None = None
     create_new: bool = False
     version: int = 1
